@@ -1,0 +1,13 @@
+/* backend_cuda.h: the engine's CUDA backend (backend_cuda.c when built with CUDA, stubs otherwise). */
+#ifndef CATANET_BACKEND_CUDA_H
+#define CATANET_BACKEND_CUDA_H
+
+#include "engine_internal.h"
+
+int catanet_cuda_open(CatanetEngine *e);
+void catanet_cuda_close(CatanetEngine *e);
+int catanet_cuda_prepare(CatanetEngine *e, int width, int height);
+int catanet_cuda_process(CatanetEngine *e, const float *in, float *out);
+int catanet_cuda_process_image(CatanetEngine *e, const CatanetImage *in, CatanetImage *out);
+
+#endif

@@ -1,0 +1,217 @@
+/*
+ * engine.c: the public engine API (include/catanet.h): open a model on a device, plan memory
+ * for a frame size, upscale frames.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend_cuda.h"
+#include "catanet.h"
+#include "config.h"
+#include "engine_internal.h"
+#include "error.h"
+#include "forward_cpu.h"
+#include "model.h"
+
+void catanet_config_default(CatanetConfig *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->device = CATANET_DEVICE_CPU;
+    cfg->precision = CATANET_PRECISION_AUTO;
+    cfg->log_level = CATANET_LOG_INFO;
+}
+
+void catanet_log(const CatanetEngine *e, int level, const char *fmt, ...)
+{
+    if (!e->cfg.log || level > e->cfg.log_level)
+        return;
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    e->cfg.log(e->cfg.log_opaque, level, msg);
+}
+
+int catanet_engine_fail(CatanetEngine *e, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->err, sizeof(e->err), fmt, ap);
+    va_end(ap);
+    catanet_log(e, CATANET_LOG_ERROR, "%s", e->err);
+    return code;
+}
+
+int catanet_engine_open(CatanetEngine **out, const char *model_path, const CatanetConfig *cfg, char *err,
+                        size_t es)
+{
+    if (err && es)
+        err[0] = 0;
+    if (!out)
+        return catanet_errf(err, es, CATANET_ERR_INVALID_ARG, "out is NULL");
+    *out = NULL;
+    if (!model_path || !cfg)
+        return catanet_errf(err, es, CATANET_ERR_INVALID_ARG, "model path or config is NULL");
+    if (cfg->device != CATANET_DEVICE_CPU && cfg->device != CATANET_DEVICE_CUDA)
+        return catanet_errf(err, es, CATANET_ERR_INVALID_ARG, "unknown device %d", (int)cfg->device);
+    if (cfg->threads < 0 || cfg->tile < 0 || cfg->gpu < 0)
+        return catanet_errf(err, es, CATANET_ERR_INVALID_ARG, "negative threads, tile or gpu");
+    if (cfg->precision == CATANET_PRECISION_FP16 && cfg->device == CATANET_DEVICE_CPU)
+        return catanet_errf(err, es, CATANET_ERR_UNSUPPORTED, "fp16 runs on CUDA only; the CPU path is fp32");
+    CatanetEngine *e = calloc(1, sizeof(*e));
+    if (!e)
+        return catanet_errf(err, es, CATANET_ERR_NOMEM, "out of memory");
+    e->cfg = *cfg;
+    int ret = catanet_model_load(&e->model, model_path, e->err, sizeof(e->err));
+    if (ret < 0)
+        goto fail;
+    for (int g = 0; g < e->model->info.num_groups; g++)
+        if (!e->model->initted[g]) {
+            ret = catanet_errf(e->err, sizeof(e->err), CATANET_ERR_FORMAT,
+                               "'%s': group %d has initted = False: its token centers were never set "
+                               "(an untrained model); refusing to run it", model_path, g);
+            goto fail;
+        }
+    e->precision = cfg->device == CATANET_DEVICE_CPU ? CATANET_PRECISION_FP32 :
+                   cfg->precision == CATANET_PRECISION_AUTO ? CATANET_PRECISION_FP16 : cfg->precision;
+    if (cfg->device == CATANET_DEVICE_CUDA) {
+        ret = catanet_cuda_open(e);
+        if (ret < 0)
+            goto fail;
+    }
+    catanet_log(e, CATANET_LOG_INFO, "catanet: %s on %s (%s): x%d, %d groups, %lld parameters", model_path,
+                cfg->device == CATANET_DEVICE_CUDA ? "CUDA" : "CPU",
+                e->precision == CATANET_PRECISION_FP16 ? "fp16" : "fp32", e->model->info.upscale,
+                e->model->info.num_groups, (long long)e->model->info.num_params);
+    *out = e;
+    return 0;
+fail:
+    catanet_errf(err, es, ret, "%s", e->err);
+    catanet_engine_close(&e);
+    return ret;
+}
+
+void catanet_engine_close(CatanetEngine **pe)
+{
+    if (!pe || !*pe)
+        return;
+    CatanetEngine *e = *pe;
+    catanet_cpu_plan_free(e->cpu);
+    free(e->rgb_in);
+    free(e->rgb_out);
+    if (e->cuda)
+        catanet_cuda_close(e);
+    catanet_model_free(e->model);
+    free(e);
+    *pe = NULL;
+}
+
+const CatanetModelInfo *catanet_engine_model(const CatanetEngine *e)
+{
+    return e ? &e->model->info : NULL;
+}
+
+int catanet_engine_scale(const CatanetEngine *e)
+{
+    return e ? e->model->info.upscale : CATANET_ERR_INVALID_ARG;
+}
+
+CatanetDevice catanet_engine_device(const CatanetEngine *e)
+{
+    return e ? e->cfg.device : CATANET_DEVICE_CPU;
+}
+
+CatanetPrecision catanet_engine_precision(const CatanetEngine *e)
+{
+    return e ? e->precision : CATANET_PRECISION_FP32;
+}
+
+const char *catanet_engine_last_error(const CatanetEngine *e)
+{
+    return e ? e->err : "engine is NULL";
+}
+
+int catanet_engine_prepare(CatanetEngine *e, int width, int height)
+{
+    if (!e)
+        return CATANET_ERR_INVALID_ARG;
+    if (width < 1 || height < 1 || width > 32768 || height > 32768)
+        return catanet_engine_fail(e, CATANET_ERR_INVALID_ARG, "frame size %dx%d out of range (1..32768)", width,
+                                   height);
+    if (e->prepared && e->width == width && e->height == height)
+        return 0;
+    e->prepared = 0;
+    catanet_cpu_plan_free(e->cpu);
+    e->cpu = NULL;
+    free(e->rgb_in);
+    free(e->rgb_out);
+    e->rgb_in = e->rgb_out = NULL;
+    int s = e->model->info.upscale, ret;
+    size_t n_in = (size_t)3 * width * height, n_out = n_in * s * s;
+    e->rgb_in = malloc(sizeof(float) * n_in);
+    e->rgb_out = malloc(sizeof(float) * n_out);
+    if (!e->rgb_in || !e->rgb_out)
+        return catanet_engine_fail(e, CATANET_ERR_NOMEM, "out of memory for %dx%d frame buffers", width, height);
+    if (e->cfg.device == CATANET_DEVICE_CUDA)
+        ret = catanet_cuda_prepare(e, width, height);
+    else
+        ret = catanet_cpu_plan_create(&e->cpu, e->model, width, height, e->cfg.threads, e->err, sizeof(e->err));
+    if (ret < 0) {
+        catanet_log(e, CATANET_LOG_ERROR, "%s", e->err);
+        return ret;
+    }
+    e->width = width;
+    e->height = height;
+    e->prepared = 1;
+    return 0;
+}
+
+int catanet_engine_process(CatanetEngine *e, const float *in, float *out)
+{
+    if (!e)
+        return CATANET_ERR_INVALID_ARG;
+    if (!in || !out)
+        return catanet_engine_fail(e, CATANET_ERR_INVALID_ARG, "process: NULL input or output");
+    if (!e->prepared)
+        return catanet_engine_fail(e, CATANET_ERR_STATE, "process called before prepare");
+    if (e->cfg.device == CATANET_DEVICE_CUDA)
+        return catanet_cuda_process(e, in, out);
+    catanet_cpu_forward(e->cpu, in, out);
+    return 0;
+}
+
+int catanet_engine_process_image(CatanetEngine *e, const CatanetImage *in, CatanetImage *out)
+{
+    if (!e)
+        return CATANET_ERR_INVALID_ARG;
+    if (!in || !out)
+        return catanet_engine_fail(e, CATANET_ERR_INVALID_ARG, "process_image: NULL image");
+    if (!e->prepared)
+        return catanet_engine_fail(e, CATANET_ERR_STATE, "process called before prepare");
+    int s = e->model->info.upscale;
+    if (in->width != e->width || in->height != e->height || out->width != s * e->width ||
+        out->height != s * e->height)
+        return catanet_engine_fail(e, CATANET_ERR_INVALID_ARG,
+                                   "image sizes %dx%d -> %dx%d do not match the prepared %dx%d -> %dx%d",
+                                   in->width, in->height, out->width, out->height, e->width, e->height,
+                                   s * e->width, s * e->height);
+    if (in->on_device || out->on_device) {
+        if (e->cfg.device != CATANET_DEVICE_CUDA)
+            return catanet_engine_fail(e, CATANET_ERR_INVALID_ARG, "device images need a CUDA engine");
+        return catanet_cuda_process_image(e, in, out);
+    }
+    int ret = catanet_image_to_rgb(in, e->rgb_in);
+    if (ret < 0)
+        return catanet_engine_fail(e, ret, "unsupported input image (format %d, %d bits)", (int)in->format, in->bits);
+    ret = catanet_engine_process(e, e->rgb_in, e->rgb_out);
+    if (ret < 0)
+        return ret;
+    ret = catanet_image_from_rgb(e->rgb_out, out);
+    if (ret < 0)
+        return catanet_engine_fail(e, ret, "unsupported output image (format %d, %d bits)", (int)out->format,
+                                   out->bits);
+    return 0;
+}

@@ -1,0 +1,212 @@
+/*
+ * libcatanet: CATANet super-resolution (Liu et al., CVPR 2025) in C, CPU and CUDA.
+ *
+ * The one public header. C99, no CUDA types. Every function that can fail
+ * returns 0 or a negative CatanetError; the engine keeps a detail message for
+ * the last failure (catanet_engine_last_error). The library never prints,
+ * exits or aborts; it reports through the optional log callback.
+ *
+ * Typical use:
+ *     CatanetConfig cfg;
+ *     catanet_config_default(&cfg);
+ *     cfg.device = CATANET_DEVICE_CPU;
+ *     CatanetEngine *e;
+ *     if (catanet_engine_open(&e, "model.safetensors", &cfg) < 0) ...
+ *     catanet_engine_prepare(e, w, h);          // plans all memory for w x h
+ *     catanet_engine_process(e, in, out);       // per frame, no allocation
+ *     catanet_engine_close(&e);
+ */
+#ifndef CATANET_H
+#define CATANET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CATANET_VERSION_MAJOR 0
+#define CATANET_VERSION_MINOR 1
+#define CATANET_VERSION_MICRO 0
+
+/** Error codes: 0 is success, every error is negative. Values are stable. */
+typedef enum CatanetError {
+    CATANET_OK = 0,
+    CATANET_ERR_INVALID_ARG = -1,  /**< a NULL, a size out of range, a bad option */
+    CATANET_ERR_NOMEM = -2,        /**< host or device allocation failed */
+    CATANET_ERR_IO = -3,           /**< a file could not be opened, read or written */
+    CATANET_ERR_FORMAT = -4,       /**< a weight file or checkpoint is malformed */
+    CATANET_ERR_UNSUPPORTED = -5,  /**< a valid request this build cannot serve */
+    CATANET_ERR_NO_DEVICE = -6,    /**< CUDA asked for but no usable GPU (never a silent fallback) */
+    CATANET_ERR_CUDA = -7,         /**< a CUDA runtime or driver call failed */
+    CATANET_ERR_CUBLAS = -8,       /**< a cuBLAS call failed */
+    CATANET_ERR_STATE = -9,        /**< call order: process before prepare, ... */
+} CatanetError;
+
+/** A static string for an error code (never NULL). */
+const char *catanet_strerror(int err);
+
+/** "MAJOR.MINOR.MICRO" of the library that is linked. */
+const char *catanet_version(void);
+
+typedef enum CatanetDevice {
+    CATANET_DEVICE_CPU = 0,
+    CATANET_DEVICE_CUDA = 1,
+} CatanetDevice;
+
+typedef enum CatanetPrecision {
+    CATANET_PRECISION_AUTO = 0,    /**< fp16 on CUDA, fp32 on CPU */
+    CATANET_PRECISION_FP32 = 1,
+    CATANET_PRECISION_FP16 = 2,    /**< CUDA only; LayerNorm, softmax, similarity stay fp32 */
+} CatanetPrecision;
+
+typedef enum CatanetLogLevel {
+    CATANET_LOG_ERROR = 0,
+    CATANET_LOG_WARNING = 1,
+    CATANET_LOG_INFO = 2,
+    CATANET_LOG_DEBUG = 3,
+} CatanetLogLevel;
+
+typedef void (*CatanetLogFn)(void *opaque, int level, const char *msg);
+
+/** Engine configuration. Fill with catanet_config_default, then set fields. */
+typedef struct CatanetConfig {
+    CatanetDevice device;          /**< explicit: the library never falls back by itself */
+    int gpu;                       /**< CUDA device index (ignored on CPU) */
+    int threads;                   /**< CPU threads; 0 = all available */
+    CatanetPrecision precision;
+    int tile;                      /**< largest input tile side in pixels; 0 = automatic
+                                        (no tiling on CPU, bounded workspace on CUDA) */
+    void *cuda_context;            /**< CUcontext to run in (e.g. FFmpeg's), or NULL: primary context */
+    void *cuda_stream;             /**< cudaStream_t/CUstream to run on, or NULL: the engine's own */
+    CatanetLogFn log;              /**< optional; called from the calling thread */
+    void *log_opaque;
+    int log_level;                 /**< highest CatanetLogLevel passed to log */
+} CatanetConfig;
+
+void catanet_config_default(CatanetConfig *cfg);
+
+/** Number of usable CUDA devices; 0 when built without CUDA or none is present. */
+int catanet_cuda_device_count(void);
+
+/** The network a weight file describes (read from its metadata or its tensor shapes). */
+#define CATANET_MAX_GROUPS 64
+typedef struct CatanetGroupInfo {
+    int num_tokens;                /**< token centers M */
+    int group_size;                /**< IASA subgroup size */
+    int patch_size;                /**< LRSA patch side */
+} CatanetGroupInfo;
+
+typedef struct CatanetModelInfo {
+    int dim, qk_dim, heads, mlp_dim;
+    int upscale;                   /**< 1, 2, 3 or 4 */
+    int in_chans;                  /**< 3 */
+    int num_groups;
+    CatanetGroupInfo groups[CATANET_MAX_GROUPS];
+    int64_t num_params;            /**< learnable parameters (buffers excluded) */
+} CatanetModelInfo;
+
+typedef struct CatanetEngine CatanetEngine;
+
+/**
+ * Open a model (safetensors) and create an engine on cfg->device.
+ * On failure *out is NULL; when err_msg is not NULL it receives a detail message
+ * (up to err_msg_size bytes, NUL-terminated).
+ */
+int catanet_engine_open(CatanetEngine **out, const char *model_path, const CatanetConfig *cfg,
+                        char *err_msg, size_t err_msg_size);
+
+/** Close and free; NULL-safe; sets *e to NULL. */
+void catanet_engine_close(CatanetEngine **e);
+
+const CatanetModelInfo *catanet_engine_model(const CatanetEngine *e);
+int catanet_engine_scale(const CatanetEngine *e);
+CatanetDevice catanet_engine_device(const CatanetEngine *e);
+/** The precision actually used (never AUTO). */
+CatanetPrecision catanet_engine_precision(const CatanetEngine *e);
+
+/** Detail of the last error on this engine ("" when none). */
+const char *catanet_engine_last_error(const CatanetEngine *e);
+
+/**
+ * Plan and allocate every buffer for inputs of width x height (any size >= 1).
+ * Call again when the size changes; process never allocates.
+ */
+int catanet_engine_prepare(CatanetEngine *e, int width, int height);
+
+/**
+ * Upscale one frame. in: planar float RGB [3][height][width] in [0,1];
+ * out: planar float RGB [3][scale*height][scale*width], not clamped (the raw
+ * network output). Host memory on a CPU engine; on a CUDA engine host memory
+ * too (the engine copies); see catanet_engine_process_image for device frames.
+ */
+int catanet_engine_process(CatanetEngine *e, const float *in, float *out);
+
+/* ---- images: the strided 8/10/16-bit formats a video filter meets ---- */
+
+typedef enum CatanetPixelFormat {
+    CATANET_PIX_RGB24 = 0,         /**< packed R,G,B, 8 bit */
+    CATANET_PIX_BGR24,             /**< packed B,G,R, 8 bit */
+    CATANET_PIX_RGB48,             /**< packed R,G,B, 16-bit samples (native endian), `bits` significant */
+    CATANET_PIX_RGBP,              /**< planes R,G,B; 8 bit when bits == 8, else 16-bit samples */
+    CATANET_PIX_GRAY,              /**< one luma plane (full range grey), 8 or 16-bit samples */
+    CATANET_PIX_YUV420P,           /**< planes Y,U,V, chroma halved both ways; 8 or 16-bit samples */
+    CATANET_PIX_YUV422P,           /**< chroma halved horizontally */
+    CATANET_PIX_YUV444P,
+    CATANET_PIX_NV12,              /**< plane Y, plane interleaved U,V (4:2:0); 8 bit */
+    CATANET_PIX_P010,              /**< as NV12 with 16-bit samples, value in the high 10 bits */
+    CATANET_PIX_FLOAT_RGBP,        /**< planes R,G,B of float in [0,1] (the network's own) */
+} CatanetPixelFormat;
+
+typedef enum CatanetColorMatrix {
+    CATANET_MATRIX_BT601 = 0,
+    CATANET_MATRIX_BT709 = 1,
+    CATANET_MATRIX_BT2020 = 2,     /**< non-constant luminance */
+} CatanetColorMatrix;
+
+typedef enum CatanetColorRange {
+    CATANET_RANGE_LIMITED = 0,     /**< "tv": Y 16..235, C 16..240 (scaled by 2^(bits-8)) */
+    CATANET_RANGE_FULL = 1,        /**< "pc" */
+} CatanetColorRange;
+
+typedef enum CatanetChromaLoc {
+    CATANET_CHROMA_LEFT = 0,       /**< MPEG-2/H.264 default: co-sited horizontally, centred vertically */
+    CATANET_CHROMA_CENTER = 1,     /**< MPEG-1/JPEG: centred both ways */
+    CATANET_CHROMA_TOPLEFT = 2,    /**< co-sited both ways (BT.2020 UHD) */
+} CatanetChromaLoc;
+
+/** A strided image, on the host (or on the device for CUDA engines when on_device is set). */
+typedef struct CatanetImage {
+    CatanetPixelFormat format;
+    int bits;                      /**< significant bits per sample: 8, 10, 12 or 16 (float: ignored) */
+    int width, height;
+    void *data[3];                 /**< planes in the order the format names them */
+    ptrdiff_t linesize[3];         /**< bytes from one row to the next, per plane */
+    CatanetColorMatrix matrix;     /**< YUV formats only */
+    CatanetColorRange range;       /**< YUV formats only (RGB and GRAY are always full range) */
+    CatanetChromaLoc chroma_loc;   /**< subsampled formats only */
+    int on_device;                 /**< planes are CUDA device pointers */
+} CatanetImage;
+
+/** Convert a host image to planar float RGB [3][h][w] in [0,1] (YUV with its matrix and range). */
+int catanet_image_to_rgb(const CatanetImage *src, float *rgb);
+
+/**
+ * Convert planar float RGB [3][h][w] to a host image of the same size: clamp to [0,1],
+ * convert, round to nearest. Subsampled chroma is filtered at the format's siting.
+ */
+int catanet_image_from_rgb(const float *rgb, CatanetImage *dst);
+
+/**
+ * Upscale one frame from any supported format to any supported format (usually the
+ * same one): in is width x height as prepared, out is scale times that. A CUDA engine
+ * accepts device images (on_device = 1) and never copies them to the host.
+ */
+int catanet_engine_process_image(CatanetEngine *e, const CatanetImage *in, CatanetImage *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CATANET_H */

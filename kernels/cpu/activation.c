@@ -1,0 +1,43 @@
+/*
+ * activation.c: exact (erf) GELU and LeakyReLU(0.1), elementwise.
+ * defines: catanet_gelu, catanet_gelu_fwd_ref, catanet_gelu_bwd_ref,
+ *          catanet_lrelu_fwd_ref, catanet_lrelu_bwd_ref
+ */
+#include <math.h>
+
+#include "kernels.h"
+
+/* nn.GELU(): 0.5 x (1 + erf(x / sqrt 2)) */
+float catanet_gelu(float x)
+{
+    return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
+}
+
+void catanet_gelu_fwd_ref(size_t n, const float *x, float *y)
+{
+    for (size_t i = 0; i < n; i++)
+        y[i] = catanet_gelu(x[i]);
+}
+
+/* d/dx gelu = Phi(x) + x phi(x) */
+void catanet_gelu_bwd_ref(size_t n, const float *x, const float *dy, float *dx)
+{
+    for (size_t i = 0; i < n; i++) {
+        float cdf = 0.5f * (1.0f + erff(x[i] * 0.70710678118654752f));
+        float pdf = expf(-0.5f * x[i] * x[i]) * 0.39894228040143268f;
+        dx[i] += dy[i] * (cdf + x[i] * pdf);
+    }
+}
+
+void catanet_lrelu_fwd_ref(size_t n, const float *x, float *y)
+{
+    for (size_t i = 0; i < n; i++)
+        y[i] = x[i] >= 0.0f ? x[i] : CATANET_LRELU_SLOPE * x[i];
+}
+
+/* the output's sign equals the input's, so backward needs only y (in-place forward is fine) */
+void catanet_lrelu_bwd_ref(size_t n, const float *y, const float *dy, float *dx)
+{
+    for (size_t i = 0; i < n; i++)
+        dx[i] += y[i] > 0.0f ? dy[i] : CATANET_LRELU_SLOPE * dy[i];
+}

@@ -1,0 +1,79 @@
+/*
+ * dwconv.c: depthwise KxK convolution (groups = channels), zero padding K/2, NHWC.
+ * defines: catanet_dwconv_fwd_ref, catanet_dwconv_fwd_cpu, catanet_dwconv_bwd_ref
+ */
+#include "kernels.h"
+
+/* one output row y of image bi; the tap order (ky, kx) is the same in both paths */
+static void dw_row(const CatanetDwconvArgs *a, int bi, int y, const float *in, const float *wt,
+                   const float *bias, float *out)
+{
+    int k = a->ksize, p = k / 2, c = a->c;
+    for (int x = 0; x < a->w; x++) {
+        float *o = out + (((size_t)bi * a->h + y) * a->w + x) * c;
+        for (int ch = 0; ch < c; ch++)
+            o[ch] = bias ? bias[ch] : 0.0f;
+        for (int ky = 0; ky < k; ky++) {
+            int yy = y + ky - p;
+            if (yy < 0 || yy >= a->h)
+                continue;
+            for (int kx = 0; kx < k; kx++) {
+                int xx = x + kx - p;
+                if (xx < 0 || xx >= a->w)
+                    continue;
+                const float *src = in + (((size_t)bi * a->h + yy) * a->w + xx) * c;
+                for (int ch = 0; ch < c; ch++)
+                    o[ch] += src[ch] * wt[((size_t)ch * k + ky) * k + kx];
+            }
+        }
+    }
+}
+
+/* in [B,H,W,C], wt [C,1,k,k], bias [C] -> out [B,H,W,C] */
+void catanet_dwconv_fwd_ref(const CatanetDwconvArgs *a, const float *in, const float *wt,
+                            const float *bias, float *out)
+{
+    for (int bi = 0; bi < a->batch; bi++)
+        for (int y = 0; y < a->h; y++)
+            dw_row(a, bi, y, in, wt, bias, out);
+}
+
+void catanet_dwconv_fwd_cpu(const CatanetCpu *cpu, const CatanetDwconvArgs *a, const float *in,
+                            const float *wt, const float *bias, float *out)
+{
+    int rows = a->batch * a->h;
+#pragma omp parallel for num_threads(cpu->threads) schedule(static)
+    for (int r = 0; r < rows; r++)
+        dw_row(a, r / a->h, r % a->h, in, wt, bias, out);
+}
+
+/* forward: out[b,y,x,c] = bias[c] + sum_{ky,kx} in[b,y+ky-p,x+kx-p,c] wt[c,ky,kx] */
+void catanet_dwconv_bwd_ref(const CatanetDwconvArgs *a, const float *in, const float *wt,
+                            const float *dout, float *din, float *dwt, float *dbias)
+{
+    int k = a->ksize, p = k / 2, c = a->c;
+    for (int bi = 0; bi < a->batch; bi++)
+        for (int y = 0; y < a->h; y++)
+            for (int x = 0; x < a->w; x++)
+                for (int ch = 0; ch < c; ch++) {
+                    float g = dout[(((size_t)bi * a->h + y) * a->w + x) * c + ch];
+                    if (dbias)
+                        dbias[ch] += g;
+                    for (int ky = 0; ky < k; ky++) {
+                        int yy = y + ky - p;
+                        if (yy < 0 || yy >= a->h)
+                            continue;
+                        for (int kx = 0; kx < k; kx++) {
+                            int xx = x + kx - p;
+                            if (xx < 0 || xx >= a->w)
+                                continue;
+                            size_t ii = (((size_t)bi * a->h + yy) * a->w + xx) * c + ch;
+                            size_t wi = ((size_t)ch * k + ky) * k + kx;
+                            if (din)
+                                din[ii] += g * wt[wi];
+                            if (dwt)
+                                dwt[wi] += g * in[ii];
+                        }
+                    }
+                }
+}

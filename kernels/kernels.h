@@ -1,0 +1,167 @@
+/*
+ * kernels.h: every numerical op of CATANet, one file per op in kernels/cpu
+ * (and its twin in kernels/cuda), forward and backward side by side.
+ *
+ * Naming: catanet_<op>_<fwd|bwd>_<ref|cpu|cuda>
+ *   _ref  the plain reference: readable loops, the spec every other path is tested against
+ *   _cpu  the fast CPU path used by default (OpenBLAS GEMMs, OpenMP); bit-identical for any
+ *         thread count because work is split in fixed-size chunks, never by thread count
+ *   _cuda the GPU twin (kernels/cuda), same argument struct
+ *
+ * Layouts: row-major, outermost first. The network body works on tokens:
+ * NHWC, i.e. [B][H][W][C] with the channel contiguous ("[N,C]" with N = B*H*W).
+ * The network's input and output images are planar NCHW ([B][3][H][W]).
+ * Weights keep PyTorch's layouts: Linear [out][in], Conv2d [out][in/groups][kh][kw].
+ * Backward functions accumulate (+=) into parameter gradients; the caller zeroes them.
+ */
+#ifndef CATANET_KERNELS_H
+#define CATANET_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <omp.h>
+
+/* upper bounds the reference paths use for stack buffers (checked when a model is loaded) */
+#define CATANET_MAX_DIM 256
+#define CATANET_MAX_CENTERS 1024
+#define CATANET_MAX_GROUP_SIZE 4096
+
+/* Scratch memory and threading for the fast CPU paths. `work` holds `threads`
+ * slices of `work_per_thread` floats; a kernel documents what it needs per thread. */
+typedef struct CatanetCpu {
+    int threads;
+    float *work;
+    size_t work_per_thread;
+} CatanetCpu;
+
+/* Our parallel regions call OpenBLAS; with a team of one thread OpenBLAS would start its own
+ * threads and split GEMMs differently. Setting the calling task's nthreads ICV to 1 (a
+ * per-task setting, not global state) keeps every GEMM single-threaded and the bits stable. */
+#define CATANET_BLAS_SERIAL() omp_set_num_threads(1)
+
+/* rows per GEMM chunk in the fast paths: fixed, so results do not depend on the thread count */
+#define CATANET_ROW_CHUNK 256
+
+/* ---------------- linear.c: y[n][o] = sum_i x[n][i] w[o][i] + b[o] ---------------- */
+void catanet_linear_fwd_ref(int n, int in, int out, const float *x, const float *w,
+                            const float *b, float *y);
+void catanet_linear_fwd_cpu(const CatanetCpu *cpu, int n, int in, int out, const float *x,
+                            const float *w, const float *b, float *y);
+/* dx (may be NULL) += dy w; dw += dy^T x; db (may be NULL) += sum_n dy */
+void catanet_linear_bwd_ref(int n, int in, int out, const float *x, const float *w,
+                            const float *dy, float *dx, float *dw, float *db);
+
+/* ---------------- conv2d.c: dense KxK conv, stride 1, zero padding K/2, NHWC ---------------- */
+typedef struct CatanetConv2dArgs {
+    int batch, h, w;      /* in and out spatial size */
+    int cin, cout, ksize; /* ksize odd */
+} CatanetConv2dArgs;
+/* in [B,H,W,cin], wt [cout,cin,k,k], bias [cout] or NULL -> out [B,H,W,cout] */
+void catanet_conv2d_fwd_ref(const CatanetConv2dArgs *a, const float *in, const float *wt,
+                            const float *bias, float *out);
+/* per thread: CATANET_ROW_CHUNK * cin * k * k floats */
+size_t catanet_conv2d_work(const CatanetConv2dArgs *a);
+void catanet_conv2d_fwd_cpu(const CatanetCpu *cpu, const CatanetConv2dArgs *a, const float *in,
+                            const float *wt, const float *bias, float *out);
+void catanet_conv2d_bwd_ref(const CatanetConv2dArgs *a, const float *in, const float *wt,
+                            const float *dout, float *din, float *dwt, float *dbias);
+
+/* ---------------- dwconv.c: depthwise KxK conv, zero padding K/2, NHWC ---------------- */
+typedef struct CatanetDwconvArgs {
+    int batch, h, w, c, ksize;
+} CatanetDwconvArgs;
+/* in [B,H,W,C], wt [C,1,k,k], bias [C] -> out [B,H,W,C] */
+void catanet_dwconv_fwd_ref(const CatanetDwconvArgs *a, const float *in, const float *wt,
+                            const float *bias, float *out);
+void catanet_dwconv_fwd_cpu(const CatanetCpu *cpu, const CatanetDwconvArgs *a, const float *in,
+                            const float *wt, const float *bias, float *out);
+void catanet_dwconv_bwd_ref(const CatanetDwconvArgs *a, const float *in, const float *wt,
+                            const float *dout, float *din, float *dwt, float *dbias);
+
+/* ---------------- layernorm.c: over the last dim C, eps 1e-5, affine ---------------- */
+#define CATANET_LN_EPS 1e-5f
+/* x [N,C] -> y [N,C]; mean/rstd [N] may be NULL (kept for backward) */
+void catanet_layernorm_fwd_ref(int n, int c, const float *x, const float *g, const float *b,
+                               float *y, float *mean, float *rstd);
+void catanet_layernorm_fwd_cpu(const CatanetCpu *cpu, int n, int c, const float *x,
+                               const float *g, const float *b, float *y);
+void catanet_layernorm_bwd_ref(int n, int c, const float *x, const float *g, const float *mean,
+                               const float *rstd, const float *dy, float *dx, float *dg, float *db);
+
+/* ---------------- activation.c: exact GELU, LeakyReLU(0.1) ---------------- */
+float catanet_gelu(float x);
+void catanet_gelu_fwd_ref(size_t n, const float *x, float *y);
+void catanet_gelu_bwd_ref(size_t n, const float *x, const float *dy, float *dx);
+#define CATANET_LRELU_SLOPE 0.1f
+void catanet_lrelu_fwd_ref(size_t n, const float *x, float *y);
+void catanet_lrelu_bwd_ref(size_t n, const float *y, const float *dy, float *dx);
+
+/* ---------------- pixel_shuffle.c (NHWC) ----------------
+ * out[b][h*r+i][w*r+j][c] = in[b][h][w][c*r*r + i*r + j]   (PyTorch PixelShuffle, in NHWC) */
+typedef struct CatanetShuffleArgs {
+    int batch, h, w, c, r; /* h, w: input size; c: output channels */
+} CatanetShuffleArgs;
+void catanet_pixel_shuffle_fwd_ref(const CatanetShuffleArgs *a, const float *in, float *out);
+void catanet_pixel_shuffle_bwd_ref(const CatanetShuffleArgs *a, const float *dout, float *din);
+
+/* ---------------- bilinear.c: PyTorch bilinear, align_corners=False, integer scale, NCHW planes ---------------- */
+/* in [P][H][W] -> out [P][sH][sW] (P planes) */
+void catanet_bilinear_fwd_ref(int planes, int h, int w, int s, const float *in, float *out);
+
+/* ---------------- cluster.c: token -> nearest center (cosine), stable sort by center ----------------
+ * xn [N,C] (LayerNorm output), centers [M,C] raw.
+ * cid[n] = first argmax_j <xn_n/|xn_n|, c_j/|c_j|>; ord = stable argsort of cid (counting sort).
+ * The similarity uses the normalised vectors and float accumulation in a fixed order. */
+void catanet_cluster_fwd_ref(int n, int c, int m, const float *xn, const float *centers,
+                             int32_t *cid, int32_t *ord);
+/* per thread: catanet_cluster_work(c, m) floats */
+size_t catanet_cluster_work(int c, int m);
+void catanet_cluster_fwd_cpu(const CatanetCpu *cpu, int n, int c, int m, const float *xn,
+                             const float *centers, int32_t *cid, int32_t *ord);
+
+/* ---------------- iasa.c: intra-group self-attention + inter-group cross-attention ----------------
+ * One image. q,k [N, heads*dqk], v [N, heads*dv] in token order; ord [N] the cluster sort;
+ * kg [M, heads*dqk], vg [M, heads*dv] from the centers.
+ * For the sorted sequence, subgroups of gs = min(N, group_size) tokens attend to their own and
+ * the next subgroup's keys (mirror-padded past N), plus, in a separate softmax, to the M centers;
+ * the two outputs are summed, heads merged, and scattered back to token order: out [N, heads*dv].
+ * Scale 1/sqrt(dqk). */
+typedef struct CatanetIasaArgs {
+    int n, group_size, m, heads, dqk, dv;
+} CatanetIasaArgs;
+/* symmetric mirror extension of [0,n): i -> i for i < n, n-1-(i-n) beyond, reflecting again
+ * as often as needed (the reference stops after one reflection and crashes; see docs) */
+int catanet_mirror_index(int64_t i, int n);
+void catanet_iasa_fwd_ref(const CatanetIasaArgs *a, const float *q, const float *k, const float *v,
+                          const int32_t *ord, const float *kg, const float *vg, float *out);
+/* per thread: see catanet_iasa_work */
+size_t catanet_iasa_work(const CatanetIasaArgs *a);
+void catanet_iasa_fwd_cpu(const CatanetCpu *cpu, const CatanetIasaArgs *a, const float *q,
+                          const float *k, const float *v, const int32_t *ord, const float *kg,
+                          const float *vg, float *out);
+
+/* ---------------- lrsa.c: local-region self-attention over overlapping patches ----------------
+ * One image x [H,W,C] (NHWC). For each ps x ps patch P (step ps-2, last one shifted to the edge):
+ * P + proj(MHSA(LN(P))), summed into out, then the official band halving (spec §1.4), so
+ * out = x-weighted sum of the patch results. Requires H, W >= ps. */
+typedef struct CatanetLrsaArgs {
+    int h, w, c, ps, heads, dqk, dv;
+} CatanetLrsaArgs;
+typedef struct CatanetLrsaWeights {
+    const float *norm_w, *norm_b; /* [C] */
+    const float *wq, *wk;         /* [heads*dqk, C] */
+    const float *wv;              /* [heads*dv, C] */
+    const float *wproj;           /* [C, heads*dv] */
+} CatanetLrsaWeights;
+/* patch start positions along a side of length len (official patch_divide); returns the count */
+int catanet_lrsa_starts(int len, int ps, int *starts, int max_starts);
+/* per-row (or column) weight after the official band halving (0.5, 0.25, 0.75 quirk...) */
+void catanet_lrsa_band_weights(int len, int ps, float *weight);
+void catanet_lrsa_fwd_ref(const CatanetLrsaArgs *a, const CatanetLrsaWeights *wt, const float *x,
+                          float *out);
+size_t catanet_lrsa_work(const CatanetLrsaArgs *a);
+void catanet_lrsa_fwd_cpu(const CatanetCpu *cpu, const CatanetLrsaArgs *a,
+                          const CatanetLrsaWeights *wt, const float *x, float *out);
+
+#endif /* CATANET_KERNELS_H */

@@ -1,0 +1,16 @@
+#!/bin/sh
+# Installs the Debian packages libcatanet needs to build and test (idempotent).
+# Usage: tools/install-deps.sh [--ffmpeg]   (--ffmpeg adds what 'make ffmpeg' needs)
+set -e
+pkgs="build-essential pkg-config libopenblas-openmp-dev libjansson-dev libpng-dev zip"
+case " $* " in *" --ffmpeg "*) pkgs="$pkgs nasm libx264-dev dpkg-dev libffmpeg-nvenc-dev" ;; esac
+missing=
+for p in $pkgs; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+SUDO=
+[ "$(id -u)" = 0 ] || SUDO=sudo
+echo "installing:$missing"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
