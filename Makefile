@@ -10,7 +10,7 @@ CATANET_SHARED ?= $(abspath ../shared)
 export CATANET_SHARED
 
 B := $(BUILDDIR)
-CPPFLAGS := -Iinclude -Ikernels -Iengine -I$(B) -MMD -MP
+CPPFLAGS := -Iinclude -Ikernels -Iengine -Itraining -Itools -I$(B) -MMD -MP
 
 LIB_SRCS := $(wildcard engine/*.c) $(wildcard kernels/cpu/*.c)
 ifeq ($(HAVE_CUDA),1)
@@ -24,7 +24,13 @@ LIB_OBJS := $(LIB_SRCS:%.c=$(B)/%.o) $(CU_SRCS:%.cu=$(B)/%.cu.o)
 LIB := $(B)/libcatanet.a
 ALL_LIBS = $(LIB) $(LIBS) $(if $(filter 1,$(HAVE_CUDA)),$(CUDA_LIBS) -lstdc++)
 
-TOOLS := catanet-upscale catanet-bench catanet-convert
+# the training module: training/*.c is a library (libcatanet_train.a) plus training/main.c
+TRAIN_SRCS := $(filter-out training/main.c,$(wildcard training/*.c))
+TRAIN_OBJS := $(TRAIN_SRCS:%.c=$(B)/%.o)
+TRAIN_LIB := $(B)/libcatanet_train.a
+TRAIN_BIN := $(if $(wildcard training/main.c),$(B)/training/catanet-train)
+
+TOOLS := $(basename $(notdir $(wildcard tools/catanet-*.c)))
 TOOL_BINS := $(TOOLS:%=$(B)/tools/%)
 TOOL_COMMON := $(B)/tools/imageio.o
 
@@ -34,7 +40,7 @@ TEST_COMMON := $(B)/tests/testutil.o $(B)/tools/imageio.o
 
 .PHONY: all check install uninstall clean distclean check-twins
 
-all: $(LIB) $(TOOL_BINS) $(TEST_BINS)
+all: $(LIB) $(TRAIN_LIB) $(TRAIN_BIN) $(TOOL_BINS) $(TEST_BINS)
 
 $(CONFIG):
 	./configure --builddir=$(BUILDDIR)
@@ -51,11 +57,18 @@ $(LIB): $(LIB_OBJS)
 	@rm -f $@
 	$(AR) rcs $@ $^
 
-$(B)/tools/%: $(B)/tools/%.o $(TOOL_COMMON) $(LIB)
-	$(CC) $(LDFLAGS) $< $(TOOL_COMMON) $(ALL_LIBS) $(PNG_LIBS) -o $@
+$(TRAIN_LIB): $(TRAIN_OBJS)
+	@rm -f $@
+	$(AR) rcs $@ $^
 
-$(B)/tests/test_%: $(B)/tests/test_%.o $(TEST_COMMON) $(LIB)
-	$(CC) $(LDFLAGS) $< $(TEST_COMMON) $(ALL_LIBS) $(PNG_LIBS) -o $@
+$(B)/training/catanet-train: $(B)/training/main.o $(TOOL_COMMON) $(TRAIN_LIB) $(LIB)
+	$(CC) $(LDFLAGS) $< $(TOOL_COMMON) $(TRAIN_LIB) $(ALL_LIBS) $(PNG_LIBS) $(TRAIN_EXTRA_LIBS) -lpthread -o $@
+
+$(B)/tools/%: $(B)/tools/%.o $(TOOL_COMMON) $(TRAIN_LIB) $(LIB)
+	$(CC) $(LDFLAGS) $< $(TOOL_COMMON) $(TRAIN_LIB) $(ALL_LIBS) $(PNG_LIBS) $(TRAIN_EXTRA_LIBS) -lpthread -o $@
+
+$(B)/tests/test_%: $(B)/tests/test_%.o $(TEST_COMMON) $(TRAIN_LIB) $(LIB)
+	$(CC) $(LDFLAGS) $< $(TEST_COMMON) $(TRAIN_LIB) $(ALL_LIBS) $(PNG_LIBS) $(TRAIN_EXTRA_LIBS) -lpthread -o $@
 
 # The test suite: every tests/test_*.c binary, then the shell tests; tests/run.sh prints the summary.
 check: all
