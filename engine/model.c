@@ -356,18 +356,15 @@ static int infer_arch(const CatanetSt *st, CatanetModelInfo *a, char *err, size_
     return catanet_arch_validate(a, err, es);
 }
 
-int catanet_model_load(CatanetModel **out, const char *path, char *err, size_t es)
+int catanet_model_from_st(CatanetModel **out, const CatanetSt *st, const char *what, char *err, size_t es)
 {
     *out = NULL;
-    CatanetSt *st;
     CatanetModel *m = NULL;
     CatanetModelInfo info;
     char sub[512];
-    int ret = catanet_st_open(&st, path, err, es);
-    if (ret < 0)
-        return ret;
+    const char *path = what ? what : "model";
     const char *arch = catanet_st_meta(st, CATANET_ARCH_KEY);
-    ret = arch ? catanet_arch_from_json(&info, arch, sub, sizeof(sub)) : infer_arch(st, &info, sub, sizeof(sub));
+    int ret = arch ? catanet_arch_from_json(&info, arch, sub, sizeof(sub)) : infer_arch(st, &info, sub, sizeof(sub));
     if (ret < 0) {
         catanet_errf(err, es, ret, "'%s': %s", path, sub);
         goto done;
@@ -424,6 +421,17 @@ int catanet_model_load(CatanetModel **out, const char *path, char *err, size_t e
     m = NULL;
 done:
     catanet_model_free(m);
+    return ret;
+}
+
+int catanet_model_load(CatanetModel **out, const char *path, char *err, size_t es)
+{
+    *out = NULL;
+    CatanetSt *st;
+    int ret = catanet_st_open(&st, path, err, es);
+    if (ret < 0)
+        return ret;
+    ret = catanet_model_from_st(out, st, path, err, es);
     catanet_st_close(st);
     return ret;
 }

@@ -75,6 +75,10 @@ int catanet_model_create(CatanetModel **out, const CatanetModelInfo *info, char 
 /* Loads a safetensors model: architecture from metadata (or inferred from shapes), every tensor
  * checked for presence, shape and finiteness. */
 int catanet_model_load(CatanetModel **out, const char *path, char *err, size_t es);
+/* The same from an already parsed container (a safetensors file or a converted .pth); what names
+ * the source in messages. The model copies the data: st may be closed afterwards. */
+struct CatanetSt;
+int catanet_model_from_st(CatanetModel **out, const struct CatanetSt *st, const char *what, char *err, size_t es);
 /* Writes the model (official names) with the architecture in metadata plus extra key/values. */
 int catanet_model_save(const CatanetModel *m, const char *path, const char *const *keys,
                        const char *const *vals, int n_extra, char *err, size_t es);
