@@ -351,26 +351,60 @@ int catanet_st_write(const char *path, const CatanetStEntry *t, int n, const cha
     json_t *root = json_object();
     if (!root)
         return catanet_errf(err, es, CATANET_ERR_NOMEM, "out of memory");
+    /* every json_* result is checked: jansson returns NULL/-1 for invalid UTF-8 and on allocation
+     * failure, and a silently dropped key would make a file that reads back different */
     if (n_meta > 0) {
         json_t *meta = json_object();
+        if (!meta || json_object_set_new(root, "__metadata__", meta) < 0) {
+            ret = catanet_errf(err, es, CATANET_ERR_NOMEM, "out of memory");
+            goto done;
+        }
         for (int i = 0; i < n_meta; i++)
-            json_object_set_new(meta, meta_keys[i], json_string(meta_vals[i]));
-        json_object_set_new(root, "__metadata__", meta);
+            if (!meta_keys[i] || !meta_vals[i] || json_object_get(meta, meta_keys[i]) ||
+                json_object_set_new(meta, meta_keys[i], json_string(meta_vals[i])) < 0) {
+                ret = catanet_errf(err, es, CATANET_ERR_INVALID_ARG,
+                                   "metadata entry %d: NULL, duplicate or not valid UTF-8", i);
+                goto done;
+            }
     }
     uint64_t off = 0;
     for (int i = 0; i < n; i++) {
         int64_t numel = 1;
+        if (!t[i].name || !strcmp(t[i].name, "__metadata__") || json_object_get(root, t[i].name) ||
+            t[i].ndim < 0 || t[i].ndim > CATANET_ST_MAX_DIMS || !catanet_dtype_size(t[i].dtype)) {
+            ret = catanet_errf(err, es, CATANET_ERR_INVALID_ARG,
+                               "tensor %d ('%s'): NULL, reserved or duplicate name, or bad dtype/rank", i,
+                               t[i].name ? t[i].name : "");
+            goto done;
+        }
         json_t *shape = json_array();
         for (int d = 0; d < t[i].ndim; d++) {
+            if (t[i].shape[d] < 0 || (t[i].shape[d] && numel > INT64_MAX / 8 / t[i].shape[d])) {
+                json_decref(shape);
+                ret = catanet_errf(err, es, CATANET_ERR_INVALID_ARG, "tensor '%s': bad shape", t[i].name);
+                goto done;
+            }
             numel *= t[i].shape[d];
-            json_array_append_new(shape, json_integer(t[i].shape[d]));
+            if (json_array_append_new(shape, json_integer(t[i].shape[d])) < 0) {
+                json_decref(shape);
+                ret = catanet_errf(err, es, CATANET_ERR_NOMEM, "out of memory");
+                goto done;
+            }
         }
         uint64_t nb = (uint64_t)numel * catanet_dtype_size(t[i].dtype);
         json_t *desc = json_object();
-        json_object_set_new(desc, "dtype", json_string(catanet_dtype_name(t[i].dtype)));
-        json_object_set_new(desc, "shape", shape);
-        json_object_set_new(desc, "data_offsets", json_pack("[II]", (json_int_t)off, (json_int_t)(off + nb)));
-        json_object_set_new(root, t[i].name, desc);
+        if (!desc || !shape || json_object_set_new(desc, "dtype", json_string(catanet_dtype_name(t[i].dtype))) < 0 ||
+            json_object_set_new(desc, "shape", shape) < 0 ||
+            json_object_set_new(desc, "data_offsets", json_pack("[II]", (json_int_t)off, (json_int_t)(off + nb))) < 0 ||
+            json_object_set_new(root, t[i].name, desc) < 0) {
+            ret = catanet_errf(err, es, CATANET_ERR_INVALID_ARG, "tensor '%s': name is not valid UTF-8 (or out of memory)",
+                               t[i].name);
+            goto done;
+        }
+        if (nb && !t[i].data) {
+            ret = catanet_errf(err, es, CATANET_ERR_INVALID_ARG, "tensor '%s': no data", t[i].name);
+            goto done;
+        }
         off += nb;
     }
     hdr = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -403,7 +437,8 @@ int catanet_st_write(const char *path, const CatanetStEntry *t, int n, const cha
             numel *= t[i].shape[d];
         bad = write_all(fd, t[i].data, (size_t)numel * catanet_dtype_size(t[i].dtype));
     }
-    if (bad || fsync(fd) < 0) {
+    /* mkstemp creates 0600; a weight file is as readable as any other output */
+    if (bad || fchmod(fd, 0644) < 0 || fsync(fd) < 0) {
         ret = catanet_errf(err, es, CATANET_ERR_IO, "cannot write '%s': %s", tmp, strerror(errno));
         goto done;
     }
