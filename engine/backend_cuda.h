@@ -9,5 +9,9 @@ void catanet_cuda_close(CatanetEngine *e);
 int catanet_cuda_prepare(CatanetEngine *e, int width, int height);
 int catanet_cuda_process(CatanetEngine *e, const float *in, float *out);
 int catanet_cuda_process_image(CatanetEngine *e, const CatanetImage *in, CatanetImage *out);
+/* device bytes planned for the prepared size, weights included (0 before prepare) */
+int64_t catanet_cuda_memory_bytes(const CatanetEngine *e);
+/* the GPU's name, e.g. "NVIDIA H100 80GB HBM3" (valid while the engine lives) */
+const char *catanet_cuda_device_name(const CatanetEngine *e);
 
 #endif

@@ -30,3 +30,13 @@ int catanet_cuda_process_image(CatanetEngine *e, const CatanetImage *in, Catanet
 {
     return CATANET_ERR_NO_DEVICE;
 }
+
+int64_t catanet_cuda_memory_bytes(const CatanetEngine *e)
+{
+    return 0;
+}
+
+const char *catanet_cuda_device_name(const CatanetEngine *e)
+{
+    return "none";
+}

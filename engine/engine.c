@@ -2,6 +2,7 @@
  * engine.c: the public engine API (include/catanet.h): open a model on a device, plan memory
  * for a frame size, upscale frames.
  */
+#include <omp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,6 +78,7 @@ int catanet_engine_open(CatanetEngine **out, const char *model_path, const Catan
         }
     e->precision = cfg->device == CATANET_DEVICE_CPU ? CATANET_PRECISION_FP32 :
                    cfg->precision == CATANET_PRECISION_AUTO ? CATANET_PRECISION_FP16 : cfg->precision;
+    snprintf(e->cpu_name, sizeof(e->cpu_name), "cpu (%d threads)", cfg->threads > 0 ? cfg->threads : omp_get_max_threads());
     if (cfg->device == CATANET_DEVICE_CUDA) {
         ret = catanet_cuda_open(e);
         if (ret < 0)
@@ -127,6 +129,25 @@ CatanetDevice catanet_engine_device(const CatanetEngine *e)
 CatanetPrecision catanet_engine_precision(const CatanetEngine *e)
 {
     return e ? e->precision : CATANET_PRECISION_FP32;
+}
+
+const char *catanet_engine_device_name(const CatanetEngine *e)
+{
+    if (!e)
+        return "none";
+    return e->cfg.device == CATANET_DEVICE_CUDA ? catanet_cuda_device_name(e) : e->cpu_name;
+}
+
+int64_t catanet_engine_memory_bytes(const CatanetEngine *e)
+{
+    if (!e)
+        return 0;
+    if (e->cfg.device == CATANET_DEVICE_CUDA)
+        return catanet_cuda_memory_bytes(e);
+    int64_t bytes = (int64_t)e->model->arena_floats * 4;
+    if (e->cpu)
+        bytes += catanet_cpu_plan_bytes(e->cpu);
+    return bytes;
 }
 
 const char *catanet_engine_last_error(const CatanetEngine *e)

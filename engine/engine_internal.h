@@ -14,6 +14,7 @@ struct CatanetEngine {
     CatanetCpuPlan *cpu;
     float *rgb_in, *rgb_out;      /* host staging for process_image on the CPU */
     void *cuda;                   /* backend_cuda's state */
+    char cpu_name[64];
     char err[1024];
 };
 

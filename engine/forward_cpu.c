@@ -26,7 +26,13 @@ void catanet_cpu_plan_free(CatanetCpuPlan *p)
     free(p->block);
     free(p->cpu.work);
     free(p->kg);
+    free(p->kgvg_mem);
     free(p);
+}
+
+int64_t catanet_cpu_plan_bytes(const CatanetCpuPlan *p)
+{
+    return (int64_t)(p->block_floats + p->kgvg_floats + p->cpu.work_per_thread * p->cpu.threads) * 4;
 }
 
 static size_t max_sz(size_t a, size_t b)
@@ -106,6 +112,8 @@ int catanet_cpu_plan_create(CatanetCpuPlan **out, const CatanetModel *m, int wid
                             height, (total * sizeof(float)) >> 20);
     }
     float *b = p->block;
+    p->block_floats = total;
+    p->kgvg_floats = kgvg;
     p->in_pad = padded ? b + off[0] : NULL;
     p->out_pad = padded ? b + off[1] : NULL;
     p->xin = b + off[2];
@@ -126,6 +134,7 @@ int catanet_cpu_plan_create(CatanetCpuPlan **out, const CatanetModel *m, int wid
     p->cid = (int32_t *)(b + off[17]);
     p->ord = (int32_t *)(b + off[18]);
     p->vg = p->kg + (a->num_groups ? a->num_groups : 1);
+    p->kgvg_mem = kgvg_mem;
     float *kv = kgvg_mem;
     for (int g = 0; g < a->num_groups; g++) {
         int M = a->groups[g].num_tokens;

@@ -24,6 +24,8 @@ typedef struct CatanetCpuPlan {
     int32_t *cid, *ord;
     float *u, *us, *out;   /* upsampler: conv output, shuffled, last conv output (NHWC) */
     float *block;          /* the one allocation behind all of the above */
+    float *kgvg_mem;       /* behind kg/vg */
+    size_t block_floats, kgvg_floats;
 } CatanetCpuPlan;
 
 /* smallest input side the network runs on: the largest patch size (spec §1.8) */
@@ -32,6 +34,8 @@ int catanet_min_side(const CatanetModelInfo *info);
 int catanet_cpu_plan_create(CatanetCpuPlan **out, const CatanetModel *m, int width, int height,
                             int threads, char *err, size_t es);
 void catanet_cpu_plan_free(CatanetCpuPlan *p);
+/* host bytes the plan holds */
+int64_t catanet_cpu_plan_bytes(const CatanetCpuPlan *p);
 /* in: planar [3][in_h][in_w]; out: planar [3][s in_h][s in_w] (unclamped) */
 void catanet_cpu_forward(CatanetCpuPlan *p, const float *in, float *out);
 

@@ -126,6 +126,9 @@ CatanetDevice catanet_engine_device(const CatanetEngine *e);
 /** The precision actually used (never AUTO). */
 CatanetPrecision catanet_engine_precision(const CatanetEngine *e);
 
+/** What runs the network: "cpu (N threads)" or the GPU's name. */
+const char *catanet_engine_device_name(const CatanetEngine *e);
+
 /** Detail of the last error on this engine ("" when none). */
 const char *catanet_engine_last_error(const CatanetEngine *e);
 
@@ -134,6 +137,9 @@ const char *catanet_engine_last_error(const CatanetEngine *e);
  * Call again when the size changes; process never allocates.
  */
 int catanet_engine_prepare(CatanetEngine *e, int width, int height);
+
+/** Bytes of working memory planned for the prepared size (device memory on CUDA, host on CPU), weights included. */
+int64_t catanet_engine_memory_bytes(const CatanetEngine *e);
 
 /**
  * Upscale one frame. in: planar float RGB [3][height][width] in [0,1];

@@ -51,6 +51,9 @@ void catanet_linear_fwd_cpu(const CatanetCpu *cpu, int n, int in, int out, const
 /* dx (may be NULL) += dy w; dw += dy^T x; db (may be NULL) += sum_n dy */
 void catanet_linear_bwd_ref(int n, int in, int out, const float *x, const float *w,
                             const float *dy, float *dx, float *dw, float *db);
+/* the same, OpenBLAS + OpenMP; bit-identical for any thread count */
+void catanet_linear_bwd_cpu(const CatanetCpu *cpu, int n, int in, int out, const float *x,
+                            const float *w, const float *dy, float *dx, float *dw, float *db);
 
 /* ---------------- conv2d.c: dense KxK conv, stride 1, zero padding K/2, NHWC ---------------- */
 typedef struct CatanetConv2dArgs {
@@ -66,6 +69,13 @@ void catanet_conv2d_fwd_cpu(const CatanetCpu *cpu, const CatanetConv2dArgs *a, c
                             const float *wt, const float *bias, float *out);
 void catanet_conv2d_bwd_ref(const CatanetConv2dArgs *a, const float *in, const float *wt,
                             const float *dout, float *din, float *dwt, float *dbias);
+/* fast backward: cpu->work needs catanet_conv2d_bwd_work per thread, scratch
+ * catanet_conv2d_bwd_scratch floats (shared) */
+size_t catanet_conv2d_bwd_work(const CatanetConv2dArgs *a);
+size_t catanet_conv2d_bwd_scratch(const CatanetConv2dArgs *a);
+void catanet_conv2d_bwd_cpu(const CatanetCpu *cpu, const CatanetConv2dArgs *a, const float *in,
+                            const float *wt, const float *dout, float *din, float *dwt,
+                            float *dbias, float *scratch);
 
 /* ---------------- dwconv.c: depthwise KxK conv, zero padding K/2, NHWC ---------------- */
 typedef struct CatanetDwconvArgs {
@@ -78,6 +88,10 @@ void catanet_dwconv_fwd_cpu(const CatanetCpu *cpu, const CatanetDwconvArgs *a, c
                             const float *wt, const float *bias, float *out);
 void catanet_dwconv_bwd_ref(const CatanetDwconvArgs *a, const float *in, const float *wt,
                             const float *dout, float *din, float *dwt, float *dbias);
+size_t catanet_dwconv_bwd_scratch(const CatanetDwconvArgs *a);
+void catanet_dwconv_bwd_cpu(const CatanetCpu *cpu, const CatanetDwconvArgs *a, const float *in,
+                            const float *wt, const float *dout, float *din, float *dwt,
+                            float *dbias, float *scratch);
 
 /* ---------------- layernorm.c: over the last dim C, eps 1e-5, affine ---------------- */
 #define CATANET_LN_EPS 1e-5f
@@ -88,6 +102,13 @@ void catanet_layernorm_fwd_cpu(const CatanetCpu *cpu, int n, int c, const float 
                                const float *g, const float *b, float *y);
 void catanet_layernorm_bwd_ref(int n, int c, const float *x, const float *g, const float *mean,
                                const float *rstd, const float *dy, float *dx, float *dg, float *db);
+void catanet_layernorm_fwd_stats_cpu(const CatanetCpu *cpu, int n, int c, const float *x,
+                                     const float *g, const float *b, float *y, float *mean,
+                                     float *rstd);
+size_t catanet_layernorm_bwd_scratch(int n, int c);
+void catanet_layernorm_bwd_cpu(const CatanetCpu *cpu, int n, int c, const float *x,
+                               const float *g, const float *mean, const float *rstd,
+                               const float *dy, float *dx, float *dg, float *db, float *scratch);
 
 /* ---------------- activation.c: exact GELU, LeakyReLU(0.1) ---------------- */
 float catanet_gelu(float x);
@@ -108,6 +129,9 @@ void catanet_pixel_shuffle_bwd_ref(const CatanetShuffleArgs *a, const float *dou
 /* ---------------- bilinear.c: PyTorch bilinear, align_corners=False, integer scale, NCHW planes ---------------- */
 /* in [P][H][W] -> out [P][sH][sW] (P planes) */
 void catanet_bilinear_fwd_ref(int planes, int h, int w, int s, const float *in, float *out);
+
+/* ---------------- softmax.c: rows of s [rows,len] -> softmax, fast vectorisable exp (within 2 ulp) */
+void catanet_softmax_rows_cpu(int rows, int len, float *s);
 
 /* ---------------- cluster.c: token -> nearest center (cosine), stable sort by center ----------------
  * xn [N,C] (LayerNorm output), centers [M,C] raw.
@@ -140,6 +164,18 @@ size_t catanet_iasa_work(const CatanetIasaArgs *a);
 void catanet_iasa_fwd_cpu(const CatanetCpu *cpu, const CatanetIasaArgs *a, const float *q,
                           const float *k, const float *v, const int32_t *ord, const float *kg,
                           const float *vg, float *out);
+/* Backward (softmaxes recomputed): dq, dk, dv [N,...] and dkg, dvg [M,...] accumulate.
+ * Every copy of a key/value (two windows, mirror duplicates) adds into its token. */
+void catanet_iasa_bwd_ref(const CatanetIasaArgs *a, const float *q, const float *k, const float *v,
+                          const int32_t *ord, const float *kg, const float *vg, const float *dout,
+                          float *dq, float *dk, float *dv, float *dkg, float *dvg);
+/* per thread: catanet_iasa_bwd_work; task_work: catanet_iasa_bwd_task_work floats */
+size_t catanet_iasa_bwd_work(const CatanetIasaArgs *a);
+size_t catanet_iasa_bwd_task_work(const CatanetIasaArgs *a);
+void catanet_iasa_bwd_cpu(const CatanetCpu *cpu, const CatanetIasaArgs *a, const float *q,
+                          const float *k, const float *v, const int32_t *ord, const float *kg,
+                          const float *vg, const float *dout, float *dq, float *dk, float *dv,
+                          float *dkg, float *dvg, float *task_work);
 
 /* ---------------- lrsa.c: local-region self-attention over overlapping patches ----------------
  * One image x [H,W,C] (NHWC). For each ps x ps patch P (step ps-2, last one shifted to the edge):
@@ -163,5 +199,54 @@ void catanet_lrsa_fwd_ref(const CatanetLrsaArgs *a, const CatanetLrsaWeights *wt
 size_t catanet_lrsa_work(const CatanetLrsaArgs *a);
 void catanet_lrsa_fwd_cpu(const CatanetCpu *cpu, const CatanetLrsaArgs *a,
                           const CatanetLrsaWeights *wt, const float *x, float *out);
+
+/* Backward of catanet_lrsa_fwd (activations recomputed from x): dx and the weight gradients
+ * accumulate; the band factors apply to dout, patch gradients scatter-add into dx. */
+typedef struct CatanetLrsaGrads {
+    float *norm_w, *norm_b, *wq, *wk, *wv, *wproj;
+} CatanetLrsaGrads;
+void catanet_lrsa_bwd_ref(const CatanetLrsaArgs *a, const CatanetLrsaWeights *wt, const float *x,
+                          const float *dout, float *dx, const CatanetLrsaGrads *g);
+/* per thread: catanet_lrsa_bwd_work; task_work: catanet_lrsa_bwd_task_work floats; H, W <= 4096 */
+size_t catanet_lrsa_bwd_work(const CatanetLrsaArgs *a);
+size_t catanet_lrsa_bwd_task_work(const CatanetLrsaArgs *a);
+void catanet_lrsa_bwd_cpu(const CatanetCpu *cpu, const CatanetLrsaArgs *a,
+                          const CatanetLrsaWeights *wt, const float *x, const float *dout,
+                          float *dx, const CatanetLrsaGrads *g, float *task_work);
+
+/* ---------------- center_iter.c: token centers in training mode (spec §1.3, §1.7) ---------------- */
+#define CATANET_NORM_EPS 1e-12 /* F.normalize */
+/* y = x / max(|x|, eps) per row of [n,c]; norm [n] = |x| (may be NULL) */
+void catanet_normalize_fwd_ref(int n, int c, const float *x, float *y, float *norm);
+/* dx += (dy - y (y.dy)) / |x|  (dy / eps below eps) */
+void catanet_normalize_bwd_ref(int n, int c, const float *y, const float *norm, const float *dy,
+                               float *dx);
+/* first training step: average pooling of xn [B,N,C] over M mirror-padded raster chunks,
+ * pooled over the batch -> c0 [M,C] */
+void catanet_center_init_ref(int batch, int n, int c, int m, const float *xn, float *c0);
+/* one hard k-means step on the unit sphere pooled over all n = B*N tokens:
+ * xu [n,C] unit tokens, cu_in [M,C] unit centers -> bucket [n], count [M], sum [M,C],
+ * cu_out [M,C] = normalize(sum) (cu_in where count == 0) */
+void catanet_center_iter_fwd_ref(int n, int c, int m, const float *xu, const float *cu_in,
+                                 int32_t *bucket, float *sum, int32_t *count, float *cu_out);
+size_t catanet_center_iter_work(int m); /* per thread, fast path */
+void catanet_center_iter_fwd_cpu(const CatanetCpu *cpu, int n, int c, int m, const float *xu,
+                                 const float *cu_in, int32_t *bucket, float *sum, int32_t *count,
+                                 float *cu_out);
+/* dxu [n,C] += gradient through cu_out = normalize(sum) (the differentiable fifth step);
+ * dsum_work [M,C] scratch */
+void catanet_center_iter_bwd_ref(int n, int c, int m, const int32_t *bucket, const float *sum,
+                                 const int32_t *count, const float *cu_out, const float *dcu_out,
+                                 float *dsum_work, float *dxu);
+
+/* ---------------- loss.c: L1 (mean absolute error) ---------------- */
+double catanet_l1_loss_fwd_ref(size_t n, const float *out, const float *target);
+/* dout += scale * sign(out - target) / n */
+void catanet_l1_loss_bwd_ref(size_t n, const float *out, const float *target, float scale,
+                             float *dout);
+
+/* ---------------- adam.c: torch.optim.Adam step t >= 1 (no weight decay) ---------------- */
+void catanet_adam_update_ref(size_t n, float *p, const float *g, float *m, float *v, float lr,
+                             float b1, float b2, float eps, int64_t t);
 
 #endif /* CATANET_KERNELS_H */

@@ -104,23 +104,6 @@ size_t catanet_iasa_work(const CatanetIasaArgs *a)
            + gs * hv;       /* output of the subgroup */
 }
 
-static void softmax_rows(int rows, int len, float *s)
-{
-    for (int r = 0; r < rows; r++) {
-        float *x = s + (size_t)r * len;
-        float mx = x[0];
-        for (int i = 1; i < len; i++)
-            mx = x[i] > mx ? x[i] : mx;
-        float sum = 0.0f;
-        for (int i = 0; i < len; i++) {
-            x[i] = expf(x[i] - mx);
-            sum += x[i];
-        }
-        float inv = 1.0f / sum;
-        for (int i = 0; i < len; i++)
-            x[i] *= inv;
-    }
-}
 
 /* One task per subgroup: gather its queries and 2gs-wide key/value window, GEMMs per head,
  * scatter the real rows back. Only one subgroup's scores exist at a time per thread. */
@@ -152,17 +135,238 @@ void catanet_iasa_fwd_cpu(const CatanetCpu *cpu, const CatanetIasaArgs *a, const
         for (int h = 0; h < a->heads; h++) {
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, 2 * gs, a->dqk, scale,
                         Q + h * a->dqk, hq, K + h * a->dqk, hq, 0.0f, S, 2 * gs);
-            softmax_rows(rows, 2 * gs, S);
+            catanet_softmax_rows_cpu(rows, 2 * gs, S);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, a->dv, 2 * gs, 1.0f, S,
                         2 * gs, V + h * a->dv, hv, 0.0f, O + h * a->dv, hv);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, m, a->dqk, scale,
                         Q + h * a->dqk, hq, kg + h * a->dqk, hq, 0.0f, G, m);
-            softmax_rows(rows, m, G);
+            catanet_softmax_rows_cpu(rows, m, G);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, a->dv, m, 1.0f, G, m,
                         vg + h * a->dv, hv, 1.0f, O + h * a->dv, hv);
         }
         for (int i = 0; i < rows; i++)
             memcpy(out + (size_t)ord[j * gs + i] * hv, O + (size_t)i * hv, sizeof(float) * hv);
     }
+    }
+}
+
+/* ---------------- backward ----------------
+ * forward, per real query row i of subgroup j and head h (softmaxes recomputed here):
+ *   P = softmax(q_i K_w^T s), O1 = P V_w;   G = softmax(q_i kg^T s), O2 = G vg;   out = O1 + O2
+ * with K_w, V_w the 2gs keys/values of the window (mirror copies included).
+ * For each softmax: dP = dO V^T; dS = P (dP - sum(P dP)); dq += s dS K; dK += s dS^T q; dV += P^T dO.
+ * Copies of a token (both windows it sits in, mirrored duplicates) all add into that token. */
+void catanet_iasa_bwd_ref(const CatanetIasaArgs *a, const float *q, const float *k, const float *v,
+                          const int32_t *ord, const float *kg, const float *vg, const float *dout,
+                          float *dq, float *dk, float *dv, float *dkg, float *dvg)
+{
+    int n = a->n, gs = a->group_size < n ? a->group_size : n;
+    int ng = (n + gs - 1) / gs;
+    int hq = a->heads * a->dqk, hv = a->heads * a->dv, dqk = a->dqk, dvd = a->dv;
+    double scale = 1.0 / sqrt((double)dqk);
+    static _Thread_local double s_loc[2 * CATANET_MAX_GROUP_SIZE], s_glb[CATANET_MAX_CENTERS];
+    static _Thread_local int tok[2 * CATANET_MAX_GROUP_SIZE];
+    for (int j = 0; j < ng; j++) {
+        for (int p = 0; p < 2 * gs; p++)
+            tok[p] = token_at(a, ord, (int64_t)j * gs + p);
+        for (int i = 0; i < gs; i++) {
+            int64_t qp = (int64_t)j * gs + i;
+            if (qp >= n)
+                continue; /* padded query rows are dropped by the forward: no gradient */
+            int tq = ord[qp];
+            for (int h = 0; h < a->heads; h++) {
+                const float *qv = q + (size_t)tq * hq + h * dqk;
+                const float *dov = dout + (size_t)tq * hv + h * dvd;
+                float *dqv = dq + (size_t)tq * hq + h * dqk;
+                /* local window */
+                for (int p = 0; p < 2 * gs; p++) {
+                    const float *kv = k + (size_t)tok[p] * hq + h * dqk;
+                    double d = 0.0;
+                    for (int e = 0; e < dqk; e++)
+                        d += (double)qv[e] * kv[e];
+                    s_loc[p] = d * scale;
+                }
+                softmax_ref(2 * gs, s_loc);
+                double dsum = 0.0;
+                for (int p = 0; p < 2 * gs; p++) {
+                    const float *vv = v + (size_t)tok[p] * hv + h * dvd;
+                    double dp = 0.0;
+                    for (int e = 0; e < dvd; e++)
+                        dp += (double)dov[e] * vv[e];
+                    dsum += s_loc[p] * dp;
+                }
+                for (int p = 0; p < 2 * gs; p++) {
+                    const float *kv = k + (size_t)tok[p] * hq + h * dqk;
+                    const float *vv = v + (size_t)tok[p] * hv + h * dvd;
+                    float *dkv = dk + (size_t)tok[p] * hq + h * dqk;
+                    float *dvv = dv + (size_t)tok[p] * hv + h * dvd;
+                    double dp = 0.0;
+                    for (int e = 0; e < dvd; e++)
+                        dp += (double)dov[e] * vv[e];
+                    double ds = s_loc[p] * (dp - dsum) * scale;
+                    for (int e = 0; e < dqk; e++) {
+                        dqv[e] += (float)(ds * kv[e]);
+                        dkv[e] += (float)(ds * qv[e]);
+                    }
+                    for (int e = 0; e < dvd; e++)
+                        dvv[e] += (float)(s_loc[p] * dov[e]);
+                }
+                /* the token centers */
+                for (int c = 0; c < a->m; c++) {
+                    const float *kv = kg + (size_t)c * hq + h * dqk;
+                    double d = 0.0;
+                    for (int e = 0; e < dqk; e++)
+                        d += (double)qv[e] * kv[e];
+                    s_glb[c] = d * scale;
+                }
+                softmax_ref(a->m, s_glb);
+                dsum = 0.0;
+                for (int c = 0; c < a->m; c++) {
+                    const float *vv = vg + (size_t)c * hv + h * dvd;
+                    double dp = 0.0;
+                    for (int e = 0; e < dvd; e++)
+                        dp += (double)dov[e] * vv[e];
+                    dsum += s_glb[c] * dp;
+                }
+                for (int c = 0; c < a->m; c++) {
+                    const float *kv = kg + (size_t)c * hq + h * dqk;
+                    const float *vv = vg + (size_t)c * hv + h * dvd;
+                    double dp = 0.0;
+                    for (int e = 0; e < dvd; e++)
+                        dp += (double)dov[e] * vv[e];
+                    double ds = s_glb[c] * (dp - dsum) * scale;
+                    for (int e = 0; e < dqk; e++) {
+                        dqv[e] += (float)(ds * kv[e]);
+                        dkg[(size_t)c * hq + h * dqk + e] += (float)(ds * qv[e]);
+                    }
+                    for (int e = 0; e < dvd; e++)
+                        dvg[(size_t)c * hv + h * dvd + e] += (float)(s_glb[c] * dov[e]);
+                }
+            }
+        }
+    }
+}
+
+size_t catanet_iasa_bwd_work(const CatanetIasaArgs *a)
+{
+    size_t gs = a->group_size < a->n ? a->group_size : a->n;
+    size_t hq = (size_t)a->heads * a->dqk, hv = (size_t)a->heads * a->dv;
+    return gs * hq * 2            /* Q, dQ */
+           + 2 * gs * (hq + hv)   /* K, V window */
+           + gs * hv              /* dO */
+           + 2 * gs * 2 * gs      /* P, dP */
+           + 2 * gs * a->m        /* G, dG */
+           + gs;                  /* row sums */
+}
+
+size_t catanet_iasa_bwd_task_work(const CatanetIasaArgs *a)
+{
+    size_t gs = a->group_size < a->n ? a->group_size : a->n;
+    size_t ng = (a->n + gs - 1) / gs;
+    size_t hq = (size_t)a->heads * a->dqk, hv = (size_t)a->heads * a->dv;
+    return ng * (2 * gs + a->m) * (hq + hv);
+}
+
+/* dS = P (dP - rowsum(P dP)) in place of dP */
+static void softmax_bwd_rows(int rows, int len, const float *P, float *dP)
+{
+    for (int r = 0; r < rows; r++) {
+        const float *p = P + (size_t)r * len;
+        float *d = dP + (size_t)r * len;
+        float s = 0.0f;
+        for (int i = 0; i < len; i++)
+            s += p[i] * d[i];
+        for (int i = 0; i < len; i++)
+            d[i] = p[i] * (d[i] - s);
+    }
+}
+
+/* One task per subgroup, as the forward. Each task writes its window's key/value gradients and
+ * its share of dkg/dvg to its own slice of task_work; they are then added in task order, so
+ * the result does not depend on the thread count. dq rows belong to one task each. */
+void catanet_iasa_bwd_cpu(const CatanetCpu *cpu, const CatanetIasaArgs *a, const float *q,
+                          const float *k, const float *v, const int32_t *ord, const float *kg,
+                          const float *vg, const float *dout, float *dq, float *dk, float *dv,
+                          float *dkg, float *dvg, float *task_work)
+{
+    int n = a->n, gs = a->group_size < n ? a->group_size : n;
+    int ng = (n + gs - 1) / gs;
+    int hq = a->heads * a->dqk, hv = a->heads * a->dv, m = a->m, dqk = a->dqk, dvd = a->dv;
+    float scale = 1.0f / sqrtf((float)dqk);
+    size_t task_sz = (size_t)(2 * gs + m) * (hq + hv);
+#pragma omp parallel num_threads(cpu->threads)
+    {
+    CATANET_BLAS_SERIAL();
+#pragma omp for schedule(dynamic, 1)
+    for (int j = 0; j < ng; j++) {
+        float *Q = cpu->work + (size_t)omp_get_thread_num() * cpu->work_per_thread;
+        float *dQ = Q + (size_t)gs * hq, *K = dQ + (size_t)gs * hq, *V = K + (size_t)2 * gs * hq;
+        float *dO = V + (size_t)2 * gs * hv, *P = dO + (size_t)gs * hv, *dP = P + (size_t)gs * 2 * gs;
+        float *G = dP + (size_t)gs * 2 * gs, *dG = G + (size_t)gs * m;
+        float *dK = task_work + (size_t)j * task_sz, *dV = dK + (size_t)2 * gs * hq;
+        float *dkgp = dV + (size_t)2 * gs * hv, *dvgp = dkgp + (size_t)m * hq;
+        int rows = n - j * gs < gs ? n - j * gs : gs;
+        for (int i = 0; i < rows; i++) {
+            memcpy(Q + (size_t)i * hq, q + (size_t)ord[j * gs + i] * hq, sizeof(float) * hq);
+            memcpy(dO + (size_t)i * hv, dout + (size_t)ord[j * gs + i] * hv, sizeof(float) * hv);
+        }
+        for (int p = 0; p < 2 * gs; p++) {
+            int t = token_at(a, ord, (int64_t)j * gs + p);
+            memcpy(K + (size_t)p * hq, k + (size_t)t * hq, sizeof(float) * hq);
+            memcpy(V + (size_t)p * hv, v + (size_t)t * hv, sizeof(float) * hv);
+        }
+        for (int h = 0; h < a->heads; h++) {
+            const float *Qh = Q + h * dqk, *Kh = K + h * dqk, *Vh = V + h * dvd, *dOh = dO + h * dvd;
+            /* local */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, 2 * gs, dqk, scale, Qh, hq,
+                        Kh, hq, 0.0f, P, 2 * gs);
+            catanet_softmax_rows_cpu(rows, 2 * gs, P);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2 * gs, dvd, rows, 1.0f, P, 2 * gs,
+                        dOh, hv, 0.0f, dV + h * dvd, hv);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, 2 * gs, dvd, 1.0f, dOh, hv,
+                        Vh, hv, 0.0f, dP, 2 * gs);
+            softmax_bwd_rows(rows, 2 * gs, P, dP);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, dqk, 2 * gs, scale, dP,
+                        2 * gs, Kh, hq, 0.0f, dQ + h * dqk, hq);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2 * gs, dqk, rows, scale, dP,
+                        2 * gs, Qh, hq, 0.0f, dK + h * dqk, hq);
+            /* centers */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, m, dqk, scale, Qh, hq,
+                        kg + h * dqk, hq, 0.0f, G, m);
+            catanet_softmax_rows_cpu(rows, m, G);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, dvd, rows, 1.0f, G, m, dOh, hv,
+                        0.0f, dvgp + h * dvd, hv);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, m, dvd, 1.0f, dOh, hv,
+                        vg + h * dvd, hv, 0.0f, dG, m);
+            softmax_bwd_rows(rows, m, G, dG);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, dqk, m, scale, dG, m,
+                        kg + h * dqk, hq, 1.0f, dQ + h * dqk, hq);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, dqk, rows, scale, dG, m, Qh, hq,
+                        0.0f, dkgp + h * dqk, hq);
+        }
+        for (int i = 0; i < rows; i++) {
+            float *d = dq + (size_t)ord[j * gs + i] * hq;
+            const float *s = dQ + (size_t)i * hq;
+            for (int e = 0; e < hq; e++)
+                d[e] += s[e];
+        }
+    }
+    }
+    /* the shared gradients, in task order */
+    for (int j = 0; j < ng; j++) {
+        const float *dK = task_work + (size_t)j * task_sz, *dV = dK + (size_t)2 * gs * hq;
+        const float *dkgp = dV + (size_t)2 * gs * hv, *dvgp = dkgp + (size_t)m * hq;
+        for (int p = 0; p < 2 * gs; p++) {
+            int t = token_at(a, ord, (int64_t)j * gs + p);
+            float *dkt = dk + (size_t)t * hq, *dvt = dv + (size_t)t * hv;
+            for (int e = 0; e < hq; e++)
+                dkt[e] += dK[(size_t)p * hq + e];
+            for (int e = 0; e < hv; e++)
+                dvt[e] += dV[(size_t)p * hv + e];
+        }
+        for (size_t e = 0; e < (size_t)m * hq; e++)
+            dkg[e] += dkgp[e];
+        for (size_t e = 0; e < (size_t)m * hv; e++)
+            dvg[e] += dvgp[e];
     }
 }

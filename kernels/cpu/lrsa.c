@@ -138,25 +138,10 @@ size_t catanet_lrsa_work(const CatanetLrsaArgs *a)
     return patch > bands ? patch : bands;
 }
 
-static void softmax_rows(int rows, int len, float *s)
-{
-    for (int r = 0; r < rows; r++) {
-        float *x = s + (size_t)r * len;
-        float mx = x[0];
-        for (int i = 1; i < len; i++)
-            mx = x[i] > mx ? x[i] : mx;
-        float sum = 0.0f;
-        for (int i = 0; i < len; i++) {
-            x[i] = expf(x[i] - mx);
-            sum += x[i];
-        }
-        float inv = 1.0f / sum;
-        for (int i = 0; i < len; i++)
-            x[i] *= inv;
-    }
-}
 
 /* one patch: P + proj(MHSA(LN(P))) added into out (no band weights yet) */
+#define LRSA_ROW_BLOCK 64
+
 static void patch_cpu(const CatanetLrsaArgs *a, const CatanetLrsaWeights *wt, const float *x,
                       int top, int left, float *buf, float *out)
 {
@@ -177,13 +162,17 @@ static void patch_cpu(const CatanetLrsaArgs *a, const CatanetLrsaWeights *wt, co
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, hv, C, 1.0f, Pn, C, wt->wv, C, 0.0f,
                 Vm, hv);
     float scale = 1.0f / sqrtf((float)a->dqk);
-    for (int h = 0; h < a->heads; h++) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, a->dqk, scale, Qm + h * a->dqk,
-                    hq, Km + h * a->dqk, hq, 0.0f, S, T);
-        softmax_rows(T, T, S);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, a->dv, T, 1.0f, S, T,
-                    Vm + h * a->dv, hv, 0.0f, A + h * a->dv, hv);
-    }
+    /* query rows in blocks: a block's scores stay in cache between the GEMM, the softmax and
+     * the second GEMM (a whole 784 x 784 head would not) */
+    for (int h = 0; h < a->heads; h++)
+        for (int r0 = 0; r0 < T; r0 += LRSA_ROW_BLOCK) {
+            int rows = T - r0 < LRSA_ROW_BLOCK ? T - r0 : LRSA_ROW_BLOCK;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, T, a->dqk, scale,
+                        Qm + (size_t)r0 * hq + h * a->dqk, hq, Km + h * a->dqk, hq, 0.0f, S, T);
+            catanet_softmax_rows_cpu(rows, T, S);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, a->dv, T, 1.0f, S, T,
+                        Vm + h * a->dv, hv, 0.0f, A + (size_t)r0 * hv + h * a->dv, hv);
+        }
     memcpy(Y, P, sizeof(float) * (size_t)T * C);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, C, hv, 1.0f, A, hv, wt->wproj, hv,
                 1.0f, Y, C);
@@ -232,4 +221,278 @@ void catanet_lrsa_fwd_cpu(const CatanetCpu *cpu, const CatanetLrsaArgs *a,
             for (int ch = 0; ch < C; ch++)
                 o[ch] *= f;
         }
+}
+
+/* ---------------- backward ----------------
+ * forward per patch P (pixels gathered from x): Y = P + (softmax(Q K^T s) V) Wproj^T, with
+ * Q,K,V = LN(P) Wq^T, Wk^T, Wv^T per head; out = (sum of Y over patches) * wr[row] * wc[col].
+ * Backward: dY = dout * wr * wc (the same band factors); dP = dY + LN_bwd(linear_bwd(attn_bwd(dY)));
+ * each patch's dP is scatter-added into dx (overlaps sum). The weight gradients sum over patches. */
+static void attn_bwd_head_ref(int T, int dqk, int dvd, int hq, int hv, double scale,
+                              const float *Q, const float *K, const float *V, const float *dA,
+                              float *dQ, float *dK, float *dV, double *s)
+{
+    for (int i = 0; i < T; i++) {
+        double mx = -INFINITY, sum = 0.0;
+        for (int j = 0; j < T; j++) {
+            double d = 0.0;
+            for (int e = 0; e < dqk; e++)
+                d += (double)Q[(size_t)i * hq + e] * K[(size_t)j * hq + e];
+            s[j] = d * scale;
+            mx = s[j] > mx ? s[j] : mx;
+        }
+        for (int j = 0; j < T; j++) {
+            s[j] = exp(s[j] - mx);
+            sum += s[j];
+        }
+        double D = 0.0;
+        for (int j = 0; j < T; j++) {
+            s[j] /= sum;
+            double dp = 0.0;
+            for (int e = 0; e < dvd; e++)
+                dp += (double)dA[(size_t)i * hv + e] * V[(size_t)j * hv + e];
+            D += s[j] * dp;
+        }
+        for (int j = 0; j < T; j++) {
+            double dp = 0.0;
+            for (int e = 0; e < dvd; e++)
+                dp += (double)dA[(size_t)i * hv + e] * V[(size_t)j * hv + e];
+            double ds = s[j] * (dp - D) * scale;
+            for (int e = 0; e < dqk; e++) {
+                dQ[(size_t)i * hq + e] += (float)(ds * K[(size_t)j * hq + e]);
+                dK[(size_t)j * hq + e] += (float)(ds * Q[(size_t)i * hq + e]);
+            }
+            for (int e = 0; e < dvd; e++)
+                dV[(size_t)j * hv + e] += (float)(s[j] * dA[(size_t)i * hv + e]);
+        }
+    }
+}
+
+void catanet_lrsa_bwd_ref(const CatanetLrsaArgs *a, const CatanetLrsaWeights *wt, const float *x,
+                          const float *dout, float *dx, const CatanetLrsaGrads *g)
+{
+    int H = a->h, W = a->w, C = a->c, ps = a->ps, T = ps * ps;
+    int hq = a->heads * a->dqk, hv = a->heads * a->dv;
+    int step = lrsa_step(H, W, ps);
+    int nr = starts_with_step(H, ps, step, NULL, 0), nc = starts_with_step(W, ps, step, NULL, 0);
+    int *rs = malloc(sizeof(int) * (nr + nc)), *cs = rs ? rs + nr : NULL;
+    size_t fl = (size_t)T * (4 * C + 4 * hq + 6 * hv) + 2 * T + H + W;
+    float *P = malloc(sizeof(float) * fl);
+    double *s = malloc(sizeof(double) * T);
+    if (!rs || !P || !s) { /* test-only path */
+        free(rs);
+        free(P);
+        free(s);
+        return;
+    }
+    float *Pn = P + (size_t)T * C, *dY = Pn + (size_t)T * C, *dPn = dY + (size_t)T * C;
+    float *Qm = dPn + (size_t)T * C, *Km = Qm + (size_t)T * hq, *dQ = Km + (size_t)T * hq;
+    float *dK = dQ + (size_t)T * hq, *Vm = dK + (size_t)T * hq, *A = Vm + (size_t)T * hv;
+    float *dA = A + (size_t)T * hv, *dV = dA + (size_t)T * hv, *mean = dV + (size_t)T * hv;
+    float *rstd = mean + T, *wr = rstd + T, *wc = wr + H;
+    double scale = 1.0 / sqrt((double)a->dqk);
+    starts_with_step(H, ps, step, rs, nr);
+    starts_with_step(W, ps, step, cs, nc);
+    band_weights_with_step(H, ps, step, wr);
+    band_weights_with_step(W, ps, step, wc);
+    for (int pr = 0; pr < nr; pr++)
+        for (int pc = 0; pc < nc; pc++) {
+            for (int t = 0; t < T; t++) {
+                int yy = rs[pr] + t / ps, xx = cs[pc] + t % ps;
+                memcpy(P + (size_t)t * C, x + ((size_t)yy * W + xx) * C, sizeof(float) * C);
+                for (int ch = 0; ch < C; ch++)
+                    dY[(size_t)t * C + ch] = dout[((size_t)yy * W + xx) * C + ch] * (wr[yy] * wc[xx]);
+            }
+            catanet_layernorm_fwd_ref(T, C, P, wt->norm_w, wt->norm_b, Pn, mean, rstd);
+            catanet_linear_fwd_ref(T, C, hq, Pn, wt->wq, NULL, Qm);
+            catanet_linear_fwd_ref(T, C, hq, Pn, wt->wk, NULL, Km);
+            catanet_linear_fwd_ref(T, C, hv, Pn, wt->wv, NULL, Vm);
+            /* A (needed for dWproj) */
+            for (int h = 0; h < a->heads; h++)
+                for (int i = 0; i < T; i++) {
+                    double mx = -INFINITY, sum = 0.0;
+                    for (int j = 0; j < T; j++) {
+                        double d = 0.0;
+                        for (int e = 0; e < a->dqk; e++)
+                            d += (double)Qm[(size_t)i * hq + h * a->dqk + e] * Km[(size_t)j * hq + h * a->dqk + e];
+                        s[j] = d * scale;
+                        mx = s[j] > mx ? s[j] : mx;
+                    }
+                    for (int j = 0; j < T; j++)
+                        sum += exp(s[j] - mx);
+                    for (int e = 0; e < a->dv; e++) {
+                        double o = 0.0;
+                        for (int j = 0; j < T; j++)
+                            o += exp(s[j] - mx) / sum * Vm[(size_t)j * hv + h * a->dv + e];
+                        A[(size_t)i * hv + h * a->dv + e] = (float)o;
+                    }
+                }
+            memset(dA, 0, sizeof(float) * (size_t)T * hv);
+            memset(dQ, 0, sizeof(float) * (size_t)T * (2 * hq));
+            memset(dV, 0, sizeof(float) * (size_t)T * hv);
+            memset(dPn, 0, sizeof(float) * (size_t)T * C);
+            catanet_linear_bwd_ref(T, hv, C, A, wt->wproj, dY, dA, g->wproj, NULL);
+            for (int h = 0; h < a->heads; h++)
+                attn_bwd_head_ref(T, a->dqk, a->dv, hq, hv, scale, Qm + h * a->dqk, Km + h * a->dqk,
+                                  Vm + h * a->dv, dA + h * a->dv, dQ + h * a->dqk, dK + h * a->dqk,
+                                  dV + h * a->dv, s);
+            catanet_linear_bwd_ref(T, C, hq, Pn, wt->wq, dQ, dPn, g->wq, NULL);
+            catanet_linear_bwd_ref(T, C, hq, Pn, wt->wk, dK, dPn, g->wk, NULL);
+            catanet_linear_bwd_ref(T, C, hv, Pn, wt->wv, dV, dPn, g->wv, NULL);
+            /* dY becomes dP: the residual path plus the LayerNorm path */
+            catanet_layernorm_bwd_ref(T, C, P, wt->norm_w, mean, rstd, dPn, dY, g->norm_w, g->norm_b);
+            for (int t = 0; t < T; t++) {
+                float *d = dx + ((size_t)(rs[pr] + t / ps) * W + cs[pc] + t % ps) * C;
+                for (int ch = 0; ch < C; ch++)
+                    d[ch] += dY[(size_t)t * C + ch];
+            }
+        }
+    free(rs);
+    free(P);
+    free(s);
+}
+
+/* the fast path: per patch task, scratch per thread and a result slice per patch */
+static size_t lrsa_wsize(const CatanetLrsaArgs *a)
+{
+    size_t hq = (size_t)a->heads * a->dqk, hv = (size_t)a->heads * a->dv;
+    return 2 * (size_t)a->c + 2 * hq * a->c + 2 * hv * a->c;
+}
+
+size_t catanet_lrsa_bwd_work(const CatanetLrsaArgs *a)
+{
+    size_t T = (size_t)a->ps * a->ps, hq = (size_t)a->heads * a->dqk, hv = (size_t)a->heads * a->dv;
+    return T * a->c * 3 + 2 * T + T * (4 * hq + 4 * hv) + (size_t)(a->heads + 1) * T * T;
+}
+
+size_t catanet_lrsa_bwd_task_work(const CatanetLrsaArgs *a)
+{
+    int step = lrsa_step(a->h, a->w, a->ps);
+    size_t np = (size_t)starts_with_step(a->h, a->ps, step, NULL, 0) *
+                starts_with_step(a->w, a->ps, step, NULL, 0);
+    return np * ((size_t)a->ps * a->ps * a->c + lrsa_wsize(a));
+}
+
+static void patch_bwd_cpu(const CatanetLrsaArgs *a, const CatanetLrsaWeights *wt, const float *x,
+                          const float *dout, const float *wr, const float *wc, int top, int left,
+                          float *buf, float *dPout, float *gw)
+{
+    int W = a->w, C = a->c, ps = a->ps, T = ps * ps, dqk = a->dqk, dvd = a->dv;
+    int hq = a->heads * dqk, hv = a->heads * dvd;
+    float *P = buf, *Pn = P + (size_t)T * C, *mean = Pn + (size_t)T * C, *rstd = mean + T;
+    float *Qm = rstd + T, *Km = Qm + (size_t)T * hq, *dQ = Km + (size_t)T * hq, *dK = dQ + (size_t)T * hq;
+    float *Vm = dK + (size_t)T * hq, *A = Vm + (size_t)T * hv, *dA = A + (size_t)T * hv;
+    float *dV = dA + (size_t)T * hv, *S = dV + (size_t)T * hv, *dS = S + (size_t)a->heads * T * T;
+    float *gnw = gw, *gnb = gnw + C, *gq = gnb + C, *gk = gq + (size_t)hq * C, *gv = gk + (size_t)hq * C;
+    float *gp = gv + (size_t)hv * C;
+    float *dY = dPout; /* becomes dP in place */
+    float scale = 1.0f / sqrtf((float)dqk);
+    for (int r = 0; r < ps; r++) {
+        int yy = top + r;
+        memcpy(P + (size_t)r * ps * C, x + ((size_t)yy * W + left) * C, sizeof(float) * ps * C);
+        for (int cc = 0; cc < ps; cc++) {
+            float f = wr[yy] * wc[left + cc];
+            const float *src = dout + ((size_t)yy * W + left + cc) * C;
+            float *dst = dY + ((size_t)r * ps + cc) * C;
+            for (int ch = 0; ch < C; ch++)
+                dst[ch] = src[ch] * f;
+        }
+    }
+    catanet_layernorm_fwd_ref(T, C, P, wt->norm_w, wt->norm_b, Pn, mean, rstd);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, hq, C, 1.0f, Pn, C, wt->wq, C, 0.0f, Qm, hq);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, hq, C, 1.0f, Pn, C, wt->wk, C, 0.0f, Km, hq);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, hv, C, 1.0f, Pn, C, wt->wv, C, 0.0f, Vm, hv);
+    for (int h = 0; h < a->heads; h++) {
+        float *Sh = S + (size_t)h * T * T;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, dqk, scale, Qm + h * dqk, hq,
+                    Km + h * dqk, hq, 0.0f, Sh, T);
+        catanet_softmax_rows_cpu(T, T, Sh);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, dvd, T, 1.0f, Sh, T, Vm + h * dvd,
+                    hv, 0.0f, A + h * dvd, hv);
+    }
+    /* Y = P + A Wproj^T */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hv, C, 1.0f, dY, C, wt->wproj, hv, 0.0f,
+                dA, hv);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, C, hv, T, 1.0f, dY, C, A, hv, 0.0f, gp, hv);
+    for (int h = 0; h < a->heads; h++) {
+        float *Sh = S + (size_t)h * T * T;
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, dvd, T, 1.0f, Sh, T, dA + h * dvd, hv,
+                    0.0f, dV + h * dvd, hv);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, dvd, 1.0f, dA + h * dvd, hv,
+                    Vm + h * dvd, hv, 0.0f, dS, T);
+        for (int i = 0; i < T; i++) {
+            const float *p = Sh + (size_t)i * T;
+            float *d = dS + (size_t)i * T;
+            float s = 0.0f;
+            for (int j = 0; j < T; j++)
+                s += p[j] * d[j];
+            for (int j = 0; j < T; j++)
+                d[j] = p[j] * (d[j] - s);
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, dqk, T, scale, dS, T, Km + h * dqk,
+                    hq, 0.0f, dQ + h * dqk, hq);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, dqk, T, scale, dS, T, Qm + h * dqk,
+                    hq, 0.0f, dK + h * dqk, hq);
+    }
+    /* dPn = dQ Wq + dK Wk + dV Wv */
+    float *dPn = dS + (size_t)T * T;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, C, hq, 1.0f, dQ, hq, wt->wq, C, 0.0f, dPn, C);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, C, hq, 1.0f, dK, hq, wt->wk, C, 1.0f, dPn, C);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, C, hv, 1.0f, dV, hv, wt->wv, C, 1.0f, dPn, C);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hq, C, T, 1.0f, dQ, hq, Pn, C, 0.0f, gq, C);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hq, C, T, 1.0f, dK, hq, Pn, C, 0.0f, gk, C);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hv, C, T, 1.0f, dV, hv, Pn, C, 0.0f, gv, C);
+    memset(gnw, 0, sizeof(float) * 2 * C);
+    catanet_layernorm_bwd_ref(T, C, P, wt->norm_w, mean, rstd, dPn, dY, gnw, gnb);
+}
+
+void catanet_lrsa_bwd_cpu(const CatanetCpu *cpu, const CatanetLrsaArgs *a,
+                          const CatanetLrsaWeights *wt, const float *x, const float *dout,
+                          float *dx, const CatanetLrsaGrads *g, float *task_work)
+{
+    int H = a->h, W = a->w, C = a->c, ps = a->ps, T = ps * ps;
+    int hq = a->heads * a->dqk, hv = a->heads * a->dv;
+    int step = lrsa_step(H, W, ps);
+    int rs[LRSA_MAX_STARTS], cs[LRSA_MAX_STARTS];
+    int nr = starts_with_step(H, ps, step, rs, LRSA_MAX_STARTS);
+    int nc = starts_with_step(W, ps, step, cs, LRSA_MAX_STARTS);
+    size_t wsz = lrsa_wsize(a), task_sz = (size_t)T * C + wsz;
+    float wr[4096], wc[4096]; /* H, W <= 4096 is checked by the caller's plan */
+    band_weights_with_step(H, ps, step, wr);
+    band_weights_with_step(W, ps, step, wc);
+    int np = nr * nc;
+#pragma omp parallel num_threads(cpu->threads)
+    {
+    CATANET_BLAS_SERIAL();
+#pragma omp for schedule(dynamic, 1)
+    for (int t = 0; t < np; t++) {
+        float *buf = cpu->work + (size_t)omp_get_thread_num() * cpu->work_per_thread;
+        float *dP = task_work + (size_t)t * task_sz;
+        patch_bwd_cpu(a, wt, x, dout, wr, wc, rs[t / nc], cs[t % nc], buf, dP, dP + (size_t)T * C);
+    }
+    }
+    for (int t = 0; t < np; t++) {
+        const float *dP = task_work + (size_t)t * task_sz, *gw = dP + (size_t)T * C;
+        int top = rs[t / nc], left = cs[t % nc];
+        for (int r = 0; r < ps; r++) {
+            float *d = dx + ((size_t)(top + r) * W + left) * C;
+            const float *s = dP + (size_t)r * ps * C;
+            for (int i = 0; i < ps * C; i++)
+                d[i] += s[i];
+        }
+        const float *gnb = gw + C, *gq = gnb + C, *gk = gq + (size_t)hq * C, *gv = gk + (size_t)hq * C;
+        const float *gp = gv + (size_t)hv * C;
+        for (int i = 0; i < C; i++) {
+            g->norm_w[i] += gw[i];
+            g->norm_b[i] += gnb[i];
+        }
+        for (size_t i = 0; i < (size_t)hq * C; i++) {
+            g->wq[i] += gq[i];
+            g->wk[i] += gk[i];
+        }
+        for (size_t i = 0; i < (size_t)hv * C; i++) {
+            g->wv[i] += gv[i];
+            g->wproj[i] += gp[i];
+        }
+    }
 }
