@@ -827,8 +827,10 @@ static int vm_run(Vm *vm, int *result)
             return 0;
         default: {
             char what[32];
-            snprintf(what, sizeof(what), "0x%02x%s%c%s", op, op >= 33 && op < 127 ? " '" : "",
-                     op >= 33 && op < 127 ? op : ' ', op >= 33 && op < 127 ? "'" : "");
+            if (op >= 33 && op < 127)
+                snprintf(what, sizeof(what), "0x%02x '%c'", op, op);
+            else
+                snprintf(what, sizeof(what), "0x%02x", op);
             return vm_err(vm, "unsupported pickle opcode %s (only the opcodes of a tensor state dict are "
                           "interpreted; nothing is executed)", what);
         }
