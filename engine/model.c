@@ -200,7 +200,9 @@ static void fix_ffn(CatanetFfnW *f, float *arena)
         fix(p[i], arena);
 }
 
-int catanet_model_create(CatanetModel **out, const CatanetModelInfo *info, char *err, size_t es)
+/* The tensor table of an architecture, without the arena (tensor pointers still hold offset + 1):
+ * a loader checks a file against the table before it allocates what the file claims to need. */
+static int model_table(CatanetModel **out, const CatanetModelInfo *info, char *err, size_t es)
 {
     *out = NULL;
     int ret = catanet_arch_validate(info, err, es);
@@ -259,12 +261,28 @@ int catanet_model_create(CatanetModel **out, const CatanetModelInfo *info, char 
     }
     m->last_w = add(&b, 0, 4, info->in_chans, d, 3, 3, "last_conv.weight");
     m->last_b = add(&b, 0, 1, info->in_chans, 0, 0, 0, "last_conv.bias");
-    if (b.failed || !(m->arena = aligned_alloc(64, (b.offset ? b.offset : 16) * sizeof(float)))) {
+    if (b.failed) {
         catanet_model_free(m);
         return catanet_errf(err, es, CATANET_ERR_NOMEM, "out of memory");
     }
     m->arena_floats = b.offset;
-    memset(m->arena, 0, sizeof(float) * b.offset);
+    int64_t np = 0;
+    for (int i = 0; i < m->n_tensors; i++)
+        if (!m->tensors[i].is_buffer)
+            np += (int64_t)m->tensors[i].numel;
+    m->info.num_params = np;
+    *out = m;
+    return 0;
+}
+
+/* allocates the zeroed arena and points every weight pointer into it */
+static int model_alloc_arena(CatanetModel *m, char *err, size_t es)
+{
+    const CatanetModelInfo *info = &m->info;
+    if (!(m->arena = aligned_alloc(64, (m->arena_floats ? m->arena_floats : 16) * sizeof(float))))
+        return catanet_errf(err, es, CATANET_ERR_NOMEM, "out of memory (%zu MB of weights)",
+                            m->arena_floats * sizeof(float) >> 20);
+    memset(m->arena, 0, sizeof(float) * m->arena_floats);
     fix(&m->first_w, m->arena);
     fix(&m->first_b, m->arena);
     for (int i = 0; i < info->num_groups; i++) {
@@ -284,13 +302,19 @@ int catanet_model_create(CatanetModel **out, const CatanetModelInfo *info, char 
     }
     fix(&m->last_w, m->arena);
     fix(&m->last_b, m->arena);
-    int64_t np = 0;
-    for (int i = 0; i < m->n_tensors; i++)
-        if (!m->tensors[i].is_buffer)
-            np += (int64_t)m->tensors[i].numel;
-    m->info.num_params = np;
-    *out = m;
     return 0;
+}
+
+int catanet_model_create(CatanetModel **out, const CatanetModelInfo *info, char *err, size_t es)
+{
+    int ret = model_table(out, info, err, es);
+    if (ret < 0)
+        return ret;
+    if ((ret = model_alloc_arena(*out, err, es)) < 0) {
+        catanet_model_free(*out);
+        *out = NULL;
+    }
+    return ret;
 }
 
 void catanet_model_free(CatanetModel *m)
@@ -369,11 +393,13 @@ int catanet_model_from_st(CatanetModel **out, const CatanetSt *st, const char *w
         catanet_errf(err, es, ret, "'%s': %s", path, sub);
         goto done;
     }
-    ret = catanet_model_create(&m, &info, sub, sizeof(sub));
+    ret = model_table(&m, &info, sub, sizeof(sub));
     if (ret < 0) {
         catanet_errf(err, es, ret, "'%s': %s", path, sub);
         goto done;
     }
+    /* every tensor present with its shape and a float dtype before the arena is allocated: a small
+     * damaged file must not make the loader allocate what a huge architecture would need */
     for (int i = 0; i < m->n_tensors; i++) {
         const CatanetTensorDef *d = &m->tensors[i];
         const CatanetStTensor *t = catanet_st_get(st, d->name);
@@ -394,10 +420,23 @@ int catanet_model_from_st(CatanetModel **out, const CatanetSt *st, const char *w
                                path, d->name, got, want);
             goto done;
         }
-        float *dst = m->arena + d->offset;
-        if (catanet_st_read_f32(t, dst) < 0) {
+        if (t->dtype != CATANET_DT_F32 && t->dtype != CATANET_DT_F16 && t->dtype != CATANET_DT_BF16 &&
+            t->dtype != CATANET_DT_F64) {
             ret = catanet_errf(err, es, CATANET_ERR_FORMAT, "'%s': tensor '%s' has dtype %s (F32, F16, BF16 or F64 expected)",
                                path, d->name, catanet_dtype_name(t->dtype));
+            goto done;
+        }
+    }
+    ret = model_alloc_arena(m, sub, sizeof(sub));
+    if (ret < 0) {
+        catanet_errf(err, es, ret, "'%s': %s", path, sub);
+        goto done;
+    }
+    for (int i = 0; i < m->n_tensors; i++) {
+        const CatanetTensorDef *d = &m->tensors[i];
+        float *dst = m->arena + d->offset;
+        if ((ret = catanet_st_read_f32(catanet_st_get(st, d->name), dst)) < 0) {
+            catanet_errf(err, es, ret, "'%s': tensor '%s' cannot be read as float32", path, d->name);
             goto done;
         }
         for (size_t k = 0; k < d->numel; k++)
@@ -483,4 +522,46 @@ done:
     free(mv);
     free(e);
     return ret;
+}
+
+int catanet_model_extract(CatanetModel **out, const CatanetModel *src, const int *keep, int n_keep, char *err,
+                          size_t es)
+{
+    *out = NULL;
+    CatanetModelInfo info = src->info;
+    if (n_keep < 0 || n_keep > CATANET_MAX_GROUPS)
+        return catanet_errf(err, es, CATANET_ERR_INVALID_ARG, "bad number of groups to keep: %d", n_keep);
+    for (int i = 0; i < n_keep; i++) {
+        if (keep[i] < 0 || keep[i] >= src->info.num_groups)
+            return catanet_errf(err, es, CATANET_ERR_INVALID_ARG, "group %d does not exist (the model has %d)",
+                                keep[i], src->info.num_groups);
+        info.groups[i] = src->info.groups[keep[i]];
+    }
+    info.num_groups = n_keep;
+    CatanetModel *m;
+    int ret = catanet_model_create(&m, &info, err, es);
+    if (ret < 0)
+        return ret;
+    /* copy by name: blocks.{j}.* / mid_convs.{j}.* come from the kept group keep[j] */
+    for (int i = 0; i < m->n_tensors; i++) {
+        const CatanetTensorDef *d = &m->tensors[i];
+        char name[CATANET_NAME_MAX + 16];
+        int g, n = 0;
+        if (sscanf(d->name, "blocks.%d.%n", &g, &n) == 1 && n > 0)
+            snprintf(name, sizeof(name), "blocks.%d.%s", keep[g], d->name + n);
+        else if (sscanf(d->name, "mid_convs.%d.%n", &g, &n) == 1 && n > 0)
+            snprintf(name, sizeof(name), "mid_convs.%d.%s", keep[g], d->name + n);
+        else
+            snprintf(name, sizeof(name), "%s", d->name);
+        const CatanetTensorDef *sd = catanet_model_find(src, name);
+        if (!sd || sd->numel != d->numel) {
+            catanet_model_free(m);
+            return catanet_errf(err, es, CATANET_ERR_FORMAT, "extract: source tensor '%s' missing or mis-shaped", name);
+        }
+        memcpy(m->arena + d->offset, src->arena + sd->offset, sizeof(float) * d->numel);
+    }
+    for (int j = 0; j < n_keep; j++)
+        m->initted[j] = src->initted[keep[j]];
+    *out = m;
+    return 0;
 }
