@@ -2,6 +2,8 @@
  * dwconv.c: depthwise KxK convolution (groups = channels), zero padding K/2, NHWC.
  * defines: catanet_dwconv_fwd_ref, catanet_dwconv_fwd_cpu, catanet_dwconv_bwd_ref
  */
+#include <string.h>
+
 #include "kernels.h"
 
 /* one output row y of image bi; the tap order (ky, kx) is the same in both paths */
@@ -76,4 +78,90 @@ void catanet_dwconv_bwd_ref(const CatanetDwconvArgs *a, const float *in, const f
                         }
                     }
                 }
+}
+
+/* image rows per weight-gradient task of the fast backward */
+#define DW_BWD_ROWS 8
+
+size_t catanet_dwconv_bwd_scratch(const CatanetDwconvArgs *a)
+{
+    size_t tasks = ((size_t)a->batch * a->h + DW_BWD_ROWS - 1) / DW_BWD_ROWS;
+    return tasks * (size_t)a->c * (a->ksize * a->ksize + 1);
+}
+
+/* din gathered per output row (no write conflicts); dwt/dbias: a partial per fixed block of
+ * rows in scratch, summed in block order afterwards. */
+void catanet_dwconv_bwd_cpu(const CatanetCpu *cpu, const CatanetDwconvArgs *a, const float *in,
+                            const float *wt, const float *dout, float *din, float *dwt,
+                            float *dbias, float *scratch)
+{
+    int k = a->ksize, kk = k * k, p = k / 2, c = a->c, H = a->h, W = a->w;
+    int rows = a->batch * H;
+    int tasks = (rows + DW_BWD_ROWS - 1) / DW_BWD_ROWS;
+    size_t tsz = (size_t)c * (kk + 1);
+#pragma omp parallel num_threads(cpu->threads)
+    {
+    if (din) {
+#pragma omp for schedule(static)
+        for (int r = 0; r < rows; r++) {
+            int bi = r / H, y = r % H;
+            for (int x = 0; x < W; x++) {
+                float *d = din + (((size_t)bi * H + y) * W + x) * c;
+                for (int ky = 0; ky < k; ky++) {
+                    int yy = y - ky + p; /* the output row that read (y, x) through tap ky */
+                    if (yy < 0 || yy >= H)
+                        continue;
+                    for (int kx = 0; kx < k; kx++) {
+                        int xx = x - kx + p;
+                        if (xx < 0 || xx >= W)
+                            continue;
+                        const float *g = dout + (((size_t)bi * H + yy) * W + xx) * c;
+                        for (int ch = 0; ch < c; ch++)
+                            d[ch] += g[ch] * wt[(size_t)ch * kk + ky * k + kx];
+                    }
+                }
+            }
+        }
+    }
+    if (dwt || dbias) {
+#pragma omp for schedule(static)
+        for (int t = 0; t < tasks; t++) {
+            float *gw = scratch + (size_t)t * tsz, *gb = gw + (size_t)c * kk;
+            memset(gw, 0, sizeof(float) * tsz);
+            int r1 = (t + 1) * DW_BWD_ROWS < rows ? (t + 1) * DW_BWD_ROWS : rows;
+            for (int r = t * DW_BWD_ROWS; r < r1; r++) {
+                int bi = r / H, y = r % H;
+                for (int x = 0; x < W; x++) {
+                    const float *g = dout + (((size_t)bi * H + y) * W + x) * c;
+                    for (int ch = 0; ch < c; ch++)
+                        gb[ch] += g[ch];
+                    for (int ky = 0; ky < k; ky++) {
+                        int yy = y + ky - p;
+                        if (yy < 0 || yy >= H)
+                            continue;
+                        for (int kx = 0; kx < k; kx++) {
+                            int xx = x + kx - p;
+                            if (xx < 0 || xx >= W)
+                                continue;
+                            const float *s = in + (((size_t)bi * H + yy) * W + xx) * c;
+                            for (int ch = 0; ch < c; ch++)
+                                gw[(size_t)(ky * k + kx) * c + ch] += g[ch] * s[ch];
+                        }
+                    }
+                }
+            }
+        }
+    }
+    }
+    if (dwt || dbias)
+        for (int t = 0; t < tasks; t++) {
+            const float *gw = scratch + (size_t)t * tsz, *gb = gw + (size_t)c * kk;
+            if (dwt)
+                for (int ch = 0; ch < c; ch++)
+                    for (int j = 0; j < kk; j++)
+                        dwt[(size_t)ch * kk + j] += gw[(size_t)j * c + ch];
+            if (dbias)
+                for (int ch = 0; ch < c; ch++)
+                    dbias[ch] += gb[ch];
+        }
 }

@@ -71,3 +71,45 @@ void catanet_layernorm_bwd_ref(int n, int c, const float *x, const float *g, con
             }
     }
 }
+
+/* the forward keeping mean/rstd for the backward, rows in parallel (rows are independent) */
+void catanet_layernorm_fwd_stats_cpu(const CatanetCpu *cpu, int n, int c, const float *x,
+                                     const float *g, const float *b, float *y, float *mean,
+                                     float *rstd)
+{
+#pragma omp parallel for num_threads(cpu->threads) schedule(static)
+    for (int r = 0; r < n; r++)
+        ln_row(c, x + (size_t)r * c, g, b, y + (size_t)r * c, mean + r, rstd + r);
+}
+
+size_t catanet_layernorm_bwd_scratch(int n, int c)
+{
+    return (size_t)((n + CATANET_ROW_CHUNK - 1) / CATANET_ROW_CHUNK) * 2 * c;
+}
+
+/* dx per row in parallel; dg/db as one partial per fixed chunk of rows, summed in order */
+void catanet_layernorm_bwd_cpu(const CatanetCpu *cpu, int n, int c, const float *x,
+                               const float *g, const float *mean, const float *rstd,
+                               const float *dy, float *dx, float *dg, float *db, float *scratch)
+{
+    int nchunks = (n + CATANET_ROW_CHUNK - 1) / CATANET_ROW_CHUNK;
+#pragma omp parallel for num_threads(cpu->threads) schedule(static)
+    for (int ch = 0; ch < nchunks; ch++) {
+        int r0 = ch * CATANET_ROW_CHUNK;
+        int rows = n - r0 < CATANET_ROW_CHUNK ? n - r0 : CATANET_ROW_CHUNK;
+        float *pg = scratch + (size_t)ch * 2 * c, *pb = pg + c;
+        for (int i = 0; i < 2 * c; i++)
+            pg[i] = 0.0f;
+        catanet_layernorm_bwd_ref(rows, c, x + (size_t)r0 * c, g, mean + r0, rstd + r0,
+                                  dy + (size_t)r0 * c, dx ? dx + (size_t)r0 * c : NULL, pg, pb);
+    }
+    for (int ch = 0; ch < nchunks; ch++) {
+        const float *pg = scratch + (size_t)ch * 2 * c, *pb = pg + c;
+        for (int i = 0; i < c; i++) {
+            if (dg)
+                dg[i] += pg[i];
+            if (db)
+                db[i] += pb[i];
+        }
+    }
+}

@@ -1,0 +1,182 @@
+/*
+ * test_train.c: the training-mode model against the official reference cases
+ * (train_x2_random_initted, train_x2_random_first_step): output, loss, every parameter gradient
+ * and the updated centers within 1e-3 relative to each tensor's largest magnitude; the fast and
+ * the reference paths; gradients bit-identical for 1 and 2 threads.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model.h"
+#include "model_train.h"
+#include "safetensors.h"
+#include "testutil.h"
+
+#define REL_TOL 1e-3
+
+/* max |a - ref| / max |ref|, with the worst index */
+static double rel_err(const float *a, const float *ref, size_t n, size_t *where)
+{
+    double d = max_abs_diff(a, ref, n, where), s = max_abs(ref, n);
+    return d / (s > 1e-30 ? s : 1e-30);
+}
+
+typedef struct Result {
+    CatanetModel *model, *grads;
+    CatanetTrainPlan *plan;
+} Result;
+
+static int run_case(const char *case_file, int first_step, int threads, int use_ref, Result *res)
+{
+    char wpath[512], cpath[512], err[512];
+    ref_path(wpath, sizeof(wpath), "weights_x2_random.safetensors");
+    ref_path(cpath, sizeof(cpath), case_file);
+    memset(res, 0, sizeof(*res));
+    if (catanet_model_load(&res->model, wpath, err, sizeof(err)) < 0 ||
+        catanet_model_create(&res->grads, &res->model->info, err, sizeof(err)) < 0) {
+        test_check(0, "load %s: %s", wpath, err);
+        return -1;
+    }
+    if (first_step)
+        for (int g = 0; g < res->model->info.num_groups; g++)
+            res->model->initted[g] = 0;
+    int64_t sx[8], st[8];
+    int nx, nt;
+    float *x = load_tensor(cpath, "input", sx, &nx), *t = load_tensor(cpath, "target", st, &nt);
+    if (!x || !t || nx != 4 || nt != 4) {
+        test_check(0, "%s: input/target missing", cpath);
+        free(x);
+        free(t);
+        return -1;
+    }
+    if (catanet_train_plan_create(&res->plan, res->model, (int)sx[0], (int)sx[2], (int)sx[3], threads, use_ref, err,
+                                  sizeof(err)) < 0) {
+        test_check(0, "plan: %s", err);
+        free(x);
+        free(t);
+        return -1;
+    }
+    catanet_model_zero(res->grads);
+    catanet_train_forward(res->plan, x, t);
+    catanet_train_backward(res->plan, t, res->grads);
+    free(x);
+    free(t);
+    return 0;
+}
+
+static void free_result(Result *r)
+{
+    catanet_train_plan_free(r->plan);
+    catanet_model_free(r->model);
+    catanet_model_free(r->grads);
+}
+
+static void check_case(const char *case_file, int first_step, int use_ref)
+{
+    char cpath[512];
+    ref_path(cpath, sizeof(cpath), case_file);
+    Result r;
+    if (run_case(case_file, first_step, 2, use_ref, &r) < 0)
+        return;
+    const char *path = use_ref ? "reference ops" : "fast ops";
+    int64_t sh[8];
+    int nd;
+    float *out = load_tensor(cpath, "output", sh, &nd), *loss = load_tensor(cpath, "loss", sh, &nd);
+    size_t no = (size_t)r.plan->batch * 3 * r.plan->h * r.plan->w * 4, where;
+    if (out && loss) {
+        double e = rel_err(r.plan->out, out, no, &where);
+        test_check(e <= REL_TOL, "%s (%s): output rel err %.3g at %zu", case_file, path, e, where);
+        double le = fabs(r.plan->loss - loss[0]) / fabs(loss[0]);
+        test_check(le <= REL_TOL, "%s (%s): loss %.7g vs %.7g (rel %.3g)", case_file, path, r.plan->loss, loss[0], le);
+    } else
+        test_check(0, "%s: output/loss missing", case_file);
+    free(out);
+    free(loss);
+    double worst = 0;
+    char worst_name[192] = "";
+    size_t worst_at = 0;
+    int n_checked = 0, missing = 0;
+    for (int i = 0; i < r.model->n_tensors; i++) {
+        const CatanetTensorDef *d = &r.model->tensors[i];
+        char key[160];
+        snprintf(key, sizeof(key), "%s.%s", d->is_buffer ? "means_after" : "grad", d->name);
+        float *ref = load_tensor(cpath, key, sh, &nd);
+        if (!ref) {
+            missing++;
+            continue;
+        }
+        const float *mine = d->is_buffer ? r.model->arena + d->offset : r.grads->arena + d->offset;
+        /* A LeakyReLU pre-activation within 1e-6 of zero takes its branch by rounding: float32
+         * and the float64 reference may disagree, changing that output channel's upconv weight
+         * gradient by a whole pixel's contribution. Such rows (reported) are left out. */
+        float *masked = NULL;
+        if (!strcmp(d->name, "upconv.weight")) {
+            int C = r.model->info.dim, rr = r.model->info.upscale, hh = r.plan->h * rr, ww = r.plan->w * rr;
+            size_t row = d->numel / d->shape[0];
+            masked = malloc(sizeof(float) * d->numel * 2);
+            memcpy(masked, mine, sizeof(float) * d->numel);
+            memcpy(masked + d->numel, ref, sizeof(float) * d->numel);
+            for (size_t e = 0; e < (size_t)r.plan->batch * hh * ww * C; e++)
+                if (fabsf(r.plan->up_s[0][e]) < 1e-6f) {
+                    size_t pix = e / C;
+                    int c = (int)(e % C), X = (int)(pix % ww), Y = (int)(pix / ww % hh);
+                    int ch = c * rr * rr + (Y % rr) * rr + X % rr;
+                    printf("  upconv.weight row %d left out: lrelu pre-activation %.3g at a kink\n", ch,
+                           r.plan->up_s[0][e]);
+                    memset(masked + ch * row, 0, sizeof(float) * row);
+                    memset(masked + d->numel + ch * row, 0, sizeof(float) * row);
+                }
+            mine = masked;
+            memcpy(ref, masked + d->numel, sizeof(float) * d->numel);
+        }
+        double e = rel_err(mine, ref, d->numel, &where);
+        free(masked);
+        if (e > worst || !n_checked) {
+            worst = e;
+            worst_at = where;
+            snprintf(worst_name, sizeof(worst_name), "%s", key);
+        }
+        if (e > REL_TOL)
+            printf("  %s: rel err %.3g at %zu\n", key, e, where);
+        n_checked++;
+        free(ref);
+    }
+    test_check(!missing && worst <= REL_TOL, "%s (%s): %d grad/means_after tensors, %d missing, worst %s rel err %.3g at %zu",
+               case_file, path, n_checked, missing, worst_name, worst, worst_at);
+    int all_init = 1;
+    for (int g = 0; g < r.model->info.num_groups; g++)
+        all_init &= r.model->initted[g];
+    test_check(all_init, "%s: initted is True after the step", case_file);
+    free_result(&r);
+}
+
+static void check_threads(void)
+{
+    Result a, b;
+    if (run_case("train_x2_random_first_step.safetensors", 1, 1, 0, &a) < 0)
+        return;
+    if (run_case("train_x2_random_first_step.safetensors", 1, 2, 0, &b) < 0) {
+        free_result(&a);
+        return;
+    }
+    int same = !memcmp(a.grads->arena, b.grads->arena, sizeof(float) * a.grads->arena_floats) &&
+               !memcmp(a.model->arena, b.model->arena, sizeof(float) * a.model->arena_floats) &&
+               a.plan->loss == b.plan->loss;
+    test_check(same, "training step: gradients, centers and loss bit-identical with 1 and 2 threads");
+    free_result(&a);
+    free_result(&b);
+}
+
+int main(int argc, char **argv)
+{
+    check_case("train_x2_random_initted.safetensors", 0, 0);
+    check_case("train_x2_random_first_step.safetensors", 1, 0);
+    if (!(argc > 1 && !strcmp(argv[1], "--fast-only"))) {
+        check_case("train_x2_random_initted.safetensors", 0, 1);
+        check_case("train_x2_random_first_step.safetensors", 1, 1);
+    }
+    check_threads();
+    return test_finish();
+}
