@@ -1,0 +1,614 @@
+/*
+ * backend_cuda.c: the engine on one CUDA GPU (plain C over the CUDA runtime, cuBLAS and the
+ * kernels/cuda launchers). The forward is forward_cpu.c's, op for op, with the CUDA twins.
+ *
+ * open:    device (or the caller's CUcontext), stream (the caller's or our own), cuBLAS handle
+ *          bound to it with a fixed workspace, the weights uploaded once, IRCA keys/values of the
+ *          centers computed once (on the host, as the CPU plan does) and uploaded.
+ * prepare: every device buffer for the size in one allocation, the LRSA patch tables uploaded,
+ *          the whole forward captured into a CUDA graph (planar float in -> planar float out),
+ *          then run once to surface any fault at prepare instead of at the first frame.
+ * process: copy in, launch the graph, copy out. process_image with device frames converts on the
+ *          GPU and never touches the host. No allocation and no weight copy per frame.
+ */
+#include <cuda.h> /* CUcontext and the driver function types only: no libcuda link */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend_cuda.h"
+#include "catanet.h"
+#include "engine_internal.h"
+#include "forward_cpu.h"
+#include "kernels_cuda.h"
+#include "model.h"
+
+#define BLAS_WORKSPACE_BYTES ((size_t)32 << 20)
+
+typedef CUresult (*CtxPushFn)(CUcontext);
+typedef CUresult (*CtxPopFn)(CUcontext *);
+
+typedef struct CudaState {
+    int device;
+    char name[256];
+    CUcontext ctx;            /* the caller's context, or NULL: the device's primary context */
+    CtxPushFn push;
+    CtxPopFn pop;
+    cudaStream_t stream;
+    int own_stream;
+    cublasHandle_t blas;
+    void *blas_ws;
+    CatanetCudaCtx cx;
+    float *wdev;              /* the model arena on the device */
+    float *kgvg;              /* per group: kg [M,qk] then vg [M,dim] */
+    float **kg, **vg;         /* host arrays of device pointers */
+    int64_t weight_bytes;
+    /* the plan for one size */
+    int in_w, in_h, w, h, padded;
+    void *block;
+    size_t block_bytes;
+    float *d_in, *d_out;      /* planar [3][in_h][in_w], [3][s in_h][s in_w] */
+    float *src_pad;           /* planar [3][h][w] mirrored (only when padded) */
+    float *xin, *f0, *f, *res, *t1, *q, *k, *v, *att, *y, *a, *dd, *u, *us, *out, *proj;
+    int32_t *cid, *ord;
+    void **lrsa_tab;          /* per group, device */
+    cudaGraph_t graph;
+    cudaGraphExec_t exec;     /* NULL: run the forward eagerly (capture unavailable) */
+} CudaState;
+
+/* ---- context handling: every entry point runs with the engine's device/context current ---- */
+
+static int enter(CatanetEngine *e, CudaState *s)
+{
+    if (s->ctx) {
+        if (s->push(s->ctx) != CUDA_SUCCESS)
+            return catanet_engine_fail(e, CATANET_ERR_CUDA, "cuCtxPushCurrent failed for the caller's context");
+        return 0;
+    }
+    cudaError_t st = cudaSetDevice(s->device);
+    if (st != cudaSuccess)
+        return catanet_engine_fail(e, CATANET_ERR_CUDA, "cudaSetDevice(%d): %s", s->device, cudaGetErrorString(st));
+    return 0;
+}
+
+static void leave(CudaState *s)
+{
+    if (s->ctx) {
+        CUcontext old;
+        s->pop(&old);
+    }
+}
+
+#define CU(call)                                                                                   \
+    do {                                                                                           \
+        cudaError_t st_ = (call);                                                                  \
+        if (st_ != cudaSuccess) {                                                                  \
+            ret = catanet_engine_fail(e, st_ == cudaErrorMemoryAllocation ? CATANET_ERR_NOMEM :    \
+                                      CATANET_ERR_CUDA, "%s: %s (%s:%d)", #call,                   \
+                                      cudaGetErrorString(st_), __FILE__, __LINE__);                \
+            goto fail;                                                                             \
+        }                                                                                          \
+    } while (0)
+
+#define CB(call)                                                                                   \
+    do {                                                                                           \
+        cublasStatus_t st_ = (call);                                                               \
+        if (st_ != CUBLAS_STATUS_SUCCESS) {                                                        \
+            ret = catanet_engine_fail(e, CATANET_ERR_CUBLAS, "%s: cuBLAS status %d (%s:%d)", #call, \
+                                      (int)st_, __FILE__, __LINE__);                               \
+            goto fail;                                                                             \
+        }                                                                                          \
+    } while (0)
+
+int catanet_cuda_device_count(void)
+{
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+        cudaGetLastError(); /* no driver / no device: not an error state for later calls */
+        return 0;
+    }
+    return n;
+}
+
+static float *dev_w(const CudaState *s, const CatanetModel *m, const float *host)
+{
+    return host ? s->wdev + (host - m->arena) : NULL;
+}
+
+static void plan_free(CudaState *s)
+{
+    if (s->exec)
+        cudaGraphExecDestroy(s->exec);
+    if (s->graph)
+        cudaGraphDestroy(s->graph);
+    s->exec = NULL;
+    s->graph = NULL;
+    cudaFree(s->block);
+    s->block = NULL;
+    s->block_bytes = 0;
+    free(s->lrsa_tab);
+    s->lrsa_tab = NULL;
+    s->cx.work = NULL;
+    s->cx.work_floats = 0;
+}
+
+void catanet_cuda_close(CatanetEngine *e)
+{
+    CudaState *s = e->cuda;
+    if (!s)
+        return;
+    int entered = enter(e, s) == 0;
+    if (s->stream)
+        cudaStreamSynchronize(s->stream);
+    plan_free(s);
+    if (s->blas)
+        cublasDestroy(s->blas);
+    cudaFree(s->blas_ws);
+    cudaFree(s->wdev);
+    cudaFree(s->kgvg);
+    if (s->own_stream && s->stream)
+        cudaStreamDestroy(s->stream);
+    if (entered)
+        leave(s);
+    free(s->kg);
+    free(s);
+    e->cuda = NULL;
+}
+
+int catanet_cuda_open(CatanetEngine *e)
+{
+    const CatanetModel *m = e->model;
+    const CatanetModelInfo *a = &m->info;
+    int ret = 0, count = catanet_cuda_device_count(), entered = 0;
+    if (count < 1)
+        return catanet_engine_fail(e, CATANET_ERR_NO_DEVICE, "no CUDA device (cudaGetDeviceCount found none)");
+    if (e->cfg.gpu >= count)
+        return catanet_engine_fail(e, CATANET_ERR_NO_DEVICE, "CUDA device %d requested, %d present", e->cfg.gpu,
+                                   count);
+    CudaState *s = calloc(1, sizeof(*s));
+    if (!s)
+        return catanet_engine_fail(e, CATANET_ERR_NOMEM, "out of memory");
+    e->cuda = s;
+    s->device = e->cfg.gpu;
+    if (e->cfg.cuda_context) {
+        /* the runtime hands out driver entry points: no link against libcuda needed */
+        enum cudaDriverEntryPointQueryResult q1, q2;
+        void *push = NULL, *pop = NULL;
+        if (cudaGetDriverEntryPointByVersion("cuCtxPushCurrent", &push, 12000, cudaEnableDefault, &q1) !=
+                cudaSuccess || q1 != cudaDriverEntryPointSuccess ||
+            cudaGetDriverEntryPointByVersion("cuCtxPopCurrent", &pop, 12000, cudaEnableDefault, &q2) !=
+                cudaSuccess || q2 != cudaDriverEntryPointSuccess) {
+            ret = catanet_engine_fail(e, CATANET_ERR_CUDA, "cannot resolve cuCtxPushCurrent/cuCtxPopCurrent");
+            goto fail;
+        }
+        s->push = (CtxPushFn)push;
+        s->pop = (CtxPopFn)pop;
+        s->ctx = (CUcontext)e->cfg.cuda_context;
+    }
+    if ((ret = enter(e, s)) < 0)
+        goto fail;
+    entered = 1;
+    if (s->ctx)
+        CU(cudaGetDevice(&s->device));
+    struct cudaDeviceProp prop;
+    CU(cudaGetDeviceProperties(&prop, s->device));
+    snprintf(s->name, sizeof(s->name), "%s", prop.name);
+    if (e->cfg.cuda_stream) {
+        s->stream = (cudaStream_t)e->cfg.cuda_stream;
+    } else {
+        CU(cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking));
+        s->own_stream = 1;
+    }
+    CB(cublasCreate(&s->blas));
+    CB(cublasSetStream(s->blas, s->stream));
+    /* a fixed workspace: no allocation inside graph capture (set after the stream: that resets it) */
+    CU(cudaMalloc(&s->blas_ws, BLAS_WORKSPACE_BYTES));
+    CB(cublasSetWorkspace(s->blas, s->blas_ws, BLAS_WORKSPACE_BYTES));
+    /* fp32: plain fp32 GEMMs, no TF32 (the twin tests' tolerances assume it); fp16 asks for it per GEMM */
+    CB(cublasSetMathMode(s->blas, CUBLAS_DEFAULT_MATH));
+    s->cx.stream = s->stream;
+    s->cx.blas = s->blas;
+    s->cx.gemm_fp16 = e->precision == CATANET_PRECISION_FP16;
+
+    size_t wbytes = sizeof(float) * (m->arena_floats ? m->arena_floats : 1);
+    CU(cudaMalloc((void **)&s->wdev, wbytes));
+    CU(cudaMemcpy(s->wdev, m->arena, sizeof(float) * m->arena_floats, cudaMemcpyHostToDevice));
+
+    /* IRCA keys/values of the centers: weights only, computed once like the CPU plan does */
+    size_t qk = a->qk_dim, d = a->dim, kv = 0;
+    for (int g = 0; g < a->num_groups; g++)
+        kv += (size_t)a->groups[g].num_tokens * (qk + d);
+    size_t ng = a->num_groups > 0 ? (size_t)a->num_groups : 1;
+    s->kg = calloc(2 * ng, sizeof(float *));
+    float *host_kv = malloc(sizeof(float) * (kv ? kv : 1));
+    if (!s->kg || !host_kv) {
+        free(host_kv);
+        ret = catanet_engine_fail(e, CATANET_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    s->vg = s->kg + ng;
+    {
+        cudaError_t st = cudaMalloc((void **)&s->kgvg, sizeof(float) * (kv ? kv : 1));
+        size_t off = 0;
+        for (int g = 0; g < a->num_groups && st == cudaSuccess; g++) {
+            int M = a->groups[g].num_tokens;
+            catanet_linear_fwd_ref(M, (int)d, (int)qk, m->groups[g].tab.means, m->groups[g].tab.irca_k, NULL,
+                                   host_kv + off);
+            catanet_linear_fwd_ref(M, (int)d, (int)d, m->groups[g].tab.means, m->groups[g].tab.irca_v, NULL,
+                                   host_kv + off + (size_t)M * qk);
+            s->kg[g] = s->kgvg + off;
+            s->vg[g] = s->kgvg + off + (size_t)M * qk;
+            off += (size_t)M * (qk + d);
+        }
+        if (st == cudaSuccess)
+            st = cudaMemcpy(s->kgvg, host_kv, sizeof(float) * kv, cudaMemcpyHostToDevice);
+        free(host_kv);
+        CU(st);
+    }
+    s->weight_bytes = (int64_t)wbytes + (int64_t)(sizeof(float) * kv) + (int64_t)BLAS_WORKSPACE_BYTES;
+    leave(s);
+    return 0;
+fail:
+    if (entered)
+        leave(s);
+    catanet_cuda_close(e);
+    return ret;
+}
+
+/* ---- the forward: forward_cpu.c's sequence with the CUDA twins ---- */
+
+#define K(call)                                                                                    \
+    do {                                                                                           \
+        int r_ = (call);                                                                           \
+        if (r_ < 0)                                                                                \
+            return r_;                                                                             \
+    } while (0)
+
+static int ffn(CudaState *s, const CatanetModel *m, const CatanetFfnW *w, float *x)
+{
+    const CatanetModelInfo *a = &m->info;
+    CatanetCudaCtx *cx = &s->cx;
+    int N = s->w * s->h, d = a->dim, mlp = a->mlp_dim;
+    K(catanet_layernorm_fwd_cuda(cx, N, d, x, dev_w(s, m, w->norm_w), dev_w(s, m, w->norm_b), s->t1));
+    K(catanet_linear_fwd_cuda(cx, N, d, mlp, s->t1, dev_w(s, m, w->fc1_w), dev_w(s, m, w->fc1_b), s->a));
+    K(catanet_gelu_fwd_cuda(cx, (size_t)N * mlp, s->a, s->a));
+    CatanetDwconvArgs da = { 1, s->h, s->w, mlp, 5 };
+    K(catanet_dwconv_gelu_add_fwd_cuda(cx, &da, s->a, dev_w(s, m, w->dw_w), dev_w(s, m, w->dw_b), s->dd));
+    K(catanet_linear_fwd_cuda(cx, N, mlp, d, s->dd, dev_w(s, m, w->fc2_w), dev_w(s, m, w->fc2_b), s->y));
+    K(catanet_add_fwd_cuda(cx, (size_t)N * d, x, s->y, x));
+    return 0;
+}
+
+static int tab(CudaState *s, const CatanetModel *m, int g, float *x)
+{
+    const CatanetModelInfo *a = &m->info;
+    const CatanetTabW *w = &m->groups[g].tab;
+    CatanetCudaCtx *cx = &s->cx;
+    int N = s->w * s->h, d = a->dim, qk = a->qk_dim, M = a->groups[g].num_tokens;
+    K(catanet_layernorm_fwd_cuda(cx, N, d, x, dev_w(s, m, w->norm_w), dev_w(s, m, w->norm_b), s->t1));
+    K(catanet_cluster_fwd_cuda(cx, N, d, M, s->t1, dev_w(s, m, w->means), s->cid, s->ord));
+    K(catanet_linear_fwd_cuda(cx, N, d, qk, s->t1, dev_w(s, m, w->q), NULL, s->q));
+    K(catanet_linear_fwd_cuda(cx, N, d, qk, s->t1, dev_w(s, m, w->k), NULL, s->k));
+    K(catanet_linear_fwd_cuda(cx, N, d, d, s->t1, dev_w(s, m, w->v), NULL, s->v));
+    CatanetIasaArgs ia = { N, a->groups[g].group_size, M, a->heads, qk / a->heads, d / a->heads };
+    K(catanet_iasa_fwd_cuda(cx, &ia, s->q, s->k, s->v, s->ord, s->kg[g], s->vg[g], s->att));
+    K(catanet_linear_fwd_cuda(cx, N, d, d, s->att, dev_w(s, m, w->proj), NULL, s->y));
+    K(catanet_linear_fwd_cuda(cx, N, d, d, s->y, dev_w(s, m, w->conv1x1), NULL, s->att));
+    K(catanet_add_fwd_cuda(cx, (size_t)N * d, x, s->att, x));
+    return ffn(s, m, &w->mlp, x);
+}
+
+static int lrsa(CudaState *s, const CatanetModel *m, int g, float *x)
+{
+    const CatanetModelInfo *a = &m->info;
+    const CatanetLrsaW *w = &m->groups[g].lrsa;
+    CatanetLrsaArgs la = { s->h, s->w, a->dim, a->groups[g].patch_size, a->heads, a->qk_dim / a->heads,
+                           a->dim / a->heads };
+    CatanetLrsaWeights lw = { dev_w(s, m, w->norm_w), dev_w(s, m, w->norm_b), dev_w(s, m, w->q),
+                              dev_w(s, m, w->k), dev_w(s, m, w->v), dev_w(s, m, w->proj) };
+    CatanetLrsaCudaScratch sc = { s->t1, s->q, s->k, s->v, s->att, s->proj };
+    K(catanet_lrsa_fwd_cuda(&s->cx, &la, &lw, s->lrsa_tab[g], &sc, x, x));
+    return ffn(s, m, &w->ffn, x);
+}
+
+static int copy_d2d(CudaState *s, float *dst, const float *src, size_t n)
+{
+    cudaError_t st = cudaMemcpyAsync(dst, src, sizeof(float) * n, cudaMemcpyDeviceToDevice, s->stream);
+    if (st != cudaSuccess) {
+        snprintf(s->cx.err, sizeof(s->cx.err), "cudaMemcpyAsync (device to device): %s", cudaGetErrorString(st));
+        return CATANET_ERR_CUDA;
+    }
+    return 0;
+}
+
+/* d_in -> d_out, everything on s->stream */
+static int forward(CudaState *s, const CatanetModel *m)
+{
+    const CatanetModelInfo *a = &m->info;
+    CatanetCudaCtx *cx = &s->cx;
+    int H = s->h, W = s->w, N = H * W, d = a->dim, sc = a->upscale;
+    size_t nd = (size_t)N * d;
+    K(catanet_frame_in_fwd_cuda(cx, s->in_h, s->in_w, H, W, s->d_in, s->xin, s->src_pad));
+    const float *src = s->padded ? s->src_pad : s->d_in;
+    CatanetConv2dArgs first = { 1, H, W, 3, d, 3 };
+    K(catanet_conv2d_fwd_cuda(cx, &first, s->xin, dev_w(s, m, m->first_w), dev_w(s, m, m->first_b), s->f0));
+    K(copy_d2d(s, s->f, s->f0, nd));
+    for (int g = 0; g < a->num_groups; g++) {
+        K(copy_d2d(s, s->res, s->f, nd));
+        K(tab(s, m, g, s->f));
+        K(lrsa(s, m, g, s->f));
+        CatanetConv2dArgs mid = { 1, H, W, d, d, 3 };
+        K(catanet_conv2d_fwd_cuda(cx, &mid, s->f, dev_w(s, m, m->groups[g].mid_w), dev_w(s, m, m->groups[g].mid_b),
+                                  s->y));
+        K(catanet_add_fwd_cuda(cx, nd, s->res, s->y, s->f));
+    }
+    K(catanet_add_fwd_cuda(cx, nd, s->f, s->f0, s->f));
+
+    const float *feat = s->f;
+    int fh = H, fw = W;
+    for (int stage = 0; stage < 2 && m->up_w[stage]; stage++) {
+        int r = sc == 4 ? 2 : sc;
+        CatanetConv2dArgs up = { 1, fh, fw, d, d * r * r, 3 };
+        K(catanet_conv2d_fwd_cuda(cx, &up, feat, dev_w(s, m, m->up_w[stage]), dev_w(s, m, m->up_b[stage]), s->u));
+        CatanetShuffleArgs sa = { 1, fh, fw, d, r };
+        K(catanet_pixel_shuffle_lrelu_fwd_cuda(cx, &sa, s->u, s->us));
+        fh *= r;
+        fw *= r;
+        feat = s->us;
+    }
+    CatanetConv2dArgs last = { 1, H * sc, W * sc, d, 3, 3 };
+    K(catanet_conv2d_fwd_cuda(cx, &last, feat, dev_w(s, m, m->last_w), dev_w(s, m, m->last_b), s->out));
+    K(catanet_bilinear_add_fwd_cuda(cx, H, W, sc, src, s->out, s->in_h * sc, s->in_w * sc, s->d_out));
+    return 0;
+}
+
+static size_t max_sz(size_t a, size_t b)
+{
+    return a > b ? a : b;
+}
+
+int catanet_cuda_prepare(CatanetEngine *e, int width, int height)
+{
+    CudaState *s = e->cuda;
+    const CatanetModel *m = e->model;
+    const CatanetModelInfo *a = &m->info;
+    int ret = 0, entered = 0;
+    void *host_tab = NULL;
+    if (!s)
+        return catanet_engine_fail(e, CATANET_ERR_STATE, "CUDA backend not open");
+    if ((ret = enter(e, s)) < 0)
+        return ret;
+    entered = 1;
+    CU(cudaStreamSynchronize(s->stream));
+    plan_free(s);
+    int min_side = catanet_min_side(a), sc = a->upscale;
+    s->in_w = width;
+    s->in_h = height;
+    s->w = width > min_side ? width : min_side;
+    s->h = height > min_side ? height : min_side;
+    s->padded = s->w != width || s->h != height;
+    size_t N = (size_t)s->w * s->h, d = a->dim, qk = a->qk_dim, mlp = a->mlp_dim, sN = N * sc * sc;
+    size_t hv = d; /* heads * dv */
+
+    /* scratch: the largest any op needs */
+    size_t work = 0;
+    CatanetConv2dArgs c1 = { 1, s->h, s->w, 3, (int)d, 3 }, c2 = { 1, s->h, s->w, (int)d, (int)d, 3 };
+    work = max_sz(work, catanet_conv2d_cuda_work(&c1));
+    work = max_sz(work, catanet_conv2d_cuda_work(&c2));
+    size_t tab_bytes = 0, tab_off[CATANET_MAX_GROUPS];
+    for (int g = 0; g < a->num_groups; g++) {
+        work = max_sz(work, catanet_cluster_cuda_work((int)N, (int)d, a->groups[g].num_tokens));
+        CatanetLrsaArgs la = { s->h, s->w, (int)d, a->groups[g].patch_size, a->heads, a->qk_dim / a->heads,
+                               a->dim / a->heads };
+        tab_off[g] = tab_bytes;
+        tab_bytes += (catanet_lrsa_cuda_table_bytes(&la) + 255) & ~(size_t)255;
+    }
+    size_t sizes[] = {
+        (size_t)3 * s->in_w * s->in_h, 3 * (size_t)s->in_w * s->in_h * sc * sc, /* d_in, d_out */
+        s->padded ? 3 * N : 0,                                                  /* src_pad */
+        N * 3, N * d, N * d, N * d, N * d,                                      /* xin, f0, f, res, t1 */
+        N * qk, N * qk, N * hv, N * hv, N * d, N * d,                           /* q, k, v, att, y, proj */
+        N * mlp, N * mlp,                                                       /* a, dd */
+        sN * d, sN * d, sN * 3,                                                 /* u, us, out */
+        N, N,                                                                   /* cid, ord (int32) */
+        work,                                                                   /* cx.work */
+        (tab_bytes + 3) / 4,                                                    /* LRSA tables */
+    };
+    enum { NBUF = sizeof(sizes) / sizeof(sizes[0]) };
+    size_t off[NBUF], total = 0;
+    for (int i = 0; i < NBUF; i++) {
+        off[i] = total;
+        total += (sizes[i] + 63) & ~(size_t)63; /* 256-byte aligned */
+    }
+    s->block_bytes = total * sizeof(float);
+    cudaError_t st = cudaMalloc(&s->block, s->block_bytes);
+    if (st != cudaSuccess) {
+        cudaGetLastError();
+        s->block = NULL;
+        size_t fr = 0, tot = 0;
+        cudaMemGetInfo(&fr, &tot);
+        ret = catanet_engine_fail(e, CATANET_ERR_NOMEM,
+                                  "device memory: %dx%d needs %zu MiB, %zu MiB free of %zu MiB (use a smaller tile)",
+                                  width, height, s->block_bytes >> 20, fr >> 20, tot >> 20);
+        s->block_bytes = 0;
+        goto fail;
+    }
+    float *b = s->block;
+    s->d_in = b + off[0];
+    s->d_out = b + off[1];
+    s->src_pad = s->padded ? b + off[2] : NULL;
+    float **bufs[] = { &s->xin, &s->f0, &s->f, &s->res, &s->t1, &s->q, &s->k, &s->v, &s->att, &s->y, &s->proj,
+                       &s->a, &s->dd, &s->u, &s->us, &s->out };
+    for (int i = 0; i < (int)(sizeof(bufs) / sizeof(bufs[0])); i++)
+        *bufs[i] = b + off[3 + i];
+    s->cid = (int32_t *)(b + off[19]);
+    s->ord = (int32_t *)(b + off[20]);
+    s->cx.work = b + off[21];
+    s->cx.work_floats = work;
+    unsigned char *tabs = (unsigned char *)(b + off[22]);
+
+    /* LRSA patch tables: the exact starts/band weights of the CPU code, built here once */
+    s->lrsa_tab = calloc(a->num_groups ? a->num_groups : 1, sizeof(void *));
+    host_tab = malloc(tab_bytes ? tab_bytes : 1);
+    if (!s->lrsa_tab || !host_tab) {
+        ret = catanet_engine_fail(e, CATANET_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    for (int g = 0; g < a->num_groups; g++) {
+        CatanetLrsaArgs la = { s->h, s->w, (int)d, a->groups[g].patch_size, a->heads, a->qk_dim / a->heads,
+                               a->dim / a->heads };
+        if ((ret = catanet_lrsa_cuda_table_fill(&la, (unsigned char *)host_tab + tab_off[g])) < 0) {
+            ret = catanet_engine_fail(e, ret, "LRSA table for %dx%d, patch %d", s->w, s->h, la.ps);
+            goto fail;
+        }
+        s->lrsa_tab[g] = tabs + tab_off[g];
+    }
+    if (tab_bytes)
+        CU(cudaMemcpy(tabs, host_tab, tab_bytes, cudaMemcpyHostToDevice));
+    free(host_tab);
+    host_tab = NULL;
+    CU(cudaMemsetAsync(s->d_in, 0, sizeof(float) * sizes[0], s->stream));
+
+    /* capture the forward; where capture is unavailable the forward runs eagerly */
+    st = cudaStreamBeginCapture(s->stream, cudaStreamCaptureModeThreadLocal);
+    if (st == cudaSuccess) {
+        int fr = forward(s, m);
+        cudaGraph_t graph = NULL;
+        cudaError_t st2 = cudaStreamEndCapture(s->stream, &graph);
+        if (fr < 0) {
+            if (graph)
+                cudaGraphDestroy(graph);
+            cudaGetLastError();
+            ret = catanet_engine_fail(e, fr, "forward (capture): %s", s->cx.err);
+            goto fail;
+        }
+        if (st2 == cudaSuccess && graph && cudaGraphInstantiate(&s->exec, graph, 0) == cudaSuccess) {
+            s->graph = graph;
+        } else {
+            if (graph)
+                cudaGraphDestroy(graph);
+            s->exec = NULL;
+            cudaGetLastError();
+            catanet_log(e, CATANET_LOG_WARNING, "catanet: CUDA graph capture failed; running the forward eagerly");
+        }
+    } else {
+        cudaGetLastError();
+        catanet_log(e, CATANET_LOG_WARNING, "catanet: stream capture unavailable (%s); running eagerly",
+                    cudaGetErrorString(st));
+    }
+    /* one run now: a fault shows up at prepare, not in the first frame */
+    if (s->exec)
+        CU(cudaGraphLaunch(s->exec, s->stream));
+    else if ((ret = forward(s, m)) < 0) {
+        ret = catanet_engine_fail(e, ret, "forward: %s", s->cx.err);
+        goto fail;
+    }
+    CU(cudaStreamSynchronize(s->stream));
+    catanet_log(e, CATANET_LOG_DEBUG, "catanet: CUDA plan %dx%d: %zu MiB, graph %s", width, height,
+                s->block_bytes >> 20, s->exec ? "yes" : "no");
+    leave(s);
+    return 0;
+fail:
+    free(host_tab);
+    plan_free(s);
+    if (entered)
+        leave(s);
+    return ret;
+}
+
+/* launch the planned forward (d_in -> d_out) */
+static int run(CatanetEngine *e, CudaState *s)
+{
+    int ret = 0;
+    if (s->exec) {
+        CU(cudaGraphLaunch(s->exec, s->stream));
+    } else if ((ret = forward(s, e->model)) < 0) {
+        return catanet_engine_fail(e, ret, "forward: %s", s->cx.err);
+    }
+    return 0;
+fail:
+    return ret;
+}
+
+int catanet_cuda_process(CatanetEngine *e, const float *in, float *out)
+{
+    CudaState *s = e->cuda;
+    int ret;
+    if (!s || !s->block)
+        return catanet_engine_fail(e, CATANET_ERR_STATE, "CUDA process before prepare");
+    if ((ret = enter(e, s)) < 0)
+        return ret;
+    int sc = e->model->info.upscale;
+    size_t n_in = (size_t)3 * s->in_w * s->in_h, n_out = n_in * sc * sc;
+    CU(cudaMemcpyAsync(s->d_in, in, sizeof(float) * n_in, cudaMemcpyHostToDevice, s->stream));
+    if ((ret = run(e, s)) < 0)
+        goto fail;
+    CU(cudaMemcpyAsync(out, s->d_out, sizeof(float) * n_out, cudaMemcpyDeviceToHost, s->stream));
+    CU(cudaStreamSynchronize(s->stream));
+    leave(s);
+    return 0;
+fail:
+    leave(s);
+    return ret;
+}
+
+int catanet_cuda_process_image(CatanetEngine *e, const CatanetImage *in, CatanetImage *out)
+{
+    CudaState *s = e->cuda;
+    int ret;
+    if (!s || !s->block)
+        return catanet_engine_fail(e, CATANET_ERR_STATE, "CUDA process before prepare");
+    if ((ret = enter(e, s)) < 0)
+        return ret;
+    int sc = e->model->info.upscale;
+    size_t n_in = (size_t)3 * s->in_w * s->in_h, n_out = n_in * sc * sc;
+    if (in->on_device) {
+        if ((ret = catanet_image_to_rgb_cuda(&s->cx, in, s->d_in)) < 0) {
+            ret = catanet_engine_fail(e, ret, "%s", s->cx.err);
+            goto fail;
+        }
+    } else {
+        if ((ret = catanet_image_to_rgb(in, e->rgb_in)) < 0) {
+            ret = catanet_engine_fail(e, ret, "unsupported input image (format %d, %d bits)", (int)in->format,
+                                      in->bits);
+            goto fail;
+        }
+        CU(cudaMemcpyAsync(s->d_in, e->rgb_in, sizeof(float) * n_in, cudaMemcpyHostToDevice, s->stream));
+    }
+    if ((ret = run(e, s)) < 0)
+        goto fail;
+    if (out->on_device) {
+        if ((ret = catanet_image_from_rgb_cuda(&s->cx, s->d_out, out)) < 0) {
+            ret = catanet_engine_fail(e, ret, "%s", s->cx.err);
+            goto fail;
+        }
+        /* on the caller's stream the caller orders what follows; on our own, finish here */
+        if (s->own_stream || !in->on_device)
+            CU(cudaStreamSynchronize(s->stream));
+    } else {
+        CU(cudaMemcpyAsync(e->rgb_out, s->d_out, sizeof(float) * n_out, cudaMemcpyDeviceToHost, s->stream));
+        CU(cudaStreamSynchronize(s->stream));
+        if ((ret = catanet_image_from_rgb(e->rgb_out, out)) < 0) {
+            ret = catanet_engine_fail(e, ret, "unsupported output image (format %d, %d bits)", (int)out->format,
+                                      out->bits);
+            goto fail;
+        }
+    }
+    leave(s);
+    return 0;
+fail:
+    leave(s);
+    return ret;
+}
+
+int64_t catanet_cuda_memory_bytes(const CatanetEngine *e)
+{
+    const CudaState *s = e->cuda;
+    return s ? s->weight_bytes + (int64_t)s->block_bytes : 0;
+}
+
+const char *catanet_cuda_device_name(const CatanetEngine *e)
+{
+    const CudaState *s = e->cuda;
+    return s ? s->name : "none";
+}

@@ -1,0 +1,192 @@
+/*
+ * cluster.cu: CATA token grouping on the GPU (twin of kernels/cpu/cluster.c): each token goes to
+ * its most similar center (cosine, fp32, first maximum wins), then a stable counting sort by
+ * center: per-chunk histograms, one exclusive scan over (center, chunk), and a scatter in which
+ * each warp walks its chunk in token order, so ties keep ascending token order as on the CPU.
+ * Nothing here depends on scheduling: the result is deterministic.
+ * defines: catanet_cluster_cuda_work, catanet_cluster_fwd_cuda
+ */
+#include "cuda_common.cuh"
+
+#define CL_CHUNK 1024     /* tokens per chunk of the counting sort */
+#define CL_SCAN_THREADS 1024
+
+static size_t n_chunks(int n)
+{
+    return ((size_t)n + CL_CHUNK - 1) / CL_CHUNK;
+}
+
+/* tokens (and centers) per tile of the similarity kernel: keeps shared memory near 33 KB */
+static int sim_tile(int c)
+{
+    return c <= 64 ? 64 : c <= 128 ? 32 : 16;
+}
+
+size_t catanet_cluster_cuda_work(int n, int c, int m)
+{
+    /* normalised centers [m][c] floats, then counts/offsets [m][chunks] int32 */
+    return (size_t)m * c + (size_t)m * n_chunks(n);
+}
+
+/* F.normalize of each center row: v / max(|v|, 1e-12); one thread per center (m is small) */
+__global__ void center_norm_kernel(int m, int c, const float *centers, float *cn)
+{
+    int j = blockIdx.x * blockDim.x + threadIdx.x;
+    if (j >= m)
+        return;
+    const float *v = centers + (size_t)j * c;
+    float s = 0.0f;
+    for (int d = 0; d < c; d++)
+        s += v[d] * v[d];
+    float nrm = sqrtf(s);
+    float inv = 1.0f / (nrm > 1e-12f ? nrm : 1e-12f);
+    for (int d = 0; d < c; d++)
+        cn[(size_t)j * c + d] = v[d] * inv;
+}
+
+/* xn [n,c], cn [m,c] (unit rows) -> cid [n]. One thread per token; tokens of the block and a
+ * tile of centers in shared memory (token rows padded to c+1 floats: no bank conflicts). */
+__global__ void assign_kernel(int n, int c, int m, int tile, const float *xn, const float *cn, int32_t *cid)
+{
+    extern __shared__ float sm[];
+    float *u = sm, *ct = sm + (size_t)tile * (c + 1);
+    size_t t0 = (size_t)blockIdx.x * tile;
+    int rows = (int)((size_t)n - t0 < (size_t)tile ? (size_t)n - t0 : (size_t)tile);
+    for (int idx = threadIdx.x; idx < rows * c; idx += blockDim.x) {
+        int r = idx / c, d = idx - r * c;
+        u[r * (c + 1) + d] = xn[(t0 + r) * c + d];
+    }
+    __syncthreads();
+    int r = threadIdx.x;
+    bool active = r < rows;
+    if (active) {
+        float *ur = u + r * (c + 1);
+        float s = 0.0f;
+        for (int d = 0; d < c; d++)
+            s += ur[d] * ur[d];
+        float nrm = sqrtf(s);
+        float inv = 1.0f / (nrm > 1e-12f ? nrm : 1e-12f);
+        for (int d = 0; d < c; d++)
+            ur[d] *= inv;
+    }
+    int best = 0;
+    float best_s = -INFINITY;
+    for (int j0 = 0; j0 < m; j0 += tile) {
+        int cnt = m - j0 < tile ? m - j0 : tile;
+        __syncthreads();
+        for (int idx = threadIdx.x; idx < cnt * c; idx += blockDim.x)
+            ct[idx] = cn[(size_t)j0 * c + idx];
+        __syncthreads();
+        if (!active)
+            continue;
+        const float *ur = u + r * (c + 1);
+        for (int j = 0; j < cnt; j++) {
+            float s = 0.0f;
+            for (int d = 0; d < c; d++)
+                s += ur[d] * ct[j * c + d];
+            if (s > best_s) { /* strict: the first maximum wins */
+                best_s = s;
+                best = j0 + j;
+            }
+        }
+    }
+    if (active)
+        cid[t0 + r] = best;
+}
+
+/* counts[j*chunks + ch] = #tokens of chunk ch in center j (shared-memory histogram: order-free) */
+__global__ void chunk_hist_kernel(int n, int m, int chunks, const int32_t *cid, int32_t *counts)
+{
+    extern __shared__ int32_t hist[];
+    int ch = blockIdx.x;
+    for (int j = threadIdx.x; j < m; j += blockDim.x)
+        hist[j] = 0;
+    __syncthreads();
+    int i0 = ch * CL_CHUNK, i1 = i0 + CL_CHUNK < n ? i0 + CL_CHUNK : n;
+    for (int i = i0 + threadIdx.x; i < i1; i += blockDim.x)
+        atomicAdd(&hist[cid[i]], 1);
+    __syncthreads();
+    for (int j = threadIdx.x; j < m; j += blockDim.x)
+        counts[(size_t)j * chunks + ch] = hist[j];
+}
+
+/* exclusive scan of counts[0..total) in place, one block: each thread scans a contiguous segment */
+__global__ void scan_kernel(size_t total, int32_t *counts)
+{
+    __shared__ int32_t part[CL_SCAN_THREADS];
+    size_t seg = (total + CL_SCAN_THREADS - 1) / CL_SCAN_THREADS;
+    size_t b = threadIdx.x * seg, e = b + seg < total ? b + seg : total;
+    int32_t s = 0;
+    for (size_t i = b; i < e; i++)
+        s += counts[i];
+    part[threadIdx.x] = s;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        int32_t run = 0;
+        for (int t = 0; t < CL_SCAN_THREADS; t++) {
+            int32_t v = part[t];
+            part[t] = run;
+            run += v;
+        }
+    }
+    __syncthreads();
+    int32_t run = part[threadIdx.x];
+    for (size_t i = b; i < e; i++) {
+        int32_t v = counts[i];
+        counts[i] = run;
+        run += v;
+    }
+}
+
+/* one warp per chunk, 32 tokens at a time in token order: lanes with the same center get
+ * consecutive slots in lane order (match_any + popc), then the center's cursor advances */
+__global__ void scatter_kernel(int n, int m, int chunks, const int32_t *cid, const int32_t *offsets, int32_t *ord)
+{
+    extern __shared__ int32_t cursor[];
+    int ch = blockIdx.x, lane = threadIdx.x;
+    for (int j = lane; j < m; j += 32)
+        cursor[j] = offsets[(size_t)j * chunks + ch];
+    __syncwarp();
+    unsigned lt = (1u << lane) - 1u;
+    int i0 = ch * CL_CHUNK;
+    for (int it = 0; it < CL_CHUNK; it += 32) {
+        int i = i0 + it + lane;
+        bool valid = i < n;
+        int c = valid ? cid[i] : -1;
+        unsigned peers = __match_any_sync(0xffffffffu, c);
+        int slot = valid ? cursor[c] + __popc(peers & lt) : 0;
+        __syncwarp();
+        if (valid) {
+            ord[slot] = i;
+            if (lane == 31 - __clz(peers)) /* the group's last lane advances the cursor */
+                cursor[c] += __popc(peers);
+        }
+        __syncwarp();
+    }
+}
+
+/* xn [N,C], centers [M,C] -> cid [N], ord [N] */
+int catanet_cluster_fwd_cuda(CatanetCudaCtx *cx, int n, int c, int m, const float *xn,
+                             const float *centers, int32_t *cid, int32_t *ord)
+{
+    CUDA_REQUIRE(cx, n > 0 && c > 0 && c <= CATANET_MAX_DIM, "cluster_fwd_cuda");
+    CUDA_REQUIRE(cx, m > 0 && m <= CATANET_MAX_CENTERS, "cluster_fwd_cuda");
+    CUDA_REQUIRE(cx, cx->work && cx->work_floats >= catanet_cluster_cuda_work(n, c, m), "cluster_fwd_cuda");
+    int chunks = (int)n_chunks(n);
+    float *cn = cx->work;
+    int32_t *counts = (int32_t *)(cx->work + (size_t)m * c);
+    center_norm_kernel<<<(m + 127) / 128, 128, 0, cx->stream>>>(m, c, centers, cn);
+    CUDA_LAUNCHED(cx, "cluster center_norm");
+    int tile = sim_tile(c);
+    size_t smem = sizeof(float) * ((size_t)tile * (c + 1) + (size_t)tile * c);
+    unsigned blocks = (unsigned)(((size_t)n + tile - 1) / tile);
+    assign_kernel<<<blocks, tile < 32 ? 32 : tile, smem, cx->stream>>>(n, c, m, tile, xn, cn, cid);
+    CUDA_LAUNCHED(cx, "cluster assign");
+    chunk_hist_kernel<<<chunks, 256, sizeof(int32_t) * m, cx->stream>>>(n, m, chunks, cid, counts);
+    CUDA_LAUNCHED(cx, "cluster chunk_hist");
+    scan_kernel<<<1, CL_SCAN_THREADS, 0, cx->stream>>>((size_t)m * chunks, counts);
+    CUDA_LAUNCHED(cx, "cluster scan");
+    scatter_kernel<<<chunks, 32, sizeof(int32_t) * m, cx->stream>>>(n, m, chunks, cid, counts, ord);
+    CUDA_LAUNCHED(cx, "cluster scatter");
+    return 0;
+}

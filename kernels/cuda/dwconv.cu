@@ -1,0 +1,63 @@
+/*
+ * dwconv.cu: depthwise KxK convolution, zero padding K/2, NHWC (twin of kernels/cpu/dwconv.c),
+ * plus the ConvFFN middle fused around it: out = in + gelu(dwconv(in)).
+ * defines: catanet_dwconv_fwd_cuda, catanet_dwconv_gelu_add_fwd_cuda
+ */
+#include "cuda_common.cuh"
+
+/* one thread per output element (pixel, channel): consecutive threads read consecutive channels.
+ * Tap order (ky, kx) as in the CPU twin. */
+template <bool GELU_ADD>
+__global__ void dwconv_kernel(CatanetDwconvArgs a, const float *in, const float *wt, const float *bias,
+                              float *out)
+{
+    int k = a.ksize, p = k / 2, c = a.c;
+    GRID_STRIDE(idx, (size_t)a.batch * a.h * a.w * c) {
+        int ch = (int)(idx % c);
+        size_t pix = idx / c;
+        int x = (int)(pix % a.w), y = (int)(pix / a.w % a.h);
+        size_t img = pix / ((size_t)a.w * a.h);
+        float acc = bias ? bias[ch] : 0.0f;
+        const float *wc = wt + (size_t)ch * k * k;
+        for (int ky = 0; ky < k; ky++) {
+            int yy = y + ky - p;
+            if (yy < 0 || yy >= a.h)
+                continue;
+            for (int kx = 0; kx < k; kx++) {
+                int xx = x + kx - p;
+                if (xx < 0 || xx >= a.w)
+                    continue;
+                acc += in[((img * a.h + yy) * a.w + xx) * c + ch] * wc[ky * k + kx];
+            }
+        }
+        out[idx] = GELU_ADD ? in[idx] + gelu_exact(acc) : acc;
+    }
+}
+
+static int launch(CatanetCudaCtx *cx, const CatanetDwconvArgs *a, const float *in, const float *wt,
+                  const float *bias, float *out, bool gelu_add)
+{
+    CUDA_REQUIRE(cx, a->batch > 0 && a->h > 0 && a->w > 0 && a->c > 0, "dwconv_fwd_cuda");
+    CUDA_REQUIRE(cx, a->ksize > 0 && a->ksize % 2 == 1, "dwconv_fwd_cuda");
+    CUDA_REQUIRE(cx, in != out, "dwconv_fwd_cuda");
+    size_t n = (size_t)a->batch * a->h * a->w * a->c;
+    if (gelu_add)
+        dwconv_kernel<true><<<grid_for(n, CUDA_THREADS), CUDA_THREADS, 0, cx->stream>>>(*a, in, wt, bias, out);
+    else
+        dwconv_kernel<false><<<grid_for(n, CUDA_THREADS), CUDA_THREADS, 0, cx->stream>>>(*a, in, wt, bias, out);
+    CUDA_LAUNCHED(cx, "dwconv");
+    return 0;
+}
+
+/* in [B,H,W,C], wt [C,1,k,k], bias [C] -> out [B,H,W,C] */
+int catanet_dwconv_fwd_cuda(CatanetCudaCtx *cx, const CatanetDwconvArgs *a, const float *in,
+                            const float *wt, const float *bias, float *out)
+{
+    return launch(cx, a, in, wt, bias, out, false);
+}
+
+int catanet_dwconv_gelu_add_fwd_cuda(CatanetCudaCtx *cx, const CatanetDwconvArgs *a, const float *in,
+                                     const float *wt, const float *bias, float *out)
+{
+    return launch(cx, a, in, wt, bias, out, true);
+}
