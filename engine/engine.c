@@ -104,6 +104,7 @@ void catanet_engine_close(CatanetEngine **pe)
     catanet_cpu_plan_free(e->cpu);
     free(e->rgb_in);
     free(e->rgb_out);
+    free(e->tile_in);
     if (e->cuda)
         catanet_cuda_close(e);
     catanet_model_free(e->model);
@@ -155,6 +156,38 @@ const char *catanet_engine_last_error(const CatanetEngine *e)
     return e ? e->err : "engine is NULL";
 }
 
+/* Tiling (cfg.tile > 0 and the frame larger than a tile): the network runs on tile x tile
+ * pieces (edge pieces shifted inward so every piece has the same size and one plan serves all),
+ * neighbours overlapping by at least 2*overlap input pixels; each piece contributes the part of
+ * its output up to the middle of its overlaps. The local ops (convolutions, LRSA patches) see the
+ * same neighbourhood as untiled up to `overlap` pixels, but CATANet's token clustering and IRCA
+ * are content-global within what the network sees, so a tiled result is close to, never
+ * bit-equal to, the untiled one (tests/test_engine.c measures it). */
+static int tile_overlap(const CatanetModelInfo *info)
+{
+    int ov = catanet_min_side(info); /* the widest LRSA patch */
+    return ov > 8 ? ov : 8;
+}
+
+/* starts of equal-size pieces of length t covering [0,len), step t - 2ov; returns the count */
+static int tile_starts(int len, int t, int ov, int *starts, int max)
+{
+    if (t >= len) {
+        starts[0] = 0;
+        return 1;
+    }
+    int n = 0, step = t - 2 * ov;
+    for (int x = 0;; x += step) {
+        if (n == max)
+            return -1;
+        if (x + t >= len) {
+            starts[n++] = len - t;
+            return n;
+        }
+        starts[n++] = x;
+    }
+}
+
 int catanet_engine_prepare(CatanetEngine *e, int width, int height)
 {
     if (!e)
@@ -169,24 +202,90 @@ int catanet_engine_prepare(CatanetEngine *e, int width, int height)
     e->cpu = NULL;
     free(e->rgb_in);
     free(e->rgb_out);
-    e->rgb_in = e->rgb_out = NULL;
-    int s = e->model->info.upscale, ret;
+    free(e->tile_in);
+    e->rgb_in = e->rgb_out = e->tile_in = e->tile_out = NULL;
+    const CatanetModelInfo *info = &e->model->info;
+    int s = info->upscale, ret;
+    int ov = tile_overlap(info), tile = e->cfg.tile;
+    if (tile > 0 && tile < 4 * ov)
+        return catanet_engine_fail(e, CATANET_ERR_INVALID_ARG, "tile %d too small for this model (at least %d)",
+                                   tile, 4 * ov);
+    e->tiled = tile > 0 && (width > tile || height > tile);
+    int pw = e->tiled ? (width < tile ? width : tile) : width;
+    int ph = e->tiled ? (height < tile ? height : tile) : height;
+    if (e->tiled) {
+        e->n_tx = tile_starts(width, pw, ov, e->tx, CATANET_MAX_TILES);
+        e->n_ty = tile_starts(height, ph, ov, e->ty, CATANET_MAX_TILES);
+        if (e->n_tx < 0 || e->n_ty < 0)
+            return catanet_engine_fail(e, CATANET_ERR_INVALID_ARG, "tile %d: too many tiles for %dx%d", tile,
+                                       width, height);
+        e->tile_w = pw;
+        e->tile_h = ph;
+        size_t tin = (size_t)3 * pw * ph;
+        e->tile_in = malloc(sizeof(float) * tin * (1 + s * s));
+        if (!e->tile_in)
+            return catanet_engine_fail(e, CATANET_ERR_NOMEM, "out of memory for %dx%d tiles", pw, ph);
+        e->tile_out = e->tile_in + tin;
+    }
     size_t n_in = (size_t)3 * width * height, n_out = n_in * s * s;
     e->rgb_in = malloc(sizeof(float) * n_in);
     e->rgb_out = malloc(sizeof(float) * n_out);
     if (!e->rgb_in || !e->rgb_out)
         return catanet_engine_fail(e, CATANET_ERR_NOMEM, "out of memory for %dx%d frame buffers", width, height);
     if (e->cfg.device == CATANET_DEVICE_CUDA)
-        ret = catanet_cuda_prepare(e, width, height);
+        ret = catanet_cuda_prepare(e, pw, ph);
     else
-        ret = catanet_cpu_plan_create(&e->cpu, e->model, width, height, e->cfg.threads, e->err, sizeof(e->err));
+        ret = catanet_cpu_plan_create(&e->cpu, e->model, pw, ph, e->cfg.threads, e->err, sizeof(e->err));
     if (ret < 0) {
         catanet_log(e, CATANET_LOG_ERROR, "%s", e->err);
         return ret;
     }
+    if (e->tiled)
+        catanet_log(e, CATANET_LOG_INFO, "catanet: %dx%d in %dx%d tiles of %dx%d (overlap %d)", width, height,
+                    e->n_tx, e->n_ty, pw, ph, ov);
     e->width = width;
     e->height = height;
     e->prepared = 1;
+    return 0;
+}
+
+static int run_piece(CatanetEngine *e, const float *in, float *out)
+{
+    if (e->cfg.device == CATANET_DEVICE_CUDA)
+        return catanet_cuda_process(e, in, out);
+    catanet_cpu_forward(e->cpu, in, out);
+    return 0;
+}
+
+/* [lo, hi) of the input that piece k owns: up to the middle of each overlap */
+static void owned(const int *starts, int n, int k, int t, int len, int *lo, int *hi)
+{
+    *lo = k == 0 ? 0 : (starts[k] + starts[k - 1] + t) / 2;
+    *hi = k == n - 1 ? len : (starts[k + 1] + starts[k] + t) / 2;
+}
+
+static int process_tiled(CatanetEngine *e, const float *in, float *out)
+{
+    int W = e->width, H = e->height, tw = e->tile_w, th = e->tile_h, s = e->model->info.upscale;
+    for (int ky = 0; ky < e->n_ty; ky++)
+        for (int kx = 0; kx < e->n_tx; kx++) {
+            int x0 = e->tx[kx], y0 = e->ty[ky];
+            for (int c = 0; c < 3; c++)
+                for (int y = 0; y < th; y++)
+                    memcpy(e->tile_in + ((size_t)c * th + y) * tw, in + ((size_t)c * H + y0 + y) * W + x0,
+                           sizeof(float) * tw);
+            int ret = run_piece(e, e->tile_in, e->tile_out);
+            if (ret < 0)
+                return ret;
+            int xl, xh, yl, yh;
+            owned(e->tx, e->n_tx, kx, tw, W, &xl, &xh);
+            owned(e->ty, e->n_ty, ky, th, H, &yl, &yh);
+            for (int c = 0; c < 3; c++)
+                for (int y = yl * s; y < yh * s; y++)
+                    memcpy(out + ((size_t)c * H * s + y) * W * s + (size_t)xl * s,
+                           e->tile_out + ((size_t)c * th * s + (y - y0 * s)) * tw * s + (size_t)(xl - x0) * s,
+                           sizeof(float) * (size_t)(xh - xl) * s);
+        }
     return 0;
 }
 
@@ -198,10 +297,9 @@ int catanet_engine_process(CatanetEngine *e, const float *in, float *out)
         return catanet_engine_fail(e, CATANET_ERR_INVALID_ARG, "process: NULL input or output");
     if (!e->prepared)
         return catanet_engine_fail(e, CATANET_ERR_STATE, "process called before prepare");
-    if (e->cfg.device == CATANET_DEVICE_CUDA)
-        return catanet_cuda_process(e, in, out);
-    catanet_cpu_forward(e->cpu, in, out);
-    return 0;
+    if (e->tiled)
+        return process_tiled(e, in, out);
+    return run_piece(e, in, out);
 }
 
 int catanet_engine_process_image(CatanetEngine *e, const CatanetImage *in, CatanetImage *out)

@@ -6,6 +6,8 @@
 #include "forward_cpu.h"
 #include "model.h"
 
+#define CATANET_MAX_TILES 1024
+
 struct CatanetEngine {
     CatanetConfig cfg;
     CatanetPrecision precision;
@@ -13,6 +15,10 @@ struct CatanetEngine {
     int prepared, width, height;
     CatanetCpuPlan *cpu;
     float *rgb_in, *rgb_out;      /* host staging for process_image on the CPU */
+    /* tiling (cfg.tile): the backend is prepared for tile_w x tile_h pieces at these starts */
+    int tiled, tile_w, tile_h, n_tx, n_ty;
+    int tx[CATANET_MAX_TILES], ty[CATANET_MAX_TILES];
+    float *tile_in, *tile_out;
     void *cuda;                   /* backend_cuda's state */
     char cpu_name[64];
     char err[1024];

@@ -83,6 +83,11 @@ int catanet_model_from_st(CatanetModel **out, const struct CatanetSt *st, const 
 int catanet_model_save(const CatanetModel *m, const char *path, const char *const *keys,
                        const char *const *vals, int n_extra, char *err, size_t es);
 void catanet_model_free(CatanetModel *m);
+/* Model surgery: a model made of src's residual groups keep[0..n_keep) in that order, each with its
+ * own num_tokens, group_size, patch_size, weights, `means` and `initted`; everything outside the
+ * groups (first_conv, upsampler, last_conv) is copied; each mid_conv follows its group. */
+int catanet_model_extract(CatanetModel **out, const CatanetModel *src, const int *keep, int n_keep, char *err,
+                          size_t es);
 const CatanetTensorDef *catanet_model_find(const CatanetModel *m, const char *name);
 
 #endif
