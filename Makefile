@@ -97,3 +97,55 @@ distclean:
 	rm -rf $(B)
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)
+
+# ==== fuzzing and sanitizers (tests/fuzz) ======================================================
+# make fuzz            builds build-fuzz/fuzz_weights (clang, libFuzzer + ASan + UBSan) and its seed corpus
+# make fuzz-smoke      runs it for FUZZ_TIME seconds (default 30) on the seeds
+# make fuzz-run        the same for FUZZ_TIME (set it: e.g. make fuzz-run FUZZ_TIME=600)
+# make check-sanitize  the whole test suite in build-san (gcc, --sanitize=address,undefined, CPU only)
+FUZZ_CC ?= clang
+FUZZ_B := build-fuzz
+FUZZ_TIME ?= 30
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -Iinclude -Ikernels -Iengine $(shell pkg-config --cflags jansson 2>/dev/null)
+FUZZ_LIBS := $(shell pkg-config --libs jansson 2>/dev/null || echo -ljansson) -lm
+FUZZ_LIB_SRCS := engine/safetensors.c engine/pth.c engine/model.c engine/error.c
+FUZZ_REF := $(CATANET_SHARED)/reference/catanet/weights_x2_random.pth
+SAN_B := build-san
+
+.PHONY: fuzz fuzz-deps fuzz-smoke fuzz-run check-sanitize
+
+fuzz-deps:
+	@sh tools/install-deps.sh --fuzz
+
+$(FUZZ_B)/fuzz_weights: tests/fuzz/fuzz_weights.c $(FUZZ_LIB_SRCS) $(wildcard engine/*.h)
+	@mkdir -p $(FUZZ_B)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $(FUZZ_SAN) tests/fuzz/fuzz_weights.c $(FUZZ_LIB_SRCS) $(FUZZ_LIBS) -o $@
+
+$(FUZZ_B)/make_seeds: tests/fuzz/make_seeds.c $(FUZZ_LIB_SRCS) $(wildcard engine/*.h)
+	@mkdir -p $(FUZZ_B)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) tests/fuzz/make_seeds.c $(FUZZ_LIB_SRCS) $(FUZZ_LIBS) -o $@
+
+$(FUZZ_B)/seeds/.done: $(FUZZ_B)/make_seeds
+	@rm -rf $(FUZZ_B)/seeds && mkdir -p $(FUZZ_B)/seeds
+	$(FUZZ_B)/make_seeds $(FUZZ_B)/seeds $(FUZZ_REF)
+	@touch $@
+
+fuzz: fuzz-deps
+	@$(MAKE) --no-print-directory $(FUZZ_B)/fuzz_weights $(FUZZ_B)/seeds/.done
+	@echo "run: $(FUZZ_B)/fuzz_weights -dict=tests/fuzz/weights.dict -max_len=65536 $(FUZZ_B)/corpus $(FUZZ_B)/seeds"
+
+# new inputs go to build-fuzz/corpus (kept between runs); crashes to build-fuzz/crash-*
+fuzz-smoke fuzz-run: fuzz
+	@mkdir -p $(FUZZ_B)/corpus
+	ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 $(FUZZ_B)/fuzz_weights -dict=tests/fuzz/weights.dict \
+		-max_len=65536 -rss_limit_mb=2048 -timeout=10 -max_total_time=$(FUZZ_TIME) -print_final_stats=1 \
+		-artifact_prefix=$(FUZZ_B)/ $(FUZZ_B)/corpus $(FUZZ_B)/seeds
+
+check-sanitize:
+	@test -f $(SAN_B)/config.mk || ./configure --builddir=$(SAN_B) --sanitize=address,undefined --disable-cuda
+	@$(MAKE) --no-print-directory BUILDDIR=$(SAN_B) -j2 all
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1 \
+	LSAN_OPTIONS=suppressions=$(abspath tests/fuzz/lsan.supp):print_suppressions=0 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		sh tests/run.sh $(SAN_B)

@@ -1,9 +1,11 @@
 #!/bin/sh
 # Installs the Debian packages libcatanet needs to build and test (idempotent).
-# Usage: tools/install-deps.sh [--ffmpeg]   (--ffmpeg adds what 'make ffmpeg' needs)
+# Usage: tools/install-deps.sh [--ffmpeg] [--fuzz]   (--ffmpeg adds what 'make ffmpeg' needs,
+#        --fuzz what 'make fuzz' needs: clang, libFuzzer and its sanitizer runtimes, OpenMP headers for clang)
 set -e
 pkgs="build-essential pkg-config libopenblas-openmp-dev libjansson-dev libpng-dev zip"
 case " $* " in *" --ffmpeg "*) pkgs="$pkgs nasm libx264-dev dpkg-dev libffmpeg-nvenc-dev" ;; esac
+case " $* " in *" --fuzz "*) pkgs="$pkgs clang libclang-rt-dev libomp-dev" ;; esac
 missing=
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
