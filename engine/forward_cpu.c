@@ -194,7 +194,10 @@ static void gelu(CatanetCpuPlan *p, size_t n, float *x)
 #pragma omp parallel for num_threads(p->cpu.threads) schedule(static)
     for (long c = 0; c < chunks; c++) {
         size_t e = (size_t)(c + 1) * 4096 < n ? (size_t)(c + 1) * 4096 : n;
-        catanet_gelu_fwd_ref(e - (size_t)c * 4096, x + (size_t)c * 4096, x + (size_t)c * 4096);
+        if (p->use_ref)
+            catanet_gelu_fwd_ref(e - (size_t)c * 4096, x + (size_t)c * 4096, x + (size_t)c * 4096);
+        else
+            catanet_gelu_fwd_cpu(e - (size_t)c * 4096, x + (size_t)c * 4096, x + (size_t)c * 4096);
     }
 }
 

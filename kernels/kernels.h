@@ -113,6 +113,8 @@ void catanet_layernorm_bwd_cpu(const CatanetCpu *cpu, int n, int c, const float 
 /* ---------------- activation.c: exact GELU, LeakyReLU(0.1) ---------------- */
 float catanet_gelu(float x);
 void catanet_gelu_fwd_ref(size_t n, const float *x, float *y);
+/* vectorised erf (|error| <= 1.5e-7): the fast path */
+void catanet_gelu_fwd_cpu(size_t n, const float *x, float *y);
 void catanet_gelu_bwd_ref(size_t n, const float *x, const float *dy, float *dx);
 #define CATANET_LRELU_SLOPE 0.1f
 void catanet_lrelu_fwd_ref(size_t n, const float *x, float *y);

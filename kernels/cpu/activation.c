@@ -1,10 +1,11 @@
 /*
  * activation.c: exact (erf) GELU and LeakyReLU(0.1), elementwise.
- * defines: catanet_gelu, catanet_gelu_fwd_ref, catanet_gelu_bwd_ref,
+ * defines: catanet_gelu, catanet_gelu_fwd_ref, catanet_gelu_fwd_cpu, catanet_gelu_bwd_ref,
  *          catanet_lrelu_fwd_ref, catanet_lrelu_bwd_ref
  */
 #include <math.h>
 
+#include "fastmath.h"
 #include "kernels.h"
 
 /* nn.GELU(): 0.5 x (1 + erf(x / sqrt 2)) */
@@ -17,6 +18,15 @@ void catanet_gelu_fwd_ref(size_t n, const float *x, float *y)
 {
     for (size_t i = 0; i < n; i++)
         y[i] = catanet_gelu(x[i]);
+}
+
+CLONES void catanet_gelu_fwd_cpu(size_t n, const float *x, float *y)
+{
+    for (size_t i = 0; i < n; i++) {
+        float e;
+        ERF_POLY(e, x[i] * 0.70710678118654752f);
+        y[i] = 0.5f * x[i] * (1.0f + e);
+    }
 }
 
 /* d/dx gelu = Phi(x) + x phi(x) */

@@ -10,32 +10,8 @@
 
 #include "kernels.h"
 
-/* exp(x) for x in [-87.3, 0]; smaller x gives exp(-87.3) ~ 1e-38, below anything a softmax
- * keeps. A macro, not a function: an inline function would not be inlined into the avx2 clone
- * (target mismatch), and the call would stop the loop from vectorising. */
-#define EXP_POLY(out, xin)                                                                    \
-    do {                                                                                      \
-        float x_ = (xin) < -87.3f ? -87.3f : (xin);                                           \
-        /* round to nearest by the 1.5*2^23 trick: plain IEEE adds, so it vectorises */       \
-        float n_ = (x_ * 1.44269504088896341f + 12582912.0f) - 12582912.0f;                   \
-        float r_ = x_ - n_ * 0.693145751953125f; /* ln2 in two parts (Cody-Waite) */          \
-        r_ = r_ - n_ * 1.42860682030941723212e-6f;                                            \
-        float p_ = 1.0f / 720.0f;                                                             \
-        p_ = p_ * r_ + 1.0f / 120.0f;                                                         \
-        p_ = p_ * r_ + 1.0f / 24.0f;                                                          \
-        p_ = p_ * r_ + 1.0f / 6.0f;                                                           \
-        p_ = p_ * r_ + 0.5f;                                                                  \
-        p_ = p_ * r_ + 1.0f;                                                                  \
-        p_ = p_ * r_ + 1.0f;                                                                  \
-        union { int32_t i; float f; } s_ = { ((int32_t)n_ + 127) << 23 }; /* 2^n, n <= 0 */   \
-        (out) = p_ * s_.f;                                                                    \
-    } while (0)
+#include "fastmath.h"
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
-#define CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define CLONES
-#endif
 
 /* s [rows, len]: each row replaced by softmax(row) */
 #define LANES 8
