@@ -1,0 +1,352 @@
+/* imgload.c: PNG (libpng), JPEG (libjpeg) and BMP (own reader) to planar RGB rasters. */
+#include <png.h>
+#include <setjmp.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <jpeglib.h>   /* after stdio.h and stddef.h: it uses FILE and size_t without including them */
+
+#include "catanet.h"
+#include "error.h"
+#include "imgload.h"
+
+static int ext_is(const char *path, const char *ext)
+{
+    size_t n = strlen(path), e = strlen(ext);
+    return n > e && !strcasecmp(path + n - e, ext);
+}
+
+int catanet_is_image_file(const char *path)
+{
+    if (ext_is(path, ".png"))
+        return CATANET_IMG_PNG;
+    if (ext_is(path, ".jpg") || ext_is(path, ".jpeg"))
+        return CATANET_IMG_JPEG;
+    if (ext_is(path, ".bmp"))
+        return CATANET_IMG_BMP;
+    return CATANET_IMG_UNKNOWN;
+}
+
+int catanet_raster_alloc(CatanetRaster *img, int w, int h, int maxval)
+{
+    img->px = NULL;
+    if (w < 1 || h < 1 || w > CATANET_RASTER_MAX_SIDE || h > CATANET_RASTER_MAX_SIDE)
+        return CATANET_ERR_INVALID_ARG;
+    img->px = malloc(sizeof(uint16_t) * 3 * (size_t)w * h);
+    if (!img->px)
+        return CATANET_ERR_NOMEM;
+    img->w = w;
+    img->h = h;
+    img->maxval = maxval;
+    return 0;
+}
+
+void catanet_raster_free(CatanetRaster *img)
+{
+    if (!img)
+        return;
+    free(img->px);
+    img->px = NULL;
+    img->w = img->h = 0;
+}
+
+void catanet_raster_to_float(const CatanetRaster *img, float *rgb)
+{
+    size_t n = 3 * (size_t)img->w * img->h;
+    /* a division, not a multiplication by 1/maxval: 8-bit values then give exactly the k/255.0f
+     * that the engine's image conversion and the other tools compute */
+    for (size_t i = 0; i < n; i++)
+        rgb[i] = (float)img->px[i] / (float)img->maxval;
+}
+
+void catanet_raster_from_float(const float *rgb, CatanetRaster *img)
+{
+    size_t n = 3 * (size_t)img->w * img->h;
+    for (size_t i = 0; i < n; i++) {
+        float v = rgb[i];
+        v = v > 0.0f ? v : 0.0f;   /* NaN becomes 0 here */
+        v = v < 1.0f ? v : 1.0f;
+        img->px[i] = (uint16_t)(v * (float)img->maxval + 0.5f);
+    }
+}
+
+/* ---- PNG ---- */
+
+typedef struct PngErr {
+    char msg[200];
+} PngErr;
+
+static void png_on_error(png_structp png, png_const_charp msg)
+{
+    PngErr *pe = png_get_error_ptr(png);
+    if (pe)
+        snprintf(pe->msg, sizeof(pe->msg), "%s", msg);
+    png_longjmp(png, 1);
+}
+
+static void png_on_warning(png_structp png, png_const_charp msg)
+{
+    (void)png;
+    (void)msg;   /* the library never prints; warnings do not stop decoding */
+}
+
+static int load_png(FILE *f, const char *path, CatanetRaster *img, char *err, size_t es)
+{
+    PngErr pe = { "" };
+    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &pe, png_on_error, png_on_warning);
+    png_infop info = png ? png_create_info_struct(png) : NULL;
+    /* volatile: modified between setjmp and a possible longjmp */
+    uint16_t *volatile px = NULL;
+    if (!png || !info) {
+        png_destroy_read_struct(&png, &info, NULL);
+        return catanet_errf(err, es, CATANET_ERR_NOMEM, "'%s': out of memory", path);
+    }
+    if (setjmp(png_jmpbuf(png))) {
+        png_destroy_read_struct(&png, &info, NULL);
+        free(px);
+        return catanet_errf(err, es, CATANET_ERR_FORMAT, "'%s': bad PNG (%s)", path, pe.msg);
+    }
+    png_set_user_limits(png, CATANET_RASTER_MAX_SIDE, CATANET_RASTER_MAX_SIDE);
+    png_init_io(png, f);
+    png_read_png(png, info, PNG_TRANSFORM_EXPAND | PNG_TRANSFORM_STRIP_ALPHA | PNG_TRANSFORM_GRAY_TO_RGB, NULL);
+    int w = (int)png_get_image_width(png, info), h = (int)png_get_image_height(png, info);
+    int depth = png_get_bit_depth(png, info);
+    if (png_get_channels(png, info) != 3 || (depth != 8 && depth != 16))
+        png_error(png, "unexpected layout after expansion");
+    png_bytepp rows = png_get_rows(png, info);
+    px = malloc(sizeof(uint16_t) * 3 * (size_t)w * h);
+    if (!px)
+        png_error(png, "out of memory");
+    size_t plane = (size_t)w * h;
+    for (int y = 0; y < h; y++) {
+        const png_byte *r = rows[y];
+        for (int x = 0; x < w; x++)
+            for (int c = 0; c < 3; c++)
+                px[c * plane + (size_t)y * w + x] =
+                    depth == 16 ? (uint16_t)(r[6 * x + 2 * c] << 8 | r[6 * x + 2 * c + 1]) : r[3 * x + c];
+    }
+    png_destroy_read_struct(&png, &info, NULL);
+    img->w = w;
+    img->h = h;
+    img->maxval = depth == 16 ? 65535 : 255;
+    img->px = px;
+    return 0;
+}
+
+/* ---- JPEG ---- */
+
+typedef struct JpegErr {
+    struct jpeg_error_mgr mgr;
+    jmp_buf jb;
+    char msg[JMSG_LENGTH_MAX];
+} JpegErr;
+
+static void jpeg_on_error(j_common_ptr cinfo)
+{
+    JpegErr *je = (JpegErr *)cinfo->err;
+    je->mgr.format_message(cinfo, je->msg);
+    longjmp(je->jb, 1);
+}
+
+static void jpeg_on_message(j_common_ptr cinfo, int level)
+{
+    (void)cinfo;
+    (void)level;   /* corrupt-data warnings: libjpeg decodes on; the library never prints */
+}
+
+static int load_jpeg(FILE *f, const char *path, CatanetRaster *img, char *err, size_t es)
+{
+    struct jpeg_decompress_struct cinfo;
+    JpegErr je;
+    uint16_t *volatile px = NULL;
+    JSAMPLE *volatile row = NULL;
+    cinfo.err = jpeg_std_error(&je.mgr);
+    je.mgr.error_exit = jpeg_on_error;
+    je.mgr.emit_message = jpeg_on_message;
+    je.msg[0] = 0;
+    if (setjmp(je.jb)) {
+        jpeg_destroy_decompress(&cinfo);
+        free(px);
+        free(row);
+        return catanet_errf(err, es, CATANET_ERR_FORMAT, "'%s': bad JPEG (%s)", path, je.msg);
+    }
+    jpeg_create_decompress(&cinfo);
+    jpeg_stdio_src(&cinfo, f);
+    jpeg_read_header(&cinfo, TRUE);
+    if (cinfo.num_components == 1)
+        cinfo.out_color_space = JCS_GRAYSCALE;
+    else if (cinfo.jpeg_color_space == JCS_YCbCr || cinfo.jpeg_color_space == JCS_RGB)
+        cinfo.out_color_space = JCS_RGB;
+    else {
+        jpeg_destroy_decompress(&cinfo);
+        return catanet_errf(err, es, CATANET_ERR_UNSUPPORTED, "'%s': CMYK/YCCK JPEG is not supported", path);
+    }
+    jpeg_start_decompress(&cinfo);
+    int w = (int)cinfo.output_width, h = (int)cinfo.output_height, nc = cinfo.output_components;
+    if (w < 1 || h < 1 || w > CATANET_RASTER_MAX_SIDE || h > CATANET_RASTER_MAX_SIDE) {
+        snprintf(je.msg, sizeof(je.msg), "size %dx%d out of range", w, h);
+        longjmp(je.jb, 1);
+    }
+    px = malloc(sizeof(uint16_t) * 3 * (size_t)w * h);
+    row = malloc((size_t)w * nc);
+    if (!px || !row) {
+        snprintf(je.msg, sizeof(je.msg), "out of memory");
+        longjmp(je.jb, 1);
+    }
+    size_t plane = (size_t)w * h;
+    while (cinfo.output_scanline < (JDIMENSION)h) {
+        size_t y = cinfo.output_scanline;
+        JSAMPROW rp = row;
+        if (jpeg_read_scanlines(&cinfo, &rp, 1) != 1) {
+            snprintf(je.msg, sizeof(je.msg), "truncated");
+            longjmp(je.jb, 1);
+        }
+        for (int x = 0; x < w; x++)
+            for (int c = 0; c < 3; c++)
+                px[c * plane + y * w + x] = row[x * nc + (nc == 1 ? 0 : c)];
+    }
+    jpeg_finish_decompress(&cinfo);
+    jpeg_destroy_decompress(&cinfo);
+    free(row);
+    img->w = w;
+    img->h = h;
+    img->maxval = 255;
+    img->px = px;
+    return 0;
+}
+
+/* ---- BMP: uncompressed (BI_RGB) 1/4/8-bit palette, 24 and 32-bit; bottom-up or top-down ---- */
+
+#define BMP_MAX_FILE (1u << 30)
+
+static uint32_t rd32(const uint8_t *p) { return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24; }
+static uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
+
+static int load_bmp(FILE *f, const char *path, CatanetRaster *img, char *err, size_t es)
+{
+    if (fseek(f, 0, SEEK_END) != 0)
+        return catanet_errf(err, es, CATANET_ERR_IO, "'%s': cannot seek", path);
+    long len = ftell(f);
+    rewind(f);
+    if (len < 26 || (unsigned long)len > BMP_MAX_FILE)
+        return catanet_errf(err, es, CATANET_ERR_FORMAT, "'%s': bad BMP (file size %ld)", path, len);
+    uint8_t *b = malloc((size_t)len);
+    if (!b)
+        return catanet_errf(err, es, CATANET_ERR_NOMEM, "'%s': out of memory", path);
+    int ret = CATANET_ERR_FORMAT;
+    const char *why = NULL;
+    if (fread(b, 1, (size_t)len, f) != (size_t)len) {
+        ret = catanet_errf(err, es, CATANET_ERR_IO, "'%s': read failed", path);
+        goto done;
+    }
+    size_t n = (size_t)len;
+    uint32_t off = rd32(b + 10), hsz = rd32(b + 14);
+    int64_t w, h;
+    int bpp, comp = 0, pal_entry = 4;
+    uint32_t ncolors = 0;
+    if (hsz == 12) {
+        w = rd16(b + 18);
+        h = (int16_t)rd16(b + 20);
+        bpp = rd16(b + 24);
+        pal_entry = 3;
+    } else if (hsz >= 40 && 14 + (size_t)hsz <= n) {
+        w = (int32_t)rd32(b + 18);
+        h = (int32_t)rd32(b + 22);
+        bpp = rd16(b + 28);
+        comp = (int)rd32(b + 30);
+        ncolors = rd32(b + 46);
+    } else {
+        why = "unknown header";
+        goto bad;
+    }
+    int top_down = h < 0;
+    if (h < 0)
+        h = -h;
+    if (w < 1 || h < 1 || w > CATANET_RASTER_MAX_SIDE || h > CATANET_RASTER_MAX_SIDE) {
+        why = "size out of range";
+        goto bad;
+    }
+    if (comp != 0) {
+        ret = catanet_errf(err, es, CATANET_ERR_UNSUPPORTED, "'%s': compressed BMP (method %d) is not supported",
+                           path, comp);
+        goto done;
+    }
+    if (bpp != 1 && bpp != 4 && bpp != 8 && bpp != 24 && bpp != 32) {
+        ret = catanet_errf(err, es, CATANET_ERR_UNSUPPORTED, "'%s': %d-bit BMP is not supported", path, bpp);
+        goto done;
+    }
+    const uint8_t *pal = NULL;
+    if (bpp <= 8) {
+        if (ncolors == 0 || ncolors > (1u << bpp))
+            ncolors = 1u << bpp;
+        pal = b + 14 + hsz;
+        if (14 + (size_t)hsz + (size_t)ncolors * pal_entry > n) {
+            why = "truncated palette";
+            goto bad;
+        }
+    }
+    size_t stride = ((size_t)w * bpp + 31) / 32 * 4;
+    if (off > n || stride * (size_t)h > n - off) {
+        why = "truncated pixel data";
+        goto bad;
+    }
+    if ((ret = catanet_raster_alloc(img, (int)w, (int)h, 255)) < 0) {
+        ret = catanet_errf(err, es, ret, "'%s': out of memory", path);
+        goto done;
+    }
+    size_t plane = (size_t)w * h;
+    for (int64_t y = 0; y < h; y++) {
+        const uint8_t *r = b + off + stride * (size_t)(top_down ? y : h - 1 - y);
+        for (int64_t x = 0; x < w; x++) {
+            uint8_t rgb[3];
+            if (bpp == 24 || bpp == 32) {
+                const uint8_t *p = r + x * (bpp / 8);
+                rgb[0] = p[2], rgb[1] = p[1], rgb[2] = p[0];
+            } else {
+                unsigned bit = (unsigned)(x * bpp), idx = (r[bit / 8] >> (8 - bpp - bit % 8)) & ((1u << bpp) - 1);
+                if (idx >= ncolors) {
+                    catanet_raster_free(img);
+                    why = "palette index out of range";
+                    goto bad;
+                }
+                const uint8_t *p = pal + (size_t)idx * pal_entry;
+                rgb[0] = p[2], rgb[1] = p[1], rgb[2] = p[0];
+            }
+            for (int c = 0; c < 3; c++)
+                img->px[c * plane + (size_t)y * w + x] = rgb[c];
+        }
+    }
+    ret = 0;
+    goto done;
+bad:
+    ret = catanet_errf(err, es, CATANET_ERR_FORMAT, "'%s': bad BMP (%s)", path, why);
+done:
+    free(b);
+    return ret;
+}
+
+int catanet_raster_load(const char *path, CatanetRaster *img, char *err, size_t es)
+{
+    img->px = NULL;
+    img->w = img->h = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return catanet_errf(err, es, CATANET_ERR_IO, "cannot open '%s'", path);
+    uint8_t sig[8] = { 0 };
+    size_t got = fread(sig, 1, sizeof(sig), f);
+    rewind(f);
+    int ret;
+    if (got == 8 && !png_sig_cmp(sig, 0, 8))
+        ret = load_png(f, path, img, err, es);
+    else if (got >= 3 && sig[0] == 0xFF && sig[1] == 0xD8 && sig[2] == 0xFF)
+        ret = load_jpeg(f, path, img, err, es);
+    else if (got >= 2 && sig[0] == 'B' && sig[1] == 'M')
+        ret = load_bmp(f, path, img, err, es);
+    else
+        ret = catanet_errf(err, es, CATANET_ERR_FORMAT, "'%s': not a PNG, JPEG or BMP file", path);
+    fclose(f);
+    return ret;
+}

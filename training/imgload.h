@@ -1,0 +1,45 @@
+/*
+ * imgload.h: decoding the training and evaluation images (PNG 8/16-bit, JPEG, BMP) into planar RGB.
+ *
+ * Libraries: libpng (already a dependency) and libjpeg (libjpeg62-turbo on Debian). BMP is read by
+ * a small reader here: the only BMPs we meet are T91's uncompressed 24-bit files, a validated
+ * ~100-line reader of the uncompressed variants (1/4/8-bit palette, 24/32-bit) costs less than a
+ * dependency (libstb-dev's stb_image is a header-only copy that Debian patches separately from its
+ * other users) and lets every size be checked against the file's length.
+ *
+ * defines: CatanetRaster, catanet_raster_load, catanet_raster_alloc, catanet_raster_free,
+ *          catanet_raster_to_float, catanet_raster_from_float, catanet_is_image_file
+ */
+#ifndef CATANET_TRAINING_IMGLOAD_H
+#define CATANET_TRAINING_IMGLOAD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CATANET_RASTER_MAX_SIDE 32768
+
+/* An RGB image in planar samples [3][h][w], values 0..maxval (255 for 8-bit sources, 65535 for
+ * 16-bit PNG). Greyscale sources are expanded to three equal planes. */
+typedef struct CatanetRaster {
+    int w, h;
+    int maxval;
+    uint16_t *px;
+} CatanetRaster;
+
+enum { CATANET_IMG_UNKNOWN = 0, CATANET_IMG_PNG, CATANET_IMG_JPEG, CATANET_IMG_BMP };
+
+/* The kind of image file by extension (.png, .jpg/.jpeg, .bmp; case-insensitive), else UNKNOWN. */
+int catanet_is_image_file(const char *path);
+
+/* Decode path (type by content, not extension). 0 or a negative CatanetError with the detail in err. */
+int catanet_raster_load(const char *path, CatanetRaster *img, char *err, size_t es);
+
+int catanet_raster_alloc(CatanetRaster *img, int w, int h, int maxval);
+void catanet_raster_free(CatanetRaster *img);
+
+/* planar float [3][h][w] = px / maxval */
+void catanet_raster_to_float(const CatanetRaster *img, float *rgb);
+/* px = round(clamp(rgb, 0, 1) * maxval) */
+void catanet_raster_from_float(const float *rgb, CatanetRaster *img);
+
+#endif
