@@ -21,11 +21,12 @@
 #include <cuda_runtime.h>
 
 #include "catanet.h"
-#include "kernels.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+#include "kernels.h" /* C declarations without their own extern "C" */
 
 typedef struct CatanetCudaCtx {
     cudaStream_t stream;

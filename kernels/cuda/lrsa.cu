@@ -53,7 +53,7 @@ static LrsaTable table_view(const CatanetLrsaArgs *a, const void *base)
 
 int catanet_lrsa_cuda_table_fill(const CatanetLrsaArgs *a, void *host_table)
 {
-    if (a->h < a->ps || a->w < a->ps || a->ps < 4)
+    if (a->h < a->ps || a->w < a->ps || a->ps < 3)
         return CATANET_ERR_INVALID_ARG;
     int nr, nc;
     starts_count(a, &nr, &nc);
@@ -138,7 +138,7 @@ int catanet_lrsa_fwd_cuda(CatanetCudaCtx *cx, const CatanetLrsaArgs *a, const Ca
                           const void *dev_table, const CatanetLrsaCudaScratch *s, const float *x,
                           float *out)
 {
-    CUDA_REQUIRE(cx, a->h >= a->ps && a->w >= a->ps && a->ps >= 4 && a->c > 0 && a->heads > 0, "lrsa_fwd_cuda");
+    CUDA_REQUIRE(cx, a->h >= a->ps && a->w >= a->ps && a->ps >= 3 && a->c > 0 && a->heads > 0, "lrsa_fwd_cuda");
     CUDA_REQUIRE(cx, a->dqk > 0 && a->dqk <= ATT_MAX_HEAD && a->dv > 0 && a->dv <= ATT_MAX_HEAD, "lrsa_fwd_cuda");
     CUDA_REQUIRE(cx, dev_table && s->ln && s->q && s->k && s->v && s->asum && s->proj, "lrsa_fwd_cuda");
     int N = a->h * a->w, C = a->c, hq = a->heads * a->dqk, hv = a->heads * a->dv, T = a->ps * a->ps;

@@ -1,0 +1,1073 @@
+/*
+ * test_twins.c: every CUDA twin (kernels/cuda) against its CPU twin, table-driven, each with a
+ * stated tolerance; then the whole CUDA engine: fp32 against the reference cases and the CPU engine
+ * (<= 1e-4), fp16 against fp32 (>= 50 dB PSNR on Set5 x2), device NV12/P010/yuv444p frames against
+ * the CPU colour conversion, a caller stream and a caller CUcontext.
+ * Exit 77 with the reason when there is no CUDA build or no GPU.
+ * Usage: test_twins [--quick]   (--quick: the op table and one small model case, for memcheck runs)
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "testutil.h"
+
+#if !HAVE_CUDA
+int main(void)
+{
+    printf("SKIP: test_twins: this build has no CUDA backend (configure found no nvcc/cuBLAS, or --disable-cuda)\n");
+    return SKIP_CODE;
+}
+#else
+
+#include <cuda.h>
+
+#include "catanet.h"
+#include "imageio.h"
+#include "kernels.h"
+#include "kernels_cuda.h"
+
+#define WORK_FLOATS ((size_t)16 << 20)
+
+static CatanetCudaCtx cx;
+static int quick;
+
+/* ---- device memory helpers (test-only: exit on failure is fine in a program) ---- */
+
+static void *dmalloc(size_t bytes)
+{
+    void *p = NULL;
+    if (cudaMalloc(&p, bytes ? bytes : 4) != cudaSuccess) {
+        printf("FAIL: cudaMalloc(%zu)\n", bytes);
+        exit(1);
+    }
+    return p;
+}
+
+static void *up(const void *h, size_t bytes)
+{
+    void *d = dmalloc(bytes);
+    if (cudaMemcpy(d, h, bytes, cudaMemcpyHostToDevice) != cudaSuccess) {
+        printf("FAIL: cudaMemcpy H2D\n");
+        exit(1);
+    }
+    return d;
+}
+
+static void down(void *h, const void *d, size_t bytes)
+{
+    cudaError_t st = cudaStreamSynchronize(cx.stream);
+    if (st == cudaSuccess)
+        st = cudaMemcpy(h, d, bytes, cudaMemcpyDeviceToHost);
+    if (st != cudaSuccess) {
+        printf("FAIL: kernel fault or copy failure: %s\n", cudaGetErrorString(st));
+        exit(1);
+    }
+}
+
+static float *randv(Rng *r, size_t n, float scale)
+{
+    float *x = malloc(sizeof(float) * (n ? n : 1));
+    fill_normal(r, x, n, scale);
+    return x;
+}
+
+/* max |a-b| / max(1, max|b|): absolute for O(1) values, relative for large ones */
+static double scaled_err(const float *a, const float *b, size_t n)
+{
+    size_t w;
+    double e = max_abs_diff(a, b, n, &w), s = max_abs(b, n);
+    return e / (s > 1.0 ? s : 1.0);
+}
+
+static int launched(int ret, const char *what)
+{
+    if (ret < 0)
+        printf("FAIL: %s returned %d: %s\n", what, ret, cx.err);
+    return ret;
+}
+
+/* run the CUDA side of an op on device copies of `n_in` host inputs, fetch `out_n` floats */
+typedef struct Twin {
+    const char *name;      /* what is compared */
+    const char *launcher;  /* the CUDA entry point it covers (tests/check_twins.sh reads this) */
+    double tol;            /* scaled max error allowed; 0 = bit-exact */
+    double (*run)(void);   /* returns the measured error, or -1 when the launch failed */
+} Twin;
+
+static double finish(float *dev_out, const float *ref, size_t n)
+{
+    float *got = malloc(sizeof(float) * n);
+    down(got, dev_out, sizeof(float) * n);
+    double e = scaled_err(got, ref, n);
+    free(got);
+    return e;
+}
+
+/* ---- linear ---- */
+static double linear_case(int fp16, int with_bias, int n, int in, int out)
+{
+    Rng r = { 11 };
+    float *x = randv(&r, (size_t)n * in, 1.0f), *w = randv(&r, (size_t)out * in, 0.16f), *b = randv(&r, out, 0.1f);
+    float *ref = malloc(sizeof(float) * n * out);
+    catanet_linear_fwd_ref(n, in, out, x, w, with_bias ? b : NULL, ref);
+    float *dx = up(x, sizeof(float) * n * in), *dw = up(w, sizeof(float) * out * in), *db = up(b, sizeof(float) * out);
+    float *dy = dmalloc(sizeof(float) * n * out);
+    cx.gemm_fp16 = fp16;
+    int ret = launched(catanet_linear_fwd_cuda(&cx, n, in, out, dx, dw, with_bias ? db : NULL, dy), "linear");
+    cx.gemm_fp16 = 0;
+    double e = ret < 0 ? -1 : finish(dy, ref, (size_t)n * out);
+    cudaFree(dx); cudaFree(dw); cudaFree(db); cudaFree(dy);
+    free(x); free(w); free(b); free(ref);
+    return e;
+}
+static double t_linear(void) { double a = linear_case(0, 1, 777, 40, 96), b = linear_case(0, 0, 300, 96, 36); return a < 0 || b < 0 ? -1 : fmax(a, b); }
+static double t_linear_fp16(void) { return linear_case(1, 1, 777, 40, 96); }
+
+/* ---- conv2d ---- */
+static double conv_case(int batch, int h, int w, int cin, int cout, int k, int bias)
+{
+    Rng r = { 12 };
+    CatanetConv2dArgs a = { batch, h, w, cin, cout, k };
+    size_t ni = (size_t)batch * h * w * cin, no = (size_t)batch * h * w * cout, nw = (size_t)cout * cin * k * k;
+    float *x = randv(&r, ni, 1.0f), *wt = randv(&r, nw, 0.1f), *b = randv(&r, cout, 0.1f);
+    float *ref = malloc(sizeof(float) * no);
+    catanet_conv2d_fwd_ref(&a, x, wt, bias ? b : NULL, ref);
+    float *dx = up(x, sizeof(float) * ni), *dwt = up(wt, sizeof(float) * nw), *db = up(b, sizeof(float) * cout);
+    float *dy = dmalloc(sizeof(float) * no);
+    int ret = launched(catanet_conv2d_fwd_cuda(&cx, &a, dx, dwt, bias ? db : NULL, dy), "conv2d");
+    double e = ret < 0 ? -1 : finish(dy, ref, no);
+    cudaFree(dx); cudaFree(dwt); cudaFree(db); cudaFree(dy);
+    free(x); free(wt); free(b); free(ref);
+    return e;
+}
+static double t_conv2d(void)
+{
+    double e[4] = { conv_case(2, 13, 17, 40, 40, 3, 1), conv_case(1, 9, 11, 3, 40, 3, 1),
+                    conv_case(1, 20, 21, 40, 3, 3, 0),
+                    conv_case(1, 200, 181, 8, 16, 3, 1) /* > CATANET_CUDA_CONV_ROWS pixels: chunked */ };
+    double m = 0;
+    for (int i = 0; i < 4; i++) {
+        if (e[i] < 0)
+            return -1;
+        m = fmax(m, e[i]);
+    }
+    return m;
+}
+
+/* ---- dwconv ---- */
+static double dw_case(int fused)
+{
+    Rng r = { 13 };
+    CatanetDwconvArgs a = { 2, 11, 13, 96, 5 };
+    size_t n = (size_t)2 * 11 * 13 * 96, nw = (size_t)96 * 25;
+    float *x = randv(&r, n, 1.0f), *wt = randv(&r, nw, 0.2f), *b = randv(&r, 96, 0.1f);
+    float *ref = malloc(sizeof(float) * n);
+    catanet_dwconv_fwd_ref(&a, x, wt, b, ref);
+    if (fused) {
+        catanet_gelu_fwd_ref(n, ref, ref);
+        for (size_t i = 0; i < n; i++)
+            ref[i] += x[i];
+    }
+    float *dx = up(x, sizeof(float) * n), *dwt = up(wt, sizeof(float) * nw), *db = up(b, sizeof(float) * 96);
+    float *dy = dmalloc(sizeof(float) * n);
+    int ret = fused ? catanet_dwconv_gelu_add_fwd_cuda(&cx, &a, dx, dwt, db, dy) : catanet_dwconv_fwd_cuda(&cx, &a, dx, dwt, db, dy);
+    double e = launched(ret, "dwconv") < 0 ? -1 : finish(dy, ref, n);
+    cudaFree(dx); cudaFree(dwt); cudaFree(db); cudaFree(dy);
+    free(x); free(wt); free(b); free(ref);
+    return e;
+}
+static double t_dwconv(void) { return dw_case(0); }
+static double t_dwconv_gelu_add(void) { return dw_case(1); }
+
+/* ---- layernorm ---- */
+static double ln_case(int n, int c)
+{
+    Rng r = { 14 };
+    float *x = randv(&r, (size_t)n * c, 2.0f), *g = randv(&r, c, 0.1f), *b = randv(&r, c, 0.1f);
+    for (size_t i = 0; i < (size_t)n * c; i++)
+        x[i] += 3.0f; /* a mean far from 0: the two-pass variance matters */
+    for (int i = 0; i < c; i++)
+        g[i] += 1.0f;
+    float *ref = malloc(sizeof(float) * n * c);
+    catanet_layernorm_fwd_ref(n, c, x, g, b, ref, NULL, NULL);
+    float *dx = up(x, sizeof(float) * n * c), *dg = up(g, sizeof(float) * c), *db = up(b, sizeof(float) * c);
+    float *dy = dmalloc(sizeof(float) * n * c);
+    int ret = launched(catanet_layernorm_fwd_cuda(&cx, n, c, dx, dg, db, dy), "layernorm");
+    double e = ret < 0 ? -1 : finish(dy, ref, (size_t)n * c);
+    cudaFree(dx); cudaFree(dg); cudaFree(db); cudaFree(dy);
+    free(x); free(g); free(b); free(ref);
+    return e;
+}
+static double t_layernorm(void)
+{
+    double a = ln_case(1000, 40), b = ln_case(333, 256), c = ln_case(77, 7);
+    return a < 0 || b < 0 || c < 0 ? -1 : fmax(a, fmax(b, c));
+}
+
+/* ---- elementwise ---- */
+static double elem_case(int which)
+{
+    Rng r = { 15 };
+    size_t n = 100003;
+    float *x = randv(&r, n, 3.0f), *y = randv(&r, n, 1.0f), *ref = malloc(sizeof(float) * n);
+    if (which == 0)
+        catanet_gelu_fwd_ref(n, x, ref);
+    else if (which == 1)
+        catanet_lrelu_fwd_ref(n, x, ref);
+    else
+        for (size_t i = 0; i < n; i++)
+            ref[i] = x[i] + y[i];
+    float *dx = up(x, sizeof(float) * n), *dy = up(y, sizeof(float) * n);
+    int ret = which == 0 ? catanet_gelu_fwd_cuda(&cx, n, dx, dx) : which == 1 ? catanet_lrelu_fwd_cuda(&cx, n, dx, dx) :
+              catanet_add_fwd_cuda(&cx, n, dx, dy, dx); /* in place, as the engine uses them */
+    double e = launched(ret, "elementwise") < 0 ? -1 : finish(dx, ref, n);
+    cudaFree(dx); cudaFree(dy);
+    free(x); free(y); free(ref);
+    return e;
+}
+static double t_gelu(void) { return elem_case(0); }
+static double t_lrelu(void) { return elem_case(1); }
+static double t_add(void) { return elem_case(2); }
+
+/* ---- pixel shuffle ---- */
+static double shuffle_case(int r_, int lrelu)
+{
+    Rng r = { 16 };
+    CatanetShuffleArgs a = { 2, 5, 7, 40, r_ };
+    size_t n = (size_t)2 * 5 * 7 * 40 * r_ * r_;
+    float *x = randv(&r, n, 1.0f), *ref = malloc(sizeof(float) * n);
+    catanet_pixel_shuffle_fwd_ref(&a, x, ref);
+    if (lrelu)
+        catanet_lrelu_fwd_ref(n, ref, ref);
+    float *dx = up(x, sizeof(float) * n), *dy = dmalloc(sizeof(float) * n);
+    int ret = lrelu ? catanet_pixel_shuffle_lrelu_fwd_cuda(&cx, &a, dx, dy) : catanet_pixel_shuffle_fwd_cuda(&cx, &a, dx, dy);
+    double e = launched(ret, "pixel_shuffle") < 0 ? -1 : finish(dy, ref, n);
+    cudaFree(dx); cudaFree(dy);
+    free(x); free(ref);
+    return e;
+}
+static double t_shuffle(void) { double a = shuffle_case(2, 0), b = shuffle_case(3, 0); return a < 0 || b < 0 ? -1 : fmax(a, b); }
+static double t_shuffle_lrelu(void) { return shuffle_case(2, 1); }
+
+/* ---- bilinear ---- */
+static double t_bilinear(void)
+{
+    double m = 0;
+    for (int s = 1; s <= 4; s++) {
+        Rng r = { 17 };
+        int h = 13, w = 9;
+        size_t ni = (size_t)3 * h * w, no = ni * s * s;
+        float *x = randv(&r, ni, 1.0f), *ref = malloc(sizeof(float) * no);
+        catanet_bilinear_fwd_ref(3, h, w, s, x, ref);
+        float *dx = up(x, sizeof(float) * ni), *dy = dmalloc(sizeof(float) * no);
+        double e = launched(catanet_bilinear_fwd_cuda(&cx, 3, h, w, s, dx, dy), "bilinear") < 0 ? -1 : finish(dy, ref, no);
+        cudaFree(dx); cudaFree(dy);
+        free(x); free(ref);
+        if (e < 0)
+            return -1;
+        m = fmax(m, e);
+    }
+    return m;
+}
+
+static double t_bilinear_add(void)
+{
+    Rng r = { 18 };
+    int h = 16, w = 20, s = 2, ch = 27, cw = 33; /* a crop, as for a mirror-padded frame */
+    size_t ni = (size_t)3 * h * w, no = ni * s * s;
+    float *x = randv(&r, ni, 1.0f), *res = randv(&r, no, 1.0f), *full = malloc(sizeof(float) * no);
+    float *ref = malloc(sizeof(float) * 3 * ch * cw);
+    catanet_bilinear_fwd_ref(3, h, w, s, x, full);
+    for (int c = 0; c < 3; c++)
+        for (int y = 0; y < ch; y++)
+            for (int xx = 0; xx < cw; xx++)
+                ref[((size_t)c * ch + y) * cw + xx] = full[((size_t)c * h * s + y) * w * s + xx] +
+                                                      res[((size_t)y * w * s + xx) * 3 + c];
+    float *dx = up(x, sizeof(float) * ni), *dr = up(res, sizeof(float) * no), *dy = dmalloc(sizeof(float) * 3 * ch * cw);
+    double e = launched(catanet_bilinear_add_fwd_cuda(&cx, h, w, s, dx, dr, ch, cw, dy), "bilinear_add") < 0 ? -1 :
+               finish(dy, ref, (size_t)3 * ch * cw);
+    cudaFree(dx); cudaFree(dr); cudaFree(dy);
+    free(x); free(res); free(full); free(ref);
+    return e;
+}
+
+/* ---- mirror rule and frame staging ---- */
+static double t_mirror(void)
+{
+    static const int ns[] = { 1, 2, 7, 256, 1000 };
+    int bad = 0;
+    for (size_t t = 0; t < sizeof(ns) / sizeof(ns[0]); t++) {
+        int n = ns[t], count = 10 * n + 10;
+        int64_t *i = malloc(sizeof(int64_t) * count);
+        int32_t *got = malloc(sizeof(int32_t) * count);
+        for (int j = 0; j < count; j++)
+            i[j] = (int64_t)j - 5 * n - 5;
+        int64_t *di = up(i, sizeof(int64_t) * count);
+        int32_t *dout = dmalloc(sizeof(int32_t) * count);
+        if (launched(catanet_mirror_index_cuda(&cx, di, n, count, dout), "mirror_index") < 0)
+            return -1;
+        down(got, dout, sizeof(int32_t) * count);
+        for (int j = 0; j < count; j++)
+            bad += got[j] != catanet_mirror_index(i[j], n);
+        cudaFree(di); cudaFree(dout);
+        free(i); free(got);
+    }
+    return bad;
+}
+
+static double t_frame_in(void)
+{
+    Rng r = { 19 };
+    int ih = 15, iw = 20, h = 28, w = 28;
+    size_t ni = (size_t)3 * ih * iw, n = (size_t)3 * h * w;
+    float *x = randv(&r, ni, 1.0f), *ref_x = malloc(sizeof(float) * n), *ref_p = malloc(sizeof(float) * n);
+    for (int y = 0; y < h; y++)
+        for (int xx = 0; xx < w; xx++)
+            for (int c = 0; c < 3; c++) {
+                float v = x[((size_t)c * ih + catanet_mirror_index(y, ih)) * iw + catanet_mirror_index(xx, iw)];
+                ref_x[((size_t)y * w + xx) * 3 + c] = v;
+                ref_p[((size_t)c * h + y) * w + xx] = v;
+            }
+    float *dx = up(x, sizeof(float) * ni), *dxin = dmalloc(sizeof(float) * n), *dpad = dmalloc(sizeof(float) * n);
+    if (launched(catanet_frame_in_fwd_cuda(&cx, ih, iw, h, w, dx, dxin, dpad), "frame_in") < 0)
+        return -1;
+    double e = fmax(finish(dxin, ref_x, n), finish(dpad, ref_p, n));
+    cudaFree(dx); cudaFree(dxin); cudaFree(dpad);
+    free(x); free(ref_x); free(ref_p);
+    return e;
+}
+
+/* ---- cluster: cid and ord must match exactly (inputs drawn away from near-ties) ---- */
+static double cluster_case(int n, int c, int m)
+{
+    Rng r = { 20 + (uint64_t)n + c };
+    float *cent = randv(&r, (size_t)m * c, 1.0f), *x = malloc(sizeof(float) * n * c);
+    if (m > 5)
+        memcpy(cent + 5 * c, cent + 3 * c, sizeof(float) * c); /* an exact tie: the first center wins */
+    double *cu = malloc(sizeof(double) * m * c);
+    for (int j = 0; j < m; j++) {
+        double s = 0;
+        for (int d = 0; d < c; d++)
+            s += (double)cent[j * c + d] * cent[j * c + d];
+        for (int d = 0; d < c; d++)
+            cu[j * c + d] = cent[j * c + d] / sqrt(s);
+    }
+    for (int i = 0; i < n; i++) {
+        float *xi = x + (size_t)i * c;
+        if (i % 97 == 5 && i > 10) { /* exact duplicates of earlier tokens: ties in the sort */
+            memcpy(xi, x + (size_t)(i - 7) * c, sizeof(float) * c);
+            continue;
+        }
+        for (int tries = 0;; tries++) {
+            int j0 = (int)(rng_u32(&r) % m);
+            for (int d = 0; d < c; d++)
+                xi[d] = 2.0f * cent[j0 * c + d] + rng_normal(&r) * 1.5f;
+            double b1 = -2, b2 = -2, nx = 0;
+            for (int d = 0; d < c; d++)
+                nx += (double)xi[d] * xi[d];
+            for (int j = 0; j < m; j++) {
+                if (m > 5 && j == 5)
+                    continue; /* the duplicate of center 3 */
+                double s = 0;
+                for (int d = 0; d < c; d++)
+                    s += xi[d] * cu[j * c + d];
+                s /= sqrt(nx);
+                if (s > b1) { b2 = b1; b1 = s; } else if (s > b2) b2 = s;
+            }
+            if (b1 - b2 > 1e-4 || tries > 50)
+                break;
+        }
+    }
+    int32_t *cid = malloc(sizeof(int32_t) * n), *ord = malloc(sizeof(int32_t) * n);
+    int32_t *gcid = malloc(sizeof(int32_t) * n), *gord = malloc(sizeof(int32_t) * n);
+    catanet_cluster_fwd_ref(n, c, m, x, cent, cid, ord);
+    float *dx = up(x, sizeof(float) * n * c), *dc = up(cent, sizeof(float) * m * c);
+    int32_t *dcid = dmalloc(sizeof(int32_t) * n), *dord = dmalloc(sizeof(int32_t) * n);
+    int ret = launched(catanet_cluster_fwd_cuda(&cx, n, c, m, dx, dc, dcid, dord), "cluster");
+    double bad = -1;
+    if (ret >= 0) {
+        down(gcid, dcid, sizeof(int32_t) * n);
+        down(gord, dord, sizeof(int32_t) * n);
+        bad = 0;
+        for (int i = 0; i < n; i++)
+            bad += (gcid[i] != cid[i]) + (gord[i] != ord[i]);
+        if (bad)
+            printf("  cluster n=%d c=%d m=%d: %.0f mismatches in cid/ord\n", n, c, m, bad);
+    }
+    cudaFree(dx); cudaFree(dc); cudaFree(dcid); cudaFree(dord);
+    free(cent); free(x); free(cu); free(cid); free(ord); free(gcid); free(gord);
+    return bad;
+}
+static double t_cluster(void)
+{
+    double e[4] = { cluster_case(5000, 40, 16), quick ? 0 : cluster_case(70001, 40, 128), cluster_case(3000, 100, 33),
+                    cluster_case(2000, 200, 64) };
+    double s = 0;
+    for (int i = 0; i < 4; i++) {
+        if (e[i] < 0)
+            return -1;
+        s += e[i];
+    }
+    return s;
+}
+
+/* ---- IASA ---- */
+static double iasa_case(int n, int gs, int m, int heads, int dqk, int dv)
+{
+    Rng r = { 21 + (uint64_t)n };
+    CatanetIasaArgs a = { n, gs, m, heads, dqk, dv };
+    size_t hq = (size_t)heads * dqk, hv = (size_t)heads * dv;
+    float *q = randv(&r, n * hq, 1.0f), *k = randv(&r, n * hq, 1.0f), *v = randv(&r, n * hv, 1.0f);
+    float *kg = randv(&r, m * hq, 1.0f), *vg = randv(&r, m * hv, 1.0f), *ref = malloc(sizeof(float) * n * hv);
+    int32_t *ord = malloc(sizeof(int32_t) * n);
+    for (int i = 0; i < n; i++)
+        ord[i] = i;
+    for (int i = n - 1; i > 0; i--) { /* a random permutation */
+        int j = (int)(rng_u32(&r) % (uint32_t)(i + 1)), t = ord[i];
+        ord[i] = ord[j];
+        ord[j] = t;
+    }
+    catanet_iasa_fwd_ref(&a, q, k, v, ord, kg, vg, ref);
+    float *dq = up(q, sizeof(float) * n * hq), *dk = up(k, sizeof(float) * n * hq), *dv_ = up(v, sizeof(float) * n * hv);
+    float *dkg = up(kg, sizeof(float) * m * hq), *dvg = up(vg, sizeof(float) * m * hv), *dout = dmalloc(sizeof(float) * n * hv);
+    int32_t *dord = up(ord, sizeof(int32_t) * n);
+    int ret = launched(catanet_iasa_fwd_cuda(&cx, &a, dq, dk, dv_, dord, dkg, dvg, dout), "iasa");
+    double e = ret < 0 ? -1 : finish(dout, ref, n * hv);
+    cudaFree(dq); cudaFree(dk); cudaFree(dv_); cudaFree(dkg); cudaFree(dvg); cudaFree(dout); cudaFree(dord);
+    free(q); free(k); free(v); free(kg); free(vg); free(ref); free(ord);
+    return e;
+}
+static double t_iasa(void)
+{
+    double e[5] = {
+        iasa_case(1000, 256, 16, 4, 9, 10), /* padded last subgroup */
+        iasa_case(300, 256, 16, 4, 9, 10),  /* gs < n < 1.5 gs: the reflection continues */
+        iasa_case(200, 256, 32, 4, 9, 10),  /* gs = n */
+        quick ? 0 : iasa_case(4100, 32, 128, 4, 9, 10),
+        iasa_case(700, 64, 20, 2, 8, 12),   /* the generic (runtime head dims) kernel */
+    };
+    double m = 0;
+    for (int i = 0; i < 5; i++) {
+        if (e[i] < 0)
+            return -1;
+        m = fmax(m, e[i]);
+    }
+    return m;
+}
+
+/* ---- LRSA ---- */
+static double lrsa_case(int h, int w, int ps, int heads, int dqk, int dv)
+{
+    Rng r = { 22 + (uint64_t)h * w };
+    int c = heads * dv;
+    CatanetLrsaArgs a = { h, w, c, ps, heads, dqk, dv };
+    size_t n = (size_t)h * w, hq = (size_t)heads * dqk, hv = (size_t)heads * dv;
+    float *x = randv(&r, n * c, 1.0f), *nw = randv(&r, c, 0.1f), *nb = randv(&r, c, 0.1f);
+    float *wq = randv(&r, hq * c, 0.16f), *wk = randv(&r, hq * c, 0.16f), *wv = randv(&r, hv * c, 0.16f);
+    float *wp = randv(&r, (size_t)c * hv, 0.16f), *ref = malloc(sizeof(float) * n * c);
+    for (int i = 0; i < c; i++)
+        nw[i] += 1.0f;
+    CatanetLrsaWeights hw = { nw, nb, wq, wk, wv, wp };
+    catanet_lrsa_fwd_ref(&a, &hw, x, ref);
+    CatanetLrsaWeights dw = { up(nw, sizeof(float) * c), up(nb, sizeof(float) * c), up(wq, sizeof(float) * hq * c),
+                              up(wk, sizeof(float) * hq * c), up(wv, sizeof(float) * hv * c),
+                              up(wp, sizeof(float) * c * hv) };
+    size_t tb = catanet_lrsa_cuda_table_bytes(&a);
+    void *htab = malloc(tb);
+    if (catanet_lrsa_cuda_table_fill(&a, htab) < 0) {
+        printf("FAIL: lrsa table fill\n");
+        return -1;
+    }
+    void *dtab = up(htab, tb);
+    CatanetLrsaCudaScratch sc = { dmalloc(sizeof(float) * n * c), dmalloc(sizeof(float) * n * hq),
+                                  dmalloc(sizeof(float) * n * hq), dmalloc(sizeof(float) * n * hv),
+                                  dmalloc(sizeof(float) * n * hv), dmalloc(sizeof(float) * n * c) };
+    float *dx = up(x, sizeof(float) * n * c);
+    /* in place, as the engine runs it */
+    int ret = launched(catanet_lrsa_fwd_cuda(&cx, &a, &dw, dtab, &sc, dx, dx), "lrsa");
+    double e = ret < 0 ? -1 : finish(dx, ref, n * c);
+    cudaFree(dx); cudaFree(dtab);
+    cudaFree((void *)dw.norm_w); cudaFree((void *)dw.norm_b); cudaFree((void *)dw.wq); cudaFree((void *)dw.wk);
+    cudaFree((void *)dw.wv); cudaFree((void *)dw.wproj);
+    cudaFree(sc.ln); cudaFree(sc.q); cudaFree(sc.k); cudaFree(sc.v); cudaFree(sc.asum); cudaFree(sc.proj);
+    free(x); free(nw); free(nb); free(wq); free(wk); free(wv); free(wp); free(ref); free(htab);
+    return e;
+}
+static double t_lrsa(void)
+{
+    double e[5] = {
+        lrsa_case(40, 37, 16, 4, 9, 10),
+        lrsa_case(16, 16, 16, 4, 9, 10),              /* one patch (step ps) */
+        quick ? 0 : lrsa_case(31, 45, 20, 4, 9, 10),  /* sizes with the 0.75 band quirk */
+        quick ? 0 : lrsa_case(129, 18, 16, 4, 9, 10), /* 129: the quirk for ps 16 */
+        lrsa_case(30, 26, 12, 2, 8, 12),              /* generic head dims */
+    };
+    double m = 0;
+    for (int i = 0; i < 5; i++) {
+        if (e[i] < 0)
+            return -1;
+        m = fmax(m, e[i]);
+    }
+    return m;
+}
+
+/* ---- colour conversion: device images against engine/image.c ---- */
+typedef struct ImgCase {
+    CatanetPixelFormat fmt;
+    int bits;
+    CatanetColorMatrix mat;
+    CatanetColorRange range;
+    CatanetChromaLoc loc;
+} ImgCase;
+
+static const ImgCase img_cases[] = {
+    { CATANET_PIX_NV12, 8, CATANET_MATRIX_BT709, CATANET_RANGE_LIMITED, CATANET_CHROMA_LEFT },
+    { CATANET_PIX_P010, 10, CATANET_MATRIX_BT2020, CATANET_RANGE_LIMITED, CATANET_CHROMA_TOPLEFT },
+    { CATANET_PIX_YUV420P, 8, CATANET_MATRIX_BT601, CATANET_RANGE_FULL, CATANET_CHROMA_CENTER },
+    { CATANET_PIX_YUV420P, 10, CATANET_MATRIX_BT709, CATANET_RANGE_LIMITED, CATANET_CHROMA_LEFT },
+    { CATANET_PIX_YUV422P, 8, CATANET_MATRIX_BT709, CATANET_RANGE_LIMITED, CATANET_CHROMA_CENTER },
+    { CATANET_PIX_YUV444P, 8, CATANET_MATRIX_BT601, CATANET_RANGE_FULL, CATANET_CHROMA_LEFT },
+    { CATANET_PIX_YUV444P, 10, CATANET_MATRIX_BT2020, CATANET_RANGE_LIMITED, CATANET_CHROMA_LEFT },
+    { CATANET_PIX_RGB24, 8, 0, 0, 0 },
+    { CATANET_PIX_BGR24, 8, 0, 0, 0 },
+    { CATANET_PIX_RGB48, 16, 0, 0, 0 },
+    { CATANET_PIX_RGBP, 10, 0, 0, 0 },
+    { CATANET_PIX_GRAY, 8, 0, 0, 0 },
+    { CATANET_PIX_FLOAT_RGBP, 32, 0, 0, 0 },
+};
+
+/* a host image with padded rows; plane sizes in bytes in sz[] */
+static void img_layout(const ImgCase *ic, int w, int h, CatanetImage *im, size_t sz[3])
+{
+    memset(im, 0, sizeof(*im));
+    im->format = ic->fmt;
+    im->bits = ic->bits;
+    im->width = w;
+    im->height = h;
+    im->matrix = ic->mat;
+    im->range = ic->range;
+    im->chroma_loc = ic->loc;
+    int bps = ic->fmt == CATANET_PIX_FLOAT_RGBP ? 4 : ic->bits > 8 ? 2 : 1;
+    int cw = w, ch = h, planes = 3, spp0 = 1, sppc = 1;
+    switch (ic->fmt) {
+    case CATANET_PIX_NV12: case CATANET_PIX_P010: cw = (w + 1) / 2; ch = (h + 1) / 2; planes = 2; sppc = 2; break;
+    case CATANET_PIX_YUV420P: cw = (w + 1) / 2; ch = (h + 1) / 2; break;
+    case CATANET_PIX_YUV422P: cw = (w + 1) / 2; break;
+    case CATANET_PIX_RGB24: case CATANET_PIX_BGR24: case CATANET_PIX_RGB48: planes = 1; spp0 = 3; break;
+    case CATANET_PIX_GRAY: planes = 1; break;
+    default: break;
+    }
+    for (int p = 0; p < 3; p++) {
+        if (p >= planes) {
+            sz[p] = 0;
+            continue;
+        }
+        int pw = p == 0 ? w : cw, ph = p == 0 ? h : ch, spp = p == 0 ? spp0 : sppc;
+        if (ic->fmt == CATANET_PIX_RGBP || ic->fmt == CATANET_PIX_FLOAT_RGBP) {
+            pw = w;
+            ph = h;
+        }
+        im->linesize[p] = ((ptrdiff_t)pw * spp * bps + 64 + 15) & ~(ptrdiff_t)15; /* padding that must stay */
+        sz[p] = (size_t)im->linesize[p] * ph;
+    }
+}
+
+static double t_image_to_rgb(void)
+{
+    double worst = 0;
+    for (size_t t = 0; t < sizeof(img_cases) / sizeof(img_cases[0]); t++) {
+        const ImgCase *ic = &img_cases[t];
+        int w = 37, h = 23;
+        CatanetImage him, dim;
+        size_t sz[3];
+        img_layout(ic, w, h, &him, sz);
+        Rng r = { 30 + t };
+        for (int p = 0; p < 3; p++)
+            if (sz[p]) {
+                him.data[p] = malloc(sz[p]);
+                if (ic->fmt == CATANET_PIX_FLOAT_RGBP) {
+                    for (size_t i = 0; i < sz[p] / 4; i++)
+                        ((float *)him.data[p])[i] = rng_uniform(&r);
+                } else if (ic->bits > 8) {
+                    int shift = ic->fmt == CATANET_PIX_P010 ? 16 - ic->bits : 0;
+                    for (size_t i = 0; i < sz[p] / 2; i++)
+                        ((uint16_t *)him.data[p])[i] = (uint16_t)((rng_u32(&r) % (1u << ic->bits)) << shift);
+                } else {
+                    for (size_t i = 0; i < sz[p]; i++)
+                        ((uint8_t *)him.data[p])[i] = (uint8_t)rng_u32(&r);
+                }
+            }
+        size_t n = (size_t)3 * w * h;
+        float *ref = malloc(sizeof(float) * n);
+        if (catanet_image_to_rgb(&him, ref) < 0) {
+            printf("FAIL: CPU image_to_rgb format %d\n", ic->fmt);
+            return -1;
+        }
+        dim = him;
+        dim.on_device = 1;
+        for (int p = 0; p < 3; p++)
+            dim.data[p] = sz[p] ? up(him.data[p], sz[p]) : NULL;
+        float *drgb = dmalloc(sizeof(float) * n);
+        if (launched(catanet_image_to_rgb_cuda(&cx, &dim, drgb), "image_to_rgb") < 0)
+            return -1;
+        double e = finish(drgb, ref, n);
+        if (e > 1e-5)
+            printf("  image_to_rgb format %d bits %d: error %.3g\n", ic->fmt, ic->bits, e);
+        worst = fmax(worst, e);
+        for (int p = 0; p < 3; p++) {
+            free(him.data[p]);
+            cudaFree(dim.data[p]);
+        }
+        cudaFree(drgb);
+        free(ref);
+    }
+    return worst;
+}
+
+/* returns the largest code difference; *frac gets the share of bytes that differ at all */
+static double image_from_case(const ImgCase *ic, double *frac)
+{
+    int w = 37, h = 23;
+    CatanetImage him, gim, dim;
+    size_t sz[3], n = (size_t)3 * w * h;
+    img_layout(ic, w, h, &him, sz);
+    Rng r = { 40 + (uint64_t)ic->fmt * 7 + ic->bits };
+    float *rgb = malloc(sizeof(float) * n);
+    for (size_t i = 0; i < n; i++)
+        rgb[i] = rng_uniform(&r) * 1.2f - 0.1f; /* out-of-range values are clamped by both */
+    gim = him;
+    dim = him;
+    dim.on_device = 1;
+    for (int p = 0; p < 3; p++)
+        if (sz[p]) {
+            him.data[p] = malloc(sz[p]);
+            gim.data[p] = malloc(sz[p]);
+            memset(him.data[p], 0xA5, sz[p]); /* row padding must be left alone by both */
+            dim.data[p] = up(him.data[p], sz[p]);
+        } else {
+            him.data[p] = gim.data[p] = dim.data[p] = NULL;
+        }
+    if (catanet_image_from_rgb(rgb, &him) < 0) {
+        printf("FAIL: CPU image_from_rgb format %d\n", ic->fmt);
+        return -1;
+    }
+    float *drgb = up(rgb, sizeof(float) * n);
+    if (launched(catanet_image_from_rgb_cuda(&cx, drgb, &dim), "image_from_rgb") < 0)
+        return -1;
+    double worst = 0;
+    size_t diff = 0, total = 0;
+    for (int p = 0; p < 3; p++) {
+        if (!sz[p])
+            continue;
+        down(gim.data[p], dim.data[p], sz[p]);
+        if (ic->fmt == CATANET_PIX_FLOAT_RGBP) {
+            for (size_t i = 0; i < sz[p] / 4; i++) {
+                double d = fabs((double)((float *)gim.data[p])[i] - ((float *)him.data[p])[i]);
+                worst = fmax(worst, d > 0 ? 1e9 : 0); /* float output is a copy: exact */
+                diff += d > 0;
+                total++;
+            }
+        } else if (ic->bits > 8) {
+            for (size_t i = 0; i < sz[p] / 2; i++) {
+                int shift = ic->fmt == CATANET_PIX_P010 ? 16 - ic->bits : 0;
+                int a = ((uint16_t *)gim.data[p])[i], b = ((uint16_t *)him.data[p])[i];
+                double d = fabs((double)(a - b)) / (1 << shift);
+                worst = fmax(worst, d);
+                diff += a != b;
+                total++;
+            }
+        } else {
+            for (size_t i = 0; i < sz[p]; i++) {
+                int a = ((uint8_t *)gim.data[p])[i], b = ((uint8_t *)him.data[p])[i];
+                worst = fmax(worst, fabs((double)(a - b)));
+                diff += a != b;
+                total++;
+            }
+        }
+        free(him.data[p]);
+        free(gim.data[p]);
+        cudaFree(dim.data[p]);
+    }
+    cudaFree(drgb);
+    free(rgb);
+    *frac = total ? (double)diff / total : 0;
+    return worst;
+}
+
+/* at most 1 code value apart (float rounding can differ across x.5 with FMA contraction), and
+ * that on no more than 0.1% of the samples */
+static double t_image_from_rgb(void)
+{
+    double worst = 0;
+    for (size_t t = 0; t < sizeof(img_cases) / sizeof(img_cases[0]); t++) {
+        double frac, e = image_from_case(&img_cases[t], &frac);
+        if (e < 0)
+            return -1;
+        if (e > 0)
+            printf("  image_from_rgb format %d bits %d: max %g codes apart on %.4f%% of samples\n", img_cases[t].fmt,
+                   img_cases[t].bits, e, 100 * frac);
+        if (frac > 1e-3)
+            e = fmax(e, 1e6);
+        worst = fmax(worst, e);
+    }
+    return worst;
+}
+
+static const Twin twins[] = {
+    { "linear (fp32, cuBLAS)", "catanet_linear_fwd_cuda", 1e-5, t_linear },
+    { "linear (fp16 tensor-core GEMM vs fp32 CPU)", "catanet_linear_fwd_cuda", 1e-2, t_linear_fp16 },
+    { "conv2d (im2col chunks + cuBLAS)", "catanet_conv2d_fwd_cuda", 1e-5, t_conv2d },
+    { "dwconv 5x5", "catanet_dwconv_fwd_cuda", 1e-5, t_dwconv },
+    { "dwconv + gelu + add", "catanet_dwconv_gelu_add_fwd_cuda", 1e-5, t_dwconv_gelu_add },
+    { "layernorm", "catanet_layernorm_fwd_cuda", 1e-5, t_layernorm },
+    { "gelu", "catanet_gelu_fwd_cuda", 1e-6, t_gelu },
+    { "lrelu", "catanet_lrelu_fwd_cuda", 0, t_lrelu },
+    { "add", "catanet_add_fwd_cuda", 0, t_add },
+    { "pixel_shuffle", "catanet_pixel_shuffle_fwd_cuda", 0, t_shuffle },
+    { "pixel_shuffle + lrelu", "catanet_pixel_shuffle_lrelu_fwd_cuda", 0, t_shuffle_lrelu },
+    { "bilinear x1..x4", "catanet_bilinear_fwd_cuda", 1e-6, t_bilinear },
+    { "bilinear + residual, cropped", "catanet_bilinear_add_fwd_cuda", 1e-6, t_bilinear_add },
+    { "mirror index (mismatches)", "catanet_mirror_index_cuda", 0, t_mirror },
+    { "frame staging (mirror pad, NHWC)", "catanet_frame_in_fwd_cuda", 0, t_frame_in },
+    { "cluster: cid + ord (mismatches)", "catanet_cluster_fwd_cuda", 0, t_cluster },
+    { "iasa (fused, online softmax)", "catanet_iasa_fwd_cuda", 2e-5, t_iasa },
+    { "lrsa (fused attention, band weights)", "catanet_lrsa_fwd_cuda", 2e-5, t_lrsa },
+    { "image to rgb (13 formats)", "catanet_image_to_rgb_cuda", 1e-5, t_image_to_rgb },
+    { "image from rgb (codes apart)", "catanet_image_from_rgb_cuda", 1, t_image_from_rgb },
+};
+
+/* ---- the whole engine ---- */
+
+static void log_cb(void *opaque, int level, const char *msg)
+{
+    if (level <= CATANET_LOG_WARNING)
+        printf("  log: %s\n", msg);
+}
+
+static CatanetEngine *open_engine(const char *path, CatanetDevice dev, CatanetPrecision prec, void *stream, void *ctx)
+{
+    CatanetConfig cfg;
+    catanet_config_default(&cfg);
+    cfg.device = dev;
+    cfg.precision = prec;
+    cfg.threads = 2;
+    cfg.cuda_stream = stream;
+    cfg.cuda_context = ctx;
+    cfg.log = log_cb;
+    CatanetEngine *e = NULL;
+    char err[512];
+    if (catanet_engine_open(&e, path, &cfg, err, sizeof(err)) < 0) {
+        test_check(0, "open %s on %s: %s", path, dev == CATANET_DEVICE_CUDA ? "cuda" : "cpu", err);
+        return NULL;
+    }
+    return e;
+}
+
+static int prepare(CatanetEngine *e, int w, int h)
+{
+    int ret = catanet_engine_prepare(e, w, h);
+    if (ret < 0)
+        test_check(0, "prepare %dx%d: %s", w, h, catanet_engine_last_error(e));
+    return ret;
+}
+
+static void model_cases(void)
+{
+    static const char *cases[] = {
+        "eval_x2_random_2x28x30", "eval_x2_random_1x31x45", "eval_x2_random_1x64x64",
+        "eval_x3_random_1x33x40", "eval_x4_random_1x45x31", "eval_x2_trained_1x48x56",
+    };
+    int ncases = quick ? 1 : (int)(sizeof(cases) / sizeof(cases[0]));
+    for (int ci = 0; ci < ncases; ci++) {
+        const char *name = cases[ci];
+        char cpath[512], wpath[512], wfile[128], wkind[32];
+        int s;
+        if (sscanf(name, "eval_x%d_%31[a-z]_", &s, wkind) != 2)
+            continue;
+        snprintf(wfile, sizeof(wfile), "weights_x%d_%s.safetensors", s, wkind);
+        ref_path(wpath, sizeof(wpath), wfile);
+        snprintf(wfile, sizeof(wfile), "%s.safetensors", name);
+        ref_path(cpath, sizeof(cpath), wfile);
+        int64_t is[8], os[8];
+        int nd;
+        float *in = load_tensor(cpath, "input", is, &nd), *ref = load_tensor(cpath, "output", os, &nd);
+        if (!in || !ref) {
+            test_check(0, "%s: case tensors missing", name);
+            continue;
+        }
+        int B = (int)is[0], H = (int)is[2], W = (int)is[3];
+        CatanetEngine *g = open_engine(wpath, CATANET_DEVICE_CUDA, CATANET_PRECISION_FP32, NULL, NULL);
+        CatanetEngine *c = open_engine(wpath, CATANET_DEVICE_CPU, CATANET_PRECISION_FP32, NULL, NULL);
+        if (!g || !c || prepare(g, W, H) < 0 || prepare(c, W, H) < 0) {
+            catanet_engine_close(&g);
+            catanet_engine_close(&c);
+            free(in);
+            free(ref);
+            continue;
+        }
+        size_t on = (size_t)3 * H * s * W * s;
+        float *go = malloc(sizeof(float) * on), *go2 = malloc(sizeof(float) * on), *co = malloc(sizeof(float) * on);
+        for (int b = 0; b < B; b++) {
+            const float *x = in + (size_t)b * 3 * H * W;
+            int r1 = catanet_engine_process(g, x, go), r2 = catanet_engine_process(g, x, go2);
+            catanet_engine_process(c, x, co);
+            if (r1 < 0 || r2 < 0) {
+                test_check(0, "%s: cuda process: %s", name, catanet_engine_last_error(g));
+                continue;
+            }
+            size_t wh;
+            double er = max_abs_diff(go, ref + (size_t)b * on, on, &wh), ec = max_abs_diff(go, co, on, &wh);
+            test_check(er <= 1e-4, "model %s sample %d: CUDA fp32 vs reference max abs %.3g (tolerance 1e-4)", name, b, er);
+            test_check(ec <= 1e-4, "model %s sample %d: CUDA fp32 vs CPU engine max abs %.3g (tolerance 1e-4)", name, b, ec);
+            test_check(memcmp(go, go2, sizeof(float) * on) == 0, "model %s sample %d: two CUDA runs are bit-identical",
+                       name, b);
+        }
+        test_check(catanet_engine_memory_bytes(g) > 0, "model %s: memory_bytes %lld", name,
+                   (long long)catanet_engine_memory_bytes(g));
+        free(go); free(go2); free(co); free(in); free(ref);
+        catanet_engine_close(&g);
+        catanet_engine_close(&c);
+    }
+}
+
+/* frames below the minimum side (mirror padding + crop) and re-prepare across sizes */
+static void model_sizes(void)
+{
+    char wpath[512];
+    ref_path(wpath, sizeof(wpath), "weights_x2_trained.safetensors");
+    CatanetEngine *g = open_engine(wpath, CATANET_DEVICE_CUDA, CATANET_PRECISION_FP32, NULL, NULL);
+    CatanetEngine *c = open_engine(wpath, CATANET_DEVICE_CPU, CATANET_PRECISION_FP32, NULL, NULL);
+    static const int sizes[][2] = { { 20, 24 }, { 41, 29 }, { 20, 24 } };
+    for (int i = 0; g && c && i < 3; i++) {
+        int w = sizes[i][0], h = sizes[i][1];
+        if (prepare(g, w, h) < 0 || prepare(c, w, h) < 0)
+            break;
+        Rng r = { 50 + i };
+        size_t ni = (size_t)3 * w * h, no = ni * 4;
+        float *x = malloc(sizeof(float) * ni), *go = malloc(sizeof(float) * no), *co = malloc(sizeof(float) * no);
+        for (size_t j = 0; j < ni; j++)
+            x[j] = rng_uniform(&r);
+        int ret = catanet_engine_process(g, x, go);
+        catanet_engine_process(c, x, co);
+        size_t wh;
+        double e = ret < 0 ? 1e9 : max_abs_diff(go, co, no, &wh);
+        test_check(e <= 1e-4, "model %dx%d (padded to the minimum side: %s): CUDA vs CPU max abs %.3g (tolerance 1e-4)",
+                   w, h, w < 28 || h < 28 ? "yes" : "no", e);
+        free(x); free(go); free(co);
+    }
+    catanet_engine_close(&g);
+    catanet_engine_close(&c);
+}
+
+static double psnr(const float *a, const float *b, size_t n)
+{
+    double se = 0;
+    for (size_t i = 0; i < n; i++) {
+        double x = a[i] < 0 ? 0 : a[i] > 1 ? 1 : a[i], y = b[i] < 0 ? 0 : b[i] > 1 ? 1 : b[i];
+        se += (x - y) * (x - y);
+    }
+    return se == 0 ? 200.0 : 10 * log10(n / se);
+}
+
+static void fp16_set5(void)
+{
+    static const char *imgs[] = { "baby", "bird", "butterfly", "head", "woman" };
+    char wpath[512], ipath[512], rel[128], err[256];
+    ref_path(wpath, sizeof(wpath), "weights_x2_trained.safetensors");
+    CatanetEngine *e32 = open_engine(wpath, CATANET_DEVICE_CUDA, CATANET_PRECISION_FP32, NULL, NULL);
+    CatanetEngine *e16 = open_engine(wpath, CATANET_DEVICE_CUDA, CATANET_PRECISION_FP16, NULL, NULL);
+    CatanetEngine *cpu = open_engine(wpath, CATANET_DEVICE_CPU, CATANET_PRECISION_FP32, NULL, NULL);
+    for (int i = 0; e32 && e16 && cpu && i < 5; i++) {
+        snprintf(rel, sizeof(rel), "data/eval/Set5/LR_bicubic/X2/%sx2.png", imgs[i]);
+        shared_path(ipath, sizeof(ipath), rel);
+        float *x;
+        int w, h, bits;
+        if (image_read(ipath, &x, &w, &h, &bits, err, sizeof(err)) < 0) {
+            test_check(0, "read %s: %s", ipath, err);
+            continue;
+        }
+        size_t no = (size_t)3 * w * h * 4;
+        float *o32 = malloc(sizeof(float) * no), *o16 = malloc(sizeof(float) * no), *oc = malloc(sizeof(float) * no);
+        if (prepare(e32, w, h) == 0 && prepare(e16, w, h) == 0 && prepare(cpu, w, h) == 0 &&
+            catanet_engine_process(e32, x, o32) == 0 && catanet_engine_process(e16, x, o16) == 0 &&
+            catanet_engine_process(cpu, x, oc) == 0) {
+            double p = psnr(o16, o32, no);
+            test_check(p >= 50.0, "Set5 %s %dx%d x2: fp16 vs fp32 PSNR %.2f dB (bound 50 dB)", imgs[i], w, h, p);
+            printf("  Set5 %s: CUDA fp32 vs CPU PSNR %.2f dB (information: near-tie cluster flips on real images)\n",
+                   imgs[i], psnr(o32, oc, no));
+        } else {
+            test_check(0, "Set5 %s: %s / %s", imgs[i], catanet_engine_last_error(e32), catanet_engine_last_error(e16));
+        }
+        free(x); free(o32); free(o16); free(oc);
+    }
+    catanet_engine_close(&e32);
+    catanet_engine_close(&e16);
+    catanet_engine_close(&cpu);
+}
+
+/* device frames through process_image vs the same engine with host frames (CPU conversion) */
+static void image_frames(CatanetEngine *e, const char *label, cudaStream_t user_stream)
+{
+    static const ImgCase fr[] = {
+        { CATANET_PIX_NV12, 8, CATANET_MATRIX_BT709, CATANET_RANGE_LIMITED, CATANET_CHROMA_LEFT },
+        { CATANET_PIX_P010, 10, CATANET_MATRIX_BT2020, CATANET_RANGE_LIMITED, CATANET_CHROMA_TOPLEFT },
+        { CATANET_PIX_YUV444P, 8, CATANET_MATRIX_BT601, CATANET_RANGE_FULL, CATANET_CHROMA_LEFT },
+        { CATANET_PIX_YUV420P, 10, CATANET_MATRIX_BT709, CATANET_RANGE_LIMITED, CATANET_CHROMA_CENTER },
+    };
+    int w = 40, h = 30;
+    if (prepare(e, w, h) < 0)
+        return;
+    int s = catanet_engine_scale(e);
+    for (size_t t = 0; t < sizeof(fr) / sizeof(fr[0]); t++) {
+        CatanetImage hin, hout, din, dout, gout;
+        size_t szi[3], szo[3];
+        img_layout(&fr[t], w, h, &hin, szi);
+        img_layout(&fr[t], w * s, h * s, &hout, szo);
+        /* a smooth picture with detail, through the CPU conversion */
+        float *rgb = malloc(sizeof(float) * 3 * w * h);
+        for (int c = 0; c < 3; c++)
+            for (int y = 0; y < h; y++)
+                for (int x = 0; x < w; x++)
+                    rgb[((size_t)c * h + y) * w + x] = 0.5f + 0.4f * sinf(0.3f * x + 0.2f * y + c) * cosf(0.17f * x * y / 7.0f);
+        din = hin;
+        dout = hout;
+        gout = hout;
+        din.on_device = dout.on_device = 1;
+        for (int p = 0; p < 3; p++) {
+            hin.data[p] = szi[p] ? calloc(1, szi[p]) : NULL;
+            hout.data[p] = szo[p] ? calloc(1, szo[p]) : NULL;
+            gout.data[p] = szo[p] ? calloc(1, szo[p]) : NULL;
+        }
+        catanet_image_from_rgb(rgb, &hin);
+        for (int p = 0; p < 3; p++) {
+            din.data[p] = szi[p] ? up(hin.data[p], szi[p]) : NULL;
+            dout.data[p] = szo[p] ? up(hout.data[p], szo[p]) : NULL;
+        }
+        int r1 = catanet_engine_process_image(e, &hin, &hout);
+        int r2 = catanet_engine_process_image(e, &din, &dout);
+        if (user_stream)
+            cudaStreamSynchronize(user_stream);
+        if (r1 < 0 || r2 < 0) {
+            test_check(0, "%s process_image format %d: %s", label, fr[t].fmt, catanet_engine_last_error(e));
+        } else {
+            size_t diff = 0, total = 0;
+            int worst = 0;
+            for (int p = 0; p < 3; p++) {
+                if (!szo[p])
+                    continue;
+                if (cudaMemcpy(gout.data[p], dout.data[p], szo[p], cudaMemcpyDeviceToHost) != cudaSuccess) {
+                    test_check(0, "%s: copy back", label);
+                    break;
+                }
+                int wide = fr[t].bits > 8, shift = fr[t].fmt == CATANET_PIX_P010 ? 6 : 0;
+                for (size_t i = 0; i < szo[p] / (wide ? 2 : 1); i++) {
+                    int a = wide ? ((uint16_t *)gout.data[p])[i] >> shift : ((uint8_t *)gout.data[p])[i];
+                    int b = wide ? ((uint16_t *)hout.data[p])[i] >> shift : ((uint8_t *)hout.data[p])[i];
+                    worst = abs(a - b) > worst ? abs(a - b) : worst;
+                    diff += a != b;
+                    total++;
+                }
+            }
+            test_check(worst <= 1 && diff <= total / 1000,
+                       "%s process_image device frames format %d (%d-bit): max %d codes apart, %zu of %zu samples differ "
+                       "(tolerance 1 code on <= 0.1%%)", label, fr[t].fmt, fr[t].bits, worst, diff, total);
+        }
+        for (int p = 0; p < 3; p++) {
+            free(hin.data[p]);
+            free(hout.data[p]);
+            free(gout.data[p]);
+            cudaFree(din.data[p]);
+            cudaFree(dout.data[p]);
+        }
+        free(rgb);
+    }
+}
+
+static void frames(void)
+{
+    char wpath[512];
+    ref_path(wpath, sizeof(wpath), "weights_x2_trained.safetensors");
+    CatanetEngine *e = open_engine(wpath, CATANET_DEVICE_CUDA, CATANET_PRECISION_FP32, NULL, NULL);
+    if (e)
+        image_frames(e, "own stream:", NULL);
+    catanet_engine_close(&e);
+    /* the caller's stream, as FFmpeg passes it */
+    cudaStream_t us;
+    if (cudaStreamCreateWithFlags(&us, cudaStreamNonBlocking) == cudaSuccess) {
+        e = open_engine(wpath, CATANET_DEVICE_CUDA, CATANET_PRECISION_FP32, us, NULL);
+        if (e)
+            image_frames(e, "caller stream:", us);
+        catanet_engine_close(&e);
+        cudaStreamDestroy(us);
+    }
+    /* the caller's context (here the primary context, made current by the runtime) */
+    void *fn = NULL;
+    enum cudaDriverEntryPointQueryResult q;
+    CUcontext ctx = NULL;
+    cudaFree(0);
+    if (cudaGetDriverEntryPointByVersion("cuCtxGetCurrent", &fn, 12000, cudaEnableDefault, &q) == cudaSuccess &&
+        q == cudaDriverEntryPointSuccess && ((CUresult(*)(CUcontext *))fn)(&ctx) == CUDA_SUCCESS && ctx) {
+        e = open_engine(wpath, CATANET_DEVICE_CUDA, CATANET_PRECISION_FP32, NULL, ctx);
+        if (e)
+            image_frames(e, "caller CUcontext:", NULL);
+        catanet_engine_close(&e);
+    } else {
+        test_check(0, "cuCtxGetCurrent through cudaGetDriverEntryPointByVersion");
+    }
+}
+
+int main(int argc, char **argv)
+{
+    quick = argc > 1 && !strcmp(argv[1], "--quick");
+    int n = 0;
+    cudaError_t st = cudaGetDeviceCount(&n);
+    if (st != cudaSuccess || n < 1) {
+        printf("SKIP: test_twins: no usable CUDA device (%s)\n",
+               st != cudaSuccess ? cudaGetErrorString(st) : "cudaGetDeviceCount found none");
+        return SKIP_CODE;
+    }
+    struct cudaDeviceProp prop;
+    cudaGetDeviceProperties(&prop, 0);
+    printf("device: %s (sm_%d%d), %d device(s)%s\n", prop.name, prop.major, prop.minor, n, quick ? ", quick" : "");
+    test_check(catanet_cuda_device_count() == n, "catanet_cuda_device_count() = %d", catanet_cuda_device_count());
+    if (cudaStreamCreateWithFlags(&cx.stream, cudaStreamNonBlocking) != cudaSuccess ||
+        cublasCreate(&cx.blas) != CUBLAS_STATUS_SUCCESS || cublasSetStream(cx.blas, cx.stream) != CUBLAS_STATUS_SUCCESS) {
+        printf("FAIL: stream/cuBLAS setup\n");
+        return 1;
+    }
+    cublasSetMathMode(cx.blas, CUBLAS_DEFAULT_MATH);
+    cx.work = dmalloc(sizeof(float) * WORK_FLOATS);
+    cx.work_floats = WORK_FLOATS;
+
+    for (size_t i = 0; i < sizeof(twins) / sizeof(twins[0]); i++) {
+        const Twin *t = &twins[i];
+        double e = t->run();
+        test_check(e >= 0 && e <= t->tol, "twin %-44s %-38s error %.3g (tolerance %g)", t->name, t->launcher, e, t->tol);
+    }
+    cudaError_t late = cudaDeviceSynchronize();
+    test_check(late == cudaSuccess, "no asynchronous CUDA error after the op table (%s)", cudaGetErrorString(late));
+
+    char probe[512];
+    FILE *f = fopen(ref_path(probe, sizeof(probe), "cases.json"), "r");
+    if (!f) {
+        printf("FAIL: reference cases not found at %s (set CATANET_SHARED)\n", probe);
+        return 1;
+    }
+    fclose(f);
+    model_cases();
+    if (!quick) {
+        model_sizes();
+        fp16_set5();
+        frames();
+    }
+    late = cudaDeviceSynchronize();
+    test_check(late == cudaSuccess, "no asynchronous CUDA error at the end (%s)", cudaGetErrorString(late));
+    cudaFree(cx.work);
+    cublasDestroy(cx.blas);
+    cudaStreamDestroy(cx.stream);
+    return test_finish();
+}
+#endif
