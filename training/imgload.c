@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <jpeglib.h>   /* after stdio.h and stddef.h: it uses FILE and size_t without including them */
 
@@ -252,7 +253,8 @@ static int load_bmp(FILE *f, const char *path, CatanetRaster *img, char *err, si
         h = (int16_t)rd16(b + 20);
         bpp = rd16(b + 24);
         pal_entry = 3;
-    } else if (hsz >= 40 && 14 + (size_t)hsz <= n) {
+    } else if ((hsz == 40 || hsz == 52 || hsz == 56 || hsz == 64 || hsz == 108 || hsz == 124) &&
+               14 + (size_t)hsz <= n) {
         w = (int32_t)rd32(b + 18);
         h = (int32_t)rd32(b + 22);
         bpp = rd16(b + 28);
@@ -349,4 +351,56 @@ int catanet_raster_load(const char *path, CatanetRaster *img, char *err, size_t 
         ret = catanet_errf(err, es, CATANET_ERR_FORMAT, "'%s': not a PNG, JPEG or BMP file", path);
     fclose(f);
     return ret;
+}
+
+int catanet_raster_save_png(const char *path, const CatanetRaster *img, char *err, size_t es)
+{
+    if (!img || !img->px || (img->maxval != 255 && img->maxval != 65535))
+        return catanet_errf(err, es, CATANET_ERR_INVALID_ARG, "'%s': only 8- or 16-bit rasters can be written", path);
+    char tmp[4096];
+    if (snprintf(tmp, sizeof(tmp), "%s.tmp%ld", path, (long)getpid()) >= (int)sizeof(tmp))
+        return catanet_errf(err, es, CATANET_ERR_INVALID_ARG, "path too long");
+    FILE *f = fopen(tmp, "wb");
+    if (!f)
+        return catanet_errf(err, es, CATANET_ERR_IO, "cannot create '%s'", tmp);
+    int w = img->w, h = img->h, bytes = img->maxval == 255 ? 1 : 2;
+    PngErr pe = { "" };
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &pe, png_on_error, png_on_warning);
+    png_infop info = png ? png_create_info_struct(png) : NULL;
+    uint8_t *volatile row = malloc((size_t)w * 3 * bytes);
+    if (!png || !info || !row || setjmp(png_jmpbuf(png))) {
+        png_destroy_write_struct(&png, &info);
+        fclose(f);
+        free(row);
+        remove(tmp);
+        return catanet_errf(err, es, CATANET_ERR_IO, "cannot write '%s' (%s)", path, pe.msg);
+    }
+    png_init_io(png, f);
+    png_set_IHDR(png, info, w, h, bytes * 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
+                 PNG_FILTER_TYPE_DEFAULT);
+    png_write_info(png, info);
+    size_t plane = (size_t)w * h;
+    for (int y = 0; y < h; y++) {
+        for (int x = 0; x < w; x++)
+            for (int c = 0; c < 3; c++) {
+                uint16_t v = img->px[c * plane + (size_t)y * w + x];
+                if (bytes == 1)
+                    row[3 * x + c] = (uint8_t)v;
+                else {
+                    row[6 * x + 2 * c] = (uint8_t)(v >> 8);   /* PNG is big-endian */
+                    row[6 * x + 2 * c + 1] = (uint8_t)v;
+                }
+            }
+        png_write_row(png, row);
+    }
+    png_write_end(png, NULL);
+    png_destroy_write_struct(&png, &info);
+    free(row);
+    int bad = fflush(f) != 0 || fsync(fileno(f)) != 0;
+    bad = fclose(f) != 0 || bad;
+    if (bad || rename(tmp, path) != 0) {
+        remove(tmp);
+        return catanet_errf(err, es, CATANET_ERR_IO, "cannot write '%s'", path);
+    }
+    return 0;
 }

@@ -7,7 +7,7 @@
  * dependency (libstb-dev's stb_image is a header-only copy that Debian patches separately from its
  * other users) and lets every size be checked against the file's length.
  *
- * defines: CatanetRaster, catanet_raster_load, catanet_raster_alloc, catanet_raster_free,
+ * defines: CatanetRaster, catanet_raster_load, catanet_raster_save_png, catanet_raster_alloc, catanet_raster_free,
  *          catanet_raster_to_float, catanet_raster_from_float, catanet_is_image_file
  */
 #ifndef CATANET_TRAINING_IMGLOAD_H
@@ -36,6 +36,9 @@ int catanet_raster_load(const char *path, CatanetRaster *img, char *err, size_t 
 
 int catanet_raster_alloc(CatanetRaster *img, int w, int h, int maxval);
 void catanet_raster_free(CatanetRaster *img);
+
+/* Write an 8-bit (maxval 255) or 16-bit PNG, atomically: a temporary file in the same folder, then rename. */
+int catanet_raster_save_png(const char *path, const CatanetRaster *img, char *err, size_t es);
 
 /* planar float [3][h][w] = px / maxval */
 void catanet_raster_to_float(const CatanetRaster *img, float *rgb);
