@@ -114,6 +114,11 @@ static float chroma_at(const CatanetImage *im, const Layout *l, int comp, float 
     return (1 - fy) * ((1 - fx) * a + fx * b) + fy * ((1 - fx) * c + fx * d);
 }
 
+static float clamp01(float v)
+{
+    return v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
+}
+
 int catanet_image_to_rgb(const CatanetImage *im, float *rgb)
 {
     Layout l;
@@ -159,17 +164,14 @@ int catanet_image_to_rgb(const CatanetImage *im, float *rgb)
             float R = Y + 2.0f * (1.0f - kr) * V;
             float B = Y + 2.0f * (1.0f - kb) * U;
             float G = (Y - kr * R - kb * B) / kg;
-            rgb[(size_t)y * w + x] = R;
-            rgb[plane + (size_t)y * w + x] = G;
-            rgb[2 * plane + (size_t)y * w + x] = B;
+            /* the network's input domain is [0,1]: super-white, sub-black and out-of-gamut
+             * YUV codes are clipped here, as the API documents */
+            rgb[(size_t)y * w + x] = clamp01(R);
+            rgb[plane + (size_t)y * w + x] = clamp01(G);
+            rgb[2 * plane + (size_t)y * w + x] = clamp01(B);
         }
     }
     return 0;
-}
-
-static float clamp01(float v)
-{
-    return v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
 }
 
 /* taps of the decimation filter along one axis for chroma sample i: co-sited [1 2 1]/4
