@@ -116,6 +116,8 @@ void catanet_gelu_fwd_ref(size_t n, const float *x, float *y);
 /* vectorised erf (|error| <= 1.5e-7): the fast path */
 void catanet_gelu_fwd_cpu(size_t n, const float *x, float *y);
 void catanet_gelu_bwd_ref(size_t n, const float *x, const float *dy, float *dx);
+/* fast twin of catanet_gelu_bwd_ref (vectorised erf/exp, as catanet_gelu_fwd_cpu) */
+void catanet_gelu_bwd_cpu(size_t n, const float *x, const float *dy, float *dx);
 #define CATANET_LRELU_SLOPE 0.1f
 void catanet_lrelu_fwd_ref(size_t n, const float *x, float *y);
 void catanet_lrelu_bwd_ref(size_t n, const float *y, const float *dy, float *dx);

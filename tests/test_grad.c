@@ -284,6 +284,10 @@ static void test_elementwise(Rng *r)
     c.op = 0;
     catanet_gelu_bwd_ref(c.n, c.x, g, dx);
     fd_check(&f, "gelu", "x", c.x, c.n, dx, 1e-3f);
+    float *dx2 = zeros(c.n);
+    catanet_gelu_bwd_cpu(c.n, c.x, g, dx2);
+    twin_check("gelu dx", dx2, dx, c.n, 1e-5);
+    free(dx2);
     c.op = 1;
     memset(dx, 0, sizeof(float) * c.n);
     catanet_lrelu_fwd_ref(c.n, c.x, c.y);

@@ -257,10 +257,9 @@ int main(int argc, char **argv)
     check_overfit();
     check_case("train_x2_random_initted.safetensors", 0, 0);
     check_case("train_x2_random_first_step.safetensors", 1, 0);
-    if (!(argc > 1 && !strcmp(argv[1], "--fast-only"))) {
-        check_case("train_x2_random_initted.safetensors", 0, 1);
+    /* the plain reference ops end to end (slow: about a minute of CPU), on one case */
+    if (!(argc > 1 && !strcmp(argv[1], "--fast-only")))
         check_case("train_x2_random_first_step.safetensors", 1, 1);
-    }
     check_threads();
     return test_finish();
 }

@@ -263,7 +263,10 @@ static void ew_gelu(CatanetTrainPlan *p, size_t n, const float *x, float *y)
 #pragma omp parallel for num_threads(p->cpu.threads) schedule(static)
     for (long c = 0; c < chunks; c++) {
         size_t b = (size_t)c * EW_CHUNK, e = b + EW_CHUNK < n ? b + EW_CHUNK : n;
-        catanet_gelu_fwd_ref(e - b, x + b, y + b);
+        if (p->use_ref)
+            catanet_gelu_fwd_ref(e - b, x + b, y + b);
+        else
+            catanet_gelu_fwd_cpu(e - b, x + b, y + b);
     }
 }
 
@@ -273,7 +276,10 @@ static void ew_gelu_bwd(CatanetTrainPlan *p, size_t n, const float *x, const flo
 #pragma omp parallel for num_threads(p->cpu.threads) schedule(static)
     for (long c = 0; c < chunks; c++) {
         size_t b = (size_t)c * EW_CHUNK, e = b + EW_CHUNK < n ? b + EW_CHUNK : n;
-        catanet_gelu_bwd_ref(e - b, x + b, dy + b, dx + b);
+        if (p->use_ref)
+            catanet_gelu_bwd_ref(e - b, x + b, dy + b, dx + b);
+        else
+            catanet_gelu_bwd_cpu(e - b, x + b, dy + b, dx + b);
     }
 }
 

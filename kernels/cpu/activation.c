@@ -51,3 +51,14 @@ void catanet_lrelu_bwd_ref(size_t n, const float *y, const float *dy, float *dx)
     for (size_t i = 0; i < n; i++)
         dx[i] += y[i] > 0.0f ? dy[i] : CATANET_LRELU_SLOPE * dy[i];
 }
+
+/* the fast GELU backward: dx += dy (Phi(x) + x phi(x)) with the vectorisable erf and exp */
+CLONES void catanet_gelu_bwd_cpu(size_t n, const float *x, const float *dy, float *dx)
+{
+    for (size_t i = 0; i < n; i++) {
+        float e, p;
+        ERF_POLY(e, x[i] * 0.70710678118654752f);
+        EXP_POLY(p, -0.5f * x[i] * x[i]);
+        dx[i] += dy[i] * (0.5f * (1.0f + e) + x[i] * p * 0.39894228040143268f);
+    }
+}

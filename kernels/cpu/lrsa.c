@@ -359,10 +359,13 @@ static size_t lrsa_wsize(const CatanetLrsaArgs *a)
     return 2 * (size_t)a->c + 2 * hq * a->c + 2 * hv * a->c;
 }
 
+/* query rows per block of the fast backward: a block's score rows stay in cache */
+#define LRSA_BWD_ROWS 64
+
 size_t catanet_lrsa_bwd_work(const CatanetLrsaArgs *a)
 {
     size_t T = (size_t)a->ps * a->ps, hq = (size_t)a->heads * a->dqk, hv = (size_t)a->heads * a->dv;
-    return T * a->c * 3 + 2 * T + T * (4 * hq + 4 * hv) + (size_t)(a->heads + 1) * T * T;
+    return T * a->c * 3 + 2 * T + T * (4 * hq + 4 * hv) + 2 * (size_t)LRSA_BWD_ROWS * T;
 }
 
 size_t catanet_lrsa_bwd_task_work(const CatanetLrsaArgs *a)
@@ -373,6 +376,10 @@ size_t catanet_lrsa_bwd_task_work(const CatanetLrsaArgs *a)
     return np * ((size_t)a->ps * a->ps * a->c + lrsa_wsize(a));
 }
 
+/* One patch, recomputed and differentiated a block of query rows at a time (flash-attention
+ * style): per head and block, S = softmax(Q K^T s), A = S V, dV += S^T dA, dS = S (dA V^T -
+ * rowsum), dQ = s dS K, dK += s dS^T Q. dPout gets the patch input's gradient, gw this
+ * patch's weight gradients (norm w, norm b, q, k, v, proj). */
 static void patch_bwd_cpu(const CatanetLrsaArgs *a, const CatanetLrsaWeights *wt, const float *x,
                           const float *dout, const float *wr, const float *wc, int top, int left,
                           float *buf, float *dPout, float *gw)
@@ -382,7 +389,8 @@ static void patch_bwd_cpu(const CatanetLrsaArgs *a, const CatanetLrsaWeights *wt
     float *P = buf, *Pn = P + (size_t)T * C, *mean = Pn + (size_t)T * C, *rstd = mean + T;
     float *Qm = rstd + T, *Km = Qm + (size_t)T * hq, *dQ = Km + (size_t)T * hq, *dK = dQ + (size_t)T * hq;
     float *Vm = dK + (size_t)T * hq, *A = Vm + (size_t)T * hv, *dA = A + (size_t)T * hv;
-    float *dV = dA + (size_t)T * hv, *S = dV + (size_t)T * hv, *dS = S + (size_t)a->heads * T * T;
+    float *dV = dA + (size_t)T * hv, *dPn = dV + (size_t)T * hv, *S = dPn + (size_t)T * C;
+    float *dS = S + (size_t)LRSA_BWD_ROWS * T;
     float *gnw = gw, *gnb = gnw + C, *gq = gnb + C, *gk = gq + (size_t)hq * C, *gv = gk + (size_t)hq * C;
     float *gp = gv + (size_t)hv * C;
     float *dY = dPout; /* becomes dP in place */
@@ -402,40 +410,40 @@ static void patch_bwd_cpu(const CatanetLrsaArgs *a, const CatanetLrsaWeights *wt
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, hq, C, 1.0f, Pn, C, wt->wq, C, 0.0f, Qm, hq);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, hq, C, 1.0f, Pn, C, wt->wk, C, 0.0f, Km, hq);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, hv, C, 1.0f, Pn, C, wt->wv, C, 0.0f, Vm, hv);
-    for (int h = 0; h < a->heads; h++) {
-        float *Sh = S + (size_t)h * T * T;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, dqk, scale, Qm + h * dqk, hq,
-                    Km + h * dqk, hq, 0.0f, Sh, T);
-        catanet_softmax_rows_cpu(T, T, Sh);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, dvd, T, 1.0f, Sh, T, Vm + h * dvd,
-                    hv, 0.0f, A + h * dvd, hv);
-    }
-    /* Y = P + A Wproj^T */
+    /* Y = P + A Wproj^T: dA = dY Wproj */
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hv, C, 1.0f, dY, C, wt->wproj, hv, 0.0f,
                 dA, hv);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, C, hv, T, 1.0f, dY, C, A, hv, 0.0f, gp, hv);
     for (int h = 0; h < a->heads; h++) {
-        float *Sh = S + (size_t)h * T * T;
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, dvd, T, 1.0f, Sh, T, dA + h * dvd, hv,
-                    0.0f, dV + h * dvd, hv);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, dvd, 1.0f, dA + h * dvd, hv,
-                    Vm + h * dvd, hv, 0.0f, dS, T);
-        for (int i = 0; i < T; i++) {
-            const float *p = Sh + (size_t)i * T;
-            float *d = dS + (size_t)i * T;
-            float s = 0.0f;
-            for (int j = 0; j < T; j++)
-                s += p[j] * d[j];
-            for (int j = 0; j < T; j++)
-                d[j] = p[j] * (d[j] - s);
+        const float *Qh = Qm + h * dqk, *Kh = Km + h * dqk, *Vh = Vm + h * dvd, *dAh = dA + h * dvd;
+        for (int r0 = 0; r0 < T; r0 += LRSA_BWD_ROWS) {
+            int rows = T - r0 < LRSA_BWD_ROWS ? T - r0 : LRSA_BWD_ROWS;
+            float beta = r0 ? 1.0f : 0.0f;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, T, dqk, scale,
+                        Qh + (size_t)r0 * hq, hq, Kh, hq, 0.0f, S, T);
+            catanet_softmax_rows_cpu(rows, T, S);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, dvd, T, 1.0f, S, T, Vh, hv, 0.0f,
+                        A + (size_t)r0 * hv + h * dvd, hv);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, dvd, rows, 1.0f, S, T,
+                        dAh + (size_t)r0 * hv, hv, beta, dV + h * dvd, hv);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, T, dvd, 1.0f, dAh + (size_t)r0 * hv,
+                        hv, Vh, hv, 0.0f, dS, T);
+            for (int i = 0; i < rows; i++) {
+                const float *p = S + (size_t)i * T;
+                float *d = dS + (size_t)i * T;
+                float sum = 0.0f;
+                for (int j = 0; j < T; j++)
+                    sum += p[j] * d[j];
+                for (int j = 0; j < T; j++)
+                    d[j] = p[j] * (d[j] - sum);
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, dqk, T, scale, dS, T, Kh, hq, 0.0f,
+                        dQ + (size_t)r0 * hq + h * dqk, hq);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, dqk, rows, scale, dS, T,
+                        Qh + (size_t)r0 * hq, hq, beta, dK + h * dqk, hq);
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, dqk, T, scale, dS, T, Km + h * dqk,
-                    hq, 0.0f, dQ + h * dqk, hq);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, dqk, T, scale, dS, T, Qm + h * dqk,
-                    hq, 0.0f, dK + h * dqk, hq);
     }
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, C, hv, T, 1.0f, dY, C, A, hv, 0.0f, gp, hv);
     /* dPn = dQ Wq + dK Wk + dV Wv */
-    float *dPn = dS + (size_t)T * T;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, C, hq, 1.0f, dQ, hq, wt->wq, C, 0.0f, dPn, C);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, C, hq, 1.0f, dK, hq, wt->wk, C, 1.0f, dPn, C);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, C, hv, 1.0f, dV, hv, wt->wv, C, 1.0f, dPn, C);
