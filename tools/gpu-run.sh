@@ -10,7 +10,7 @@ if [ "${1:-}" = "--prepare" ]; then
     set -e
     mkdir -p .gpu-deps .gpu-data/reference/catanet .gpu-data/data/eval
     (cd .gpu-deps && apt-get download libopenblas0-openmp libopenblas-openmp-dev libjansson4 libjansson-dev \
-        libpng16-16 libpng-dev libgfortran5 zlib1g-dev)
+        libpng16-16 libpng-dev libgfortran5 zlib1g-dev libjpeg62-turbo libjpeg62-turbo-dev)
     shared=${CATANET_SHARED:-../shared}
     for f in README.md cases.json weights_x2_trained.safetensors weights_x2_random.safetensors \
         weights_x3_random.safetensors weights_x4_random.safetensors eval_x2_random_1x64x64.safetensors \
