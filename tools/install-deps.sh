@@ -1,11 +1,13 @@
 #!/bin/sh
 # Installs the Debian packages libcatanet needs to build and test (idempotent).
-# Usage: tools/install-deps.sh [--ffmpeg] [--fuzz]   (--ffmpeg adds what 'make ffmpeg' needs,
+# Usage: tools/install-deps.sh [--ffmpeg] [--fuzz] [--plot]   (--ffmpeg adds what 'make ffmpeg' needs,
+#        --plot gnuplot for catanet-train's loss/PSNR plot (optional),
 #        --fuzz what 'make fuzz' needs: clang, libFuzzer and its sanitizer runtimes, OpenMP headers for clang)
 set -e
 pkgs="build-essential pkg-config libopenblas-openmp-dev libjansson-dev libpng-dev libjpeg62-turbo-dev zip"
 case " $* " in *" --ffmpeg "*) pkgs="$pkgs nasm libx264-dev dpkg-dev libffmpeg-nvenc-dev" ;; esac
 case " $* " in *" --fuzz "*) pkgs="$pkgs clang libclang-rt-dev libomp-dev" ;; esac
+case " $* " in *" --plot "*) pkgs="$pkgs gnuplot-nox" ;; esac
 missing=
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
