@@ -149,3 +149,15 @@ check-sanitize:
 	LSAN_OPTIONS=suppressions=$(abspath tests/fuzz/lsan.supp):print_suppressions=0 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		sh tests/run.sh $(SAN_B)
+
+# ---- GPU check (tools/gpu-check.sh; issue 3) ----
+# make gpu-stage            here: stage the shared data + host libraries into build/gpu-carry
+# make gpu-check OUT=dir    on the GPU machine (carry build/gpu-carry): build for its GPU, twin tests,
+#                           benchmarks, memcheck; logs and summary.txt in dir
+.PHONY: gpu-check gpu-stage
+OUT ?= gpu-check-out
+gpu-check:
+	sh tools/gpu-check.sh $(OUT)
+gpu-stage:
+	sh tools/gpu-check.sh --stage
+# ---- end GPU check ----

@@ -891,13 +891,14 @@ static void fp16_set5(void)
         }
         size_t no = (size_t)3 * w * h * 4;
         float *o32 = malloc(sizeof(float) * no), *o16 = malloc(sizeof(float) * no), *oc = malloc(sizeof(float) * no);
-        if (prepare(e32, w, h) == 0 && prepare(e16, w, h) == 0 && prepare(cpu, w, h) == 0 &&
-            catanet_engine_process(e32, x, o32) == 0 && catanet_engine_process(e16, x, o16) == 0 &&
-            catanet_engine_process(cpu, x, oc) == 0) {
+        if (prepare(e32, w, h) == 0 && prepare(e16, w, h) == 0 && ((size_t)w * h > 20000 || prepare(cpu, w, h) == 0) &&
+            catanet_engine_process(e32, x, o32) == 0 && catanet_engine_process(e16, x, o16) == 0) {
             double p = psnr(o16, o32, no);
             test_check(p >= 50.0, "Set5 %s %dx%d x2: fp16 vs fp32 PSNR %.2f dB (bound 50 dB)", imgs[i], w, h, p);
-            printf("  Set5 %s: CUDA fp32 vs CPU PSNR %.2f dB (information: near-tie cluster flips on real images)\n",
-                   imgs[i], psnr(o32, oc, no));
+            /* the CPU engine only on the small images: it is the slow part of this test */
+            if ((size_t)w * h <= 20000 && catanet_engine_process(cpu, x, oc) == 0)
+                printf("  Set5 %s: CUDA fp32 vs CPU PSNR %.2f dB (information: near-tie cluster flips on real "
+                       "images)\n", imgs[i], psnr(o32, oc, no));
         } else {
             test_check(0, "Set5 %s: %s / %s", imgs[i], catanet_engine_last_error(e32), catanet_engine_last_error(e16));
         }

@@ -1,0 +1,197 @@
+/*
+ * catanet-gpubench: the CUDA engine on device frames, as a video filter drives it (no host copies):
+ * NV12 (or P010 / planar float RGB) frames in device memory -> process_image -> device frames.
+ * Two timings per size, one JSON line each:
+ *   "sync":      the engine's own stream, each call returns when the frame is done (latency)
+ *   "pipelined": the caller's stream, frames queued back to back, one sync at the end (throughput)
+ *   catanet-gpubench -m MODEL [-p fp32|fp16] [-f nv12|p010|rgbf] [-s WxH]... [-n RUNS] [-w WARMUP] [-g GPU]
+ * Exit 77 when the build or the machine has no CUDA.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "catanet.h"
+#include "config.h"
+
+#if !HAVE_CUDA
+int main(void)
+{
+    fprintf(stderr, "catanet-gpubench: this build has no CUDA backend\n");
+    return 77;
+}
+#else
+#include <cuda_runtime.h>
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* a device frame of format f; planes allocated with cudaMallocPitch */
+static int frame_alloc(CatanetImage *im, int f, int w, int h)
+{
+    memset(im, 0, sizeof(*im));
+    im->width = w;
+    im->height = h;
+    im->on_device = 1;
+    im->matrix = CATANET_MATRIX_BT709;
+    im->range = CATANET_RANGE_LIMITED;
+    im->chroma_loc = CATANET_CHROMA_LEFT;
+    int planes, bps;
+    if (f == 0) {
+        im->format = CATANET_PIX_NV12, im->bits = 8, planes = 2, bps = 1;
+    } else if (f == 1) {
+        im->format = CATANET_PIX_P010, im->bits = 10, planes = 2, bps = 2;
+    } else {
+        im->format = CATANET_PIX_FLOAT_RGBP, im->bits = 32, planes = 3, bps = 4;
+    }
+    for (int p = 0; p < planes; p++) {
+        int ph = (f < 2 && p == 1) ? (h + 1) / 2 : h;
+        size_t pitch, wb = (size_t)(f < 2 && p == 1 ? 2 * ((w + 1) / 2) : w) * bps;
+        if (cudaMallocPitch(&im->data[p], &pitch, wb, ph) != cudaSuccess)
+            return -1;
+        im->linesize[p] = (ptrdiff_t)pitch;
+        cudaMemset2D(im->data[p], pitch, 0x50 + 0x20 * p, wb, ph); /* mid-grey-ish content */
+    }
+    return 0;
+}
+
+static void frame_free(CatanetImage *im)
+{
+    for (int p = 0; p < 3; p++)
+        cudaFree(im->data[p]);
+}
+
+int main(int argc, char **argv)
+{
+    const char *model = NULL, *fmt_names[] = { "nv12", "p010", "rgbf" };
+    CatanetConfig cfg;
+    catanet_config_default(&cfg);
+    cfg.device = CATANET_DEVICE_CUDA;
+    int runs = 20, warmup = 3, nsizes = 0, sizes[16][2], fmt = 0;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        const char *a = argv[i], *v = argv[i + 1];
+        if (!strcmp(a, "-m"))
+            model = v;
+        else if (!strcmp(a, "-p"))
+            cfg.precision = !strcmp(v, "fp32") ? CATANET_PRECISION_FP32 : CATANET_PRECISION_FP16;
+        else if (!strcmp(a, "-f"))
+            fmt = !strcmp(v, "p010") ? 1 : !strcmp(v, "rgbf") ? 2 : 0;
+        else if (!strcmp(a, "-n"))
+            runs = atoi(v);
+        else if (!strcmp(a, "-w"))
+            warmup = atoi(v);
+        else if (!strcmp(a, "-g"))
+            cfg.gpu = atoi(v);
+        else if (!strcmp(a, "-s") && nsizes < 16 && sscanf(v, "%dx%d", &sizes[nsizes][0], &sizes[nsizes][1]) == 2)
+            nsizes++;
+        else {
+            fprintf(stderr, "usage: catanet-gpubench -m MODEL [-p fp32|fp16] [-f nv12|p010|rgbf] [-s WxH]... [-n RUNS] "
+                            "[-w WARMUP] [-g GPU]\n");
+            return 2;
+        }
+    }
+    if (!model || runs < 1 || warmup < 0) {
+        fprintf(stderr, "catanet-gpubench: -m MODEL is required\n");
+        return 2;
+    }
+    if (catanet_cuda_device_count() < 1) {
+        fprintf(stderr, "catanet-gpubench: no CUDA device\n");
+        return 77;
+    }
+    if (!nsizes) {
+        sizes[0][0] = 960;
+        sizes[0][1] = 540;
+        nsizes = 1;
+    }
+    cudaStream_t stream;
+    if (cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking) != cudaSuccess) {
+        fprintf(stderr, "catanet-gpubench: cannot create a stream\n");
+        return 1;
+    }
+    int rc = 0;
+    for (int mode = 0; mode < 2; mode++) {
+        char err[1024];
+        CatanetEngine *e;
+        cfg.cuda_stream = mode ? stream : NULL;
+        if (catanet_engine_open(&e, model, &cfg, err, sizeof(err)) < 0) {
+            fprintf(stderr, "catanet-gpubench: %s\n", err);
+            return 1;
+        }
+        const CatanetModelInfo *mi = catanet_engine_model(e);
+        int s = mi->upscale;
+        for (int k = 0; k < nsizes; k++) {
+            int w = sizes[k][0], h = sizes[k][1];
+            CatanetImage in, out;
+            size_t free0 = 0, free1 = 0, total = 0;
+            cudaMemGetInfo(&free0, &total);
+            if (frame_alloc(&in, fmt, w, h) < 0 || frame_alloc(&out, fmt, w * s, h * s) < 0) {
+                fprintf(stderr, "catanet-gpubench: device frames %dx%d: out of memory\n", w, h);
+                rc = 1;
+                break;
+            }
+            double t0 = now_ms();
+            int ret = catanet_engine_prepare(e, w, h);
+            double prep = now_ms() - t0;
+            cudaMemGetInfo(&free1, &total);
+            double *t = malloc(sizeof(double) * runs), med = 0, best = 0;
+            for (int r = 0; ret >= 0 && r < warmup; r++)
+                ret = catanet_engine_process_image(e, &in, &out);
+            if (ret >= 0 && mode == 1)
+                cudaStreamSynchronize(stream);
+            if (mode == 0) {
+                for (int r = 0; ret >= 0 && r < runs; r++) {
+                    t0 = now_ms();
+                    ret = catanet_engine_process_image(e, &in, &out);
+                    t[r] = now_ms() - t0;
+                }
+                if (ret >= 0) {
+                    qsort(t, runs, sizeof(double), cmp_double);
+                    med = t[runs / 2];
+                    best = t[0];
+                }
+            } else if (ret >= 0) {
+                t0 = now_ms();
+                for (int r = 0; ret >= 0 && r < runs; r++)
+                    ret = catanet_engine_process_image(e, &in, &out);
+                cudaError_t st = cudaStreamSynchronize(stream);
+                if (st != cudaSuccess && ret >= 0) {
+                    fprintf(stderr, "catanet-gpubench: %s\n", cudaGetErrorString(st));
+                    ret = -7;
+                }
+                med = best = (now_ms() - t0) / runs;
+            }
+            if (ret < 0) {
+                fprintf(stderr, "catanet-gpubench: %dx%d: %s\n", w, h, catanet_engine_last_error(e));
+                rc = 1;
+            } else {
+                printf("{\"tool\":\"gpubench\",\"gpu\":\"%s\",\"model\":\"%s\",\"groups\":%d,\"scale\":%d,"
+                       "\"precision\":\"%s\",\"frames\":\"%s\",\"mode\":\"%s\",\"in\":\"%dx%d\",\"out\":\"%dx%d\","
+                       "\"runs\":%d,\"ms_per_frame\":%.3f,\"ms_min\":%.3f,\"fps\":%.2f,\"prepare_ms\":%.1f,"
+                       "\"planned_mib\":%.1f,\"device_used_mib\":%.1f}\n",
+                       catanet_engine_device_name(e), model, mi->num_groups, s,
+                       catanet_engine_precision(e) == CATANET_PRECISION_FP16 ? "fp16" : "fp32", fmt_names[fmt],
+                       mode ? "pipelined" : "sync", w, h, w * s, h * s, runs, med, best, 1000.0 / med, prep,
+                       catanet_engine_memory_bytes(e) / 1048576.0, ((double)free0 - (double)free1) / 1048576.0);
+                fflush(stdout);
+            }
+            free(t);
+            frame_free(&in);
+            frame_free(&out);
+        }
+        catanet_engine_close(&e);
+    }
+    cudaStreamDestroy(stream);
+    return rc;
+}
+#endif

@@ -1,0 +1,227 @@
+#!/bin/sh
+# gpu-check.sh OUTDIR: everything that needs a GPU, in one go, for the rare machine that has one.
+# Builds for the GPU it finds (its SM only: fast), runs the CUDA twin tests, the benchmarks (device
+# frames and host frames), the twin tests once more under compute-sanitizer memcheck (small cases),
+# and the CPU test suite if time allows. Every step has a timeout and the whole run a deadline
+# (GPU_CHECK_BUDGET seconds, default 420), so it finishes within 8 minutes on an H100.
+# Environment: GPU_CHECK_BUDGET, GPU_CHECK_JOBS (16), GPU_CHECK_BUILDDIR (build/gpu), GPU_CHECK_SKIP_CHECK.
+# OUTDIR gets at most 8 files: summary.txt (one verdict line per step), twins.log, bench.jsonl,
+# memcheck.log, build.log, check.log and logs.tar.gz (every log); the work happens in build/gpu*.
+#
+# gpu-check.sh --stage (here, before a GPU run): copies what the GPU machine lacks into
+# build/gpu-carry (ignored by git, about 45 MB): the reference cases and Set5 LR images from the
+# shared folder, and the OpenBLAS/jansson/libpng headers and libraries of this machine (used there
+# only when ./configure fails without them). Then run there with build/gpu-carry carried:
+#     sh tools/gpu-check.sh "$OUT"
+# Exit status: 0 when build and twin tests passed, 1 otherwise.
+cd "$(dirname "$0")/.." || exit 1
+CARRY=build/gpu-carry
+
+if [ "$1" = "--stage" ]; then
+    SH=${CATANET_SHARED:-../shared}
+    [ -f "$SH/reference/catanet/cases.json" ] || { echo "gpu-check --stage: no shared folder at $SH"; exit 1; }
+    rm -rf "$CARRY"
+    mkdir -p "$CARRY/shared/reference/catanet" "$CARRY/shared/data/eval/Set5/LR_bicubic/X2" "$CARRY/deps/lib" \
+        "$CARRY/deps/include" || exit 1
+    cp "$SH"/reference/catanet/cases.json "$SH"/reference/catanet/weights_x*_*.safetensors \
+        "$SH"/reference/catanet/eval_*.safetensors "$CARRY/shared/reference/catanet/" || exit 1
+    cp "$SH"/data/eval/Set5/LR_bicubic/X2/*.png "$CARRY/shared/data/eval/Set5/LR_bicubic/X2/" || exit 1
+    L=/usr/lib/x86_64-linux-gnu
+    blas=$L/openblas-openmp/libopenblas.so.0
+    [ -f "$blas" ] || blas=$L/libopenblas.so.0
+    for f in "$blas" $L/libgfortran.so.5 $L/libquadmath.so.0 $L/libjansson.so.4 $L/libpng16.so.16 $L/libjpeg.so.62; do
+        cp -L "$f" "$CARRY/deps/lib/" || echo "gpu-check --stage: warning: $f not copied"
+    done
+    for f in /usr/include/x86_64-linux-gnu/openblas-openmp/*.h /usr/include/jansson*.h /usr/include/libpng16/*.h \
+        /usr/include/jpeglib.h /usr/include/jerror.h /usr/include/jmorecfg.h /usr/include/x86_64-linux-gnu/jconfig.h; do
+        cp -L "$f" "$CARRY/deps/include/" || echo "gpu-check --stage: warning: $f not copied"
+    done
+    (cd "$CARRY" && tar czf deps.tar.gz deps && rm -rf deps) || exit 1
+    echo "gpu-check --stage: $(du -sh "$CARRY" | cut -f1) in $CARRY; on the GPU machine: sh tools/gpu-check.sh \"\$OUT\" (carry $CARRY)"
+    exit 0
+fi
+
+OUT=${1:-gpu-check-out}
+mkdir -p "$OUT" || exit 1
+OUT=$(cd "$OUT" && pwd)
+B=${GPU_CHECK_BUILDDIR:-build/gpu}
+LOG=build/gpu-logs
+BUDGET=${GPU_CHECK_BUDGET:-420}
+JOBS=${GPU_CHECK_JOBS:-16}
+START=$(date +%s)
+rm -rf "$LOG"
+mkdir -p "$LOG" || exit 1
+LOG=$(cd "$LOG" && pwd)
+SUMMARY=$LOG/summary.txt
+: > "$SUMMARY"
+: > "$LOG/bench.jsonl"
+status=0
+
+say() { echo "$*" | tee -a "$SUMMARY"; }
+elapsed() { echo $(( $(date +%s) - START )); }
+# seconds left for a step: its own limit, capped by what is left of the budget
+left() { l=$(( BUDGET - $(elapsed) )); [ "$l" -lt "$1" ] && echo "$l" || echo "$1"; }
+# step NAME LIMIT CMD...: runs CMD with a timeout, logs to LOG/NAME.log, sets rc and dt
+step() {
+    name=$1; lim=$(left "$2"); shift 2
+    dt=0
+    if [ "$lim" -lt 10 ]; then
+        rc=124
+        echo "(skipped: out of time budget)" > "$LOG/$name.log"
+        say "SKIP $name: out of time budget ($(elapsed) s used of $BUDGET)"
+        return
+    fi
+    t0=$(date +%s)
+    timeout -k 5 "$lim" "$@" > "$LOG/$name.log" 2>&1
+    rc=$?
+    dt=$(( $(date +%s) - t0 ))
+    if [ $rc = 124 ] || [ $rc = 137 ]; then echo "(timed out after $lim s)" >> "$LOG/$name.log"; fi
+}
+# the files that come back (at most 8)
+finish() {
+    say "gpu-check: $( [ $status = 0 ] && echo PASS || echo FAIL ) in $(elapsed) s"
+    for f in summary.txt twins.log bench.jsonl memcheck.log build.log check.log; do
+        [ -f "$LOG/$f" ] && cp "$LOG/$f" "$OUT/"
+    done
+    (cd "$LOG/.." && tar czf "$OUT/logs.tar.gz" "$(basename "$LOG")") 2>/dev/null
+    exit $status
+}
+
+# the shared folder: as given, beside the checkout, or staged in build/gpu-carry
+SH=
+for d in "$CATANET_SHARED" ../shared "$CARRY/shared"; do
+    if [ -n "$d" ] && [ -f "$d/reference/catanet/cases.json" ]; then SH=$(cd "$d" && pwd); break; fi
+done
+[ -n "$SH" ] && export CATANET_SHARED="$SH"
+
+say "gpu-check $(date -u +%Y-%m-%dT%H:%M:%SZ) commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+{
+    nvidia-smi --query-gpu=name,compute_cap,driver_version,memory.total --format=csv 2>&1
+    nvidia-smi 2>&1 | head -15
+    echo; command -v nvcc || ls /usr/local/cuda/bin/nvcc; /usr/local/cuda/bin/nvcc --version 2>&1 | tail -2
+    echo; nproc; free -g
+} > "$LOG/env.log" 2>&1
+gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
+arch=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d ' .')
+case "$arch" in [0-9][0-9]|[0-9][0-9][0-9]) ;; *) arch=90 ;; esac
+# CUDA 13 compiles nothing below sm_75
+[ "$arch" -lt 75 ] 2>/dev/null && arch=75
+say "INFO env: GPU '${gpu:-unknown}', building for sm_$arch, $(nproc) cores, shared data: ${SH:-MISSING (run --stage and carry build/gpu-carry)}"
+
+# ---- build ----
+step configure 60 ./configure --builddir="$B" --enable-cuda --cuda-arch="$arch"
+if [ $rc != 0 ] && [ -f "$CARRY/deps.tar.gz" ]; then
+    # this machine lacks OpenBLAS/jansson/libpng: use the staged ones
+    say "INFO configure: $(grep -m1 'error' "$LOG/configure.log"); retrying with the staged libraries"
+    D=/tmp/catanet-deps
+    rm -rf "$D" && mkdir -p "$D" && tar xzf "$CARRY/deps.tar.gz" -C "$D"
+    (cd "$D/deps/lib" && ln -sf libopenblas.so.0 libopenblas.so && ln -sf libjansson.so.4 libjansson.so &&
+        ln -sf libpng16.so.16 libpng16.so && ln -sf libpng16.so.16 libpng.so && ln -sf libjpeg.so.62 libjpeg.so)
+    export CPATH="$D/deps/include${CPATH:+:$CPATH}" LIBRARY_PATH="$D/deps/lib${LIBRARY_PATH:+:$LIBRARY_PATH}"
+    export LD_LIBRARY_PATH="$D/deps/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    mv "$LOG/configure.log" "$LOG/configure1.log"
+    step configure 60 ./configure --builddir="$B" --enable-cuda --cuda-arch="$arch"
+fi
+if [ $rc != 0 ]; then
+    say "FAIL configure: rc $rc: $(grep -i -m2 'error\|no' "$LOG/configure.log" | tr '\n' ' ')"
+    cat "$B/config.log" >> "$LOG/configure.log" 2>/dev/null
+    status=1
+    finish
+fi
+step build 240 make BUILDDIR="$B" -j"$JOBS"
+if [ $rc != 0 ]; then
+    # the CUDA library and the GPU tools may still build when something unrelated fails
+    say "FAIL build: rc $rc in $dt s (build.log: $(grep -m1 -i 'error' "$LOG/build.log"))"
+    step build2 120 make BUILDDIR="$B" -j"$JOBS" -k "$B/libcatanet.a" "$B/tests/test_twins" "$B/tools/catanet-mkmodel" \
+        "$B/tools/catanet-gpubench" "$B/tools/catanet-bench"
+    status=1
+else
+    say "PASS build: $dt s"
+fi
+if [ ! -x "$B/tests/test_twins" ]; then
+    say "FAIL twins: test_twins did not build"
+    status=1
+    finish
+fi
+
+# ---- the twin tests ----
+step twins 180 "$B/tests/test_twins"
+pass=$(grep -c '^PASS' "$LOG/twins.log"); fail=$(grep -c '^FAIL' "$LOG/twins.log")
+if [ $rc = 0 ]; then
+    say "PASS twins: $pass checks passed in $dt s"
+else
+    say "FAIL twins: rc $rc, $pass passed, $fail failed in $dt s"
+    grep '^FAIL' "$LOG/twins.log" | head -20 | sed 's/^/    /' | tee -a "$SUMMARY"
+    status=1
+fi
+grep -E '^(PASS|FAIL): (model|Set5|own|caller|twin)' "$LOG/twins.log" | sed 's/^/    /' >> "$SUMMARY"
+
+# ---- benchmarks ----
+M=build/gpu-models
+mkdir -p "$M"
+if [ -x "$B/tools/catanet-mkmodel" ]; then
+    "$B/tools/catanet-mkmodel" -o "$M/l8_x2.safetensors" -s 2 -g 8 > "$LOG/mkmodel.log" 2>&1
+    "$B/tools/catanet-mkmodel" -o "$M/l8_x4.safetensors" -s 4 -g 8 >> "$LOG/mkmodel.log" 2>&1
+    "$B/tools/catanet-mkmodel" -o "$M/g3_x2.safetensors" -s 2 -g 0,3,6 >> "$LOG/mkmodel.log" 2>&1
+    "$B/tools/catanet-mkmodel" -o "$M/g3_x4.safetensors" -s 4 -g 0,3,6 >> "$LOG/mkmodel.log" 2>&1
+fi
+bench() { # bench LABEL MODEL PREC SIZES...
+    label=$1 model=$2 prec=$3; shift 3
+    args=
+    for s in "$@"; do args="$args -s $s"; done
+    step "bench_$label" 60 "$B/tools/catanet-gpubench" -m "$model" -p "$prec" -f nv12 -n 10 -w 2 $args
+    grep '^{' "$LOG/bench_$label.log" >> "$LOG/bench.jsonl"
+    # the lines printed before a timeout count too
+    grep '^{' "$LOG/bench_$label.log" | sed -n 's/.*"gpu":"\([^"]*\)".*"precision":"\([a-z0-9]*\)".*"mode":"\([a-z]*\)","in":"\([0-9x]*\)","out":"\([0-9x]*\)".*"ms_per_frame":\([0-9.]*\).*"fps":\([0-9.]*\).*"planned_mib":\([0-9.]*\).*"device_used_mib":\([0-9.-]*\).*/\2 \3 \4->\5 \6 ms \7 fps, planned \8 MiB, device used \9 MiB (\1)/p' |
+        while read -r line; do say "BENCH $label: $line"; done
+    [ $rc = 0 ] || say "FAIL bench_$label: rc $rc ($(tail -1 "$LOG/bench_$label.log"))"
+}
+if [ -x "$B/tools/catanet-gpubench" ] && [ -f "$M/g3_x2.safetensors" ]; then
+    bench g3_x2_fp16 "$M/g3_x2.safetensors" fp16 960x540 1920x1080
+    bench l8_x2_fp16 "$M/l8_x2.safetensors" fp16 960x540 1920x1080
+    bench g3_x4_fp16 "$M/g3_x4.safetensors" fp16 480x270
+    bench l8_x4_fp16 "$M/l8_x4.safetensors" fp16 480x270
+    bench g3_x2_fp32 "$M/g3_x2.safetensors" fp32 960x540
+    bench l8_x2_fp32 "$M/l8_x2.safetensors" fp32 960x540 1920x1080
+    bench l8_x4_fp32 "$M/l8_x4.safetensors" fp32 480x270
+else
+    say "SKIP bench: catanet-gpubench or the models are missing"
+fi
+if [ -x "$B/tools/catanet-bench" ] && [ -f "$M/l8_x2.safetensors" ]; then
+    # host float frames through catanet_engine_process (includes the host<->device copies)
+    step hostbench 60 "$B/tools/catanet-bench" -m "$M/l8_x2.safetensors" -d cuda -p fp16 -s 960x540 -n 5 -w 1
+    grep '^{' "$LOG/hostbench.log" >> "$LOG/bench.jsonl"
+    say "$([ $rc = 0 ] && echo INFO || echo FAIL) hostbench (catanet-bench, host float frames): $(grep '^{' "$LOG/hostbench.log" | sed -n 's/.*"ms_median":\([0-9.]*\).*"fps":\([0-9.]*\).*/\1 ms, \2 fps/p' | head -1) rc $rc"
+fi
+
+# ---- memcheck on the small cases ----
+CS=$(command -v compute-sanitizer || true)
+[ -z "$CS" ] && [ -x /usr/local/cuda/bin/compute-sanitizer ] && CS=/usr/local/cuda/bin/compute-sanitizer
+if [ -n "$CS" ]; then
+    step memcheck 150 "$CS" --tool memcheck --error-exitcode 3 "$B/tests/test_twins" --quick
+    errs=$(grep -m1 'ERROR SUMMARY' "$LOG/memcheck.log")
+    if [ $rc = 0 ]; then
+        say "PASS memcheck: test_twins --quick clean in $dt s ($errs)"
+    else
+        say "FAIL memcheck: rc $rc in $dt s (${errs:-see memcheck.log})"
+        status=1
+    fi
+else
+    say "SKIP memcheck: compute-sanitizer not installed"
+fi
+
+# ---- the rest of the suite, if time allows (GPU_CHECK_SKIP_CHECK=1: not at all) ----
+if [ -n "$GPU_CHECK_SKIP_CHECK" ]; then
+    finish
+fi
+step check 120 make BUILDDIR="$B" -s check
+sumline=$(grep -E '^[0-9]+ passed' "$LOG/check.log" | tail -1)
+if [ $rc = 0 ]; then
+    say "PASS make check: $sumline in $dt s"
+elif [ $rc = 124 ] || [ $rc = 137 ]; then
+    say "INFO make check: not finished within its time slot ($dt s)"
+else
+    say "INFO make check: rc $rc: $sumline ($(grep '^failed:' "$LOG/check.log")) (the CPU suite; may need data not staged)"
+fi
+
+finish
