@@ -429,17 +429,23 @@ static int grads_finite(const CatanetModel *g)
     return 1;
 }
 
-static void plot(const TrainCfg *cfg)
+/* loss and one validation PSNR curve per set, with gnuplot when it is installed */
+static void plot(const TrainCfg *cfg, CatanetEvalSet *const *vs)
 {
     if (!cfg->log || system("command -v gnuplot >/dev/null 2>&1") != 0)
         return;
-    char cmd[4096];
+    char cmd[8192], val[4096] = "";
+    for (int i = 0; i < cfg->n_val && vs[i]; i++) {
+        size_t l = strlen(val);
+        snprintf(val + l, sizeof(val) - l,
+                 ", '< grep -F ,%s, %s.val.csv' using 1:3 axes x1y2 with linespoints title '%s PSNR'", vs[i]->name,
+                 cfg->log, vs[i]->name);
+    }
     snprintf(cmd, sizeof(cmd),
              "gnuplot -e \"set terminal png size 1000,600; set output '%s.png'; set datafile separator ',';"
              " set xlabel 'iteration'; set ylabel 'L1 loss'; set y2label 'val PSNR (dB)'; set y2tics; set logscale y;"
-             " plot '%s' using 1:2 every ::1 with lines title 'loss', '%s.val.csv' using 1:3 every ::1 axes x1y2 "
-             "with linespoints title 'val PSNR'\" >/dev/null 2>&1",
-             cfg->log, cfg->log, cfg->log);
+             " plot '%s' using 1:2 every ::1 with lines title 'loss'%s\" >/dev/null 2>&1",
+             cfg->log, cfg->log, val);
     if (system(cmd) != 0)
         fprintf(stderr, "catanet-train: gnuplot failed (plot skipped)\n");
 }
@@ -565,7 +571,7 @@ static int train_loop(TrainCfg *cfg, TrainState *ts)
             }
             if (log)
                 fflush(log);
-            plot(cfg);
+            plot(cfg, vs);
         }
         if (!cfg->quiet && (t - last_print > 1.0 || ts->step == cfg->iters)) {
             double ips = (ts->step - start_step) / (t - t0);
@@ -598,7 +604,7 @@ static int train_loop(TrainCfg *cfg, TrainState *ts)
         fclose(log);
     if (vlog)
         fclose(vlog);
-    plot(cfg);
+    plot(cfg, vs);
     for (int i = 0; i < cfg->n_val; i++)
         catanet_evalset_close(vs[i]);
     catanet_data_close(data);
