@@ -96,10 +96,19 @@ static uint64_t rng_seed(uint64_t seed, uint64_t stream, uint64_t index)
     return splitmix64(&s);
 }
 
-/* uniform in [0, n), n >= 1: the high bits of a 64x64 product (no modulo bias worth naming) */
+/* the high 64 bits of a 64x64-bit product, in plain C (no 128-bit integer type needed) */
+static uint64_t mulhi64(uint64_t a, uint64_t b)
+{
+    uint64_t al = (uint32_t)a, ah = a >> 32, bl = (uint32_t)b, bh = b >> 32;
+    uint64_t p0 = al * bl, p1 = al * bh, p2 = ah * bl, p3 = ah * bh;
+    uint64_t mid = (p0 >> 32) + (uint32_t)p1 + (uint32_t)p2;
+    return p3 + (p1 >> 32) + (p2 >> 32) + (mid >> 32);
+}
+
+/* uniform in [0, n), n >= 1: the high bits of a 64x64 product (bias below n / 2^64) */
 static int64_t rng_below(uint64_t *s, int64_t n)
 {
-    return (int64_t)(((unsigned __int128)splitmix64(s) * (uint64_t)n) >> 64);
+    return (int64_t)mulhi64(splitmix64(s), (uint64_t)n);
 }
 
 /* the image order of epoch e: a Fisher-Yates shuffle seeded by (seed, e) */
@@ -218,6 +227,9 @@ typedef struct LoadJob {
     char **paths;
     int n;
     int next;                       /* next file to load (under mu) */
+    int done;                       /* files finished (under mu) */
+    int cache_failures;             /* cache files that could not be written (under mu) */
+    char cache_err[256];            /* the first such failure */
     pthread_mutex_t mu;
     int *status;                    /* per file: 0 ok, 1 skipped (too small), <0 error */
     char (*errs)[512];
@@ -265,7 +277,7 @@ static void crop_to(CatanetRaster *r, int w, int h)
 }
 
 /* A JPEG photograph, downscaled by its factor, from the cache when it is there. */
-static int load_photo(const CatanetData *d, const char *path, CatanetRaster *out, char *err, size_t es)
+static int load_photo(const CatanetData *d, LoadJob *job, const char *path, CatanetRaster *out, char *err, size_t es)
 {
     const CatanetDataConfig *cfg = &d->cfg;
     char cpath[4096] = "";
@@ -296,23 +308,27 @@ static int load_photo(const CatanetData *d, const char *path, CatanetRaster *out
             return catanet_errf(err, es, ret, "'%s': downscale failed", path);
     }
     if (cpath[0]) {
-        /* a cache that cannot be written only costs time next run; not an error */
+        /* a cache that cannot be written only costs time next run: counted and reported, not an error */
         mkdir(cfg->cache_dir, 0777);
         char e2[256];
-        if (catanet_raster_save_png(cpath, out, e2, sizeof(e2)) < 0)
-            logf_(d, CATANET_LOG_WARNING, "photo cache: %s", e2);
+        if (catanet_raster_save_png(cpath, out, e2, sizeof(e2)) < 0) {
+            pthread_mutex_lock(&job->mu);
+            if (!job->cache_failures++)
+                snprintf(job->cache_err, sizeof(job->cache_err), "%s", e2);
+            pthread_mutex_unlock(&job->mu);
+        }
     }
     return 0;
 }
 
 /* decode, downscale photos, modcrop, make LR, store as uint8; 1 when too small for the patch */
-static int load_one(const CatanetData *d, const char *path, DataImage *im, char *err, size_t es)
+static int load_one(const CatanetData *d, LoadJob *job, const char *path, DataImage *im, char *err, size_t es)
 {
     const CatanetDataConfig *cfg = &d->cfg;
     int s = cfg->scale, ret;
     CatanetRaster hr, lr;
     if (catanet_is_image_file(path) == CATANET_IMG_JPEG)
-        ret = load_photo(d, path, &hr, err, es);
+        ret = load_photo(d, job, path, &hr, err, es);
     else
         ret = catanet_raster_load(path, &hr, err, es);
     if (ret < 0)
@@ -350,13 +366,19 @@ static int load_one(const CatanetData *d, const char *path, DataImage *im, char 
     return 0;
 }
 
-static void *loader_main(void *arg)
+/* the calling thread logs progress (the log callback is only ever called from it) */
+static void load_images(LoadJob *job, int log_progress)
 {
-    LoadJob *job = arg;
+    int reported = 0;
     for (;;) {
         pthread_mutex_lock(&job->mu);
+        int done = job->done;
         int i = job->next < job->n ? job->next++ : -1;
         pthread_mutex_unlock(&job->mu);
+        if (log_progress && done * 10 / job->n > reported) {
+            reported = done * 10 / job->n;
+            logf_(job->d, CATANET_LOG_INFO, "loading training images: %d of %d", done, job->n);
+        }
         if (i < 0)
             break;
         DataImage *im = &job->d->img[i];
@@ -367,8 +389,16 @@ static void *loader_main(void *arg)
             while (dirend > p && dirend[-1] != '/')
                 dirend--;
         snprintf(im->name, sizeof(im->name), "%s", dirend ? dirend : p);
-        job->status[i] = load_one(job->d, p, im, job->errs[i], sizeof(job->errs[i]));
+        job->status[i] = load_one(job->d, job, p, im, job->errs[i], sizeof(job->errs[i]));
+        pthread_mutex_lock(&job->mu);
+        job->done++;
+        pthread_mutex_unlock(&job->mu);
     }
+}
+
+static void *loader_main(void *arg)
+{
+    load_images(arg, 0);
     return NULL;
 }
 
@@ -516,12 +546,15 @@ int catanet_data_open(CatanetData **out, const char *const *dirs, int n_dirs, co
         for (int i = 0; i < nt - 1; i++)
             if (pthread_create(&th[started], NULL, loader_main, &job) == 0)
                 started++;
-        loader_main(&job);
+        load_images(&job, 1);
         for (int i = 0; i < started; i++)
             pthread_join(th[i], NULL);
         c->cache_dir = NULL;
     }
     pthread_mutex_destroy(&job.mu);
+    if (job.cache_failures)
+        logf_(d, CATANET_LOG_WARNING, "photo cache: %d file(s) not written, first: %s", job.cache_failures,
+              job.cache_err);
     /* errors in file order, so the message does not depend on thread timing */
     for (int i = 0; i < np; i++)
         if (job.status[i] < 0) {

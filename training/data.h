@@ -16,6 +16,9 @@
  * never on timing or on the number of prefetch threads. The state string stores the position;
  * a resumed run reproduces the uninterrupted one exactly.
  *
+ * One CatanetData is used from one thread (next, get_state, set_state); its own prefetch threads
+ * are internal.
+ *
  * defines: CatanetDataConfig, catanet_data_config_default, catanet_data_open,
  *          catanet_data_next, catanet_data_get_state, catanet_data_set_state,
  *          catanet_data_close, and a few getters.
