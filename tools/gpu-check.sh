@@ -9,7 +9,7 @@
 # memcheck.log, build.log, check.log and logs.tar.gz (every log); the work happens in build/gpu*.
 #
 # gpu-check.sh --stage (here, before a GPU run): copies what the GPU machine lacks into
-# build/gpu-carry (ignored by git, about 45 MB): the reference cases and Set5 LR images from the
+# build/gpu-carry (ignored by git, about 15 MB): the reference cases and Set5 LR images from the
 # shared folder, and the OpenBLAS/jansson/libpng headers and libraries of this machine (used there
 # only when ./configure fails without them). Then run there with build/gpu-carry carried:
 #     sh tools/gpu-check.sh "$OUT"
@@ -24,7 +24,35 @@ if [ "$1" = "--stage" ]; then
     mkdir -p "$CARRY/shared/reference/catanet" "$CARRY/shared/data/eval/Set5/LR_bicubic/X2" "$CARRY/deps/lib" \
         "$CARRY/deps/include" || exit 1
     cp "$SH"/reference/catanet/cases.json "$SH"/reference/catanet/weights_x*_*.safetensors \
-        "$SH"/reference/catanet/eval_*.safetensors "$CARRY/shared/reference/catanet/" || exit 1
+        "$CARRY/shared/reference/catanet/" || exit 1
+    # the eval cases without their act.* activations (the twin test reads input and output only):
+    # the working tree that travels to the GPU machine is limited to 64 MiB
+    for f in "$SH"/reference/catanet/eval_*.safetensors; do
+        python3 - "$f" "$CARRY/shared/reference/catanet/$(basename "$f")" <<'PY' || exit 1
+import json, struct, sys
+src, dst = sys.argv[1], sys.argv[2]
+with open(src, 'rb') as fh:
+    n = struct.unpack('<Q', fh.read(8))[0]
+    head = json.loads(fh.read(n))
+    base = 8 + n
+    out, blobs, off = {}, [], 0
+    for k, v in head.items():
+        if k != '__metadata__' and k not in ('input', 'output'):
+            continue
+        if k == '__metadata__':
+            out[k] = v
+            continue
+        b, e = v['data_offsets']
+        fh.seek(base + b)
+        blobs.append(fh.read(e - b))
+        out[k] = dict(v, data_offsets=[off, off + e - b])
+        off += e - b
+hj = json.dumps(out).encode()
+hj += b' ' * (-len(hj) % 8)
+with open(dst, 'wb') as fh:
+    fh.write(struct.pack('<Q', len(hj)) + hj + b''.join(blobs))
+PY
+    done
     cp "$SH"/data/eval/Set5/LR_bicubic/X2/*.png "$CARRY/shared/data/eval/Set5/LR_bicubic/X2/" || exit 1
     L=/usr/lib/x86_64-linux-gnu
     blas=$L/openblas-openmp/libopenblas.so.0
@@ -36,7 +64,7 @@ if [ "$1" = "--stage" ]; then
         /usr/include/jpeglib.h /usr/include/jerror.h /usr/include/jmorecfg.h /usr/include/x86_64-linux-gnu/jconfig.h; do
         cp -L "$f" "$CARRY/deps/include/" || echo "gpu-check --stage: warning: $f not copied"
     done
-    (cd "$CARRY" && tar czf deps.tar.gz deps && rm -rf deps) || exit 1
+    (cd "$CARRY" && tar cJf deps.tar.xz deps && rm -rf deps) || exit 1
     echo "gpu-check --stage: $(du -sh "$CARRY" | cut -f1) in $CARRY; on the GPU machine: sh tools/gpu-check.sh \"\$OUT\" (carry $CARRY)"
     exit 0
 fi
@@ -110,11 +138,12 @@ say "INFO env: GPU '${gpu:-unknown}', building for sm_$arch, $(nproc) cores, sha
 
 # ---- build ----
 step configure 60 ./configure --builddir="$B" --enable-cuda --cuda-arch="$arch"
-if [ $rc != 0 ] && [ -f "$CARRY/deps.tar.gz" ]; then
+if [ $rc != 0 ] && [ -f "$CARRY/deps.tar.xz" ]; then
     # this machine lacks OpenBLAS/jansson/libpng: use the staged ones
     say "INFO configure: $(grep -m1 'error' "$LOG/configure.log"); retrying with the staged libraries"
     D=/tmp/catanet-deps
-    rm -rf "$D" && mkdir -p "$D" && tar xzf "$CARRY/deps.tar.gz" -C "$D"
+    rm -rf "$D" && mkdir -p "$D" && tar xJf "$CARRY/deps.tar.xz" -C "$D" ||
+        say "FAIL deps: could not unpack $CARRY/deps.tar.xz (is xz installed?)"
     (cd "$D/deps/lib" && ln -sf libopenblas.so.0 libopenblas.so && ln -sf libjansson.so.4 libjansson.so &&
         ln -sf libpng16.so.16 libpng16.so && ln -sf libpng16.so.16 libpng.so && ln -sf libjpeg.so.62 libjpeg.so)
     export CPATH="$D/deps/include${CPATH:+:$CPATH}" LIBRARY_PATH="$D/deps/lib${LIBRARY_PATH:+:$LIBRARY_PATH}"
