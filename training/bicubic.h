@@ -9,6 +9,10 @@
  * LRbicx{2,3,4} are reproduced bit for bit on 41 of 42 images (with MATLAB uint8()'s ties away from
  * zero, 11 of the 14 x2 images differ in a few exact-tie pixels).
  *
+ * MATLAB itself, given a uint8 image, rounds after each pass (ties away from zero): flags
+ * CATANET_RESIZE_ROUND_BETWEEN | CATANET_RESIZE_TIES_AWAY reproduce Set5's LR_bicubic X2/X3/X4 bit for
+ * bit (15 of 15), and only with the vertical pass first, which settles MATLAB's order for equal scales.
+ *
  * defines: catanet_imresize_size, catanet_imresize, catanet_imresize_ex, catanet_imresize_f64, CATANET_RESIZE_*
  */
 #ifndef CATANET_TRAINING_BICUBIC_H
