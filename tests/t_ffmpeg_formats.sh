@@ -1,0 +1,51 @@
+#!/bin/sh
+# catanet_xs in every pixel format it lists, at an odd size (17x13) and tiny ones (1x1, 2x2):
+# the filter's output must equal, byte for byte, what libcatanet itself gives for the same
+# raw input frame (tests/ffmpeg_ref.c) with the colour rules the filter documents (untagged:
+# BT.601 below 720 lines, limited range, left-sited chroma; yuvj420p: full range, centred).
+# 10-bit: yuv444p10le output, read back, is within half an 8-bit step of the float network
+# output (8-bit yuv444p, the control, is not).
+. tests/ffmpeg_lib.sh
+need_ffmpeg
+M=$MODEL
+
+# the library reference, built against this tree's libcatanet
+PC=$B/ffmpeg.stage/lib/pkgconfig
+if ! cc -std=c11 -O2 $(PKG_CONFIG_PATH=$PC pkg-config --cflags catanet) tests/ffmpeg_ref.c \
+        $(PKG_CONFIG_PATH=$PC pkg-config --libs catanet) -o "$TMP/ffmpeg_ref" 2> "$TMP/cc.log"; then
+    cat "$TMP/cc.log"
+    fail "compiling tests/ffmpeg_ref.c"
+    finish
+fi
+
+fmts="yuv420p yuvj420p yuv422p yuv444p nv12 rgb24 bgr24 gbrp gray yuv420p10le yuv444p10le p010le"
+for size in 17x13 1x1 2x2; do
+    w=${size%x*} h=${size#*x}
+    list=$fmts
+    # 2x2: only where chroma geometry differs from 1x1 (subsampled formats)
+    [ $size = 2x2 ] && list="yuv420p yuv422p nv12 p010le"
+    for f in $list; do
+        range=limited loc=left
+        [ $f = yuvj420p ] && range=full loc=center
+        ff -lavfi "testsrc2=size=64x48:rate=5:duration=0.2,scale=$w:$h,format=$f" -f rawvideo "$TMP/in.raw"
+        if ! ff -f rawvideo -pix_fmt $f -s $size -i "$TMP/in.raw" -vf "catanet_xs=model=$M:threads=1" \
+                -f rawvideo -pix_fmt $f "$TMP/ff.raw"; then
+            fail "$f $size: ffmpeg failed"
+            continue
+        fi
+        "$TMP/ffmpeg_ref" "$M" $f $w $h 601 $range $loc "$TMP/in.raw" "$TMP/ref.raw"
+        check "$f $size -> $((2 * w))x$((2 * h)): filter output equals libcatanet's ($(wc -c < "$TMP/ff.raw") bytes)" \
+            cmp -s "$TMP/ff.raw" "$TMP/ref.raw"
+    done
+done
+
+# 10-bit precision against the float result
+for f in yuv444p10le yuv444p; do
+    ff -lavfi "testsrc2=size=64x48:rate=5:duration=0.2,scale=17:13,format=$f" -f rawvideo "$TMP/in.raw"
+    ff -f rawvideo -pix_fmt $f -s 17x13 -i "$TMP/in.raw" -vf "catanet_xs=model=$M:threads=1" -f rawvideo -pix_fmt $f "$TMP/ff.raw"
+    "$TMP/ffmpeg_ref" --precision "$M" $f 17 13 601 limited left "$TMP/in.raw" "$TMP/ff.raw"
+    eval "rc_$f=\$?"
+done
+check "yuv444p10le keeps 10-bit precision (within half an 8-bit step of the float output; 8-bit yuv444p is not)" \
+    [ "$rc_yuv444p10le" = 0 ] && [ "$rc_yuv444p" = 1 ]
+finish
