@@ -713,6 +713,21 @@ static void test_batches(void)
                    "malformed states refused");
         catanet_data_close(e);
     }
+    /* LR made the MATLAB-uint8 way: same HR patches, different LR, and a position that does not carry over */
+    {
+        CatanetData *e;
+        cfg.prefetch_threads = 0;
+        cfg.lr_resize_flags = CATANET_RESIZE_ROUND_BETWEEN | CATANET_RESIZE_TIES_AWAY;
+        int ok = catanet_data_open(&e, dirs, 2, &cfg, err, sizeof(err)) == 0;
+        if (ok) {
+            catanet_data_next(e, lr2, hr2);
+            ok = memcmp(lr2, lr, nl * 4) != 0 && !memcmp(hr2, hr, nh * 4) &&
+                 catanet_data_set_state(e, state) == CATANET_ERR_STATE;
+            catanet_data_close(e);
+        }
+        test_check(ok, "lr_resize_flags: the same HR patches, other LR, positions not interchangeable");
+        cfg.lr_resize_flags = 0;
+    }
     /* a different seed gives different batches */
     {
         CatanetData *e;

@@ -343,7 +343,7 @@ static int load_one(const CatanetData *d, LoadJob *job, const char *path, DataIm
         catanet_raster_free(&hr);
         return 1;
     }
-    if ((ret = catanet_imresize(&hr, 1.0 / s, &lr)) < 0) {
+    if ((ret = catanet_imresize_ex(&hr, 1.0 / s, CATANET_RESIZE_MATLAB, cfg->lr_resize_flags, &lr)) < 0) {
         catanet_raster_free(&hr);
         return catanet_errf(err, es, ret, "'%s': bicubic downscale failed", path);
     }
@@ -504,7 +504,8 @@ int catanet_data_open(CatanetData **out, const char *const *dirs, int n_dirs, co
         return catanet_errf(err, es, CATANET_ERR_INVALID_ARG, "catanet_data_open: no folders");
     if (cfg->scale < 1 || cfg->scale > 8 || cfg->lr_patch < 1 || cfg->lr_patch > 4096 || cfg->batch < 1 ||
         cfg->batch > 65536 || cfg->prefetch_threads < 0 || cfg->prefetch_threads > MAX_PREFETCH_THREADS ||
-        cfg->photo_downscale < 0 || cfg->photo_downscale > 8 || cfg->load_threads < 0 || cfg->load_threads > 64)
+        cfg->photo_downscale < 0 || cfg->photo_downscale > 8 || cfg->load_threads < 0 || cfg->load_threads > 64 ||
+        (cfg->lr_resize_flags & ~(CATANET_RESIZE_ROUND_BETWEEN | CATANET_RESIZE_TIES_AWAY)))
         return catanet_errf(err, es, CATANET_ERR_INVALID_ARG,
                             "bad data config (scale %d, patch %d, batch %d, prefetch %d, photo downscale %d)",
                             cfg->scale, cfg->lr_patch, cfg->batch, cfg->prefetch_threads, cfg->photo_downscale);
@@ -565,6 +566,8 @@ int catanet_data_open(CatanetData **out, const char *const *dirs, int n_dirs, co
     int kept = 0, skipped = 0;
     uint64_t h = 0xCBF29CE484222325ull;
     h = fnv1a(h, &cfg->scale, sizeof(cfg->scale));
+    if (cfg->lr_resize_flags)   /* (0 hashes as before the option existed) */
+        h = fnv1a(h, &cfg->lr_resize_flags, sizeof(cfg->lr_resize_flags));
     for (int i = 0; i < np; i++) {
         if (job.status[i] == 1) {
             logf_(d, CATANET_LOG_WARNING, "skipped %s: smaller than the %dx%d LR patch at x%d", paths[i],

@@ -43,6 +43,9 @@ typedef struct CatanetDataConfig {
     int load_threads;              /* threads decoding/resizing at open; 0 = 2 */
     const char *cache_dir;         /* optional: downscaled photos are cached here as PNG
                                       (created if missing); NULL = no cache */
+    int lr_resize_flags;           /* CATANET_RESIZE_* flags (bicubic.h) for making LR: 0 = the Set14
+                                      LRbicx convention (double between passes); ROUND_BETWEEN |
+                                      TIES_AWAY = MATLAB on uint8 images, as DIV2K's LR_bicubic */
     CatanetLogFn log;              /* optional progress/warnings (images skipped as too small) */
     void *log_opaque;
 } CatanetDataConfig;
