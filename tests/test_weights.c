@@ -510,23 +510,39 @@ static void test_st_writer_roundtrip(void)
     catanet_model_free(m2);
 }
 
-/* every truncation of a small file, a dense sample of a reference one: an error, never a crash */
+/* every truncation length of the small files (rt.*: six tensors, metadata), every 7th of the tiny
+ * model, a dense sample of a reference one: an error, never a crash */
+static int truncations(const char *path, int is_pth, size_t step, int *bad_len)
+{
+    size_t n;
+    char err[512];
+    uint8_t *b = read_all(path, &n);
+    int ok = b != NULL;
+    *bad_len = -1;
+    for (size_t len = 0; b && len < n; len += len + step < n ? step : (len + 1 < n ? n - 1 - len : 1)) {
+        int ret = is_pth ? parse_pth(b, len, 0, err, sizeof(err)) : parse_st_model(b, len, err, sizeof(err));
+        if ((is_pth ? ret >= 0 : ret != CATANET_ERR_FORMAT) || !err[0]) {
+            ok = 0;
+            *bad_len = (int)len;
+        }
+    }
+    free(b);
+    return ok ? (int)n : -1;
+}
+
 static void test_truncations(void)
 {
     char p[512], err[512];
     size_t n;
-    uint8_t *b = read_all(tpath(p, sizeof(p), "tiny.safetensors"), &n);
-    int ok = b != NULL, worst = -1;
-    for (size_t len = 0; b && len < n; len++) {
-        int ret = parse_st_model(b, len, err, sizeof(err));
-        if (ret != CATANET_ERR_FORMAT || !err[0]) {
-            ok = 0;
-            worst = (int)len;
-        }
-    }
-    test_check(ok, "safetensors: all %zu truncations of a small model fail with a format error (bad length: %d)",
-               n, worst);
-    free(b);
+    uint8_t *b;
+    int bad, r;
+    r = truncations(tpath(p, sizeof(p), "rt.safetensors"), 0, 1, &bad);
+    test_check(r > 0, "safetensors: every truncation of a %d-byte file fails with a format error (bad length: %d)", r, bad);
+    r = truncations(tpath(p, sizeof(p), "tiny.safetensors"), 0, 7, &bad);
+    test_check(r > 0, "safetensors: every 7th truncation of a %d-byte model fails with a format error (bad length: %d)",
+               r, bad);
+    r = truncations(tpath(p, sizeof(p), "rt.pth"), 1, 1, &bad);
+    test_check(r > 0, ".pth: every truncation of a %d-byte checkpoint fails (bad length: %d)", r, bad);
 
     CatanetModel *m = tiny_model();
     CatanetStEntry e[64];
@@ -539,19 +555,13 @@ static void test_truncations(void)
     int ret = catanet_pth_write(tpath(p, sizeof(p), "tiny.pth"), "tiny", e, k, err, sizeof(err));
     catanet_model_free(m);
     b = ret == 0 ? read_all(p, &n) : NULL;
-    ok = b != NULL;
     ret = b ? parse_pth(b, n, 0, err, sizeof(err)) : -1;
     test_check(ret == 0, "tiny .pth parses whole (%s)", ret ? err : "ok");
-    for (size_t len = 0; b && len < n; len++) {
-        ret = parse_pth(b, len, 0, err, sizeof(err));
-        if (ret >= 0 || !err[0]) {
-            ok = 0;
-            worst = (int)len;
-        }
-    }
-    test_check(ok, ".pth: all %zu truncations of a small checkpoint fail with an error (bad length: %d)", n, worst);
     free(b);
+    r = truncations(p, 1, 7, &bad);
+    test_check(r > 0, ".pth: every 7th truncation of a %d-byte model checkpoint fails (bad length: %d)", r, bad);
 
+    int ok;
     b = read_all(ref_path(p, sizeof(p), "weights_x2_random.safetensors"), &n);
     ok = b != NULL;
     for (size_t len = 0; b && len < n; len += len < 30000 ? 1499 : 49999) {
