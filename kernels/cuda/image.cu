@@ -160,9 +160,10 @@ __global__ void to_rgb_kernel(Img l, float *rgb)
             float R = Y + 2.0f * (1.0f - l.kr) * V;
             float B = Y + 2.0f * (1.0f - l.kb) * U;
             float G = (Y - l.kr * R - l.kb * B) / l.kg;
-            rgb[i] = R;
-            rgb[plane + i] = G;
-            rgb[2 * plane + i] = B;
+            /* the network's input domain is [0,1]: out-of-range codes are clipped (as image.c does) */
+            rgb[i] = clamp01(R);
+            rgb[plane + i] = clamp01(G);
+            rgb[2 * plane + i] = clamp01(B);
         }
     }
 }
