@@ -50,13 +50,33 @@ static int engine_upscale(void *opaque, const float *lr, int w, int h, float *sr
     return catanet_engine_process(c->e, lr, sr);
 }
 
+/* a JSON string: names come from the file system and may hold quotes, backslashes or control bytes */
+static void json_str(const char *v)
+{
+    putchar('"');
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            printf("\\%c", *p);
+        else if (*p < 0x20)
+            printf("\\u%04x", *p);
+        else
+            putchar(*p);
+    }
+    putchar('"');
+}
+
 static void print_row(int json, const CatanetEvalSet *set, const char *method, const char *image, double psnr,
                       double ssim, int n)
 {
     if (json) {
-        printf("{\"set\": \"%s\", \"method\": \"%s\", \"scale\": %d, ", set->name, method, set->scale);
-        if (image)
-            printf("\"image\": \"%s\", ", image);
+        printf("{\"set\": ");
+        json_str(set->name);
+        printf(", \"method\": \"%s\", \"scale\": %d, ", method, set->scale);
+        if (image) {
+            printf("\"image\": ");
+            json_str(image);
+            printf(", ");
+        }
         else
             printf("\"images\": %d, ", n);
         printf("\"lr\": \"%s\", \"psnr\": %.4f, \"ssim\": %.5f}\n", set->lr_given ? "given" : "bicubic", psnr, ssim);
