@@ -59,6 +59,148 @@ static int entries(const CatanetModel *m, CatanetStEntry *e, int cap)
     return k;
 }
 
+/* a hand-written pickle in the shape torch writes for an OrderedDict state dict (memo, BUILD with
+ * _metadata), with a transposed view, a view at an offset and half/bool storages */
+typedef struct Pk {
+    uint8_t b[8192];
+    size_t n;
+} Pk;
+
+static void pk_bytes(Pk *p, const void *d, size_t n)
+{
+    if (p->n + n <= sizeof(p->b)) {
+        memcpy(p->b + p->n, d, n);
+        p->n += n;
+    }
+}
+
+static void pk_op(Pk *p, int op)
+{
+    uint8_t c = (uint8_t)op;
+    pk_bytes(p, &c, 1);
+}
+
+static void pk_str(Pk *p, const char *s)
+{
+    uint8_t n = (uint8_t)strlen(s);
+    pk_op(p, 0x8c); /* SHORT_BINUNICODE */
+    pk_op(p, n);
+    pk_bytes(p, s, n);
+    pk_op(p, 0x94); /* MEMOIZE */
+}
+
+static void pk_int(Pk *p, int v)
+{
+    pk_op(p, 'K');
+    pk_op(p, v);
+}
+
+static void pk_global(Pk *p, const char *g)
+{
+    pk_op(p, 'c');
+    pk_bytes(p, g, strlen(g));
+}
+
+static void pk_tensor(Pk *p, const char *name, const char *cls, const char *key, int numel, int offset, int nd,
+                      const int *shape, const int *stride)
+{
+    pk_str(p, name);
+    pk_global(p, "torch._utils\n_rebuild_tensor_v2\n");
+    pk_op(p, '(');
+    pk_op(p, '(');
+    pk_str(p, "storage");
+    pk_global(p, cls);
+    pk_str(p, key);
+    pk_str(p, "cpu");
+    pk_int(p, numel);
+    pk_op(p, 't');
+    pk_op(p, 'Q');
+    pk_int(p, offset);
+    pk_op(p, '(');
+    for (int i = 0; i < nd; i++)
+        pk_int(p, shape[i]);
+    pk_op(p, 't');
+    pk_op(p, '(');
+    for (int i = 0; i < nd; i++)
+        pk_int(p, stride[i]);
+    pk_op(p, 't');
+    pk_op(p, 0x89);
+    pk_global(p, "collections\nOrderedDict\n");
+    pk_op(p, ')');
+    pk_op(p, 'R');
+    pk_op(p, 't');
+    pk_op(p, 'R');
+}
+
+static int views_pth(const char *path, char *err, size_t es)
+{
+    static float w[12] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12 };
+    static const uint16_t half[2] = { 0x3c00, 0x4000 }, bf[2] = { 0x3f80, 0xc000 };
+    static const uint8_t yes = 1;
+    static const int s34[2] = { 3, 4 }, st34[2] = { 4, 1 }, s43[2] = { 4, 3 }, st43[2] = { 1, 4 }, s2[1] = { 2 },
+                     one[1] = { 1 };
+    Pk pk = { .n = 0 };
+    pk_op(&pk, 0x80);
+    pk_op(&pk, 4);
+    pk_op(&pk, 0x95); /* FRAME */
+    pk_bytes(&pk, "\0\0\0\0\0\0\0\0", 8);
+    pk_op(&pk, '}');
+    pk_str(&pk, "params_ema");
+    pk_global(&pk, "collections\nOrderedDict\n");
+    pk_op(&pk, ')');
+    pk_op(&pk, 'R');
+    pk_op(&pk, '(');
+    pk_tensor(&pk, "w", "torch\nFloatStorage\n", "0", 12, 0, 2, s34, st34);
+    pk_tensor(&pk, "wt", "torch\nFloatStorage\n", "0", 12, 0, 2, s43, st43);
+    pk_tensor(&pk, "tail", "torch\nFloatStorage\n", "0", 12, 10, 1, s2, one);
+    pk_tensor(&pk, "flag", "torch\nBoolStorage\n", "1", 1, 0, 0, NULL, NULL);
+    pk_tensor(&pk, "h", "torch\nHalfStorage\n", "2", 2, 0, 1, s2, one);
+    pk_tensor(&pk, "b", "torch\nBFloat16Storage\n", "3", 2, 0, 1, s2, one);
+    pk_op(&pk, 'u');
+    pk_op(&pk, '}');
+    pk_str(&pk, "_metadata");
+    pk_global(&pk, "collections\nOrderedDict\n");
+    pk_op(&pk, ')');
+    pk_op(&pk, 'R');
+    pk_str(&pk, "");
+    pk_op(&pk, '}');
+    pk_str(&pk, "version");
+    pk_int(&pk, 1);
+    pk_op(&pk, 's');
+    pk_op(&pk, 's');
+    pk_op(&pk, 's');
+    pk_op(&pk, 'b');
+    pk_op(&pk, 's');
+    pk_op(&pk, '.');
+    CatanetZipEntry e[7] = {
+        { "a/data.pkl", 10, pk.b, pk.n },
+        { "a/version", 9, (const uint8_t *)"3\n", 2 },
+        { "a/byteorder", 11, (const uint8_t *)"little", 6 },
+        { "a/data/0", 8, (const uint8_t *)w, sizeof(w) },
+        { "a/data/1", 8, &yes, 1 },
+        { "a/data/2", 8, (const uint8_t *)half, sizeof(half) },
+        { "a/data/3", 8, (const uint8_t *)bf, sizeof(bf) },
+    };
+    return catanet_zip_write(path, e, 7, err, es);
+}
+
+static int mixed_safetensors(const char *path, char *err, size_t es)
+{
+    static const float f32[6] = { 1.5f, -2.0f, 0.0f, 1e-30f, 3.25f, -0.0f };
+    static const uint16_t f16[3] = { 0x3c00, 0xc000, 0x7bff }, bf[2] = { 0x3f80, 0x0001 };
+    static const uint8_t b[1] = { 1 };
+    static const int64_t i64[2] = { -5, 7 };
+    static const double f64[2] = { 0.1, -1e300 };
+    CatanetStEntry e[] = {
+        { "a.weight", CATANET_DT_F32, 2, { 2, 3 }, f32 },   { "h", CATANET_DT_F16, 1, { 3 }, f16 },
+        { "flag", CATANET_DT_BOOL, 0, { 0 }, b },           { "ids", CATANET_DT_I64, 1, { 2 }, i64 },
+        { "empty", CATANET_DT_F32, 2, { 0, 7 }, NULL },     { "d", CATANET_DT_F64, 1, { 2 }, f64 },
+        { "bf", CATANET_DT_BF16, 1, { 2 }, bf },
+    };
+    const char *mk[] = { "k1" }, *mv[] = { "v1" };
+    return catanet_st_write(path, e, 7, mk, mv, 1, err, es);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 3) {
@@ -83,6 +225,21 @@ int main(int argc, char **argv)
         snprintf(p, sizeof(p), "%s/model%zu.pth", argv[1], c);
         bad |= catanet_pth_write(p, "archive", e, n, err, sizeof(err)) < 0;
         catanet_model_free(m);
+    }
+    snprintf(p, sizeof(p), "%s/views.pth", argv[1]);
+    bad |= views_pth(p, err, sizeof(err)) < 0;
+    snprintf(p, sizeof(p), "%s/mixed.safetensors", argv[1]);
+    bad |= mixed_safetensors(p, err, sizeof(err)) < 0;
+    {
+        CatanetModelInfo info;
+        catanet_arch_default(&info, 4);
+        char *arch = catanet_arch_to_json(&info);
+        snprintf(p, sizeof(p), "%s/arch.json", argv[1]);
+        FILE *a = fopen(p, "w");
+        bad |= !arch || !a || fputs(arch, a) < 0;
+        if (a)
+            fclose(a);
+        free(arch);
     }
     /* the reference pickle with its first storages */
     FILE *f = fopen(argv[2], "rb");
