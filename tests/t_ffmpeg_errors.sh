@@ -1,0 +1,77 @@
+#!/bin/sh
+# Each error case of catanet_xs: the message (naming the file / the device / the sizes) and
+# a failing exit status. Missing model, unreadable model, malformed model, default model
+# path missing, device=cuda without a GPU, fp16 on the CPU, a frame size change with
+# -reinit_filter 0; device=auto logs its choice.
+. tests/ffmpeg_lib.sh
+need_ffmpeg
+M=$MODEL
+src="testsrc2=size=16x12:rate=5:duration=0.2,format=yuv420p"
+
+# expect_error "description" "message regex" ffmpeg-args...
+expect_error() {
+    d=$1 re=$2; shift 2
+    "$FF" -nostdin -hide_banner -v error -y "$@" > "$TMP/err.log" 2>&1
+    rc=$?
+    if [ $rc != 0 ] && grep -Eq "$re" "$TMP/err.log"; then
+        pass "$d (exit $rc)"
+    else
+        fail "$d (exit $rc, wanted non-zero and /$re/)"
+        sed 's/^/    /' "$TMP/err.log" | head -n 5
+    fi
+}
+
+expect_error "missing model file: error names the file and the reason" \
+    "cannot open model file '$TMP/nope.safetensors': No such file or directory" \
+    -lavfi "$src,catanet_xs=model=$TMP/nope.safetensors" -f null -
+
+echo "not a safetensors file" > "$TMP/bad.safetensors"
+expect_error "malformed model: error names the file and says what is wrong" \
+    "cannot open model '$TMP/bad.safetensors': .+" \
+    -lavfi "$src,catanet_xs=model=$TMP/bad.safetensors" -f null -
+
+if [ "$(id -u)" != 0 ]; then
+    cp "$M" "$TMP/locked.safetensors" && chmod 000 "$TMP/locked.safetensors"
+    expect_error "unreadable model: permission denied is reported" \
+        "cannot open model file '$TMP/locked.safetensors': Permission denied" \
+        -lavfi "$src,catanet_xs=model=$TMP/locked.safetensors" -f null -
+else
+    echo "(unreadable-model case not run: root reads any file)"
+fi
+
+# the default model path (PREFIX/share/catanet/...) is used when no model is given
+def=$("$FF" -hide_banner -h filter=catanet_xs 2>&1 | sed -n 's/.*model .*(default "\(.*\)")$/\1/p')
+if [ -f "$def" ]; then
+    ff -lavfi "$src,catanet_xs" -f null - 2> "$TMP/def.log"
+    check "no model option: the installed default $def is used" [ $? = 0 ]
+else
+    expect_error "no model option and no installed default: error names $def and says how to fix it" \
+        "cannot open model file '$def': No such file or directory \(this is the default model path" \
+        -lavfi "$src,catanet_xs" -f null -
+fi
+
+if command -v nvidia-smi > /dev/null 2>&1 && nvidia-smi -L > /dev/null 2>&1; then
+    ff -lavfi "$src,catanet_xs=model=$M:device=cuda" -f null - 2> "$TMP/cuda.log"
+    check "device=cuda with a GPU present runs" [ $? = 0 ]
+else
+    expect_error "device=cuda without a usable GPU fails and says so (no silent CPU fallback)" \
+        "device=cuda: no usable CUDA GPU" \
+        -lavfi "$src,catanet_xs=model=$M:device=cuda" -f null -
+    "$FF" -nostdin -hide_banner -v info -lavfi "$src,catanet_xs=model=$M:device=auto" -f null - > "$TMP/auto.log" 2>&1
+    rc=$?
+    check "device=auto without a GPU runs on the CPU and logs the choice" \
+        sh -c "[ $rc = 0 ] && grep -q 'device=auto chose cpu' '$TMP/auto.log'"
+fi
+
+expect_error "precision=fp16 on the CPU is refused" "precision=fp16 needs device=cuda" \
+    -lavfi "$src,catanet_xs=model=$M:device=cpu:precision=fp16" -f null -
+
+# two clips of different sizes through the concat demuxer, graph re-creation disabled (png:
+# the decoder takes each frame's size from the stream, unlike ffv1/rawvideo)
+ff -lavfi "testsrc2=size=16x12:rate=5:duration=0.4" -c:v png "$TMP/a.nut"
+ff -lavfi "testsrc2=size=12x8:rate=5:duration=0.4" -c:v png "$TMP/b.nut"
+printf "file '%s'\nfile '%s'\n" "$TMP/a.nut" "$TMP/b.nut" > "$TMP/list.txt"
+expect_error "size change with -reinit_filter 0: the frame is rejected with both sizes in the message" \
+    "frame size changed from 16x12 to 12x8" \
+    -f concat -safe 0 -reinit_filter 0 -i "$TMP/list.txt" -vf "catanet_xs=model=$M:threads=1" -f null -
+finish

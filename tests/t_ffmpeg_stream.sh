@@ -1,0 +1,77 @@
+#!/bin/sh
+# catanet_xs in live use: a resolution change mid-stream (concat demuxer: the graph is
+# re-created and the cached engine is reused, not reloaded); loopback TCP and UDP streaming
+# (one ffmpeg upscales and sends MPEG-TS, another receives: every frame arrives at 2x); and
+# latency: frames fed one at a time through a FIFO come out exactly as early as with the
+# null filter (the ffmpeg CLI itself holds one frame; the filter must add none).
+. tests/ffmpeg_lib.sh
+need_ffmpeg
+M=$MODEL
+
+# resolution change, graph re-created: both sizes come out, the engine is reused
+ff -lavfi "testsrc2=size=16x12:rate=5:duration=0.4" -c:v png "$TMP/a.nut"
+ff -lavfi "testsrc2=size=12x8:rate=5:duration=0.4" -c:v png "$TMP/b.nut"
+printf "file '%s'\nfile '%s'\n" "$TMP/a.nut" "$TMP/b.nut" > "$TMP/list.txt"
+"$FF" -nostdin -hide_banner -v verbose -f concat -safe 0 -i "$TMP/list.txt" \
+    -vf "catanet_xs=model=$M:threads=1,showinfo" -f null - > "$TMP/concat.log" 2>&1
+rc=$?
+big=$(grep -c 'showinfo.* s:32x24 ' "$TMP/concat.log")
+small=$(grep -c 'showinfo.* s:24x16 ' "$TMP/concat.log")
+reuse=$(grep -c 'reusing the cached engine' "$TMP/concat.log")
+check "size change via concat: 2 frames 32x24 then 2 frames 24x16 (got $big, $small), engine reused ($reuse) not reloaded" \
+    sh -c "[ $rc = 0 ] && [ $big = 2 ] && [ $small = 2 ] && [ $reuse -ge 1 ]"
+
+# loopback streaming: sender upscales and streams MPEG-TS, receiver counts the frames
+port=$((20000 + $$ % 20000))
+send_src="testsrc2=size=32x24:rate=10:duration=1,format=yuv420p,catanet_xs=model=$M:threads=1"
+enc="-c:v libx264 -preset ultrafast -tune zerolatency -g 10 -bf 0 -f mpegts"
+for proto in tcp udp; do
+    if [ $proto = tcp ]; then
+        in_url="tcp://127.0.0.1:$port?listen=1&listen_timeout=60000"
+        out_url="tcp://127.0.0.1:$port"
+    else
+        in_url="udp://127.0.0.1:$port?timeout=8000000&fifo_size=100000"
+        out_url="udp://127.0.0.1:$port?pkt_size=1316"
+    fi
+    "$FF" -nostdin -hide_banner -v error -y -i "$in_url" -f framemd5 "$TMP/rx_$proto.md5" 2> "$TMP/rx_$proto.log" &
+    rx=$!
+    sleep 1
+    # shellcheck disable=SC2086
+    ff -lavfi "$send_src" $enc "$out_url" 2> "$TMP/tx_$proto.log"
+    txrc=$?
+    wait $rx
+    n=$(hashes "$TMP/rx_$proto.md5" 2>/dev/null | wc -l)
+    check "loopback $proto: sender ok ($txrc), receiver got $n of 10 frames at 64x48" \
+        sh -c "[ $txrc = 0 ] && [ $n = 10 ] && grep -q '^#dimensions 0: 64x48$' '$TMP/rx_$proto.md5'"
+    port=$((port + 1))
+done
+
+# latency: feed raw frames one by one; after frame i, count the output frames
+ff -lavfi "testsrc2=size=16x12:rate=5:duration=0.6,format=rgb24" -f rawvideo "$TMP/frames.rgb"
+latency_run() { # $1 filter, $2 bytes per output frame: prints the output frame count after each input frame
+    rm -f "$TMP/in.fifo" "$TMP/out.raw"
+    mkfifo "$TMP/in.fifo"
+    "$FF" -nostdin -v error -y -probesize 32 -analyzeduration 0 -fpsprobesize 0 -f rawvideo -pix_fmt rgb24 \
+        -s 16x12 -framerate 5 -i "$TMP/in.fifo" -vf "$1" -fps_mode passthrough -f rawvideo -flush_packets 1 \
+        "$TMP/out.raw" 2> "$TMP/lat.log" &
+    lp=$!
+    exec 3> "$TMP/in.fifo"
+    counts=
+    for i in 0 1 2; do
+        dd if="$TMP/frames.rgb" bs=576 skip=$i count=1 status=none >&3
+        t=0
+        while [ $(( $(stat -c %s "$TMP/out.raw" 2>/dev/null || echo 0) / $2 )) -le $i ] && [ $t -lt 40 ]; do
+            sleep 0.1
+            t=$((t + 1))
+        done
+        counts="$counts$(( $(stat -c %s "$TMP/out.raw" 2>/dev/null || echo 0) / $2 )) "
+    done
+    exec 3>&-
+    wait $lp
+    echo "$counts"
+}
+base=$(latency_run null 576)
+cat=$(latency_run "catanet_xs=model=$M:threads=1" 2304)
+check "latency: output frames after each of 3 input frames: catanet_xs [$cat] = null filter [$base] (no added delay)" \
+    [ "$cat" = "$base" ]
+finish
