@@ -161,3 +161,27 @@ gpu-check:
 gpu-stage:
 	sh tools/gpu-check.sh --stage
 # ---- end GPU check ----
+
+# ---- FFmpeg with catanet_xs (filter/, patches/, tools/ffmpeg-*.sh; see patches/README) ----
+# ffmpeg:     FFmpeg from ./configure --ffmpeg-source=DIR, else Debian's source package of
+#             this machine's suites (bookworm: 5.1.x), patched, built in $(B)/ffmpeg
+# ffmpeg-new: the newer FFmpeg (Debian trixie: 7.1.x) in $(B)/ffmpeg-new
+# patches:    regenerate patches/ffmpeg-* from filter/ for every fetched FFmpeg tree
+# demo:       upscale the bundled clip (tests/data) with CATANET_MODEL, print fps, PSNR/SSIM,
+#             write $(B)/demo/side_by_side.png
+# fps:        fps JSON lines per clip of $(CATANET_SHARED)/data/video and device
+CATANET_MODEL ?= weights/catanet_xs_x2.safetensors
+DEMO_CLIP ?= tests/data/flutter_bee_720p.mp4
+.PHONY: ffmpeg ffmpeg-new patches demo fps
+ffmpeg: $(LIB)
+	sh tools/ffmpeg-build.sh $(B) ffmpeg
+ffmpeg-new: $(LIB)
+	sh tools/ffmpeg-build.sh $(B) ffmpeg-new trixie
+patches:
+	@test -d $(B)/ffmpeg-src-default || sh tools/ffmpeg-fetch.sh $(B) > /dev/null
+	for t in $(B)/ffmpeg-src-*/ffmpeg-[0-9]*/ $(FFMPEG_SOURCE); do sh tools/gen-patches.sh $$t || exit 1; done
+demo: ffmpeg all
+	sh tools/ffmpeg-demo.sh $(B) $(CATANET_MODEL) $(DEMO_CLIP)
+fps: ffmpeg
+	sh tools/ffmpeg-fps.sh $(B) $(CATANET_MODEL) $(CATANET_SHARED)/data/video
+# ---- end FFmpeg ----

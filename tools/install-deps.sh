@@ -5,7 +5,7 @@
 #        --fuzz what 'make fuzz' needs: clang, libFuzzer and its sanitizer runtimes, OpenMP headers for clang)
 set -e
 pkgs="build-essential pkg-config libopenblas-openmp-dev libjansson-dev libpng-dev libjpeg62-turbo-dev zip"
-case " $* " in *" --ffmpeg "*) pkgs="$pkgs nasm libx264-dev dpkg-dev libffmpeg-nvenc-dev" ;; esac
+case " $* " in *" --ffmpeg "*) pkgs="$pkgs nasm libx264-dev dpkg-dev libffmpeg-nvenc-dev zlib1g-dev" ;; esac
 case " $* " in *" --fuzz "*) pkgs="$pkgs clang libclang-rt-dev libomp-dev" ;; esac
 case " $* " in *" --plot "*) pkgs="$pkgs gnuplot-nox" ;; esac
 missing=
