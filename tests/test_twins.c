@@ -4,7 +4,8 @@
  * (<= 1e-4), fp16 against fp32 (>= 50 dB PSNR on Set5 x2), device NV12/P010/yuv444p frames against
  * the CPU colour conversion, a caller stream and a caller CUcontext.
  * Exit 77 with the reason when there is no CUDA build or no GPU.
- * Usage: test_twins [--quick]   (--quick: the op table and one small model case, for memcheck runs)
+ * Usage: test_twins [--quick | --bench]   (--quick: the op table and one small model case, for memcheck
+ * runs; --bench: time each op alone at the sizes of a 960x540 frame, no checks)
  */
 #include <math.h>
 #include <stdio.h>
@@ -1020,9 +1021,154 @@ static void frames(void)
     }
 }
 
+
+/* ---- --bench: each op alone at the sizes of a 960x540 x2 frame, CUDA events, 5 runs after 1 warm-up ---- */
+typedef int (*OpFn)(void *);
+static double time_op(OpFn fn, void *arg)
+{
+    cudaEvent_t a, b;
+    cudaEventCreate(&a);
+    cudaEventCreate(&b);
+    if (fn(arg) < 0)
+        return -1;
+    cudaEventRecord(a, cx.stream);
+    for (int i = 0; i < 5; i++)
+        fn(arg);
+    cudaEventRecord(b, cx.stream);
+    cudaEventSynchronize(b);
+    float ms = 0;
+    cudaEventElapsedTime(&ms, a, b);
+    cudaEventDestroy(a);
+    cudaEventDestroy(b);
+    return ms / 5;
+}
+
+typedef struct BenchBufs {
+    int n, h, w;
+    float *x, *y, *z, *wt, *b, *kg, *vg, *q, *k, *v, *big, *big2;
+    int32_t *cid, *ord;
+    CatanetConv2dArgs conv;
+    CatanetIasaArgs ia;
+    CatanetLrsaArgs la;
+    void *tab;
+    CatanetLrsaCudaScratch sc;
+    CatanetLrsaWeights lw;
+} BenchBufs;
+
+static int op_linear_40_96(void *p) { BenchBufs *b = p; return catanet_linear_fwd_cuda(&cx, b->n, 40, 96, b->x, b->wt, b->b, b->big); }
+static int op_linear_96_40(void *p) { BenchBufs *b = p; return catanet_linear_fwd_cuda(&cx, b->n, 96, 40, b->big, b->wt, b->b, b->y); }
+static int op_linear_40_36(void *p) { BenchBufs *b = p; return catanet_linear_fwd_cuda(&cx, b->n, 40, 36, b->x, b->wt, NULL, b->y); }
+static int op_layernorm(void *p) { BenchBufs *b = p; return catanet_layernorm_fwd_cuda(&cx, b->n, 40, b->x, b->b, b->b, b->y); }
+static int op_gelu96(void *p) { BenchBufs *b = p; return catanet_gelu_fwd_cuda(&cx, (size_t)b->n * 96, b->big, b->big); }
+static int op_add40(void *p) { BenchBufs *b = p; return catanet_add_fwd_cuda(&cx, (size_t)b->n * 40, b->x, b->y, b->z); }
+static int op_dwconv(void *p)
+{
+    BenchBufs *b = p;
+    CatanetDwconvArgs a = { 1, b->h, b->w, 96, 5 };
+    return catanet_dwconv_gelu_add_fwd_cuda(&cx, &a, b->big, b->wt, b->b, b->big2);
+}
+static int op_conv(void *p)
+{
+    BenchBufs *b = p;
+    const float *in = b->conv.h * b->conv.w > b->n ? b->big2 : b->x; /* the last conv reads a 2x frame */
+    return catanet_conv2d_fwd_cuda(&cx, &b->conv, in, b->wt, b->b, b->big);
+}
+static int op_cluster(void *p) { BenchBufs *b = p; return catanet_cluster_fwd_cuda(&cx, b->n, 40, b->ia.m, b->x, b->kg, b->cid, b->ord); }
+static int op_iasa(void *p) { BenchBufs *b = p; return catanet_iasa_fwd_cuda(&cx, &b->ia, b->q, b->k, b->v, b->ord, b->kg, b->vg, b->y); }
+static int op_lrsa(void *p) { BenchBufs *b = p; return catanet_lrsa_fwd_cuda(&cx, &b->la, &b->lw, b->tab, &b->sc, b->x, b->z); }
+static int op_shuffle(void *p)
+{
+    BenchBufs *b = p;
+    CatanetShuffleArgs a = { 1, b->h, b->w, 40, 2 };
+    return catanet_pixel_shuffle_lrelu_fwd_cuda(&cx, &a, b->big, b->big2);
+}
+static int op_bilinear_add(void *p) { BenchBufs *b = p; return catanet_bilinear_add_fwd_cuda(&cx, b->h, b->w, 2, b->x, b->y, 2 * b->h, 2 * b->w, b->z); }
+
+static void op_bench(void)
+{
+    BenchBufs b;
+    memset(&b, 0, sizeof(b));
+    b.w = 960;
+    b.h = 540;
+    b.n = b.w * b.h;
+    size_t n = (size_t)b.n, big = n * 4 * 40 + 64;
+    Rng r = { 99 };
+    float *h = randv(&r, big, 1.0f);
+    b.x = up(h, sizeof(float) * n * 40);
+    b.y = up(h + 7, sizeof(float) * n * 40);
+    b.z = up(h + 13, sizeof(float) * n * 40);
+    b.q = up(h + 17, sizeof(float) * n * 36);
+    b.k = up(h + 19, sizeof(float) * n * 36);
+    b.v = up(h + 23, sizeof(float) * n * 40);
+    b.big = up(h, sizeof(float) * big);
+    b.big2 = up(h + 3, sizeof(float) * big);
+    for (size_t i = 0; i < 160 * 360; i++)
+        h[i] *= 0.05f;
+    b.wt = up(h, sizeof(float) * 160 * 360);
+    b.b = up(h + 1000, sizeof(float) * 160);
+    b.kg = up(h + 2000, sizeof(float) * 128 * 40);
+    b.vg = up(h + 9000, sizeof(float) * 128 * 40);
+    b.cid = dmalloc(sizeof(int32_t) * n);
+    b.ord = dmalloc(sizeof(int32_t) * n);
+    int32_t *perm = malloc(sizeof(int32_t) * n);
+    for (size_t i = 0; i < n; i++)
+        perm[i] = (int32_t)i;
+    for (size_t i = n - 1; i > 0; i--) {
+        size_t j = rng_u32(&r) % (i + 1);
+        int32_t t = perm[i];
+        perm[i] = perm[j];
+        perm[j] = t;
+    }
+    cudaMemcpy(b.ord, perm, sizeof(int32_t) * n, cudaMemcpyHostToDevice);
+    free(perm);
+    free(h);
+    printf("op bench, 960x540 tokens (N = %d), ms per call:\n", b.n);
+    struct { const char *name; OpFn fn; } ops[] = {
+        { "linear 40->96 +bias", op_linear_40_96 }, { "linear 96->40 +bias", op_linear_96_40 },
+        { "linear 40->36", op_linear_40_36 }, { "layernorm 40", op_layernorm }, { "gelu [N,96]", op_gelu96 },
+        { "add [N,40]", op_add40 }, { "dwconv5x5+gelu+add [N,96]", op_dwconv },
+        { "pixel_shuffle+lrelu x2 (40ch)", op_shuffle }, { "bilinear+add -> 1920x1080", op_bilinear_add },
+    };
+    for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
+        printf("  %-34s %8.3f\n", ops[i].name, time_op(ops[i].fn, &b));
+    CatanetConv2dArgs convs[] = { { 1, 540, 960, 40, 40, 3 }, { 1, 540, 960, 40, 160, 3 }, { 1, 1080, 1920, 40, 3, 3 },
+                                  { 1, 540, 960, 3, 40, 3 } };
+    const char *cn[] = { "conv3x3 40->40 (mid)", "conv3x3 40->160 (upconv)", "conv3x3 40->3 @1920x1080 (last)",
+                         "conv3x3 3->40 (first)" };
+    for (int i = 0; i < 4; i++) {
+        b.conv = convs[i];
+        printf("  %-34s %8.3f\n", cn[i], time_op(op_conv, &b));
+    }
+    static const int cfg[4][3] = { { 16, 256, 16 }, { 32, 128, 20 }, { 64, 64, 24 }, { 128, 32, 28 } };
+    for (int i = 0; i < 4; i++) {
+        CatanetIasaArgs ia = { b.n, cfg[i][1], cfg[i][0], 4, 9, 10 };
+        b.ia = ia;
+        printf("  cluster M=%-3d                      %8.3f\n", cfg[i][0], time_op(op_cluster, &b));
+        printf("  iasa gs=%-3d M=%-3d                  %8.3f\n", cfg[i][1], cfg[i][0], time_op(op_iasa, &b));
+    }
+    for (int i = 0; i < 4; i++) {
+        CatanetLrsaArgs la = { b.h, b.w, 40, cfg[i][2], 4, 9, 10 };
+        b.la = la;
+        size_t tb = catanet_lrsa_cuda_table_bytes(&la);
+        void *ht = malloc(tb);
+        catanet_lrsa_cuda_table_fill(&la, ht);
+        b.tab = up(ht, tb);
+        free(ht);
+        CatanetLrsaCudaScratch sc = { b.big, b.q, b.k, b.v, b.big2, b.y };
+        CatanetLrsaWeights lw = { b.b, b.b, b.wt, b.wt, b.wt, b.wt };
+        b.sc = sc;
+        b.lw = lw;
+        printf("  lrsa ps=%-3d                        %8.3f\n", cfg[i][2], time_op(op_lrsa, &b));
+        cudaFree(b.tab);
+    }
+    cudaError_t st = cudaDeviceSynchronize();
+    printf("op bench done (%s)\n", cudaGetErrorString(st));
+}
+
 int main(int argc, char **argv)
 {
     quick = argc > 1 && !strcmp(argv[1], "--quick");
+    int bench_only = argc > 1 && !strcmp(argv[1], "--bench");
     int n = 0;
     cudaError_t st = cudaGetDeviceCount(&n);
     if (st != cudaSuccess || n < 1) {
@@ -1042,6 +1188,10 @@ int main(int argc, char **argv)
     cublasSetMathMode(cx.blas, CUBLAS_DEFAULT_MATH);
     cx.work = dmalloc(sizeof(float) * WORK_FLOATS);
     cx.work_floats = WORK_FLOATS;
+    if (bench_only) {
+        op_bench();
+        return 0;
+    }
 
     for (size_t i = 0; i < sizeof(twins) / sizeof(twins[0]); i++) {
         const Twin *t = &twins[i];

@@ -5,8 +5,9 @@
 # and the CPU test suite if time allows. Every step has a timeout and the whole run a deadline
 # (GPU_CHECK_BUDGET seconds, default 420), so it finishes within 8 minutes on an H100.
 # Environment: GPU_CHECK_BUDGET, GPU_CHECK_JOBS (16), GPU_CHECK_BUILDDIR (build/gpu), GPU_CHECK_SKIP_CHECK.
-# OUTDIR gets at most 8 files: summary.txt (one verdict line per step), twins.log, bench.jsonl,
-# memcheck.log, build.log, check.log and logs.tar.gz (every log); the work happens in build/gpu*.
+# OUTDIR gets at most 8 files: summary.txt (one verdict line per step), twins.log, opbench.log,
+# bench.jsonl, memcheck.log, build.log, check.log and logs.tar.gz (every log); the work happens in
+# build/gpu*.
 #
 # gpu-check.sh --stage (here, before a GPU run): copies what the GPU machine lacks into
 # build/gpu-carry (ignored by git, about 15 MB): the reference cases and Set5 LR images from the
@@ -108,7 +109,7 @@ step() {
 # the files that come back (at most 8)
 finish() {
     say "gpu-check: $( [ $status = 0 ] && echo PASS || echo FAIL ) in $(elapsed) s"
-    for f in summary.txt twins.log bench.jsonl memcheck.log build.log check.log; do
+    for f in summary.txt twins.log bench.jsonl memcheck.log build.log check.log opbench.log; do
         [ -f "$LOG/$f" ] && cp "$LOG/$f" "$OUT/"
     done
     (cd "$LOG/.." && tar czf "$OUT/logs.tar.gz" "$(basename "$LOG")") 2>/dev/null
@@ -184,6 +185,11 @@ else
     status=1
 fi
 grep -E '^(PASS|FAIL): (model|Set5|own|caller|twin)' "$LOG/twins.log" | sed 's/^/    /' >> "$SUMMARY"
+
+# ---- each op alone (where the time goes) ----
+step opbench 60 "$B/tests/test_twins" --bench
+[ $rc = 0 ] || say "FAIL opbench: rc $rc"
+grep -E '^  ' "$LOG/opbench.log" | sed 's/^  /OPBENCH /' >> "$SUMMARY"
 
 # ---- benchmarks ----
 M=build/gpu-models

@@ -31,35 +31,38 @@ __device__ static inline float bilinear_at(const float *ip, int h, int w, int s,
     return (1.0f - ly) * top + ly * bot;
 }
 
-/* in [P][H][W] -> out [P][sH][sW] */
-__global__ void bilinear_kernel(int planes, int h, int w, int s, const float *in, float *out)
+/* in [P][H][W] -> out [P][sH][sW]; x over threads, rows over grid.y (strided), planes over grid.z */
+__global__ void bilinear_kernel(int h, int w, int s, const float *in, float *out)
 {
-    int oh = h * s, ow = w * s;
-    GRID_STRIDE(idx, (size_t)planes * oh * ow) {
-        int x = (int)(idx % ow), y = (int)(idx / ow % oh);
-        size_t p = idx / ((size_t)ow * oh);
-        out[idx] = bilinear_at(in + p * h * w, h, w, s, y, x);
-    }
+    int oh = h * s, ow = w * s, x = blockIdx.x * blockDim.x + threadIdx.x, p = blockIdx.z;
+    if (x >= ow)
+        return;
+    for (int y = blockIdx.y; y < oh; y += gridDim.y)
+        out[((size_t)p * oh + y) * ow + x] = bilinear_at(in + (size_t)p * h * w, h, w, s, y, x);
 }
 
 /* out [3][ch][cw] = bilinear(in)[3][..crop] + res NHWC [s h][s w][3] */
 __global__ void bilinear_add_kernel(int h, int w, int s, const float *in, const float *res, int crop_h,
                                     int crop_w, float *out)
 {
-    int ow = w * s;
-    GRID_STRIDE(idx, (size_t)3 * crop_h * crop_w) {
-        int x = (int)(idx % crop_w), y = (int)(idx / crop_w % crop_h);
-        int c = (int)(idx / ((size_t)crop_w * crop_h));
-        out[idx] = bilinear_at(in + (size_t)c * h * w, h, w, s, y, x) + res[((size_t)y * ow + x) * 3 + c];
-    }
+    int ow = w * s, x = blockIdx.x * blockDim.x + threadIdx.x, c = blockIdx.z;
+    if (x >= crop_w)
+        return;
+    for (int y = blockIdx.y; y < crop_h; y += gridDim.y)
+        out[((size_t)c * crop_h + y) * crop_w + x] =
+            bilinear_at(in + (size_t)c * h * w, h, w, s, y, x) + res[((size_t)y * ow + x) * 3 + c];
+}
+
+static dim3 grid_2d(int w, int h, int planes)
+{
+    return dim3((unsigned)((w + CUDA_THREADS - 1) / CUDA_THREADS), (unsigned)(h < 65535 ? h : 65535), (unsigned)planes);
 }
 
 int catanet_bilinear_fwd_cuda(CatanetCudaCtx *cx, int planes, int h, int w, int s, const float *in,
                               float *out)
 {
-    CUDA_REQUIRE(cx, planes > 0 && h > 0 && w > 0 && s > 0, "bilinear_fwd_cuda");
-    size_t n = (size_t)planes * h * s * w * s;
-    bilinear_kernel<<<grid_for(n, CUDA_THREADS), CUDA_THREADS, 0, cx->stream>>>(planes, h, w, s, in, out);
+    CUDA_REQUIRE(cx, planes > 0 && planes <= 65535 && h > 0 && w > 0 && s > 0, "bilinear_fwd_cuda");
+    bilinear_kernel<<<grid_2d(w * s, h * s, planes), CUDA_THREADS, 0, cx->stream>>>(h, w, s, in, out);
     CUDA_LAUNCHED(cx, "bilinear");
     return 0;
 }
@@ -69,9 +72,8 @@ int catanet_bilinear_add_fwd_cuda(CatanetCudaCtx *cx, int h, int w, int s, const
 {
     CUDA_REQUIRE(cx, h > 0 && w > 0 && s > 0, "bilinear_add_fwd_cuda");
     CUDA_REQUIRE(cx, crop_h > 0 && crop_w > 0 && crop_h <= h * s && crop_w <= w * s, "bilinear_add_fwd_cuda");
-    size_t n = (size_t)3 * crop_h * crop_w;
-    bilinear_add_kernel<<<grid_for(n, CUDA_THREADS), CUDA_THREADS, 0, cx->stream>>>(h, w, s, in, res, crop_h,
-                                                                                  crop_w, out);
+    bilinear_add_kernel<<<grid_2d(crop_w, crop_h, 3), CUDA_THREADS, 0, cx->stream>>>(h, w, s, in, res, crop_h,
+                                                                                   crop_w, out);
     CUDA_LAUNCHED(cx, "bilinear_add");
     return 0;
 }

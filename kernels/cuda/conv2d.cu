@@ -6,35 +6,52 @@
 #include "cuda_common.cuh"
 #include "gemm.cuh"
 
-size_t catanet_conv2d_cuda_work(const CatanetConv2dArgs *a)
+/* weights permuted to [cout][k][k][cin] (so that im2col copies contiguous channel runs), then
+ * the im2col chunk */
+static size_t wperm_floats(const CatanetConv2dArgs *a)
 {
-    return (size_t)CATANET_CUDA_CONV_ROWS * a->cin * a->ksize * a->ksize;
+    return ((size_t)a->cout * a->cin * a->ksize * a->ksize + 63) & ~(size_t)63;
 }
 
-/* col [rows][cin*k*k] for output pixels p0..p0+rows-1, columns ordered [cin][ky][kx] like the
- * weight rows; taps outside the image are 0 */
-__global__ void im2col_kernel(CatanetConv2dArgs a, const float *in, size_t p0, int rows, float *col)
+size_t catanet_conv2d_cuda_work(const CatanetConv2dArgs *a)
 {
-    int k = a.ksize, p = k / 2, kk = k * k, ncol = a.cin * kk;
-    GRID_STRIDE(idx, (size_t)rows * ncol) {
-        size_t r = idx / ncol;
-        int j = (int)(idx - r * ncol);
-        int c = j / kk, t = j - c * kk, ky = t / k, kx = t - ky * k;
-        size_t pix = p0 + r;
-        int x = (int)(pix % a.w), y = (int)(pix / a.w % a.h);
-        size_t img = pix / ((size_t)a.w * a.h);
-        int yy = y + ky - p, xx = x + kx - p;
-        float v = 0.0f;
-        if (yy >= 0 && yy < a.h && xx >= 0 && xx < a.w)
-            v = in[((img * a.h + yy) * a.w + xx) * a.cin + c];
-        col[idx] = v;
+    return wperm_floats(a) + (size_t)CATANET_CUDA_CONV_ROWS * a->cin * a->ksize * a->ksize;
+}
+
+/* w [cout][cin][kk] -> wp [cout][kk][cin] */
+__global__ void conv_permute_kernel(int cout, int cin, int kk, const float *w, float *wp)
+{
+    int n = cout * cin * kk;
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
+        int o = i / (cin * kk), r = i - o * cin * kk, c = r / kk, t = r - c * kk;
+        wp[(size_t)o * cin * kk + t * cin + c] = w[i];
     }
 }
 
-__global__ void conv_bias_kernel(size_t rows, int cout, const float *b, float *y)
+/* col [rows][k*k*cin] for output pixels p0.. (one block per pixel), columns ordered [ky][kx][cin]
+ * like the permuted weights; taps outside the image are 0 */
+__global__ void im2col_kernel(CatanetConv2dArgs a, const float *in, int p0, float *col)
 {
-    GRID_STRIDE(i, rows * cout)
-        y[i] = b[i % cout];
+    int k = a.ksize, p = k / 2, cin = a.cin, ncol = cin * k * k;
+    int pix = p0 + blockIdx.x, hw = a.h * a.w;
+    int img = pix / hw, rem = pix - img * hw, y = rem / a.w, x = rem - y * a.w;
+    float *cr = col + (size_t)blockIdx.x * ncol;
+    for (int j = threadIdx.x; j < ncol; j += blockDim.x) {
+        int t = j / cin, c = j - t * cin, ky = t / k, kx = t - ky * k;
+        int yy = y + ky - p, xx = x + kx - p;
+        float v = 0.0f;
+        if (yy >= 0 && yy < a.h && xx >= 0 && xx < a.w)
+            v = in[(((size_t)img * a.h + yy) * a.w + xx) * cin + c];
+        cr[j] = v;
+    }
+}
+
+/* y [rows][cout] = bias, rows over blockIdx/threadIdx.y, columns over threadIdx.x */
+__global__ void conv_bias_kernel(int rows, int cout, const float *b, float *y)
+{
+    for (int r = blockIdx.x * blockDim.y + threadIdx.y; r < rows; r += gridDim.x * blockDim.y)
+        for (int o = threadIdx.x; o < cout; o += blockDim.x)
+            y[(size_t)r * cout + o] = b[o];
 }
 
 /* in [B,H,W,cin], wt [cout,cin,k,k], bias [cout] or NULL -> out [B,H,W,cout] */
@@ -43,22 +60,26 @@ int catanet_conv2d_fwd_cuda(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, cons
 {
     CUDA_REQUIRE(cx, a->batch > 0 && a->h > 0 && a->w > 0 && a->cin > 0 && a->cout > 0, "conv2d_fwd_cuda");
     CUDA_REQUIRE(cx, a->ksize > 0 && a->ksize % 2 == 1, "conv2d_fwd_cuda");
+    CUDA_REQUIRE(cx, (size_t)a->batch * a->h * a->w < ((size_t)1 << 31), "conv2d_fwd_cuda");
     CUDA_REQUIRE(cx, cx->work && cx->work_floats >= catanet_conv2d_cuda_work(a), "conv2d_fwd_cuda");
     CUDA_REQUIRE(cx, in != out, "conv2d_fwd_cuda"); /* later chunks read rows earlier ones would overwrite */
-    size_t total = (size_t)a->batch * a->h * a->w;
-    int ncol = a->cin * a->ksize * a->ksize;
+    int total = a->batch * a->h * a->w, kk = a->ksize * a->ksize, ncol = a->cin * kk;
+    float *wp = cx->work, *col = cx->work + wperm_floats(a);
+    conv_permute_kernel<<<grid_for((size_t)a->cout * ncol, CUDA_THREADS), CUDA_THREADS, 0, cx->stream>>>(
+        a->cout, a->cin, kk, wt, wp);
+    CUDA_LAUNCHED(cx, "conv2d permute");
     if (bias) {
-        conv_bias_kernel<<<grid_for(total * a->cout, CUDA_THREADS), CUDA_THREADS, 0, cx->stream>>>(
-            total, a->cout, bias, out);
+        unsigned blocks = (unsigned)((total + 7) / 8 < 65535 * 16 ? (total + 7) / 8 : 65535 * 16);
+        conv_bias_kernel<<<blocks, dim3(32, 8), 0, cx->stream>>>(total, a->cout, bias, out);
         CUDA_LAUNCHED(cx, "conv2d bias");
     }
-    for (size_t p0 = 0; p0 < total; p0 += CATANET_CUDA_CONV_ROWS) {
-        int rows = (int)(total - p0 < CATANET_CUDA_CONV_ROWS ? total - p0 : CATANET_CUDA_CONV_ROWS);
-        im2col_kernel<<<grid_for((size_t)rows * ncol, CUDA_THREADS), CUDA_THREADS, 0, cx->stream>>>(
-            *a, in, p0, rows, cx->work);
+    int threads = ncol < 256 ? (ncol + 31) / 32 * 32 : 256;
+    for (int p0 = 0; p0 < total; p0 += CATANET_CUDA_CONV_ROWS) {
+        int rows = total - p0 < CATANET_CUDA_CONV_ROWS ? total - p0 : CATANET_CUDA_CONV_ROWS;
+        im2col_kernel<<<rows, threads, 0, cx->stream>>>(*a, in, p0, col);
         CUDA_LAUNCHED(cx, "conv2d im2col");
-        int ret = catanet_cuda_gemm_rm(cx, rows, a->cout, ncol, cx->work, ncol, wt, ncol,
-                                       bias ? 1.0f : 0.0f, out + p0 * a->cout, a->cout);
+        int ret = catanet_cuda_gemm_rm(cx, rows, a->cout, ncol, col, ncol, wp, ncol, bias ? 1.0f : 0.0f,
+                                       out + (size_t)p0 * a->cout, a->cout);
         if (ret < 0)
             return ret;
     }

@@ -86,9 +86,19 @@ __device__ static inline float gelu_exact(float x)
 /* ---- attention: one query per thread, keys streamed through shared memory in tiles ----
  * Online softmax (running max m, running sum l, running weighted sum acc): the score rows are
  * never stored, so the window can be as wide as the caller likes. DQK/DV are the head dims when
- * known at compile time (9 and 10 for CATANet), 0 for the runtime-sized generic path (<= 32). */
+ * known at compile time (9 and 10 for CATANet), 0 for the runtime-sized generic path (<= 32).
+ * With known dims the shared-memory rows are padded to a multiple of 4 floats and read as
+ * float4 (broadcast: every thread reads the same key), and the query is zero-padded to match. */
 #define ATT_KEY_TILE 128
 #define ATT_MAX_HEAD 32
+#define ATT_PAD(D) ((D) ? (((D) + 3) & ~3) : ATT_MAX_HEAD)
+
+/* the shared memory one attending block needs */
+struct AttSmem {
+    float4 ks[ATT_KEY_TILE * ATT_MAX_HEAD / 4];
+    float4 vs[ATT_KEY_TILE * ATT_MAX_HEAD / 4];
+    int row[ATT_KEY_TILE];
+};
 
 template <int DV>
 struct OnlineSoftmax {
@@ -105,53 +115,95 @@ __device__ static inline void os_init(OnlineSoftmax<DV> &st, int dv)
         st.acc[e] = 0.0f;
 }
 
+/* the query of one head, zero-padded to ATT_PAD(DQK) */
+template <int DQK>
+__device__ static inline void load_query(float *qv, bool active, const float *src, int dqk_rt)
+{
+    const int dqk = DQK ? DQK : dqk_rt;
+#pragma unroll
+    for (int e = 0; e < ATT_PAD(DQK); e++)
+        qv[e] = (active && e < dqk) ? src[e] : 0.0f;
+}
+
+/* one key/value pair into the state */
+template <int DV>
+__device__ static inline void os_update(OnlineSoftmax<DV> &st, float s, const float *vp, int dv)
+{
+    if (s > st.m) {
+        float corr = expf(st.m - s); /* 0 on the first key (m = -inf) */
+        st.l = st.l * corr + 1.0f;
+#pragma unroll
+        for (int e = 0; e < (DV ? DV : ATT_MAX_HEAD); e++)
+            if (DV || e < dv)
+                st.acc[e] = st.acc[e] * corr + vp[e];
+        st.m = s;
+    } else {
+        float w = expf(s - st.m);
+        st.l += w;
+#pragma unroll
+        for (int e = 0; e < (DV ? DV : ATT_MAX_HEAD); e++)
+            if (DV || e < dv)
+                st.acc[e] += w * vp[e];
+    }
+}
+
 /* Streams `nkeys` keys through smem. rowof(p) gives the row of key p in K [*, ldk] and
  * V [*, ldv]; the head's columns start at kcol/vcol. Every thread of the block must call this
- * (it synchronises); `active` threads update their state with their query qv. */
+ * (it synchronises); `active` threads update their state with their (padded) query qv. */
 template <int DQK, int DV, class RowOf>
 __device__ static void attend(OnlineSoftmax<DV> &st, const float *qv, bool active, int nkeys,
                               RowOf rowof, const float *K, int ldk, int kcol, const float *V,
-                              int ldv, int vcol, int dqk_rt, int dv_rt, float scale, float *ks,
-                              float *vs)
+                              int ldv, int vcol, int dqk_rt, int dv_rt, float scale, AttSmem &sm)
 {
     const int dqk = DQK ? DQK : dqk_rt, dv = DV ? DV : dv_rt;
+    const int KS = DQK ? ATT_PAD(DQK) : dqk_rt, VS = DV ? ATT_PAD(DV) : dv_rt; /* smem row strides */
+    float *ks = (float *)sm.ks, *vs = (float *)sm.vs;
     for (int t0 = 0; t0 < nkeys; t0 += ATT_KEY_TILE) {
         int cnt = nkeys - t0 < ATT_KEY_TILE ? nkeys - t0 : ATT_KEY_TILE;
         __syncthreads(); /* the previous tile is no longer read */
-        for (int idx = threadIdx.x; idx < cnt * dqk; idx += blockDim.x) {
-            int p = idx / dqk, e = idx - p * dqk;
-            ks[idx] = K[(size_t)rowof(t0 + p) * ldk + kcol + e];
+        for (int p = threadIdx.x; p < cnt; p += blockDim.x)
+            sm.row[p] = rowof(t0 + p);
+        __syncthreads();
+        for (int idx = threadIdx.x; idx < cnt * KS; idx += blockDim.x) {
+            int p = idx / KS, e = idx - p * KS;
+            ks[idx] = e < dqk ? K[(size_t)sm.row[p] * ldk + kcol + e] : 0.0f;
         }
-        for (int idx = threadIdx.x; idx < cnt * dv; idx += blockDim.x) {
-            int p = idx / dv, e = idx - p * dv;
-            vs[idx] = V[(size_t)rowof(t0 + p) * ldv + vcol + e];
+        for (int idx = threadIdx.x; idx < cnt * VS; idx += blockDim.x) {
+            int p = idx / VS, e = idx - p * VS;
+            vs[idx] = e < dv ? V[(size_t)sm.row[p] * ldv + vcol + e] : 0.0f;
         }
         __syncthreads();
         if (!active)
             continue;
         for (int p = 0; p < cnt; p++) {
-            const float *kp = ks + p * dqk, *vp = vs + p * dv;
             float s = 0.0f;
+            if (DQK && DV) {
+                const float4 *k4 = (const float4 *)(ks + p * KS), *v4 = (const float4 *)(vs + p * VS);
+                float vp[ATT_PAD(DV)];
 #pragma unroll
-            for (int e = 0; e < (DQK ? DQK : ATT_MAX_HEAD); e++)
-                if (DQK || e < dqk)
-                    s += qv[e] * kp[e];
-            s *= scale;
-            if (s > st.m) {
-                float corr = expf(st.m - s); /* 0 on the first key (m = -inf) */
-                st.l = st.l * corr + 1.0f;
+                for (int e4 = 0; e4 < ATT_PAD(DQK) / 4; e4++) {
+                    float4 k = k4[e4];
+                    s += qv[4 * e4] * k.x;
+                    s += qv[4 * e4 + 1] * k.y;
+                    s += qv[4 * e4 + 2] * k.z;
+                    s += qv[4 * e4 + 3] * k.w;
+                }
 #pragma unroll
-                for (int e = 0; e < (DV ? DV : ATT_MAX_HEAD); e++)
-                    if (DV || e < dv)
-                        st.acc[e] = st.acc[e] * corr + vp[e];
-                st.m = s;
+                for (int e4 = 0; e4 < ATT_PAD(DV) / 4; e4++) {
+                    float4 v = v4[e4];
+                    vp[4 * e4] = v.x;
+                    vp[4 * e4 + 1] = v.y;
+                    vp[4 * e4 + 2] = v.z;
+                    vp[4 * e4 + 3] = v.w;
+                }
+                os_update(st, s * scale, vp, dv);
             } else {
-                float w = expf(s - st.m);
-                st.l += w;
+                const float *kp = ks + p * KS, *vp = vs + p * VS;
 #pragma unroll
-                for (int e = 0; e < (DV ? DV : ATT_MAX_HEAD); e++)
-                    if (DV || e < dv)
-                        st.acc[e] += w * vp[e];
+                for (int e = 0; e < ATT_MAX_HEAD; e++)
+                    if (e < dqk)
+                        s += qv[e] * kp[e];
+                os_update(st, s * scale, vp, dv);
             }
         }
     }

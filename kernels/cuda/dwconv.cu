@@ -5,18 +5,15 @@
  */
 #include "cuda_common.cuh"
 
-/* one thread per output element (pixel, channel): consecutive threads read consecutive channels.
- * Tap order (ky, kx) as in the CPU twin. */
+/* one block per pixel (position computed once), threads over channels: consecutive threads read
+ * consecutive channels. Tap order (ky, kx) as in the CPU twin. */
 template <bool GELU_ADD>
 __global__ void dwconv_kernel(CatanetDwconvArgs a, const float *in, const float *wt, const float *bias,
                               float *out)
 {
-    int k = a.ksize, p = k / 2, c = a.c;
-    GRID_STRIDE(idx, (size_t)a.batch * a.h * a.w * c) {
-        int ch = (int)(idx % c);
-        size_t pix = idx / c;
-        int x = (int)(pix % a.w), y = (int)(pix / a.w % a.h);
-        size_t img = pix / ((size_t)a.w * a.h);
+    int k = a.ksize, p = k / 2, c = a.c, hw = a.h * a.w;
+    int pix = blockIdx.x, img = pix / hw, rem = pix - img * hw, y = rem / a.w, x = rem - y * a.w;
+    for (int ch = threadIdx.x; ch < c; ch += blockDim.x) {
         float acc = bias ? bias[ch] : 0.0f;
         const float *wc = wt + (size_t)ch * k * k;
         for (int ky = 0; ky < k; ky++) {
@@ -27,10 +24,11 @@ __global__ void dwconv_kernel(CatanetDwconvArgs a, const float *in, const float 
                 int xx = x + kx - p;
                 if (xx < 0 || xx >= a.w)
                     continue;
-                acc += in[((img * a.h + yy) * a.w + xx) * c + ch] * wc[ky * k + kx];
+                acc += in[(((size_t)img * a.h + yy) * a.w + xx) * c + ch] * wc[ky * k + kx];
             }
         }
-        out[idx] = GELU_ADD ? in[idx] + gelu_exact(acc) : acc;
+        size_t o = (size_t)pix * c + ch;
+        out[o] = GELU_ADD ? in[o] + gelu_exact(acc) : acc;
     }
 }
 
@@ -40,11 +38,13 @@ static int launch(CatanetCudaCtx *cx, const CatanetDwconvArgs *a, const float *i
     CUDA_REQUIRE(cx, a->batch > 0 && a->h > 0 && a->w > 0 && a->c > 0, "dwconv_fwd_cuda");
     CUDA_REQUIRE(cx, a->ksize > 0 && a->ksize % 2 == 1, "dwconv_fwd_cuda");
     CUDA_REQUIRE(cx, in != out, "dwconv_fwd_cuda");
-    size_t n = (size_t)a->batch * a->h * a->w * a->c;
+    CUDA_REQUIRE(cx, (size_t)a->batch * a->h * a->w < ((size_t)1 << 31), "dwconv_fwd_cuda");
+    unsigned pixels = (unsigned)(a->batch * a->h * a->w);
+    int threads = a->c < 256 ? (a->c + 31) / 32 * 32 : 256;
     if (gelu_add)
-        dwconv_kernel<true><<<grid_for(n, CUDA_THREADS), CUDA_THREADS, 0, cx->stream>>>(*a, in, wt, bias, out);
+        dwconv_kernel<true><<<pixels, threads, 0, cx->stream>>>(*a, in, wt, bias, out);
     else
-        dwconv_kernel<false><<<grid_for(n, CUDA_THREADS), CUDA_THREADS, 0, cx->stream>>>(*a, in, wt, bias, out);
+        dwconv_kernel<false><<<pixels, threads, 0, cx->stream>>>(*a, in, wt, bias, out);
     CUDA_LAUNCHED(cx, "dwconv");
     return 0;
 }

@@ -28,7 +28,7 @@ __global__ void __launch_bounds__(IASA_QUERIES)
 iasa_kernel(CatanetIasaArgs a, int gs, float scale, const float *q, const float *k, const float *v,
             const int32_t *ord, const float *kg, const float *vg, float *out)
 {
-    __shared__ float ks[ATT_KEY_TILE * ATT_MAX_HEAD], vs[ATT_KEY_TILE * ATT_MAX_HEAD];
+    __shared__ AttSmem sm;
     const int dqk = DQK ? DQK : a.dqk, dv = DV ? DV : a.dv;
     const int hq = a.heads * dqk, hv = a.heads * dv;
     const int j = blockIdx.x, h = blockIdx.y;
@@ -37,18 +37,15 @@ iasa_kernel(CatanetIasaArgs a, int gs, float scale, const float *q, const float 
     /* padded query rows (qp >= n) are dropped by the official code: not computed at all */
     const bool active = qi < gs && qp < a.n;
     int tq = active ? ord[qp] : 0;
-    float qv[DQK ? DQK : ATT_MAX_HEAD];
-#pragma unroll
-    for (int e = 0; e < (DQK ? DQK : ATT_MAX_HEAD); e++)
-        qv[e] = (active && (DQK || e < dqk)) ? q[(size_t)tq * hq + h * dqk + e] : 0.0f;
+    float qv[ATT_PAD(DQK)];
+    load_query<DQK>(qv, active, q + (size_t)tq * hq + h * dqk, dqk);
 
     OnlineSoftmax<DV> loc, glb;
     os_init(loc, dv);
     os_init(glb, dv);
     WindowRow wr = { ord, (long long)j * gs, a.n };
-    attend<DQK, DV>(loc, qv, active, 2 * gs, wr, k, hq, h * dqk, v, hv, h * dv, dqk, dv, scale, ks, vs);
-    attend<DQK, DV>(glb, qv, active, a.m, IdentityRow(), kg, hq, h * dqk, vg, hv, h * dv, dqk, dv, scale, ks,
-                    vs);
+    attend<DQK, DV>(loc, qv, active, 2 * gs, wr, k, hq, h * dqk, v, hv, h * dv, dqk, dv, scale, sm);
+    attend<DQK, DV>(glb, qv, active, a.m, IdentityRow(), kg, hq, h * dqk, vg, hv, h * dv, dqk, dv, scale, sm);
     if (!active)
         return;
     float il = 1.0f / loc.l, ig = 1.0f / glb.l;

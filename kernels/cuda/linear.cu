@@ -5,11 +5,13 @@
 #include "cuda_common.cuh"
 #include "gemm.cuh"
 
-/* y [rows][out] = bias broadcast (the GEMM then accumulates with beta = 1, as the CPU path does) */
-__global__ void bias_rows_kernel(size_t rows, int out, const float *b, float *y)
+/* y [rows][out] = bias broadcast (the GEMM then accumulates with beta = 1, as the CPU path does);
+ * rows over blockIdx/threadIdx.y, columns over threadIdx.x */
+__global__ void bias_rows_kernel(int rows, int out, const float *b, float *y)
 {
-    GRID_STRIDE(i, rows * out)
-        y[i] = b[i % out];
+    for (int r = blockIdx.x * blockDim.y + threadIdx.y; r < rows; r += gridDim.x * blockDim.y)
+        for (int o = threadIdx.x; o < out; o += blockDim.x)
+            y[(size_t)r * out + o] = b[o];
 }
 
 /* Row-major C[m][n] (+)= A[m][k] B[n][k]^T, i.e. x w^T with PyTorch weights. In cuBLAS's
@@ -38,8 +40,8 @@ int catanet_linear_fwd_cuda(CatanetCudaCtx *cx, int n, int in, int out, const fl
     if (n == 0)
         return 0;
     if (b) {
-        bias_rows_kernel<<<grid_for((size_t)n * out, CUDA_THREADS), CUDA_THREADS, 0, cx->stream>>>(
-            (size_t)n, out, b, y);
+        unsigned blocks = (unsigned)((n + 7) / 8 < 65535 * 16 ? (n + 7) / 8 : 65535 * 16);
+        bias_rows_kernel<<<blocks, dim3(32, 8), 0, cx->stream>>>(n, out, b, y);
         CUDA_LAUNCHED(cx, "linear bias");
     }
     return catanet_cuda_gemm_rm(cx, n, out, in, x, in, w, in, b ? 1.0f : 0.0f, y, out);

@@ -95,7 +95,7 @@ __global__ void __launch_bounds__(LRSA_QUERIES)
 lrsa_attn_kernel(CatanetLrsaArgs a, LrsaTable tb, int nr, int nc, int cr0, int cc0, float scale,
                  const float *q, const float *k, const float *v, float *asum)
 {
-    __shared__ float ks[ATT_KEY_TILE * ATT_MAX_HEAD], vs[ATT_KEY_TILE * ATT_MAX_HEAD];
+    __shared__ AttSmem sm;
     const int dqk = DQK ? DQK : a.dqk, dv = DV ? DV : a.dv;
     const int hq = a.heads * dqk, hv = a.heads * dv, T = a.ps * a.ps;
     const int ncp = (nc - cc0 + 2) / 3;
@@ -105,13 +105,11 @@ lrsa_attn_kernel(CatanetLrsaArgs a, LrsaTable tb, int nr, int nc, int cr0, int c
     const bool active = t < T;
     PatchRow rowof = { tb.rs[pr], tb.cs[pc], a.ps, a.w };
     int tok = active ? rowof(t) : 0;
-    float qv[DQK ? DQK : ATT_MAX_HEAD];
-#pragma unroll
-    for (int e = 0; e < (DQK ? DQK : ATT_MAX_HEAD); e++)
-        qv[e] = (active && (DQK || e < dqk)) ? q[(size_t)tok * hq + h * dqk + e] : 0.0f;
+    float qv[ATT_PAD(DQK)];
+    load_query<DQK>(qv, active, q + (size_t)tok * hq + h * dqk, dqk);
     OnlineSoftmax<DV> st;
     os_init(st, dv);
-    attend<DQK, DV>(st, qv, active, T, rowof, k, hq, h * dqk, v, hv, h * dv, dqk, dv, scale, ks, vs);
+    attend<DQK, DV>(st, qv, active, T, rowof, k, hq, h * dqk, v, hv, h * dv, dqk, dv, scale, sm);
     if (!active)
         return;
     float il = 1.0f / st.l;
@@ -122,14 +120,18 @@ lrsa_attn_kernel(CatanetLrsaArgs a, LrsaTable tb, int nr, int nc, int cr0, int c
             o[e] += st.acc[e] * il;
 }
 
-/* out = wr[y] wc[x] (cr[y] cc[x] x + proj); out may alias x */
+/* out = wr[y] wc[x] (cr[y] cc[x] x + proj); out may alias x. Pixels over blockIdx/threadIdx.y,
+ * channels over threadIdx.x */
 __global__ void lrsa_combine_kernel(int h, int w, int c, LrsaTable tb, const float *x, const float *proj,
                                     float *out)
 {
-    GRID_STRIDE(idx, (size_t)h * w * c) {
-        size_t pix = idx / c;
-        int xx = (int)(pix % w), y = (int)(pix / w);
-        out[idx] = tb.wr[y] * tb.wc[xx] * (tb.cr[y] * tb.cc[xx] * x[idx] + proj[idx]);
+    for (int pix = blockIdx.x * blockDim.y + threadIdx.y; pix < h * w; pix += gridDim.x * blockDim.y) {
+        int y = pix / w, xx = pix - y * w;
+        float f = tb.wr[y] * tb.wc[xx], cnt = tb.cr[y] * tb.cc[xx];
+        for (int ch = threadIdx.x; ch < c; ch += blockDim.x) {
+            size_t i = (size_t)pix * c + ch;
+            out[i] = f * (cnt * x[i] + proj[i]);
+        }
     }
 }
 
@@ -168,8 +170,8 @@ int catanet_lrsa_fwd_cuda(CatanetCudaCtx *cx, const CatanetLrsaArgs *a, const Ca
         }
     if ((ret = catanet_linear_fwd_cuda(cx, N, hv, C, s->asum, wt->wproj, NULL, s->proj)) < 0)
         return ret;
-    lrsa_combine_kernel<<<grid_for((size_t)N * C, CUDA_THREADS), CUDA_THREADS, 0, cx->stream>>>(
-        a->h, a->w, C, tb, x, s->proj, out);
+    unsigned blocks = (unsigned)((N + 7) / 8 < 65535 * 16 ? (N + 7) / 8 : 65535 * 16);
+    lrsa_combine_kernel<<<blocks, dim3(32, 8), 0, cx->stream>>>(a->h, a->w, C, tb, x, s->proj, out);
     CUDA_LAUNCHED(cx, "lrsa combine");
     return 0;
 }

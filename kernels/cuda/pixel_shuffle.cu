@@ -6,19 +6,17 @@
 #include "cuda_common.cuh"
 
 /* in [B,H,W,C*r*r] -> out [B,H*r,W*r,C]; out[b][h*r+i][w*r+j][c] = in[b][h][w][c*r*r+i*r+j];
- * one thread per output element (writes coalesced) */
+ * one block per output pixel, threads over channels (writes coalesced) */
 template <bool LRELU>
 __global__ void shuffle_kernel(CatanetShuffleArgs a, const float *in, float *out)
 {
     int r = a.r, c = a.c, ow = a.w * r, oh = a.h * r;
-    GRID_STRIDE(idx, (size_t)a.batch * oh * ow * c) {
-        int ch = (int)(idx % c);
-        size_t opix = idx / c;
-        int ox = (int)(opix % ow), oy = (int)(opix / ow % oh);
-        size_t b = opix / ((size_t)ow * oh);
-        int h = oy / r, i = oy - h * r, w = ox / r, j = ox - w * r;
-        float v = in[((b * a.h + h) * a.w + w) * ((size_t)c * r * r) + (size_t)ch * r * r + i * r + j];
-        out[idx] = LRELU ? (v >= 0.0f ? v : CATANET_LRELU_SLOPE * v) : v;
+    int opix = blockIdx.x, ox = opix % ow, t = opix / ow, oy = t % oh, b = t / oh;
+    int h = oy / r, i = oy - h * r, w = ox / r, j = ox - w * r;
+    const float *src = in + (((size_t)b * a.h + h) * a.w + w) * ((size_t)c * r * r) + i * r + j;
+    for (int ch = threadIdx.x; ch < c; ch += blockDim.x) {
+        float v = src[(size_t)ch * r * r];
+        out[(size_t)opix * c + ch] = LRELU ? (v >= 0.0f ? v : CATANET_LRELU_SLOPE * v) : v;
     }
 }
 
@@ -26,11 +24,13 @@ static int launch(CatanetCudaCtx *cx, const CatanetShuffleArgs *a, const float *
 {
     CUDA_REQUIRE(cx, a->batch > 0 && a->h > 0 && a->w > 0 && a->c > 0 && a->r > 0, "pixel_shuffle_fwd_cuda");
     CUDA_REQUIRE(cx, in != out, "pixel_shuffle_fwd_cuda");
-    size_t n = (size_t)a->batch * a->h * a->w * a->c * a->r * a->r;
+    CUDA_REQUIRE(cx, (size_t)a->batch * a->h * a->w * a->r * a->r < ((size_t)1 << 31), "pixel_shuffle_fwd_cuda");
+    unsigned opix = (unsigned)(a->batch * a->h * a->w * a->r * a->r);
+    int threads = a->c < 256 ? (a->c + 31) / 32 * 32 : 256;
     if (lrelu)
-        shuffle_kernel<true><<<grid_for(n, CUDA_THREADS), CUDA_THREADS, 0, cx->stream>>>(*a, in, out);
+        shuffle_kernel<true><<<opix, threads, 0, cx->stream>>>(*a, in, out);
     else
-        shuffle_kernel<false><<<grid_for(n, CUDA_THREADS), CUDA_THREADS, 0, cx->stream>>>(*a, in, out);
+        shuffle_kernel<false><<<opix, threads, 0, cx->stream>>>(*a, in, out);
     CUDA_LAUNCHED(cx, "pixel_shuffle");
     return 0;
 }
