@@ -861,8 +861,18 @@ static void test_pth_variants(void)
         }
         pk_tensor(&pk, "w", "FloatStorage", "0", 12, 0, 2, s34, st34);
         pk_op(&pk, 's');
-        if (tops[k])
+        if (tops[k]) {
             pk_op(&pk, 's');
+            /* other top-level entries are parsed and ignored: 'iter': [None, True, 1] */
+            pk_str(&pk, "iter");
+            pk_op(&pk, ']');
+            pk_op(&pk, '(');
+            pk_op(&pk, 'N');
+            pk_op(&pk, 0x88);
+            pk_int(&pk, 1);
+            pk_op(&pk, 'e');
+            pk_op(&pk, 's');
+        }
         pk_op(&pk, '.');
         make_pth(tpath(p, sizeof(p), "top.pth"), &pk, 1, keys, data, sizes, NULL);
         ret = catanet_pth_open(&st, p, err, sizeof(err));
