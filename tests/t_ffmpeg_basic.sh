@@ -28,6 +28,22 @@ check "framemd5 deterministic: 2 runs and 1 vs 2 threads give the same $n frame 
     sh -c "[ $n = 2 ] && cmp -s '$TMP/a.md5' '$TMP/b.md5' && cmp -s '$TMP/a.md5' '$TMP/c.md5'"
 check "output is 2x: 32x24 -> 64x48" grep -q '^#dimensions 0: 64x48$' "$TMP/a.md5"
 
+# the newer FFmpeg (make ffmpeg-new), when it was built: registered, and the same frames
+NEW=$B/ffmpeg-new/ffmpeg
+if [ -x "$NEW" ]; then
+    if [ "$B/libcatanet.a" -nt "$NEW" ]; then
+        sh tools/ffmpeg-build.sh "$B" ffmpeg-new trixie > "$TMP/new-build.log" 2>&1 || cat "$TMP/new-build.log"
+    fi
+    "$NEW" -nostdin -hide_banner -v error -y -lavfi "$src,catanet_xs=model=$M:threads=2" -bitexact -f framemd5 \
+        "$TMP/new.md5"
+    hn=$(hashes "$TMP/new.md5" | tr '\n' ' ')
+    ho=$(hashes "$TMP/a.md5" | tr '\n' ' ')
+    check "FFmpeg $(cat "$B/ffmpeg-new/.catanet-version") (make ffmpeg-new) gives the frame hashes of FFmpeg $(cat "$B/ffmpeg/.catanet-version")" \
+        [ -n "$hn" -a "$hn" = "$ho" ]
+else
+    echo "(make ffmpeg-new was not run: the newer FFmpeg is not checked)"
+fi
+
 ff -lavfi "testsrc2=size=18x12:rate=5:duration=0.2,setsar=4/3,format=yuv420p,catanet_xs=model=$M" -bitexact \
     -f framemd5 "$TMP/sar.md5"
 check "SAR 4/3 passes through, 18x12 -> 36x24" \

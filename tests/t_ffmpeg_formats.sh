@@ -47,5 +47,5 @@ for f in yuv444p10le yuv444p; do
     eval "rc_$f=\$?"
 done
 check "yuv444p10le keeps 10-bit precision (within half an 8-bit step of the float output; 8-bit yuv444p is not)" \
-    [ "$rc_yuv444p10le" = 0 ] && [ "$rc_yuv444p" = 1 ]
+    [ "$rc_yuv444p10le" = 0 -a "$rc_yuv444p" = 1 ]
 finish

@@ -7,8 +7,9 @@
 # Prints the path of the unpacked tree on its last line.
 #
 # The deb-src entries are derived at run time from the machine's own APT sources
-# (/etc/apt/sources-parts/*.sources in deb822 form and /etc/apt/sources.list[.d/*.list]),
-# written under BUILDDIR/apt-SUITE/, and APT is pointed at them with -o options; all
+# (/etc/apt/sources.list.d/*.sources in deb822 form and /etc/apt/sources.list[.d/*.list]),
+# written under BUILDDIR/apt-SUITE/sources-parts (not *.d: the Makefile includes every *.d under
+# build/), and APT is pointed at them with -o options; all
 # APT state (lists, downloaded files) stays under BUILDDIR. No mirror host name is kept
 # in this repository and the machine's APT configuration is not modified.
 set -e
@@ -23,7 +24,7 @@ mkdir -p "$A/sources-parts" "$A/lists/partial" "$A/cache/archives/partial" "$B/f
 # given), turn them into deb-src, optionally replace the suite.
 out=$A/sources-parts/catanet-src.sources
 : > "$out"
-for f in /etc/apt/sources-parts/*.sources; do
+for f in /etc/apt/sources.list.d/*.sources; do
     [ -f "$f" ] || continue
     awk -v suite="$SUITE" '
         function flush() {
@@ -44,7 +45,7 @@ for f in /etc/apt/sources-parts/*.sources; do
         END { flush() }' "$f" >> "$out"
 done
 # one-line format
-for f in /etc/apt/sources.list /etc/apt/sources-parts/*.list; do
+for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
     [ -f "$f" ] || continue
     awk -v suite="$SUITE" '
         $1 == "deb" {
@@ -71,10 +72,18 @@ $APT update >&2
 cd "$B/ffmpeg-src-$tag"
 rm -rf ffmpeg-[0-9]*/
 echo "ffmpeg-fetch: apt-get source ffmpeg" >&2
-$APT source --download-only ffmpeg >&2
-dsc=$(ls -t ffmpeg_*.dsc | head -n 1)
-# dpkg-source applies Debian's own patch series; signatures are not checked (no keyring for
-# source uploaders here; the index itself was verified by APT).
-dpkg-source --no-check -x "$dsc" >&2
+$APT source --download-only ffmpeg >&2 || echo "ffmpeg-fetch: apt-get source did not get every file" >&2
+dsc=$(ls -t ffmpeg_*.dsc 2>/dev/null | head -n 1)
+if [ -n "$dsc" ]; then
+    # dpkg-source applies Debian's own patch series; signatures are not checked (no keyring
+    # for source uploaders here; the index itself was verified by APT)
+    dpkg-source --no-check -x "$dsc" >&2
+else
+    # a mirror caught mid-update may serve the upstream tarball without the .dsc: use it as is
+    orig=$(ls -t ffmpeg_*.orig.tar.* 2>/dev/null | grep -v '\.asc$' | head -n 1)
+    [ -n "$orig" ] || { echo "ffmpeg-fetch: no FFmpeg source downloaded" >&2; exit 1; }
+    echo "ffmpeg-fetch: no .dsc; unpacking the upstream tarball $orig without Debian's patches" >&2
+    tar xf "$orig" >&2
+fi
 tree=$(ls -d ffmpeg-[0-9]*/ | head -n 1)
 echo "$B/ffmpeg-src-$tag/${tree%/}"

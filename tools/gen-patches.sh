@@ -53,7 +53,7 @@ insert() {
     cat "$work/tmp" > "$repo/$1"
 }
 
-insert configure '  --enable-libcelt ' before \
+insert configure '  --enable-libcaca ' after \
     '  --enable-libcatanet      enable CATANet super-resolution (catanet_xs) via libcatanet [no]'
 # the first "    libcaca" line after EXTERNAL_LIBRARY_LIST=" is inside that list
 awk '
