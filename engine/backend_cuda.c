@@ -393,8 +393,12 @@ int catanet_cuda_prepare(CatanetEngine *e, int width, int height)
     /* scratch: the largest any op needs */
     size_t work = 0;
     CatanetConv2dArgs c1 = { 1, s->h, s->w, 3, (int)d, 3 }, c2 = { 1, s->h, s->w, (int)d, (int)d, 3 };
+    int r = sc == 4 ? 2 : sc;
+    CatanetConv2dArgs c3 = { 1, s->h, s->w, (int)d, (int)d * r * r, 3 }, c4 = { 1, s->h * sc, s->w * sc, (int)d, 3, 3 };
     work = max_sz(work, catanet_conv2d_cuda_work(&c1));
     work = max_sz(work, catanet_conv2d_cuda_work(&c2));
+    work = max_sz(work, catanet_conv2d_cuda_work(&c3)); /* every conv of the forward: the scratch holds */
+    work = max_sz(work, catanet_conv2d_cuda_work(&c4)); /* its permuted weights */
     size_t tab_bytes = 0, tab_off[CATANET_MAX_GROUPS];
     for (int g = 0; g < a->num_groups; g++) {
         work = max_sz(work, catanet_cluster_cuda_work((int)N, (int)d, a->groups[g].num_tokens));

@@ -146,11 +146,12 @@ static double conv_case(int batch, int h, int w, int cin, int cout, int k, int b
 }
 static double t_conv2d(void)
 {
-    double e[4] = { conv_case(2, 13, 17, 40, 40, 3, 1), conv_case(1, 9, 11, 3, 40, 3, 1),
-                    conv_case(1, 20, 21, 40, 3, 3, 0),
-                    conv_case(1, 200, 181, 8, 16, 3, 1) /* > CATANET_CUDA_CONV_ROWS pixels: chunked */ };
+    double e[6] = { conv_case(2, 13, 17, 40, 40, 3, 1), conv_case(1, 9, 11, 3, 40, 3, 1) /* direct */,
+                    conv_case(1, 20, 21, 40, 3, 3, 0) /* direct */, conv_case(2, 15, 12, 40, 3, 3, 1) /* direct */,
+                    conv_case(1, 200, 181, 8, 16, 3, 1) /* > CATANET_CUDA_CONV_ROWS pixels: chunked */,
+                    conv_case(1, 10, 9, 40, 160, 3, 1) /* the upconv's shape */ };
     double m = 0;
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 6; i++) {
         if (e[i] < 0)
             return -1;
         m = fmax(m, e[i]);
@@ -443,15 +444,18 @@ static double iasa_case(int n, int gs, int m, int heads, int dqk, int dv)
 }
 static double t_iasa(void)
 {
-    double e[5] = {
+    double e[8] = {
         iasa_case(1000, 256, 16, 4, 9, 10), /* padded last subgroup */
         iasa_case(300, 256, 16, 4, 9, 10),  /* gs < n < 1.5 gs: the reflection continues */
         iasa_case(200, 256, 32, 4, 9, 10),  /* gs = n */
-        quick ? 0 : iasa_case(4100, 32, 128, 4, 9, 10),
+        quick ? 0 : iasa_case(4100, 32, 128, 4, 9, 10), /* 4 subgroups per block, a partial last block */
         iasa_case(700, 64, 20, 2, 8, 12),   /* the generic (runtime head dims) kernel */
+        iasa_case(1001, 48, 16, 4, 9, 10),  /* 2 subgroups of 48 per block (96 threads) */
+        iasa_case(999, 100, 16, 4, 9, 10),  /* 1 subgroup of 100 per block */
+        iasa_case(77, 5, 8, 4, 9, 10),      /* tiny subgroups: 25 per block */
     };
     double m = 0;
-    for (int i = 0; i < 5; i++) {
+    for (int i = 0; i < 8; i++) {
         if (e[i] < 0)
             return -1;
         m = fmax(m, e[i]);
@@ -720,7 +724,7 @@ static double t_image_from_rgb(void)
 static const Twin twins[] = {
     { "linear (fp32, cuBLAS)", "catanet_linear_fwd_cuda", 1e-5, t_linear },
     { "linear (fp16 tensor-core GEMM vs fp32 CPU)", "catanet_linear_fwd_cuda", 1e-2, t_linear_fp16 },
-    { "conv2d (im2col chunks + cuBLAS)", "catanet_conv2d_fwd_cuda", 1e-5, t_conv2d },
+    { "conv2d (im2col chunks + cuBLAS; direct)", "catanet_conv2d_fwd_cuda", 1e-5, t_conv2d },
     { "dwconv 5x5", "catanet_dwconv_fwd_cuda", 1e-5, t_dwconv },
     { "dwconv + gelu + add", "catanet_dwconv_gelu_add_fwd_cuda", 1e-5, t_dwconv_gelu_add },
     { "layernorm", "catanet_layernorm_fwd_cuda", 1e-5, t_layernorm },

@@ -28,14 +28,17 @@ __global__ void conv_permute_kernel(int cout, int cin, int kk, const float *w, f
     }
 }
 
-/* col [rows][k*k*cin] for output pixels p0.. (one block per pixel), columns ordered [ky][kx][cin]
- * like the permuted weights; taps outside the image are 0 */
-__global__ void im2col_kernel(CatanetConv2dArgs a, const float *in, int p0, float *col)
+/* col [rows][k*k*cin] for output pixels p0.. (one warp per pixel, 8 per block), columns ordered
+ * [ky][kx][cin] like the permuted weights; taps outside the image are 0 */
+__global__ void im2col_kernel(CatanetConv2dArgs a, const float *in, int p0, int rows, float *col)
 {
+    int r = blockIdx.x * blockDim.y + threadIdx.y;
+    if (r >= rows)
+        return;
     int k = a.ksize, p = k / 2, cin = a.cin, ncol = cin * k * k;
-    int pix = p0 + blockIdx.x, hw = a.h * a.w;
+    int pix = p0 + r, hw = a.h * a.w;
     int img = pix / hw, rem = pix - img * hw, y = rem / a.w, x = rem - y * a.w;
-    float *cr = col + (size_t)blockIdx.x * ncol;
+    float *cr = col + (size_t)r * ncol;
     for (int j = threadIdx.x; j < ncol; j += blockDim.x) {
         int t = j / cin, c = j - t * cin, ky = t / k, kx = t - ky * k;
         int yy = y + ky - p, xx = x + kx - p;
@@ -45,6 +48,36 @@ __global__ void im2col_kernel(CatanetConv2dArgs a, const float *in, int p0, floa
         cr[j] = v;
     }
 }
+
+/* Small convs (the first, 3 -> C, and the last, C -> 3): direct, one thread per output element,
+ * no im2col round trip. Sum per tap over the channels (contiguous reads). */
+__global__ void conv_direct_kernel(CatanetConv2dArgs a, const float *in, const float *wt, const float *bias,
+                                   float *out)
+{
+    int k = a.ksize, p = k / 2, kk = k * k, cin = a.cin, hw = a.h * a.w, total = a.batch * hw * a.cout;
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += gridDim.x * blockDim.x) {
+        int o = i % a.cout, pix = i / a.cout, img = pix / hw, rem = pix - img * hw, y = rem / a.w, x = rem - y * a.w;
+        float acc = bias ? bias[o] : 0.0f;
+        const float *wo = wt + (size_t)o * cin * kk;
+        for (int ky = 0; ky < k; ky++) {
+            int yy = y + ky - p;
+            if (yy < 0 || yy >= a.h)
+                continue;
+            for (int kx = 0; kx < k; kx++) {
+                int xx = x + kx - p;
+                if (xx < 0 || xx >= a.w)
+                    continue;
+                const float *src = in + (((size_t)img * a.h + yy) * a.w + xx) * cin;
+                const float *wk = wo + ky * k + kx;
+                for (int c = 0; c < cin; c++)
+                    acc += src[c] * wk[c * kk];
+            }
+        }
+        out[i] = acc;
+    }
+}
+
+#define CONV_DIRECT_MAX 4 /* cin or cout at most this: the direct kernel */
 
 /* y [rows][cout] = bias, rows over blockIdx/threadIdx.y, columns over threadIdx.x */
 __global__ void conv_bias_kernel(int rows, int cout, const float *b, float *y)
@@ -64,6 +97,12 @@ int catanet_conv2d_fwd_cuda(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, cons
     CUDA_REQUIRE(cx, cx->work && cx->work_floats >= catanet_conv2d_cuda_work(a), "conv2d_fwd_cuda");
     CUDA_REQUIRE(cx, in != out, "conv2d_fwd_cuda"); /* later chunks read rows earlier ones would overwrite */
     int total = a->batch * a->h * a->w, kk = a->ksize * a->ksize, ncol = a->cin * kk;
+    if ((a->cout <= CONV_DIRECT_MAX || a->cin <= CONV_DIRECT_MAX) && (size_t)total * a->cout < ((size_t)1 << 31)) {
+        size_t n = (size_t)total * a->cout;
+        conv_direct_kernel<<<grid_for(n, CUDA_THREADS), CUDA_THREADS, 0, cx->stream>>>(*a, in, wt, bias, out);
+        CUDA_LAUNCHED(cx, "conv2d direct");
+        return 0;
+    }
     float *wp = cx->work, *col = cx->work + wperm_floats(a);
     conv_permute_kernel<<<grid_for((size_t)a->cout * ncol, CUDA_THREADS), CUDA_THREADS, 0, cx->stream>>>(
         a->cout, a->cin, kk, wt, wp);
@@ -73,10 +112,9 @@ int catanet_conv2d_fwd_cuda(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, cons
         conv_bias_kernel<<<blocks, dim3(32, 8), 0, cx->stream>>>(total, a->cout, bias, out);
         CUDA_LAUNCHED(cx, "conv2d bias");
     }
-    int threads = ncol < 256 ? (ncol + 31) / 32 * 32 : 256;
     for (int p0 = 0; p0 < total; p0 += CATANET_CUDA_CONV_ROWS) {
         int rows = total - p0 < CATANET_CUDA_CONV_ROWS ? total - p0 : CATANET_CUDA_CONV_ROWS;
-        im2col_kernel<<<rows, threads, 0, cx->stream>>>(*a, in, p0, col);
+        im2col_kernel<<<(rows + 7) / 8, dim3(32, 8), 0, cx->stream>>>(*a, in, p0, rows, col);
         CUDA_LAUNCHED(cx, "conv2d im2col");
         int ret = catanet_cuda_gemm_rm(cx, rows, a->cout, ncol, col, ncol, wp, ncol, bias ? 1.0f : 0.0f,
                                        out + (size_t)p0 * a->cout, a->cout);

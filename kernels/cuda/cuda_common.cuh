@@ -149,11 +149,13 @@ __device__ static inline void os_update(OnlineSoftmax<DV> &st, float s, const fl
 
 /* Streams `nkeys` keys through smem. rowof(p) gives the row of key p in K [*, ldk] and
  * V [*, ldv]; the head's columns start at kcol/vcol. Every thread of the block must call this
- * (it synchronises); `active` threads update their state with their (padded) query qv. */
+ * (it synchronises); `active` threads update their state with their (padded) query qv, over
+ * their own keys lo <= p < hi (in increasing order). */
 template <int DQK, int DV, class RowOf>
 __device__ static void attend(OnlineSoftmax<DV> &st, const float *qv, bool active, int nkeys,
                               RowOf rowof, const float *K, int ldk, int kcol, const float *V,
-                              int ldv, int vcol, int dqk_rt, int dv_rt, float scale, AttSmem &sm)
+                              int ldv, int vcol, int dqk_rt, int dv_rt, float scale, AttSmem &sm,
+                              int lo = 0, int hi = 0x7fffffff)
 {
     const int dqk = DQK ? DQK : dqk_rt, dv = DV ? DV : dv_rt;
     const int KS = DQK ? ATT_PAD(DQK) : dqk_rt, VS = DV ? ATT_PAD(DV) : dv_rt; /* smem row strides */
@@ -175,7 +177,8 @@ __device__ static void attend(OnlineSoftmax<DV> &st, const float *qv, bool activ
         __syncthreads();
         if (!active)
             continue;
-        for (int p = 0; p < cnt; p++) {
+        int pb = lo - t0 > 0 ? lo - t0 : 0, pe = hi - t0 < cnt ? hi - t0 : cnt;
+        for (int p = pb; p < pe; p++) {
             float s = 0.0f;
             if (DQK && DV) {
                 const float4 *k4 = (const float4 *)(ks + p * KS), *v4 = (const float4 *)(vs + p * VS);

@@ -5,14 +5,17 @@
  */
 #include "cuda_common.cuh"
 
-/* one block per pixel (position computed once), threads over channels: consecutive threads read
- * consecutive channels. Tap order (ky, kx) as in the CPU twin. */
+/* one warp per pixel (8 pixels per block, position computed once), lanes over channels: consecutive
+ * lanes read consecutive channels. Tap order (ky, kx) as in the CPU twin. */
 template <bool GELU_ADD>
 __global__ void dwconv_kernel(CatanetDwconvArgs a, const float *in, const float *wt, const float *bias,
                               float *out)
 {
     int k = a.ksize, p = k / 2, c = a.c, hw = a.h * a.w;
-    int pix = blockIdx.x, img = pix / hw, rem = pix - img * hw, y = rem / a.w, x = rem - y * a.w;
+    int pix = blockIdx.x * blockDim.y + threadIdx.y;
+    if (pix >= a.batch * hw)
+        return;
+    int img = pix / hw, rem = pix - img * hw, y = rem / a.w, x = rem - y * a.w;
     for (int ch = threadIdx.x; ch < c; ch += blockDim.x) {
         float acc = bias ? bias[ch] : 0.0f;
         const float *wc = wt + (size_t)ch * k * k;
@@ -39,12 +42,11 @@ static int launch(CatanetCudaCtx *cx, const CatanetDwconvArgs *a, const float *i
     CUDA_REQUIRE(cx, a->ksize > 0 && a->ksize % 2 == 1, "dwconv_fwd_cuda");
     CUDA_REQUIRE(cx, in != out, "dwconv_fwd_cuda");
     CUDA_REQUIRE(cx, (size_t)a->batch * a->h * a->w < ((size_t)1 << 31), "dwconv_fwd_cuda");
-    unsigned pixels = (unsigned)(a->batch * a->h * a->w);
-    int threads = a->c < 256 ? (a->c + 31) / 32 * 32 : 256;
+    unsigned blocks = (unsigned)((a->batch * a->h * a->w + 7) / 8);
     if (gelu_add)
-        dwconv_kernel<true><<<pixels, threads, 0, cx->stream>>>(*a, in, wt, bias, out);
+        dwconv_kernel<true><<<blocks, dim3(32, 8), 0, cx->stream>>>(*a, in, wt, bias, out);
     else
-        dwconv_kernel<false><<<pixels, threads, 0, cx->stream>>>(*a, in, wt, bias, out);
+        dwconv_kernel<false><<<blocks, dim3(32, 8), 0, cx->stream>>>(*a, in, wt, bias, out);
     CUDA_LAUNCHED(cx, "dwconv");
     return 0;
 }

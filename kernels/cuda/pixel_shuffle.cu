@@ -6,12 +6,15 @@
 #include "cuda_common.cuh"
 
 /* in [B,H,W,C*r*r] -> out [B,H*r,W*r,C]; out[b][h*r+i][w*r+j][c] = in[b][h][w][c*r*r+i*r+j];
- * one block per output pixel, threads over channels (writes coalesced) */
+ * one warp per output pixel (8 per block), lanes over channels (writes coalesced) */
 template <bool LRELU>
 __global__ void shuffle_kernel(CatanetShuffleArgs a, const float *in, float *out)
 {
     int r = a.r, c = a.c, ow = a.w * r, oh = a.h * r;
-    int opix = blockIdx.x, ox = opix % ow, t = opix / ow, oy = t % oh, b = t / oh;
+    int opix = blockIdx.x * blockDim.y + threadIdx.y;
+    if (opix >= a.batch * oh * ow)
+        return;
+    int ox = opix % ow, t = opix / ow, oy = t % oh, b = t / oh;
     int h = oy / r, i = oy - h * r, w = ox / r, j = ox - w * r;
     const float *src = in + (((size_t)b * a.h + h) * a.w + w) * ((size_t)c * r * r) + i * r + j;
     for (int ch = threadIdx.x; ch < c; ch += blockDim.x) {
@@ -25,12 +28,11 @@ static int launch(CatanetCudaCtx *cx, const CatanetShuffleArgs *a, const float *
     CUDA_REQUIRE(cx, a->batch > 0 && a->h > 0 && a->w > 0 && a->c > 0 && a->r > 0, "pixel_shuffle_fwd_cuda");
     CUDA_REQUIRE(cx, in != out, "pixel_shuffle_fwd_cuda");
     CUDA_REQUIRE(cx, (size_t)a->batch * a->h * a->w * a->r * a->r < ((size_t)1 << 31), "pixel_shuffle_fwd_cuda");
-    unsigned opix = (unsigned)(a->batch * a->h * a->w * a->r * a->r);
-    int threads = a->c < 256 ? (a->c + 31) / 32 * 32 : 256;
+    unsigned blocks = (unsigned)((a->batch * a->h * a->w * a->r * a->r + 7) / 8);
     if (lrelu)
-        shuffle_kernel<true><<<opix, threads, 0, cx->stream>>>(*a, in, out);
+        shuffle_kernel<true><<<blocks, dim3(32, 8), 0, cx->stream>>>(*a, in, out);
     else
-        shuffle_kernel<false><<<opix, threads, 0, cx->stream>>>(*a, in, out);
+        shuffle_kernel<false><<<blocks, dim3(32, 8), 0, cx->stream>>>(*a, in, out);
     CUDA_LAUNCHED(cx, "pixel_shuffle");
     return 0;
 }
