@@ -252,8 +252,134 @@ static void check_overfit(void)
     free(img);
 }
 
+/* Whole-model central differences for tiny x1/x3/x4 models (no reference case exists for them):
+ * the loss is re-evaluated with the centers restored each time (the forward's EMA moves them).
+ * The float forward makes L (of order 1) noisy at ~1e-7, i.e. ~1e-4 in a difference quotient with
+ * h = 1e-3, hence the absolute tolerance 3e-4; LeakyReLU kinks and center flips inside [w-h, w+h]
+ * are why h is not larger. (The per-op tests in test_grad.c are the tight ones.) */
+static double loss_at(CatanetTrainPlan *p, CatanetModel *m, const float *saved, const uint8_t *init,
+                      const float *x, const float *t)
+{
+    memcpy(m->arena, saved, sizeof(float) * m->arena_floats);
+    memcpy(m->initted, init, sizeof(m->initted));
+    return catanet_train_forward(p, x, t);
+}
+
+static void check_model_fd(int scale)
+{
+    char err[256];
+    CatanetModelInfo a;
+    catanet_arch_default(&a, scale);
+    a.dim = 8;
+    a.qk_dim = 8;
+    a.heads = 2;
+    a.mlp_dim = 12;
+    a.num_groups = 2;
+    for (int g = 0; g < 2; g++) {
+        a.groups[g].num_tokens = 4;
+        a.groups[g].group_size = 40;
+        a.groups[g].patch_size = g ? 10 : 8;
+    }
+    CatanetModel *m, *gr;
+    if (catanet_model_create(&m, &a, err, sizeof(err)) < 0 || catanet_model_create(&gr, &a, err, sizeof(err)) < 0) {
+        test_check(0, "model fd: %s", err);
+        return;
+    }
+    Rng r = { 7u + scale };
+    for (int i = 0; i < m->n_tensors; i++) {
+        const CatanetTensorDef *d = &m->tensors[i];
+        float *w = m->arena + d->offset;
+        for (size_t k = 0; k < d->numel; k++)
+            w[k] = strstr(d->name, "norm.weight") ? 1.0f + 0.1f * rng_normal(&r) : (d->is_buffer ? 1.0f : 0.2f) * rng_normal(&r);
+    }
+    int B = 2, H = 12, W = 11, s = scale;
+    size_t nx = (size_t)B * 3 * H * W, nt = nx * s * s;
+    float *x = malloc(sizeof(float) * nx), *t = malloc(sizeof(float) * nt);
+    float *saved = malloc(sizeof(float) * m->arena_floats);
+    for (size_t i = 0; i < nx; i++)
+        x[i] = rng_uniform(&r);
+    for (size_t i = 0; i < nt; i++)
+        t[i] = rng_uniform(&r) * 4.0f - 1.5f; /* far from the outputs: no L1 kinks */
+    memcpy(saved, m->arena, sizeof(float) * m->arena_floats);
+    uint8_t init[CATANET_MAX_GROUPS];
+    memcpy(init, m->initted, sizeof(init));
+    CatanetTrainPlan *p;
+    if (catanet_train_plan_create(&p, m, B, H, W, 2, 0, err, sizeof(err)) < 0) {
+        test_check(0, "model fd: %s", err);
+        return;
+    }
+    catanet_model_zero(gr);
+    loss_at(p, m, saved, init, x, t);
+    catanet_train_backward(p, t, gr);
+    const char *names[] = { "first_conv.weight", "blocks.0.0.iasa_attn.to_q.weight", "blocks.1.0.irca_attn.to_k.weight",
+                            "blocks.1.1.layer.0.fn.to_v.weight", "blocks.0.1.layer.1.fn.fc1.bias", "mid_convs.1.weight",
+                            "upconv.weight", "upconv1.weight", "upconv2.bias", "last_conv.weight" };
+    double worst = -1;
+    char wname[128] = "";
+    double wa = 0, wn = 0;
+    int checked = 0, skipped = 0;
+    for (size_t ni = 0; ni < sizeof(names) / sizeof(names[0]); ni++) {
+        const CatanetTensorDef *d = catanet_model_find(m, names[ni]);
+        if (!d)
+            continue;
+        for (int c = 0; c < 6; c++) {
+            size_t k = rng_u32(&r) % d->numel;
+            float *w = saved + d->offset, w0 = w[k], h = 1e-3f;
+            double l0 = loss_at(p, m, saved, init, x, t);
+            w[k] = w0 + h;
+            double lp = loss_at(p, m, saved, init, x, t);
+            w[k] = w0 - h;
+            double lm = loss_at(p, m, saved, init, x, t);
+            w[k] = w0;
+            /* a center assignment that flips inside [w-h, w+h] makes L jump: the two one-sided
+             * differences then disagree; such points are not differentiable and are skipped */
+            double d1 = lp - l0, d2 = l0 - lm;
+            if (fabs(d1 - d2) > 0.2 * fmax(fabs(d1), fabs(d2)) + 1e-6) {
+                skipped++;
+                continue;
+            }
+            double num = (lp - lm) / (2.0 * h), an = gr->arena[d->offset + k];
+            double ex = fabs(an - num) - (1e-2 * fmax(fabs(an), fabs(num)) + 3e-4);
+            if (ex > worst) {
+                worst = ex;
+                snprintf(wname, sizeof(wname), "%s[%zu]", d->name, k);
+                wa = an;
+                wn = num;
+            }
+            checked++;
+        }
+    }
+    if (getenv("FD_DEBUG") && worst > 0) {
+        char tn[128];
+        size_t k;
+        sscanf(wname, "%127[^[][%zu]", tn, &k);
+        const CatanetTensorDef *d = catanet_model_find(m, tn);
+        for (float h = 8e-3f; h > 5e-5f; h *= 0.5f) {
+            float *w = saved + d->offset, w0 = w[k];
+            w[k] = w0 + h;
+            double lp = loss_at(p, m, saved, init, x, t);
+            w[k] = w0 - h;
+            double lm = loss_at(p, m, saved, init, x, t);
+            w[k] = w0;
+            printf("  h %.2e: numeric %.6g (analytic %.6g)\n", h, (lp - lm) / (2.0 * h), gr->arena[d->offset + k]);
+        }
+    }
+    test_check(worst <= 0 && checked >= 30,
+               "x%d tiny model: whole-step central differences, %d weights (%d skipped at jumps), worst %s analytic %.6g numeric %.6g",
+               scale, checked, skipped, wname, wa, wn);
+    catanet_train_plan_free(p);
+    catanet_model_free(m);
+    catanet_model_free(gr);
+    free(x);
+    free(t);
+    free(saved);
+}
+
 int main(int argc, char **argv)
 {
+    check_model_fd(1);
+    check_model_fd(3);
+    check_model_fd(4);
     check_overfit();
     check_case("train_x2_random_initted.safetensors", 0, 0);
     check_case("train_x2_random_first_step.safetensors", 1, 0);
