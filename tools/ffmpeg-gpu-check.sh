@@ -40,7 +40,7 @@ left() { echo $(( deadline - $(date +%s) )); }
 [ -d "$CARRY" ] || { say "FAIL setup: $CARRY missing (run --stage here and carry build/gpu-carry)"; exit 1; }
 # the FFmpeg source and ffnvcodec from the carry
 mkdir -p "$B/ffmpeg-src-default"
-[ -d "$B"/ffmpeg-src-default/ffmpeg-5.1* ] || tar xJf "$CARRY"/ffmpeg_5.1*.orig.tar.xz -C "$B/ffmpeg-src-default" ||
+ls -d "$B"/ffmpeg-src-default/ffmpeg-5.1*/ > /dev/null 2>&1 || tar xJf "$CARRY"/ffmpeg_5.1*.orig.tar.xz -C "$B/ffmpeg-src-default" ||
     { say "FAIL setup: cannot unpack the FFmpeg tarball (xz installed?)"; exit 1; }
 NV=$(pwd)/$B/ffnvcodec
 mkdir -p "$NV/lib/pkgconfig" && cp -r "$CARRY/ffnvcodec/include" "$NV/" &&
