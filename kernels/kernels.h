@@ -253,4 +253,39 @@ void catanet_l1_loss_bwd_ref(size_t n, const float *out, const float *target, fl
 void catanet_adam_update_ref(size_t n, float *p, const float *g, float *m, float *v, float lr,
                              float b1, float b2, float eps, int64_t t);
 
+/* ---------------- fakd.c: FAKD spatial-affinity loss, one image (training-spec §1, §5.5) ----------------
+ * fs [N,cs] student, ft [N,ct] teacher features (NHWC tokens). U = rows normalised (F.normalize),
+ * A = U U^T [N,N]; loss = mean_{i,j} |A_s - A_t|. The _cpu paths tile A (never N x N in memory). */
+double catanet_fakd_fwd_ref(int n, int cs, int ct, const float *fs, const float *ft, float *work);
+/* dfs += weight * d loss/d fs; work: N*(2cs+ct+2) floats */
+void catanet_fakd_bwd_ref(int n, int cs, int ct, const float *fs, const float *ft, float weight, float *dfs,
+                          float *work);
+/* work for both fast paths (floats, shared by the threads) */
+size_t catanet_fakd_work(int n, int cs, int ct, int threads);
+double catanet_fakd_fwd_cpu(int threads, int n, int cs, int ct, const float *fs, const float *ft, float *work);
+void catanet_fakd_bwd_cpu(int threads, int n, int cs, int ct, const float *fs, const float *ft, float weight,
+                          float *dfs, float *work);
+
+/* ---------------- gumbel.c: learnable depth masks (hard Gumbel-softmax, straight-through) ---------------- */
+/* k Gumbel(0,1) samples from a caller-owned splitmix64 state */
+void catanet_gumbel_noise(uint64_t *state, int k, float *g);
+/* y_soft = softmax((scale*logits + noise)/tau) (noise may be NULL); returns argmax = the hard sample */
+int catanet_gumbel_softmax_fwd_ref(int k, const float *logits, const float *noise, float scale, float tau,
+                                   float *y_soft);
+/* straight-through: dlogits += (scale/tau) y_soft (dy - <y_soft,dy>), dy = d loss / d (hard one-hot) */
+void catanet_gumbel_softmax_bwd_ref(int k, const float *y_soft, const float *dy, float scale, float tau,
+                                    float *dlogits);
+/* m [l] = y^T opt (opt [k][l] candidate masks); backward dy [k] += opt dm */
+void catanet_mask_compose_fwd_ref(int k, int l, const float *y, const float *opt, float *m);
+void catanet_mask_compose_bwd_ref(int k, int l, const float *opt, const float *dm, float *dy);
+/* per image b of n values: y = x + m[b] (gx - x); backward dx += (1-m) dy, dgx += m dy,
+ * dm[b] += sum dy (gx - x) (outputs may be NULL) */
+void catanet_gated_residual_fwd_ref(int batch, size_t n, const float *m, const float *x, const float *gx, float *y);
+void catanet_gated_residual_bwd_ref(int batch, size_t n, const float *m, const float *x, const float *gx,
+                                    const float *dy, float *dx, float *dgx, float *dm);
+/* branch form y = x + m[b] r (r = gx - x); backward dr = m dy (overwritten), dm[b] += sum dy r */
+void catanet_gate_branch_fwd_ref(int batch, size_t n, const float *m, const float *x, const float *r, float *y);
+void catanet_gate_branch_bwd_ref(int batch, size_t n, const float *m, const float *r, const float *dy, float *dr,
+                                 float *dm);
+
 #endif /* CATANET_KERNELS_H */

@@ -6,6 +6,7 @@
  *   catanet-train export CKPT OUT          the model file the engine loads
  *   catanet-train grad -m MODEL --input X.npy --target Y.npy --out G.safetensors [--first-step]
  *   catanet-train bench [--batch B] [--patch P] [--steps N] [--threads T] [arch options]
+ *   catanet-train prune|extract|distill ...   depth pruning and distillation (training/prune.h, distill.h)
  */
 #include <errno.h>
 #include <jansson.h>
@@ -26,6 +27,8 @@
 #include "metrics.h"
 #include "model.h"
 #include "model_train.h"
+#include "prune.h"
+#include "distill.h"
 #include "safetensors.h"
 
 #define MAX_DIRS 16
@@ -616,6 +619,13 @@ static int train_loop(TrainCfg *cfg, TrainState *ts)
 }
 
 /* ---- options ---- */
+static void kd_log(void *opaque, int level, const char *msg)
+{
+    (void)opaque;
+    fprintf(level <= CATANET_LOG_WARNING ? stderr : stdout, "%s\n", msg);
+    fflush(stdout);
+}
+
 static void usage(void)
 {
     fprintf(stderr,
@@ -625,6 +635,7 @@ static void usage(void)
             "  catanet-train export CKPT OUT.safetensors\n"
             "  catanet-train grad -m MODEL --input X.npy --target Y.npy --out G.safetensors [--first-step]\n"
             "  catanet-train bench [--batch B] [--patch P] [--steps N] [arch options]\n"
+            "  catanet-train prune|extract|distill (run one without options for its usage)\n"
             "options: --scale S (2)  --arch L | --dim D --qk-dim Q --heads H --mlp-dim M --groups K\n"
             "  --tokens a,b,.. --group-size a,b,.. --patch-size a,b,.. (per group, repeated cyclically)\n"
             "  --from MODEL (initial weights)  --batch B (16)  --patch P (LR side, 64)  --iters N (800000)\n"
@@ -973,6 +984,9 @@ int main(int argc, char **argv)
     const char *pos[2] = { 0 }, *model = NULL, *in = NULL, *tgt = NULL, *out = NULL;
     int flag = 0;
     char err[1024];
+    if (!strcmp(cmd, "prune") || !strcmp(cmd, "extract") || !strcmp(cmd, "distill")) /* training/prune.c, distill.c */
+        return (!strcmp(cmd, "prune") ? catanet_prune_main : !strcmp(cmd, "extract") ? catanet_extract_main
+                : catanet_distill_main)(argc - 1, argv + 1, kd_log, NULL) < 0;
     if (!strcmp(cmd, "grad")) {
         parse_opts(argc, argv, 2, &cfg, &ao, pos, 0, &flag, &model, &in, &tgt, &out);
         return cmd_grad(model, in, tgt, out, flag, cfg.threads);

@@ -142,6 +142,7 @@ int catanet_train_plan_create(CatanetTrainPlan **out, CatanetModel *m, int batch
     p->w = w;
     p->scale = a->upscale;
     p->use_ref = use_ref;
+    p->hr_weight = 1.0f;
     p->cpu.threads = threads > 0 ? threads : omp_get_max_threads();
     p->g = calloc(a->num_groups ? a->num_groups : 1, sizeof(*p->g));
     int N = h * w, C = a->dim, s = a->upscale, r = s == 4 ? 2 : s;
@@ -547,8 +548,13 @@ double catanet_train_forward(CatanetTrainPlan *p, const float *lr, const float *
         tab_fwd(p, g, f, ga->lrsa_in);          /* tab_in keeps the residual copy of f */
         lrsa_fwd(p, g, ga->lrsa_in, ga->mid_in);
         conv(p, H, W, C, C, ga->mid_in, m->groups[g].mid_w, m->groups[g].mid_b, p->tc[2]);
-        ew_add(p, BN * C, ga->tab_in, p->tc[2], f);
+        if (p->gate) /* pruning: the gated residual (branch form; m = 0 gives h_g bit for bit) */
+            catanet_gate_branch_fwd_ref(B, (size_t)N * C, p->gate + (size_t)g * B, ga->tab_in, p->tc[2], f);
+        else
+            ew_add(p, BN * C, ga->tab_in, p->tc[2], f);
     }
+    if (p->body_out)
+        memcpy(p->body_out, f, sizeof(float) * BN * C);
     ew_add(p, BN * C, f, p->f0, f);
     const float *feat = f;
     int fh = H, fw = W;
@@ -590,7 +596,10 @@ void catanet_train_backward(CatanetTrainPlan *p, const float *hr, CatanetModel *
     size_t on = (size_t)oh * ow;
     /* L1 -> d out (NCHW), then NHWC for last_conv (the bilinear base has no parameters) */
     memset(p->dbig[0], 0, sizeof(float) * B * 3 * on);
-    catanet_l1_loss_bwd_ref((size_t)B * 3 * on, p->out, hr, 1.0f, p->dbig[0]);
+    if (p->hr_weight != 0.0f)
+        catanet_l1_loss_bwd_ref((size_t)B * 3 * on, p->out, hr, p->hr_weight, p->dbig[0]);
+    if (p->kd_target) /* distillation: L1 to the teacher's output */
+        catanet_l1_loss_bwd_ref((size_t)B * 3 * on, p->out, p->kd_target, p->kd_weight, p->dbig[0]);
     for (int b = 0; b < B; b++)
         for (size_t i = 0; i < on; i++)
             for (int c = 0; c < 3; c++)
@@ -621,18 +630,30 @@ void catanet_train_backward(CatanetTrainPlan *p, const float *hr, CatanetModel *
     float *df = p->dbig[1], *df0 = p->dbig[0] + BN * C; /* disjoint from dfeat[0 .. BN*C) */
     memcpy(df, dfeat, sizeof(float) * BN * C);
     memcpy(df0, dfeat, sizeof(float) * BN * C);
+    if (p->dfeat && p->dfeat[a->num_groups])
+        ew_add(p, BN * C, df, p->dfeat[a->num_groups], df);
     float *dmid = p->dbig[0], *dlrsa = p->dbig[1] + BN * C, *dtab = p->dbig[1] + 2 * BN * C;
     for (int g = a->num_groups - 1; g >= 0; g--) {
         CatanetGroupAct *ga = &p->g[g];
-        /* f_out = tab_in + mid(mid_in) */
+        /* f_out = tab_in + mid(mid_in), or tab_in + m * mid(mid_in) with gates */
+        const float *dbranch = df;
+        if (p->gate) {
+            /* the branch is recomputed (no extra activation memory): dm += <df, branch>, dbranch = m df */
+            conv(p, H, W, C, C, ga->mid_in, m->groups[g].mid_w, m->groups[g].mid_b, p->tc[2]);
+            catanet_gate_branch_bwd_ref(B, (size_t)N * C, p->gate + (size_t)g * B, p->tc[2], df, p->tc[0],
+                                        p->dgate ? p->dgate + (size_t)g * B : NULL);
+            dbranch = p->tc[0];
+        }
         memset(dmid, 0, sizeof(float) * BN * C);
-        conv_bwd(p, H, W, C, C, ga->mid_in, m->groups[g].mid_w, df, dmid, grads->groups[g].mid_w,
+        conv_bwd(p, H, W, C, C, ga->mid_in, m->groups[g].mid_w, dbranch, dmid, grads->groups[g].mid_w,
                  grads->groups[g].mid_b);
         memset(dlrsa, 0, sizeof(float) * BN * C);
         lrsa_bwd(p, g, dmid, dlrsa, grads);
         memset(dtab, 0, sizeof(float) * BN * C);
         tab_bwd(p, g, dlrsa, dtab, grads);
         ew_add(p, BN * C, df, dtab, df); /* the residual */
+        if (p->dfeat && p->dfeat[g]) /* df is now d loss / d h_g */
+            ew_add(p, BN * C, df, p->dfeat[g], df);
     }
     ew_add(p, BN * C, df, df0, df);
     conv_bwd(p, H, W, 3, C, p->xin, m->first_w, df, NULL, grads->first_w, grads->first_b);

@@ -60,6 +60,15 @@ typedef struct CatanetTrainPlan {
     float *block;
     int32_t *count_tmp, *bucket_tmp;
     double loss;
+    /* ---- hooks for depth pruning and distillation (training/prune.c, distill.c). All NULL/0 by
+     * default except hr_weight = 1, which leaves the forward and backward above unchanged. ---- */
+    const float *gate;         /* [G][B] per-image gates m: h_{g+1} = h_g + m * branch_g(h_g); NULL = 1 */
+    float *dgate;              /* [G][B] the backward accumulates d loss / d m here (when gate is set) */
+    float *body_out;           /* [BN,C] the forward copies the body's output (before the long skip) here */
+    float **dfeat;             /* [G+1] NULL-able [BN,C] gradients the backward adds: [g] w.r.t. group g's
+                                * input h_g (g->tab_in), [G] w.r.t. the body's output */
+    const float *kd_target;    /* [B,3,sH,sW]: the backward adds kd_weight * d L1(out, kd_target) */
+    float hr_weight, kd_weight;
 } CatanetTrainPlan;
 
 int catanet_train_plan_create(CatanetTrainPlan **out, CatanetModel *m, int batch, int h, int w,
