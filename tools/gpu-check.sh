@@ -10,9 +10,12 @@
 # build/gpu*.
 #
 # gpu-check.sh --stage (here, before a GPU run): copies what the GPU machine lacks into
-# build/gpu-carry (ignored by git, about 15 MB): the reference cases and Set5 LR images from the
-# shared folder, and the OpenBLAS/jansson/libpng headers and libraries of this machine (used there
-# only when ./configure fails without them). Then run there with build/gpu-carry carried:
+# build/gpu-carry (ignored by git, about 10 MB): the reference cases (without activations) and Set5
+# LR images from the shared folder, and the jansson/libpng/libjpeg headers and libraries of this
+# machine (used there only when ./configure fails without them; GPU_CHECK_STAGE_BLAS=1 adds
+# OpenBLAS, +5 MB). The transfer to the GPU machine is limited to 64 MiB for the working tree
+# (tracked and untracked-not-ignored files) plus what is carried. Then run there with
+# build/gpu-carry carried:
 #     sh tools/gpu-check.sh "$OUT"
 # Exit status: 0 when build and twin tests passed, 1 otherwise.
 cd "$(dirname "$0")/.." || exit 1
@@ -21,7 +24,7 @@ CARRY=build/gpu-carry
 if [ "$1" = "--stage" ]; then
     SH=${CATANET_SHARED:-../shared}
     [ -f "$SH/reference/catanet/cases.json" ] || { echo "gpu-check --stage: no shared folder at $SH"; exit 1; }
-    rm -rf "$CARRY"
+    rm -rf "$CARRY/shared" "$CARRY/deps" "$CARRY/deps.tar.xz" # only ours: others may stage beside it
     mkdir -p "$CARRY/shared/reference/catanet" "$CARRY/shared/data/eval/Set5/LR_bicubic/X2" "$CARRY/deps/lib" \
         "$CARRY/deps/include" || exit 1
     cp "$SH"/reference/catanet/cases.json "$SH"/reference/catanet/weights_x*_*.safetensors \
@@ -56,9 +59,14 @@ PY
     done
     cp "$SH"/data/eval/Set5/LR_bicubic/X2/*.png "$CARRY/shared/data/eval/Set5/LR_bicubic/X2/" || exit 1
     L=/usr/lib/x86_64-linux-gnu
-    blas=$L/openblas-openmp/libopenblas.so.0
-    [ -f "$blas" ] || blas=$L/libopenblas.so.0
-    for f in "$blas" $L/libgfortran.so.5 $L/libquadmath.so.0 $L/libjansson.so.4 $L/libpng16.so.16 $L/libjpeg.so.62; do
+    libs="$L/libjansson.so.4 $L/libpng16.so.16 $L/libjpeg.so.62"
+    # OpenBLAS is 36 MB (5 MB compressed) and the GPU image has one: only on request
+    if [ -n "$GPU_CHECK_STAGE_BLAS" ]; then
+        blas=$L/openblas-openmp/libopenblas.so.0
+        [ -f "$blas" ] || blas=$L/libopenblas.so.0
+        libs="$libs $blas $L/libgfortran.so.5 $L/libquadmath.so.0"
+    fi
+    for f in $libs; do
         cp -L "$f" "$CARRY/deps/lib/" || echo "gpu-check --stage: warning: $f not copied"
     done
     for f in /usr/include/x86_64-linux-gnu/openblas-openmp/*.h /usr/include/jansson*.h /usr/include/libpng16/*.h \
@@ -145,8 +153,8 @@ if [ $rc != 0 ] && [ -f "$CARRY/deps.tar.xz" ]; then
     D=/tmp/catanet-deps
     rm -rf "$D" && mkdir -p "$D" && tar xJf "$CARRY/deps.tar.xz" -C "$D" ||
         say "FAIL deps: could not unpack $CARRY/deps.tar.xz (is xz installed?)"
-    (cd "$D/deps/lib" && ln -sf libopenblas.so.0 libopenblas.so && ln -sf libjansson.so.4 libjansson.so &&
-        ln -sf libpng16.so.16 libpng16.so && ln -sf libpng16.so.16 libpng.so && ln -sf libjpeg.so.62 libjpeg.so)
+    (cd "$D/deps/lib" && for l in libopenblas.so.0 libjansson.so.4 libpng16.so.16 libjpeg.so.62; do
+        [ -f $l ] && ln -sf $l "${l%.so.*}.so"; done; [ -f libpng16.so.16 ] && ln -sf libpng16.so.16 libpng.so)
     export CPATH="$D/deps/include${CPATH:+:$CPATH}" LIBRARY_PATH="$D/deps/lib${LIBRARY_PATH:+:$LIBRARY_PATH}"
     export LD_LIBRARY_PATH="$D/deps/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
     mv "$LOG/configure.log" "$LOG/configure1.log"

@@ -93,10 +93,12 @@ __device__ static inline float gelu_exact(float x)
 #define ATT_MAX_HEAD 32
 #define ATT_PAD(D) ((D) ? (((D) + 3) & ~3) : ATT_MAX_HEAD)
 
-/* the shared memory one attending block needs */
+/* the shared memory one attending block needs: a tile of keys and values, rows padded to
+ * ATT_PAD (12 + 12 floats for CATANet's 9/10 head dims: 12.5 KB, so many blocks fit an SM) */
+template <int DQK, int DV>
 struct AttSmem {
-    float4 ks[ATT_KEY_TILE * ATT_MAX_HEAD / 4];
-    float4 vs[ATT_KEY_TILE * ATT_MAX_HEAD / 4];
+    float4 ks[ATT_KEY_TILE * ATT_PAD(DQK) / 4];
+    float4 vs[ATT_KEY_TILE * ATT_PAD(DV) / 4];
     int row[ATT_KEY_TILE];
 };
 
@@ -154,7 +156,7 @@ __device__ static inline void os_update(OnlineSoftmax<DV> &st, float s, const fl
 template <int DQK, int DV, class RowOf>
 __device__ static void attend(OnlineSoftmax<DV> &st, const float *qv, bool active, int nkeys,
                               RowOf rowof, const float *K, int ldk, int kcol, const float *V,
-                              int ldv, int vcol, int dqk_rt, int dv_rt, float scale, AttSmem &sm,
+                              int ldv, int vcol, int dqk_rt, int dv_rt, float scale, AttSmem<DQK, DV> &sm,
                               int lo = 0, int hi = 0x7fffffff)
 {
     const int dqk = DQK ? DQK : dqk_rt, dv = DV ? DV : dv_rt;

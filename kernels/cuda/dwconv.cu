@@ -5,33 +5,38 @@
  */
 #include "cuda_common.cuh"
 
-/* one warp per pixel (8 pixels per block, position computed once), lanes over channels: consecutive
- * lanes read consecutive channels. Tap order (ky, kx) as in the CPU twin. */
+/* One warp per pixel (8 warps per block, each walking many pixels so that the block's copy of the
+ * weights, transposed to [k*k][C] in shared memory, is reused), lanes over channels: consecutive
+ * lanes read consecutive channels and weights. Tap order (ky, kx) as in the CPU twin. */
 template <bool GELU_ADD>
 __global__ void dwconv_kernel(CatanetDwconvArgs a, const float *in, const float *wt, const float *bias,
                               float *out)
 {
-    int k = a.ksize, p = k / 2, c = a.c, hw = a.h * a.w;
-    int pix = blockIdx.x * blockDim.y + threadIdx.y;
-    if (pix >= a.batch * hw)
-        return;
-    int img = pix / hw, rem = pix - img * hw, y = rem / a.w, x = rem - y * a.w;
-    for (int ch = threadIdx.x; ch < c; ch += blockDim.x) {
-        float acc = bias ? bias[ch] : 0.0f;
-        const float *wc = wt + (size_t)ch * k * k;
-        for (int ky = 0; ky < k; ky++) {
-            int yy = y + ky - p;
-            if (yy < 0 || yy >= a.h)
-                continue;
-            for (int kx = 0; kx < k; kx++) {
-                int xx = x + kx - p;
-                if (xx < 0 || xx >= a.w)
+    extern __shared__ float sw[]; /* [k*k][c] */
+    int k = a.ksize, kk = k * k, p = k / 2, c = a.c, hw = a.h * a.w, npix = a.batch * hw;
+    for (int i = threadIdx.y * blockDim.x + threadIdx.x; i < kk * c; i += blockDim.x * blockDim.y) {
+        int ch = i / kk, t = i - ch * kk;
+        sw[t * c + ch] = wt[i];
+    }
+    __syncthreads();
+    for (int pix = blockIdx.x * blockDim.y + threadIdx.y; pix < npix; pix += gridDim.x * blockDim.y) {
+        int img = pix / hw, rem = pix - img * hw, y = rem / a.w, x = rem - y * a.w;
+        for (int ch = threadIdx.x; ch < c; ch += blockDim.x) {
+            float acc = bias ? bias[ch] : 0.0f;
+            for (int ky = 0; ky < k; ky++) {
+                int yy = y + ky - p;
+                if (yy < 0 || yy >= a.h)
                     continue;
-                acc += in[(((size_t)img * a.h + yy) * a.w + xx) * c + ch] * wc[ky * k + kx];
+                for (int kx = 0; kx < k; kx++) {
+                    int xx = x + kx - p;
+                    if (xx < 0 || xx >= a.w)
+                        continue;
+                    acc += in[(((size_t)img * a.h + yy) * a.w + xx) * c + ch] * sw[(ky * k + kx) * c + ch];
+                }
             }
+            size_t o = (size_t)pix * c + ch;
+            out[o] = GELU_ADD ? in[o] + gelu_exact(acc) : acc;
         }
-        size_t o = (size_t)pix * c + ch;
-        out[o] = GELU_ADD ? in[o] + gelu_exact(acc) : acc;
     }
 }
 
@@ -42,11 +47,14 @@ static int launch(CatanetCudaCtx *cx, const CatanetDwconvArgs *a, const float *i
     CUDA_REQUIRE(cx, a->ksize > 0 && a->ksize % 2 == 1, "dwconv_fwd_cuda");
     CUDA_REQUIRE(cx, in != out, "dwconv_fwd_cuda");
     CUDA_REQUIRE(cx, (size_t)a->batch * a->h * a->w < ((size_t)1 << 31), "dwconv_fwd_cuda");
-    unsigned blocks = (unsigned)((a->batch * a->h * a->w + 7) / 8);
+    size_t smem = sizeof(float) * a->ksize * a->ksize * a->c;
+    CUDA_REQUIRE(cx, smem <= 48 * 1024, "dwconv_fwd_cuda");
+    int pix8 = (a->batch * a->h * a->w + 7) / 8;
+    unsigned blocks = (unsigned)(pix8 < 4096 ? pix8 : 4096); /* each block walks many pixels */
     if (gelu_add)
-        dwconv_kernel<true><<<blocks, dim3(32, 8), 0, cx->stream>>>(*a, in, wt, bias, out);
+        dwconv_kernel<true><<<blocks, dim3(32, 8), smem, cx->stream>>>(*a, in, wt, bias, out);
     else
-        dwconv_kernel<false><<<blocks, dim3(32, 8), 0, cx->stream>>>(*a, in, wt, bias, out);
+        dwconv_kernel<false><<<blocks, dim3(32, 8), smem, cx->stream>>>(*a, in, wt, bias, out);
     CUDA_LAUNCHED(cx, "dwconv");
     return 0;
 }

@@ -10,7 +10,7 @@
  */
 #include "cuda_common.cuh"
 
-#define IASA_QUERIES 128 /* queries (threads) per block */
+#define IASA_QUERIES 256 /* queries (threads) per block */
 
 /* key p of subgroup j's window -> token: the padded sorted position mirrored, then ord */
 struct WindowRow {
@@ -32,7 +32,7 @@ __global__ void __launch_bounds__(IASA_QUERIES)
 iasa_kernel(CatanetIasaArgs a, int gs, int ng, int spb, float scale, const float *q, const float *k,
             const float *v, const int32_t *ord, const float *kg, const float *vg, float *out)
 {
-    __shared__ AttSmem sm;
+    __shared__ AttSmem<DQK, DV> sm;
     const int dqk = DQK ? DQK : a.dqk, dv = DV ? DV : a.dv;
     const int hq = a.heads * dqk, hv = a.heads * dv;
     const int h = blockIdx.y;

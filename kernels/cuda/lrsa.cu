@@ -16,7 +16,7 @@
 #include "cuda_common.cuh"
 #include "gemm.cuh"
 
-#define LRSA_QUERIES 128
+#define LRSA_QUERIES 256
 
 /* table: int32 rs[nr], cs[nc]; float wr[h], wc[w], cr[h], cc[w] (cr/cc: patches covering a row/col) */
 typedef struct LrsaTable {
@@ -95,7 +95,7 @@ __global__ void __launch_bounds__(LRSA_QUERIES)
 lrsa_attn_kernel(CatanetLrsaArgs a, LrsaTable tb, int nr, int nc, int cr0, int cc0, float scale,
                  const float *q, const float *k, const float *v, float *asum)
 {
-    __shared__ AttSmem sm;
+    __shared__ AttSmem<DQK, DV> sm;
     const int dqk = DQK ? DQK : a.dqk, dv = DV ? DV : a.dv;
     const int hq = a.heads * dqk, hv = a.heads * dv, T = a.ps * a.ps;
     const int ncp = (nc - cc0 + 2) / 3;
