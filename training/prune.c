@@ -301,7 +301,7 @@ static int prune_opts(int argc, char **argv, PruneOpts *o, char *err, size_t es)
         return catanet_errf(err, es, CATANET_ERR_INVALID_ARG, "prune: bad batch, iters or tau");
     /* TinyFusion's 0.999 assumes ~10k steps; a short run needs a shorter memory */
     if (o->ema < 0)
-        o->ema = fmin(0.999, 1.0 - 5.0 / (double)o->iters);
+        o->ema = fmax(0.0, fmin(0.999, 1.0 - 5.0 / (double)o->iters));
     return 0;
 }
 
