@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -97,6 +98,14 @@ static double rng_normal(uint64_t *s)
 {
     double u = rng_uniform(s), v = rng_uniform(s);
     return sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v);
+}
+
+/* CPU seconds of the process (all threads): on a shared machine the honest cost of a step */
+static double cpu_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec * 1e-6;
 }
 
 static int ends_with(const char *s, const char *suffix)
@@ -939,7 +948,7 @@ static int cmd_bench(TrainCfg *c, ArchOpts *ao)
     for (size_t i = 0; i < nhr; i++)
         hr[i] = (float)rng_uniform(&r);
     int steps = c->iters > 0 && c->iters < 1000 ? (int)c->iters : 5;
-    double tf = 0, tb = 0, t_all0 = 0;
+    double tf = 0, tb = 0, t_all0 = 0, c_all0 = 0;
     for (int it = 0; it <= steps; it++) { /* step 0 warms up */
         double t0 = now_s();
         catanet_model_zero(g);
@@ -955,14 +964,17 @@ static int cmd_bench(TrainCfg *c, ArchOpts *ao)
         double t2 = now_s();
         if (it == 0) {
             t_all0 = now_s();
+            c_all0 = cpu_s();
             continue;
         }
         tf += t1 - t0;
         tb += t2 - t1;
     }
-    double total = now_s() - t_all0;
-    printf("bench: x%d, %d groups, dim %d, batch %d of %dx%d LR, %d threads: %.3f s/step (forward %.3f, backward+adam %.3f), %.3f it/s\n",
-           s, info.num_groups, info.dim, B, P, P, p->cpu.threads, total / steps, tf / steps, tb / steps, steps / total);
+    double total = now_s() - t_all0, cpu = cpu_s() - c_all0;
+    printf("bench: x%d, %d groups, dim %d, batch %d of %dx%d LR, %d threads: %.3f s/step (forward %.3f, backward+adam %.3f), "
+           "%.3f it/s; CPU %.3f s/step (all threads)\n",
+           s, info.num_groups, info.dim, B, P, P, p->cpu.threads, total / steps, tf / steps, tb / steps, steps / total,
+           cpu / steps);
     catanet_train_plan_free(p);
     free(lr);
     free(hr);
