@@ -241,6 +241,26 @@ int main(int argc, char **argv)
             fclose(a);
         free(arch);
     }
+    /* small raw headers next to the error branches (the fuzzer mutates from there) */
+    static const char *const raw[] = {
+        "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},\"b\":{\"dtype\":\"F16\",\"shape\":[2],"
+        "\"data_offsets\":[8,12]},\"__metadata__\":{\"k\":\"v\"}}",
+        "{\"a\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1,1,1,1],\"data_offsets\":[0,4]},\"c\":{\"dtype\":\"BOOL\","
+        "\"shape\":[],\"data_offsets\":[4,5]}}",
+        "{\"__metadata__\":{\"catanet_arch\":\"{\\\"dim\\\":4,\\\"qk_dim\\\":4,\\\"heads\\\":2,\\\"mlp_dim\\\":3,"
+        "\\\"upscale\\\":1,\\\"groups\\\":[]}\"}}",
+    };
+    for (size_t i = 0; i < sizeof(raw) / sizeof(raw[0]); i++) {
+        size_t hl = strlen(raw[i]);
+        uint8_t len8[8], zeros[16] = { 0 };
+        for (int k = 0; k < 8; k++)
+            len8[k] = (uint8_t)((uint64_t)hl >> (8 * k));
+        snprintf(p, sizeof(p), "%s/raw%zu.safetensors", argv[1], i);
+        FILE *r = fopen(p, "wb");
+        bad |= !r || fwrite(len8, 1, 8, r) != 8 || fwrite(raw[i], 1, hl, r) != hl || fwrite(zeros, 1, 16, r) != 16;
+        if (r)
+            fclose(r);
+    }
     /* the reference pickle with its first storages */
     FILE *f = fopen(argv[2], "rb");
     if (!f) {
