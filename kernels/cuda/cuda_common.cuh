@@ -88,10 +88,13 @@ __device__ static inline float gelu_exact(float x)
  * never stored, so the window can be as wide as the caller likes. DQK/DV are the head dims when
  * known at compile time (9 and 10 for CATANet), 0 for the runtime-sized generic path (<= 32).
  * With known dims the shared-memory rows are padded to a multiple of 4 floats and read as
- * float4 (broadcast: every thread reads the same key), and the query is zero-padded to match. */
+ * float4 (broadcast: every thread reads the same key), the query is zero-padded to match, and the
+ * softmax runs in base 2 (exp2, scale * log2(e) folded into the query) with one rescale per chunk
+ * of ATT_CHUNK keys; the generic path updates per key with expf. Both give the same softmax. */
 #define ATT_KEY_TILE 128
 #define ATT_MAX_HEAD 32
 #define ATT_PAD(D) ((D) ? (((D) + 3) & ~3) : ATT_MAX_HEAD)
+#define ATT_CHUNK 8 /* keys per rescale in the fixed-dims path */
 
 /* the shared memory one attending block needs: a tile of keys and values, rows padded to
  * ATT_PAD (12 + 12 floats for CATANet's 9/10 head dims: 12.5 KB, so many blocks fit an SM) */
@@ -162,6 +165,10 @@ __device__ static void attend(OnlineSoftmax<DV> &st, const float *qv, bool activ
     const int dqk = DQK ? DQK : dqk_rt, dv = DV ? DV : dv_rt;
     const int KS = DQK ? ATT_PAD(DQK) : dqk_rt, VS = DV ? ATT_PAD(DV) : dv_rt; /* smem row strides */
     float *ks = (float *)sm.ks, *vs = (float *)sm.vs;
+    float qs[DQK && DV ? ATT_PAD(DQK) : 1];
+#pragma unroll
+    for (int e = 0; e < (DQK && DV ? ATT_PAD(DQK) : 1); e++)
+        qs[e] = qv[e] * (scale * 1.4426950408889634f);
     for (int t0 = 0; t0 < nkeys; t0 += ATT_KEY_TILE) {
         int cnt = nkeys - t0 < ATT_KEY_TILE ? nkeys - t0 : ATT_KEY_TILE;
         __syncthreads(); /* the previous tile is no longer read */
@@ -180,30 +187,62 @@ __device__ static void attend(OnlineSoftmax<DV> &st, const float *qv, bool activ
         if (!active)
             continue;
         int pb = lo - t0 > 0 ? lo - t0 : 0, pe = hi - t0 < cnt ? hi - t0 : cnt;
-        for (int p = pb; p < pe; p++) {
-            float s = 0.0f;
-            if (DQK && DV) {
-                const float4 *k4 = (const float4 *)(ks + p * KS), *v4 = (const float4 *)(vs + p * VS);
-                float vp[ATT_PAD(DV)];
+        if (DQK && DV) {
+            /* chunks of ATT_CHUNK keys: scores first, one rescale per chunk, then the weights;
+             * base-2 exponent with the scale and log2(e) folded into the query (qs) */
+            for (int p = pb; p < pe; p += ATT_CHUNK) {
+                int nv = pe - p < ATT_CHUNK ? pe - p : ATT_CHUNK;
+                float sc[ATT_CHUNK], cm = -INFINITY;
 #pragma unroll
-                for (int e4 = 0; e4 < ATT_PAD(DQK) / 4; e4++) {
-                    float4 k = k4[e4];
-                    s += qv[4 * e4] * k.x;
-                    s += qv[4 * e4 + 1] * k.y;
-                    s += qv[4 * e4 + 2] * k.z;
-                    s += qv[4 * e4 + 3] * k.w;
+                for (int j = 0; j < ATT_CHUNK; j++) {
+                    float s = 0.0f;
+                    if (j < nv) {
+                        const float4 *k4 = (const float4 *)(ks + (p + j) * KS);
+#pragma unroll
+                        for (int e4 = 0; e4 < ATT_PAD(DQK) / 4; e4++) {
+                            float4 k = k4[e4];
+                            s += qs[4 * e4] * k.x;
+                            s += qs[4 * e4 + 1] * k.y;
+                            s += qs[4 * e4 + 2] * k.z;
+                            s += qs[4 * e4 + 3] * k.w;
+                        }
+                    }
+                    sc[j] = j < nv ? s : -INFINITY;
+                    cm = fmaxf(cm, sc[j]);
+                }
+                if (cm > st.m) {
+                    float corr = exp2f(st.m - cm); /* 0 on the first chunk (m = -inf) */
+                    st.l *= corr;
+#pragma unroll
+                    for (int e = 0; e < (DV ? DV : 1); e++)
+                        st.acc[e] *= corr;
+                    st.m = cm;
                 }
 #pragma unroll
-                for (int e4 = 0; e4 < ATT_PAD(DV) / 4; e4++) {
-                    float4 v = v4[e4];
-                    vp[4 * e4] = v.x;
-                    vp[4 * e4 + 1] = v.y;
-                    vp[4 * e4 + 2] = v.z;
-                    vp[4 * e4 + 3] = v.w;
+                for (int j = 0; j < ATT_CHUNK; j++) {
+                    if (j < nv) {
+                        float w = exp2f(sc[j] - st.m);
+                        const float4 *v4 = (const float4 *)(vs + (p + j) * VS);
+                        st.l += w;
+#pragma unroll
+                        for (int e4 = 0; e4 < ATT_PAD(DV) / 4; e4++) {
+                            float4 v = v4[e4];
+                            if (4 * e4 < DV)
+                                st.acc[4 * e4] += w * v.x;
+                            if (4 * e4 + 1 < DV)
+                                st.acc[4 * e4 + 1] += w * v.y;
+                            if (4 * e4 + 2 < DV)
+                                st.acc[4 * e4 + 2] += w * v.z;
+                            if (4 * e4 + 3 < DV)
+                                st.acc[4 * e4 + 3] += w * v.w;
+                        }
+                    }
                 }
-                os_update(st, s * scale, vp, dv);
-            } else {
+            }
+        } else {
+            for (int p = pb; p < pe; p++) {
                 const float *kp = ks + p * KS, *vp = vs + p * VS;
+                float s = 0.0f;
 #pragma unroll
                 for (int e = 0; e < ATT_MAX_HEAD; e++)
                     if (e < dqk)

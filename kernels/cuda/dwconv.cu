@@ -8,12 +8,13 @@
 /* One warp per pixel (8 warps per block, each walking many pixels so that the block's copy of the
  * weights, transposed to [k*k][C] in shared memory, is reused), lanes over channels: consecutive
  * lanes read consecutive channels and weights. Tap order (ky, kx) as in the CPU twin. */
-template <bool GELU_ADD>
+template <bool GELU_ADD, int KT>
 __global__ void dwconv_kernel(CatanetDwconvArgs a, const float *in, const float *wt, const float *bias,
                               float *out)
 {
     extern __shared__ float sw[]; /* [k*k][c] */
-    int k = a.ksize, kk = k * k, p = k / 2, c = a.c, hw = a.h * a.w, npix = a.batch * hw;
+    const int k = KT ? KT : a.ksize;
+    int kk = k * k, p = k / 2, c = a.c, hw = a.h * a.w, npix = a.batch * hw;
     for (int i = threadIdx.y * blockDim.x + threadIdx.x; i < kk * c; i += blockDim.x * blockDim.y) {
         int ch = i / kk, t = i - ch * kk;
         sw[t * c + ch] = wt[i];
@@ -21,19 +22,36 @@ __global__ void dwconv_kernel(CatanetDwconvArgs a, const float *in, const float 
     __syncthreads();
     for (int pix = blockIdx.x * blockDim.y + threadIdx.y; pix < npix; pix += gridDim.x * blockDim.y) {
         int img = pix / hw, rem = pix - img * hw, y = rem / a.w, x = rem - y * a.w;
+        const float *base = in + (size_t)img * hw * c;
         for (int ch = threadIdx.x; ch < c; ch += blockDim.x) {
             float acc = bias ? bias[ch] : 0.0f;
-            for (int ky = 0; ky < k; ky++) {
+            /* each row of taps unrolled with predicated loads (a tap outside the image adds 0 * w,
+             * which leaves acc unchanged, as the CPU twin's skipped tap does): a row's loads can be
+             * in flight at once */
+#pragma unroll 1
+            for (int ky = 0; ky < (KT ? KT : 0); ky++) {
                 int yy = y + ky - p;
-                if (yy < 0 || yy >= a.h)
-                    continue;
-                for (int kx = 0; kx < k; kx++) {
+                bool oky = (unsigned)yy < (unsigned)a.h;
+#pragma unroll
+                for (int kx = 0; kx < (KT ? KT : 0); kx++) {
                     int xx = x + kx - p;
-                    if (xx < 0 || xx >= a.w)
-                        continue;
-                    acc += in[(((size_t)img * a.h + yy) * a.w + xx) * c + ch] * sw[(ky * k + kx) * c + ch];
+                    bool ok = oky && (unsigned)xx < (unsigned)a.w;
+                    float v = ok ? base[((size_t)yy * a.w + xx) * c + ch] : 0.0f;
+                    acc += v * sw[(ky * k + kx) * c + ch];
                 }
             }
+            if (!KT)
+                for (int ky = 0; ky < k; ky++) {
+                    int yy = y + ky - p;
+                    if (yy < 0 || yy >= a.h)
+                        continue;
+                    for (int kx = 0; kx < k; kx++) {
+                        int xx = x + kx - p;
+                        if (xx < 0 || xx >= a.w)
+                            continue;
+                        acc += base[((size_t)yy * a.w + xx) * c + ch] * sw[(ky * k + kx) * c + ch];
+                    }
+                }
             size_t o = (size_t)pix * c + ch;
             out[o] = GELU_ADD ? in[o] + gelu_exact(acc) : acc;
         }
@@ -50,11 +68,16 @@ static int launch(CatanetCudaCtx *cx, const CatanetDwconvArgs *a, const float *i
     size_t smem = sizeof(float) * a->ksize * a->ksize * a->c;
     CUDA_REQUIRE(cx, smem <= 48 * 1024, "dwconv_fwd_cuda");
     int pix8 = (a->batch * a->h * a->w + 7) / 8;
-    unsigned blocks = (unsigned)(pix8 < 4096 ? pix8 : 4096); /* each block walks many pixels */
-    if (gelu_add)
-        dwconv_kernel<true><<<blocks, dim3(32, 8), smem, cx->stream>>>(*a, in, wt, bias, out);
+    unsigned blocks = (unsigned)(pix8 < 8192 ? pix8 : 8192); /* each block walks a few pixels */
+    dim3 th(32, 8);
+    if (gelu_add && a->ksize == 5)
+        dwconv_kernel<true, 5><<<blocks, th, smem, cx->stream>>>(*a, in, wt, bias, out);
+    else if (gelu_add)
+        dwconv_kernel<true, 0><<<blocks, th, smem, cx->stream>>>(*a, in, wt, bias, out);
+    else if (a->ksize == 5)
+        dwconv_kernel<false, 5><<<blocks, th, smem, cx->stream>>>(*a, in, wt, bias, out);
     else
-        dwconv_kernel<false><<<blocks, dim3(32, 8), smem, cx->stream>>>(*a, in, wt, bias, out);
+        dwconv_kernel<false, 0><<<blocks, th, smem, cx->stream>>>(*a, in, wt, bias, out);
     CUDA_LAUNCHED(cx, "dwconv");
     return 0;
 }
