@@ -375,8 +375,78 @@ static void check_model_fd(int scale)
     free(saved);
 }
 
+/* Spec §1.5 initialisation, by its statistics */
+static void check_init(void)
+{
+    char err[256];
+    CatanetModelInfo a;
+    catanet_arch_default(&a, 2);
+    CatanetModel *m, *m2;
+    if (catanet_model_create(&m, &a, err, sizeof(err)) < 0 || catanet_model_create(&m2, &a, err, sizeof(err)) < 0) {
+        test_check(0, "init: %s", err);
+        return;
+    }
+    catanet_train_init_weights(m, 3407);
+    catanet_train_init_weights(m2, 3407);
+    test_check(!memcmp(m->arena, m2->arena, sizeof(float) * m->arena_floats), "init: deterministic in the seed");
+    double lin_ss = 0, lin_n = 0, means_ss = 0, means_n = 0;
+    int bad = 0, convs = 0;
+    char what[256] = "";
+    for (int i = 0; i < m->n_tensors; i++) {
+        const CatanetTensorDef *d = &m->tensors[i];
+        const float *x = m->arena + d->offset;
+        const char *n = d->name;
+        int linear = strstr(n, ".fc1.") || strstr(n, ".fc2.") || strstr(n, ".to_q.") || strstr(n, ".to_k.") ||
+                     strstr(n, ".to_v.") || strstr(n, ".proj.");
+        int is_w = strstr(n, ".weight") != NULL;
+        if (d->is_buffer) {
+            for (size_t k = 0; k < d->numel; k++, means_n++)
+                means_ss += (double)x[k] * x[k];
+        } else if (strstr(n, "norm.")) {
+            for (size_t k = 0; k < d->numel; k++)
+                if (x[k] != (is_w ? 1.0f : 0.0f) && !bad++)
+                    snprintf(what, sizeof(what), "%s[%zu] = %g", n, k, x[k]);
+        } else if (linear) {
+            for (size_t k = 0; k < d->numel; k++) {
+                if (is_w) {
+                    lin_ss += (double)x[k] * x[k];
+                    lin_n++;
+                } else if (x[k] != 0.0f && !bad++)
+                    snprintf(what, sizeof(what), "%s[%zu] = %g", n, k, x[k]);
+            }
+        } else {
+            char wn[CATANET_NAME_MAX + 8];
+            snprintf(wn, sizeof(wn), "%.*s.weight", (int)(strlen(n) - (is_w ? 7 : 5)), n);
+            const CatanetTensorDef *w = catanet_model_find(m, wn);
+            double bound = 1.0 / sqrt((double)w->shape[1] * w->shape[2] * w->shape[3]), mxv = 0, ss = 0;
+            for (size_t k = 0; k < d->numel; k++) {
+                mxv = fmax(mxv, fabs(x[k]));
+                ss += (double)x[k] * x[k];
+            }
+            double sd = sqrt(ss / d->numel);
+            /* U(-b, b): max close to b, std b/sqrt(3) (checked where the tensor is large) */
+            if (mxv > bound || (d->numel >= 1000 && (mxv < 0.95 * bound || fabs(sd / (bound / sqrt(3.0)) - 1) > 0.06))) {
+                if (!bad++)
+                    snprintf(what, sizeof(what), "%s: max %g std %g, bound %g", n, mxv, sd, bound);
+            }
+            convs++;
+        }
+    }
+    double lin_sd = sqrt(lin_ss / lin_n), means_sd = sqrt(means_ss / means_n);
+    test_check(!bad, "init: LayerNorm 1/0, Linear biases 0, %d conv tensors U(+-1/sqrt(fan_in)) %s", convs, what);
+    test_check(fabs(lin_sd - 0.02) < 0.0005, "init: Linear weights std %.5f (0.02)", lin_sd);
+    test_check(fabs(means_sd - 1.0) < 0.03, "init: means randn, std %.3f", means_sd);
+    int any_init = 0;
+    for (int g = 0; g < m->info.num_groups; g++)
+        any_init |= m->initted[g];
+    test_check(!any_init, "init: initted False");
+    catanet_model_free(m);
+    catanet_model_free(m2);
+}
+
 int main(int argc, char **argv)
 {
+    check_init();
     check_model_fd(1);
     check_model_fd(3);
     check_model_fd(4);

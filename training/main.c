@@ -80,26 +80,6 @@ static void die(const char *fmt, ...)
     exit(1);
 }
 
-/* ---- random numbers for the initialisation (splitmix64; the state is one integer) ---- */
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static double rng_uniform(uint64_t *s)
-{
-    return ((rng_next(s) >> 11) + 0.5) * (1.0 / 9007199254740992.0);
-}
-
-static double rng_normal(uint64_t *s)
-{
-    double u = rng_uniform(s), v = rng_uniform(s);
-    return sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v);
-}
-
 /* CPU seconds of the process (all threads): on a shared machine the honest cost of a step */
 static double cpu_s(void)
 {
@@ -108,55 +88,9 @@ static double cpu_s(void)
     return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec * 1e-6;
 }
 
-static int ends_with(const char *s, const char *suffix)
+static double rng_uniform(uint64_t *s)
 {
-    size_t n = strlen(s), m = strlen(suffix);
-    return n >= m && !strcmp(s + n - m, suffix);
-}
-
-/* Spec §1.5: Linear trunc_normal(std 0.02, bounds +-2) and bias 0; LayerNorm 1/0; convolutions
- * PyTorch's default (kaiming_uniform a=sqrt 5: U(+-1/sqrt(fan_in)), bias the same);
- * means randn, initted False. */
-static void init_model(CatanetModel *m, uint64_t seed)
-{
-    uint64_t s = seed ^ 0x5eed1234abcdull;
-    for (int i = 0; i < m->n_tensors; i++) {
-        const CatanetTensorDef *d = &m->tensors[i];
-        float *x = m->arena + d->offset;
-        const char *n = d->name;
-        int is_linear = strstr(n, ".fc1.") || strstr(n, ".fc2.") || strstr(n, ".to_q.") || strstr(n, ".to_k.") ||
-                        strstr(n, ".to_v.") || strstr(n, ".proj.");
-        if (d->is_buffer) {
-            for (size_t k = 0; k < d->numel; k++)
-                x[k] = (float)rng_normal(&s);
-        } else if (strstr(n, "norm.")) {
-            for (size_t k = 0; k < d->numel; k++)
-                x[k] = ends_with(n, ".weight") ? 1.0f : 0.0f;
-        } else if (is_linear) {
-            for (size_t k = 0; k < d->numel; k++) {
-                double v;
-                do
-                    v = rng_normal(&s) * 0.02;
-                while (v < -2.0 || v > 2.0);
-                x[k] = ends_with(n, ".weight") ? (float)v : 0.0f;
-            }
-        } else { /* convolution weight [out, in/groups, k, k] or bias: fan_in of its weight */
-            double fan_in;
-            if (d->ndim == 4)
-                fan_in = (double)d->shape[1] * d->shape[2] * d->shape[3];
-            else {
-                char wname[CATANET_NAME_MAX];
-                snprintf(wname, sizeof(wname), "%.*s.weight", (int)(strlen(n) - 5), n);
-                const CatanetTensorDef *w = catanet_model_find(m, wname);
-                fan_in = w ? (double)w->shape[1] * w->shape[2] * w->shape[3] : 1.0;
-            }
-            double bound = 1.0 / sqrt(fan_in);
-            for (size_t k = 0; k < d->numel; k++)
-                x[k] = (float)((rng_uniform(&s) * 2.0 - 1.0) * bound);
-        }
-    }
-    for (int g = 0; g < m->info.num_groups; g++)
-        m->initted[g] = 0;
+    return catanet_train_rng_uniform(s);
 }
 
 /* ---- NPY (float32, C order) ---- */
@@ -932,7 +866,7 @@ static int cmd_bench(TrainCfg *c, ArchOpts *ao)
     apply_arch(ao, &info);
     if (catanet_model_create(&m, &info, err, sizeof(err)) < 0)
         die("%s", err);
-    init_model(m, c->seed);
+    catanet_train_init_weights(m, c->seed);
     g = new_like(m);
     am = new_like(m);
     av = new_like(m);
@@ -1057,7 +991,7 @@ int main(int argc, char **argv)
             apply_arch(&ao, &cfg.arch);
             if (catanet_model_create(&ts.model, &cfg.arch, err, sizeof(err)) < 0)
                 die("%s", err);
-            init_model(ts.model, cfg.seed);
+            catanet_train_init_weights(ts.model, cfg.seed);
         }
         ts.grads = new_like(ts.model);
         ts.adam_m = new_like(ts.model);

@@ -84,6 +84,13 @@ double catanet_train_forward(CatanetTrainPlan *p, const float *lr, const float *
  * grads (a model of the same architecture; its `means` slots are left alone). */
 void catanet_train_backward(CatanetTrainPlan *p, const float *hr, CatanetModel *grads);
 
+/* Initialisation from scratch, spec §1.5: Linear weights trunc_normal(std 0.02, bounds +-2) and
+ * biases 0; LayerNorm 1 and 0; convolutions PyTorch's default (U(+-1/sqrt(fan_in)) for weight and
+ * bias); `means` randn; `initted` False. Deterministic in seed. */
+void catanet_train_init_weights(CatanetModel *m, uint64_t seed);
+/* uniform in (0,1) from a splitmix64 state */
+double catanet_train_rng_uniform(uint64_t *state);
+
 /* zero every tensor of a model arena */
 void catanet_model_zero(CatanetModel *m);
 
