@@ -42,6 +42,9 @@ TEST_COMMON := $(B)/tests/testutil.o $(B)/tools/imageio.o
 
 all: $(LIB) $(TRAIN_LIB) $(TRAIN_BIN) $(TOOL_BINS) $(TEST_BINS)
 
+# keep the objects of programs (make would otherwise delete them as intermediates)
+.SECONDARY:
+
 $(CONFIG):
 	./configure --builddir=$(BUILDDIR)
 
@@ -96,7 +99,7 @@ clean:
 distclean:
 	rm -rf $(B)
 
--include $(shell find $(B) -name '*.d' 2>/dev/null)
+-include $(shell find $(B) -type f -name '*.d' 2>/dev/null)
 
 # ==== fuzzing and sanitizers (tests/fuzz) ======================================================
 # make fuzz            builds build-fuzz/fuzz_weights (clang, libFuzzer + ASan + UBSan) and its seed corpus
