@@ -497,8 +497,10 @@ static int train_loop(TrainCfg *cfg, TrainState *ts)
         }
         double t = now_s();
         ts->elapsed = base_elapsed + (t - t0);
-        if (log)
+        if (log) { /* flushed every step: a step costs seconds, and the log is what people watch */
             fprintf(log, "%lld,%.9g,%.6g,%.1f\n", (long long)ts->step, loss, lr_at(cfg, ts->step - 1), ts->elapsed);
+            fflush(log);
+        }
         if (cfg->val_every > 0 && ts->step % cfg->val_every == 0 && cfg->n_val) {
             ValCtx vc = { m, cfg->threads };
             for (int i = 0; i < cfg->n_val; i++) {
