@@ -157,7 +157,8 @@ check-sanitize:
 
 # ---- GPU check (tools/gpu-check.sh; issue 3) ----
 # make gpu-stage            here: stage the shared data + host libraries into build/gpu-carry
-# make gpu-check OUT=dir    on the GPU machine (carry build/gpu-carry): build for its GPU, twin tests,
+# make gpu-check OUT=dir    on the GPU machine (carry build/gpu-carry/shared and build/gpu-carry/deps.tar.xz):
+#                           build for its GPU, twin tests,
 #                           benchmarks, memcheck; logs and summary.txt in dir
 .PHONY: gpu-check gpu-stage
 OUT ?= gpu-check-out

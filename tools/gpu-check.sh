@@ -15,8 +15,8 @@
 # LR images from the shared folder, and the jansson/libpng/libjpeg headers and libraries of this
 # machine (used there only when ./configure fails without them; GPU_CHECK_STAGE_BLAS=1 adds
 # OpenBLAS, +5 MB). The transfer to the GPU machine is limited to 64 MiB for the working tree
-# (tracked and untracked-not-ignored files) plus what is carried. Then run there with
-# build/gpu-carry carried:
+# (tracked and untracked-not-ignored files) plus what is carried. Then run there, carrying
+# build/gpu-carry/shared and build/gpu-carry/deps.tar.xz:
 #     sh tools/gpu-check.sh "$OUT"
 # Exit status: 0 when build and twin tests passed, 1 otherwise.
 cd "$(dirname "$0")/.." || exit 1
@@ -75,7 +75,7 @@ PY
         cp -L "$f" "$CARRY/deps/include/" || echo "gpu-check --stage: warning: $f not copied"
     done
     (cd "$CARRY" && tar cJf deps.tar.xz deps && rm -rf deps) || exit 1
-    echo "gpu-check --stage: $(du -sh "$CARRY" | cut -f1) in $CARRY; on the GPU machine: sh tools/gpu-check.sh \"\$OUT\" (carry $CARRY)"
+    echo "gpu-check --stage: $(du -sh "$CARRY/shared" "$CARRY/deps.tar.xz" | cut -f1 | tr "\n" " ")in $CARRY; on the GPU machine: sh tools/gpu-check.sh \"\$OUT\" (carry $CARRY/shared and $CARRY/deps.tar.xz)"
     exit 0
 fi
 
