@@ -30,7 +30,7 @@ for proto in tcp udp; do
         in_url="tcp://127.0.0.1:$port?listen=1&listen_timeout=60000"
         out_url="tcp://127.0.0.1:$port"
     else
-        in_url="udp://127.0.0.1:$port?timeout=8000000&fifo_size=100000"
+        in_url="udp://127.0.0.1:$port?timeout=4000000&fifo_size=100000"
         out_url="udp://127.0.0.1:$port?pkt_size=1316"
     fi
     "$FF" -nostdin -hide_banner -v error -y -i "$in_url" -f framemd5 "$TMP/rx_$proto.md5" 2> "$TMP/rx_$proto.log" &
