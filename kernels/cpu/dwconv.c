@@ -86,7 +86,7 @@ void catanet_dwconv_bwd_ref(const CatanetDwconvArgs *a, const float *in, const f
 size_t catanet_dwconv_bwd_scratch(const CatanetDwconvArgs *a)
 {
     size_t tasks = ((size_t)a->batch * a->h + DW_BWD_ROWS - 1) / DW_BWD_ROWS;
-    return tasks * (size_t)a->c * (a->ksize * a->ksize + 1);
+    return tasks * (size_t)a->c * (a->ksize * a->ksize + 1) + (size_t)a->c * a->ksize * a->ksize;
 }
 
 /* din gathered per output row (no write conflicts); dwt/dbias: a partial per fixed block of
@@ -99,6 +99,11 @@ void catanet_dwconv_bwd_cpu(const CatanetCpu *cpu, const CatanetDwconvArgs *a, c
     int rows = a->batch * H;
     int tasks = (rows + DW_BWD_ROWS - 1) / DW_BWD_ROWS;
     size_t tsz = (size_t)c * (kk + 1);
+    /* the weights as [tap][channel]: the input-gradient loop then runs over contiguous channels */
+    float *wtt = scratch + (size_t)tasks * tsz;
+    for (int ch = 0; ch < c; ch++)
+        for (int j = 0; j < kk; j++)
+            wtt[(size_t)j * c + ch] = wt[(size_t)ch * kk + j];
 #pragma omp parallel num_threads(cpu->threads)
     {
     if (din) {
@@ -116,8 +121,9 @@ void catanet_dwconv_bwd_cpu(const CatanetCpu *cpu, const CatanetDwconvArgs *a, c
                         if (xx < 0 || xx >= W)
                             continue;
                         const float *g = dout + (((size_t)bi * H + yy) * W + xx) * c;
+                        const float *wr = wtt + (size_t)(ky * k + kx) * c;
                         for (int ch = 0; ch < c; ch++)
-                            d[ch] += g[ch] * wt[(size_t)ch * kk + ky * k + kx];
+                            d[ch] += g[ch] * wr[ch];
                     }
                 }
             }
