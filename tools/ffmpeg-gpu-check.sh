@@ -52,12 +52,13 @@ mkdir -p "$NV/lib/pkgconfig" && cp -r "$CARRY/ffnvcodec/include" "$NV/" &&
 start=$(date +%s)
 if PKG_CONFIG_PATH="$NV/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}" FFMPEG_JOBS=$(nproc) \
         timeout $(left) sh tools/ffmpeg-build.sh "$B" ffmpeg > "$OUT/ffmpeg-build.log" 2>&1; then
-    say "PASS build: FFmpeg $(cat "$B/ffmpeg/.catanet-version") with catanet_xs in $(( $(date +%s) - start )) s ($(grep -c . "$OUT/ffmpeg-build.log") log lines)"
+    say "PASS build: FFmpeg $(cat "$B"/ffmpeg-src-default/ffmpeg-5.1*/RELEASE) with catanet_xs in $(( $(date +%s) - start )) s"
 else
     say "FAIL build: $(tail -n 3 "$OUT/ffmpeg-build.log" | tr '\n' ' ')"
     exit 1
 fi
 grep -q 'define CONFIG_CUDA 1' "$B/ffmpeg/config.h" || say "FAIL build: FFmpeg has no CUDA (ffnvcodec not found)"
+[ -x "$B/ffmpeg/ffmpeg" ] || { say "FAIL build: no $B/ffmpeg/ffmpeg"; exit 1; }
 FF="$B/ffmpeg/ffmpeg -nostdin -hide_banner -y"
 M=$(ls build/gpu-carry/shared/reference/catanet/weights_x2_trained.safetensors ../shared/reference/catanet/weights_x2_trained.safetensors 2>/dev/null | head -n 1)
 [ -f weights/catanet_xs_x2.safetensors ] && M=weights/catanet_xs_x2.safetensors
