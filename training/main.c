@@ -524,7 +524,7 @@ static int train_loop(TrainCfg *cfg, TrainState *ts)
         if (!cfg->quiet && (t - last_print > 1.0 || ts->step == cfg->iters)) {
             double ips = (ts->step - start_step) / (t - t0);
             double eta = ips > 0 ? (cfg->iters - ts->step) / ips : 0;
-            char val[128] = "";
+            char val[192] = "";
             if (ts->have_val)
                 snprintf(val, sizeof(val), "  val %s %.2f dB", vs[0]->name, ts->last_psnr[0]);
             fprintf(stderr, "\r[%lld/%lld] loss %.5f (avg %.5f)  %.3f it/s  ETA %02d:%02d:%02d%s   ",
