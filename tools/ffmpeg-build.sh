@@ -116,6 +116,17 @@ fi
 # bookworm's 11.1.5.2; 7.1+ need >= 11.1.5.3 (12.1.14.0 in trixie).
 need=11.1.5.2
 [ "$major" -ge 6 ] && need=11.1.5.3
+if [ -n "$SUITE" ] && ! pkg-config --atleast-version=$need ffnvcodec 2>/dev/null; then
+    # the suite FFmpeg came from also carries headers it accepts: fetch and stage them
+    nv=$B/nv-codec-headers-$SUITE
+    if [ ! -f "$nv/lib/pkgconfig/ffnvcodec.pc" ]; then
+        log "ffnvcodec older than $need: fetching nv-codec-headers from $SUITE"
+        nvsrc=$(sh "$top/tools/ffmpeg-fetch.sh" "$B" "$SUITE" nv-codec-headers | tail -n 1) &&
+            make -C "$nvsrc" PREFIX="$nv" install > /dev/null 2>&1 || log "could not fetch nv-codec-headers"
+    fi
+    [ -f "$nv/lib/pkgconfig/ffnvcodec.pc" ] && PKG_CONFIG_PATH="$nv/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}" &&
+        export PKG_CONFIG_PATH
+fi
 if pkg-config --atleast-version=$need ffnvcodec 2>/dev/null; then
     flags="$flags --enable-ffnvcodec --enable-cuda --enable-nvdec --enable-nvenc
  --enable-hwaccel=h264_nvdec,hevc_nvdec,vp9_nvdec --enable-encoder=h264_nvenc,hevc_nvenc --enable-filter=hwupload_cuda"

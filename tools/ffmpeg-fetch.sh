@@ -1,7 +1,7 @@
 #!/bin/sh
 # Fetch Debian's FFmpeg source package with `apt-get source` and unpack it.
 #
-# Usage: tools/ffmpeg-fetch.sh BUILDDIR [SUITE]
+# Usage: tools/ffmpeg-fetch.sh BUILDDIR [SUITE [PACKAGE]]
 #   SUITE  empty: the suites the machine already uses (bookworm: FFmpeg 5.1.x);
 #          a name (e.g. trixie): that suite of the same archive (trixie: FFmpeg 7.1.x).
 # Prints the path of the unpacked tree on its last line.
@@ -13,12 +13,15 @@
 # APT state (lists, downloaded files) stays under BUILDDIR. No mirror host name is kept
 # in this repository and the machine's APT configuration is not modified.
 set -e
-B=${1:?usage: tools/ffmpeg-fetch.sh BUILDDIR [SUITE]}
+B=${1:?usage: tools/ffmpeg-fetch.sh BUILDDIR [SUITE [PACKAGE]]}
 SUITE=$2
+PKG=${3:-ffmpeg}   # ffmpeg, or nv-codec-headers (the ffnvcodec headers newer FFmpeg needs)
+dirname=ffmpeg-src
+[ "$PKG" = ffmpeg ] || dirname=$PKG-src
 B=$(cd "$B" && pwd)
 tag=${SUITE:-default}
 A=$B/apt-$tag
-mkdir -p "$A/sources-parts" "$A/lists/partial" "$A/cache/archives/partial" "$B/ffmpeg-src-$tag"
+mkdir -p "$A/sources-parts" "$A/lists/partial" "$A/cache/archives/partial" "$B/$dirname-$tag"
 
 # deb822 stanzas: keep those of Types deb (not the security/updates suites when a suite is
 # given), turn them into deb-src, optionally replace the suite.
@@ -69,21 +72,20 @@ APT="apt-get -q -o Dir::Etc::SourceList=/dev/null -o Dir::Etc::SourceParts=$A/so
      -o APT::Sandbox::User=root -o Debug::NoLocking=1"
 echo "ffmpeg-fetch: apt-get update (deb-src ${SUITE:-of the configured suites})" >&2
 $APT update >&2
-cd "$B/ffmpeg-src-$tag"
-rm -rf ffmpeg-[0-9]*/
-echo "ffmpeg-fetch: apt-get source ffmpeg" >&2
-$APT source --download-only ffmpeg >&2 || echo "ffmpeg-fetch: apt-get source did not get every file" >&2
-dsc=$(ls -t ffmpeg_*.dsc 2>/dev/null | head -n 1)
-if [ -n "$dsc" ]; then
-    # dpkg-source applies Debian's own patch series; signatures are not checked (no keyring
-    # for source uploaders here; the index itself was verified by APT)
-    dpkg-source --no-check -x "$dsc" >&2
-else
-    # a mirror caught mid-update may serve the upstream tarball without the .dsc: use it as is
-    orig=$(ls -t ffmpeg_*.orig.tar.* 2>/dev/null | grep -v '\.asc$' | head -n 1)
-    [ -n "$orig" ] || { echo "ffmpeg-fetch: no FFmpeg source downloaded" >&2; exit 1; }
-    echo "ffmpeg-fetch: no .dsc; unpacking the upstream tarball $orig without Debian's patches" >&2
+cd "$B/$dirname-$tag"
+rm -rf "$PKG"-[0-9n]*/
+echo "ffmpeg-fetch: apt-get source $PKG" >&2
+$APT source --download-only "$PKG" >&2 || echo "ffmpeg-fetch: apt-get source did not get every file" >&2
+dsc=$(ls -t "$PKG"_*.dsc 2>/dev/null | head -n 1)
+# dpkg-source applies Debian's own patch series; signatures are not checked (no keyring for
+# source uploaders here; the index itself was verified by APT). A mirror caught mid-update
+# may serve the upstream tarball without the rest: then that tarball is used as it is.
+if [ -z "$dsc" ] || ! dpkg-source --no-check -x "$dsc" >&2; then
+    rm -rf "$PKG"-[0-9n]*/
+    orig=$(ls -t "$PKG"_*.orig.tar.* 2>/dev/null | grep -v '\.asc$' | head -n 1)
+    [ -n "$orig" ] || { echo "ffmpeg-fetch: no $PKG source downloaded" >&2; exit 1; }
+    echo "ffmpeg-fetch: unpacking the upstream tarball $orig without Debian's patches" >&2
     tar xf "$orig" >&2
 fi
-tree=$(ls -d ffmpeg-[0-9]*/ | head -n 1)
-echo "$B/ffmpeg-src-$tag/${tree%/}"
+tree=$(ls -d "$PKG"-[0-9n]*/ | head -n 1)
+echo "$B/$dirname-$tag/${tree%/}"
