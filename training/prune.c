@@ -402,9 +402,9 @@ int catanet_prune_main(int argc, char **argv, CatanetLogFn log, void *op)
     if ((ret = catanet_prune_candidates(&T->info, K, o.budget, &cand, &nc, err, sizeof(err))) < 0)
         goto fail;
     catanet_kd_log(log, op, CATANET_LOG_INFO,
-                   "prune: %s (%d groups, %lld params) -> keep %d groups: %d candidate subsets <= %lld params "
-                   "(each %lld); batch %d of %dx%d, %lld iterations, tau %g -> %g, logit scale %g, lr %g (logits x%g), "
-                   "EMA %g",
+                   "prune: %s (%d groups, %lld params) -> keep %d groups: %d candidate subsets within the budget "
+                   "(%lld params; 0 = none), each %lld params; batch %d of %dx%d, %lld iterations, tau %g -> %g, "
+                   "logit scale %g, lr %g (logits x%g), EMA %g",
                    o.teacher, G, (long long)T->info.num_params, K, nc, (long long)o.budget, (long long)cand[0].params,
                    B, o.patch, o.patch, (long long)o.iters, o.tau0, o.tau1, o.scale, o.lr, o.logit_mult, o.ema);
     grads = NULL;
