@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "forward_cpu.h"
 #include "kernels.h"
 #include "model.h"
 #include "model_train.h"
@@ -332,6 +333,41 @@ static void test_onehot_equals_student(Rng *r)
         catanet_train_plan_free(ps);
         catanet_model_free(fm);
         catanet_model_free(sm);
+    }
+    /* eval mode (the engine's forward): a gate of 0 is a residual branch multiplied by 0, i.e. a
+     * mid_conv with zero weights and bias; the full model with the masked groups' branches zeroed
+     * gives the extracted student's output bit for bit */
+    {
+        CatanetModel *z = clone(full), *sc = clone(st);
+        for (int g = 0; g < G; g++)
+            if (g != keep[0] && g != keep[1]) {
+                memset(z->groups[g].mid_w, 0, sizeof(float) * 8 * 8 * 9);
+                memset(z->groups[g].mid_b, 0, sizeof(float) * 8);
+            }
+        for (int g = 0; g < G; g++)
+            z->initted[g] = 1;
+        for (int j = 0; j < 2; j++)
+            sc->initted[j] = 1;
+        CatanetCpuPlan *pz, *psd;
+        int ew = 20, eh = 18;
+        int r1 = catanet_cpu_plan_create(&pz, z, ew, eh, 2, err, sizeof(err));
+        int r2 = catanet_cpu_plan_create(&psd, sc, ew, eh, 2, err, sizeof(err));
+        float *in = zeros((size_t)3 * ew * eh), *o1 = zeros((size_t)12 * ew * eh), *o2 = zeros((size_t)12 * ew * eh);
+        for (int i = 0; i < 3 * ew * eh; i++)
+            in[i] = rng_uniform(r);
+        if (r1 == 0 && r2 == 0) {
+            catanet_cpu_forward(pz, in, o1);
+            catanet_cpu_forward(psd, in, o2);
+        }
+        test_check(r1 == 0 && r2 == 0 && memcmp(o1, o2, sizeof(float) * 12 * ew * eh) == 0,
+                   "one-hot mask {1,3} == extracted student in eval mode (engine forward), bit for bit");
+        if (r1 == 0)
+            catanet_cpu_plan_free(pz);
+        if (r2 == 0)
+            catanet_cpu_plan_free(psd);
+        free(in); free(o1); free(o2);
+        catanet_model_free(z);
+        catanet_model_free(sc);
     }
     /* the extracted student in eval mode equals its source model's groups (metadata round trip) */
     char path[] = "/tmp/test_prune_XXXXXX";
