@@ -360,7 +360,8 @@ static CatanetChromaLoc pick_siting(AVFilterContext *ctx, enum AVChromaLocation 
     }
 }
 
-/* The library's view of a frame: same planes, same strides, the frame's own colour tags. */
+/* The library's view of a frame: same planes, same strides, the colour tags of the input
+ * frame `tags` (whose height decides the matrix of untagged frames, for the output too). */
 static int frame_to_image(AVFilterContext *ctx, const AVFrame *f, int w, int h, const AVFrame *tags,
                           CatanetImage *im)
 {
@@ -399,7 +400,7 @@ static int frame_to_image(AVFilterContext *ctx, const AVFrame *f, int w, int h, 
         av_log(ctx, AV_LOG_ERROR, "unsupported pixel format %s\n", av_get_pix_fmt_name(fmt));
         return AVERROR(ENOSYS);
     }
-    im->matrix = pick_matrix(ctx, tags->colorspace, h);
+    im->matrix = pick_matrix(ctx, tags->colorspace, tags->height);
     im->range = tags->color_range == AVCOL_RANGE_JPEG || fmt == AV_PIX_FMT_YUVJ420P ?
                 CATANET_RANGE_FULL : CATANET_RANGE_LIMITED;
     im->chroma_loc = pick_siting(ctx, tags->chroma_location, fmt);

@@ -39,6 +39,25 @@ for size in 17x13 1x1 2x2; do
     done
 done
 
+# colour tags and the untagged default: each case must match the library with the expected
+# matrix/range, and not the library with the other matrix (so the case tells them apart)
+tagcase() { # description size pix_fmt filter-prefix matrix range other-matrix [catanet_xs options]
+    d=$1 size=$2 f=$3 pre=$4 m=$5 r=$6 om=$7 opt=$8
+    w=${size%x*} h=${size#*x}
+    ff -lavfi "testsrc2=size=64x48:rate=5:duration=0.2,scale=$w:$h,format=$f" -f rawvideo "$TMP/in.raw"
+    ff -f rawvideo -pix_fmt $f -s $size -i "$TMP/in.raw" -vf "${pre}catanet_xs=model=$M:threads=1$opt" \
+        -f rawvideo -pix_fmt $f "$TMP/ff.raw"
+    "$TMP/ffmpeg_ref" "$M" $f $w $h $m $r left "$TMP/in.raw" "$TMP/ref.raw"
+    "$TMP/ffmpeg_ref" "$M" $f $w $h $om $r left "$TMP/in.raw" "$TMP/other.raw"
+    check "$d" sh -c "cmp -s '$TMP/ff.raw' '$TMP/ref.raw' && ! cmp -s '$TMP/ff.raw' '$TMP/other.raw'"
+}
+tagcase "untagged 4x720 yuv420p uses BT.709 (720 lines and up)" 4x720 yuv420p "" 709 limited 601
+tagcase "untagged 4x718 yuv420p uses BT.601 (below 720 lines)" 4x718 yuv420p "" 601 limited 709
+tagcase "frames tagged bt709 at 17x13 use BT.709" 17x13 yuv444p "setparams=colorspace=bt709," 709 limited 601
+tagcase "frames tagged bt2020nc use BT.2020" 17x13 yuv444p "setparams=colorspace=bt2020nc," 2020 limited 709
+tagcase "frames tagged full range (pc) use full range" 17x13 yuv444p "setparams=range=pc," 601 full 709
+tagcase "matrix=bt2020 overrides untagged frames" 17x13 yuv444p "" 2020 limited 601 ":matrix=bt2020"
+
 # 10-bit precision against the float result
 for f in yuv444p10le yuv444p; do
     ff -lavfi "testsrc2=size=64x48:rate=5:duration=0.2,scale=17:13,format=$f" -f rawvideo "$TMP/in.raw"
