@@ -46,9 +46,13 @@ for proto in tcp udp; do
     port=$((port + 1))
 done
 
-# latency: feed raw frames one by one; after frame i, count the output frames
-ff -lavfi "testsrc2=size=16x12:rate=5:duration=0.6,format=rgb24" -f rawvideo "$TMP/frames.rgb"
-latency_run() { # $1 filter, $2 bytes per output frame: prints the output frame count after each input frame
+# latency: feed raw frames one by one through a FIFO. The ffmpeg CLI itself may hold one frame
+# (whether it does depends on timing), so after input frame i (0-based) at least i frames must
+# have come out; a filter that holds a frame of its own falls one short and never catches up,
+# however long it waits. tblend (which needs the next frame) is the control that the test can fail.
+ff -lavfi "testsrc2=size=16x12:rate=5:duration=0.8,format=rgb24" -f rawvideo "$TMP/frames.rgb"
+# latency_run FILTER BYTES_PER_OUTPUT_FRAME WAIT_LIMIT_DECISECONDS: prints the count after each input
+latency_run() {
     rm -f "$TMP/in.fifo" "$TMP/out.raw"
     mkfifo "$TMP/in.fifo"
     "$FF" -nostdin -v error -y -probesize 32 -analyzeduration 0 -fpsprobesize 0 -f rawvideo -pix_fmt rgb24 \
@@ -57,10 +61,10 @@ latency_run() { # $1 filter, $2 bytes per output frame: prints the output frame 
     lp=$!
     exec 3> "$TMP/in.fifo"
     counts=
-    for i in 0 1 2; do
+    for i in 0 1 2 3; do
         dd if="$TMP/frames.rgb" bs=576 skip=$i count=1 status=none >&3
         t=0
-        while [ $(( $(stat -c %s "$TMP/out.raw" 2>/dev/null || echo 0) / $2 )) -le $i ] && [ $t -lt 40 ]; do
+        while [ $(( $(stat -c %s "$TMP/out.raw" 2>/dev/null || echo 0) / $2 )) -lt $i ] && [ $t -lt $3 ]; do
             sleep 0.1
             t=$((t + 1))
         done
@@ -70,8 +74,13 @@ latency_run() { # $1 filter, $2 bytes per output frame: prints the output frame 
     wait $lp
     echo "$counts"
 }
-base=$(latency_run null 576)
-cat=$(latency_run "catanet_xs=model=$M:threads=1" 2304)
-check "latency: output frames after each of 3 input frames: catanet_xs [$cat] = null filter [$base] (no added delay)" \
-    [ "$cat" = "$base" ]
+at_least() { # at_least "c0 c1 c2 c3": true when c_i >= i for every i
+    i=0
+    for c in $1; do [ "$c" -ge $i ] || return 1; i=$((i + 1)); done
+}
+cat=$(latency_run "catanet_xs=model=$M:threads=1" 2304 1200)
+check "latency: after input frame i at least i output frames (the CLI holds at most one): catanet_xs [$cat]" at_least "$cat"
+ctl=$(latency_run tblend 576 30)
+if at_least "$ctl"; then fail "latency control: tblend, which holds a frame, was not caught [$ctl]"
+else pass "latency control: tblend, which holds a frame, is caught [$ctl]"; fi
 finish
