@@ -130,85 +130,98 @@ void catanet_lrsa_fwd_ref(const CatanetLrsaArgs *a, const CatanetLrsaWeights *wt
     free(P);
 }
 
-size_t catanet_lrsa_work(const CatanetLrsaArgs *a)
+#define LRSA_ROW_BLOCK 64
+
+/* Fast path scratch: thread 0's slice holds the patch being computed (shared by all threads:
+ * P, LN(P), Y, Q, K, V, A); every slice ends with that thread's score block. */
+static size_t patch_shared(const CatanetLrsaArgs *a)
 {
     size_t T = (size_t)a->ps * a->ps, hq = (size_t)a->heads * a->dqk, hv = (size_t)a->heads * a->dv;
-    size_t patch = T * a->c * 3 + T * (2 * hq + 2 * hv) + T * T;
+    return T * a->c * 3 + T * (2 * hq + 2 * hv);
+}
+
+size_t catanet_lrsa_work(const CatanetLrsaArgs *a)
+{
+    size_t T = (size_t)a->ps * a->ps;
+    size_t patch = patch_shared(a) + (size_t)LRSA_ROW_BLOCK * T;
     size_t bands = (size_t)a->h + a->w; /* the band weights reuse thread 0's slice */
     return patch > bands ? patch : bands;
 }
 
-
-/* one patch: P + proj(MHSA(LN(P))) added into out (no band weights yet) */
-#define LRSA_ROW_BLOCK 64
-
-static void patch_cpu(const CatanetLrsaArgs *a, const CatanetLrsaWeights *wt, const float *x,
-                      int top, int left, float *buf, float *out)
-{
-    int W = a->w, C = a->c, ps = a->ps, T = ps * ps;
-    int hq = a->heads * a->dqk, hv = a->heads * a->dv;
-    float *P = buf, *Pn = P + (size_t)T * C, *Y = Pn + (size_t)T * C;
-    float *Qm = Y + (size_t)T * C, *Km = Qm + (size_t)T * hq, *Vm = Km + (size_t)T * hq;
-    float *A = Vm + (size_t)T * hv, *S = A + (size_t)T * hv;
-    CatanetCpu one = { 1, NULL, 0 };
-    for (int r = 0; r < ps; r++)
-        memcpy(P + (size_t)r * ps * C, x + ((size_t)(top + r) * W + left) * C,
-               sizeof(float) * ps * C);
-    catanet_layernorm_fwd_cpu(&one, T, C, P, wt->norm_w, wt->norm_b, Pn);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, hq, C, 1.0f, Pn, C, wt->wq, C, 0.0f,
-                Qm, hq);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, hq, C, 1.0f, Pn, C, wt->wk, C, 0.0f,
-                Km, hq);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, hv, C, 1.0f, Pn, C, wt->wv, C, 0.0f,
-                Vm, hv);
-    float scale = 1.0f / sqrtf((float)a->dqk);
-    /* query rows in blocks: a block's scores stay in cache between the GEMM, the softmax and
-     * the second GEMM (a whole 784 x 784 head would not) */
-    for (int h = 0; h < a->heads; h++)
-        for (int r0 = 0; r0 < T; r0 += LRSA_ROW_BLOCK) {
-            int rows = T - r0 < LRSA_ROW_BLOCK ? T - r0 : LRSA_ROW_BLOCK;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, T, a->dqk, scale,
-                        Qm + (size_t)r0 * hq + h * a->dqk, hq, Km + h * a->dqk, hq, 0.0f, S, T);
-            catanet_softmax_rows_cpu(rows, T, S);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, a->dv, T, 1.0f, S, T,
-                        Vm + h * a->dv, hv, 0.0f, A + (size_t)r0 * hv + h * a->dv, hv);
-        }
-    memcpy(Y, P, sizeof(float) * (size_t)T * C);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, C, hv, 1.0f, A, hv, wt->wproj, hv,
-                1.0f, Y, C);
-    for (int r = 0; r < ps; r++) {
-        float *o = out + ((size_t)(top + r) * W + left) * C;
-        const float *y = Y + (size_t)r * ps * C;
-        for (int i = 0; i < ps * C; i++)
-            o[i] += y[i];
-    }
-}
-
 #define LRSA_MAX_STARTS 4096
 
-/* Rows of patches overlap only their neighbours (at most two rows back, for the shifted last
- * one), so rows in the same class mod 3 never touch the same pixel: three parallel phases,
- * each row's patches in order. The sum order per pixel does not depend on the thread count. */
+/* Patches in order (so the sum per pixel has a fixed order), each computed by the whole team:
+ * rows of the patch in chunks for LayerNorm and the projections, (head, block of query rows)
+ * tasks for the attention (a block's scores stay in cache between the GEMM, the softmax and the
+ * second GEMM). Every value is computed by one task of a fixed partition, so the result does not
+ * depend on the thread count; small frames with few patches still use every thread. */
 void catanet_lrsa_fwd_cpu(const CatanetCpu *cpu, const CatanetLrsaArgs *a,
                           const CatanetLrsaWeights *wt, const float *x, float *out)
 {
-    int H = a->h, W = a->w, C = a->c, ps = a->ps;
+    int H = a->h, W = a->w, C = a->c, ps = a->ps, T = ps * ps;
+    int hq = a->heads * a->dqk, hv = a->heads * a->dv;
     int step = lrsa_step(H, W, ps);
     int rs[LRSA_MAX_STARTS], cs[LRSA_MAX_STARTS];
     int nr = starts_with_step(H, ps, step, rs, LRSA_MAX_STARTS);
     int nc = starts_with_step(W, ps, step, cs, LRSA_MAX_STARTS);
+    float *P = cpu->work, *Pn = P + (size_t)T * C, *Y = Pn + (size_t)T * C;
+    float *Qm = Y + (size_t)T * C, *Km = Qm + (size_t)T * hq, *Vm = Km + (size_t)T * hq;
+    float *A = Vm + (size_t)T * hv;
+    size_t shared = patch_shared(a);
+    int nblk = (T + LRSA_ROW_BLOCK - 1) / LRSA_ROW_BLOCK, ntask = a->heads * nblk;
+    int nchunk = (T + LRSA_ROW_BLOCK - 1) / LRSA_ROW_BLOCK;
+    float scale = 1.0f / sqrtf((float)a->dqk);
     memset(out, 0, sizeof(float) * (size_t)H * W * C);
-    for (int phase = 0; phase < 3; phase++) {
 #pragma omp parallel num_threads(cpu->threads)
-        {
+    {
         CATANET_BLAS_SERIAL();
-#pragma omp for schedule(dynamic, 1)
-        for (int pr = phase; pr < nr; pr += 3) {
-            float *buf = cpu->work + (size_t)omp_get_thread_num() * cpu->work_per_thread;
-            for (int pc = 0; pc < nc; pc++)
-                patch_cpu(a, wt, x, rs[pr], cs[pc], buf, out);
-        }
-        }
+        float *S = cpu->work + (size_t)omp_get_thread_num() * cpu->work_per_thread + shared;
+        for (int pr = 0; pr < nr; pr++)
+            for (int pc = 0; pc < nc; pc++) {
+                int top = rs[pr], left = cs[pc];
+                /* gather, LayerNorm, q/k/v for row chunks of the patch */
+#pragma omp for schedule(static)
+                for (int ch = 0; ch < nchunk; ch++) {
+                    int t0 = ch * LRSA_ROW_BLOCK, rows = T - t0 < LRSA_ROW_BLOCK ? T - t0 : LRSA_ROW_BLOCK;
+                    for (int t = t0; t < t0 + rows; t++)
+                        memcpy(P + (size_t)t * C, x + ((size_t)(top + t / ps) * W + left + t % ps) * C,
+                               sizeof(float) * C);
+                    CatanetCpu one = { 1, NULL, 0 };
+                    catanet_layernorm_fwd_cpu(&one, rows, C, P + (size_t)t0 * C, wt->norm_w, wt->norm_b,
+                                              Pn + (size_t)t0 * C);
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, hq, C, 1.0f, Pn + (size_t)t0 * C,
+                                C, wt->wq, C, 0.0f, Qm + (size_t)t0 * hq, hq);
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, hq, C, 1.0f, Pn + (size_t)t0 * C,
+                                C, wt->wk, C, 0.0f, Km + (size_t)t0 * hq, hq);
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, hv, C, 1.0f, Pn + (size_t)t0 * C,
+                                C, wt->wv, C, 0.0f, Vm + (size_t)t0 * hv, hv);
+                }
+                /* attention: one task per (head, block of query rows) */
+#pragma omp for schedule(static)
+                for (int task = 0; task < ntask; task++) {
+                    int h = task / nblk, r0 = task % nblk * LRSA_ROW_BLOCK;
+                    int rows = T - r0 < LRSA_ROW_BLOCK ? T - r0 : LRSA_ROW_BLOCK;
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, T, a->dqk, scale,
+                                Qm + (size_t)r0 * hq + h * a->dqk, hq, Km + h * a->dqk, hq, 0.0f, S, T);
+                    catanet_softmax_rows_cpu(rows, T, S);
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, a->dv, T, 1.0f, S, T,
+                                Vm + h * a->dv, hv, 0.0f, A + (size_t)r0 * hv + h * a->dv, hv);
+                }
+                /* P + proj(A), added into the image (the rows of one patch are distinct pixels) */
+#pragma omp for schedule(static)
+                for (int ch = 0; ch < nchunk; ch++) {
+                    int t0 = ch * LRSA_ROW_BLOCK, rows = T - t0 < LRSA_ROW_BLOCK ? T - t0 : LRSA_ROW_BLOCK;
+                    memcpy(Y + (size_t)t0 * C, P + (size_t)t0 * C, sizeof(float) * (size_t)rows * C);
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, C, hv, 1.0f, A + (size_t)t0 * hv,
+                                hv, wt->wproj, hv, 1.0f, Y + (size_t)t0 * C, C);
+                    for (int t = t0; t < t0 + rows; t++) {
+                        float *o = out + ((size_t)(top + t / ps) * W + left + t % ps) * C;
+                        const float *y = Y + (size_t)t * C;
+                        for (int ch2 = 0; ch2 < C; ch2++)
+                            o[ch2] += y[ch2];
+                    }
+                }
+            }
     }
     float *wr = cpu->work, *wc = cpu->work + H; /* scratch is free again; H+W <= work size */
     band_weights_with_step(H, ps, step, wr);
