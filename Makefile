@@ -105,7 +105,7 @@ distclean:
 # make fuzz            builds build-fuzz/fuzz_weights (clang, libFuzzer + ASan + UBSan) and its seed corpus
 # make fuzz-smoke      runs it for FUZZ_TIME seconds (default 30) on the seeds
 # make fuzz-run        the same for FUZZ_TIME (set it: e.g. make fuzz-run FUZZ_TIME=600)
-# make check-sanitize  the whole test suite in build-san (gcc, --sanitize=address,undefined, CPU only);
+# make check-sanitize  the C test programs in build-san (gcc, --sanitize=address,undefined, CPU only);
 #                      tests see CATANET_SANITIZE=1 and may shrink their sizes (ASan makes them ~5-10x slower)
 FUZZ_CC ?= clang
 FUZZ_B := build-fuzz
@@ -153,7 +153,7 @@ check-sanitize:
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1 \
 	LSAN_OPTIONS=suppressions=$(abspath tests/fuzz/lsan.supp):print_suppressions=0 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-		sh tests/run.sh $(SAN_B)
+		sh tests/run.sh $(SAN_B) --programs-only
 
 # ---- GPU check (tools/gpu-check.sh; issue 3) ----
 # make gpu-stage            here: stage the shared data + host libraries into build/gpu-carry
