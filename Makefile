@@ -157,7 +157,8 @@ check-sanitize:
 
 # ---- GPU check (tools/gpu-check.sh; issue 3) ----
 # make gpu-stage            here: stage the shared data + host libraries into build/gpu-carry
-# make gpu-check OUT=dir    on the GPU machine (carry build/gpu-carry/shared and build/gpu-carry/deps.tar.xz):
+# make gpu-check OUT=dir    on the GPU machine (carry build/gpu-carry/shared, build/gpu-carry/deps.tar.xz
+#                           and build/gpu-carry/ffmpeg):
 #                           build for its GPU, twin tests,
 #                           benchmarks, memcheck; logs and summary.txt in dir
 .PHONY: gpu-check gpu-stage
@@ -166,6 +167,7 @@ gpu-check:
 	sh tools/gpu-check.sh $(OUT)
 gpu-stage:
 	sh tools/gpu-check.sh --stage
+	sh tools/ffmpeg-gpu-check.sh --stage || echo "gpu-stage: the FFmpeg part was not staged (gpu-check will skip it)"
 # ---- end GPU check ----
 
 # ---- FFmpeg with catanet_xs (filter/, patches/, tools/ffmpeg-*.sh; see patches/README) ----

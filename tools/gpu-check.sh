@@ -15,7 +15,8 @@
 # machine (used there only when ./configure fails without them; GPU_CHECK_STAGE_BLAS=1 adds
 # OpenBLAS, +5 MB). The transfer to the GPU machine is limited to 64 MiB for the working tree
 # (tracked and untracked-not-ignored files) plus what is carried. Then run there, carrying
-# build/gpu-carry/shared and build/gpu-carry/deps.tar.xz:
+# build/gpu-carry/shared and build/gpu-carry/deps.tar.xz (and build/gpu-carry/ffmpeg, staged by
+# `make gpu-stage`, for the FFmpeg step):
 #     sh tools/gpu-check.sh "$OUT"
 # Exit status: 0 when build and twin tests passed, 1 otherwise.
 cd "$(dirname "$0")/.." || exit 1
@@ -251,6 +252,19 @@ if [ -n "$CS" ]; then
     fi
 else
     say "SKIP memcheck: compute-sanitizer not installed"
+fi
+
+# ---- the FFmpeg filter on the GPU (issue 4: CUDA frames, NVDEC -> catanet_xs -> NVENC), when
+# `tools/ffmpeg-gpu-check.sh --stage` staged its inputs (make gpu-stage does) and they were carried ----
+if [ -d build/gpu-carry/ffmpeg ] && [ -z "$GPU_CHECK_SKIP_FFMPEG" ]; then
+    export FFMPEG_GPU_BUDGET=$(left 300) GPU_CHECK_BUILDDIR="$B"
+    step ffmpeg 300 sh tools/ffmpeg-gpu-check.sh "$LOG/ffmpeg"
+    sed 's/^/FFMPEG /' "$LOG/ffmpeg/ffmpeg-gpu.txt" 2>/dev/null >> "$SUMMARY"
+    cat "$LOG/ffmpeg/ffmpeg-gpu.jsonl" >> "$LOG/bench.jsonl" 2>/dev/null
+    say "$([ $rc = 0 ] && echo PASS || echo FAIL) ffmpeg: tools/ffmpeg-gpu-check.sh rc $rc in $dt s"
+    [ $rc = 0 ] || status=1
+else
+    say "SKIP ffmpeg: build/gpu-carry/ffmpeg not carried (make gpu-stage, then carry it)"
 fi
 
 # ---- the CPU suite, only when asked (GPU_CHECK_CHECK=1): it passes without a GPU anyway, and
