@@ -86,12 +86,13 @@ install: $(LIB)
 	install -m 644 $(LIB) $(DESTDIR)$(PREFIX)/lib/
 	install -m 644 include/catanet.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 $(B)/catanet.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
-	install -m 755 $(TOOL_BINS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 755 $(TOOL_BINS) $(TRAIN_BIN) $(DESTDIR)$(PREFIX)/bin/
 	for f in weights/*.safetensors; do [ -f "$$f" ] && install -m 644 "$$f" $(DESTDIR)$(PREFIX)/share/catanet/; done; true
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/lib/libcatanet.a $(DESTDIR)$(PREFIX)/include/catanet.h \
-		$(DESTDIR)$(PREFIX)/lib/pkgconfig/catanet.pc $(TOOLS:%=$(DESTDIR)$(PREFIX)/bin/%)
+		$(DESTDIR)$(PREFIX)/lib/pkgconfig/catanet.pc $(TOOLS:%=$(DESTDIR)$(PREFIX)/bin/%) \
+		$(DESTDIR)$(PREFIX)/bin/catanet-train
 
 clean:
 	rm -rf $(B)/engine $(B)/kernels $(B)/tools $(B)/tests $(LIB)
