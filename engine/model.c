@@ -475,6 +475,32 @@ int catanet_model_load(CatanetModel **out, const char *path, char *err, size_t e
     return ret;
 }
 
+int catanet_model_entries(const CatanetModel *m, CatanetStEntry *e, char (*initted_names)[CATANET_NAME_MAX])
+{
+    int k = 0;
+    for (int i = 0; i < m->n_tensors; i++) {
+        const CatanetTensorDef *d = &m->tensors[i];
+        e[k].name = d->name;
+        e[k].dtype = CATANET_DT_F32;
+        e[k].ndim = d->ndim;
+        for (int j = 0; j < d->ndim; j++)
+            e[k].shape[j] = d->shape[j];
+        e[k].data = m->arena + d->offset;
+        k++;
+        int g;
+        /* official order: a TAB's own buffers (means, initted) come before its children */
+        if (d->is_buffer && sscanf(d->name, "blocks.%d.0.means", &g) == 1 && g >= 0 && g < m->info.num_groups) {
+            snprintf(initted_names[g], CATANET_NAME_MAX, "blocks.%d.0.initted", g);
+            e[k].name = initted_names[g];
+            e[k].dtype = CATANET_DT_BOOL;
+            e[k].ndim = 0;
+            e[k].data = &m->initted[g];
+            k++;
+        }
+    }
+    return k;
+}
+
 int catanet_model_save(const CatanetModel *m, const char *path, const char *const *keys, const char *const *vals,
                        int n_extra, char *err, size_t es)
 {
@@ -488,26 +514,7 @@ int catanet_model_save(const CatanetModel *m, const char *path, const char *cons
         ret = catanet_errf(err, es, CATANET_ERR_NOMEM, "out of memory");
         goto done;
     }
-    /* official order: a TAB's own buffers (means, initted) come before its children */
-    for (int i = 0; i < m->n_tensors; i++) {
-        const CatanetTensorDef *d = &m->tensors[i];
-        e[k].name = d->name;
-        e[k].dtype = CATANET_DT_F32;
-        e[k].ndim = d->ndim;
-        for (int j = 0; j < d->ndim; j++)
-            e[k].shape[j] = d->shape[j];
-        e[k].data = m->arena + d->offset;
-        k++;
-        int g;
-        if (d->is_buffer && sscanf(d->name, "blocks.%d.0.means", &g) == 1) {
-            snprintf(bool_names[g], CATANET_NAME_MAX, "blocks.%d.0.initted", g);
-            e[k].name = bool_names[g];
-            e[k].dtype = CATANET_DT_BOOL;
-            e[k].ndim = 0;
-            e[k].data = &m->initted[g];
-            k++;
-        }
-    }
+    k = catanet_model_entries(m, e, bool_names);
     mk[0] = CATANET_ARCH_KEY;
     mv[0] = arch;
     for (int i = 0; i < n_extra; i++) {

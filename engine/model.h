@@ -82,6 +82,11 @@ int catanet_model_from_st(CatanetModel **out, const struct CatanetSt *st, const 
 /* Writes the model (official names) with the architecture in metadata plus extra key/values. */
 int catanet_model_save(const CatanetModel *m, const char *path, const char *const *keys,
                        const char *const *vals, int n_extra, char *err, size_t es);
+/* The model's tensors as write entries in the official order (each TAB's `initted` BOOL right after
+ * its `means`). e needs n_tensors + num_groups slots, initted_names num_groups names (the entries
+ * point into them, into m's arena and into m->initted). Returns the number of entries. */
+struct CatanetStEntry;
+int catanet_model_entries(const CatanetModel *m, struct CatanetStEntry *e, char (*initted_names)[CATANET_NAME_MAX]);
 void catanet_model_free(CatanetModel *m);
 /* Model surgery: a model made of src's residual groups keep[0..n_keep) in that order, each with its
  * own num_tokens, group_size, patch_size, weights, `means` and `initted`; everything outside the

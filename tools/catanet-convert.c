@@ -63,25 +63,7 @@ static int write_pth(const CatanetModel *m, const char *path, char *err, size_t 
         snprintf(err, es, "out of memory");
         return -1;
     }
-    for (int i = 0; i < m->n_tensors; i++) {
-        const CatanetTensorDef *d = &m->tensors[i];
-        e[k].name = d->name;
-        e[k].dtype = CATANET_DT_F32;
-        e[k].ndim = d->ndim;
-        for (int j = 0; j < d->ndim; j++)
-            e[k].shape[j] = d->shape[j];
-        e[k].data = m->arena + d->offset;
-        k++;
-        int g;
-        if (d->is_buffer && sscanf(d->name, "blocks.%d.0.means", &g) == 1 && g >= 0 && g < m->info.num_groups) {
-            snprintf(bool_names[g], CATANET_NAME_MAX, "blocks.%d.0.initted", g);
-            e[k].name = bool_names[g];
-            e[k].dtype = CATANET_DT_BOOL;
-            e[k].ndim = 0;
-            e[k].data = &m->initted[g];
-            k++;
-        }
-    }
+    k = catanet_model_entries(m, e, bool_names);
     int ret = catanet_pth_write(path, "archive", e, k, err, es);
     free(e);
     free(bool_names);

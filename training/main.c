@@ -235,32 +235,22 @@ static int save_ckpt(const char *path, const TrainCfg *cfg, TrainState *ts, char
     int n = 3 * m->n_tensors + m->info.num_groups;
     CatanetStEntry *e = calloc(n, sizeof(*e));
     char (*names)[CATANET_NAME_MAX + 16] = calloc(n, CATANET_NAME_MAX + 16);
-    if (!e || !names)
+    char (*initted_names)[CATANET_NAME_MAX] = calloc(m->info.num_groups + 1, CATANET_NAME_MAX);
+    if (!e || !names || !initted_names) {
+        free(e);
+        free(names);
+        free(initted_names);
         return -1;
-    int k = 0;
-    for (int i = 0; i < m->n_tensors; i++) {
-        const CatanetTensorDef *d = &m->tensors[i];
-        e[k].name = d->name;
-        e[k].dtype = CATANET_DT_F32;
-        e[k].ndim = d->ndim;
-        for (int j = 0; j < d->ndim; j++)
-            e[k].shape[j] = d->shape[j];
-        e[k].data = m->arena + d->offset;
-        k++;
-        int g;
-        if (d->is_buffer && sscanf(d->name, "blocks.%d.0.means", &g) == 1) {
-            snprintf(names[k], sizeof(names[k]), "blocks.%d.0.initted", g);
-            e[k].name = names[k];
-            e[k].dtype = CATANET_DT_BOOL;
-            e[k].ndim = 0;
-            e[k].data = &m->initted[g];
-            k++;
-        }
-        if (d->is_buffer)
-            continue;
+    }
+    /* the model as catanet_model_save writes it, then Adam's moments of every parameter */
+    int k = catanet_model_entries(m, e, initted_names), n_model = k;
+    for (int i = 0; i < n_model; i++) {
+        const CatanetTensorDef *d = catanet_model_find(m, e[i].name);
+        if (!d || d->is_buffer)
+            continue; /* means and initted: state, not parameters */
         for (int mv = 0; mv < 2; mv++) {
             snprintf(names[k], sizeof(names[k]), "adam.%c.%s", mv ? 'v' : 'm', d->name);
-            e[k] = e[k - 1 - mv];
+            e[k] = e[i];
             e[k].name = names[k];
             e[k].data = (mv ? ts->adam_v : ts->adam_m)->arena + d->offset;
             k++;
@@ -281,6 +271,7 @@ static int save_ckpt(const char *path, const TrainCfg *cfg, TrainState *ts, char
     free(cj);
     free(e);
     free(names);
+    free(initted_names);
     return ret;
 }
 
