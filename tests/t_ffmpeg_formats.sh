@@ -1,5 +1,6 @@
 #!/bin/sh
-# catanet_xs in every pixel format it lists, at an odd size (17x13) and tiny ones (1x1, 2x2):
+# catanet_xs in every pixel format it lists, at an odd size (17x13) and tiny ones (1x1, 2x2), and
+# the issue's 175x143 for the formats where odd sizes meet chroma subsampling or packing:
 # the filter's output must equal, byte for byte, what libcatanet itself gives for the same
 # raw input frame (tests/ffmpeg_ref.c) with the colour rules the filter documents (untagged:
 # BT.601 below 720 lines, limited range, left-sited chroma; yuvj420p: full range, centred).
@@ -37,6 +38,21 @@ for size in 17x13 1x1 2x2; do
         check "$f $size -> $((2 * w))x$((2 * h)): filter output equals libcatanet's ($(wc -c < "$TMP/ff.raw") bytes)" \
             cmp -s "$TMP/ff.raw" "$TMP/ref.raw"
     done
+done
+
+# the issue's odd size, 175x143 (odd width and height through 4:2:0 chroma), with the shipped
+# 3-group XS model (the 8-group model would take minutes per format on this CPU)
+XS=weights/catanet_xs_x2.safetensors
+for f in yuv420p nv12 p010le rgb24; do
+    ff -lavfi "testsrc2=size=176x144:rate=5:duration=0.2,scale=175:143,format=$f" -f rawvideo "$TMP/in.raw"
+    if ! ff -f rawvideo -pix_fmt $f -s 175x143 -i "$TMP/in.raw" -vf "catanet_xs=model=$XS" \
+            -f rawvideo -pix_fmt $f "$TMP/ff.raw"; then
+        fail "$f 175x143: ffmpeg failed"
+        continue
+    fi
+    "$TMP/ffmpeg_ref" "$XS" $f 175 143 601 limited left "$TMP/in.raw" "$TMP/ref.raw"
+    check "$f 175x143 -> 350x286 (XS model): filter output equals libcatanet's ($(wc -c < "$TMP/ff.raw") bytes)" \
+        cmp -s "$TMP/ff.raw" "$TMP/ref.raw"
 done
 
 # colour tags and the untagged default: each case must match the library with the expected
