@@ -1161,25 +1161,13 @@ done:
 int catanet_pth_open(CatanetSt **out, const char *path, char *err, size_t es)
 {
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return catanet_errf(err, es, CATANET_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        return catanet_errf(err, es, CATANET_ERR_IO, "'%s' is not a regular file", path);
-    }
-    size_t size = (size_t)sb.st_size;
-    if (size == 0) {
-        close(fd);
-        return catanet_errf(err, es, CATANET_ERR_FORMAT, "'%s' is empty", path);
-    }
-    void *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
-    if (map == MAP_FAILED)
-        return catanet_errf(err, es, CATANET_ERR_IO, "cannot map '%s': %s", path, strerror(errno));
+    uint8_t *map;
+    size_t size;
+    int ret = catanet_map_file(path, 1, &map, &size, err, es);
+    if (ret < 0)
+        return ret;
     char sub[384];
-    int ret = catanet_pth_parse(out, map, size, 0, sub, sizeof(sub));
+    ret = catanet_pth_parse(out, map, size, 0, sub, sizeof(sub));
     munmap(map, size);
     if (ret < 0)
         return catanet_errf(err, es, ret, "'%s': %s", path, sub);

@@ -239,9 +239,10 @@ fail:
     return ret;
 }
 
-int catanet_st_open(CatanetSt **out, const char *path, char *err, size_t es)
+int catanet_map_file(const char *path, size_t min_size, uint8_t **map, size_t *size, char *err, size_t es)
 {
-    *out = NULL;
+    *map = NULL;
+    *size = 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return catanet_errf(err, es, CATANET_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
@@ -250,18 +251,30 @@ int catanet_st_open(CatanetSt **out, const char *path, char *err, size_t es)
         close(fd);
         return catanet_errf(err, es, CATANET_ERR_IO, "'%s' is not a regular file", path);
     }
-    size_t size = (size_t)sb.st_size;
-    if (size < 8) {
+    size_t n = (size_t)sb.st_size;
+    if (n < min_size || n == 0) {
         close(fd);
-        return catanet_errf(err, es, CATANET_ERR_FORMAT, "'%s': file too short (%zu bytes) for a safetensors header",
-                            path, size);
+        return catanet_errf(err, es, CATANET_ERR_FORMAT, "'%s': file too short (%zu bytes)", path, n);
     }
-    void *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    void *m = mmap(NULL, n, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
-    if (map == MAP_FAILED)
+    if (m == MAP_FAILED)
         return catanet_errf(err, es, CATANET_ERR_IO, "cannot map '%s': %s", path, strerror(errno));
+    *map = m;
+    *size = n;
+    return 0;
+}
+
+int catanet_st_open(CatanetSt **out, const char *path, char *err, size_t es)
+{
+    *out = NULL;
+    uint8_t *map;
+    size_t size;
+    int ret = catanet_map_file(path, 8, &map, &size, err, es);
+    if (ret < 0)
+        return ret;
     char sub[256];
-    int ret = catanet_st_parse(out, map, size, sub, sizeof(sub));
+    ret = catanet_st_parse(out, map, size, sub, sizeof(sub));
     if (ret < 0) {
         munmap(map, size);
         return catanet_errf(err, es, ret, "'%s': %s", path, sub);

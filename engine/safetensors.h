@@ -38,6 +38,9 @@ typedef struct CatanetSt {
     char **meta_keys, **meta_vals;
 } CatanetSt;
 
+/* Map a regular file read-only (at least min_size bytes); the caller munmaps (*map, *size). */
+int catanet_map_file(const char *path, size_t min_size, uint8_t **map, size_t *size, char *err, size_t err_size);
+
 /* Open and validate a file. On error returns a negative CatanetError and writes a message to err. */
 int catanet_st_open(CatanetSt **out, const char *path, char *err, size_t err_size);
 /* Parse a buffer the caller keeps alive while the result is used (for tests and fuzzing). */

@@ -918,7 +918,7 @@ int main(int argc, char **argv)
         usage();
     const char *cmd = argv[1];
     TrainCfg cfg;
-    ArchOpts ao = { 2 };
+    ArchOpts ao = { .scale = 2 };
     defaults(&cfg);
     const char *pos[2] = { 0 }, *model = NULL, *in = NULL, *tgt = NULL, *out = NULL;
     int flag = 0;
