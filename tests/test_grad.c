@@ -102,7 +102,7 @@ static void lin_fwd(void *p)
 
 static void test_linear(Rng *r)
 {
-    LinCtx c = { 37, 5, 6 };
+    LinCtx c = { .n = 37, .in = 5, .out = 6 };
     c.x = rnd(r, c.n * c.in, 1);
     c.w = rnd(r, c.out * c.in, 1);
     c.b = rnd(r, c.out, 1);
@@ -140,7 +140,7 @@ static void conv_fwd(void *p)
 
 static void test_conv(Rng *r, int k)
 {
-    ConvCtx c = { { 2, 5, 6, 3, 4, k } };
+    ConvCtx c = { .a = { 2, 5, 6, 3, 4, k } };
     size_t nin = 2 * 5 * 6 * 3, nout = 2 * 5 * 6 * 4, nw = 4 * 3 * k * k;
     c.x = rnd(r, nin, 1);
     c.w = rnd(r, nw, 1);
@@ -185,7 +185,7 @@ static void dw_fwd(void *p)
 
 static void test_dwconv(Rng *r)
 {
-    DwCtx c = { { 2, 6, 7, 4, 5 } };
+    DwCtx c = { .a = { 2, 6, 7, 4, 5 } };
     size_t n = 2 * 6 * 7 * 4, nw = 4 * 25;
     c.x = rnd(r, n, 1);
     c.w = rnd(r, nw, 1);
@@ -224,7 +224,7 @@ static void ln_fwd(void *p)
 
 static void test_layernorm(Rng *r)
 {
-    LnCtx c = { 9, 7 };
+    LnCtx c = { .n = 9, .c = 7 };
     size_t n = 9 * 7;
     c.x = rnd(r, n, 1);
     c.w = rnd(r, 7, 1);
@@ -273,7 +273,7 @@ static void ew_fwd(void *p)
 
 static void test_elementwise(Rng *r)
 {
-    EwCtx c = { 200 };
+    EwCtx c = { .n = 200 };
     c.x = rnd(r, c.n, 2);
     for (size_t i = 0; i < c.n; i++) /* keep lrelu's kink further than h away */
         if (fabsf(c.x[i]) < 0.05f)
@@ -294,7 +294,7 @@ static void test_elementwise(Rng *r)
     catanet_lrelu_bwd_ref(c.n, c.y, g, dx);
     fd_check(&f, "lrelu", "x", c.x, c.n, dx, 1e-2f);
     /* pixel shuffle r=2: [2,3,4,3*4] -> [2,6,8,3] */
-    EwCtx s = { 2 * 3 * 4 * 12 };
+    EwCtx s = { .n = 2 * 3 * 4 * 12 };
     s.op = 2;
     s.sa = (CatanetShuffleArgs){ 2, 3, 4, 3, 2 };
     s.x = rnd(r, s.n, 1);
@@ -317,7 +317,7 @@ static void l1_fwd(void *p)
 
 static void test_l1(Rng *r)
 {
-    L1Ctx c = { 150 };
+    L1Ctx c = { .n = 150 };
     c.x = rnd(r, c.n, 1);
     c.t = rnd(r, c.n, 1);
     for (size_t i = 0; i < c.n; i++) /* away from the kink */
@@ -349,7 +349,7 @@ static void ci_fwd(void *p)
 
 static void test_center_iter(Rng *r)
 {
-    CiCtx c = { 2 * 37, 6, 5 };
+    CiCtx c = { .n = 2 * 37, .c = 6, .m = 5 };
     c.xn = rnd(r, (size_t)c.n * c.c, 1);
     c.xu = zeros((size_t)c.n * c.c);
     c.nrm = zeros(c.n);
@@ -395,7 +395,7 @@ static void ia_fwd(void *p)
 
 static void test_iasa(Rng *r, int n, int gs)
 {
-    IaCtx c = { { n, gs, 4, 2, 3, 4 } };
+    IaCtx c = { .a = { n, gs, 4, 2, 3, 4 } };
     int hq = 6, hv = 8, m = 4;
     c.q = rnd(r, (size_t)n * hq, 1);
     c.k = rnd(r, (size_t)n * hq, 1);
@@ -455,7 +455,7 @@ static void lr_fwd(void *p)
 static void test_lrsa(Rng *r, int h, int w, int ps)
 {
     int C = 8, hq = 6, hv = 8;
-    LrCtx c = { { h, w, C, ps, 2, 3, 4 } };
+    LrCtx c = { .a = { h, w, C, ps, 2, 3, 4 } };
     float *nw = rnd(r, C, 0.3f), *nb = rnd(r, C, 0.3f), *wq = rnd(r, hq * C, 0.5f);
     float *wk = rnd(r, hq * C, 0.5f), *wv = rnd(r, hv * C, 0.5f), *wp = rnd(r, C * hv, 0.5f);
     for (int i = 0; i < C; i++)
