@@ -115,11 +115,11 @@ int main(int argc, char **argv)
         } else {
             qsort(t, runs, sizeof(double), cmp_double);
             double med = t[runs / 2];
-            printf("{\"model\":\"%s\",\"groups\":%d,\"params\":%lld,\"scale\":%d,\"device\":\"%s\",\"precision\":\"%s\","
+            printf("{\"model\":\"%s\",\"groups\":%d,\"params\":%lld,\"scale\":%d,\"device\":\"%s\",\"device_name\":\"%s\",\"precision\":\"%s\","
                    "\"threads\":%d,\"in\":\"%dx%d\",\"out\":\"%dx%d\",\"runs\":%d,\"ms_median\":%.3f,\"ms_min\":%.3f,"
                    "\"fps\":%.3f,\"prepare_ms\":%.1f,\"memory_mib\":%.1f}\n",
                    model, mi->num_groups, (long long)mi->num_params, s,
-                   catanet_engine_device(e) == CATANET_DEVICE_CUDA ? "cuda" : "cpu",
+                   catanet_engine_device(e) == CATANET_DEVICE_CUDA ? "cuda" : "cpu", catanet_engine_device_name(e),
                    catanet_engine_precision(e) == CATANET_PRECISION_FP16 ? "fp16" : "fp32", cfg.threads, w, h, w * s,
                    h * s, runs, med, t[0], 1000.0 / med, prep, catanet_engine_memory_bytes(e) / 1048576.0);
             fflush(stdout);
