@@ -320,6 +320,10 @@ int catanet_engine_process_image(CatanetEngine *e, const CatanetImage *in, Catan
     if (in->on_device || out->on_device) {
         if (e->cfg.device != CATANET_DEVICE_CUDA)
             return catanet_engine_fail(e, CATANET_ERR_INVALID_ARG, "device images need a CUDA engine");
+        if (e->tiled) /* the CUDA backend is planned for one tile; device frames are not cut into tiles */
+            return catanet_engine_fail(e, CATANET_ERR_UNSUPPORTED,
+                                       "device images of %dx%d with tile=%d: tiling runs on host frames only "
+                                       "(use tile=0, or host frames)", e->width, e->height, e->cfg.tile);
         return catanet_cuda_process_image(e, in, out);
     }
     int ret = catanet_image_to_rgb(in, e->rgb_in);
