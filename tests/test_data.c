@@ -708,6 +708,15 @@ static void test_batches(void)
             hs[5] = hs[5] == '0' ? '1' : '0';
         ret = catanet_data_set_state(e, other);
         test_check(hs && ret == CATANET_ERR_STATE, "other image set refused: %s", catanet_data_last_error(e));
+        /* ...unless asked for (resume with --new-data): the run goes on at the same sample number */
+        {
+            char now[CATANET_DATA_STATE_MAX] = "";
+            ret = catanet_data_set_state_ex(e, other, 1);
+            catanet_data_get_state(e, now, sizeof(now));
+            const char *a = strstr(now, "sample="), *b = strstr(state, "sample=");
+            test_check(ret == 0 && a && b && strcspn(a, " ") == strcspn(b, " ") && !strncmp(a, b, strcspn(b, " ")),
+                       "another image set accepted when allowed, at the same sample: '%s'", now);
+        }
         test_check(catanet_data_set_state(e, "catanet-data 1 seed=1") == CATANET_ERR_FORMAT &&
                        catanet_data_set_state(e, "hello") == CATANET_ERR_FORMAT,
                    "malformed states refused");

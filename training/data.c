@@ -705,6 +705,11 @@ int catanet_data_get_state(const CatanetData *d, char *buf, size_t n)
 
 int catanet_data_set_state(CatanetData *d, const char *state)
 {
+    return catanet_data_set_state_ex(d, state, 0);
+}
+
+int catanet_data_set_state_ex(CatanetData *d, const char *state, int allow_other_images)
+{
     if (!d || !state)
         return CATANET_ERR_INVALID_ARG;
     uint64_t seed, hash;
@@ -718,7 +723,7 @@ int catanet_data_set_state(CatanetData *d, const char *state)
     if (seed != d->cfg.seed)
         return catanet_errf(d->err, sizeof(d->err), CATANET_ERR_STATE,
                             "data position is for seed %" PRIu64 ", this run uses %" PRIu64, seed, d->cfg.seed);
-    if (images != d->n || hash != d->hash)
+    if ((images != d->n || hash != d->hash) && !allow_other_images)
         return catanet_errf(d->err, sizeof(d->err), CATANET_ERR_STATE,
                             "data position is for another image set (%d images, hash %016" PRIx64
                             "; now %d images, hash %016" PRIx64 ")",

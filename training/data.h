@@ -75,6 +75,9 @@ int catanet_data_next(CatanetData *d, float *lr, float *hr);
 #define CATANET_DATA_STATE_MAX 256
 int catanet_data_get_state(const CatanetData *d, char *buf, size_t n);
 int catanet_data_set_state(CatanetData *d, const char *state);
+/* The same, but with allow_other_images a state of another image set is accepted: the run goes on
+ * at the same sample number in the new set (its crops are then new, not a replay). */
+int catanet_data_set_state_ex(CatanetData *d, const char *state, int allow_other_images);
 
 /* Detail of the last failure of next/set_state ("" when none). */
 const char *catanet_data_last_error(const CatanetData *d);

@@ -52,6 +52,7 @@ typedef struct TrainCfg {
     int max_bad;
     const char *ckpt, *log, *from, *cache;
     int quiet;
+    int new_data; /* resume: accept a changed image set (--new-data) */
 } TrainCfg;
 
 static volatile sig_atomic_t g_stop;
@@ -401,8 +402,8 @@ static int train_loop(TrainCfg *cfg, TrainState *ts)
     CatanetData *data;
     if (catanet_data_open(&data, cfg->data, cfg->n_data, &dc, err, sizeof(err)) < 0)
         die("data: %s", err);
-    if (ts->data_state[0] && catanet_data_set_state(data, ts->data_state) < 0)
-        die("data state: %s", catanet_data_last_error(data));
+    if (ts->data_state[0] && catanet_data_set_state_ex(data, ts->data_state, cfg->new_data) < 0)
+        die("data state: %s (resume with --new-data to go on in the new image set)", catanet_data_last_error(data));
     CatanetEvalSet *vs[MAX_DIRS] = { 0 };
     for (int i = 0; i < cfg->n_val; i++)
         if (catanet_evalset_open(&vs[i], cfg->val[i], m->info.upscale, err, sizeof(err)) < 0)
@@ -567,7 +568,7 @@ static void usage(void)
     fprintf(stderr,
             "usage:\n"
             "  catanet-train train --data DIR [--data DIR...] [--val DIR...] [options]\n"
-            "  catanet-train resume CKPT [--iters N] [--threads T] [--quiet]\n"
+            "  catanet-train resume CKPT [--iters N] [--threads T] [--batch B --patch P] [--new-data] [--quiet]\n"
             "  catanet-train export CKPT OUT.safetensors\n"
             "  catanet-train grad -m MODEL --input X.npy --target Y.npy --out G.safetensors [--first-step]\n"
             "  catanet-train bench [--batch B] [--patch P] [--steps N] [arch options]\n"
@@ -654,6 +655,10 @@ static int set_opt(TrainCfg *c, ArchOpts *ao, const char *k, const char *v, int 
 #define NEED() do { if (!v) die("--%s needs a value", k); } while (0)
     if (!strcmp(k, "quiet")) {
         c->quiet = 1;
+        return 0;
+    }
+    if (!strcmp(k, "new-data")) {
+        c->new_data = 1;
         return 0;
     }
     if (!strcmp(k, "first-step")) {
@@ -964,7 +969,7 @@ int main(int argc, char **argv)
             if (argv[i][0] != '-') {
                 ckpt = argv[i];
                 break;
-            } else if (i + 1 < argc && strcmp(argv[i], "--quiet"))
+            } else if (i + 1 < argc && strcmp(argv[i], "--quiet") && strcmp(argv[i], "--new-data"))
                 i++;
         if (!ckpt)
             usage();
