@@ -327,6 +327,30 @@ void catanet_model_free(CatanetModel *m)
     free(m);
 }
 
+int catanet_model_copy_matching(CatanetModel *dst, const CatanetModel *src)
+{
+    int copied = 0;
+    for (int i = 0; i < dst->n_tensors; i++) {
+        const CatanetTensorDef *d = &dst->tensors[i];
+        const CatanetTensorDef *sd = catanet_model_find(src, d->name);
+        /* x2 -> x4: the x2 upsampler (conv + shuffle by 2) is exactly the first of the x4 model's two stages */
+        if (!sd && dst->info.upscale == 4 && !strncmp(d->name, "upconv1.", 8)) {
+            char name[CATANET_NAME_MAX + 8];
+            snprintf(name, sizeof(name), "upconv.%s", d->name + 8);
+            sd = src->info.upscale == 2 ? catanet_model_find(src, name) : NULL;
+        }
+        if (!sd || sd->ndim != d->ndim || memcmp(sd->shape, d->shape, sizeof(d->shape[0]) * d->ndim))
+            continue;
+        memcpy(dst->arena + d->offset, src->arena + sd->offset, sizeof(float) * d->numel);
+        copied++;
+        int g; /* a group's `initted` goes with its `means` */
+        if (d->is_buffer && sscanf(d->name, "blocks.%d.0.means", &g) == 1 && g >= 0 && g < dst->info.num_groups &&
+            g < src->info.num_groups)
+            dst->initted[g] = src->initted[g];
+    }
+    return copied;
+}
+
 const CatanetTensorDef *catanet_model_find(const CatanetModel *m, const char *name)
 {
     for (int i = 0; i < m->n_tensors; i++)

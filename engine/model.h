@@ -93,6 +93,11 @@ void catanet_model_free(CatanetModel *m);
  * groups (first_conv, upsampler, last_conv) is copied; each mid_conv follows its group. */
 int catanet_model_extract(CatanetModel **out, const CatanetModel *src, const int *keep, int n_keep, char *err,
                           size_t es);
+/* Fine-tuning to another scale or width: every tensor of dst with the same name and shape in src is
+ * copied from it (with the groups' `initted`), the rest of dst is left as it is (freshly initialised
+ * by the caller). For an x4 dst from an x2 src, upconv1 comes from src's upconv: the x2 upsampler is
+ * the first of x4's two conv + shuffle-by-2 stages. Returns the number of tensors copied. */
+int catanet_model_copy_matching(CatanetModel *dst, const CatanetModel *src);
 const CatanetTensorDef *catanet_model_find(const CatanetModel *m, const char *name);
 
 #endif

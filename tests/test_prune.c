@@ -502,6 +502,46 @@ static void test_candidates(void)
         free(c);
 }
 
+/* fine-tuning to another scale (x2 -> x3/x4): every tensor but the upsampler carried over, x4's first
+ * stage from x2's upsampler, the new tensors left as initialised */
+static void test_rescale(Rng *r)
+{
+    CatanetModel *x2 = random_model(r, 2, 0);
+    for (int s = 3; s <= 4; s++) {
+        CatanetModelInfo info = x2->info;
+        info.upscale = s;
+        CatanetModel *m;
+        char err[256] = "";
+        test_check(catanet_model_create(&m, &info, err, sizeof(err)) == 0, "x%d model: %s", s, err);
+        for (size_t k = 0; k < m->arena_floats; k++)
+            m->arena[k] = 12345.0f; /* "freshly initialised" marker */
+        memset(m->initted, 0, sizeof(m->initted));
+        int copied = catanet_model_copy_matching(m, x2), ok = 1, same = 0, fresh = 0;
+        for (int i = 0; i < m->n_tensors; i++) {
+            const CatanetTensorDef *d = &m->tensors[i];
+            const char *src = d->name;
+            if (!strncmp(d->name, "upconv", 6))
+                src = s == 4 && !strncmp(d->name, "upconv1.", 8) ? (strstr(d->name, "weight") ? "upconv.weight" : "upconv.bias")
+                                                                 : NULL;
+            const CatanetTensorDef *sd = src ? catanet_model_find(x2, src) : NULL;
+            if (sd) {
+                ok &= sd->numel == d->numel && !memcmp(m->arena + d->offset, x2->arena + sd->offset, 4 * d->numel);
+                same++;
+            } else {
+                for (size_t k = 0; k < d->numel; k++)
+                    ok &= m->arena[d->offset + k] == 12345.0f;
+                fresh++;
+            }
+        }
+        ok &= copied == same && fresh == 2; /* x3: upconv w+b; x4: upconv2 w+b */
+        for (int g = 0; g < info.num_groups; g++)
+            ok &= m->initted[g] == x2->initted[g];
+        test_check(ok, "x2 -> x%d: %d tensors carried over (upsampler rule), %d left fresh, initted kept", s, copied, fresh);
+        catanet_model_free(m);
+    }
+    catanet_model_free(x2);
+}
+
 int main(void)
 {
     Rng r = { 2026 };
@@ -511,5 +551,6 @@ int main(void)
     test_onehot_equals_student(&r);
     test_gate_grad(&r);
     test_candidates();
+    test_rescale(&r);
     return test_finish();
 }

@@ -132,9 +132,19 @@ int catanet_distill_main(int argc, char **argv, CatanetLogFn log, void *op)
             goto fail;
         }
     if (T->info.upscale != S->info.upscale) {
-        ret = catanet_errf(err, sizeof(err), CATANET_ERR_INVALID_ARG, "distill: teacher x%d, student x%d",
-                           T->info.upscale, S->info.upscale);
-        goto fail;
+        /* fine-tuning the student to the teacher's scale: a new upsampler, everything else carried over
+         * (for x2 -> x4 the x2 upsampler becomes x4's first stage: catanet_model_copy_matching) */
+        CatanetModelInfo info = S->info;
+        info.upscale = T->info.upscale;
+        CatanetModel *S2;
+        if ((ret = catanet_model_create(&S2, &info, err, sizeof(err))) < 0)
+            goto fail;
+        catanet_train_init_weights(S2, o.seed);
+        int copied = catanet_model_copy_matching(S2, S);
+        catanet_kd_log(log, op, CATANET_LOG_INFO, "distill: student x%d -> x%d (teacher's scale): %d of %d tensors carried over",
+                       S->info.upscale, info.upscale, copied, S2->n_tensors);
+        catanet_model_free(S);
+        S = S2;
     }
     int B = o.batch, s = T->info.upscale, N = o.patch * o.patch, Cs = S->info.dim, Ct = T->info.dim;
     if ((ret = catanet_model_create(&grads, &S->info, err, sizeof(err))) < 0 ||

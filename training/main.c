@@ -608,7 +608,7 @@ typedef struct ArchOpts {
 
 static void apply_arch(const ArchOpts *o, CatanetModelInfo *a)
 {
-    catanet_arch_default(a, o->scale);
+    catanet_arch_default(a, o->scale ? o->scale : 2);
     if (o->dim)
         a->dim = o->dim;
     if (o->qk)
@@ -923,7 +923,7 @@ int main(int argc, char **argv)
         usage();
     const char *cmd = argv[1];
     TrainCfg cfg;
-    ArchOpts ao = { .scale = 2 };
+    ArchOpts ao = { .scale = 0 }; /* 0: not given (x2, or the --from model's scale) */
     defaults(&cfg);
     const char *pos[2] = { 0 }, *model = NULL, *in = NULL, *tgt = NULL, *out = NULL;
     int flag = 0;
@@ -985,6 +985,21 @@ int main(int argc, char **argv)
         if (cfg.from) {
             if (catanet_model_load(&ts.model, cfg.from, err, sizeof(err)) < 0)
                 die("%s", err);
+            if (ao.scale && ao.scale != ts.model->info.upscale) {
+                /* fine-tuning to another scale (the official x3/x4 recipe): everything but the upsampler
+                 * comes from the model; x4's first upsampling stage from x2's upsampler (model.h) */
+                CatanetModelInfo info = ts.model->info;
+                info.upscale = ao.scale;
+                CatanetModel *m;
+                if (catanet_model_create(&m, &info, err, sizeof(err)) < 0)
+                    die("--scale %d from %s: %s", ao.scale, cfg.from, err);
+                catanet_train_init_weights(m, cfg.seed);
+                int copied = catanet_model_copy_matching(m, ts.model);
+                fprintf(stderr, "catanet-train: x%d from the x%d model %s: %d of %d tensors carried over\n", ao.scale,
+                        ts.model->info.upscale, cfg.from, copied, m->n_tensors);
+                catanet_model_free(ts.model);
+                ts.model = m;
+            }
         } else {
             apply_arch(&ao, &cfg.arch);
             if (catanet_model_create(&ts.model, &cfg.arch, err, sizeof(err)) < 0)
