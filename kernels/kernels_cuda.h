@@ -3,7 +3,8 @@
  * as kernels/cpu/<op>.c), as extern "C" launchers callable from C.
  *
  * Every launcher takes the CPU twin's arguments (device pointers instead of host ones) plus a
- * CatanetCudaCtx (stream, cuBLAS handle, scratch). It only enqueues work on cx->stream: no
+ * CatanetCudaCtx (stream, cuBLAS handle, scratch). The backward twins (the section at the end) follow
+ * the same rules. It only enqueues work on cx->stream: no
  * allocation, no host synchronisation, so a whole forward can be captured into a CUDA graph.
  * It returns 0, or a negative CatanetError with a detail message in cx->err:
  *   CATANET_ERR_INVALID_ARG / UNSUPPORTED  shapes the kernels do not handle (checked before launching)
@@ -118,6 +119,98 @@ int catanet_frame_in_fwd_cuda(CatanetCudaCtx *cx, int in_h, int in_w, int h, int
 /* ---- image.cu (twin: engine/image.c) ---- strided device images <-> planar float RGB */
 int catanet_image_to_rgb_cuda(CatanetCudaCtx *cx, const CatanetImage *im, float *rgb);
 int catanet_image_from_rgb_cuda(CatanetCudaCtx *cx, const float *rgb, const CatanetImage *im);
+
+/* ================= backward twins: the CUDA side of kernels.h's _bwd_ref ops =================
+ * catanet_<op>_bwd_cuda takes the CPU twin's arguments (device pointers) and has its semantics:
+ * gradients ACCUMULATE (+=) exactly where the CPU op accumulates (and are overwritten where it
+ * overwrites: gate_branch's dr), NULL outputs are skipped where the CPU op allows NULL. Scratch
+ * comes from cx->work (the *_bwd_cuda_work functions give the floats needed) or, where the CPU
+ * op has a scratch argument (center_iter's dsum_work), from that argument.
+ * Precision: always fp32 (backward GEMMs are plain cublasSgemm whatever cx->gemm_fp16 says);
+ * reductions that the CPU does in double are done in double here too.
+ * Determinism: no atomics anywhere. Weight gradients are cuBLAS GEMMs (bit-reproducible run to
+ * run on one GPU model) or fixed-order reductions (reduce.cuh); scatter-adds (IASA keys, LRSA
+ * patches, conv input gradients) are gathers or non-overlapping launches in a fixed order. Two
+ * runs on one GPU give the same bits; the bits are not the CPU's (summation order differs), hence
+ * the per-op tolerances of tests/test_twins.c. */
+
+/* linear.cu: dx += dy w, dw += dy^T x (cuBLAS), db += column sums of dy (each may be NULL) */
+int catanet_linear_bwd_cuda(CatanetCudaCtx *cx, int n, int in, int out, const float *x, const float *w,
+                            const float *dy, float *dx, float *dw, float *db);
+
+/* conv2d.cu: din via im2col of dout with flipped weights + GEMM, dwt via im2col + GEMM, both in
+ * fixed chunks of CATANET_CUDA_CONV_BWD_ROWS pixels; dbias a column reduction. in != din. */
+#define CATANET_CUDA_CONV_BWD_ROWS 8192
+size_t catanet_conv2d_bwd_cuda_work(const CatanetConv2dArgs *a); /* floats of cx->work */
+int catanet_conv2d_bwd_cuda(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, const float *in, const float *wt,
+                            const float *dout, float *din, float *dwt, float *dbias);
+
+/* dwconv.cu: din gathered per input pixel; dwt, dbias column reductions (din, dwt, dbias may be NULL) */
+int catanet_dwconv_bwd_cuda(CatanetCudaCtx *cx, const CatanetDwconvArgs *a, const float *in, const float *wt,
+                            const float *dout, float *din, float *dwt, float *dbias);
+
+/* layernorm.cu: the forward keeping mean/rstd [n] (twin of catanet_layernorm_fwd_stats_cpu), and
+ * the backward (dx, dg, db may be NULL); c <= CATANET_MAX_DIM */
+int catanet_layernorm_fwd_stats_cuda(CatanetCudaCtx *cx, int n, int c, const float *x, const float *g,
+                                     const float *b, float *y, float *mean, float *rstd);
+int catanet_layernorm_bwd_cuda(CatanetCudaCtx *cx, int n, int c, const float *x, const float *g,
+                               const float *mean, const float *rstd, const float *dy, float *dx, float *dg,
+                               float *db);
+
+/* activation.cu: dx += dy gelu'(x);  dx += dy lrelu'(y) (from the output, as the CPU twin) */
+int catanet_gelu_bwd_cuda(CatanetCudaCtx *cx, size_t n, const float *x, const float *dy, float *dx);
+int catanet_lrelu_bwd_cuda(CatanetCudaCtx *cx, size_t n, const float *y, const float *dy, float *dx);
+
+/* pixel_shuffle.cu: din += the inverse permutation of dout */
+int catanet_pixel_shuffle_bwd_cuda(CatanetCudaCtx *cx, const CatanetShuffleArgs *a, const float *dout,
+                                   float *din);
+
+/* center_iter.cu: dx += normalize backward (one warp per row, double dot); the differentiable
+ * center step: dsum_work [M,C] device scratch, dxu [n,C] += dsum_work[bucket] (m <= CATANET_MAX_CENTERS) */
+int catanet_normalize_bwd_cuda(CatanetCudaCtx *cx, int n, int c, const float *y, const float *norm,
+                               const float *dy, float *dx);
+int catanet_center_iter_bwd_cuda(CatanetCudaCtx *cx, int n, int c, int m, const int32_t *bucket,
+                                 const float *sum, const int32_t *count, const float *cu_out,
+                                 const float *dcu_out, float *dsum_work, float *dxu);
+
+/* loss.cu: dout += scale sign(out - target) / n */
+int catanet_l1_loss_bwd_cuda(CatanetCudaCtx *cx, size_t n, const float *out, const float *target, float scale,
+                             float *dout);
+
+/* adam.cu: torch.optim.Adam step t >= 1, elementwise; the same float operations as the CPU twin
+ * with the contraction into FMAs disabled (__fmul_rn etc.), so the same bits */
+int catanet_adam_update_cuda(CatanetCudaCtx *cx, size_t n, float *p, const float *g, float *m, float *v,
+                             float lr, float b1, float b2, float eps, int64_t t);
+
+/* fakd.cu: dfs [N,cs] += weight d loss / d fs; affinity rows in chunks of CATANET_CUDA_FAKD_ROWS
+ * (cuBLAS), never N x N in memory */
+#define CATANET_CUDA_FAKD_ROWS 512
+size_t catanet_fakd_bwd_cuda_work(int n, int cs, int ct); /* floats of cx->work */
+int catanet_fakd_bwd_cuda(CatanetCudaCtx *cx, int n, int cs, int ct, const float *fs, const float *ft,
+                          float weight, float *dfs);
+
+/* gumbel.cu: the depth-mask ops (k, l small: one block each for the first two) */
+int catanet_gumbel_softmax_bwd_cuda(CatanetCudaCtx *cx, int k, const float *y_soft, const float *dy, float scale,
+                                    float tau, float *dlogits);
+int catanet_mask_compose_bwd_cuda(CatanetCudaCtx *cx, int k, int l, const float *opt, const float *dm, float *dy);
+int catanet_gated_residual_bwd_cuda(CatanetCudaCtx *cx, int batch, size_t n, const float *m, const float *x,
+                                    const float *gx, const float *dy, float *dx, float *dgx, float *dm);
+int catanet_gate_branch_bwd_cuda(CatanetCudaCtx *cx, int batch, size_t n, const float *m, const float *r,
+                                 const float *dy, float *dr, float *dm);
+
+/* iasa.cu: softmaxes recomputed; per-query statistics and per-(subgroup, key) partial gradients
+ * in cx->work, then gathered per token in a fixed order (dq, dk, dv, dkg, dvg accumulate) */
+size_t catanet_iasa_bwd_cuda_work(const CatanetIasaArgs *a); /* floats of cx->work */
+int catanet_iasa_bwd_cuda(CatanetCudaCtx *cx, const CatanetIasaArgs *a, const float *q, const float *k,
+                          const float *v, const int32_t *ord, const float *kg, const float *vg,
+                          const float *dout, float *dq, float *dk, float *dv, float *dkg, float *dvg);
+
+/* lrsa.cu: activations recomputed from x; dev_table as for the forward; dx (!= x) and the weight
+ * gradients accumulate; ps * ps <= 4096 */
+size_t catanet_lrsa_bwd_cuda_work(const CatanetLrsaArgs *a); /* floats of cx->work */
+int catanet_lrsa_bwd_cuda(CatanetCudaCtx *cx, const CatanetLrsaArgs *a, const CatanetLrsaWeights *wt,
+                          const void *dev_table, const float *x, const float *dout, float *dx,
+                          const CatanetLrsaGrads *g);
 
 #ifdef __cplusplus
 }

@@ -1,7 +1,7 @@
 /*
  * dwconv.cu: depthwise KxK convolution, zero padding K/2, NHWC (twin of kernels/cpu/dwconv.c),
  * plus the ConvFFN middle fused around it: out = in + gelu(dwconv(in)).
- * defines: catanet_dwconv_fwd_cuda, catanet_dwconv_gelu_add_fwd_cuda
+ * defines: catanet_dwconv_fwd_cuda, catanet_dwconv_gelu_add_fwd_cuda, catanet_dwconv_bwd_cuda
  */
 #include "cuda_common.cuh"
 
@@ -93,4 +93,79 @@ int catanet_dwconv_gelu_add_fwd_cuda(CatanetCudaCtx *cx, const CatanetDwconvArgs
                                      const float *wt, const float *bias, float *out)
 {
     return launch(cx, a, in, wt, bias, out, true);
+}
+
+/* ---------------- backward (twin of catanet_dwconv_bwd_ref) ----------------
+ * din: a gather, one thread per input element: the output pixels that read (y, x) through tap
+ * (ky, kx) sit at (y - ky + p, x - kx + p); taps summed in fixed order, then added once (+=).
+ * dwt, dbias: per tap, the fixed-order column reduction of reduce.cuh over all pixels. No atomics:
+ * the same bits on every run. */
+#include "reduce.cuh"
+
+__global__ void dwconv_bwd_din_kernel(CatanetDwconvArgs a, const float *wt, const float *dout, float *din)
+{
+    int k = a.ksize, p = k / 2, c = a.c, H = a.h, W = a.w;
+    size_t n = (size_t)a.batch * H * W * c;
+    GRID_STRIDE(i, n) {
+        int ch = (int)(i % c);
+        size_t pix = i / c;
+        int x = (int)(pix % W), y = (int)(pix / W % H);
+        size_t img = pix / ((size_t)W * H);
+        float acc = 0.0f;
+        for (int ky = 0; ky < k; ky++) {
+            int yy = y - ky + p;
+            if (yy < 0 || yy >= H)
+                continue;
+            for (int kx = 0; kx < k; kx++) {
+                int xx = x - kx + p;
+                if (xx < 0 || xx >= W)
+                    continue;
+                acc += dout[((img * H + yy) * W + xx) * c + ch] * wt[((size_t)ch * k + ky) * k + kx];
+            }
+        }
+        din[i] += acc;
+    }
+}
+
+/* dwt[ch][ky][kx] term of pixel pix: dout[pix][ch] in[pix shifted by the tap][ch] (0 outside) */
+struct DwTapTerm {
+    CatanetDwconvArgs a;
+    int ky, kx;
+    const float *in, *dout;
+    __device__ float operator()(int pix, int ch) const
+    {
+        int p = a.ksize / 2, x = pix % a.w, y = pix / a.w % a.h, img = pix / (a.w * a.h);
+        int yy = y + ky - p, xx = x + kx - p;
+        if (yy < 0 || yy >= a.h || xx < 0 || xx >= a.w)
+            return 0.0f;
+        return dout[(size_t)pix * a.c + ch] * in[(((size_t)img * a.h + yy) * a.w + xx) * a.c + ch];
+    }
+};
+
+int catanet_dwconv_bwd_cuda(CatanetCudaCtx *cx, const CatanetDwconvArgs *a, const float *in, const float *wt,
+                            const float *dout, float *din, float *dwt, float *dbias)
+{
+    CUDA_REQUIRE(cx, a->batch > 0 && a->h > 0 && a->w > 0 && a->c > 0, "dwconv_bwd_cuda");
+    CUDA_REQUIRE(cx, a->ksize > 0 && a->ksize % 2 == 1, "dwconv_bwd_cuda");
+    CUDA_REQUIRE(cx, (size_t)a->batch * a->h * a->w < ((size_t)1 << 31), "dwconv_bwd_cuda");
+    CUDA_REQUIRE(cx, dout && (!din || wt) && (!dwt || in) && (!din || din != dout), "dwconv_bwd_cuda");
+    int k = a->ksize, npix = a->batch * a->h * a->w, ret;
+    if (din) {
+        size_t n = (size_t)npix * a->c;
+        dwconv_bwd_din_kernel<<<grid_for(n, CUDA_THREADS), CUDA_THREADS, 0, cx->stream>>>(*a, wt, dout, din);
+        CUDA_LAUNCHED(cx, "dwconv_bwd din");
+    }
+    if (dwt)
+        for (int ky = 0; ky < k; ky++)
+            for (int kx = 0; kx < k; kx++) {
+                DwTapTerm t = { *a, ky, kx, in, dout };
+                if ((ret = launch_colsum(cx, npix, a->c, t, dwt + ky * k + kx, k * k, "dwconv_bwd dwt")) < 0)
+                    return ret;
+            }
+    if (dbias) {
+        ColTerm t = { dout, a->c };
+        if ((ret = launch_colsum(cx, npix, a->c, t, dbias, 1, "dwconv_bwd dbias")) < 0)
+            return ret;
+    }
+    return 0;
 }
