@@ -8,7 +8,8 @@
  * order. By linearity sum_p (P + proj(A_p)) = cnt * x + proj(sum_p A_p): one projection GEMM, then
  * the coverage count and the official band weights (built on the host by catanet_lrsa_starts and
  * catanet_lrsa_band_weights, uploaded once per size).
- * defines: catanet_lrsa_cuda_table_bytes, catanet_lrsa_cuda_table_fill, catanet_lrsa_fwd_cuda
+ * defines: catanet_lrsa_cuda_table_bytes, catanet_lrsa_cuda_table_fill, catanet_lrsa_fwd_cuda,
+ *          catanet_lrsa_bwd_cuda_work, catanet_lrsa_bwd_cuda
  */
 #include <stdlib.h>
 #include <string.h>
@@ -174,4 +175,196 @@ int catanet_lrsa_fwd_cuda(CatanetCudaCtx *cx, const CatanetLrsaArgs *a, const Ca
     lrsa_combine_kernel<<<blocks, dim3(32, 8), 0, cx->stream>>>(a->h, a->w, C, tb, x, s->proj, out);
     CUDA_LAUNCHED(cx, "lrsa combine");
     return 0;
+}
+
+/* ---------------- backward (twin of catanet_lrsa_bwd_ref) ----------------
+ * The CPU reference differentiates every patch on its own. Everything but the attention acts per
+ * token with the same values in every patch that covers the token (LN(P), its projections, the
+ * band-weighted dY = dout wr wc, dA = dY Wproj), and every step after the attention is linear in
+ * the patch gradients, so the sums over patches can be taken per token first:
+ *   dQ, dK, dV, asum = sums over the covering patches of the attention backward (and of A);
+ *   gproj += dY^T asum;  dPn = dQ Wq + dK Wk + dV Wv;  gq += dQ^T LN(x) (k, v alike);
+ *   dx += cnt dY + LN_bwd(dPn)   (cnt = patches covering the pixel; g->norm_w/b from LN_bwd).
+ * The attention backward runs one block per (patch, head) in the forward's nine non-overlapping
+ * patch classes (fixed order, no atomics): phase 1, a thread per query: softmax statistics (max,
+ * sum, D = dA.A) into shared memory, A added into asum, dq += scale sum_j P (dA.v_j - D) k_j;
+ * phase 2, a thread per key: dk += scale sum_i P (dA_i.v - D_i) q_i, dv += sum_i P dA_i.
+ * GEMMs are cublasSgemm (fp32 whatever cx->gemm_fp16 says). The same bits on every run. */
+#include "reduce.cuh"
+
+#define LRSA_BWD_THREADS 256
+#define LRSA_BWD_MAX_T 4096 /* 3 T floats of shared memory: 48 KB */
+
+/* work: ln [N,C], mean, rstd [N], q, k [N,hq], v [N,hv], dy [N,C], da, asum [N,hv], dq, dk [N,hq],
+ * dv [N,hv], dpn [N,C] */
+size_t catanet_lrsa_bwd_cuda_work(const CatanetLrsaArgs *a)
+{
+    size_t N = (size_t)a->h * a->w, hq = (size_t)a->heads * a->dqk, hv = (size_t)a->heads * a->dv;
+    return N * (3 * (size_t)a->c + 2 + 4 * hq + 4 * hv);
+}
+
+__device__ static inline float ldot(const float *a, const float *b, int d)
+{
+    float s = 0.0f;
+    for (int e = 0; e < d; e++)
+        s += a[e] * b[e];
+    return s;
+}
+
+__global__ void __launch_bounds__(LRSA_BWD_THREADS)
+lrsa_attn_bwd_kernel(CatanetLrsaArgs a, LrsaTable tb, int nc, int cr0, int cc0, float scale, const float *q,
+                     const float *k, const float *v, const float *da, float *asum, float *dq, float *dk, float *dv)
+{
+    extern __shared__ float st[]; /* [3][T]: max, sum, D per query */
+    const int dqk = a.dqk, dvd = a.dv, hq = a.heads * dqk, hv = a.heads * dvd, T = a.ps * a.ps;
+    const int ncp = (nc - cc0 + 2) / 3;
+    const int pr = cr0 + 3 * (int)(blockIdx.x / ncp), pc = cc0 + 3 * (int)(blockIdx.x % ncp);
+    const int h = blockIdx.y;
+    PatchRow rowof = { tb.rs[pr], tb.cs[pc], a.ps, a.w };
+    const float *K = k + h * dqk, *V = v + h * dvd, *Q = q + h * dqk, *DA = da + h * dvd;
+    for (int i = threadIdx.x; i < T; i += blockDim.x) {
+        int ti = rowof(i);
+        const float *qi = Q + (size_t)ti * hq, *dai = DA + (size_t)ti * hv;
+        float mx = -INFINITY;
+        for (int j = 0; j < T; j++)
+            mx = fmaxf(mx, ldot(qi, K + (size_t)rowof(j) * hq, dqk) * scale);
+        float l = 0.0f, acc[ATT_MAX_HEAD];
+        for (int e = 0; e < dvd; e++)
+            acc[e] = 0.0f;
+        for (int j = 0; j < T; j++) {
+            int tj = rowof(j);
+            float ex = expf(ldot(qi, K + (size_t)tj * hq, dqk) * scale - mx);
+            l += ex;
+            const float *vj = V + (size_t)tj * hv;
+            for (int e = 0; e < dvd; e++)
+                acc[e] += ex * vj[e];
+        }
+        float D = 0.0f, *as = asum + (size_t)ti * hv + h * dvd;
+        for (int e = 0; e < dvd; e++) {
+            acc[e] /= l; /* A_i */
+            D += dai[e] * acc[e];
+            as[e] += acc[e];
+        }
+        float dqa[ATT_MAX_HEAD];
+        for (int e = 0; e < dqk; e++)
+            dqa[e] = 0.0f;
+        for (int j = 0; j < T; j++) {
+            int tj = rowof(j);
+            const float *kj = K + (size_t)tj * hq;
+            float P = expf(ldot(qi, kj, dqk) * scale - mx) / l;
+            float ds = P * (ldot(dai, V + (size_t)tj * hv, dvd) - D) * scale;
+            for (int e = 0; e < dqk; e++)
+                dqa[e] += ds * kj[e];
+        }
+        float *d = dq + (size_t)ti * hq + h * dqk;
+        for (int e = 0; e < dqk; e++)
+            d[e] += dqa[e];
+        st[i] = mx;
+        st[T + i] = l;
+        st[2 * T + i] = D;
+    }
+    __syncthreads();
+    for (int j = threadIdx.x; j < T; j += blockDim.x) {
+        int tj = rowof(j);
+        float kj[ATT_MAX_HEAD], vj[ATT_MAX_HEAD], dka[ATT_MAX_HEAD], dva[ATT_MAX_HEAD];
+        for (int e = 0; e < dqk; e++) {
+            kj[e] = K[(size_t)tj * hq + e];
+            dka[e] = 0.0f;
+        }
+        for (int e = 0; e < dvd; e++) {
+            vj[e] = V[(size_t)tj * hv + e];
+            dva[e] = 0.0f;
+        }
+        for (int i = 0; i < T; i++) {
+            int ti = rowof(i);
+            const float *qi = Q + (size_t)ti * hq, *dai = DA + (size_t)ti * hv;
+            float P = expf(ldot(qi, kj, dqk) * scale - st[i]) / st[T + i];
+            float ds = P * (ldot(dai, vj, dvd) - st[2 * T + i]) * scale;
+            for (int e = 0; e < dqk; e++)
+                dka[e] += ds * qi[e];
+            for (int e = 0; e < dvd; e++)
+                dva[e] += P * dai[e];
+        }
+        float *o = dk + (size_t)tj * hq + h * dqk;
+        for (int e = 0; e < dqk; e++)
+            o[e] += dka[e];
+        o = dv + (size_t)tj * hv + h * dvd;
+        for (int e = 0; e < dvd; e++)
+            o[e] += dva[e];
+    }
+}
+
+/* dy = dout wr[y] wc[x] (the band factors, as the CPU twin: dout * (wr * wc)) */
+__global__ void lrsa_bwd_dy_kernel(int h, int w, int c, LrsaTable tb, const float *dout, float *dy)
+{
+    GRID_STRIDE(i, (size_t)h * w * c) {
+        size_t pix = i / c;
+        int y = (int)(pix / w), xx = (int)(pix - (size_t)y * w);
+        dy[i] = __fmul_rn(dout[i], __fmul_rn(tb.wr[y], tb.wc[xx]));
+    }
+}
+
+/* dx += cnt dy, cnt = the number of patches covering the pixel (the residual path of each) */
+__global__ void lrsa_bwd_residual_kernel(int h, int w, int c, LrsaTable tb, const float *dy, float *dx)
+{
+    GRID_STRIDE(i, (size_t)h * w * c) {
+        size_t pix = i / c;
+        int y = (int)(pix / w), xx = (int)(pix - (size_t)y * w);
+        dx[i] += tb.cr[y] * tb.cc[xx] * dy[i];
+    }
+}
+
+int catanet_lrsa_bwd_cuda(CatanetCudaCtx *cx, const CatanetLrsaArgs *a, const CatanetLrsaWeights *wt,
+                          const void *dev_table, const float *x, const float *dout, float *dx,
+                          const CatanetLrsaGrads *g)
+{
+    CUDA_REQUIRE(cx, a->h >= a->ps && a->w >= a->ps && a->ps >= 3 && a->c > 0 && a->heads > 0, "lrsa_bwd_cuda");
+    CUDA_REQUIRE(cx, a->c <= CATANET_MAX_DIM && a->ps * a->ps <= LRSA_BWD_MAX_T, "lrsa_bwd_cuda");
+    CUDA_REQUIRE(cx, a->dqk > 0 && a->dqk <= ATT_MAX_HEAD && a->dv > 0 && a->dv <= ATT_MAX_HEAD, "lrsa_bwd_cuda");
+    CUDA_REQUIRE(cx, dev_table && x && dout && dx && dx != x && dx != dout && g, "lrsa_bwd_cuda");
+    CUDA_REQUIRE(cx, g->norm_w && g->norm_b && g->wq && g->wk && g->wv && g->wproj, "lrsa_bwd_cuda");
+    CUDA_REQUIRE(cx, cx->work && cx->work_floats >= catanet_lrsa_bwd_cuda_work(a), "lrsa_bwd_cuda");
+    int N = a->h * a->w, C = a->c, hq = a->heads * a->dqk, hv = a->heads * a->dv, T = a->ps * a->ps, ret;
+    int nr, nc;
+    starts_count(a, &nr, &nc);
+    LrsaTable tb = table_view(a, dev_table);
+    float *ln = cx->work, *mean = ln + (size_t)N * C, *rstd = mean + N, *q = rstd + N, *k = q + (size_t)N * hq;
+    float *v = k + (size_t)N * hq, *dy = v + (size_t)N * hv, *da = dy + (size_t)N * C, *asum = da + (size_t)N * hv;
+    float *dq = asum + (size_t)N * hv, *dk = dq + (size_t)N * hq, *dv = dk + (size_t)N * hq, *dpn = dv + (size_t)N * hv;
+    /* the per-token forward, recomputed (fp32 GEMMs) */
+    if ((ret = catanet_layernorm_fwd_stats_cuda(cx, N, C, x, wt->norm_w, wt->norm_b, ln, mean, rstd)) < 0 ||
+        (ret = catanet_cuda_sgemm_rm(cx, 0, 1, N, hq, C, 1.0f, ln, C, wt->wq, C, 0.0f, q, hq)) < 0 ||
+        (ret = catanet_cuda_sgemm_rm(cx, 0, 1, N, hq, C, 1.0f, ln, C, wt->wk, C, 0.0f, k, hq)) < 0 ||
+        (ret = catanet_cuda_sgemm_rm(cx, 0, 1, N, hv, C, 1.0f, ln, C, wt->wv, C, 0.0f, v, hv)) < 0)
+        return ret;
+    size_t nel = (size_t)N * C;
+    lrsa_bwd_dy_kernel<<<grid_for(nel, CUDA_THREADS), CUDA_THREADS, 0, cx->stream>>>(a->h, a->w, C, tb, dout, dy);
+    CUDA_LAUNCHED(cx, "lrsa_bwd dy");
+    /* dA = dY Wproj (Wproj [C, hv]) */
+    if ((ret = catanet_cuda_sgemm_rm(cx, 0, 0, N, hv, C, 1.0f, dy, C, wt->wproj, hv, 0.0f, da, hv)) < 0)
+        return ret;
+    /* asum, dq, dk, dv are contiguous: one memset */
+    CUDA_TRY(cx, cudaMemsetAsync(asum, 0, sizeof(float) * (size_t)N * (2 * hv + 2 * hq), cx->stream));
+    float scale = 1.0f / sqrtf((float)a->dqk);
+    size_t smem = sizeof(float) * 3 * (size_t)T;
+    for (int cr0 = 0; cr0 < 3 && cr0 < nr; cr0++)
+        for (int cc0 = 0; cc0 < 3 && cc0 < nc; cc0++) {
+            int nrp = (nr - cr0 + 2) / 3, ncp = (nc - cc0 + 2) / 3;
+            dim3 grid((unsigned)(nrp * ncp), (unsigned)a->heads);
+            lrsa_attn_bwd_kernel<<<grid, LRSA_BWD_THREADS, smem, cx->stream>>>(*a, tb, nc, cr0, cc0, scale, q, k, v, da,
+                                                                              asum, dq, dk, dv);
+            CUDA_LAUNCHED(cx, "lrsa_bwd attention");
+        }
+    /* weight gradients (accumulate) and dPn */
+    if ((ret = catanet_cuda_sgemm_rm(cx, 1, 0, C, hv, N, 1.0f, dy, C, asum, hv, 1.0f, g->wproj, hv)) < 0 ||
+        (ret = catanet_cuda_sgemm_rm(cx, 0, 0, N, C, hq, 1.0f, dq, hq, wt->wq, C, 0.0f, dpn, C)) < 0 ||
+        (ret = catanet_cuda_sgemm_rm(cx, 0, 0, N, C, hq, 1.0f, dk, hq, wt->wk, C, 1.0f, dpn, C)) < 0 ||
+        (ret = catanet_cuda_sgemm_rm(cx, 0, 0, N, C, hv, 1.0f, dv, hv, wt->wv, C, 1.0f, dpn, C)) < 0 ||
+        (ret = catanet_cuda_sgemm_rm(cx, 1, 0, hq, C, N, 1.0f, dq, hq, ln, C, 1.0f, g->wq, C)) < 0 ||
+        (ret = catanet_cuda_sgemm_rm(cx, 1, 0, hq, C, N, 1.0f, dk, hq, ln, C, 1.0f, g->wk, C)) < 0 ||
+        (ret = catanet_cuda_sgemm_rm(cx, 1, 0, hv, C, N, 1.0f, dv, hv, ln, C, 1.0f, g->wv, C)) < 0)
+        return ret;
+    lrsa_bwd_residual_kernel<<<grid_for(nel, CUDA_THREADS), CUDA_THREADS, 0, cx->stream>>>(a->h, a->w, C, tb, dy, dx);
+    CUDA_LAUNCHED(cx, "lrsa_bwd residual");
+    return catanet_layernorm_bwd_cuda(cx, N, C, x, wt->norm_w, mean, rstd, dpn, dx, g->norm_w, g->norm_b);
 }
