@@ -721,6 +721,523 @@ static double t_image_from_rgb(void)
     return worst;
 }
 
+/* ================= backward twins: catanet_<op>_bwd_cuda against catanet_<op>_bwd_ref =================
+ * Every gradient buffer starts from random values, not zeros, on both sides: the += (accumulate)
+ * semantics are compared too, and a twin that overwrote would fail. Tolerances (scaled error, as
+ * above) are reasoned per op from fp32 summation order: the reference sums sequentially (in float
+ * or double, as written in kernels/cpu), the GPU in a different but fixed order (cuBLAS blocks,
+ * reduce.cuh's lanes + tree, warp butterflies); 0 where every operation is the same. */
+
+static float *dup_dev(const float *h, size_t n) { return up(h, sizeof(float) * (n ? n : 1)); }
+static double worst2(double a, double b) { return a < 0 || b < 0 ? -1 : fmax(a, b); }
+/* compare a device gradient with the host reference (NULL: not computed, error 0) */
+static double cmp_grad(float *dev, const float *ref, size_t n) { return dev ? finish(dev, ref, n) : 0; }
+
+/* ---- linear backward ---- */
+static double linear_bwd_case(int n, int in, int out, int with_dx, int with_db)
+{
+    Rng r = { 111 + (uint64_t)n };
+    float *x = randv(&r, (size_t)n * in, 1.0f), *w = randv(&r, (size_t)out * in, 0.16f), *dy = randv(&r, (size_t)n * out, 1.0f);
+    float *gx = randv(&r, (size_t)n * in, 1.0f), *gw = randv(&r, (size_t)out * in, 1.0f), *gb = randv(&r, out, 1.0f);
+    float *dx = dup_dev(x, (size_t)n * in), *dw = dup_dev(w, (size_t)out * in), *ddy = dup_dev(dy, (size_t)n * out);
+    float *dgx = with_dx ? dup_dev(gx, (size_t)n * in) : NULL, *dgw = dup_dev(gw, (size_t)out * in);
+    float *dgb = with_db ? dup_dev(gb, out) : NULL;
+    catanet_linear_bwd_ref(n, in, out, x, w, dy, with_dx ? gx : NULL, gw, with_db ? gb : NULL);
+    int ret = launched(catanet_linear_bwd_cuda(&cx, n, in, out, dx, dw, ddy, dgx, dgw, dgb), "linear_bwd");
+    double e = ret < 0 ? -1 : fmax(cmp_grad(dgx, gx, (size_t)n * in), fmax(cmp_grad(dgw, gw, (size_t)out * in), cmp_grad(dgb, gb, out)));
+    cudaFree(dx); cudaFree(dw); cudaFree(ddy); cudaFree(dgx); cudaFree(dgw); cudaFree(dgb);
+    free(x); free(w); free(dy); free(gx); free(gw); free(gb);
+    return e;
+}
+static double t_linear_bwd(void)
+{
+    return worst2(linear_bwd_case(777, 40, 96, 1, 1), worst2(linear_bwd_case(300, 96, 36, 1, 0), linear_bwd_case(1000, 40, 40, 0, 1)));
+}
+
+/* ---- conv2d backward ---- */
+static double conv_bwd_case(int batch, int h, int w, int cin, int cout, int k, int with_din, int with_bias)
+{
+    Rng r = { 112 + (uint64_t)h * w + cin };
+    CatanetConv2dArgs a = { batch, h, w, cin, cout, k };
+    size_t ni = (size_t)batch * h * w * cin, no = (size_t)batch * h * w * cout, nw = (size_t)cout * cin * k * k;
+    if (cx.work_floats < catanet_conv2d_bwd_cuda_work(&a)) {
+        printf("FAIL: conv2d_bwd test case needs %zu work floats\n", catanet_conv2d_bwd_cuda_work(&a));
+        return -1;
+    }
+    float *x = randv(&r, ni, 1.0f), *wt = randv(&r, nw, 0.1f), *dy = randv(&r, no, 1.0f);
+    float *gx = randv(&r, ni, 1.0f), *gw = randv(&r, nw, 1.0f), *gb = randv(&r, cout, 1.0f);
+    float *dx = dup_dev(x, ni), *dwt = dup_dev(wt, nw), *ddy = dup_dev(dy, no);
+    float *dgx = with_din ? dup_dev(gx, ni) : NULL, *dgw = dup_dev(gw, nw), *dgb = with_bias ? dup_dev(gb, cout) : NULL;
+    catanet_conv2d_bwd_ref(&a, x, wt, dy, with_din ? gx : NULL, gw, with_bias ? gb : NULL);
+    int ret = launched(catanet_conv2d_bwd_cuda(&cx, &a, dx, dwt, ddy, dgx, dgw, dgb), "conv2d_bwd");
+    double e = ret < 0 ? -1 : fmax(cmp_grad(dgx, gx, ni), fmax(cmp_grad(dgw, gw, nw), cmp_grad(dgb, gb, cout)));
+    cudaFree(dx); cudaFree(dwt); cudaFree(ddy); cudaFree(dgx); cudaFree(dgw); cudaFree(dgb);
+    free(x); free(wt); free(dy); free(gx); free(gw); free(gb);
+    return e;
+}
+static double t_conv2d_bwd(void)
+{
+    double e[6] = { conv_bwd_case(2, 13, 17, 40, 40, 3, 1, 1), conv_bwd_case(1, 9, 11, 3, 40, 3, 0, 1) /* the first conv */,
+                    conv_bwd_case(1, 20, 21, 40, 3, 3, 1, 1) /* the last conv */,
+                    conv_bwd_case(1, 10, 9, 40, 160, 3, 1, 1) /* the upconv */,
+                    conv_bwd_case(1, 100, 90, 8, 16, 3, 1, 0) /* > CATANET_CUDA_CONV_BWD_ROWS pixels: chunked */,
+                    conv_bwd_case(2, 7, 9, 16, 8, 1, 1, 1) /* 1x1 */ };
+    double m = 0;
+    for (int i = 0; i < 6; i++)
+        m = worst2(m, e[i]);
+    return m;
+}
+
+/* ---- dwconv backward ---- */
+static double dw_bwd_case(int k, int with_din, int with_bias)
+{
+    Rng r = { 113 + (uint64_t)k };
+    CatanetDwconvArgs a = { 2, 11, 13, 96, k };
+    size_t n = (size_t)2 * 11 * 13 * 96, nw = (size_t)96 * k * k;
+    float *x = randv(&r, n, 1.0f), *wt = randv(&r, nw, 0.2f), *dy = randv(&r, n, 1.0f);
+    float *gx = randv(&r, n, 1.0f), *gw = randv(&r, nw, 1.0f), *gb = randv(&r, 96, 1.0f);
+    float *dx = dup_dev(x, n), *dwt = dup_dev(wt, nw), *ddy = dup_dev(dy, n);
+    float *dgx = with_din ? dup_dev(gx, n) : NULL, *dgw = dup_dev(gw, nw), *dgb = with_bias ? dup_dev(gb, 96) : NULL;
+    catanet_dwconv_bwd_ref(&a, x, wt, dy, with_din ? gx : NULL, gw, with_bias ? gb : NULL);
+    int ret = launched(catanet_dwconv_bwd_cuda(&cx, &a, dx, dwt, ddy, dgx, dgw, dgb), "dwconv_bwd");
+    double e = ret < 0 ? -1 : fmax(cmp_grad(dgx, gx, n), fmax(cmp_grad(dgw, gw, nw), cmp_grad(dgb, gb, 96)));
+    cudaFree(dx); cudaFree(dwt); cudaFree(ddy); cudaFree(dgx); cudaFree(dgw); cudaFree(dgb);
+    free(x); free(wt); free(dy); free(gx); free(gw); free(gb);
+    return e;
+}
+static double t_dwconv_bwd(void) { return worst2(dw_bwd_case(5, 1, 1), worst2(dw_bwd_case(3, 1, 1), dw_bwd_case(3, 0, 0))); }
+
+/* ---- layernorm: forward with statistics, backward ---- */
+static void ln_inputs(Rng *r, int n, int c, float **x, float **g, float **b)
+{
+    *x = randv(r, (size_t)n * c, 2.0f);
+    *g = randv(r, c, 0.1f);
+    *b = randv(r, c, 0.1f);
+    for (size_t i = 0; i < (size_t)n * c; i++)
+        (*x)[i] += 3.0f;
+    for (int i = 0; i < c; i++)
+        (*g)[i] += 1.0f;
+}
+static double ln_stats_case(int n, int c)
+{
+    Rng r = { 114 + (uint64_t)c };
+    float *x, *g, *b;
+    ln_inputs(&r, n, c, &x, &g, &b);
+    float *y = malloc(sizeof(float) * n * c), *mu = malloc(sizeof(float) * n), *rs = malloc(sizeof(float) * n);
+    catanet_layernorm_fwd_ref(n, c, x, g, b, y, mu, rs);
+    float *dx = dup_dev(x, (size_t)n * c), *dg = dup_dev(g, c), *db = dup_dev(b, c);
+    float *dy = dmalloc(sizeof(float) * n * c), *dmu = dmalloc(sizeof(float) * n), *drs = dmalloc(sizeof(float) * n);
+    int ret = launched(catanet_layernorm_fwd_stats_cuda(&cx, n, c, dx, dg, db, dy, dmu, drs), "layernorm_fwd_stats");
+    /* rstd ~ 0.5: compared relative to itself */
+    double e = ret < 0 ? -1 : fmax(finish(dy, y, (size_t)n * c), fmax(finish(dmu, mu, n), finish(drs, rs, n)));
+    cudaFree(dx); cudaFree(dg); cudaFree(db); cudaFree(dy); cudaFree(dmu); cudaFree(drs);
+    free(x); free(g); free(b); free(y); free(mu); free(rs);
+    return e;
+}
+static double t_layernorm_stats(void) { return worst2(ln_stats_case(1000, 40), worst2(ln_stats_case(333, 256), ln_stats_case(77, 7))); }
+
+static double ln_bwd_case(int n, int c, int with_dx)
+{
+    Rng r = { 115 + (uint64_t)c };
+    float *x, *g, *b;
+    ln_inputs(&r, n, c, &x, &g, &b);
+    float *y = malloc(sizeof(float) * n * c), *mu = malloc(sizeof(float) * n), *rs = malloc(sizeof(float) * n);
+    catanet_layernorm_fwd_ref(n, c, x, g, b, y, mu, rs);
+    float *dy = randv(&r, (size_t)n * c, 1.0f), *gx = randv(&r, (size_t)n * c, 1.0f), *gg = randv(&r, c, 1.0f), *gb = randv(&r, c, 1.0f);
+    float *dx = dup_dev(x, (size_t)n * c), *dg = dup_dev(g, c), *dmu = dup_dev(mu, n), *drs = dup_dev(rs, n);
+    float *ddy = dup_dev(dy, (size_t)n * c), *dgx = with_dx ? dup_dev(gx, (size_t)n * c) : NULL, *dgg = dup_dev(gg, c), *dgb = dup_dev(gb, c);
+    catanet_layernorm_bwd_ref(n, c, x, g, mu, rs, dy, with_dx ? gx : NULL, gg, gb);
+    int ret = launched(catanet_layernorm_bwd_cuda(&cx, n, c, dx, dg, dmu, drs, ddy, dgx, dgg, dgb), "layernorm_bwd");
+    double e = ret < 0 ? -1 : fmax(cmp_grad(dgx, gx, (size_t)n * c), fmax(finish(dgg, gg, c), finish(dgb, gb, c)));
+    cudaFree(dx); cudaFree(dg); cudaFree(dmu); cudaFree(drs); cudaFree(ddy); cudaFree(dgx); cudaFree(dgg); cudaFree(dgb);
+    free(x); free(g); free(b); free(y); free(mu); free(rs); free(dy); free(gx); free(gg); free(gb);
+    return e;
+}
+static double t_layernorm_bwd(void) { return worst2(ln_bwd_case(1000, 40, 1), worst2(ln_bwd_case(333, 256, 1), ln_bwd_case(77, 7, 0))); }
+
+/* ---- elementwise backward ---- */
+static double elem_bwd_case(int which)
+{
+    Rng r = { 116 + (uint64_t)which };
+    size_t n = 100003;
+    float *x = randv(&r, n, 3.0f), *dy = randv(&r, n, 1.0f), *gx = randv(&r, n, 1.0f), *y = malloc(sizeof(float) * n);
+    if (which == 1) { /* lrelu's backward reads the output */
+        catanet_lrelu_fwd_ref(n, x, y);
+        for (size_t i = 0; i < n; i += 1000)
+            y[i] = 0.0f; /* the y == 0 edge: slope side, as the CPU twin */
+    }
+    float *dxx = dup_dev(which == 1 ? y : x, n), *ddy = dup_dev(dy, n), *dgx = dup_dev(gx, n);
+    if (which == 0)
+        catanet_gelu_bwd_ref(n, x, dy, gx);
+    else
+        catanet_lrelu_bwd_ref(n, y, dy, gx);
+    int ret = which == 0 ? catanet_gelu_bwd_cuda(&cx, n, dxx, ddy, dgx) : catanet_lrelu_bwd_cuda(&cx, n, dxx, ddy, dgx);
+    double e = launched(ret, "elementwise bwd") < 0 ? -1 : finish(dgx, gx, n);
+    cudaFree(dxx); cudaFree(ddy); cudaFree(dgx);
+    free(x); free(dy); free(gx); free(y);
+    return e;
+}
+static double t_gelu_bwd(void) { return elem_bwd_case(0); }
+static double t_lrelu_bwd(void) { return elem_bwd_case(1); }
+
+static double shuffle_bwd_case(int r_)
+{
+    Rng r = { 117 + (uint64_t)r_ };
+    CatanetShuffleArgs a = { 2, 5, 7, 40, r_ };
+    size_t n = (size_t)2 * 5 * 7 * 40 * r_ * r_;
+    float *dy = randv(&r, n, 1.0f), *gx = randv(&r, n, 1.0f);
+    float *ddy = dup_dev(dy, n), *dgx = dup_dev(gx, n);
+    catanet_pixel_shuffle_bwd_ref(&a, dy, gx);
+    double e = launched(catanet_pixel_shuffle_bwd_cuda(&cx, &a, ddy, dgx), "pixel_shuffle_bwd") < 0 ? -1 : finish(dgx, gx, n);
+    cudaFree(ddy); cudaFree(dgx);
+    free(dy); free(gx);
+    return e;
+}
+static double t_shuffle_bwd(void) { return worst2(shuffle_bwd_case(2), shuffle_bwd_case(3)); }
+
+static double t_l1_bwd(void)
+{
+    Rng r = { 118 };
+    size_t n = 65537;
+    float *o = randv(&r, n, 1.0f), *t = randv(&r, n, 1.0f), *g = randv(&r, n, 1e-4f);
+    for (size_t i = 0; i < n; i += 97)
+        t[i] = o[i]; /* sign(0) = 0 */
+    float *dO = dup_dev(o, n), *dT = dup_dev(t, n), *dG = dup_dev(g, n);
+    catanet_l1_loss_bwd_ref(n, o, t, 0.7f, g);
+    double e = launched(catanet_l1_loss_bwd_cuda(&cx, n, dO, dT, 0.7f, dG), "l1_loss_bwd") < 0 ? -1 : finish(dG, g, n);
+    cudaFree(dO); cudaFree(dT); cudaFree(dG);
+    free(o); free(t); free(g);
+    return e;
+}
+
+/* three steps (t = 1..3) so the moment state is carried; compared bit for bit (p, m, v) */
+static double t_adam(void)
+{
+    Rng r = { 119 };
+    size_t n = 50001;
+    float *p = randv(&r, n, 0.5f), *m = calloc(n, sizeof(float)), *v = calloc(n, sizeof(float));
+    float *dp = dup_dev(p, n), *dm = dup_dev(m, n), *dv_ = dup_dev(v, n);
+    double e = 0;
+    for (int t = 1; t <= 3 && e >= 0; t++) {
+        float *g = randv(&r, n, t == 2 ? 1e-3f : 1.0f), *dg = dup_dev(g, n);
+        catanet_adam_update_ref(n, p, g, m, v, 2e-4f, 0.9f, 0.99f, 1e-8f, t);
+        if (launched(catanet_adam_update_cuda(&cx, n, dp, dg, dm, dv_, 2e-4f, 0.9f, 0.99f, 1e-8f, t), "adam_update") < 0)
+            e = -1;
+        cudaFree(dg);
+        free(g);
+    }
+    if (e >= 0)
+        e = fmax(finish(dp, p, n), fmax(finish(dm, m, n), finish(dv_, v, n)));
+    cudaFree(dp); cudaFree(dm); cudaFree(dv_);
+    free(p); free(m); free(v);
+    return e;
+}
+
+/* ---- normalize and the differentiable center step ---- */
+static double t_normalize_bwd(void)
+{
+    Rng r = { 120 };
+    int n = 3001, c = 40;
+    float *x = randv(&r, (size_t)n * c, 1.0f), *y = malloc(sizeof(float) * n * c), *nrm = malloc(sizeof(float) * n);
+    for (int i = 0; i < c; i++)
+        x[(size_t)17 * c + i] = 0.0f; /* a zero row: the eps branch (dx += dy / eps) */
+    catanet_normalize_fwd_ref(n, c, x, y, nrm);
+    float *dy = randv(&r, (size_t)n * c, 1.0f), *gx = randv(&r, (size_t)n * c, 1.0f);
+    float *dY = dup_dev(y, (size_t)n * c), *dN = dup_dev(nrm, n), *ddy = dup_dev(dy, (size_t)n * c), *dgx = dup_dev(gx, (size_t)n * c);
+    catanet_normalize_bwd_ref(n, c, y, nrm, dy, gx);
+    /* the eps row is ~1e12: compare it and the others separately (scaled_err would hide the rest) */
+    double e = -1;
+    if (launched(catanet_normalize_bwd_cuda(&cx, n, c, dY, dN, ddy, dgx), "normalize_bwd") >= 0) {
+        float *got = malloc(sizeof(float) * n * c);
+        down(got, dgx, sizeof(float) * n * c);
+        e = fmax(scaled_err(got, gx, (size_t)17 * c), scaled_err(got + (size_t)18 * c, gx + (size_t)18 * c, (size_t)(n - 18) * c));
+        e = fmax(e, scaled_err(got + (size_t)17 * c, gx + (size_t)17 * c, c));
+        free(got);
+    }
+    cudaFree(dY); cudaFree(dN); cudaFree(ddy); cudaFree(dgx);
+    free(x); free(y); free(nrm); free(dy); free(gx);
+    return e;
+}
+
+static double t_center_iter_bwd(void)
+{
+    Rng r = { 121 };
+    int n = 4000, c = 40, m = 33;
+    float *x = randv(&r, (size_t)n * c, 1.0f), *xu = malloc(sizeof(float) * n * c), *cu = randv(&r, (size_t)m * c, 1.0f);
+    catanet_normalize_fwd_ref(n, c, x, xu, NULL);
+    catanet_normalize_fwd_ref(m, c, cu, cu, NULL);
+    int32_t *bucket = malloc(sizeof(int32_t) * n), *count = malloc(sizeof(int32_t) * m);
+    float *sum = malloc(sizeof(float) * m * c), *cout_ = malloc(sizeof(float) * m * c), *dsw = malloc(sizeof(float) * m * c);
+    catanet_center_iter_fwd_ref(n, c, m, xu, cu, bucket, sum, count, cout_);
+    int empty = 0;
+    for (int j = 0; j < m; j++)
+        empty += count[j] == 0;
+    if (!empty) { /* make one cluster empty (its center kept: no gradient), then the sums again */
+        for (int i = 0; i < n; i++)
+            if (bucket[i] == 5)
+                bucket[i] = 6;
+        memset(count, 0, sizeof(int32_t) * m);
+        memset(sum, 0, sizeof(float) * m * c);
+        for (int i = 0; i < n; i++) {
+            count[bucket[i]]++;
+            for (int d = 0; d < c; d++)
+                sum[(size_t)bucket[i] * c + d] += xu[(size_t)i * c + d];
+        }
+        for (int j = 0; j < m; j++) {
+            if (count[j])
+                catanet_normalize_fwd_ref(1, c, sum + (size_t)j * c, cout_ + (size_t)j * c, NULL);
+            else
+                memcpy(cout_ + (size_t)j * c, cu + (size_t)j * c, sizeof(float) * c);
+        }
+    }
+    float *dcu = randv(&r, (size_t)m * c, 1.0f), *gx = randv(&r, (size_t)n * c, 1.0f);
+    int32_t *dB = up(bucket, sizeof(int32_t) * n), *dC = up(count, sizeof(int32_t) * m);
+    float *dS = dup_dev(sum, (size_t)m * c), *dO = dup_dev(cout_, (size_t)m * c), *dD = dup_dev(dcu, (size_t)m * c);
+    float *dW = dmalloc(sizeof(float) * m * c), *dG = dup_dev(gx, (size_t)n * c);
+    catanet_center_iter_bwd_ref(n, c, m, bucket, sum, count, cout_, dcu, dsw, gx);
+    int ret = launched(catanet_center_iter_bwd_cuda(&cx, n, c, m, dB, dS, dC, dO, dD, dW, dG), "center_iter_bwd");
+    double e = ret < 0 ? -1 : finish(dG, gx, (size_t)n * c);
+    cudaFree(dB); cudaFree(dC); cudaFree(dS); cudaFree(dO); cudaFree(dD); cudaFree(dW); cudaFree(dG);
+    free(x); free(xu); free(cu); free(bucket); free(count); free(sum); free(cout_); free(dsw); free(dcu); free(gx);
+    return e;
+}
+
+/* ---- depth masks ---- */
+static double t_gumbel_bwd(void)
+{
+    Rng r = { 122 };
+    int k = 7;
+    float lg[7], y[7], dy[7], gl[7], noise[7];
+    fill_normal(&r, lg, k, 1.0f);
+    fill_normal(&r, dy, k, 1.0f);
+    fill_normal(&r, gl, k, 1.0f);
+    catanet_gumbel_noise(&(uint64_t){ 5 }, k, noise);
+    catanet_gumbel_softmax_fwd_ref(k, lg, noise, 1.5f, 0.7f, y);
+    float *dY = dup_dev(y, k), *dD = dup_dev(dy, k), *dG = dup_dev(gl, k);
+    catanet_gumbel_softmax_bwd_ref(k, y, dy, 1.5f, 0.7f, gl);
+    double e = launched(catanet_gumbel_softmax_bwd_cuda(&cx, k, dY, dD, 1.5f, 0.7f, dG), "gumbel_softmax_bwd") < 0 ? -1 :
+               finish(dG, gl, k);
+    cudaFree(dY); cudaFree(dD); cudaFree(dG);
+    return e;
+}
+
+static double t_mask_compose_bwd(void)
+{
+    Rng r = { 123 };
+    int k = 5, l = 24;
+    float *opt = randv(&r, (size_t)k * l, 1.0f), *dm = randv(&r, l, 1.0f), *dy = randv(&r, k, 1.0f);
+    float *dO = dup_dev(opt, (size_t)k * l), *dM = dup_dev(dm, l), *dY = dup_dev(dy, k);
+    catanet_mask_compose_bwd_ref(k, l, opt, dm, dy);
+    double e = launched(catanet_mask_compose_bwd_cuda(&cx, k, l, dO, dM, dY), "mask_compose_bwd") < 0 ? -1 : finish(dY, dy, k);
+    cudaFree(dO); cudaFree(dM); cudaFree(dY);
+    free(opt); free(dm); free(dy);
+    return e;
+}
+
+/* which 0: gated_residual, 1: gate_branch; elementwise outputs exact, dm a double sum */
+static double gate_case(int which, double *elem_err)
+{
+    Rng r = { 124 + (uint64_t)which };
+    int batch = 3;
+    size_t n = 40 * 1111, tot = batch * n;
+    float m[3] = { 0.25f, 1.0f, 0.0f }, dmh[3] = { 0.5f, -1.0f, 2.0f };
+    float *x = randv(&r, tot, 1.0f), *gx = randv(&r, tot, 1.0f), *dy = randv(&r, tot, 1.0f);
+    float *g1 = randv(&r, tot, 1.0f), *g2 = randv(&r, tot, 1.0f);
+    float *dM = dup_dev(m, 3), *dX = dup_dev(x, tot), *dGX = dup_dev(gx, tot), *dDY = dup_dev(dy, tot);
+    float *d1 = dup_dev(g1, tot), *d2 = dup_dev(g2, tot), *ddm = dup_dev(dmh, 3);
+    int ret;
+    if (which == 0) {
+        catanet_gated_residual_bwd_ref(batch, n, m, x, gx, dy, g1, g2, dmh);
+        ret = catanet_gated_residual_bwd_cuda(&cx, batch, n, dM, dX, dGX, dDY, d1, d2, ddm);
+    } else {
+        catanet_gate_branch_bwd_ref(batch, n, m, gx, dy, g1, dmh);
+        ret = catanet_gate_branch_bwd_cuda(&cx, batch, n, dM, dGX, dDY, d1, ddm);
+    }
+    double e = -1;
+    if (launched(ret, which ? "gate_branch_bwd" : "gated_residual_bwd") >= 0) {
+        *elem_err = fmax(finish(d1, g1, tot), which ? 0 : finish(d2, g2, tot));
+        e = finish(ddm, dmh, 3);
+    }
+    cudaFree(dM); cudaFree(dX); cudaFree(dGX); cudaFree(dDY); cudaFree(d1); cudaFree(d2); cudaFree(ddm);
+    free(x); free(gx); free(dy); free(g1); free(g2);
+    return e;
+}
+/* the elementwise outputs must be exact (1e9 if not), dm within the tolerance */
+static double gate_test(int which)
+{
+    double el = 0, e = gate_case(which, &el);
+    return e < 0 ? -1 : el > 0 ? 1e9 : e;
+}
+static double t_gated_residual_bwd(void) { return gate_test(0); }
+static double t_gate_branch_bwd(void) { return gate_test(1); }
+
+/* ---- FAKD. A sign(A_s - A_t) within rounding of zero would be decided by rounding, differently on
+ * either side; the teacher is built so that none is: ut_i = (us_i, s_i) / sqrt 2 (s_i = +-1, rows
+ * scaled by a random positive factor that the normalisation removes), so A_t - A_s = (s_i s_j -
+ * A_s) / 2: both signs, at least (1 - max |A_s|) / 2 from zero off the diagonal. On the diagonal
+ * both are 1 (a tie), but that term lies along us_i and the normalize backward projects it out.
+ * The weight makes dfs O(1). ---- */
+static double fakd_case(int n, int cs)
+{
+    int ct = cs + 1;
+    Rng r = { 125 + (uint64_t)n };
+    float *fs = randv(&r, (size_t)n * cs, 1.0f), *ft = malloc(sizeof(float) * n * ct);
+    float *us = malloc(sizeof(float) * n * cs);
+    catanet_normalize_fwd_ref(n, cs, fs, us, NULL);
+    for (int i = 0; i < n; i++) {
+        float f = 0.5f + rng_uniform(&r), sgn = rng_u32(&r) & 1 ? 1.0f : -1.0f;
+        for (int d = 0; d < cs; d++)
+            ft[(size_t)i * ct + d] = f * us[(size_t)i * cs + d];
+        ft[(size_t)i * ct + cs] = f * sgn;
+    }
+    free(us);
+    r.s = 146;
+    float weight = (float)n * n / 4.0f;
+    float *g = randv(&r, (size_t)n * cs, 1.0f), *work = malloc(sizeof(float) * ((size_t)n * (2 * cs + ct + 2) + 64));
+    float *dFS = dup_dev(fs, (size_t)n * cs), *dFT = dup_dev(ft, (size_t)n * ct), *dG = dup_dev(g, (size_t)n * cs);
+    catanet_fakd_bwd_ref(n, cs, ct, fs, ft, weight, g, work);
+    double e = -1;
+    if (cx.work_floats < catanet_fakd_bwd_cuda_work(n, cs, ct))
+        printf("FAIL: fakd_bwd test case needs %zu work floats\n", catanet_fakd_bwd_cuda_work(n, cs, ct));
+    else if (launched(catanet_fakd_bwd_cuda(&cx, n, cs, ct, dFS, dFT, weight, dG), "fakd_bwd") >= 0)
+        e = finish(dG, g, (size_t)n * cs);
+    cudaFree(dFS); cudaFree(dFT); cudaFree(dG);
+    free(fs); free(ft); free(g); free(work);
+    return e;
+}
+/* 600 rows: two CATANET_CUDA_FAKD_ROWS chunks, the second partial */
+static double t_fakd_bwd(void) { return worst2(fakd_case(150, 24), quick ? 0 : fakd_case(600, 16)); }
+
+/* ---- IASA backward ---- */
+static double iasa_bwd_case(int n, int gs, int m, int heads, int dqk, int dv)
+{
+    Rng r = { 150 + (uint64_t)n };
+    CatanetIasaArgs a = { n, gs, m, heads, dqk, dv };
+    size_t hq = (size_t)heads * dqk, hv = (size_t)heads * dv;
+    if (cx.work_floats < catanet_iasa_bwd_cuda_work(&a)) {
+        printf("FAIL: iasa_bwd test case needs %zu work floats\n", catanet_iasa_bwd_cuda_work(&a));
+        return -1;
+    }
+    float *q = randv(&r, n * hq, 1.0f), *k = randv(&r, n * hq, 1.0f), *v = randv(&r, n * hv, 1.0f);
+    float *kg = randv(&r, m * hq, 1.0f), *vg = randv(&r, m * hv, 1.0f), *dO = randv(&r, n * hv, 1.0f);
+    float *gq = randv(&r, n * hq, 1.0f), *gk = randv(&r, n * hq, 1.0f), *gv = randv(&r, n * hv, 1.0f);
+    float *gkg = randv(&r, m * hq, 1.0f), *gvg = randv(&r, m * hv, 1.0f);
+    int32_t *ord = malloc(sizeof(int32_t) * n);
+    for (int i = 0; i < n; i++)
+        ord[i] = i;
+    for (int i = n - 1; i > 0; i--) {
+        int j = (int)(rng_u32(&r) % (uint32_t)(i + 1)), t = ord[i];
+        ord[i] = ord[j];
+        ord[j] = t;
+    }
+    float *dq_ = dup_dev(q, n * hq), *dk_ = dup_dev(k, n * hq), *dv_ = dup_dev(v, n * hv), *dkg_ = dup_dev(kg, m * hq);
+    float *dvg_ = dup_dev(vg, m * hv), *ddo = dup_dev(dO, n * hv);
+    float *Gq = dup_dev(gq, n * hq), *Gk = dup_dev(gk, n * hq), *Gv = dup_dev(gv, n * hv), *Gkg = dup_dev(gkg, m * hq);
+    float *Gvg = dup_dev(gvg, m * hv);
+    int32_t *dord = up(ord, sizeof(int32_t) * n);
+    catanet_iasa_bwd_ref(&a, q, k, v, ord, kg, vg, dO, gq, gk, gv, gkg, gvg);
+    int ret = launched(catanet_iasa_bwd_cuda(&cx, &a, dq_, dk_, dv_, dord, dkg_, dvg_, ddo, Gq, Gk, Gv, Gkg, Gvg), "iasa_bwd");
+    double e = -1;
+    if (ret >= 0) {
+        double eq = finish(Gq, gq, n * hq), ek = finish(Gk, gk, n * hq), ev = finish(Gv, gv, n * hv);
+        double ekg = finish(Gkg, gkg, m * hq), evg = finish(Gvg, gvg, m * hv);
+        e = fmax(fmax(eq, ek), fmax(ev, fmax(ekg, evg)));
+        if (e > 1e-4)
+            printf("  iasa_bwd n=%d gs=%d m=%d: dq %.3g dk %.3g dv %.3g dkg %.3g dvg %.3g\n", n, gs, m, eq, ek, ev, ekg, evg);
+    }
+    cudaFree(dq_); cudaFree(dk_); cudaFree(dv_); cudaFree(dkg_); cudaFree(dvg_); cudaFree(ddo);
+    cudaFree(Gq); cudaFree(Gk); cudaFree(Gv); cudaFree(Gkg); cudaFree(Gvg); cudaFree(dord);
+    free(q); free(k); free(v); free(kg); free(vg); free(dO); free(gq); free(gk); free(gv); free(gkg); free(gvg); free(ord);
+    return e;
+}
+static double t_iasa_bwd(void)
+{
+    double e[6] = {
+        iasa_bwd_case(1000, 256, 16, 4, 9, 10), /* padded last subgroup */
+        iasa_bwd_case(300, 256, 16, 4, 9, 10),  /* gs < n < 1.5 gs: the reflection continues */
+        iasa_bwd_case(200, 256, 32, 4, 9, 10),  /* gs = n: every key mirrored */
+        iasa_bwd_case(700, 64, 20, 2, 8, 12),   /* other head dims */
+        iasa_bwd_case(77, 5, 8, 4, 9, 10),      /* tiny subgroups */
+        quick ? 0 : iasa_bwd_case(3000, 128, 64, 4, 9, 10),
+    };
+    double m = 0;
+    for (int i = 0; i < 6; i++)
+        m = worst2(m, e[i]);
+    return m;
+}
+
+/* ---- LRSA backward ---- */
+static double lrsa_bwd_case(int h, int w, int ps, int heads, int dqk, int dv)
+{
+    Rng r = { 160 + (uint64_t)h * w };
+    int c = heads * dv;
+    CatanetLrsaArgs a = { h, w, c, ps, heads, dqk, dv };
+    size_t n = (size_t)h * w, hq = (size_t)heads * dqk, hv = (size_t)heads * dv;
+    if (cx.work_floats < catanet_lrsa_bwd_cuda_work(&a)) {
+        printf("FAIL: lrsa_bwd test case needs %zu work floats\n", catanet_lrsa_bwd_cuda_work(&a));
+        return -1;
+    }
+    float *x = randv(&r, n * c, 1.0f), *nw = randv(&r, c, 0.1f), *nb = randv(&r, c, 0.1f);
+    float *wq = randv(&r, hq * c, 0.16f), *wk = randv(&r, hq * c, 0.16f), *wv = randv(&r, hv * c, 0.16f);
+    float *wp = randv(&r, (size_t)c * hv, 0.16f), *dO = randv(&r, n * c, 1.0f), *gx = randv(&r, n * c, 1.0f);
+    for (int i = 0; i < c; i++)
+        nw[i] += 1.0f;
+    /* gradient buffers: [norm_w c][norm_b c][wq][wk][wv][wproj], random starts */
+    size_t gn = 2 * (size_t)c + 2 * hq * c + 2 * hv * c;
+    float *gall = randv(&r, gn, 1.0f);
+    float *dgall = dup_dev(gall, gn);
+    CatanetLrsaGrads hg = { gall, gall + c, gall + 2 * c, gall + 2 * c + hq * c, gall + 2 * c + 2 * hq * c,
+                            gall + 2 * c + 2 * hq * c + hv * c };
+    CatanetLrsaGrads dg = { dgall, dgall + c, dgall + 2 * c, dgall + 2 * c + hq * c, dgall + 2 * c + 2 * hq * c,
+                            dgall + 2 * c + 2 * hq * c + hv * c };
+    CatanetLrsaWeights hw = { nw, nb, wq, wk, wv, wp };
+    CatanetLrsaWeights dw = { dup_dev(nw, c), dup_dev(nb, c), dup_dev(wq, hq * c), dup_dev(wk, hq * c), dup_dev(wv, hv * c),
+                              dup_dev(wp, (size_t)c * hv) };
+    size_t tb = catanet_lrsa_cuda_table_bytes(&a);
+    void *htab = malloc(tb);
+    if (catanet_lrsa_cuda_table_fill(&a, htab) < 0) {
+        printf("FAIL: lrsa table fill\n");
+        return -1;
+    }
+    void *dtab = up(htab, tb);
+    float *dx = dup_dev(x, n * c), *ddo = dup_dev(dO, n * c), *dgx = dup_dev(gx, n * c);
+    catanet_lrsa_bwd_ref(&a, &hw, x, dO, gx, &hg);
+    int ret = launched(catanet_lrsa_bwd_cuda(&cx, &a, &dw, dtab, dx, ddo, dgx, &dg), "lrsa_bwd");
+    double e = -1;
+    if (ret >= 0) {
+        double ex = finish(dgx, gx, n * c), ew = 0;
+        float *got = malloc(sizeof(float) * gn);
+        down(got, dgall, sizeof(float) * gn);
+        /* each weight gradient scaled by its own magnitude */
+        size_t off[7] = { 0, (size_t)c, 2 * (size_t)c, 2 * (size_t)c + hq * c, 2 * (size_t)c + 2 * hq * c,
+                          2 * (size_t)c + 2 * hq * c + hv * c, gn };
+        for (int i = 0; i < 6; i++)
+            ew = fmax(ew, scaled_err(got + off[i], gall + off[i], off[i + 1] - off[i]));
+        free(got);
+        e = fmax(ex, ew);
+        if (e > 1e-4)
+            printf("  lrsa_bwd %dx%d ps %d: dx %.3g, weights %.3g\n", h, w, ps, ex, ew);
+    }
+    cudaFree(dx); cudaFree(ddo); cudaFree(dgx); cudaFree(dgall); cudaFree(dtab);
+    cudaFree((void *)dw.norm_w); cudaFree((void *)dw.norm_b); cudaFree((void *)dw.wq); cudaFree((void *)dw.wk);
+    cudaFree((void *)dw.wv); cudaFree((void *)dw.wproj);
+    free(x); free(nw); free(nb); free(wq); free(wk); free(wv); free(wp); free(dO); free(gx); free(gall); free(htab);
+    return e;
+}
+static double t_lrsa_bwd(void)
+{
+    double e[4] = {
+        lrsa_bwd_case(40, 37, 16, 4, 9, 10),
+        lrsa_bwd_case(16, 16, 16, 4, 9, 10),              /* one patch */
+        quick ? 0 : lrsa_bwd_case(31, 45, 20, 4, 9, 10),  /* the 0.75 band quirk */
+        lrsa_bwd_case(30, 26, 12, 2, 8, 12),              /* other head dims */
+    };
+    double m = 0;
+    for (int i = 0; i < 4; i++)
+        m = worst2(m, e[i]);
+    return m;
+}
+
 static const Twin twins[] = {
     { "linear (fp32, cuBLAS)", "catanet_linear_fwd_cuda", 1e-5, t_linear },
     { "linear (fp16 tensor-core GEMM vs fp32 CPU)", "catanet_linear_fwd_cuda", 1e-2, t_linear_fp16 },
@@ -742,6 +1259,26 @@ static const Twin twins[] = {
     { "lrsa (fused attention, band weights)", "catanet_lrsa_fwd_cuda", 2e-5, t_lrsa },
     { "image to rgb (13 formats)", "catanet_image_to_rgb_cuda", 1e-5, t_image_to_rgb },
     { "image from rgb (codes apart)", "catanet_image_from_rgb_cuda", 1, t_image_from_rgb },
+    /* backward twins (kernels.h's _bwd_ref ops; tolerances: see the comment above linear_bwd_case) */
+    { "linear bwd: dx, dw (cuBLAS), db", "catanet_linear_bwd_cuda", 1e-5, t_linear_bwd },
+    { "conv2d bwd: din, dwt (im2col + cuBLAS), dbias", "catanet_conv2d_bwd_cuda", 2e-5, t_conv2d_bwd },
+    { "dwconv bwd 5x5 and 3x3", "catanet_dwconv_bwd_cuda", 1e-5, t_dwconv_bwd },
+    { "layernorm fwd with mean/rstd", "catanet_layernorm_fwd_stats_cuda", 1e-6, t_layernorm_stats },
+    { "layernorm bwd: dx, dg, db", "catanet_layernorm_bwd_cuda", 1e-5, t_layernorm_bwd },
+    { "gelu bwd", "catanet_gelu_bwd_cuda", 1e-6, t_gelu_bwd },
+    { "lrelu bwd", "catanet_lrelu_bwd_cuda", 0, t_lrelu_bwd },
+    { "pixel_shuffle bwd", "catanet_pixel_shuffle_bwd_cuda", 0, t_shuffle_bwd },
+    { "l1 loss bwd", "catanet_l1_loss_bwd_cuda", 0, t_l1_bwd },
+    { "adam update, 3 steps (p, m, v)", "catanet_adam_update_cuda", 0, t_adam },
+    { "normalize bwd (+ the eps row)", "catanet_normalize_bwd_cuda", 1e-6, t_normalize_bwd },
+    { "center_iter bwd (an empty cluster)", "catanet_center_iter_bwd_cuda", 1e-6, t_center_iter_bwd },
+    { "gumbel-softmax bwd (straight-through)", "catanet_gumbel_softmax_bwd_cuda", 1e-6, t_gumbel_bwd },
+    { "mask compose bwd", "catanet_mask_compose_bwd_cuda", 0, t_mask_compose_bwd },
+    { "gated residual bwd (dm; dx, dgx exact)", "catanet_gated_residual_bwd_cuda", 1e-6, t_gated_residual_bwd },
+    { "gate branch bwd (dm; dr exact)", "catanet_gate_branch_bwd_cuda", 1e-6, t_gate_branch_bwd },
+    { "fakd bwd (row chunks, cuBLAS)", "catanet_fakd_bwd_cuda", 1e-5, t_fakd_bwd },
+    { "iasa bwd: dq, dk, dv, dkg, dvg", "catanet_iasa_bwd_cuda", 1e-4, t_iasa_bwd },
+    { "lrsa bwd: dx + 6 weight gradients", "catanet_lrsa_bwd_cuda", 1e-4, t_lrsa_bwd },
 };
 
 /* ---- the whole engine ---- */
