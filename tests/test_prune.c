@@ -379,6 +379,22 @@ static void test_onehot_equals_student(Rng *r)
     int kk[8];
     test_check(catanet_model_load(&ld, path, err, sizeof(err)) == 0, "load student: %s", err);
     test_check(catanet_kd_read_kept(path, kk, 8) == 2 && kk[0] == 1 && kk[1] == 3, "student metadata keeps {1,3}");
+    test_check(catanet_kd_read_origin(path, kk, 8) == 2 && kk[0] == 1 && kk[1] == 3, "origin groups {1,3} of the original");
+    {
+        /* a second stage keeping the student's group 1 is the original's group 3 */
+        char path2[] = "/tmp/test_prune_XXXXXX";
+        int fd2 = mkstemp(path2), one = 1;
+        close(fd2);
+        CatanetModel *st2;
+        test_check(catanet_model_extract(&st2, ld, &one, 1, err, sizeof(err)) == 0 &&
+                       catanet_kd_save_student(st2, path2, &one, 1, path, "stage 2", err, sizeof(err)) == 0,
+                   "stage 2 student: %s", err);
+        test_check(catanet_kd_read_kept(path2, kk, 8) == 1 && kk[0] == 1 && catanet_kd_read_origin(path2, kk, 8) == 1 &&
+                       kk[0] == 3,
+                   "stage 2 keeps its teacher's group 1 = the original's group 3 (origin composed through the stages)");
+        catanet_model_free(st2);
+        unlink(path2);
+    }
     int ok = ld->info.num_groups == 2;
     for (int j = 0; j < 2 && ok; j++) {
         const CatanetGroupInfo *a = &ld->info.groups[j], *b = &full->info.groups[keep[j]];

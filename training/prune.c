@@ -86,21 +86,39 @@ int catanet_kd_save_student(const CatanetModel *m, const char *path, const int *
         size_t l = strlen(kept);
         snprintf(kept + l, sizeof(kept) - l, "%s%d", j ? "," : "", keep[j]);
     }
-    const char *k[] = { "catanet_kept_groups", "catanet_teacher", "catanet_note" };
-    const char *v[] = { kept, teacher ? teacher : "", note ? note : "" };
-    return catanet_model_save(m, path, k, v, 3, err, es);
+    /* the groups of the original model (through every stage): the teacher's own origin composed with keep */
+    int torigin[CATANET_MAX_GROUPS], nt = teacher ? catanet_kd_read_origin(teacher, torigin, CATANET_MAX_GROUPS) : -1;
+    char origin[256] = "";
+    for (int j = 0; j < n_keep; j++) {
+        size_t l = strlen(origin);
+        int g = nt > 0 && keep[j] >= 0 && keep[j] < nt ? torigin[keep[j]] : keep[j];
+        snprintf(origin + l, sizeof(origin) - l, "%s%d", j ? "," : "", g);
+    }
+    const char *k[] = { "catanet_kept_groups", "catanet_origin_groups", "catanet_teacher", "catanet_note" };
+    const char *v[] = { kept, origin, teacher ? teacher : "", note ? note : "" };
+    return catanet_model_save(m, path, k, v, 4, err, es);
 }
 
-int catanet_kd_read_kept(const char *path, int *keep, int max)
+static int read_groups(const char *path, const char *key, int *keep, int max)
 {
     CatanetSt *st;
     char err[256];
     if (catanet_st_open(&st, path, err, sizeof(err)) < 0)
         return CATANET_ERR_IO;
-    const char *s = catanet_st_meta(st, "catanet_kept_groups");
+    const char *s = catanet_st_meta(st, key);
     int n = s ? catanet_kd_parse_ints(s, keep, max) : CATANET_ERR_FORMAT;
     catanet_st_close(st);
     return n;
+}
+
+int catanet_kd_read_kept(const char *path, int *keep, int max)
+{
+    return read_groups(path, "catanet_kept_groups", keep, max);
+}
+
+int catanet_kd_read_origin(const char *path, int *origin, int max)
+{
+    return read_groups(path, "catanet_origin_groups", origin, max);
 }
 
 typedef struct EvalCtx {

@@ -57,11 +57,15 @@ void catanet_kd_adam(CatanetModel *m, const CatanetModel *g, CatanetModel *am, C
                      int64_t t);
 /* scales g so that its global L2 norm is at most clip (clip <= 0: no-op); returns the norm before */
 double catanet_kd_clip(CatanetModel *g, double clip);
-/* Saves a student with its provenance: kept groups (indices into the teacher) and extra keys. */
+/* Saves a student with its provenance: kept groups (indices into the teacher), the same groups as
+ * indices into the original model ("catanet_origin_groups": the teacher's own origin composed with
+ * keep, through every pruning stage) and extra keys. */
 int catanet_kd_save_student(const CatanetModel *m, const char *path, const int *keep, int n_keep,
                             const char *teacher, const char *note, char *err, size_t es);
 /* The kept indices stored by catanet_kd_save_student ("catanet_kept_groups"); returns n or < 0. */
 int catanet_kd_read_kept(const char *path, int *keep, int max);
+/* "catanet_origin_groups" (indices into the original model); returns n or < 0 when absent. */
+int catanet_kd_read_origin(const char *path, int *origin, int max);
 /* PSNR/SSIM of m (eval-mode engine forward) on a benchmark set folder */
 int catanet_kd_eval(const CatanetModel *m, const char *dir, int threads, double *psnr, double *ssim, char *err,
                     size_t es);

@@ -5,7 +5,7 @@
 # usage: training/xs_pipeline.sh TEACHER.safetensors WORKDIR OUT.safetensors
 # Lengths come from the environment (defaults are a minutes-long CPU demonstration, not a result):
 #   P1 P2 P3 (prune iterations per stage), R (recovery iterations), D (final distillation iterations),
-#   BATCH, PATCH, DATA (training image folder), THREADS
+#   BATCH, PATCH, DATA (training image folders, separated by spaces), THREADS
 set -e
 TEACHER=$1 W=$2 OUT=$3
 [ -n "$OUT" ] || { echo "usage: $0 TEACHER WORKDIR OUT" >&2; exit 2; }
@@ -13,7 +13,9 @@ T=${BUILDDIR:-build}/training/catanet-train
 SHARED=${CATANET_SHARED:-../shared}
 DATA=${DATA:-$SHARED/data/train/T91}
 P1=${P1:-80} P2=${P2:-60} P3=${P3:-40} R=${R:-40} D=${D:-200}
-COMMON="--data $DATA --batch ${BATCH:-2} --patch ${PATCH:-32} --threads ${THREADS:-1}"
+DATA_OPTS=
+for d in $DATA; do DATA_OPTS="$DATA_OPTS --data $d"; done
+COMMON="$DATA_OPTS --batch ${BATCH:-2} --patch ${PATCH:-32} --threads ${THREADS:-1}"
 mkdir -p "$W"
 cur=$TEACHER
 stage=1
