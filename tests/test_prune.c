@@ -21,6 +21,7 @@
 
 #include "forward_cpu.h"
 #include "kernels.h"
+#include "latency.h"
 #include "model.h"
 #include "model_train.h"
 #include "prune.h"
@@ -558,6 +559,24 @@ static void test_rescale(Rng *r)
     catanet_model_free(x2);
 }
 
+/* the latency model: additive prediction, the cheapest-k bound, and a real measurement */
+static void test_latency(Rng *r)
+{
+    const double group[4] = { 5, 1, 3, 2 };
+    const int keep[3] = { 0, 2, 3 };
+    test_check(catanet_latency_predict(10, group, keep, 3) == 20 && catanet_latency_cheapest(10, group, keep, 3, 2) == 15 &&
+                   catanet_latency_cheapest(10, group, keep, 3, 0) == 10,
+               "latency: base + kept groups; base + the cheapest k of them");
+    CatanetModel *m = random_model(r, 2, 0);
+    double base = -1, per[2] = { -1, -1 }, whole = -1;
+    char err[256] = "";
+    int ok = catanet_latency_groups(m, 32, 32, 1, &base, per, err, sizeof(err)) == 0 &&
+             catanet_latency_ms(m, 32, 32, 1, &whole, err, sizeof(err)) == 0;
+    test_check(ok && base > 0 && whole > base, "latency measured: %.2f ms without groups, %.2f ms whole (%s)", base, whole,
+               err);
+    catanet_model_free(m);
+}
+
 int main(void)
 {
     Rng r = { 2026 };
@@ -568,5 +587,6 @@ int main(void)
     test_gate_grad(&r);
     test_candidates();
     test_rescale(&r);
+    test_latency(&r);
     return test_finish();
 }

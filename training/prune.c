@@ -14,6 +14,7 @@
 #include "error.h"
 #include "forward_cpu.h"
 #include "kernels.h"
+#include "latency.h"
 #include "metrics.h"
 #include "model_train.h"
 #include "prune.h"
@@ -239,6 +240,9 @@ static void cand_str(const CatanetPruneCand *c, char *buf, size_t n)
 typedef struct PruneOpts {
     const char *teacher, *student, *out, *decision;
     const char *data[MAX_DIRS];
+    const char *latency_of;   /* latency budget: this model's measured time x latency_factor */
+    double latency_factor;
+    int latency_w, latency_h, final_keep;
     int n_data;
     int keep, batch, patch, threads, log_every;
     int64_t budget, iters;
@@ -263,6 +267,8 @@ static int prune_opts(int argc, char **argv, PruneOpts *o, char *err, size_t es)
     o->ema = -1;
     o->clip = 1.0;
     o->seed = 3407;
+    o->latency_factor = 1.0;
+    o->latency_w = o->latency_h = 128;
     for (int i = 1; i < argc; i++) {
         const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strncmp(k, "--", 2) || !v)
@@ -306,6 +312,15 @@ static int prune_opts(int argc, char **argv, PruneOpts *o, char *err, size_t es)
             o->clip = strtod(v, NULL);
         else if (!strcmp(k, "seed"))
             o->seed = strtoull(v, NULL, 10);
+        else if (!strcmp(k, "latency-of"))
+            o->latency_of = v;
+        else if (!strcmp(k, "latency-factor"))
+            o->latency_factor = strtod(v, NULL);
+        else if (!strcmp(k, "latency-size")) {
+            if (sscanf(v, "%dx%d", &o->latency_w, &o->latency_h) != 2 || o->latency_w < 1 || o->latency_h < 1)
+                return catanet_errf(err, es, CATANET_ERR_INVALID_ARG, "--latency-size needs WxH");
+        } else if (!strcmp(k, "final-keep"))
+            o->final_keep = atoi(v);
         else
             return catanet_errf(err, es, CATANET_ERR_INVALID_ARG, "prune: unknown option --%s", k);
     }
@@ -314,12 +329,52 @@ static int prune_opts(int argc, char **argv, PruneOpts *o, char *err, size_t es)
                             "usage: catanet-train prune --teacher MODEL --data DIR [--keep K] [--budget P (229999)]"
                             " [--iters N (300)] [--batch B (4)] [--patch P (32)] [--lr X (1e-4)] [--logit-lr-mult 10]"
                             " [--logit-scale 100] [--tau 4,0.1] [--ema D] [--clip 1] [--seed N] [--threads T]"
-                            " [--log-every N] [--out DECISION.json] [--student OUT.safetensors]");
+                            " [--log-every N] [--out DECISION.json] [--student OUT.safetensors]"
+                            " [--latency-of MODEL [--latency-factor F (1)] [--latency-size WxH (128x128)]"
+                            " [--final-keep K]]");
     if (o->batch < 1 || o->iters < 1 || o->tau0 <= 0 || o->tau1 <= 0)
         return catanet_errf(err, es, CATANET_ERR_INVALID_ARG, "prune: bad batch, iters or tau");
     /* TinyFusion's 0.999 assumes ~10k steps; a short run needs a shorter memory */
     if (o->ema < 0)
         o->ema = fmax(0.0, fmin(0.999, 1.0 - 5.0 / (double)o->iters));
+    return 0;
+}
+
+/* Keeps the candidates whose students fit the latency budget (o->latency_of's measured time x
+ * factor): at the final stage their predicted time, at an earlier one the fastest final_keep-group
+ * student they still allow (so that the last stage has a candidate). */
+static int latency_filter(const PruneOpts *o, const CatanetModel *T, int K, CatanetPruneCand *cand, int *nc,
+                          double *budget, double *base, double *group_ms, CatanetLogFn log, void *op, char *err,
+                          size_t es)
+{
+    CatanetModel *ref;
+    double ref_ms;
+    int w = o->latency_w, h = o->latency_h, reps = 5, ret;
+    if ((ret = catanet_model_load(&ref, o->latency_of, err, es)) < 0)
+        return ret;
+    ret = catanet_latency_ms(ref, w, h, reps, &ref_ms, err, es);
+    catanet_model_free(ref);
+    if (ret < 0 || (ret = catanet_latency_groups(T, w, h, reps, base, group_ms, err, es)) < 0)
+        return ret;
+    *budget = ref_ms * o->latency_factor;
+    char buf[1024];
+    int len = snprintf(buf, sizeof(buf), "without groups %.1f ms; per group", *base);
+    for (int g = 0; g < T->info.num_groups && len < (int)sizeof(buf); g++)
+        len += snprintf(buf + len, sizeof(buf) - len, " %d:+%.1f", g, group_ms[g]);
+    catanet_kd_log(log, op, CATANET_LOG_INFO,
+                   "prune: latency (CPU, 1 thread, %dx%d LR, min of %d): %s (budget %.1f ms = %g x %s's %.1f ms)", w,
+                   h, reps, buf, *budget, o->latency_factor, o->latency_of, ref_ms);
+    int fk = o->final_keep > 0 && o->final_keep < K ? o->final_keep : K, n = 0;
+    for (int i = 0; i < *nc; i++) {
+        double t = catanet_latency_cheapest(*base, group_ms, cand[i].keep, cand[i].n_keep, fk);
+        if (t <= *budget)
+            cand[n++] = cand[i];
+    }
+    if (!n)
+        return catanet_errf(err, es, CATANET_ERR_INVALID_ARG,
+                            "prune: no subset of %d groups allows a %d-group student within %.1f ms", K, fk, *budget);
+    catanet_kd_log(log, op, CATANET_LOG_INFO, "prune: %d of %d candidates fit the latency budget", n, *nc);
+    *nc = n;
     return 0;
 }
 
@@ -418,6 +473,10 @@ int catanet_prune_main(int argc, char **argv, CatanetLogFn log, void *op)
         }
     }
     if ((ret = catanet_prune_candidates(&T->info, K, o.budget, &cand, &nc, err, sizeof(err))) < 0)
+        goto fail;
+    double lat_budget = 0, lat_base = 0, lat_group[CATANET_MAX_GROUPS] = { 0 };
+    if (o.latency_of && (ret = latency_filter(&o, T, K, cand, &nc, &lat_budget, &lat_base, lat_group, log, op, err,
+                                              sizeof(err))) < 0)
         goto fail;
     catanet_kd_log(log, op, CATANET_LOG_INFO,
                    "prune: %s (%d groups, %lld params) -> keep %d groups: %d candidate subsets within the budget "
@@ -543,6 +602,9 @@ int catanet_prune_main(int argc, char **argv, CatanetLogFn log, void *op)
     cand_str(&cand[best], kept, sizeof(kept));
     catanet_kd_log(log, op, CATANET_LOG_INFO, "prune: decision: keep groups {%s} (p = %.3f under the EMA logits), %lld params",
                    kept, p[best], (long long)cand[best].params);
+    if (o.latency_of)
+        catanet_kd_log(log, op, CATANET_LOG_INFO, "prune: its predicted latency %.1f ms (budget %.1f ms)",
+                       catanet_latency_predict(lat_base, lat_group, cand[best].keep, cand[best].n_keep), lat_budget);
     log_top(log, op, "prune: final EMA top 5", cand, nc, ema, o.scale, 5);
     if (o.decision) {
         json_t *j = json_object(), *arr = json_array(), *all = json_array();
@@ -562,6 +624,11 @@ int catanet_prune_main(int argc, char **argv, CatanetLogFn log, void *op)
         json_object_set_new(j, "p", json_real(p[best]));
         json_object_set_new(j, "params", json_integer(cand[best].params));
         json_object_set_new(j, "iters", json_integer(o.iters));
+        if (o.latency_of) {
+            json_object_set_new(j, "latency_budget_ms", json_real(lat_budget));
+            json_object_set_new(j, "latency_ms", json_real(catanet_latency_predict(lat_base, lat_group, cand[best].keep,
+                                                                                   cand[best].n_keep)));
+        }
         json_object_set_new(j, "candidates", all);
         if (json_dump_file(j, o.decision, JSON_INDENT(1) | JSON_PRESERVE_ORDER) < 0)
             catanet_kd_log(log, op, CATANET_LOG_WARNING, "prune: cannot write %s", o.decision);

@@ -5,7 +5,9 @@
 # usage: training/xs_pipeline.sh TEACHER.safetensors WORKDIR OUT.safetensors
 # Lengths come from the environment (defaults are a minutes-long CPU demonstration, not a result):
 #   P1 P2 P3 (prune iterations per stage), R (recovery iterations), D (final distillation iterations),
-#   BATCH, PATCH, DATA (training image folders, separated by spaces), THREADS
+#   BATCH, PATCH, DATA (training image folders, separated by spaces), THREADS,
+#   LATENCY_OF (a model: every stage keeps only students that can run within LATENCY_FACTOR (0.8) of
+#   its measured CPU time, e.g. the hand-designed baseline's)
 set -e
 TEACHER=$1 W=$2 OUT=$3
 [ -n "$OUT" ] || { echo "usage: $0 TEACHER WORKDIR OUT" >&2; exit 2; }
@@ -16,6 +18,8 @@ P1=${P1:-80} P2=${P2:-60} P3=${P3:-40} R=${R:-40} D=${D:-200}
 DATA_OPTS=
 for d in $DATA; do DATA_OPTS="$DATA_OPTS --data $d"; done
 COMMON="$DATA_OPTS --batch ${BATCH:-2} --patch ${PATCH:-32} --threads ${THREADS:-1}"
+LAT=
+[ -n "$LATENCY_OF" ] && LAT="--latency-of $LATENCY_OF --latency-factor ${LATENCY_FACTOR:-0.8} --final-keep 3"
 mkdir -p "$W"
 cur=$TEACHER
 stage=1
@@ -23,7 +27,7 @@ for spec in "6 $P1 0" "4 $P2 0" "3 $P3 229999"; do
     set -- $spec
     keep=$1 iters=$2 budget=$3
     echo "== stage $stage: $cur -> keep $keep groups ($iters prune iterations)"
-    $T prune --teacher "$cur" --keep "$keep" --budget "$budget" --iters "$iters" --log-every 10 \
+    $T prune --teacher "$cur" --keep "$keep" --budget "$budget" --iters "$iters" --log-every 10 $LAT \
         --out "$W/decision$stage.json" --student "$W/pruned$stage.safetensors" $COMMON
     if [ "$keep" -gt 3 ]; then
         $T distill --teacher "$cur" --student "$W/pruned$stage.safetensors" --out "$W/student$stage.safetensors" \
