@@ -57,6 +57,10 @@ static void *up(const void *h, size_t bytes)
     return d;
 }
 
+/* determinism check of the backward twins: while det_on, every download is hashed in order */
+static int det_on, det_n;
+static uint64_t det_h[64];
+
 static void down(void *h, const void *d, size_t bytes)
 {
     cudaError_t st = cudaStreamSynchronize(cx.stream);
@@ -65,6 +69,12 @@ static void down(void *h, const void *d, size_t bytes)
     if (st != cudaSuccess) {
         printf("FAIL: kernel fault or copy failure: %s\n", cudaGetErrorString(st));
         exit(1);
+    }
+    if (det_on && det_n < 64) {
+        uint64_t x = 1469598103934665603ull; /* FNV-1a */
+        for (size_t i = 0; i < bytes; i++)
+            x = (x ^ ((const unsigned char *)h)[i]) * 1099511628211ull;
+        det_h[det_n++] = x;
     }
 }
 
@@ -726,7 +736,17 @@ static double t_image_from_rgb(void)
  * semantics are compared too, and a twin that overwrote would fail. Tolerances (scaled error, as
  * above) are reasoned per op from fp32 summation order: the reference sums sequentially (in float
  * or double, as written in kernels/cpu), the GPU in a different but fixed order (cuBLAS blocks,
- * reduce.cuh's lanes + tree, warp butterflies); 0 where every operation is the same. */
+ * reduce.cuh's lanes + tree, warp butterflies); an index bug gives errors of order 1, far above
+ * every tolerance here.
+ *   0      lrelu, pixel_shuffle, l1 loss, adam, mask compose: the CPU's operations one for one,
+ *          rounded the same way (_rn intrinsics: no FMA contraction, as the CPU's -ffp-contract=off)
+ *   1e-6   gelu (CUDA erff/expf within 2 ulp of glibc's), layernorm fwd stats, normalize,
+ *          center_iter, gumbel, gate dm (double arithmetic: only the order of double sums differs)
+ *   1e-5   linear, dwconv, layernorm bwd, fakd: fp32 sums of up to ~10^3 O(1) terms in another
+ *          order (the reference's own sequential float rounding is ~sqrt(n) eps relative, ~2e-6)
+ *   2e-5   conv2d: the same with sums over up to 9000 pixels (dwt) and cout k^2 = 1440 taps (din)
+ *   1e-4   iasa, lrsa: fp32 (expf, float dots and sums over 2gs + M or ps^2 keys, with the
+ *          cancellation in P (dp - D)) against a reference computing its softmaxes in double */
 
 static float *dup_dev(const float *h, size_t n) { return up(h, sizeof(float) * (n ? n : 1)); }
 static double worst2(double a, double b) { return a < 0 || b < 0 ? -1 : fmax(a, b); }
@@ -1238,6 +1258,36 @@ static double t_lrsa_bwd(void)
     return m;
 }
 
+/* run-to-run determinism (no atomics, fixed reduction orders, cuBLAS): each case twice with the
+ * same inputs, every downloaded result compared bit for bit; returns the number of ops differing */
+static double t_bwd_deterministic(void)
+{
+    static const struct { const char *name; double (*run)(void); } ops[] = {
+        { "linear", t_linear_bwd }, { "conv2d", t_conv2d_bwd }, { "dwconv", t_dwconv_bwd },
+        { "layernorm", t_layernorm_bwd }, { "center_iter", t_center_iter_bwd }, { "gated_residual", t_gated_residual_bwd },
+        { "fakd", t_fakd_bwd }, { "iasa", t_iasa_bwd }, { "lrsa", t_lrsa_bwd },
+    };
+    int bad = 0;
+    for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
+        uint64_t first[64];
+        det_on = 1;
+        det_n = 0;
+        double e1 = ops[i].run();
+        int n1 = det_n;
+        memcpy(first, det_h, sizeof(first));
+        det_n = 0;
+        double e2 = ops[i].run();
+        det_on = 0;
+        if (e1 < 0 || e2 < 0)
+            return -1;
+        if (n1 != det_n || memcmp(first, det_h, sizeof(uint64_t) * (size_t)n1)) {
+            printf("  %s bwd: two runs differ\n", ops[i].name);
+            bad++;
+        }
+    }
+    return bad;
+}
+
 static const Twin twins[] = {
     { "linear (fp32, cuBLAS)", "catanet_linear_fwd_cuda", 1e-5, t_linear },
     { "linear (fp16 tensor-core GEMM vs fp32 CPU)", "catanet_linear_fwd_cuda", 1e-2, t_linear_fp16 },
@@ -1279,6 +1329,7 @@ static const Twin twins[] = {
     { "fakd bwd (row chunks, cuBLAS)", "catanet_fakd_bwd_cuda", 1e-5, t_fakd_bwd },
     { "iasa bwd: dq, dk, dv, dkg, dvg", "catanet_iasa_bwd_cuda", 1e-4, t_iasa_bwd },
     { "lrsa bwd: dx + 6 weight gradients", "catanet_lrsa_bwd_cuda", 1e-4, t_lrsa_bwd },
+    { "bwd run-to-run bits (ops differing)", "9 bwd launchers", 0, t_bwd_deterministic },
 };
 
 /* ---- the whole engine ---- */
