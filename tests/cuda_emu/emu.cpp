@@ -1,0 +1,331 @@
+/*
+ * emu.cpp: a host emulator of the CUDA pieces kernels/cuda uses, so that `make check-emu` can run
+ * tests/test_twins.c's op table (every CUDA twin against its CPU twin) on a machine without a GPU.
+ * Test infrastructure only: nothing here is linked into libcatanet.
+ *
+ * What it emulates:
+ * - kernels: each .cu file is compiled as C++ by g++ after prep.sh rewrites its `<<<...>>>`
+ *   launches and `extern __shared__` arrays; include/emu_device.h maps __global__/__device__,
+ *   threadIdx/blockIdx/blockDim/gridDim and the intrinsics the kernels call.
+ * - a launch: the blocks of the grid run one after another; inside a block every CUDA thread is a
+ *   ucontext fiber with its own stack. A fiber runs until it reaches a barrier (__syncthreads,
+ *   __syncwarp, or a warp intrinsic: __shfl_xor_sync, __match_any_sync), which releases when every
+ *   live thread of the block (of the warp) has arrived, as on the GPU; a barrier that can never
+ *   release (threads waiting at different barriers, or a __syncthreads some threads skip before
+ *   exiting while others wait) aborts with "deadlock". Even blocks run their threads in
+ *   increasing order between barriers, odd blocks in decreasing order, so a missing barrier
+ *   between a write and another thread's read shows up as a wrong result in one of the two.
+ * - dynamic shared memory (<= 48 KB) is refilled with 0xff bytes (NaN floats, -1 ints) before
+ *   every block, and cudaMalloc memory is filled the same way: reading what was never written
+ *   gives NaN / -1 instead of a plausible zero.
+ * - bad launch configurations (block > 1024 threads or beyond 1024 x 1024 x 64, grid.y or grid.z
+ *   > 65535, dynamic shared memory > 48 KB) are returned by the next cudaGetLastError, as on the GPU.
+ * - the runtime: cudaMalloc is malloc, copies are memmove, streams and events do nothing (every
+ *   launch finishes before it returns), cudaGetDeviceProperties reports "host emulation" sm_90.
+ * - cuBLAS: cublasSgemm and cublasGemmEx as a naive column-major fp32 GEMM (leading dimensions
+ *   checked); the accumulation order differs from cuBLAS's, so cuBLAS-based results match the GPU's
+ *   to rounding, not bit for bit.
+ *
+ * What it cannot catch: real concurrency (races are only exposed through the two thread orders
+ * above; blocks never overlap, so inter-block races and missing atomics go unseen); the memory
+ * model (fences, visibility, volatile); warp-synchronous code that relies on lockstep execution
+ * without a __syncwarp; out-of-bounds accesses that stay inside a host allocation (build with
+ * EMU_SANITIZE=-fsanitize=address to catch the others); static __shared__ variables persist
+ * between blocks (zero at start), so their uninitialised reads are not caught; performance,
+ * occupancy, register or shared-memory limits beyond the checks above; cuBLAS's and the tensor
+ * cores' numerics (fp16 GEMMs run in fp32 here); device-side printf/assert/trap semantics;
+ * float intrinsics whose GPU rounding differs from the host's (expf, erff, rsqrtf are the host's).
+ */
+#include <ucontext.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "cublas_v2.h"
+#include "cuda_runtime.h"
+
+namespace emu {
+uint3 g_bid;
+dim3 g_bdim, g_gdim;
+uint3 *g_tid;
+
+struct Fiber {
+    ucontext_t ctx;
+    uint3 tid;
+    bool done;
+    int wait; /* 0 running, 1 at a block barrier, 2 at a warp barrier */
+    unsigned gen;
+};
+static std::vector<Fiber> F;
+static std::vector<char *> stacks;
+static int cur, nthreads;
+static ucontext_t sched_ctx;
+static std::function<void()> *g_body;
+static unsigned blk_gen, blk_arrived;
+static std::vector<unsigned> warp_gen, warp_arrived;
+static std::vector<uint64_t> slots;
+static std::vector<char> smem_buf;
+static size_t smem_bytes;
+static cudaError_t last_err;
+static const size_t STACK = 512 * 1024;
+
+static int live_block()
+{
+    int n = 0;
+    for (int i = 0; i < nthreads; i++)
+        n += !F[i].done;
+    return n;
+}
+
+static int live_warp(int w)
+{
+    int n = 0;
+    for (int i = w * 32; i < nthreads && i < w * 32 + 32; i++)
+        n += !F[i].done;
+    return n;
+}
+
+/* a thread exited: the barriers it no longer takes part in may now be complete */
+static void check_release()
+{
+    if (blk_arrived && (int)blk_arrived == live_block()) {
+        blk_gen++;
+        blk_arrived = 0;
+    }
+    for (size_t w = 0; w < warp_gen.size(); w++)
+        if (warp_arrived[w] && (int)warp_arrived[w] == live_warp((int)w)) {
+            warp_gen[w]++;
+            warp_arrived[w] = 0;
+        }
+}
+
+void syncthreads()
+{
+    blk_arrived++;
+    if ((int)blk_arrived == live_block()) {
+        blk_gen++;
+        blk_arrived = 0;
+        return;
+    }
+    F[cur].wait = 1;
+    F[cur].gen = blk_gen;
+    swapcontext(&F[cur].ctx, &sched_ctx);
+    F[cur].wait = 0;
+}
+
+static void warp_barrier()
+{
+    int w = cur / 32;
+    warp_arrived[w]++;
+    if ((int)warp_arrived[w] == live_warp(w)) {
+        warp_gen[w]++;
+        warp_arrived[w] = 0;
+        return;
+    }
+    F[cur].wait = 2;
+    F[cur].gen = warp_gen[w];
+    swapcontext(&F[cur].ctx, &sched_ctx);
+    F[cur].wait = 0;
+}
+
+void syncwarp() { warp_barrier(); }
+
+uint64_t xchg(uint64_t v, int o)
+{
+    int me = cur;
+    slots[me] = v;
+    warp_barrier();
+    int src = (me & ~31) | ((me & 31) ^ (o & 31));
+    uint64_t r = src < nthreads && !F[src].done ? slots[src] : v;
+    warp_barrier();
+    return r;
+}
+
+unsigned match_any(uint64_t v)
+{
+    int me = cur, base = me & ~31;
+    slots[me] = v;
+    warp_barrier();
+    unsigned m = 0;
+    for (int l = 0; l < 32 && base + l < nthreads; l++)
+        if (!F[base + l].done && slots[base + l] == v)
+            m |= 1u << l;
+    warp_barrier();
+    return m;
+}
+
+void *dyn_smem() { return smem_buf.data(); }
+
+static void tramp()
+{
+    (*g_body)();
+    F[cur].done = true;
+    check_release();
+}
+
+void run(dim3 grid, dim3 block, size_t smem, std::function<void()> body)
+{
+    long long nt = (long long)block.x * block.y * block.z;
+    if (nt < 1 || nt > 1024 || block.x > 1024 || block.y > 1024 || block.z > 64 || grid.x < 1 || grid.y < 1 ||
+        grid.z < 1 || grid.x > 0x7fffffffu || grid.y > 65535 || grid.z > 65535) {
+        fprintf(stderr, "emu: invalid launch configuration: grid (%u,%u,%u), block (%u,%u,%u)\n", grid.x, grid.y,
+                grid.z, block.x, block.y, block.z);
+        last_err = 9; /* cudaErrorInvalidConfiguration */
+        return;
+    }
+    if (smem > 48 * 1024) {
+        fprintf(stderr, "emu: dynamic shared memory %zu bytes > 48 KB\n", smem);
+        last_err = 9;
+        return;
+    }
+    g_body = &body;
+    g_gdim = grid;
+    g_bdim = block;
+    nthreads = (int)nt;
+    F.resize(nthreads);
+    while ((int)stacks.size() < nthreads) {
+        char *s = (char *)malloc(STACK);
+        if (!s) {
+            fprintf(stderr, "emu: out of memory for fiber stacks\n");
+            abort();
+        }
+        stacks.push_back(s);
+    }
+    int nw = (nthreads + 31) / 32;
+    warp_gen.assign(nw, 0);
+    warp_arrived.assign(nw, 0);
+    slots.assign((size_t)nw * 32, 0);
+    smem_bytes = smem ? smem : 16;
+    smem_buf.resize(smem_bytes);
+    unsigned long long nblk = 0;
+    for (unsigned bz = 0; bz < grid.z; bz++)
+        for (unsigned by = 0; by < grid.y; by++)
+            for (unsigned bx = 0; bx < grid.x; bx++, nblk++) {
+                g_bid = { bx, by, bz };
+                blk_gen = blk_arrived = 0;
+                memset(smem_buf.data(), 0xff, smem_bytes);
+                for (int i = 0; i < nthreads; i++) {
+                    Fiber &f = F[i];
+                    f.tid = { (unsigned)(i % block.x), (unsigned)(i / block.x % block.y),
+                              (unsigned)(i / (block.x * block.y)) };
+                    f.done = false;
+                    f.wait = 0;
+                    getcontext(&f.ctx);
+                    f.ctx.uc_stack.ss_sp = stacks[i];
+                    f.ctx.uc_stack.ss_size = STACK;
+                    f.ctx.uc_link = &sched_ctx;
+                    makecontext(&f.ctx, tramp, 0);
+                }
+                int rev = (int)(nblk & 1); /* odd blocks: threads in decreasing order */
+                for (;;) {
+                    bool any = false, progress = false;
+                    for (int k = 0; k < nthreads; k++) {
+                        int i = rev ? nthreads - 1 - k : k;
+                        Fiber &f = F[i];
+                        if (f.done)
+                            continue;
+                        any = true;
+                        if (f.wait == 1 && f.gen == blk_gen)
+                            continue;
+                        if (f.wait == 2 && f.gen == warp_gen[i / 32])
+                            continue;
+                        cur = i;
+                        g_tid = &f.tid;
+                        swapcontext(&sched_ctx, &f.ctx);
+                        progress = true;
+                    }
+                    if (!any)
+                        break;
+                    if (!progress) {
+                        fprintf(stderr, "emu: deadlock in block (%u,%u,%u): threads wait at barriers that cannot release\n",
+                                bx, by, bz);
+                        abort();
+                    }
+                }
+            }
+}
+} // namespace emu
+
+extern "C" {
+cudaError_t cudaMalloc(void **p, size_t n)
+{
+    *p = malloc(n ? n : 4);
+    if (!*p)
+        return 2; /* cudaErrorMemoryAllocation */
+    memset(*p, 0xff, n); /* never-written device memory reads as NaN floats, -1 ints */
+    return 0;
+}
+cudaError_t cudaFree(void *p) { free(p); return 0; }
+cudaError_t cudaMemcpy(void *d, const void *s, size_t n, enum cudaMemcpyKind) { memmove(d, s, n); return 0; }
+cudaError_t cudaMemcpyAsync(void *d, const void *s, size_t n, enum cudaMemcpyKind, cudaStream_t) { memmove(d, s, n); return 0; }
+cudaError_t cudaMemsetAsync(void *d, int v, size_t n, cudaStream_t) { memset(d, v, n); return 0; }
+cudaError_t cudaMemset(void *d, int v, size_t n) { memset(d, v, n); return 0; }
+cudaError_t cudaStreamSynchronize(cudaStream_t) { return 0; }
+cudaError_t cudaGetLastError(void)
+{
+    cudaError_t e = emu::last_err;
+    emu::last_err = 0;
+    return e;
+}
+const char *cudaGetErrorString(cudaError_t e) { return e == 9 ? "invalid configuration (emulated)" : e ? "error (emulated)" : "no error (emulated)"; }
+cudaError_t cudaGetDeviceCount(int *n) { *n = 1; return 0; }
+cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp *p, int)
+{
+    memset(p, 0, sizeof(*p));
+    strcpy(p->name, "host emulation (tests/cuda_emu)");
+    p->major = 9;
+    p->minor = 0;
+    return 0;
+}
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned) { *s = (cudaStream_t)1; return 0; }
+cudaError_t cudaStreamDestroy(cudaStream_t) { return 0; }
+cudaError_t cudaDeviceSynchronize(void) { return 0; }
+cudaError_t cudaEventCreate(cudaEvent_t *e) { *e = 0; return 0; }
+cudaError_t cudaEventRecord(cudaEvent_t, cudaStream_t) { return 0; }
+cudaError_t cudaEventSynchronize(cudaEvent_t) { return 0; }
+cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t, cudaEvent_t) { *ms = 0; return 0; }
+cudaError_t cudaEventDestroy(cudaEvent_t) { return 0; }
+cudaError_t cudaGetDriverEntryPointByVersion(const char *, void **, unsigned, unsigned long long,
+                                             enum cudaDriverEntryPointQueryResult *) { return 1; }
+
+cublasStatus_t cublasCreate(cublasHandle_t *h) { *h = 0; return 0; }
+cublasStatus_t cublasDestroy(cublasHandle_t) { return 0; }
+cublasStatus_t cublasSetStream(cublasHandle_t, cudaStream_t) { return 0; }
+cublasStatus_t cublasSetMathMode(cublasHandle_t, cublasMath_t) { return 0; }
+cublasStatus_t cublasSgemm(cublasHandle_t, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                           const float *alpha, const float *A, int lda, const float *B, int ldb, const float *beta,
+                           float *C, int ldc)
+{
+    if (m < 0 || n < 0 || k < 0 || (ta == CUBLAS_OP_N ? lda < m : lda < k) || (tb == CUBLAS_OP_N ? ldb < k : ldb < n) ||
+        ldc < m || lda < 1 || ldb < 1 || ldc < 1) {
+        fprintf(stderr, "emu: cublasSgemm: invalid sizes or leading dimensions\n");
+        return 7; /* CUBLAS_STATUS_INVALID_VALUE */
+    }
+    for (int j = 0; j < n; j++)
+        for (int i = 0; i < m; i++) {
+            float acc = 0.0f;
+            for (int l = 0; l < k; l++) {
+                float a = ta == CUBLAS_OP_N ? A[i + (size_t)l * lda] : A[l + (size_t)i * lda];
+                float b = tb == CUBLAS_OP_N ? B[l + (size_t)j * ldb] : B[j + (size_t)l * ldb];
+                acc += a * b;
+            }
+            float *c = C + i + (size_t)j * ldc;
+            *c = *beta == 0.0f ? *alpha * acc : *alpha * acc + *beta * *c; /* beta 0: C is not read (NaN-safe) */
+        }
+    return 0;
+}
+cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                            const void *alpha, const void *A, cudaDataType at, int lda, const void *B, cudaDataType bt,
+                            int ldb, const void *beta, void *C, cudaDataType ct, int ldc, cublasComputeType_t,
+                            cublasGemmAlgo_t)
+{
+    if (at != CUDA_R_32F || bt != CUDA_R_32F || ct != CUDA_R_32F) {
+        fprintf(stderr, "emu: cublasGemmEx: only fp32 matrices are emulated\n");
+        return 15; /* CUBLAS_STATUS_NOT_SUPPORTED */
+    }
+    return cublasSgemm(h, ta, tb, m, n, k, (const float *)alpha, (const float *)A, lda, (const float *)B, ldb,
+                       (const float *)beta, (float *)C, ldc);
+}
+}
