@@ -172,6 +172,14 @@ int catanet_normalize_bwd_cuda(CatanetCudaCtx *cx, int n, int c, const float *y,
 int catanet_center_iter_bwd_cuda(CatanetCudaCtx *cx, int n, int c, int m, const int32_t *bucket,
                                  const float *sum, const int32_t *count, const float *cu_out,
                                  const float *dcu_out, float *dsum_work, float *dxu);
+/* center_iter.cu, the training-mode forwards (the _ref twins' bits: same sums, same order, no FMA):
+ * y = normalize(x) per row, norm [n] (may be NULL); c0 [M,C] = the average-pool center init of
+ * xn [B,N,C]; one k-means step of xu [n,C] on cu_in [M,C] -> bucket [n], sum [M,C], count [M],
+ * cu_out [M,C] (must not alias cu_in). No scratch. */
+int catanet_normalize_fwd_cuda(CatanetCudaCtx *cx, int n, int c, const float *x, float *y, float *norm);
+int catanet_center_init_cuda(CatanetCudaCtx *cx, int batch, int n, int c, int m, const float *xn, float *c0);
+int catanet_center_iter_fwd_cuda(CatanetCudaCtx *cx, int n, int c, int m, const float *xu, const float *cu_in,
+                                 int32_t *bucket, float *sum, int32_t *count, float *cu_out);
 
 /* loss.cu: dout += scale sign(out - target) / n */
 int catanet_l1_loss_bwd_cuda(CatanetCudaCtx *cx, size_t n, const float *out, const float *target, float scale,

@@ -8,8 +8,9 @@
  * cuda_runtime.h), it runs the op table alone: the entries emu_skip() names print SKIP, and
  * the engine parts (model cases, fp16 on Set5, device frames) are skipped with the reason printed,
  * since they need libcatanet's CUDA backend (engine/backend_cuda.c), which the emulator does not build.
- * Usage: test_twins [--quick | --bench]   (--quick: the op table and one small model case, for memcheck
- * runs; --bench: time each op alone at the sizes of a 960x540 frame, no checks)
+ * Usage: test_twins [--quick | --bench | --only NAME]   (--quick: the op table and one small model case,
+ * for memcheck runs; --bench: time each op alone at the sizes of a 960x540 frame, no checks; --only: the
+ * op-table entries whose launcher contains NAME, nothing else)
  */
 #include <math.h>
 #include <stdio.h>
@@ -1026,6 +1027,78 @@ static double t_center_iter_bwd(void)
     return e;
 }
 
+/* ---- training-mode center forwards: the CPU references' bits (same sums, same order, no FMA) ---- */
+static double t_normalize_fwd(void)
+{
+    Rng r = { 123 };
+    int n = 2001, c = 40;
+    float *x = randv(&r, (size_t)n * c, 1.0f), *y = malloc(sizeof(float) * n * c), *nrm = malloc(sizeof(float) * n);
+    for (int i = 0; i < c; i++)
+        x[(size_t)9 * c + i] = 0.0f; /* a zero row: the eps divisor, y = 0 */
+    catanet_normalize_fwd_ref(n, c, x, y, nrm);
+    float *dx = up(x, sizeof(float) * n * c), *dy = dmalloc(sizeof(float) * n * c), *dn = dmalloc(sizeof(float) * n);
+    double e = -1;
+    if (launched(catanet_normalize_fwd_cuda(&cx, n, c, dx, dy, dn), "normalize_fwd") >= 0) {
+        e = fmax(finish(dy, y, (size_t)n * c), finish(dn, nrm, n));
+        /* norm may be NULL */
+        if (launched(catanet_normalize_fwd_cuda(&cx, n, c, dx, dx, NULL), "normalize_fwd in place") < 0)
+            e = -1;
+        else
+            e = fmax(e, finish(dx, y, (size_t)n * c));
+    }
+    cudaFree(dx); cudaFree(dy); cudaFree(dn);
+    free(x); free(y); free(nrm);
+    return e;
+}
+
+static double center_init_case(int batch, int n, int c, int m)
+{
+    Rng r = { 124 + (uint64_t)n };
+    float *x = randv(&r, (size_t)batch * n * c, 1.0f), *c0 = malloc(sizeof(float) * m * c);
+    catanet_center_init_ref(batch, n, c, m, x, c0);
+    float *dx = up(x, sizeof(float) * batch * n * c), *dc = dmalloc(sizeof(float) * m * c);
+    double e = launched(catanet_center_init_cuda(&cx, batch, n, c, m, dx, dc), "center_init") < 0 ? -1
+                                                                                                    : finish(dc, c0, (size_t)m * c);
+    cudaFree(dx); cudaFree(dc);
+    free(x); free(c0);
+    return e;
+}
+/* N % M != 0 (a mirror-padded last chunk), N % M == 0 (a whole extra chunk of padding), M > N */
+static double t_center_init(void) { return worst2(worst2(center_init_case(3, 1000, 40, 16), center_init_case(2, 512, 24, 16)), center_init_case(1, 50, 8, 64)); }
+
+static double t_center_iter_fwd(void)
+{
+    Rng r = { 125 };
+    int n = 3000, c = 40, m = 16;
+    float *x = randv(&r, (size_t)n * c, 1.0f), *xu = malloc(sizeof(float) * n * c), *cu = randv(&r, (size_t)m * c, 1.0f);
+    catanet_normalize_fwd_ref(n, c, x, xu, NULL);
+    memcpy(cu + 7 * c, cu + 3 * c, sizeof(float) * c); /* an exact tie: the first center wins, cluster 7 is empty */
+    catanet_normalize_fwd_ref(m, c, cu, cu, NULL);
+    int32_t *bucket = malloc(sizeof(int32_t) * n), *count = malloc(sizeof(int32_t) * m);
+    int32_t *gb = malloc(sizeof(int32_t) * n), *gc = malloc(sizeof(int32_t) * m);
+    float *sum = malloc(sizeof(float) * m * c), *co = malloc(sizeof(float) * m * c);
+    catanet_center_iter_fwd_ref(n, c, m, xu, cu, bucket, sum, count, co);
+    float *dxu = up(xu, sizeof(float) * n * c), *dcu = up(cu, sizeof(float) * m * c);
+    float *ds = dmalloc(sizeof(float) * m * c), *dco = dmalloc(sizeof(float) * m * c);
+    int32_t *db = dmalloc(sizeof(int32_t) * n), *dcount = dmalloc(sizeof(int32_t) * m);
+    double e = -1;
+    if (launched(catanet_center_iter_fwd_cuda(&cx, n, c, m, dxu, dcu, db, ds, dcount, dco), "center_iter_fwd") >= 0) {
+        down(gb, db, sizeof(int32_t) * n);
+        down(gc, dcount, sizeof(int32_t) * m);
+        double bad = 0;
+        for (int i = 0; i < n; i++)
+            bad += gb[i] != bucket[i];
+        for (int j = 0; j < m; j++)
+            bad += gc[j] != count[j];
+        if (bad || count[7] != 0)
+            printf("  center_iter_fwd: %.0f bucket/count mismatches, count[7] = %d (0 expected)\n", bad, count[7]);
+        e = fmax(bad + (count[7] != 0), fmax(finish(ds, sum, (size_t)m * c), finish(dco, co, (size_t)m * c)));
+    }
+    cudaFree(dxu); cudaFree(dcu); cudaFree(ds); cudaFree(dco); cudaFree(db); cudaFree(dcount);
+    free(x); free(xu); free(cu); free(bucket); free(count); free(gb); free(gc); free(sum); free(co);
+    return e;
+}
+
 /* ---- depth masks ---- */
 static double t_gumbel_bwd(void)
 {
@@ -1336,6 +1409,10 @@ static const Twin twins[] = {
     { "adam update, 3 steps (p, m, v)", "catanet_adam_update_cuda", 0, t_adam },
     { "normalize bwd (+ the eps row)", "catanet_normalize_bwd_cuda", 1e-6, t_normalize_bwd },
     { "center_iter bwd (an empty cluster)", "catanet_center_iter_bwd_cuda", 1e-6, t_center_iter_bwd },
+    /* the training-mode center forwards: bit-exact (the CPU references' sums in their order, no FMA) */
+    { "normalize fwd (+ a zero row, in place)", "catanet_normalize_fwd_cuda", 0, t_normalize_fwd },
+    { "center init (average pool, mirror pad)", "catanet_center_init_cuda", 0, t_center_init },
+    { "center_iter fwd: bucket, count, sum, cu_out", "catanet_center_iter_fwd_cuda", 0, t_center_iter_fwd },
     { "gumbel-softmax bwd (straight-through)", "catanet_gumbel_softmax_bwd_cuda", 1e-6, t_gumbel_bwd },
     { "mask compose bwd", "catanet_mask_compose_bwd_cuda", 0, t_mask_compose_bwd },
     { "gated residual bwd (dm; dx, dgx exact)", "catanet_gated_residual_bwd_cuda", 1e-6, t_gated_residual_bwd },
@@ -1775,6 +1852,7 @@ int main(int argc, char **argv)
 {
     quick = argc > 1 && !strcmp(argv[1], "--quick");
     int bench_only = argc > 1 && !strcmp(argv[1], "--bench");
+    const char *only = argc > 2 && !strcmp(argv[1], "--only") ? argv[2] : NULL;
     int n = 0;
     cudaError_t st = cudaGetDeviceCount(&n);
     if (st != cudaSuccess || n < 1) {
@@ -1803,6 +1881,8 @@ int main(int argc, char **argv)
 
     for (size_t i = 0; i < sizeof(twins) / sizeof(twins[0]); i++) {
         const Twin *t = &twins[i];
+        if (only && !strstr(t->launcher, only))
+            continue;
 #ifdef CATANET_CUDA_EMU
         if (emu_skip(t)) {
             printf("SKIP: twin %-44s %-38s under emulation: %s\n", t->name, t->launcher, emu_skip(t));
@@ -1815,6 +1895,10 @@ int main(int argc, char **argv)
     }
     cudaError_t late = cudaDeviceSynchronize();
     test_check(late == cudaSuccess, "no asynchronous CUDA error after the op table (%s)", cudaGetErrorString(late));
+    if (only) {
+        cudaFree(cx.work);
+        return test_finish();
+    }
 #ifdef CATANET_CUDA_EMU
     printf("SKIP: model cases, fp16 on Set5, device frames: under emulation (they run libcatanet's CUDA backend, "
            "engine/backend_cuda.c, which tests/cuda_emu does not build; make gpu-check runs them)\n");

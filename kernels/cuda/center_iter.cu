@@ -1,9 +1,11 @@
 /*
- * center_iter.cu: the backward of the token-center machinery of training mode (twin of
- * kernels/cpu/center_iter.c): the row normalisation's backward (also used by fakd.cu) and the
- * gradient through the differentiable center step cu_out = normalize(cluster sum).
- * The forward pieces (center init, the k-means step, normalize forward) have no CUDA twin yet.
- * defines: catanet_normalize_bwd_cuda, catanet_center_iter_bwd_cuda
+ * center_iter.cu: the token-center machinery of training mode (twin of kernels/cpu/center_iter.c):
+ * the row normalisation (F.normalize) forward and backward (the backward also used by fakd.cu), the
+ * average-pool center initialisation of the first step, one hard k-means step on the unit sphere
+ * pooled over the batch, and the gradient through the differentiable step cu_out = normalize(sum).
+ * The forwards give the CPU references' bits (_ref: the same sums in the same order, no FMA).
+ * defines: catanet_normalize_fwd_cuda, catanet_normalize_bwd_cuda, catanet_center_init_cuda,
+ *          catanet_center_iter_fwd_cuda, catanet_center_iter_bwd_cuda
  */
 #include "cuda_common.cuh"
 #include "reduce.cuh"
@@ -99,5 +101,136 @@ int catanet_center_iter_bwd_cuda(CatanetCudaCtx *cx, int n, int c, int m, const 
     center_scatter_kernel<<<grid_for(total, CUDA_THREADS), CUDA_THREADS, 0, cx->stream>>>(n, c, bucket, dsum_work,
                                                                                           dxu);
     CUDA_LAUNCHED(cx, "center_iter_bwd dxu");
+    return 0;
+}
+
+/* ---- forwards ---- */
+
+/* y = x / max(|x|, eps) per row, norm = |x|: one thread per row, catanet_normalize_fwd_ref's
+ * sequential double sum (the same bits) */
+__device__ static inline void normalize_row(int c, const float *xr, float *yr, float *norm)
+{
+    double s = 0.0;
+    for (int i = 0; i < c; i++)
+        s = __dadd_rn(s, __dmul_rn((double)xr[i], (double)xr[i]));
+    double nr = sqrt(s);
+    float inv = (float)(1.0 / (nr > CATANET_NORM_EPS ? nr : CATANET_NORM_EPS));
+    for (int i = 0; i < c; i++)
+        yr[i] = __fmul_rn(xr[i], inv);
+    if (norm)
+        *norm = (float)nr;
+}
+
+__global__ void normalize_fwd_kernel(int n, int c, const float *x, float *y, float *norm)
+{
+    GRID_STRIDE(r, n) {
+        normalize_row(c, x + r * c, y + r * c, norm ? norm + r : NULL);
+    }
+}
+
+int catanet_normalize_fwd_cuda(CatanetCudaCtx *cx, int n, int c, const float *x, float *y, float *norm)
+{
+    CUDA_REQUIRE(cx, n >= 0 && c > 0, "normalize_fwd_cuda");
+    CUDA_REQUIRE(cx, x && y, "normalize_fwd_cuda");
+    if (n == 0)
+        return 0;
+    normalize_fwd_kernel<<<grid_for((size_t)n, CUDA_THREADS), CUDA_THREADS, 0, cx->stream>>>(n, c, x, y, norm);
+    CUDA_LAUNCHED(cx, "normalize_fwd");
+    return 0;
+}
+
+/* c0[j][i] = mean over images b and chunk positions t of xn[b][mirror(j*len + t)][i]: one thread per
+ * (j, i), the CPU twin's double sum in its order (b outer, t inner) and its division */
+__global__ void center_init_kernel(int batch, int n, int c, int m, const float *xn, float *c0)
+{
+    int pad = m - n % m, len = (n + pad) / m;
+    GRID_STRIDE(idx, (size_t)m * c) {
+        int j = (int)(idx / c), i = (int)(idx % c);
+        double acc = 0.0;
+        for (int b = 0; b < batch; b++)
+            for (int t = 0; t < len; t++) {
+                int src = mirror_index((long long)j * len + t, n);
+                acc = __dadd_rn(acc, (double)xn[((size_t)b * n + src) * c + i]);
+            }
+        c0[idx] = (float)(acc / ((double)batch * len));
+    }
+}
+
+int catanet_center_init_cuda(CatanetCudaCtx *cx, int batch, int n, int c, int m, const float *xn, float *c0)
+{
+    CUDA_REQUIRE(cx, batch > 0 && n > 0 && c > 0 && m > 0 && m <= CATANET_MAX_CENTERS, "center_init_cuda");
+    CUDA_REQUIRE(cx, xn && c0, "center_init_cuda");
+    size_t total = (size_t)m * c;
+    center_init_kernel<<<grid_for(total, CUDA_THREADS), CUDA_THREADS, 0, cx->stream>>>(batch, n, c, m, xn, c0);
+    CUDA_LAUNCHED(cx, "center_init");
+    return 0;
+}
+
+/* bucket[r] = the first argmax_j <xu_r, cu_j>: one thread per token, the float dot in the CPU
+ * reference's order without FMA (so the same bits, the same ties) */
+__global__ void center_bucket_kernel(int n, int c, int m, const float *xu, const float *cu, int32_t *bucket)
+{
+    GRID_STRIDE(r, n) {
+        const float *x = xu + r * c;
+        int best = 0;
+        float best_s = -INFINITY;
+        for (int j = 0; j < m; j++) {
+            const float *cj = cu + (size_t)j * c;
+            float s = 0.0f;
+            for (int i = 0; i < c; i++)
+                s = __fadd_rn(s, __fmul_rn(x[i], cj[i]));
+            if (s > best_s) {
+                best_s = s;
+                best = j;
+            }
+        }
+        bucket[r] = best;
+    }
+}
+
+/* one block per center j: count[j], sum[j][i] (float, members in token order: the CPU's bits),
+ * then cu_out[j] = normalize(sum[j]) (thread 0, the CPU's sequential double norm) or cu_in[j] when
+ * the cluster is empty. The plain first version: every thread scans all n buckets. */
+#define CI_THREADS 64
+__global__ void __launch_bounds__(CI_THREADS) center_sum_kernel(int n, int c, const float *xu, const float *cu_in,
+                                                                const int32_t *bucket, float *sum, int32_t *count,
+                                                                float *cu_out)
+{
+    int j = blockIdx.x, t = threadIdx.x;
+    float *sj = sum + (size_t)j * c;
+    for (int i = t; i < c; i += CI_THREADS) {
+        float s = 0.0f;
+        for (int r = 0; r < n; r++)
+            if (bucket[r] == j)
+                s = __fadd_rn(s, xu[(size_t)r * c + i]);
+        sj[i] = s;
+    }
+    __syncthreads(); /* sj complete (global writes of this block are visible after the barrier) */
+    if (t == 0) {
+        int cnt = 0;
+        for (int r = 0; r < n; r++)
+            cnt += bucket[r] == j;
+        count[j] = cnt;
+        if (cnt > 0)
+            normalize_row(c, sj, cu_out + (size_t)j * c, NULL);
+        else
+            for (int i = 0; i < c; i++)
+                cu_out[(size_t)j * c + i] = cu_in[(size_t)j * c + i];
+    }
+}
+
+int catanet_center_iter_fwd_cuda(CatanetCudaCtx *cx, int n, int c, int m, const float *xu, const float *cu_in,
+                                 int32_t *bucket, float *sum, int32_t *count, float *cu_out)
+{
+    CUDA_REQUIRE(cx, n >= 0 && c > 0 && c <= CATANET_MAX_DIM && m > 0 && m <= CATANET_MAX_CENTERS,
+                 "center_iter_fwd_cuda");
+    CUDA_REQUIRE(cx, xu && cu_in && bucket && sum && count && cu_out && cu_out != cu_in, "center_iter_fwd_cuda");
+    if (n > 0) {
+        center_bucket_kernel<<<grid_for((size_t)n, CUDA_THREADS), CUDA_THREADS, 0, cx->stream>>>(n, c, m, xu, cu_in,
+                                                                                                 bucket);
+        CUDA_LAUNCHED(cx, "center_iter_fwd bucket");
+    }
+    center_sum_kernel<<<(unsigned)m, CI_THREADS, 0, cx->stream>>>(n, c, xu, cu_in, bucket, sum, count, cu_out);
+    CUDA_LAUNCHED(cx, "center_iter_fwd sums");
     return 0;
 }
