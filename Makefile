@@ -157,9 +157,10 @@ check-sanitize:
 		sh tests/run.sh $(SAN_B) --programs-only
 
 # ---- check-emu: the CUDA twins on the CPU, in a host emulator (tests/cuda_emu/emu.cpp) ----
-# make check-emu   builds tests/test_twins.c's op table against kernels/cuda/*.cu compiled by g++
-#                  for the emulator (in $(B)/emu; no GPU, no CUDA toolkit needed) and runs it
-#                  (make check runs the same as tests/t_cuda_emu.sh).
+# make check-emu   builds tests/test_twins.c's op table, tests/test_train_cuda.c and catanet-train
+#                  against kernels/cuda/*.cu compiled by g++ for the emulator (in $(B)/emu; no GPU,
+#                  no CUDA toolkit needed) and runs them (make check runs the same as
+#                  tests/t_cuda_emu.sh, without test_train_cuda: about 20 min of one core emulated).
 # Every kernels/cuda/*.cu is emulated (cluster.cu's warp intrinsics and atomicAdd included) and every
 # op-table entry runs, except those tests/test_twins.c's emu_skip() names, printed as SKIP: today the
 # fp16 tensor-core GEMM (its numerics are the point of that entry; the emulated cublasGemmEx computes
@@ -180,9 +181,9 @@ EMU_CXXFLAGS := -std=c++17 -O2 -g -ffp-contract=off -Wall -Wno-unknown-pragmas -
 
 .PHONY: check-emu emu-build
 check-emu: emu-build
-	@sh tests/t_cuda_emu.sh --run-only
+	@sh tests/t_cuda_emu.sh --run-only --with-train
 
-emu-build: $(EMU_B)/test_twins
+emu-build: $(EMU_B)/test_twins $(EMU_B)/test_train_cuda $(EMU_B)/catanet-train
 
 $(EMU_B)/config.h: $(CONFIG)
 	@mkdir -p $(dir $@)
@@ -199,11 +200,24 @@ $(EMU_B)/emu.o: tests/cuda_emu/emu.cpp $(wildcard tests/cuda_emu/include/*.h)
 	@mkdir -p $(dir $@)
 	$(EMU_CXX) $(EMU_CXXFLAGS) -Itests/cuda_emu/include -c $< -o $@
 
-$(EMU_B)/test_twins.o: tests/test_twins.c $(EMU_B)/config.h $(wildcard tests/cuda_emu/include/*.h)
+# C sources that call CUDA (the tests, the CUDA training step) compiled against the stub headers
+$(EMU_B)/test_%.o: tests/test_%.c $(EMU_B)/config.h $(wildcard tests/cuda_emu/include/*.h)
+	$(CC) $(EMU_INC) $(CPPFLAGS) $(CFLAGS) $(EMU_SANITIZE) -c $< -o $@
+
+$(EMU_B)/model_train_cuda.o: training/model_train_cuda.c $(EMU_B)/config.h $(wildcard tests/cuda_emu/include/*.h)
 	$(CC) $(EMU_INC) $(CPPFLAGS) $(CFLAGS) $(EMU_SANITIZE) -c $< -o $@
 
 $(EMU_B)/test_twins: $(EMU_B)/test_twins.o $(EMU_OBJS) $(EMU_CPU_OBJS) $(TEST_COMMON)
 	$(EMU_CXX) $(LDFLAGS) $(EMU_SANITIZE) $^ $(LIBS) $(PNG_LIBS) -lpthread -o $@
+
+# the CUDA training step against the CPU one (training/*.o from $(B), model_train_cuda.c emulated)
+EMU_TRAIN_OBJS := $(filter-out $(B)/training/model_train_cuda.o,$(TRAIN_OBJS)) $(EMU_B)/model_train_cuda.o
+$(EMU_B)/test_train_cuda: $(EMU_B)/test_train_cuda.o $(EMU_TRAIN_OBJS) $(EMU_OBJS) $(EMU_CPU_OBJS) $(TEST_COMMON)
+	$(EMU_CXX) $(LDFLAGS) $(EMU_SANITIZE) $^ $(LIBS) $(PNG_LIBS) $(TRAIN_EXTRA_LIBS) -lpthread -o $@
+# catanet-train with its CUDA parts emulated (main.c has no CUDA code: $(B)'s main.o), for
+# t_cuda_emu.sh's `bench --device cuda` smoke run
+$(EMU_B)/catanet-train: $(B)/training/main.o $(TOOL_COMMON) $(EMU_TRAIN_OBJS) $(EMU_OBJS) $(EMU_CPU_OBJS)
+	$(EMU_CXX) $(LDFLAGS) $(EMU_SANITIZE) $^ $(LIBS) $(PNG_LIBS) $(TRAIN_EXTRA_LIBS) -lpthread -o $@
 # ---- end check-emu ----
 
 # ---- GPU check (tools/gpu-check.sh; issue 3) ----

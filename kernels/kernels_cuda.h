@@ -180,6 +180,9 @@ int catanet_normalize_fwd_cuda(CatanetCudaCtx *cx, int n, int c, const float *x,
 int catanet_center_init_cuda(CatanetCudaCtx *cx, int batch, int n, int c, int m, const float *xn, float *c0);
 int catanet_center_iter_fwd_cuda(CatanetCudaCtx *cx, int n, int c, int m, const float *xu, const float *cu_in,
                                  int32_t *bucket, float *sum, int32_t *count, float *cu_out);
+/* the EMA of a TAB's `means` after a training step: means = 0.999 means + (1 - 0.999) xg, element-
+ * wise (training/model_train.c's tab_update_means, the same bits) */
+int catanet_center_ema_cuda(CatanetCudaCtx *cx, size_t n, float *means, const float *xg);
 
 /* loss.cu: dout += scale sign(out - target) / n */
 int catanet_l1_loss_bwd_cuda(CatanetCudaCtx *cx, size_t n, const float *out, const float *target, float scale,

@@ -1,15 +1,17 @@
 #!/bin/sh
-# The CUDA twins on the CPU: builds tests/test_twins.c's op table against kernels/cuda/*.cu run by the
-# host emulator (tests/cuda_emu; Makefile target emu-build, in $B/emu) and runs it: every CUDA twin
-# against its CPU twin, each with its tolerance, in PASS/FAIL lines. What the emulator can and cannot
-# catch: the comment opening tests/cuda_emu/emu.cpp. No GPU or CUDA toolkit needed; skipped (77)
-# when the C++ compiler or the ucontext fibers it needs are missing.
-# Usage: BUILDDIR=build sh tests/t_cuda_emu.sh [--run-only]   (--run-only: make check-emu built it)
+# The CUDA code on the CPU: builds tests/test_twins.c's op table, tests/test_train_cuda.c and
+# catanet-train against kernels/cuda/*.cu run by the host emulator (tests/cuda_emu; Makefile target
+# emu-build, in $B/emu) and runs: every CUDA twin against its CPU twin, and (--with-train) one CUDA
+# training step against the CPU step on the reference cases; PASS/FAIL lines. What the emulator can
+# and cannot catch: the comment opening tests/cuda_emu/emu.cpp. No GPU or CUDA toolkit needed;
+# skipped (77) when the C++ compiler or the ucontext fibers it needs are missing.
+# Usage: BUILDDIR=build sh tests/t_cuda_emu.sh [--run-only] [--with-train]
+#   --run-only: make check-emu built it; --with-train: also test_train_cuda (make check-emu)
 cd "$(dirname "$0")/.." || exit 1
 B=${BUILDDIR:-build}
 CXX=${EMU_CXX:-g++}
-bin=$B/emu/test_twins
-if [ "${1:-}" != "--run-only" ]; then
+case " $* " in *" --run-only "*) run_only=1 ;; *) run_only=0 ;; esac
+if [ $run_only = 0 ]; then
     if ! command -v "$CXX" > /dev/null 2>&1; then
         echo "SKIP: t_cuda_emu: no C++ compiler ($CXX; tools/install-deps.sh installs build-essential)"
         exit 77
@@ -31,9 +33,21 @@ if [ "${1:-}" != "--run-only" ]; then
         exit 1
     fi
 fi
-[ -x "$bin" ] || { echo "FAIL: t_cuda_emu: $bin not built"; exit 1; }
-start=$(date +%s)
-"$bin"
-rc=$?
-echo "t_cuda_emu: the emulated op table ran in $(( $(date +%s) - start )) s (exit $rc)"
-exit $rc
+fail=0
+run() { # name, command...
+    start=$(date +%s)
+    "$@"
+    rc=$?
+    echo "t_cuda_emu: $(basename "$1") (emulated) ran in $(( $(date +%s) - start )) s, exit $rc"
+    [ $rc = 0 ] || fail=1
+}
+[ -x "$B/emu/test_twins" ] && [ -x "$B/emu/catanet-train" ] && [ -x "$B/emu/test_train_cuda" ] ||
+    { echo "FAIL: t_cuda_emu: $B/emu is not built (make emu-build)"; exit 1; }
+run "$B/emu/test_twins"
+# the CUDA training step against the CPU step on the reference cases: about 20 min of one core
+# emulated, so only in make check-emu (--with-train); make gpu-check runs it on the GPU
+case " $* " in
+    *" --with-train "*) run "$B/emu/test_train_cuda" ;;
+    *) echo "t_cuda_emu: test_train_cuda left to make check-emu (about 20 min emulated)" ;;
+esac
+exit $fail

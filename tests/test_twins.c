@@ -1099,6 +1099,20 @@ static double t_center_iter_fwd(void)
     return e;
 }
 
+static double t_center_ema(void)
+{
+    Rng r = { 126 };
+    size_t n = 16 * 40 + 3;
+    float *mn = randv(&r, n, 1.0f), *xg = randv(&r, n, 1.0f), *ref = malloc(sizeof(float) * n);
+    for (size_t i = 0; i < n; i++) /* training/model_train.c's tab_update_means */
+        ref[i] = mn[i] * 0.999f + xg[i] * (1.0f - 0.999f);
+    float *dm = up(mn, sizeof(float) * n), *dx = up(xg, sizeof(float) * n);
+    double e = launched(catanet_center_ema_cuda(&cx, n, dm, dx), "center_ema") < 0 ? -1 : finish(dm, ref, n);
+    cudaFree(dm); cudaFree(dx);
+    free(mn); free(xg); free(ref);
+    return e;
+}
+
 /* ---- depth masks ---- */
 static double t_gumbel_bwd(void)
 {
@@ -1413,6 +1427,7 @@ static const Twin twins[] = {
     { "normalize fwd (+ a zero row, in place)", "catanet_normalize_fwd_cuda", 0, t_normalize_fwd },
     { "center init (average pool, mirror pad)", "catanet_center_init_cuda", 0, t_center_init },
     { "center_iter fwd: bucket, count, sum, cu_out", "catanet_center_iter_fwd_cuda", 0, t_center_iter_fwd },
+    { "center means EMA", "catanet_center_ema_cuda", 0, t_center_ema },
     { "gumbel-softmax bwd (straight-through)", "catanet_gumbel_softmax_bwd_cuda", 1e-6, t_gumbel_bwd },
     { "mask compose bwd", "catanet_mask_compose_bwd_cuda", 0, t_mask_compose_bwd },
     { "gated residual bwd (dm; dx, dgx exact)", "catanet_gated_residual_bwd_cuda", 1e-6, t_gated_residual_bwd },

@@ -1,7 +1,8 @@
 #!/bin/sh
 # gpu-check.sh OUTDIR: everything that needs a GPU, in one go, for the rare machine that has one.
 # Builds for the GPU it finds (its SM only: fast), runs the CUDA twin tests, the benchmarks (device
-# frames and host frames), the twin tests once more under compute-sanitizer memcheck (small cases),
+# frames and host frames), one CUDA training step against the CPU's (test_train_cuda), the twin
+# tests once more under compute-sanitizer memcheck (small cases),
 # and, when GPU_CHECK_CHECK=1, the CPU test suite. Every step has a timeout and the whole run a
 # deadline (GPU_CHECK_BUDGET seconds, default 240); measured on an H200: about 65 s in all.
 # Environment: GPU_CHECK_BUDGET, GPU_CHECK_JOBS (16), GPU_CHECK_BUILDDIR (build/gpu), GPU_CHECK_CHECK.
@@ -10,7 +11,7 @@
 # build/gpu*.
 #
 # gpu-check.sh --stage (here, before a GPU run): copies what the GPU machine lacks into
-# build/gpu-carry (ignored by git, about 10 MB): the reference cases (without activations) and Set5
+# build/gpu-carry (ignored by git, about 15 MB): the reference cases (eval: without activations) and Set5
 # LR images from the shared folder, and the jansson/libpng/libjpeg headers and libraries of this
 # machine (used there only when ./configure fails without them; GPU_CHECK_STAGE_BLAS=1 adds
 # OpenBLAS, +5 MB). The transfer to the GPU machine is limited to 64 MiB for the working tree
@@ -29,7 +30,7 @@ if [ "$1" = "--stage" ]; then
     mkdir -p "$CARRY/shared/reference/catanet" "$CARRY/shared/data/eval/Set5/LR_bicubic/X2" "$CARRY/deps/lib" \
         "$CARRY/deps/include" || exit 1
     cp "$SH"/reference/catanet/cases.json "$SH"/reference/catanet/weights_x*_*.safetensors \
-        "$CARRY/shared/reference/catanet/" || exit 1
+        "$SH"/reference/catanet/train_x2_*.safetensors "$CARRY/shared/reference/catanet/" || exit 1
     # the eval cases without their act.* activations (the twin test reads input and output only):
     # the working tree that travels to the GPU machine is limited to 64 MiB
     for f in "$SH"/reference/catanet/eval_*.safetensors; do
@@ -252,6 +253,18 @@ if [ -n "$CS" ]; then
     fi
 else
     say "SKIP memcheck: compute-sanitizer not installed"
+fi
+
+# ---- training on the GPU (training/model_train_cuda.c): one step against the CPU step and the
+# reference cases ----
+if [ -x "$B/tests/test_train_cuda" ]; then
+    step traincuda 120 "$B/tests/test_train_cuda"
+    say "$([ $rc = 0 ] && echo PASS || echo FAIL) traincuda: test_train_cuda rc $rc in $dt s"
+    grep -E '^(PASS|FAIL):' "$LOG/traincuda.log" | sed 's/^/    /' >> "$SUMMARY"
+    [ $rc = 0 ] || status=1
+else
+    say "FAIL traincuda: test_train_cuda did not build"
+    status=1
 fi
 
 # ---- the FFmpeg filter on the GPU (issue 4: CUDA frames, NVDEC -> catanet_xs -> NVENC), when

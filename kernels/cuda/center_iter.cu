@@ -2,10 +2,11 @@
  * center_iter.cu: the token-center machinery of training mode (twin of kernels/cpu/center_iter.c):
  * the row normalisation (F.normalize) forward and backward (the backward also used by fakd.cu), the
  * average-pool center initialisation of the first step, one hard k-means step on the unit sphere
- * pooled over the batch, and the gradient through the differentiable step cu_out = normalize(sum).
+ * pooled over the batch, the gradient through the differentiable step cu_out = normalize(sum), and
+ * the EMA of the `means` buffers after a step.
  * The forwards give the CPU references' bits (_ref: the same sums in the same order, no FMA).
  * defines: catanet_normalize_fwd_cuda, catanet_normalize_bwd_cuda, catanet_center_init_cuda,
- *          catanet_center_iter_fwd_cuda, catanet_center_iter_bwd_cuda
+ *          catanet_center_iter_fwd_cuda, catanet_center_iter_bwd_cuda, catanet_center_ema_cuda
  */
 #include "cuda_common.cuh"
 #include "reduce.cuh"
@@ -232,5 +233,24 @@ int catanet_center_iter_fwd_cuda(CatanetCudaCtx *cx, int n, int c, int m, const 
     }
     center_sum_kernel<<<(unsigned)m, CI_THREADS, 0, cx->stream>>>(n, c, xu, cu_in, bucket, sum, count, cu_out);
     CUDA_LAUNCHED(cx, "center_iter_fwd sums");
+    return 0;
+}
+
+/* means = means 0.999 + xg (1 - 0.999), the float expression of training/model_train.c's
+ * tab_update_means without FMA contraction (the same bits) */
+__global__ void center_ema_kernel(size_t n, float *means, const float *xg)
+{
+    GRID_STRIDE(i, n) {
+        means[i] = __fadd_rn(__fmul_rn(means[i], 0.999f), __fmul_rn(xg[i], 1.0f - 0.999f));
+    }
+}
+
+int catanet_center_ema_cuda(CatanetCudaCtx *cx, size_t n, float *means, const float *xg)
+{
+    CUDA_REQUIRE(cx, means && xg, "center_ema_cuda");
+    if (n == 0)
+        return 0;
+    center_ema_kernel<<<grid_for(n, CUDA_THREADS), CUDA_THREADS, 0, cx->stream>>>(n, means, xg);
+    CUDA_LAUNCHED(cx, "center_ema");
     return 0;
 }

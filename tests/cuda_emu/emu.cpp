@@ -70,6 +70,15 @@ static std::vector<char> smem_buf;
 static size_t smem_bytes;
 static cudaError_t last_err;
 static const size_t STACK = 512 * 1024;
+/* the fiber stacks are kept from launch to launch and freed at exit (LeakSanitizer-clean) */
+static struct StackPool {
+    ~StackPool()
+    {
+        for (char *st : stacks)
+            free(st);
+        stacks.clear();
+    }
+} stack_pool;
 
 static int live_block()
 {

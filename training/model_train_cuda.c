@@ -1,0 +1,737 @@
+/*
+ * model_train_cuda.c: CATANet training-mode forward and backward on a CUDA device, the twin of
+ * model_train.c: the same buffers (CatanetGroupAct), the same sequence of ops in the same order,
+ * each a kernels_cuda.h launcher in place of the CPU op. Read the two files side by side.
+ * All memory comes from catanet_train_cuda_create; nothing synchronises the host except the
+ * loss (the output is copied back to compute it) and the explicit copies.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "error.h"
+#include "model_train_cuda.h"
+
+#if !HAVE_CUDA
+
+int catanet_train_cuda_create(CatanetTrainCuda **out, CatanetModel *m, int batch, int h, int w, char *err,
+                              size_t es)
+{
+    *out = NULL;
+    return catanet_errf(err, es, CATANET_ERR_NO_DEVICE, "this build has no CUDA backend");
+}
+void catanet_train_cuda_free(CatanetTrainCuda *p) {}
+int catanet_train_cuda_forward(CatanetTrainCuda *p, const float *lr, const float *hr, float *out, double *loss)
+{
+    return CATANET_ERR_NO_DEVICE;
+}
+int catanet_train_cuda_backward(CatanetTrainCuda *p) { return CATANET_ERR_NO_DEVICE; }
+int catanet_train_cuda_zero_grads(CatanetTrainCuda *p) { return CATANET_ERR_NO_DEVICE; }
+int catanet_train_cuda_get_weights(CatanetTrainCuda *p, CatanetModel *m) { return CATANET_ERR_NO_DEVICE; }
+int catanet_train_cuda_set_weights(CatanetTrainCuda *p, const CatanetModel *m) { return CATANET_ERR_NO_DEVICE; }
+int catanet_train_cuda_get_grads(CatanetTrainCuda *p, CatanetModel *grads) { return CATANET_ERR_NO_DEVICE; }
+int catanet_train_cuda_adam(CatanetTrainCuda *p, float lr, float b1, float b2, float eps, int64_t t)
+{
+    return CATANET_ERR_NO_DEVICE;
+}
+int catanet_train_cuda_sync(CatanetTrainCuda *p) { return CATANET_ERR_NO_DEVICE; }
+const char *catanet_train_cuda_device(const CatanetTrainCuda *p) { return "none"; }
+const char *catanet_train_cuda_error(const CatanetTrainCuda *p) { return "this build has no CUDA backend"; }
+
+#else
+
+#include "kernels_cuda.h"
+#include "model_train.h"
+
+struct CatanetTrainCuda {
+    CatanetModel *model;       /* host: architecture and `initted` */
+    CatanetModel dm, dg;       /* the model's layout with device pointers: weights (+ means), gradients */
+    CatanetGroupW *dm_groups, *dg_groups;
+    float *d_weights, *d_grads;
+    float *d_m, *d_v;          /* Adam moments (allocated by the first catanet_train_cuda_adam) */
+    int batch, h, w, scale;
+    CatanetCudaCtx cx;
+    CatanetGroupAct *g;        /* device pointers, as model_train.h's */
+    void **lrsa_tab;           /* per group: the patch table (catanet_lrsa_cuda_table_fill) */
+    CatanetLrsaCudaScratch lsc; /* the LRSA forward's scratch, one image */
+    float *lr, *hr;            /* [B,3,h,w], [B,3,sh,sw] */
+    float *xin, *f0, *fsum;
+    float *up_in[2], *up_u[2], *up_s[2];
+    float *feat, *out_nhwc, *out, *dout;
+    float *tm[4], *tc[4];
+    float *dq, *dk, *dv, *dkg, *dvg, *dxg, *cwork, *c0;
+    float *dbig[2];
+    int32_t *count_tmp, *bucket_tmp;
+    float *block;
+    float *out_host;           /* [B,3,sh,sw] for the loss */
+    char device[256];
+    char err[256];
+};
+
+#define TRY(p, call)                                                                               \
+    do {                                                                                           \
+        int rc_ = (call);                                                                          \
+        if (rc_ < 0) {                                                                             \
+            snprintf((p)->err, sizeof((p)->err), "%s", (p)->cx.err);                               \
+            return rc_;                                                                            \
+        }                                                                                          \
+    } while (0)
+
+#define CUTRY(p, call)                                                                             \
+    do {                                                                                           \
+        cudaError_t st_ = (call);                                                                  \
+        if (st_ != cudaSuccess) {                                                                  \
+            snprintf((p)->err, sizeof((p)->err), "%s: %s", #call, cudaGetErrorString(st_));        \
+            return CATANET_ERR_CUDA;                                                               \
+        }                                                                                          \
+    } while (0)
+
+const char *catanet_train_cuda_error(const CatanetTrainCuda *p)
+{
+    return p ? p->err : "no plan";
+}
+
+const char *catanet_train_cuda_device(const CatanetTrainCuda *p)
+{
+    return p->device;
+}
+
+int catanet_train_cuda_sync(CatanetTrainCuda *p)
+{
+    CUTRY(p, cudaStreamSynchronize(p->cx.stream));
+    return 0;
+}
+
+static size_t mx(size_t a, size_t b)
+{
+    return a > b ? a : b;
+}
+
+/* every member of CatanetGroupW (and of the structs in it) is a float pointer into the arena */
+static void rebase_ptrs(float **v, size_t count, const float *from, float *to)
+{
+    for (size_t i = 0; i < count; i++)
+        if (v[i])
+            v[i] = to + (v[i] - from);
+}
+
+static int rebase_model(CatanetModel *dst, CatanetGroupW **groups, const CatanetModel *src, float *dev)
+{
+    *dst = *src;
+    int ng = src->info.num_groups;
+    *groups = calloc(ng ? ng : 1, sizeof(CatanetGroupW));
+    if (!*groups)
+        return CATANET_ERR_NOMEM;
+    memcpy(*groups, src->groups, sizeof(CatanetGroupW) * ng);
+    dst->groups = *groups;
+    dst->arena = dev;
+    rebase_ptrs((float **)*groups, sizeof(CatanetGroupW) / sizeof(float *) * ng, src->arena, dev);
+    float **top[] = { &dst->first_w, &dst->first_b, &dst->up_w[0], &dst->up_b[0], &dst->up_w[1], &dst->up_b[1],
+                      &dst->last_w, &dst->last_b };
+    for (size_t i = 0; i < sizeof(top) / sizeof(top[0]); i++)
+        rebase_ptrs(top[i], 1, src->arena, dev);
+    return 0;
+}
+
+void catanet_train_cuda_free(CatanetTrainCuda *p)
+{
+    if (!p)
+        return;
+    if (p->lrsa_tab)
+        for (int g = 0; g < p->model->info.num_groups; g++)
+            cudaFree(p->lrsa_tab[g]);
+    free(p->lrsa_tab);
+    cudaFree(p->block);
+    cudaFree(p->cx.work);
+    cudaFree(p->d_weights);
+    cudaFree(p->d_grads);
+    cudaFree(p->d_m);
+    cudaFree(p->d_v);
+    if (p->cx.blas)
+        cublasDestroy(p->cx.blas);
+    if (p->cx.stream)
+        cudaStreamDestroy(p->cx.stream);
+    free(p->dm_groups);
+    free(p->dg_groups);
+    free(p->g);
+    free(p->out_host);
+    free(p);
+}
+
+/* ---- planning: model_train.c's plan_buffers, on a device block ---- */
+typedef struct Alloc {
+    size_t total;
+    float *base;
+} Alloc;
+
+static float *take(Alloc *al, size_t n)
+{
+    float *p = al->base ? al->base + al->total : NULL;
+    al->total += (n + 63) & ~(size_t)63;
+    return p;
+}
+
+static void plan_ffn(Alloc *al, CatanetFfnAct *f, size_t BN, size_t C, size_t mlp)
+{
+    f->ln = take(al, BN * C);
+    f->mean = take(al, BN);
+    f->rstd = take(al, BN);
+    f->a = take(al, BN * mlp);
+    f->d = take(al, BN * mlp);
+}
+
+static void plan_buffers(CatanetTrainCuda *p, Alloc *al)
+{
+    const CatanetModelInfo *a = &p->model->info;
+    size_t B = p->batch, N = (size_t)p->h * p->w, BN = B * N, C = a->dim, qk = a->qk_dim, mlp = a->mlp_dim;
+    size_t s = p->scale, sBN = BN * s * s, Mmax = 1;
+    for (int g = 0; g < a->num_groups; g++) {
+        CatanetGroupAct *ga = &p->g[g];
+        size_t M = a->groups[g].num_tokens;
+        Mmax = mx(Mmax, M);
+        ga->tab_in = take(al, BN * C);
+        ga->xn = take(al, BN * C);
+        ga->xn_mean = take(al, BN);
+        ga->xn_rstd = take(al, BN);
+        ga->xu = take(al, BN * C);
+        ga->xu_norm = take(al, BN);
+        ga->xg = take(al, M * C);
+        ga->sum5 = take(al, M * C);
+        ga->bucket5 = (int32_t *)take(al, BN);
+        ga->count5 = (int32_t *)take(al, M);
+        ga->kg = take(al, M * qk);
+        ga->vg = take(al, M * C);
+        ga->ord = (int32_t *)take(al, BN);
+        ga->q = take(al, BN * qk);
+        ga->k = take(al, BN * qk);
+        ga->v = take(al, BN * C);
+        ga->att = take(al, BN * C);
+        ga->y1 = take(al, BN * C);
+        ga->t2 = take(al, BN * C);
+        plan_ffn(al, &ga->ffn1, BN, C, mlp);
+        ga->lrsa_in = take(al, BN * C);
+        ga->x1 = take(al, BN * C);
+        plan_ffn(al, &ga->ffn2, BN, C, mlp);
+        ga->mid_in = take(al, BN * C);
+    }
+    p->lr = take(al, BN * 3);
+    p->hr = take(al, sBN * 3);
+    p->xin = take(al, BN * 3);
+    p->f0 = take(al, BN * C);
+    p->fsum = take(al, BN * C);
+    int stages = s == 4 ? 2 : s > 1 ? 1 : 0, r = s == 4 ? 2 : (int)s;
+    size_t pix = BN;
+    for (int st = 0; st < stages; st++) {
+        p->up_u[st] = take(al, pix * C * r * r);
+        pix *= (size_t)r * r;
+        p->up_s[st] = take(al, pix * C);
+    }
+    p->out_nhwc = take(al, sBN * 3);
+    p->out = take(al, sBN * 3);
+    p->dout = take(al, sBN * 3);
+    for (int i = 0; i < 4; i++) {
+        p->tm[i] = take(al, BN * mlp);
+        p->tc[i] = take(al, BN * C);
+    }
+    p->dq = take(al, BN * qk);
+    p->dk = take(al, BN * qk);
+    p->dv = take(al, BN * C);
+    p->dkg = take(al, Mmax * qk);
+    p->dvg = take(al, Mmax * C);
+    p->dxg = take(al, Mmax * C);
+    p->cwork = take(al, Mmax * C);
+    p->c0 = take(al, Mmax * C);
+    p->count_tmp = (int32_t *)take(al, Mmax);
+    p->bucket_tmp = (int32_t *)take(al, BN);
+    p->dbig[0] = take(al, mx(sBN * mx(C, 3), 3 * BN * C));
+    p->dbig[1] = take(al, mx(sBN * C, 3 * BN * C));
+    /* the LRSA forward's scratch, one image at a time */
+    p->lsc.ln = take(al, N * C);
+    p->lsc.q = take(al, N * qk);
+    p->lsc.k = take(al, N * qk);
+    p->lsc.v = take(al, N * C);
+    p->lsc.asum = take(al, N * C);
+    p->lsc.proj = take(al, N * C);
+}
+
+int catanet_train_cuda_create(CatanetTrainCuda **out, CatanetModel *m, int batch, int h, int w, char *err,
+                              size_t es)
+{
+    const CatanetModelInfo *a = &m->info;
+    *out = NULL;
+    int min_side = 1, n_dev = 0;
+    for (int g = 0; g < a->num_groups; g++)
+        min_side = a->groups[g].patch_size > min_side ? a->groups[g].patch_size : min_side;
+    if (batch < 1 || h < min_side || w < min_side || h > 4096 || w > 4096)
+        return catanet_errf(err, es, CATANET_ERR_INVALID_ARG,
+                            "training batch %d of %dx%d: need batch >= 1 and sides in %d..4096 (the largest LRSA patch)",
+                            batch, w, h, min_side);
+    if (cudaGetDeviceCount(&n_dev) != cudaSuccess || n_dev < 1)
+        return catanet_errf(err, es, CATANET_ERR_NO_DEVICE, "no usable CUDA device");
+    CatanetTrainCuda *p = calloc(1, sizeof(*p));
+    if (!p)
+        return catanet_errf(err, es, CATANET_ERR_NOMEM, "out of memory");
+    struct cudaDeviceProp prop;
+    if (cudaGetDeviceProperties(&prop, 0) == cudaSuccess)
+        snprintf(p->device, sizeof(p->device), "%s", prop.name);
+    p->model = m;
+    p->batch = batch;
+    p->h = h;
+    p->w = w;
+    p->scale = a->upscale;
+    p->g = calloc(a->num_groups ? a->num_groups : 1, sizeof(*p->g));
+    p->lrsa_tab = calloc(a->num_groups ? a->num_groups : 1, sizeof(void *));
+    int N = h * w, C = a->dim, s = a->upscale, r = s == 4 ? 2 : s;
+    size_t on = (size_t)batch * 3 * N * s * s;
+    p->out_host = malloc(sizeof(float) * on);
+    int rc = CATANET_ERR_NOMEM;
+    if (!p->g || !p->lrsa_tab || !p->out_host)
+        goto fail;
+    rc = CATANET_ERR_CUDA;
+    if (cudaStreamCreateWithFlags(&p->cx.stream, cudaStreamNonBlocking) != cudaSuccess ||
+        cublasCreate(&p->cx.blas) != CUBLAS_STATUS_SUCCESS || cublasSetStream(p->cx.blas, p->cx.stream) != CUBLAS_STATUS_SUCCESS)
+        goto fail;
+    cublasSetMathMode(p->cx.blas, CUBLAS_DEFAULT_MATH);
+    p->cx.gemm_fp16 = 0; /* training is fp32 throughout */
+    /* cx.work: the largest any launcher needs */
+    size_t work = 16;
+    CatanetConv2dArgs convs[5] = {
+        { batch, h, w, 3, C, 3 },                 /* first_conv */
+        { batch, h, w, C, C, 3 },                 /* mid convs */
+        { batch, h, w, C, C * r * r, 3 },         /* upconv (first stage) */
+        { batch, h * r, w * r, C, C * r * r, 3 }, /* upconv2 (x4) */
+        { batch, h * s, w * s, C, 3, 3 },         /* last_conv */
+    };
+    for (int i = 0; i < 5; i++) {
+        work = mx(work, catanet_conv2d_cuda_work(&convs[i]));
+        work = mx(work, catanet_conv2d_bwd_cuda_work(&convs[i]));
+    }
+    for (int g = 0; g < a->num_groups; g++) {
+        const CatanetGroupInfo *gi = &a->groups[g];
+        CatanetIasaArgs ia = { N, gi->group_size, gi->num_tokens, a->heads, a->qk_dim / a->heads, C / a->heads };
+        CatanetLrsaArgs la = { h, w, C, gi->patch_size, a->heads, a->qk_dim / a->heads, C / a->heads };
+        work = mx(work, catanet_cluster_cuda_work(N, C, gi->num_tokens));
+        work = mx(work, catanet_iasa_bwd_cuda_work(&ia));
+        work = mx(work, catanet_lrsa_bwd_cuda_work(&la));
+        size_t tb = catanet_lrsa_cuda_table_bytes(&la);
+        void *ht = malloc(tb ? tb : 1);
+        if (!ht || catanet_lrsa_cuda_table_fill(&la, ht) < 0 || cudaMalloc(&p->lrsa_tab[g], tb ? tb : 1) != cudaSuccess ||
+            cudaMemcpy(p->lrsa_tab[g], ht, tb, cudaMemcpyHostToDevice) != cudaSuccess) {
+            free(ht);
+            goto fail;
+        }
+        free(ht);
+    }
+    p->cx.work_floats = (work + 63) & ~(size_t)63;
+    Alloc al = { 0, NULL };
+    plan_buffers(p, &al);
+    size_t total = al.total;
+    if (cudaMalloc((void **)&p->cx.work, sizeof(float) * p->cx.work_floats) != cudaSuccess ||
+        cudaMalloc((void **)&p->block, sizeof(float) * total) != cudaSuccess ||
+        cudaMalloc((void **)&p->d_weights, sizeof(float) * m->arena_floats) != cudaSuccess ||
+        cudaMalloc((void **)&p->d_grads, sizeof(float) * m->arena_floats) != cudaSuccess)
+        goto fail;
+    if (cudaMemset(p->block, 0, sizeof(float) * total) != cudaSuccess ||
+        cudaMemset(p->d_grads, 0, sizeof(float) * m->arena_floats) != cudaSuccess ||
+        cudaMemcpy(p->d_weights, m->arena, sizeof(float) * m->arena_floats, cudaMemcpyHostToDevice) != cudaSuccess)
+        goto fail;
+    rc = CATANET_ERR_NOMEM;
+    if (rebase_model(&p->dm, &p->dm_groups, m, p->d_weights) < 0 || rebase_model(&p->dg, &p->dg_groups, m, p->d_grads) < 0)
+        goto fail;
+    al.total = 0;
+    al.base = p->block;
+    plan_buffers(p, &al);
+    *out = p;
+    return 0;
+fail:
+    catanet_train_cuda_free(p);
+    return catanet_errf(err, es, rc, "planning CUDA training on %d x %dx%d: %s", batch, w, h,
+                        rc == CATANET_ERR_NOMEM ? "out of host memory" : "CUDA setup or device allocation failed");
+}
+
+int catanet_train_cuda_get_weights(CatanetTrainCuda *p, CatanetModel *m)
+{
+    CUTRY(p, cudaStreamSynchronize(p->cx.stream));
+    CUTRY(p, cudaMemcpy(m->arena, p->d_weights, sizeof(float) * m->arena_floats, cudaMemcpyDeviceToHost));
+    return 0;
+}
+
+int catanet_train_cuda_set_weights(CatanetTrainCuda *p, const CatanetModel *m)
+{
+    CUTRY(p, cudaStreamSynchronize(p->cx.stream));
+    CUTRY(p, cudaMemcpy(p->d_weights, m->arena, sizeof(float) * m->arena_floats, cudaMemcpyHostToDevice));
+    return 0;
+}
+
+int catanet_train_cuda_get_grads(CatanetTrainCuda *p, CatanetModel *grads)
+{
+    CUTRY(p, cudaStreamSynchronize(p->cx.stream));
+    CUTRY(p, cudaMemcpy(grads->arena, p->d_grads, sizeof(float) * grads->arena_floats, cudaMemcpyDeviceToHost));
+    return 0;
+}
+
+int catanet_train_cuda_zero_grads(CatanetTrainCuda *p)
+{
+    CUTRY(p, cudaMemsetAsync(p->d_grads, 0, sizeof(float) * p->model->arena_floats, p->cx.stream));
+    return 0;
+}
+
+int catanet_train_cuda_adam(CatanetTrainCuda *p, float lr, float b1, float b2, float eps, int64_t t)
+{
+    const CatanetModel *m = p->model;
+    size_t n = m->arena_floats;
+    if (!p->d_m) {
+        CUTRY(p, cudaMalloc((void **)&p->d_m, sizeof(float) * n));
+        CUTRY(p, cudaMalloc((void **)&p->d_v, sizeof(float) * n));
+        CUTRY(p, cudaMemsetAsync(p->d_m, 0, sizeof(float) * n, p->cx.stream));
+        CUTRY(p, cudaMemsetAsync(p->d_v, 0, sizeof(float) * n, p->cx.stream));
+    }
+    for (int i = 0; i < m->n_tensors; i++) {
+        const CatanetTensorDef *d = &m->tensors[i];
+        if (!d->is_buffer)
+            TRY(p, catanet_adam_update_cuda(&p->cx, d->numel, p->d_weights + d->offset, p->d_grads + d->offset,
+                                            p->d_m + d->offset, p->d_v + d->offset, lr, b1, b2, eps, t));
+    }
+    return 0;
+}
+
+/* ---- small helpers on the plan's stream ---- */
+static int zero(CatanetTrainCuda *p, void *d, size_t floats)
+{
+    CUTRY(p, cudaMemsetAsync(d, 0, sizeof(float) * floats, p->cx.stream));
+    return 0;
+}
+
+static int copy(CatanetTrainCuda *p, void *dst, const void *src, size_t floats)
+{
+    CUTRY(p, cudaMemcpyAsync(dst, src, sizeof(float) * floats, cudaMemcpyDeviceToDevice, p->cx.stream));
+    return 0;
+}
+
+static int conv(CatanetTrainCuda *p, int h, int w, int cin, int cout, const float *in, const float *wt,
+                const float *bias, float *out)
+{
+    CatanetConv2dArgs a = { p->batch, h, w, cin, cout, 3 };
+    TRY(p, catanet_conv2d_fwd_cuda(&p->cx, &a, in, wt, bias, out));
+    return 0;
+}
+
+static int conv_bwd(CatanetTrainCuda *p, int h, int w, int cin, int cout, const float *in, const float *wt,
+                    const float *dout, float *din, float *dwt, float *dbias)
+{
+    CatanetConv2dArgs a = { p->batch, h, w, cin, cout, 3 };
+    TRY(p, catanet_conv2d_bwd_cuda(&p->cx, &a, in, wt, dout, din, dwt, dbias));
+    return 0;
+}
+
+/* ---- ConvFFN under PreNorm with its residual (model_train.c's ffn_fwd / ffn_bwd) ---- */
+static int ffn_fwd(CatanetTrainCuda *p, const CatanetFfnW *w, CatanetFfnAct *f, const float *x, float *out)
+{
+    const CatanetModelInfo *a = &p->model->info;
+    CatanetCudaCtx *cx = &p->cx;
+    int BN = p->batch * p->h * p->w, C = a->dim, mlp = a->mlp_dim;
+    size_t nm = (size_t)BN * mlp;
+    float *ga = p->tm[0], *gd = p->tm[1];
+    TRY(p, catanet_layernorm_fwd_stats_cuda(cx, BN, C, x, w->norm_w, w->norm_b, f->ln, f->mean, f->rstd));
+    TRY(p, catanet_linear_fwd_cuda(cx, BN, C, mlp, f->ln, w->fc1_w, w->fc1_b, f->a));
+    TRY(p, catanet_gelu_fwd_cuda(cx, nm, f->a, ga));
+    CatanetDwconvArgs da = { p->batch, p->h, p->w, mlp, 5 };
+    TRY(p, catanet_dwconv_fwd_cuda(cx, &da, ga, w->dw_w, w->dw_b, f->d));
+    TRY(p, catanet_gelu_fwd_cuda(cx, nm, f->d, gd));
+    TRY(p, catanet_add_fwd_cuda(cx, nm, ga, gd, gd));
+    TRY(p, catanet_linear_fwd_cuda(cx, BN, mlp, C, gd, w->fc2_w, w->fc2_b, p->tc[0]));
+    TRY(p, catanet_add_fwd_cuda(cx, (size_t)BN * C, x, p->tc[0], out));
+    return 0;
+}
+
+static int ffn_bwd(CatanetTrainCuda *p, const CatanetFfnW *w, const CatanetFfnW *gw, const CatanetFfnAct *f,
+                   const float *x, const float *dout, float *dx)
+{
+    const CatanetModelInfo *a = &p->model->info;
+    CatanetCudaCtx *cx = &p->cx;
+    int BN = p->batch * p->h * p->w, C = a->dim, mlp = a->mlp_dim;
+    size_t nm = (size_t)BN * mlp;
+    float *ga = p->tm[0], *s = p->tm[1], *ds = p->tm[2], *dd = p->tm[3], *dln = p->tc[0];
+    TRY(p, catanet_gelu_fwd_cuda(cx, nm, f->a, ga));
+    TRY(p, catanet_gelu_fwd_cuda(cx, nm, f->d, s));
+    TRY(p, catanet_add_fwd_cuda(cx, nm, ga, s, s));
+    TRY(p, zero(p, ds, nm));
+    TRY(p, catanet_linear_bwd_cuda(cx, BN, mlp, C, s, w->fc2_w, dout, ds, gw->fc2_w, gw->fc2_b));
+    TRY(p, zero(p, dd, nm));
+    TRY(p, catanet_gelu_bwd_cuda(cx, nm, f->d, ds, dd));
+    CatanetDwconvArgs da = { p->batch, p->h, p->w, mlp, 5 };
+    TRY(p, catanet_dwconv_bwd_cuda(cx, &da, ga, w->dw_w, dd, ds, gw->dw_w, gw->dw_b));
+    TRY(p, zero(p, dd, nm));
+    TRY(p, catanet_gelu_bwd_cuda(cx, nm, f->a, ds, dd));
+    TRY(p, zero(p, dln, (size_t)BN * C));
+    TRY(p, catanet_linear_bwd_cuda(cx, BN, C, mlp, f->ln, w->fc1_w, dd, dln, gw->fc1_w, gw->fc1_b));
+    TRY(p, catanet_layernorm_bwd_cuda(cx, BN, C, x, w->norm_w, f->mean, f->rstd, dln, dx, gw->norm_w, gw->norm_b));
+    TRY(p, catanet_add_fwd_cuda(cx, (size_t)BN * C, dx, dout, dx));
+    return 0;
+}
+
+/* ---- TAB (training mode, spec §1.3) ---- */
+static int tab_fwd(CatanetTrainCuda *p, int gi, const float *x, float *out)
+{
+    const CatanetModelInfo *a = &p->model->info;
+    CatanetCudaCtx *cx = &p->cx;
+    const CatanetTabW *w = &p->dm.groups[gi].tab;
+    CatanetGroupAct *g = &p->g[gi];
+    int N = p->h * p->w, BN = p->batch * N, C = a->dim, qk = a->qk_dim, M = a->groups[gi].num_tokens;
+    TRY(p, copy(p, g->tab_in, x, (size_t)BN * C));
+    TRY(p, catanet_layernorm_fwd_stats_cuda(cx, BN, C, x, w->norm_w, w->norm_b, g->xn, g->xn_mean, g->xn_rstd));
+    TRY(p, catanet_normalize_fwd_cuda(cx, BN, C, g->xn, g->xu, g->xu_norm));
+    /* centers: avg-pool init on the first step, else the buffer; 4 refinements without gradient */
+    float *c = p->c0, *cu = p->cwork;
+    if (!p->model->initted[gi])
+        TRY(p, catanet_center_init_cuda(cx, p->batch, N, C, M, g->xn, c));
+    else
+        TRY(p, copy(p, c, w->means, (size_t)M * C));
+    for (int it = 0; it < 4; it++) {
+        TRY(p, catanet_normalize_fwd_cuda(cx, M, C, c, cu, NULL));
+        TRY(p, catanet_center_iter_fwd_cuda(cx, BN, C, M, g->xu, cu, p->bucket_tmp, g->sum5, p->count_tmp, c));
+    }
+    /* the fifth, differentiable refinement: xg */
+    TRY(p, catanet_normalize_fwd_cuda(cx, M, C, c, cu, NULL));
+    TRY(p, catanet_center_iter_fwd_cuda(cx, BN, C, M, g->xu, cu, g->bucket5, g->sum5, g->count5, g->xg));
+    /* IRCA keys/values from the refined unit centers */
+    TRY(p, catanet_linear_fwd_cuda(cx, M, C, qk, g->xg, w->irca_k, NULL, g->kg));
+    TRY(p, catanet_linear_fwd_cuda(cx, M, C, C, g->xg, w->irca_v, NULL, g->vg));
+    /* CATA grouping by the refined centers (detached), per image */
+    for (int b = 0; b < p->batch; b++)
+        TRY(p, catanet_cluster_fwd_cuda(cx, N, C, M, g->xn + (size_t)b * N * C, g->xg, p->bucket_tmp,
+                                        g->ord + (size_t)b * N));
+    TRY(p, catanet_linear_fwd_cuda(cx, BN, C, qk, g->xn, w->q, NULL, g->q));
+    TRY(p, catanet_linear_fwd_cuda(cx, BN, C, qk, g->xn, w->k, NULL, g->k));
+    TRY(p, catanet_linear_fwd_cuda(cx, BN, C, C, g->xn, w->v, NULL, g->v));
+    CatanetIasaArgs ia = { N, a->groups[gi].group_size, M, a->heads, qk / a->heads, C / a->heads };
+    for (int b = 0; b < p->batch; b++) {
+        size_t oq = (size_t)b * N * qk, ov = (size_t)b * N * C;
+        TRY(p, catanet_iasa_fwd_cuda(cx, &ia, g->q + oq, g->k + oq, g->v + ov, g->ord + (size_t)b * N, g->kg, g->vg,
+                                     g->att + ov));
+    }
+    TRY(p, catanet_linear_fwd_cuda(cx, BN, C, C, g->att, w->proj, NULL, g->y1));
+    TRY(p, catanet_linear_fwd_cuda(cx, BN, C, C, g->y1, w->conv1x1, NULL, p->tc[1]));
+    TRY(p, catanet_add_fwd_cuda(cx, (size_t)BN * C, x, p->tc[1], g->t2));
+    return ffn_fwd(p, &w->mlp, &g->ffn1, g->t2, out);
+}
+
+/* the EMA of the centers, after the network's forward (no gradient) */
+static int tab_update_means(CatanetTrainCuda *p, int gi)
+{
+    CatanetModel *mdl = p->model;
+    size_t n = (size_t)mdl->info.groups[gi].num_tokens * mdl->info.dim;
+    float *means = p->dm.groups[gi].tab.means;
+    if (!mdl->initted[gi]) {
+        TRY(p, copy(p, means, p->g[gi].xg, n));
+        mdl->initted[gi] = 1;
+    } else {
+        TRY(p, catanet_center_ema_cuda(&p->cx, n, means, p->g[gi].xg));
+    }
+    return 0;
+}
+
+static int tab_bwd(CatanetTrainCuda *p, int gi, const float *dout, float *dx)
+{
+    const CatanetModelInfo *a = &p->model->info;
+    CatanetCudaCtx *cx = &p->cx;
+    const CatanetTabW *w = &p->dm.groups[gi].tab;
+    const CatanetTabW *gw = &p->dg.groups[gi].tab;
+    CatanetGroupAct *g = &p->g[gi];
+    int N = p->h * p->w, BN = p->batch * N, C = a->dim, qk = a->qk_dim, M = a->groups[gi].num_tokens;
+    size_t nc = (size_t)BN * C;
+    float *dt2 = p->tc[3];
+    TRY(p, zero(p, dt2, nc));
+    TRY(p, ffn_bwd(p, &w->mlp, &gw->mlp, &g->ffn1, g->t2, dout, dt2));
+    TRY(p, catanet_add_fwd_cuda(cx, nc, dx, dt2, dx));
+    float *dy1 = p->tc[1], *datt = p->tc[2];
+    TRY(p, zero(p, dy1, nc));
+    TRY(p, catanet_linear_bwd_cuda(cx, BN, C, C, g->y1, w->conv1x1, dt2, dy1, gw->conv1x1, NULL));
+    TRY(p, zero(p, datt, nc));
+    TRY(p, catanet_linear_bwd_cuda(cx, BN, C, C, g->att, w->proj, dy1, datt, gw->proj, NULL));
+    TRY(p, zero(p, p->dq, (size_t)BN * qk));
+    TRY(p, zero(p, p->dk, (size_t)BN * qk));
+    TRY(p, zero(p, p->dv, nc));
+    TRY(p, zero(p, p->dkg, (size_t)M * qk));
+    TRY(p, zero(p, p->dvg, (size_t)M * C));
+    CatanetIasaArgs ia = { N, a->groups[gi].group_size, M, a->heads, qk / a->heads, C / a->heads };
+    for (int b = 0; b < p->batch; b++) {
+        size_t oq = (size_t)b * N * qk, ov = (size_t)b * N * C;
+        TRY(p, catanet_iasa_bwd_cuda(cx, &ia, g->q + oq, g->k + oq, g->v + ov, g->ord + (size_t)b * N, g->kg, g->vg,
+                                     datt + ov, p->dq + oq, p->dk + oq, p->dv + ov, p->dkg, p->dvg));
+    }
+    float *dxn = p->tc[0];
+    TRY(p, zero(p, dxn, nc));
+    TRY(p, catanet_linear_bwd_cuda(cx, BN, C, qk, g->xn, w->q, p->dq, dxn, gw->q, NULL));
+    TRY(p, catanet_linear_bwd_cuda(cx, BN, C, qk, g->xn, w->k, p->dk, dxn, gw->k, NULL));
+    TRY(p, catanet_linear_bwd_cuda(cx, BN, C, C, g->xn, w->v, p->dv, dxn, gw->v, NULL));
+    TRY(p, zero(p, p->dxg, (size_t)M * C));
+    TRY(p, catanet_linear_bwd_cuda(cx, M, C, qk, g->xg, w->irca_k, p->dkg, p->dxg, gw->irca_k, NULL));
+    TRY(p, catanet_linear_bwd_cuda(cx, M, C, C, g->xg, w->irca_v, p->dvg, p->dxg, gw->irca_v, NULL));
+    float *dxu = p->dv; /* free again; [BN,C] */
+    TRY(p, zero(p, dxu, nc));
+    TRY(p, catanet_center_iter_bwd_cuda(cx, BN, C, M, g->bucket5, g->sum5, g->count5, g->xg, p->dxg, p->cwork, dxu));
+    TRY(p, catanet_normalize_bwd_cuda(cx, BN, C, g->xu, g->xu_norm, dxu, dxn));
+    TRY(p, catanet_layernorm_bwd_cuda(cx, BN, C, g->tab_in, w->norm_w, g->xn_mean, g->xn_rstd, dxn, dx, gw->norm_w,
+                                      gw->norm_b));
+    return 0;
+}
+
+/* ---- LRSA ---- */
+static CatanetLrsaArgs lrsa_args(const CatanetTrainCuda *p, int gi)
+{
+    const CatanetModelInfo *a = &p->model->info;
+    CatanetLrsaArgs la = { p->h, p->w, a->dim, a->groups[gi].patch_size, a->heads, a->qk_dim / a->heads,
+                           a->dim / a->heads };
+    return la;
+}
+
+static int lrsa_fwd(CatanetTrainCuda *p, int gi, const float *x, float *out)
+{
+    const CatanetLrsaW *w = &p->dm.groups[gi].lrsa;
+    CatanetGroupAct *g = &p->g[gi];
+    int N = p->h * p->w, C = p->model->info.dim;
+    TRY(p, copy(p, g->lrsa_in, x, (size_t)p->batch * N * C));
+    CatanetLrsaArgs la = lrsa_args(p, gi);
+    CatanetLrsaWeights lw = { w->norm_w, w->norm_b, w->q, w->k, w->v, w->proj };
+    for (int b = 0; b < p->batch; b++) {
+        size_t o = (size_t)b * N * C;
+        TRY(p, catanet_lrsa_fwd_cuda(&p->cx, &la, &lw, p->lrsa_tab[gi], &p->lsc, x + o, g->x1 + o));
+    }
+    return ffn_fwd(p, &w->ffn, &g->ffn2, g->x1, out);
+}
+
+static int lrsa_bwd(CatanetTrainCuda *p, int gi, const float *dout, float *dx)
+{
+    const CatanetLrsaW *w = &p->dm.groups[gi].lrsa;
+    const CatanetLrsaW *gw = &p->dg.groups[gi].lrsa;
+    CatanetGroupAct *g = &p->g[gi];
+    int N = p->h * p->w, C = p->model->info.dim;
+    float *dx1 = p->tc[3];
+    TRY(p, zero(p, dx1, (size_t)p->batch * N * C));
+    TRY(p, ffn_bwd(p, &w->ffn, &gw->ffn, &g->ffn2, g->x1, dout, dx1));
+    CatanetLrsaArgs la = lrsa_args(p, gi);
+    CatanetLrsaWeights lw = { w->norm_w, w->norm_b, w->q, w->k, w->v, w->proj };
+    CatanetLrsaGrads lg = { gw->norm_w, gw->norm_b, gw->q, gw->k, gw->v, gw->proj };
+    for (int b = 0; b < p->batch; b++) {
+        size_t o = (size_t)b * N * C;
+        TRY(p, catanet_lrsa_bwd_cuda(&p->cx, &la, &lw, p->lrsa_tab[gi], g->lrsa_in + o, dx1 + o, dx + o, &lg));
+    }
+    return 0;
+}
+
+/* ---- the whole network ---- */
+
+int catanet_train_cuda_forward(CatanetTrainCuda *p, const float *lr, const float *hr, float *out, double *loss)
+{
+    const CatanetModel *m = &p->dm;
+    const CatanetModelInfo *a = &p->model->info;
+    CatanetCudaCtx *cx = &p->cx;
+    int H = p->h, W = p->w, N = H * W, B = p->batch, C = a->dim, s = p->scale;
+    size_t BN = (size_t)B * N, on = (size_t)N * s * s;
+    if (!lr || !hr) {
+        snprintf(p->err, sizeof(p->err), "catanet_train_cuda_forward: lr and hr are both needed");
+        return CATANET_ERR_INVALID_ARG;
+    }
+    CUTRY(p, cudaMemcpyAsync(p->lr, lr, sizeof(float) * BN * 3, cudaMemcpyHostToDevice, cx->stream));
+    CUTRY(p, cudaMemcpyAsync(p->hr, hr, sizeof(float) * B * 3 * on, cudaMemcpyHostToDevice, cx->stream));
+    for (int b = 0; b < B; b++) /* NCHW -> NHWC tokens (frame staging without mirroring) */
+        TRY(p, catanet_frame_in_fwd_cuda(cx, H, W, H, W, p->lr + (size_t)b * 3 * N, p->xin + (size_t)b * N * 3, NULL));
+    TRY(p, conv(p, H, W, 3, C, p->xin, m->first_w, m->first_b, p->f0));
+    float *f = p->fsum;
+    TRY(p, copy(p, f, p->f0, BN * C));
+    for (int g = 0; g < a->num_groups; g++) {
+        CatanetGroupAct *ga = &p->g[g];
+        TRY(p, tab_fwd(p, g, f, ga->lrsa_in));
+        TRY(p, lrsa_fwd(p, g, ga->lrsa_in, ga->mid_in));
+        TRY(p, conv(p, H, W, C, C, ga->mid_in, m->groups[g].mid_w, m->groups[g].mid_b, p->tc[2]));
+        TRY(p, catanet_add_fwd_cuda(cx, BN * C, ga->tab_in, p->tc[2], f));
+    }
+    TRY(p, catanet_add_fwd_cuda(cx, BN * C, f, p->f0, f));
+    const float *feat = f;
+    int fh = H, fw = W;
+    int stages = s == 4 ? 2 : s > 1 ? 1 : 0, r = s == 4 ? 2 : s;
+    for (int st = 0; st < stages; st++) {
+        p->up_in[st] = (float *)feat;
+        TRY(p, conv(p, fh, fw, C, C * r * r, feat, m->up_w[st], m->up_b[st], p->up_u[st]));
+        CatanetShuffleArgs sa = { B, fh, fw, C, r };
+        TRY(p, catanet_pixel_shuffle_fwd_cuda(cx, &sa, p->up_u[st], p->up_s[st]));
+        fh *= r;
+        fw *= r;
+        TRY(p, catanet_lrelu_fwd_cuda(cx, (size_t)B * fh * fw * C, p->up_s[st], p->up_s[st]));
+        feat = p->up_s[st];
+    }
+    p->feat = (float *)feat;
+    int oh = H * s, ow = W * s;
+    TRY(p, conv(p, oh, ow, C, 3, feat, m->last_w, m->last_b, p->out_nhwc));
+    for (int b = 0; b < B; b++)
+        TRY(p, catanet_bilinear_add_fwd_cuda(cx, H, W, s, p->lr + (size_t)b * 3 * N, p->out_nhwc + (size_t)b * on * 3,
+                                             oh, ow, p->out + (size_t)b * 3 * on));
+    for (int g = 0; g < a->num_groups; g++)
+        TRY(p, tab_update_means(p, g));
+    /* the loss on the host (the output is small next to the activations) */
+    CUTRY(p, cudaMemcpyAsync(p->out_host, p->out, sizeof(float) * B * 3 * on, cudaMemcpyDeviceToHost, cx->stream));
+    CUTRY(p, cudaStreamSynchronize(cx->stream));
+    if (out)
+        memcpy(out, p->out_host, sizeof(float) * B * 3 * on);
+    if (loss)
+        *loss = catanet_l1_loss_fwd_ref((size_t)B * 3 * on, p->out_host, hr);
+    return 0;
+}
+
+int catanet_train_cuda_backward(CatanetTrainCuda *p)
+{
+    const CatanetModel *m = &p->dm, *gr = &p->dg;
+    const CatanetModelInfo *a = &p->model->info;
+    CatanetCudaCtx *cx = &p->cx;
+    int H = p->h, W = p->w, N = H * W, B = p->batch, C = a->dim, s = p->scale;
+    size_t BN = (size_t)B * N;
+    int oh = H * s, ow = W * s;
+    size_t on = (size_t)oh * ow;
+    /* L1 -> d out (NCHW), then NHWC for last_conv (the bilinear base has no parameters) */
+    TRY(p, zero(p, p->dbig[0], (size_t)B * 3 * on));
+    TRY(p, catanet_l1_loss_bwd_cuda(cx, (size_t)B * 3 * on, p->out, p->hr, 1.0f, p->dbig[0]));
+    for (int b = 0; b < B; b++)
+        TRY(p, catanet_frame_in_fwd_cuda(cx, oh, ow, oh, ow, p->dbig[0] + (size_t)b * 3 * on, p->dout + (size_t)b * on * 3,
+                                         NULL));
+    int stages = s == 4 ? 2 : s > 1 ? 1 : 0, r = s == 4 ? 2 : s;
+    float *dfeat = p->dbig[0], *dtmp = p->dbig[1];
+    TRY(p, zero(p, dfeat, (size_t)B * on * C));
+    TRY(p, conv_bwd(p, oh, ow, C, 3, p->feat, m->last_w, p->dout, dfeat, gr->last_w, gr->last_b));
+    int fh = oh, fw = ow;
+    for (int st = stages - 1; st >= 0; st--) {
+        size_t n = (size_t)B * fh * fw * C;
+        TRY(p, zero(p, dtmp, n));
+        TRY(p, catanet_lrelu_bwd_cuda(cx, n, p->up_s[st], dfeat, dtmp));
+        fh /= r;
+        fw /= r;
+        CatanetShuffleArgs sa = { B, fh, fw, C, r };
+        TRY(p, zero(p, dfeat, n));
+        TRY(p, catanet_pixel_shuffle_bwd_cuda(cx, &sa, dtmp, dfeat));
+        size_t nin = (size_t)B * fh * fw * C;
+        TRY(p, zero(p, dtmp, nin));
+        TRY(p, conv_bwd(p, fh, fw, C, C * r * r, p->up_in[st], m->up_w[st], dfeat, dtmp, gr->up_w[st], gr->up_b[st]));
+        TRY(p, copy(p, dfeat, dtmp, nin));
+    }
+    float *df = p->dbig[1], *df0 = p->dbig[0] + BN * C;
+    TRY(p, copy(p, df, dfeat, BN * C));
+    TRY(p, copy(p, df0, dfeat, BN * C));
+    float *dmid = p->dbig[0], *dlrsa = p->dbig[1] + BN * C, *dtab = p->dbig[1] + 2 * BN * C;
+    for (int g = a->num_groups - 1; g >= 0; g--) {
+        CatanetGroupAct *ga = &p->g[g];
+        TRY(p, zero(p, dmid, BN * C));
+        TRY(p, conv_bwd(p, H, W, C, C, ga->mid_in, m->groups[g].mid_w, df, dmid, gr->groups[g].mid_w,
+                        gr->groups[g].mid_b));
+        TRY(p, zero(p, dlrsa, BN * C));
+        TRY(p, lrsa_bwd(p, g, dmid, dlrsa));
+        TRY(p, zero(p, dtab, BN * C));
+        TRY(p, tab_bwd(p, g, dlrsa, dtab));
+        TRY(p, catanet_add_fwd_cuda(cx, BN * C, df, dtab, df));
+    }
+    TRY(p, catanet_add_fwd_cuda(cx, BN * C, df, df0, df));
+    TRY(p, conv_bwd(p, H, W, 3, C, p->xin, m->first_w, df, NULL, gr->first_w, gr->first_b));
+    return 0;
+}
+
+#endif /* HAVE_CUDA */
