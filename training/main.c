@@ -5,7 +5,7 @@
  *   catanet-train resume CKPT [options]    continue a checkpoint (options may extend --iters)
  *   catanet-train export CKPT OUT          the model file the engine loads
  *   catanet-train grad -m MODEL --input X.npy --target Y.npy --out G.safetensors [--first-step]
- *   catanet-train bench [--batch B] [--patch P] [--steps N] [--threads T] [arch options]
+ *   catanet-train bench [--batch B] [--patch P] [--steps N] [--threads T] [--device cpu|cuda] [arch options]
  *   catanet-train prune|extract|distill ...   depth pruning and distillation (training/prune.h, distill.h)
  */
 #include <errno.h>
@@ -28,6 +28,7 @@
 #include "metrics.h"
 #include "model.h"
 #include "model_train.h"
+#include "model_train_cuda.h"
 #include "prune.h"
 #include "distill.h"
 #include "safetensors.h"
@@ -53,6 +54,7 @@ typedef struct TrainCfg {
     const char *ckpt, *log, *from, *cache;
     int quiet;
     int new_data; /* resume: accept a changed image set (--new-data) */
+    int cuda;     /* --device cuda (bench only so far: training/model_train_cuda.h) */
 } TrainCfg;
 
 static volatile sig_atomic_t g_stop;
@@ -571,7 +573,7 @@ static void usage(void)
             "  catanet-train resume CKPT [--iters N] [--threads T] [--batch B --patch P] [--new-data] [--quiet]\n"
             "  catanet-train export CKPT OUT.safetensors\n"
             "  catanet-train grad -m MODEL --input X.npy --target Y.npy --out G.safetensors [--first-step]\n"
-            "  catanet-train bench [--batch B] [--patch P] [--steps N] [arch options]\n"
+            "  catanet-train bench [--batch B] [--patch P] [--steps N] [--device cpu|cuda] [arch options]\n"
             "  catanet-train prune|extract|distill (run one without options for its usage)\n"
             "options: --scale S (2)  --arch L | --dim D --qk-dim Q --heads H --mlp-dim M --groups K\n"
             "  --tokens a,b,.. --group-size a,b,.. --patch-size a,b,.. (per group, repeated cyclically)\n"
@@ -711,6 +713,11 @@ static int set_opt(TrainCfg *c, ArchOpts *ao, const char *k, const char *v, int 
         c->seed = strtoull(v, NULL, 10);
     else if (!strcmp(k, "threads"))
         c->threads = atoi(v);
+    else if (!strcmp(k, "device")) {
+        if (strcmp(v, "cpu") && strcmp(v, "cuda"))
+            die("--device cpu|cuda, not '%s'", v);
+        c->cuda = !strcmp(v, "cuda");
+    }
     else if (!strcmp(k, "val-every"))
         c->val_every = (int64_t)strtod(v, NULL);
     else if (!strcmp(k, "ckpt"))
@@ -856,6 +863,51 @@ static int cmd_grad(const char *model_path, const char *in, const char *tgt, con
     return 0;
 }
 
+/* bench --device cuda: the same steps on the GPU (training/model_train_cuda.c), timed after a sync */
+static int cmd_bench_cuda(TrainCfg *c, const CatanetModelInfo *info, CatanetModel *m)
+{
+    char err[512];
+    int B = c->batch, P = c->patch, s = info->upscale;
+    CatanetTrainCuda *p;
+    if (catanet_train_cuda_create(&p, m, B, P, P, err, sizeof(err)) < 0)
+        die("%s", err);
+    size_t nlr = (size_t)B * 3 * P * P, nhr = nlr * s * s;
+    float *lr = malloc(sizeof(float) * nlr), *hr = malloc(sizeof(float) * nhr);
+    uint64_t r = c->seed;
+    for (size_t i = 0; i < nlr; i++)
+        lr[i] = (float)rng_uniform(&r);
+    for (size_t i = 0; i < nhr; i++)
+        hr[i] = (float)rng_uniform(&r);
+    int steps = c->iters > 0 && c->iters < 1000 ? (int)c->iters : 5;
+    double tf = 0, tb = 0, t_all0 = 0, loss = 0;
+    for (int it = 0; it <= steps; it++) { /* step 0 warms up */
+        double t0 = now_s();
+        if (catanet_train_cuda_zero_grads(p) < 0 || catanet_train_cuda_forward(p, lr, hr, NULL, &loss) < 0)
+            die("bench --device cuda: %s", catanet_train_cuda_error(p));
+        double t1 = now_s();
+        if (catanet_train_cuda_backward(p) < 0 || catanet_train_cuda_adam(p, 2e-4f, 0.9f, 0.99f, 1e-8f, it + 1) < 0 ||
+            catanet_train_cuda_sync(p) < 0)
+            die("bench --device cuda: %s", catanet_train_cuda_error(p));
+        double t2 = now_s();
+        if (it == 0) {
+            t_all0 = now_s();
+            continue;
+        }
+        tf += t1 - t0;
+        tb += t2 - t1;
+    }
+    double total = now_s() - t_all0;
+    printf("bench: x%d, %d groups, dim %d, batch %d of %dx%d LR, cuda (%s): %.3f s/step (forward %.3f, backward+adam "
+           "%.3f), %.3f it/s; last loss %.5f\n",
+           s, info->num_groups, info->dim, B, P, P, catanet_train_cuda_device(p), total / steps, tf / steps, tb / steps,
+           steps / total, loss);
+    catanet_train_cuda_free(p);
+    free(lr);
+    free(hr);
+    catanet_model_free(m);
+    return 0;
+}
+
 static int cmd_bench(TrainCfg *c, ArchOpts *ao)
 {
     char err[512];
@@ -865,6 +917,8 @@ static int cmd_bench(TrainCfg *c, ArchOpts *ao)
     if (catanet_model_create(&m, &info, err, sizeof(err)) < 0)
         die("%s", err);
     catanet_train_init_weights(m, c->seed);
+    if (c->cuda)
+        return cmd_bench_cuda(c, &info, m);
     g = new_like(m);
     am = new_like(m);
     av = new_like(m);
@@ -976,10 +1030,14 @@ int main(int argc, char **argv)
         load_ckpt(ckpt, &cfg, &ts);
         cfg.ckpt = ckpt;
         parse_opts(argc, argv, 2, &cfg, &ao, pos, 1, &flag, &model, &in, &tgt, &out);
+        if (cfg.cuda)
+            die("--device cuda: only bench so far (the training loop is CPU-only)");
         fprintf(stderr, "catanet-train: resuming %s at step %lld of %lld\n", ckpt, (long long)ts.step,
                 (long long)cfg.iters);
     } else if (!strcmp(cmd, "train")) {
         parse_opts(argc, argv, 2, &cfg, &ao, pos, 0, &flag, &model, &in, &tgt, &out);
+        if (cfg.cuda)
+            die("--device cuda: only bench so far (the training loop is CPU-only)");
         if (!cfg.n_data)
             die("train needs --data DIR");
         if (cfg.from) {
