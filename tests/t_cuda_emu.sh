@@ -1,10 +1,11 @@
 #!/bin/sh
 # The CUDA code on the CPU: builds tests/test_twins.c's op table, tests/test_train_cuda.c and
 # catanet-train against kernels/cuda/*.cu run by the host emulator (tests/cuda_emu; Makefile target
-# emu-build, in $B/emu) and runs: every CUDA twin against its CPU twin, and (--with-train) one CUDA
-# training step against the CPU step on the reference cases; PASS/FAIL lines. What the emulator can
-# and cannot catch: the comment opening tests/cuda_emu/emu.cpp. No GPU or CUDA toolkit needed;
-# skipped (77) when the C++ compiler or the ucontext fibers it needs are missing.
+# emu-build, in $B/emu) and runs: every CUDA twin against its CPU twin, a `catanet-train bench
+# --device cuda` smoke run on a tiny network, and (--with-train) one CUDA training step against the
+# CPU step on the reference cases; PASS/FAIL lines. What the emulator can and cannot catch: the
+# comment opening tests/cuda_emu/emu.cpp. No GPU or CUDA toolkit needed; skipped (77) when the C++
+# compiler or the ucontext fibers it needs are missing.
 # Usage: BUILDDIR=build sh tests/t_cuda_emu.sh [--run-only] [--with-train]
 #   --run-only: make check-emu built it; --with-train: also test_train_cuda (make check-emu)
 cd "$(dirname "$0")/.." || exit 1
@@ -44,6 +45,17 @@ run() { # name, command...
 [ -x "$B/emu/test_twins" ] && [ -x "$B/emu/catanet-train" ] && [ -x "$B/emu/test_train_cuda" ] ||
     { echo "FAIL: t_cuda_emu: $B/emu is not built (make emu-build)"; exit 1; }
 run "$B/emu/test_twins"
+# catanet-train bench --device cuda on a tiny network: the CUDA training step, Adam included, runs
+out=$("$B/emu/catanet-train" bench --device cuda --dim 8 --qk-dim 8 --heads 2 --mlp-dim 16 --groups 1 --tokens 4 \
+    --group-size 64 --patch-size 8 --batch 1 --patch 16 --iters 1 2>&1)
+rc=$?
+echo "$out"
+if [ $rc = 0 ] && echo "$out" | grep -q '^bench: .*cuda (host emulation'; then
+    echo "PASS: catanet-train bench --device cuda (emulated, tiny network) runs"
+else
+    echo "FAIL: catanet-train bench --device cuda (emulated): exit $rc"
+    fail=1
+fi
 # the CUDA training step against the CPU step on the reference cases: about 20 min of one core
 # emulated, so only in make check-emu (--with-train); make gpu-check runs it on the GPU
 case " $* " in

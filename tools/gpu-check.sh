@@ -1,8 +1,9 @@
 #!/bin/sh
 # gpu-check.sh OUTDIR: everything that needs a GPU, in one go, for the rare machine that has one.
 # Builds for the GPU it finds (its SM only: fast), runs the CUDA twin tests, the benchmarks (device
-# frames and host frames), one CUDA training step against the CPU's (test_train_cuda), the twin
-# tests once more under compute-sanitizer memcheck (small cases),
+# frames and host frames), one CUDA training step against the CPU's (test_train_cuda) and a
+# one-minute training benchmark (catanet-train bench --device cuda), the twin tests once more under
+# compute-sanitizer memcheck (small cases),
 # and, when GPU_CHECK_CHECK=1, the CPU test suite. Every step has a timeout and the whole run a
 # deadline (GPU_CHECK_BUDGET seconds, default 240); measured on an H200: about 65 s in all.
 # Environment: GPU_CHECK_BUDGET, GPU_CHECK_JOBS (16), GPU_CHECK_BUILDDIR (build/gpu), GPU_CHECK_CHECK.
@@ -256,7 +257,7 @@ else
 fi
 
 # ---- training on the GPU (training/model_train_cuda.c): one step against the CPU step and the
-# reference cases ----
+# reference cases, then a one-minute training benchmark (CATANet-L, batch 16 of 64x64 LR patches) ----
 if [ -x "$B/tests/test_train_cuda" ]; then
     step traincuda 120 "$B/tests/test_train_cuda"
     say "$([ $rc = 0 ] && echo PASS || echo FAIL) traincuda: test_train_cuda rc $rc in $dt s"
@@ -265,6 +266,10 @@ if [ -x "$B/tests/test_train_cuda" ]; then
 else
     say "FAIL traincuda: test_train_cuda did not build"
     status=1
+fi
+if [ -x "$B/training/catanet-train" ]; then
+    step trainbench 75 "$B/training/catanet-train" bench --device cuda --batch 16 --patch 64 --iters 20
+    say "$([ $rc = 0 ] && echo INFO || echo FAIL) trainbench: $(grep -m1 '^bench:' "$LOG/trainbench.log" || tail -n 1 "$LOG/trainbench.log") (rc $rc, $dt s)"
 fi
 
 # ---- the FFmpeg filter on the GPU (issue 4: CUDA frames, NVDEC -> catanet_xs -> NVENC), when
