@@ -863,6 +863,21 @@ static int cmd_grad(const char *model_path, const char *in, const char *tgt, con
     return 0;
 }
 
+/* bench: one random batch (B x 3 x P x P LR, its s-times HR) from the seed, for the CPU and CUDA benches */
+static void bench_batch(const TrainCfg *c, int s, float **lr, float **hr)
+{
+    size_t nlr = (size_t)c->batch * 3 * c->patch * c->patch, nhr = nlr * s * s;
+    *lr = malloc(sizeof(float) * nlr);
+    *hr = malloc(sizeof(float) * nhr);
+    if (!*lr || !*hr)
+        die("bench: out of memory");
+    uint64_t r = c->seed;
+    for (size_t i = 0; i < nlr; i++)
+        (*lr)[i] = (float)rng_uniform(&r);
+    for (size_t i = 0; i < nhr; i++)
+        (*hr)[i] = (float)rng_uniform(&r);
+}
+
 /* bench --device cuda: the same steps on the GPU (training/model_train_cuda.c), timed after a sync */
 static int cmd_bench_cuda(TrainCfg *c, const CatanetModelInfo *info, CatanetModel *m)
 {
@@ -871,13 +886,8 @@ static int cmd_bench_cuda(TrainCfg *c, const CatanetModelInfo *info, CatanetMode
     CatanetTrainCuda *p;
     if (catanet_train_cuda_create(&p, m, B, P, P, err, sizeof(err)) < 0)
         die("%s", err);
-    size_t nlr = (size_t)B * 3 * P * P, nhr = nlr * s * s;
-    float *lr = malloc(sizeof(float) * nlr), *hr = malloc(sizeof(float) * nhr);
-    uint64_t r = c->seed;
-    for (size_t i = 0; i < nlr; i++)
-        lr[i] = (float)rng_uniform(&r);
-    for (size_t i = 0; i < nhr; i++)
-        hr[i] = (float)rng_uniform(&r);
+    float *lr, *hr;
+    bench_batch(c, s, &lr, &hr);
     int steps = c->iters > 0 && c->iters < 1000 ? (int)c->iters : 5;
     double tf = 0, tb = 0, t_all0 = 0, loss = 0;
     for (int it = 0; it <= steps; it++) { /* step 0 warms up */
@@ -926,13 +936,8 @@ static int cmd_bench(TrainCfg *c, ArchOpts *ao)
     CatanetTrainPlan *p;
     if (catanet_train_plan_create(&p, m, B, P, P, c->threads, 0, err, sizeof(err)) < 0)
         die("%s", err);
-    size_t nlr = (size_t)B * 3 * P * P, nhr = nlr * s * s;
-    float *lr = malloc(sizeof(float) * nlr), *hr = malloc(sizeof(float) * nhr);
-    uint64_t r = c->seed;
-    for (size_t i = 0; i < nlr; i++)
-        lr[i] = (float)rng_uniform(&r);
-    for (size_t i = 0; i < nhr; i++)
-        hr[i] = (float)rng_uniform(&r);
+    float *lr, *hr;
+    bench_batch(c, s, &lr, &hr);
     int steps = c->iters > 0 && c->iters < 1000 ? (int)c->iters : 5;
     double tf = 0, tb = 0, t_all0 = 0, c_all0 = 0;
     for (int it = 0; it <= steps; it++) { /* step 0 warms up */
