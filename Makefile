@@ -183,7 +183,7 @@ EMU_CXXFLAGS := -std=c++17 -O2 -g -ffp-contract=off -Wall -Wno-unknown-pragmas -
 check-emu: emu-build
 	@sh tests/t_cuda_emu.sh --run-only --with-train
 
-emu-build: $(EMU_B)/test_twins $(EMU_B)/test_train_cuda $(EMU_B)/catanet-train
+emu-build: $(EMU_B)/test_twins $(EMU_B)/test_train_cuda $(EMU_B)/catanet-train $(EMU_B)/wmma_selftest
 
 $(EMU_B)/config.h: $(CONFIG)
 	@mkdir -p $(dir $@)
@@ -199,6 +199,12 @@ $(EMU_B)/%.o: $(EMU_B)/src/%.cu $(EMU_SRC) $(EMU_B)/config.h $(wildcard tests/cu
 $(EMU_B)/emu.o: tests/cuda_emu/emu.cpp $(wildcard tests/cuda_emu/include/*.h)
 	@mkdir -p $(dir $@)
 	$(EMU_CXX) $(EMU_CXXFLAGS) -Itests/cuda_emu/include -c $< -o $@
+
+# the emulator's own wmma/fp16 check (tests/cuda_emu/wmma_selftest.cu)
+$(EMU_B)/wmma_selftest: tests/cuda_emu/wmma_selftest.cu tests/cuda_emu/prep.sh $(EMU_B)/emu.o $(wildcard tests/cuda_emu/include/*.h)
+	@mkdir -p $(EMU_B)/src
+	sh tests/cuda_emu/prep.sh $< $(EMU_B)/src/wmma_selftest.cu
+	$(EMU_CXX) $(EMU_CXXFLAGS) -Itests/cuda_emu/include -x c++ $(EMU_B)/src/wmma_selftest.cu -x none $(EMU_B)/emu.o -o $@
 
 # C sources that call CUDA (the tests, the CUDA training step) compiled against the stub headers
 $(EMU_B)/test_%.o: tests/test_%.c $(EMU_B)/config.h $(wildcard tests/cuda_emu/include/*.h)

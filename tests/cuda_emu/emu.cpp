@@ -25,6 +25,14 @@
  * - cuBLAS: cublasSgemm and cublasGemmEx as a naive column-major fp32 GEMM (leading dimensions
  *   checked); the accumulation order differs from cuBLAS's, so cuBLAS-based results match the GPU's
  *   to rounding, not bit for bit.
+ * - tensor cores through nvcuda::wmma (include/mma.h: m16n16k16, __half A/B, float accumulators)
+ *   and __half (include/cuda_fp16.h: every float -> half conversion rounds to nearest even, as the
+ *   GPU's). load/store/mma_sync are warp-collective ops (warp_collective below): a warp barrier that
+ *   aborts unless all 32 lanes of the warp are in the same op with the same pointer/ldm/layout; the
+ *   fragment elements are mapped to lanes by a scrambled permutation, so code assuming a layout
+ *   computes garbage; pointers and ldm are checked for wmma's alignment rules. Checked by
+ *   wmma_selftest.cu (run by tests/t_cuda_emu.sh).
+ * - cudaMalloc and dynamic shared memory are aligned as on the GPU (256 and 128 bytes).
  *
  * What it cannot catch: real concurrency (races are only exposed through the two thread orders
  * above; blocks never overlap, so inter-block races and missing atomics go unseen); the memory
@@ -32,8 +40,10 @@
  * without a __syncwarp; out-of-bounds accesses that stay inside a host allocation (build with
  * EMU_SANITIZE=-fsanitize=address to catch the others); static __shared__ variables persist
  * between blocks (zero at start), so their uninitialised reads are not caught; performance,
- * occupancy, register or shared-memory limits beyond the checks above; cuBLAS's and the tensor
- * cores' numerics (fp16 GEMMs run in fp32 here); device-side printf/assert/trap semantics;
+ * occupancy, register or shared-memory limits beyond the checks above; cuBLAS's numerics (its fp16
+ * GEMMs run in fp32 here: cublasGemmEx is fp32 only); the tensor cores' summation order and internal
+ * rounding (wmma's mma_sync sums exact half products in fp32, in k order); __half arithmetic
+ * (not provided: kernels convert to float); device-side printf/assert/trap semantics;
  * float intrinsics whose GPU rounding differs from the host's (expf, erff, rsqrtf are the host's).
  */
 #include <ucontext.h>
@@ -66,7 +76,9 @@ static std::function<void()> *g_body;
 static unsigned blk_gen, blk_arrived;
 static std::vector<unsigned> warp_gen, warp_arrived;
 static std::vector<uint64_t> slots;
-static std::vector<char> smem_buf;
+static std::vector<const WarpOp *> wops; /* per thread: the warp-collective op it waits in, or null */
+struct alignas(128) SmemChunk { char b[128]; }; /* dynamic shared memory 128-byte aligned, as on the GPU */
+static std::vector<SmemChunk> smem_buf;
 static size_t smem_bytes;
 static cudaError_t last_err;
 static const size_t STACK = 512 * 1024;
@@ -96,6 +108,40 @@ static int live_warp(int w)
     return n;
 }
 
+/* a warp barrier releases: if its lanes wait in a warp-collective op (wmma), all 32 lanes must be
+ * there, in the same op; the op runs once, on every lane's arguments, while they all wait */
+static void release_warp(int w)
+{
+    int n = 0, base = w * 32;
+    const WarpOp *lanes[32] = { 0 };
+    for (int l = 0; l < 32 && base + l < nthreads; l++)
+        if ((lanes[l] = wops[base + l]))
+            n++;
+    if (n) {
+        const WarpOp *op = 0;
+        for (int l = 0; l < 32; l++)
+            if (lanes[l])
+                op = lanes[l];
+        if (n != 32 || live_warp(w) != 32) {
+            fprintf(stderr, "emu: %s in block (%u,%u,%u) warp %d: %d of 32 lanes called it (the others %s); "
+                    "warp-collective ops need the whole warp, converged\n", op->name, g_bid.x, g_bid.y, g_bid.z, w,
+                    n, live_warp(w) < 32 ? "exited or do not exist" : "wait at another barrier");
+            abort();
+        }
+        for (int l = 0; l < 32; l++)
+            if (strcmp(lanes[l]->name, op->name)) {
+                fprintf(stderr, "emu: block (%u,%u,%u) warp %d: lanes in different warp-collective ops (%s, %s)\n",
+                        g_bid.x, g_bid.y, g_bid.z, w, op->name, lanes[l]->name);
+                abort();
+            }
+        op->release(lanes);
+        for (int l = 0; l < 32; l++)
+            wops[base + l] = 0;
+    }
+    warp_gen[w]++;
+    warp_arrived[w] = 0;
+}
+
 /* a thread exited: the barriers it no longer takes part in may now be complete */
 static void check_release()
 {
@@ -104,10 +150,8 @@ static void check_release()
         blk_arrived = 0;
     }
     for (size_t w = 0; w < warp_gen.size(); w++)
-        if (warp_arrived[w] && (int)warp_arrived[w] == live_warp((int)w)) {
-            warp_gen[w]++;
-            warp_arrived[w] = 0;
-        }
+        if (warp_arrived[w] && (int)warp_arrived[w] == live_warp((int)w))
+            release_warp((int)w);
 }
 
 void syncthreads()
@@ -129,8 +173,7 @@ static void warp_barrier()
     int w = cur / 32;
     warp_arrived[w]++;
     if ((int)warp_arrived[w] == live_warp(w)) {
-        warp_gen[w]++;
-        warp_arrived[w] = 0;
+        release_warp(w);
         return;
     }
     F[cur].wait = 2;
@@ -140,6 +183,14 @@ static void warp_barrier()
 }
 
 void syncwarp() { warp_barrier(); }
+
+void warp_collective(const WarpOp *op)
+{
+    wops[cur] = op;
+    warp_barrier();
+}
+
+int lane_id() { return cur & 31; }
 
 uint64_t xchg(uint64_t v, int o)
 {
@@ -206,8 +257,9 @@ void run(dim3 grid, dim3 block, size_t smem, std::function<void()> body)
     warp_gen.assign(nw, 0);
     warp_arrived.assign(nw, 0);
     slots.assign((size_t)nw * 32, 0);
+    wops.assign((size_t)nw * 32, nullptr);
     smem_bytes = smem ? smem : 16;
-    smem_buf.resize(smem_bytes);
+    smem_buf.resize((smem_bytes + 127) / 128);
     unsigned long long nblk = 0;
     for (unsigned bz = 0; bz < grid.z; bz++)
         for (unsigned by = 0; by < grid.y; by++)
@@ -260,8 +312,8 @@ void run(dim3 grid, dim3 block, size_t smem, std::function<void()> body)
 extern "C" {
 cudaError_t cudaMalloc(void **p, size_t n)
 {
-    *p = malloc(n ? n : 4);
-    if (!*p)
+    /* 256-byte aligned, as cudaMalloc's (wmma needs 32); the exact size, so ASan sees overruns */
+    if (posix_memalign(p, 256, n ? n : 4))
         return 2; /* cudaErrorMemoryAllocation */
     memset(*p, 0xff, n); /* never-written device memory reads as NaN floats, -1 ints */
     return 0;

@@ -10,6 +10,7 @@
 #define __host__
 #define __forceinline__ inline
 #define __launch_bounds__(...)
+#define __align__(n) __attribute__((aligned(n)))
 /* a function-scope __shared__ variable is one object shared by every thread of every block (blocks
  * run one after another): zero at program start, it keeps what the previous block wrote */
 #define __shared__ static
@@ -18,6 +19,7 @@ struct dim3 {
     unsigned x, y, z;
     dim3(unsigned a = 1, unsigned b = 1, unsigned c = 1) : x(a), y(b), z(c) {}
 };
+struct float2 { float x, y; };
 struct float4 { float x, y, z, w; };
 namespace emu {
 extern uint3 g_bid;
@@ -27,6 +29,16 @@ void syncthreads();
 void syncwarp();
 uint64_t xchg(uint64_t v, int lane_src_xor);
 unsigned match_any(uint64_t v);
+/* a warp-collective op (mma.h's wmma calls): every lane calls warp_collective with its own WarpOp
+ * (same name, its own arguments) and waits at a warp barrier; when all 32 lanes are there, one call
+ * of release(lanes) (lanes[l]: lane l's WarpOp) does the op for the whole warp, then they all go on.
+ * A lane missing (exited, diverged to another barrier, a partial warp) aborts. */
+struct WarpOp {
+    const char *name; /* compared by address: one string literal per op */
+    void (*release)(const WarpOp *const *lanes);
+};
+void warp_collective(const WarpOp *op);
+int lane_id();
 void *dyn_smem();
 void run(dim3 grid, dim3 block, size_t smem, std::function<void()> body);
 /* what prep.sh turns `kernel<<<g, b, smem, stream>>>(args)` into: Launcher(g, b, smem, stream).bind(kernel)(args) */
