@@ -57,6 +57,10 @@ int catanet_dwconv_fwd_cuda(CatanetCudaCtx *cx, const CatanetDwconvArgs *a, cons
 /* ConvFFN's middle, fused: out = in + gelu(dwconv(in)) (out must not alias in) */
 int catanet_dwconv_gelu_add_fwd_cuda(CatanetCudaCtx *cx, const CatanetDwconvArgs *a, const float *in,
                                      const float *wt, const float *bias, float *out);
+/* the same with the per-warp kernel alone (the tiled kernel's fallback for other shapes): the
+ * baseline of test_twins --bench, and a second CUDA twin for the tests */
+int catanet_dwconv_gelu_add_pixelwarp_fwd_cuda(CatanetCudaCtx *cx, const CatanetDwconvArgs *a, const float *in,
+                                               const float *wt, const float *bias, float *out);
 
 /* ---- layernorm.cu: statistics in fp32, one warp per row; c <= CATANET_MAX_DIM ---- */
 int catanet_layernorm_fwd_cuda(CatanetCudaCtx *cx, int n, int c, const float *x, const float *g,

@@ -174,13 +174,18 @@ static double t_conv2d(void)
     return m;
 }
 
-/* ---- dwconv ---- */
-static double dw_case(int fused, int k)
+/* ---- dwconv ----
+ * The tiled kernel (dwconv.cu) works on 16x12-pixel tiles of 32-channel slices with a k/2 halo
+ * staged in shared memory: 29x37 has 3x3 tiles (halos between tiles, partial tiles on the right and
+ * bottom, every image border), c = 40 a partial channel slice; 11x13x96 is the model's c inside one
+ * tile; c = 6 (not a multiple of 4) takes the per-warp fallback. A dropped halo row or column reads
+ * NaN (the emulator fills shared memory with NaN) or a neighbour's pixel, far beyond 1e-5. */
+static double dw_run(int fused, int k, int batch, int h, int w, int c, int pixelwarp)
 {
     Rng r = { 13 };
-    CatanetDwconvArgs a = { 2, 11, 13, 96, k };
-    size_t n = (size_t)2 * 11 * 13 * 96, nw = (size_t)96 * k * k;
-    float *x = randv(&r, n, 1.0f), *wt = randv(&r, nw, 0.2f), *b = randv(&r, 96, 0.1f);
+    CatanetDwconvArgs a = { batch, h, w, c, k };
+    size_t n = (size_t)batch * h * w * c, nw = (size_t)c * k * k;
+    float *x = randv(&r, n, 1.0f), *wt = randv(&r, nw, 0.2f), *b = randv(&r, c, 0.1f);
     float *ref = malloc(sizeof(float) * n);
     catanet_dwconv_fwd_ref(&a, x, wt, b, ref);
     if (fused) {
@@ -188,16 +193,24 @@ static double dw_case(int fused, int k)
         for (size_t i = 0; i < n; i++)
             ref[i] += x[i];
     }
-    float *dx = up(x, sizeof(float) * n), *dwt = up(wt, sizeof(float) * nw), *db = up(b, sizeof(float) * 96);
+    float *dx = up(x, sizeof(float) * n), *dwt = up(wt, sizeof(float) * nw), *db = up(b, sizeof(float) * c);
     float *dy = dmalloc(sizeof(float) * n);
-    int ret = fused ? catanet_dwconv_gelu_add_fwd_cuda(&cx, &a, dx, dwt, db, dy) : catanet_dwconv_fwd_cuda(&cx, &a, dx, dwt, db, dy);
+    int ret = pixelwarp ? catanet_dwconv_gelu_add_pixelwarp_fwd_cuda(&cx, &a, dx, dwt, db, dy)
+              : fused   ? catanet_dwconv_gelu_add_fwd_cuda(&cx, &a, dx, dwt, db, dy)
+                        : catanet_dwconv_fwd_cuda(&cx, &a, dx, dwt, db, dy);
     double e = launched(ret, "dwconv") < 0 ? -1 : finish(dy, ref, n);
     cudaFree(dx); cudaFree(dwt); cudaFree(db); cudaFree(dy);
     free(x); free(wt); free(b); free(ref);
     return e;
 }
+static double dw_case(int fused, int k)
+{
+    double e = dw_run(fused, k, 2, 11, 13, 96, 0), f = dw_run(fused, k, 2, 29, 37, 40, 0), g = dw_run(fused, k, 1, 7, 5, 6, 0);
+    return e < 0 || f < 0 || g < 0 ? -1 : fmax(e, fmax(f, g));
+}
 static double t_dwconv(void) { double a = dw_case(0, 5), b = dw_case(0, 3); return a < 0 || b < 0 ? -1 : fmax(a, b); }
 static double t_dwconv_gelu_add(void) { double a = dw_case(1, 5), b = dw_case(1, 3); return a < 0 || b < 0 ? -1 : fmax(a, b); }
+static double t_dwconv_pixelwarp(void) { double a = dw_run(1, 5, 2, 11, 13, 96, 1), b = dw_run(1, 3, 1, 9, 7, 40, 1); return a < 0 || b < 0 ? -1 : fmax(a, b); }
 
 /* ---- layernorm ---- */
 static double ln_case(int n, int c)
@@ -1393,8 +1406,9 @@ static const Twin twins[] = {
     { "linear (fp32, cuBLAS)", "catanet_linear_fwd_cuda", 1e-5, t_linear },
     { "linear (fp16 tensor-core GEMM vs fp32 CPU)", "catanet_linear_fwd_cuda", 1e-2, t_linear_fp16 },
     { "conv2d (im2col chunks + cuBLAS; direct)", "catanet_conv2d_fwd_cuda", 1e-5, t_conv2d },
-    { "dwconv 5x5 and 3x3", "catanet_dwconv_fwd_cuda", 1e-5, t_dwconv },
-    { "dwconv + gelu + add", "catanet_dwconv_gelu_add_fwd_cuda", 1e-5, t_dwconv_gelu_add },
+    { "dwconv 5x5 and 3x3 (tiled; fallback c=6)", "catanet_dwconv_fwd_cuda", 1e-5, t_dwconv },
+    { "dwconv + gelu + add (tiled; fallback c=6)", "catanet_dwconv_gelu_add_fwd_cuda", 1e-5, t_dwconv_gelu_add },
+    { "dwconv + gelu + add, per-warp kernel", "catanet_dwconv_gelu_add_pixelwarp_fwd_cuda", 1e-5, t_dwconv_pixelwarp },
     { "layernorm", "catanet_layernorm_fwd_cuda", 1e-5, t_layernorm },
     { "gelu", "catanet_gelu_fwd_cuda", 1e-6, t_gelu },
     { "lrelu", "catanet_lrelu_fwd_cuda", 0, t_lrelu },
@@ -1765,6 +1779,12 @@ static int op_dwconv(void *p)
     CatanetDwconvArgs a = { 1, b->h, b->w, 96, 5 };
     return catanet_dwconv_gelu_add_fwd_cuda(&cx, &a, b->big, b->wt, b->b, b->big2);
 }
+static int op_dwconv_pixelwarp(void *p)
+{
+    BenchBufs *b = p;
+    CatanetDwconvArgs a = { 1, b->h, b->w, 96, 5 };
+    return catanet_dwconv_gelu_add_pixelwarp_fwd_cuda(&cx, &a, b->big, b->wt, b->b, b->big2);
+}
 static int op_conv(void *p)
 {
     BenchBufs *b = p;
@@ -1825,6 +1845,7 @@ static void op_bench(void)
         { "linear 40->96 +bias", op_linear_40_96 }, { "linear 96->40 +bias", op_linear_96_40 },
         { "linear 40->36", op_linear_40_36 }, { "layernorm 40", op_layernorm }, { "gelu [N,96]", op_gelu96 },
         { "add [N,40]", op_add40 }, { "dwconv5x5+gelu+add [N,96]", op_dwconv },
+        { "dwconv5x5+gelu+add per-warp (old)", op_dwconv_pixelwarp },
         { "pixel_shuffle+lrelu x2 (40ch)", op_shuffle }, { "bilinear+add -> 1920x1080", op_bilinear_add },
     };
     for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
