@@ -136,6 +136,7 @@ void catanet_bilinear_fwd_ref(int planes, int h, int w, int s, const float *in, 
 
 /* ---------------- softmax.c: rows of s [rows,len] -> softmax, fast vectorisable exp (within 2 ulp) */
 void catanet_softmax_rows_cpu(int rows, int len, float *s);
+void catanet_softmax_bwd_rows_cpu(int rows, int len, const float *p, float *d);
 
 /* ---------------- cluster.c: token -> nearest center (cosine), stable sort by center ----------------
  * xn [N,C] (LayerNorm output), centers [M,C] raw.

@@ -268,19 +268,6 @@ size_t catanet_iasa_bwd_task_work(const CatanetIasaArgs *a)
 }
 
 /* dS = P (dP - rowsum(P dP)) in place of dP */
-static void softmax_bwd_rows(int rows, int len, const float *P, float *dP)
-{
-    for (int r = 0; r < rows; r++) {
-        const float *p = P + (size_t)r * len;
-        float *d = dP + (size_t)r * len;
-        float s = 0.0f;
-        for (int i = 0; i < len; i++)
-            s += p[i] * d[i];
-        for (int i = 0; i < len; i++)
-            d[i] = p[i] * (d[i] - s);
-    }
-}
-
 /* One task per subgroup, as the forward. Each task writes its window's key/value gradients and
  * its share of dkg/dvg to its own slice of task_work; they are then added in task order, so
  * the result does not depend on the thread count. dq rows belong to one task each. */
@@ -325,7 +312,7 @@ void catanet_iasa_bwd_cpu(const CatanetCpu *cpu, const CatanetIasaArgs *a, const
                         dOh, hv, 0.0f, dV + h * dvd, hv);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, 2 * gs, dvd, 1.0f, dOh, hv,
                         Vh, hv, 0.0f, dP, 2 * gs);
-            softmax_bwd_rows(rows, 2 * gs, P, dP);
+            catanet_softmax_bwd_rows_cpu(rows, 2 * gs, P, dP);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, dqk, 2 * gs, scale, dP,
                         2 * gs, Kh, hq, 0.0f, dQ + h * dqk, hq);
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2 * gs, dqk, rows, scale, dP,
@@ -338,7 +325,7 @@ void catanet_iasa_bwd_cpu(const CatanetCpu *cpu, const CatanetIasaArgs *a, const
                         0.0f, dvgp + h * dvd, hv);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, m, dvd, 1.0f, dOh, hv,
                         vg + h * dvd, hv, 0.0f, dG, m);
-            softmax_bwd_rows(rows, m, G, dG);
+            catanet_softmax_bwd_rows_cpu(rows, m, G, dG);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, dqk, m, scale, dG, m,
                         kg + h * dqk, hq, 1.0f, dQ + h * dqk, hq);
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, dqk, rows, scale, dG, m, Qh, hq,

@@ -440,15 +440,7 @@ static void patch_bwd_cpu(const CatanetLrsaArgs *a, const CatanetLrsaWeights *wt
                         dAh + (size_t)r0 * hv, hv, beta, dV + h * dvd, hv);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, T, dvd, 1.0f, dAh + (size_t)r0 * hv,
                         hv, Vh, hv, 0.0f, dS, T);
-            for (int i = 0; i < rows; i++) {
-                const float *p = S + (size_t)i * T;
-                float *d = dS + (size_t)i * T;
-                float sum = 0.0f;
-                for (int j = 0; j < T; j++)
-                    sum += p[j] * d[j];
-                for (int j = 0; j < T; j++)
-                    d[j] = p[j] * (d[j] - sum);
-            }
+            catanet_softmax_bwd_rows_cpu(rows, T, S, dS);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, dqk, T, scale, dS, T, Kh, hq, 0.0f,
                         dQ + (size_t)r0 * hq + h * dqk, hq);
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, dqk, rows, scale, dS, T,
