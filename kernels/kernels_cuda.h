@@ -46,10 +46,14 @@ typedef struct CatanetCudaCtx {
 int catanet_linear_fwd_cuda(CatanetCudaCtx *cx, int n, int in, int out, const float *x,
                             const float *w, const float *b, float *y);
 
-/* ---- conv2d.cu: im2col in fixed chunks + cuBLAS ---- */
+/* ---- conv2d.cu: direct kernels (few channels), implicit GEMM, im2col in fixed chunks + cuBLAS ---- */
 size_t catanet_conv2d_cuda_work(const CatanetConv2dArgs *a);  /* floats of cx->work */
 int catanet_conv2d_fwd_cuda(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, const float *in,
                             const float *wt, const float *bias, float *out);
+/* the im2col + cuBLAS path alone (catanet_conv2d_fwd_cuda takes it for the shapes its direct and
+ * implicit-GEMM kernels do not): its twin test and test_twins --bench's baseline */
+int catanet_conv2d_im2col_fwd_cuda(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, const float *in,
+                                   const float *wt, const float *bias, float *out);
 
 /* ---- dwconv.cu ---- */
 int catanet_dwconv_fwd_cuda(CatanetCudaCtx *cx, const CatanetDwconvArgs *a, const float *in,

@@ -142,8 +142,13 @@ static double linear_case(int fp16, int with_bias, int n, int in, int out)
 static double t_linear(void) { double a = linear_case(0, 1, 777, 40, 96), b = linear_case(0, 0, 300, 96, 36); return a < 0 || b < 0 ? -1 : fmax(a, b); }
 static double t_linear_fp16(void) { return linear_case(1, 1, 777, 40, 96); }
 
-/* ---- conv2d ---- */
-static double conv_case(int batch, int h, int w, int cin, int cout, int k, int bias)
+/* ---- conv2d ----
+ * catanet_conv2d_fwd_cuda picks a kernel by shape: direct cout <= 4 (32x32 tiles), direct cin <= 4
+ * (16x16 tiles), the old one-thread-per-output kernel (other k with few channels), the fp32 implicit
+ * GEMM (16x8 tiles, outputs in groups of 40) and else im2col + cuBLAS. The sizes put several tiles
+ * on both axes with partial last tiles (halos between tiles, every image border); 40 -> 160 makes
+ * four output groups, 8 -> 20 a partial one. */
+static double conv_run(int batch, int h, int w, int cin, int cout, int k, int bias, int im2col)
 {
     Rng r = { 12 };
     CatanetConv2dArgs a = { batch, h, w, cin, cout, k };
@@ -153,25 +158,35 @@ static double conv_case(int batch, int h, int w, int cin, int cout, int k, int b
     catanet_conv2d_fwd_ref(&a, x, wt, bias ? b : NULL, ref);
     float *dx = up(x, sizeof(float) * ni), *dwt = up(wt, sizeof(float) * nw), *db = up(b, sizeof(float) * cout);
     float *dy = dmalloc(sizeof(float) * no);
-    int ret = launched(catanet_conv2d_fwd_cuda(&cx, &a, dx, dwt, bias ? db : NULL, dy), "conv2d");
+    int ret = launched(im2col ? catanet_conv2d_im2col_fwd_cuda(&cx, &a, dx, dwt, bias ? db : NULL, dy)
+                              : catanet_conv2d_fwd_cuda(&cx, &a, dx, dwt, bias ? db : NULL, dy), "conv2d");
     double e = ret < 0 ? -1 : finish(dy, ref, no);
     cudaFree(dx); cudaFree(dwt); cudaFree(db); cudaFree(dy);
     free(x); free(wt); free(b); free(ref);
     return e;
 }
+static double conv_case(int batch, int h, int w, int cin, int cout, int k, int bias) { return conv_run(batch, h, w, cin, cout, k, bias, 0); }
 static double t_conv2d(void)
 {
-    double e[6] = { conv_case(2, 13, 17, 40, 40, 3, 1), conv_case(1, 9, 11, 3, 40, 3, 1) /* direct */,
-                    conv_case(1, 20, 21, 40, 3, 3, 0) /* direct */, conv_case(2, 15, 12, 40, 3, 3, 1) /* direct */,
-                    conv_case(1, 200, 181, 8, 16, 3, 1) /* > CATANET_CUDA_CONV_ROWS pixels: chunked */,
-                    conv_case(1, 10, 9, 40, 160, 3, 1) /* the upconv's shape */ };
+    double e[9] = { conv_case(2, 13, 17, 40, 40, 3, 1) /* implicit GEMM */, conv_case(1, 9, 11, 3, 40, 3, 1) /* cin <= 4 */,
+                    conv_case(1, 20, 21, 40, 3, 3, 0) /* cout <= 4 */, conv_case(2, 15, 12, 40, 3, 3, 1) /* cout <= 4 */,
+                    conv_case(1, 37, 70, 40, 3, 3, 1) /* cout <= 4: 3x2 tiles */, conv_case(2, 19, 35, 3, 40, 3, 1) /* cin <= 4: 3x2 tiles */,
+                    conv_case(1, 19, 35, 40, 160, 3, 1) /* implicit GEMM: 3x3 tiles, 4 output groups (the upconv) */,
+                    conv_case(1, 17, 9, 8, 20, 3, 0) /* implicit GEMM: a partial output group */,
+                    conv_case(1, 7, 6, 3, 5, 5, 1) /* 5x5, few channels: the one-thread-per-output kernel */ };
     double m = 0;
-    for (int i = 0; i < 6; i++) {
+    for (int i = 0; i < 9; i++) {
         if (e[i] < 0)
             return -1;
         m = fmax(m, e[i]);
     }
     return m;
+}
+static double t_conv2d_im2col(void)
+{
+    double a = conv_run(1, 200, 181, 8, 16, 3, 1, 1) /* > CATANET_CUDA_CONV_ROWS pixels: chunked */,
+           b = conv_run(1, 10, 9, 40, 160, 3, 1, 1) /* the upconv's shape */, c = conv_run(1, 9, 8, 6, 7, 5, 0, 1);
+    return a < 0 || b < 0 || c < 0 ? -1 : fmax(a, fmax(b, c));
 }
 
 /* ---- dwconv ----
@@ -1405,7 +1420,8 @@ static const char *emu_skip(const Twin *t)
 static const Twin twins[] = {
     { "linear (fp32, cuBLAS)", "catanet_linear_fwd_cuda", 1e-5, t_linear },
     { "linear (fp16 tensor-core GEMM vs fp32 CPU)", "catanet_linear_fwd_cuda", 1e-2, t_linear_fp16 },
-    { "conv2d (im2col chunks + cuBLAS; direct)", "catanet_conv2d_fwd_cuda", 1e-5, t_conv2d },
+    { "conv2d (direct, implicit GEMM fp32)", "catanet_conv2d_fwd_cuda", 1e-5, t_conv2d },
+    { "conv2d im2col chunks + cuBLAS", "catanet_conv2d_im2col_fwd_cuda", 1e-5, t_conv2d_im2col },
     { "dwconv 5x5 and 3x3 (tiled; fallback c=6)", "catanet_dwconv_fwd_cuda", 1e-5, t_dwconv },
     { "dwconv + gelu + add (tiled; fallback c=6)", "catanet_dwconv_gelu_add_fwd_cuda", 1e-5, t_dwconv_gelu_add },
     { "dwconv + gelu + add, per-warp kernel", "catanet_dwconv_gelu_add_pixelwarp_fwd_cuda", 1e-5, t_dwconv_pixelwarp },

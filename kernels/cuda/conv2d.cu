@@ -1,9 +1,13 @@
 /*
  * conv2d.cu: dense KxK convolution, stride 1, zero padding K/2, NHWC (twin of kernels/cpu/conv2d.c):
- * im2col of a fixed chunk of output pixels into cx->work, then one cuBLAS GEMM per chunk.
- * defines: catanet_conv2d_cuda_work, catanet_conv2d_fwd_cuda, catanet_conv2d_bwd_cuda_work,
- *          catanet_conv2d_bwd_cuda
+ * direct kernels for 3x3 convs with few input or output channels (the first and the last conv), an
+ * implicit GEMM for the other 3x3 convs (fp32 mode), and else im2col of a fixed chunk of output pixels
+ * into cx->work, then one cuBLAS GEMM per chunk.
+ * defines: catanet_conv2d_cuda_work, catanet_conv2d_fwd_cuda, catanet_conv2d_im2col_fwd_cuda,
+ *          catanet_conv2d_bwd_cuda_work, catanet_conv2d_bwd_cuda
  */
+#include <stdint.h>
+
 #include "cuda_common.cuh"
 #include "gemm.cuh"
 
@@ -80,6 +84,276 @@ __global__ void conv_direct_kernel(CatanetConv2dArgs a, const float *in, const f
 
 #define CONV_DIRECT_MAX 4 /* cin or cout at most this: the direct kernel */
 
+
+/* ---- direct 3x3 conv with cout <= 4 (the last conv, C -> 3 at the output size) ----
+ * The old one-thread-per-output kernel above reads 9 cin inputs per output from global memory, each
+ * input 3 x 9 times over. Here a block owns a 32 x 32 tile of output pixels: the tile plus its
+ * 1-pixel halo is staged in shared memory CO_CC channels at a time (one float4 per pixel, stored as
+ * CO_CC planes so that lanes, which own consecutive columns, read consecutive words), the weights of
+ * all taps sit in shared memory as one float4 (the COUT outputs) per (channel, tap), and each thread
+ * computes CO_RY pixels of one column for all COUT outputs, loading each window row once for them.
+ * Per output the sum runs in the CPU twin's order (bias, then channel, ky, kx; a tap outside the image
+ * adds 0 * w, which leaves the sum unchanged, as the CPU's skipped tap does). */
+#define CO_TW 32           /* tile width: one column per lane */
+#define CO_RY 4            /* rows per thread */
+#define CO_TH (8 * CO_RY)  /* 8 warps */
+#define CO_CC 4            /* channels per staged slice */
+#define CO_PLANE ((CO_TH + 2) * (CO_TW + 2))
+
+static size_t co_smem(int cin)
+{
+    return sizeof(float) * (CO_CC * CO_PLANE + (size_t)cin * 9 * 4); /* 18.5 KB + 5.8 KB for cin = 40 */
+}
+
+template <int COUT>
+__global__ void __launch_bounds__(256)
+    conv_cout_small_kernel(CatanetConv2dArgs a, const float *in, const float *wt, const float *bias, float *out)
+{
+    extern __shared__ float4 co_smem_f4[];
+    constexpr int SW = CO_TW + 2;
+    float *planes = (float *)co_smem_f4;        /* [CO_CC][CO_TH + 2][SW] */
+    float4 *ws = co_smem_f4 + CO_CC * CO_PLANE / 4; /* [cin][9]: the COUT weights of a tap, padded to 4 */
+    const int tid = threadIdx.y * 32 + threadIdx.x, cin = a.cin;
+    for (int i = tid; i < cin * 9; i += 256) {
+        int c = i / 9, t = i - c * 9;
+        float v[4] = { 0.0f, 0.0f, 0.0f, 0.0f };
+#pragma unroll
+        for (int o = 0; o < COUT; o++)
+            v[o] = wt[((size_t)o * cin + c) * 9 + t];
+        float4 w4 = { v[0], v[1], v[2], v[3] };
+        ws[i] = w4;
+    }
+    const int img = blockIdx.z, x0 = blockIdx.x * CO_TW, y0 = blockIdx.y * CO_TH;
+    const int lx = threadIdx.x, ly = threadIdx.y * CO_RY;
+    const float *src = in + (size_t)img * a.h * a.w * cin;
+    float acc[CO_RY][COUT];
+#pragma unroll
+    for (int r = 0; r < CO_RY; r++)
+#pragma unroll
+        for (int o = 0; o < COUT; o++)
+            acc[r][o] = bias ? bias[o] : 0.0f;
+    for (int c0 = 0; c0 < cin; c0 += CO_CC) {
+        __syncthreads(); /* the previous slice is no longer read (and the weights are in) */
+        for (int p = tid; p < CO_PLANE; p += 256) {
+            int sy = p / SW, sx = p - sy * SW, gy = y0 + sy - 1, gx = x0 + sx - 1;
+            float4 v = { 0.0f, 0.0f, 0.0f, 0.0f };
+            if ((unsigned)gy < (unsigned)a.h && (unsigned)gx < (unsigned)a.w)
+                v = *(const float4 *)(src + ((size_t)gy * a.w + gx) * cin + c0);
+            planes[p] = v.x;
+            planes[CO_PLANE + p] = v.y;
+            planes[2 * CO_PLANE + p] = v.z;
+            planes[3 * CO_PLANE + p] = v.w;
+        }
+        __syncthreads();
+#pragma unroll
+        for (int cc = 0; cc < CO_CC; cc++) {
+            const float *pl = planes + cc * CO_PLANE + ly * SW + lx;
+            const float4 *wc = ws + (c0 + cc) * 9;
+            /* window row j feeds output row r = j - ky: per output, ky then kx increase */
+#pragma unroll
+            for (int j = 0; j < CO_RY + 2; j++) {
+                float v[3] = { pl[j * SW], pl[j * SW + 1], pl[j * SW + 2] };
+#pragma unroll
+                for (int ky = 2; ky >= 0; ky--) {
+                    int r = j - ky;
+                    if (r < 0 || r >= CO_RY)
+                        continue;
+#pragma unroll
+                    for (int kx = 0; kx < 3; kx++) {
+                        float4 w4 = wc[ky * 3 + kx];
+                        float wv[4] = { w4.x, w4.y, w4.z, w4.w };
+#pragma unroll
+                        for (int o = 0; o < COUT; o++)
+                            acc[r][o] += v[kx] * wv[o];
+                    }
+                }
+            }
+        }
+    }
+    int x = x0 + lx;
+#pragma unroll
+    for (int r = 0; r < CO_RY; r++) {
+        int y = y0 + ly + r;
+        if (x < a.w && y < a.h)
+#pragma unroll
+            for (int o = 0; o < COUT; o++)
+                out[(((size_t)img * a.h + y) * a.w + x) * COUT + o] = acc[r][o];
+    }
+}
+
+/* ---- direct 3x3 conv with cin <= 4 (the first conv, 3 -> C) ----
+ * A block owns 16 x 16 output pixels, one per thread: the input tile plus halo (3 channels a pixel)
+ * is staged in shared memory, each thread keeps its 9 cin inputs in registers and walks the outputs
+ * four at a time with one broadcast float4 weight load per tap (weights in shared memory as
+ * [cin][ky][kx][cout]), and writes them as float4. The sum runs in the CPU twin's order. */
+#define CI_T 16
+
+static size_t ci_smem(int cin, int cout)
+{
+    return sizeof(float) * ((size_t)9 * cin * cout + (size_t)(CI_T + 2) * (CI_T + 2) * cin);
+}
+
+template <int CIN>
+__global__ void __launch_bounds__(256)
+    conv_cin_small_kernel(CatanetConv2dArgs a, const float *in, const float *wt, const float *bias, float *out)
+{
+    extern __shared__ float4 ci_smem_f4[];
+    constexpr int S = CI_T + 2, KK = 9 * CIN;
+    const int cq = a.cout / 4, tid = threadIdx.x;
+    float4 *ws = ci_smem_f4;                  /* [KK][cq]: tap t = (c, ky, kx), outputs 4q..4q+3 */
+    float *tile = (float *)(ci_smem_f4 + KK * cq); /* [S][S][CIN] */
+    for (int i = tid; i < KK * cq; i += 256) {
+        int t = i / cq, q = i - t * cq;
+        float4 w4 = { wt[(size_t)(4 * q) * KK + t], wt[(size_t)(4 * q + 1) * KK + t], wt[(size_t)(4 * q + 2) * KK + t],
+                      wt[(size_t)(4 * q + 3) * KK + t] };
+        ws[i] = w4;
+    }
+    const int img = blockIdx.z, x0 = blockIdx.x * CI_T, y0 = blockIdx.y * CI_T;
+    const float *src = in + (size_t)img * a.h * a.w * CIN;
+    for (int i = tid; i < S * S * CIN; i += 256) {
+        int pix = i / CIN, c = i - pix * CIN, sy = pix / S, sx = pix - sy * S, gy = y0 + sy - 1, gx = x0 + sx - 1;
+        tile[i] = (unsigned)gy < (unsigned)a.h && (unsigned)gx < (unsigned)a.w ? src[((size_t)gy * a.w + gx) * CIN + c]
+                                                                              : 0.0f;
+    }
+    __syncthreads();
+    const int tx = tid % CI_T, ty = tid / CI_T, x = x0 + tx, y = y0 + ty;
+    if (x >= a.w || y >= a.h)
+        return; /* no barrier follows */
+    float v[KK];
+#pragma unroll
+    for (int c = 0; c < CIN; c++)
+#pragma unroll
+        for (int ky = 0; ky < 3; ky++)
+#pragma unroll
+            for (int kx = 0; kx < 3; kx++)
+                v[c * 9 + ky * 3 + kx] = tile[((ty + ky) * S + tx + kx) * CIN + c];
+    float4 *dst = (float4 *)(out + (((size_t)img * a.h + y) * a.w + x) * a.cout);
+    for (int q = 0; q < cq; q++) {
+        float o0 = bias ? bias[4 * q] : 0.0f, o1 = bias ? bias[4 * q + 1] : 0.0f;
+        float o2 = bias ? bias[4 * q + 2] : 0.0f, o3 = bias ? bias[4 * q + 3] : 0.0f;
+#pragma unroll
+        for (int t = 0; t < KK; t++) {
+            float4 w4 = ws[t * cq + q];
+            o0 += v[t] * w4.x;
+            o1 += v[t] * w4.y;
+            o2 += v[t] * w4.z;
+            o3 += v[t] * w4.w;
+        }
+        float4 r = { o0, o1, o2, o3 };
+        dst[q] = r;
+    }
+}
+
+/* ---- implicit-GEMM 3x3 conv, fp32 on CUDA cores (the mid 40 -> 40 and upconv 40 -> 160 convs) ----
+ * out[pixel][co] = bias[co] + sum over (tap, c) of in[pixel shifted by the tap][c] wp[co][tap][c]:
+ * a GEMM whose A rows (im2col rows) are never written out (im2col of 40 -> 40 at 960x540 writes and
+ * reads back 746 MB). A block owns IG_TW x IG_TH = 128 output pixels: their input tile plus halo is
+ * staged in shared memory once, all cin channels, pixel rows padded to IG_CSP floats (so that the 8
+ * lanes of a float4 quarter-warp, reading 8 consecutive pixels, hit 8 distinct bank quads); then for
+ * each group of IG_BN outputs and each tap, that tap's weights [IG_BN][cin] are staged (from the
+ * permuted weights wp in cx->work) and every thread accumulates 4 pixels x 5 outputs, reading 4
+ * channels per float4: lane -> pixels (lane, lane + 32, ...), warp -> outputs (warp*5 .. warp*5+4,
+ * broadcast weight loads). Per output the sum runs tap by tap, channels in order (the CPU twin sums
+ * channel by channel: the same terms in another order, fp32 rounding apart). */
+#define IG_TW 16
+#define IG_TH 8
+#define IG_TM 4                     /* pixels per thread */
+#define IG_TN 5                     /* outputs per thread */
+#define IG_BN (8 * IG_TN)           /* outputs per group: 8 warps */
+
+static int ig_csp(int cin)
+{
+    return (cin / 4) % 2 ? cin : cin + 4; /* a pixel stride of an odd number of float4s */
+}
+
+static size_t ig_smem(int cin)
+{
+    return sizeof(float) * ((size_t)(IG_TH + 2) * (IG_TW + 2) * ig_csp(cin) + (size_t)IG_BN * cin);
+}
+
+__global__ void __launch_bounds__(256)
+    conv_igemm_kernel(CatanetConv2dArgs a, int csp, const float *in, const float *wp, const float *bias, float *out)
+{
+    extern __shared__ float4 ig_smem_f4[];
+    constexpr int SW = IG_TW + 2, SH = IG_TH + 2;
+    const int cin = a.cin, c4n = cin / 4, csp4 = csp / 4, tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    float4 *tile = ig_smem_f4;                  /* [SH][SW][csp / 4] */
+    float4 *ws = ig_smem_f4 + SH * SW * csp4;   /* [IG_BN][cin / 4] */
+    const int img = blockIdx.z, x0 = blockIdx.x * IG_TW, y0 = blockIdx.y * IG_TH;
+    const float *src = in + (size_t)img * a.h * a.w * cin;
+    for (int i = tid; i < SH * SW * c4n; i += 256) {
+        int pix = i / c4n, g = i - pix * c4n, sy = pix / SW, sx = pix - sy * SW, gy = y0 + sy - 1, gx = x0 + sx - 1;
+        float4 v = { 0.0f, 0.0f, 0.0f, 0.0f };
+        if ((unsigned)gy < (unsigned)a.h && (unsigned)gx < (unsigned)a.w)
+            v = *(const float4 *)(src + ((size_t)gy * a.w + gx) * cin + 4 * g);
+        tile[pix * csp4 + g] = v;
+    }
+    int prow[IG_TM], pcol[IG_TM];
+#pragma unroll
+    for (int m = 0; m < IG_TM; m++) {
+        int p = lane + 32 * m;
+        prow[m] = p / IG_TW;
+        pcol[m] = p % IG_TW;
+    }
+    for (int n0 = 0; n0 < a.cout; n0 += IG_BN) {
+        float acc[IG_TM][IG_TN];
+#pragma unroll
+        for (int n = 0; n < IG_TN; n++) {
+            int co = n0 + warp * IG_TN + n;
+            float b = bias && co < a.cout ? bias[co] : 0.0f;
+#pragma unroll
+            for (int m = 0; m < IG_TM; m++)
+                acc[m][n] = b;
+        }
+        for (int t = 0; t < 9; t++) {
+            __syncthreads(); /* the previous tap's weights are no longer read (first time: the tile is in) */
+            for (int i = tid; i < IG_BN * c4n; i += 256) {
+                int j = i / c4n, g = i - j * c4n, co = n0 + j;
+                float4 w = { 0.0f, 0.0f, 0.0f, 0.0f };
+                if (co < a.cout)
+                    w = *(const float4 *)(wp + ((size_t)co * 9 + t) * cin + 4 * g);
+                ws[i] = w;
+            }
+            __syncthreads();
+            const int ky = t / 3, kx = t - ky * 3;
+            const float4 *arow[IG_TM];
+#pragma unroll
+            for (int m = 0; m < IG_TM; m++)
+                arow[m] = tile + ((prow[m] + ky) * SW + pcol[m] + kx) * csp4;
+            const float4 *brow = ws + warp * IG_TN * c4n;
+            for (int g = 0; g < c4n; g++) {
+                float4 av[IG_TM], bv[IG_TN];
+#pragma unroll
+                for (int m = 0; m < IG_TM; m++)
+                    av[m] = arow[m][g];
+#pragma unroll
+                for (int n = 0; n < IG_TN; n++)
+                    bv[n] = brow[n * c4n + g];
+#pragma unroll
+                for (int m = 0; m < IG_TM; m++)
+#pragma unroll
+                    for (int n = 0; n < IG_TN; n++) {
+                        acc[m][n] += av[m].x * bv[n].x;
+                        acc[m][n] += av[m].y * bv[n].y;
+                        acc[m][n] += av[m].z * bv[n].z;
+                        acc[m][n] += av[m].w * bv[n].w;
+                    }
+            }
+        }
+#pragma unroll
+        for (int m = 0; m < IG_TM; m++) {
+            int y = y0 + prow[m], x = x0 + pcol[m];
+            if (y >= a.h || x >= a.w)
+                continue;
+            float *dst = out + (((size_t)img * a.h + y) * a.w + x) * a.cout + n0 + warp * IG_TN;
+#pragma unroll
+            for (int n = 0; n < IG_TN; n++)
+                if (n0 + warp * IG_TN + n < a.cout)
+                    dst[n] = acc[m][n];
+        }
+    }
+}
+
 /* y [rows][cout] = bias, rows over blockIdx/threadIdx.y, columns over threadIdx.x */
 __global__ void conv_bias_kernel(int rows, int cout, const float *b, float *y)
 {
@@ -88,26 +362,32 @@ __global__ void conv_bias_kernel(int rows, int cout, const float *b, float *y)
             y[(size_t)r * cout + o] = b[o];
 }
 
-/* in [B,H,W,cin], wt [cout,cin,k,k], bias [cout] or NULL -> out [B,H,W,cout] */
-int catanet_conv2d_fwd_cuda(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, const float *in,
-                            const float *wt, const float *bias, float *out)
+static int check_fwd(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, const float *in, const float *out)
 {
     CUDA_REQUIRE(cx, a->batch > 0 && a->h > 0 && a->w > 0 && a->cin > 0 && a->cout > 0, "conv2d_fwd_cuda");
     CUDA_REQUIRE(cx, a->ksize > 0 && a->ksize % 2 == 1, "conv2d_fwd_cuda");
     CUDA_REQUIRE(cx, (size_t)a->batch * a->h * a->w < ((size_t)1 << 31), "conv2d_fwd_cuda");
     CUDA_REQUIRE(cx, cx->work && cx->work_floats >= catanet_conv2d_cuda_work(a), "conv2d_fwd_cuda");
     CUDA_REQUIRE(cx, in != out, "conv2d_fwd_cuda"); /* later chunks read rows earlier ones would overwrite */
-    int total = a->batch * a->h * a->w, kk = a->ksize * a->ksize, ncol = a->cin * kk;
-    if ((a->cout <= CONV_DIRECT_MAX || a->cin <= CONV_DIRECT_MAX) && (size_t)total * a->cout < ((size_t)1 << 31)) {
-        size_t n = (size_t)total * a->cout;
-        conv_direct_kernel<<<grid_for(n, CUDA_THREADS), CUDA_THREADS, 0, cx->stream>>>(*a, in, wt, bias, out);
-        CUDA_LAUNCHED(cx, "conv2d direct");
-        return 0;
-    }
-    float *wp = cx->work, *col = cx->work + wperm_floats(a);
-    conv_permute_kernel<<<grid_for((size_t)a->cout * ncol, CUDA_THREADS), CUDA_THREADS, 0, cx->stream>>>(
+    return 0;
+}
+
+static int launch_permute(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, const float *wt, float *wp)
+{
+    int kk = a->ksize * a->ksize;
+    conv_permute_kernel<<<grid_for((size_t)a->cout * a->cin * kk, CUDA_THREADS), CUDA_THREADS, 0, cx->stream>>>(
         a->cout, a->cin, kk, wt, wp);
     CUDA_LAUNCHED(cx, "conv2d permute");
+    return 0;
+}
+
+static int im2col_fwd(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, const float *in, const float *wt,
+                      const float *bias, float *out)
+{
+    int total = a->batch * a->h * a->w, ncol = a->cin * a->ksize * a->ksize, ret;
+    float *wp = cx->work, *col = cx->work + wperm_floats(a);
+    if ((ret = launch_permute(cx, a, wt, wp)) < 0)
+        return ret;
     if (bias) {
         unsigned blocks = (unsigned)((total + 7) / 8 < 65535 * 16 ? (total + 7) / 8 : 65535 * 16);
         conv_bias_kernel<<<blocks, dim3(32, 8), 0, cx->stream>>>(total, a->cout, bias, out);
@@ -117,12 +397,84 @@ int catanet_conv2d_fwd_cuda(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, cons
         int rows = total - p0 < CATANET_CUDA_CONV_ROWS ? total - p0 : CATANET_CUDA_CONV_ROWS;
         im2col_kernel<<<(rows + 7) / 8, dim3(32, 8), 0, cx->stream>>>(*a, in, p0, rows, col);
         CUDA_LAUNCHED(cx, "conv2d im2col");
-        int ret = catanet_cuda_gemm_rm(cx, rows, a->cout, ncol, col, ncol, wp, ncol, bias ? 1.0f : 0.0f,
-                                       out + (size_t)p0 * a->cout, a->cout);
+        ret = catanet_cuda_gemm_rm(cx, rows, a->cout, ncol, col, ncol, wp, ncol, bias ? 1.0f : 0.0f,
+                                   out + (size_t)p0 * a->cout, a->cout);
         if (ret < 0)
             return ret;
     }
     return 0;
+}
+
+static bool aligned16(const void *p)
+{
+    return ((uintptr_t)p & 15) == 0;
+}
+
+/* in [B,H,W,cin], wt [cout,cin,k,k], bias [cout] or NULL -> out [B,H,W,cout] */
+int catanet_conv2d_fwd_cuda(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, const float *in,
+                            const float *wt, const float *bias, float *out)
+{
+    int ret = check_fwd(cx, a, in, out);
+    if (ret < 0)
+        return ret;
+    int total = a->batch * a->h * a->w;
+    bool k3 = a->ksize == 3 && a->batch <= 65535;
+    if (k3 && a->cout <= 4 && a->cin % 4 == 0 && aligned16(in) && co_smem(a->cin) <= 48 * 1024 &&
+        (a->h + CO_TH - 1) / CO_TH <= 65535) {
+        dim3 grid((a->w + CO_TW - 1) / CO_TW, (a->h + CO_TH - 1) / CO_TH, a->batch), th(32, 8);
+        size_t smem = co_smem(a->cin);
+        if (a->cout == 1)
+            conv_cout_small_kernel<1><<<grid, th, smem, cx->stream>>>(*a, in, wt, bias, out);
+        else if (a->cout == 2)
+            conv_cout_small_kernel<2><<<grid, th, smem, cx->stream>>>(*a, in, wt, bias, out);
+        else if (a->cout == 3)
+            conv_cout_small_kernel<3><<<grid, th, smem, cx->stream>>>(*a, in, wt, bias, out);
+        else
+            conv_cout_small_kernel<4><<<grid, th, smem, cx->stream>>>(*a, in, wt, bias, out);
+        CUDA_LAUNCHED(cx, "conv2d direct (cout <= 4)");
+        return 0;
+    }
+    if (k3 && a->cin <= 4 && a->cout % 4 == 0 && aligned16(out) && ci_smem(a->cin, a->cout) <= 48 * 1024 &&
+        (a->h + CI_T - 1) / CI_T <= 65535) {
+        dim3 grid((a->w + CI_T - 1) / CI_T, (a->h + CI_T - 1) / CI_T, a->batch);
+        size_t smem = ci_smem(a->cin, a->cout);
+        if (a->cin == 1)
+            conv_cin_small_kernel<1><<<grid, 256, smem, cx->stream>>>(*a, in, wt, bias, out);
+        else if (a->cin == 2)
+            conv_cin_small_kernel<2><<<grid, 256, smem, cx->stream>>>(*a, in, wt, bias, out);
+        else if (a->cin == 3)
+            conv_cin_small_kernel<3><<<grid, 256, smem, cx->stream>>>(*a, in, wt, bias, out);
+        else
+            conv_cin_small_kernel<4><<<grid, 256, smem, cx->stream>>>(*a, in, wt, bias, out);
+        CUDA_LAUNCHED(cx, "conv2d direct (cin <= 4)");
+        return 0;
+    }
+    if ((a->cout <= CONV_DIRECT_MAX || a->cin <= CONV_DIRECT_MAX) && (size_t)total * a->cout < ((size_t)1 << 31)) {
+        size_t n = (size_t)total * a->cout;
+        conv_direct_kernel<<<grid_for(n, CUDA_THREADS), CUDA_THREADS, 0, cx->stream>>>(*a, in, wt, bias, out);
+        CUDA_LAUNCHED(cx, "conv2d direct");
+        return 0;
+    }
+    if (k3 && !cx->gemm_fp16 && a->cin % 4 == 0 && aligned16(in) && ig_smem(a->cin) <= 48 * 1024 &&
+        (a->h + IG_TH - 1) / IG_TH <= 65535) {
+        /* fp16 mode keeps im2col + the tensor-core cuBLAS GEMM until a tensor-core implicit GEMM is measured */
+        float *wp = cx->work;
+        if ((ret = launch_permute(cx, a, wt, wp)) < 0)
+            return ret;
+        dim3 grid((a->w + IG_TW - 1) / IG_TW, (a->h + IG_TH - 1) / IG_TH, a->batch);
+        conv_igemm_kernel<<<grid, 256, ig_smem(a->cin), cx->stream>>>(*a, ig_csp(a->cin), in, wp, bias, out);
+        CUDA_LAUNCHED(cx, "conv2d implicit GEMM");
+        return 0;
+    }
+    return im2col_fwd(cx, a, in, wt, bias, out);
+}
+
+/* the im2col + cuBLAS path alone, whatever the shape: its twin test and the bench's baseline */
+int catanet_conv2d_im2col_fwd_cuda(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, const float *in,
+                                   const float *wt, const float *bias, float *out)
+{
+    int ret = check_fwd(cx, a, in, out);
+    return ret < 0 ? ret : im2col_fwd(cx, a, in, wt, bias, out);
 }
 
 /* ---------------- backward (twin of catanet_conv2d_bwd_ref) ----------------
