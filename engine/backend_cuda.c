@@ -269,13 +269,14 @@ static int ffn(CudaState *s, const CatanetModel *m, const CatanetFfnW *w, float 
     const CatanetModelInfo *a = &m->info;
     CatanetCudaCtx *cx = &s->cx;
     int N = s->w * s->h, d = a->dim, mlp = a->mlp_dim;
-    K(catanet_layernorm_fwd_cuda(cx, N, d, x, dev_w(s, m, w->norm_w), dev_w(s, m, w->norm_b), s->t1));
-    K(catanet_linear_fwd_cuda(cx, N, d, mlp, s->t1, dev_w(s, m, w->fc1_w), dev_w(s, m, w->fc1_b), s->a));
-    K(catanet_gelu_fwd_cuda(cx, (size_t)N * mlp, s->a, s->a));
+    /* x += fc2(dd(gelu(fc1(LN(x))))): three kernels, each [N,C] tensor written once (linear.cu's
+     * fused layer: LN + fc1 + bias + GELU, then fc2 + bias + the residual, in place on x) */
+    CatanetLinearFusion in = { dev_w(s, m, w->norm_w), dev_w(s, m, w->norm_b), dev_w(s, m, w->fc1_b), 1, NULL };
+    K(catanet_linear_fused_fwd_cuda(cx, N, d, mlp, x, dev_w(s, m, w->fc1_w), &in, s->a));
     CatanetDwconvArgs da = { 1, s->h, s->w, mlp, 5 };
     K(catanet_dwconv_gelu_add_fwd_cuda(cx, &da, s->a, dev_w(s, m, w->dw_w), dev_w(s, m, w->dw_b), s->dd));
-    K(catanet_linear_fwd_cuda(cx, N, mlp, d, s->dd, dev_w(s, m, w->fc2_w), dev_w(s, m, w->fc2_b), s->y));
-    K(catanet_add_fwd_cuda(cx, (size_t)N * d, x, s->y, x));
+    CatanetLinearFusion outf = { NULL, NULL, dev_w(s, m, w->fc2_b), 0, x };
+    K(catanet_linear_fused_fwd_cuda(cx, N, mlp, d, s->dd, dev_w(s, m, w->fc2_w), &outf, x));
     return 0;
 }
 
@@ -293,8 +294,8 @@ static int tab(CudaState *s, const CatanetModel *m, int g, float *x)
     CatanetIasaArgs ia = { N, a->groups[g].group_size, M, a->heads, qk / a->heads, d / a->heads };
     K(catanet_iasa_fwd_cuda(cx, &ia, s->q, s->k, s->v, s->ord, s->kg[g], s->vg[g], s->att));
     K(catanet_linear_fwd_cuda(cx, N, d, d, s->att, dev_w(s, m, w->proj), NULL, s->y));
-    K(catanet_linear_fwd_cuda(cx, N, d, d, s->y, dev_w(s, m, w->conv1x1), NULL, s->att));
-    K(catanet_add_fwd_cuda(cx, (size_t)N * d, x, s->att, x));
+    CatanetLinearFusion res = { NULL, NULL, NULL, 0, x }; /* conv1x1 and the residual, in place on x */
+    K(catanet_linear_fused_fwd_cuda(cx, N, d, d, s->y, dev_w(s, m, w->conv1x1), &res, x));
     return ffn(s, m, &w->mlp, x);
 }
 

@@ -34,6 +34,8 @@ typedef struct CatanetCudaCtx {
     cublasHandle_t blas;     /* bound to stream by the owner */
     int gemm_fp16;           /* GEMMs on tensor cores with inputs rounded to fp16, fp32 accumulation
                                 (CUBLAS_COMPUTE_32F_FAST_16F); 0: pure fp32 GEMMs */
+    int attn_fp16;           /* LRSA/IASA attention on tensor cores: Q/K/V/P in fp16, softmax and
+                                accumulation in fp32 (kernels/cuda/attn_tc.cuh); 0: fp32 CUDA cores */
     float *work;             /* device scratch, work_floats floats (see the *_cuda_work functions) */
     size_t work_floats;
     char err[256];           /* detail of the last failure */
@@ -45,6 +47,19 @@ typedef struct CatanetCudaCtx {
 /* ---- linear.cu: y[n][o] = sum_i x[n][i] w[o][i] + b[o] (cuBLAS) ---- */
 int catanet_linear_fwd_cuda(CatanetCudaCtx *cx, int n, int in, int out, const float *x,
                             const float *w, const float *b, float *y);
+
+/* the same layer fused with its neighbours in one kernel (fp32 on CUDA cores in both precisions):
+ * y = [res +] gelu?(LN?(x) w^T + b), the CPU sequence layernorm -> linear -> gelu -> add of
+ * forward_cpu.c in one pass over the tokens. Every part but the product is optional. y may alias
+ * res, not x. */
+typedef struct CatanetLinearFusion {
+    const float *ln_w, *ln_b; /* LayerNorm of each x row (eps CATANET_LN_EPS) first, or both NULL */
+    const float *bias;        /* [out], or NULL */
+    int gelu;                 /* exact (erf) GELU after the bias */
+    const float *res;         /* [n,out] added last, or NULL */
+} CatanetLinearFusion;
+int catanet_linear_fused_fwd_cuda(CatanetCudaCtx *cx, int n, int in, int out, const float *x,
+                                  const float *w, const CatanetLinearFusion *f, float *y);
 
 /* ---- conv2d.cu: direct kernels (few channels), implicit GEMM, im2col in fixed chunks + cuBLAS ---- */
 size_t catanet_conv2d_cuda_work(const CatanetConv2dArgs *a);  /* floats of cx->work */

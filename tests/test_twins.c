@@ -142,6 +142,56 @@ static double linear_case(int fp16, int with_bias, int n, int in, int out)
 static double t_linear(void) { double a = linear_case(0, 1, 777, 40, 96), b = linear_case(0, 0, 300, 96, 36); return a < 0 || b < 0 ? -1 : fmax(a, b); }
 static double t_linear_fp16(void) { return linear_case(1, 1, 777, 40, 96); }
 
+/* ---- linear, fused with its neighbours: against the CPU sequence layernorm -> linear -> gelu -> add.
+ * The cases are the engine's uses (ConvFFN's LN + fc1 + GELU and fc2 + bias + residual, the q/k
+ * projections, conv1x1 + residual) plus shapes that take more than one chunk of LF_K = 32 inputs
+ * and LF_OUT = 64 outputs and a token count that ends inside a 64-token tile: a skipped chunk, a
+ * wrong LayerNorm statistic or a dropped epilogue term is of the order of the outputs themselves. */
+static double linear_fused_case(int n, int in, int out, int ln, int bias, int gelu, int res)
+{
+    Rng r = { 19 };
+    size_t ni = (size_t)n * in, no = (size_t)n * out;
+    float *x = randv(&r, ni, 1.0f), *w = randv(&r, (size_t)out * in, 0.16f), *b = randv(&r, out, 0.1f);
+    float *g = randv(&r, in, 1.0f), *gb = randv(&r, in, 0.1f), *rv = randv(&r, no, 1.0f);
+    float *xn = malloc(sizeof(float) * ni), *ref = malloc(sizeof(float) * no);
+    if (ln)
+        catanet_layernorm_fwd_ref(n, in, x, g, gb, xn, NULL, NULL);
+    else
+        memcpy(xn, x, sizeof(float) * ni);
+    catanet_linear_fwd_ref(n, in, out, xn, w, bias ? b : NULL, ref);
+    if (gelu)
+        catanet_gelu_fwd_ref(no, ref, ref);
+    if (res)
+        for (size_t i = 0; i < no; i++)
+            ref[i] += rv[i];
+    float *dx = up(x, sizeof(float) * ni), *dw = up(w, sizeof(float) * out * in), *db = up(b, sizeof(float) * out);
+    float *dg = up(g, sizeof(float) * in), *dgb = up(gb, sizeof(float) * in), *dy = up(rv, sizeof(float) * no);
+    CatanetLinearFusion f = { ln ? dg : NULL, ln ? dgb : NULL, bias ? db : NULL, gelu, res ? dy : NULL };
+    /* with a residual, in place on it (as the engine adds into the running features) */
+    int ret = launched(catanet_linear_fused_fwd_cuda(&cx, n, in, out, dx, dw, &f, dy), "linear_fused");
+    double e = ret < 0 ? -1 : finish(dy, ref, no);
+    cudaFree(dx); cudaFree(dw); cudaFree(db); cudaFree(dg); cudaFree(dgb); cudaFree(dy);
+    free(x); free(w); free(b); free(g); free(gb); free(rv); free(xn); free(ref);
+    return e;
+}
+static double t_linear_fused(void)
+{
+    double e[7] = { linear_fused_case(777, 40, 96, 1, 1, 1, 0) /* LN + fc1 + GELU */,
+                    linear_fused_case(300, 96, 40, 0, 1, 0, 1) /* fc2 + bias + residual */,
+                    linear_fused_case(129, 40, 36, 1, 0, 0, 0) /* LN + q projection */,
+                    linear_fused_case(65, 40, 40, 0, 0, 0, 1) /* conv1x1 + residual */,
+                    linear_fused_case(1, 7, 3, 1, 1, 1, 1) /* one token, tiny */,
+                    linear_fused_case(200, 100, 130, 1, 1, 1, 1) /* 4 input chunks, 3 output chunks */,
+                    linear_fused_case(64, 256, 65, 1, 0, 1, 0) /* CATANET_MAX_DIM inputs, one tile exactly */ };
+    double m = 0;
+    for (int i = 0; i < 7; i++) {
+        if (e[i] < 0)
+            return -1;
+        m = fmax(m, e[i]);
+    }
+    return m;
+}
+
 /* ---- conv2d ----
  * catanet_conv2d_fwd_cuda picks a kernel by shape: direct cout <= 4 (32x32 tiles), direct cin <= 4
  * (16x16 tiles), the old one-thread-per-output kernel (other k with few channels), the fp32 implicit
@@ -1420,6 +1470,7 @@ static const char *emu_skip(const Twin *t)
 static const Twin twins[] = {
     { "linear (fp32, cuBLAS)", "catanet_linear_fwd_cuda", 1e-5, t_linear },
     { "linear (fp16 tensor-core GEMM vs fp32 CPU)", "catanet_linear_fwd_cuda", 1e-2, t_linear_fp16 },
+    { "linear fused (LN, bias, GELU, residual)", "catanet_linear_fused_fwd_cuda", 1e-5, t_linear_fused },
     { "conv2d (direct, implicit GEMM fp32)", "catanet_conv2d_fwd_cuda", 1e-5, t_conv2d },
     { "conv2d im2col chunks + cuBLAS", "catanet_conv2d_im2col_fwd_cuda", 1e-5, t_conv2d_im2col },
     { "dwconv 5x5 and 3x3 (tiled; fallback c=6)", "catanet_dwconv_fwd_cuda", 1e-5, t_dwconv },
@@ -1789,6 +1840,20 @@ static int op_linear_40_36(void *p) { BenchBufs *b = p; return catanet_linear_fw
 static int op_layernorm(void *p) { BenchBufs *b = p; return catanet_layernorm_fwd_cuda(&cx, b->n, 40, b->x, b->b, b->b, b->y); }
 static int op_gelu96(void *p) { BenchBufs *b = p; return catanet_gelu_fwd_cuda(&cx, (size_t)b->n * 96, b->big, b->big); }
 static int op_add40(void *p) { BenchBufs *b = p; return catanet_add_fwd_cuda(&cx, (size_t)b->n * 40, b->x, b->y, b->z); }
+/* the fused token layers: ConvFFN's LN + fc1 + GELU (was layernorm + linear 40->96 + gelu) and
+ * fc2 + bias + residual (was linear 96->40 + add); b->b doubles as the LayerNorm weights */
+static int op_linear_fused_fc1(void *p)
+{
+    BenchBufs *b = p;
+    CatanetLinearFusion f = { b->b, b->b, b->b, 1, NULL };
+    return catanet_linear_fused_fwd_cuda(&cx, b->n, 40, 96, b->x, b->wt, &f, b->big);
+}
+static int op_linear_fused_fc2(void *p)
+{
+    BenchBufs *b = p;
+    CatanetLinearFusion f = { NULL, NULL, b->b, 0, b->y };
+    return catanet_linear_fused_fwd_cuda(&cx, b->n, 96, 40, b->big, b->wt, &f, b->y);
+}
 static int op_dwconv(void *p)
 {
     BenchBufs *b = p;
@@ -1861,6 +1926,7 @@ static void op_bench(void)
         { "linear 40->96 +bias", op_linear_40_96 }, { "linear 96->40 +bias", op_linear_96_40 },
         { "linear 40->36", op_linear_40_36 }, { "layernorm 40", op_layernorm }, { "gelu [N,96]", op_gelu96 },
         { "add [N,40]", op_add40 }, { "dwconv5x5+gelu+add [N,96]", op_dwconv },
+        { "fused LN+linear 40->96+gelu", op_linear_fused_fc1 }, { "fused linear 96->40+bias+add", op_linear_fused_fc2 },
         { "dwconv5x5+gelu+add per-warp (old)", op_dwconv_pixelwarp },
         { "pixel_shuffle+lrelu x2 (40ch)", op_shuffle }, { "bilinear+add -> 1920x1080", op_bilinear_add },
     };

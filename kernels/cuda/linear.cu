@@ -1,7 +1,7 @@
 /*
  * linear.cu: nn.Linear on token rows with cuBLAS (twin of kernels/cpu/linear.c).
- * defines: catanet_linear_fwd_cuda, catanet_cuda_gemm_rm (shared with conv2d.cu), catanet_cuda_sgemm_rm,
- *          catanet_linear_bwd_cuda
+ * defines: catanet_linear_fwd_cuda, catanet_linear_fused_fwd_cuda, catanet_cuda_gemm_rm (shared with
+ *          conv2d.cu), catanet_cuda_sgemm_rm, catanet_linear_bwd_cuda
  */
 #include "cuda_common.cuh"
 #include "gemm.cuh"
@@ -46,6 +46,138 @@ int catanet_linear_fwd_cuda(CatanetCudaCtx *cx, int n, int in, int out, const fl
         CUDA_LAUNCHED(cx, "linear bias");
     }
     return catanet_cuda_gemm_rm(cx, n, out, in, x, in, w, in, b ? 1.0f : 0.0f, y, out);
+}
+
+/* ---------------- fused: [res +] gelu?(LN?(x) w^T + b) in one pass ----------------
+ * The token-wise layers around the attention are small GEMMs (in, out <= 96 for CATANet-L) whose
+ * cost is memory traffic: LayerNorm, the GEMM, the bias, the GELU and the residual add each read
+ * and write the whole [N,C] tensor when run apart. Here a block stages a tile of LF_TOK tokens
+ * (LayerNorm applied while staging, statistics from a first pass over the tile's rows) and a
+ * chunk of the weights in shared memory, LF_K input channels at a time, and writes each output once
+ * with the epilogue applied. fp32 on CUDA cores: 4 x 4 outputs per thread, a thread's tokens
+ * ty + 16 i and outputs tx + 16 j (conflict-free shared loads: a warp reads 2 token addresses and
+ * 16 consecutive weights). */
+#define LF_TOK 64
+#define LF_OUT 64
+#define LF_K 32
+
+__device__ static inline float lf_warp_sum(float v)
+{
+    for (int o = 16; o > 0; o >>= 1)
+        v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+__global__ void __launch_bounds__(256) linear_fused_kernel(int n, int in, int out, const float *x,
+                                                           const float *w, const float *lnw,
+                                                           const float *lnb, const float *bias, int gelu,
+                                                           const float *res, float *y)
+{
+    __shared__ float xs[LF_K][LF_TOK + 1]; /* +1: the staging writes (k varies in a warp) spread over banks */
+    __shared__ float ws[LF_K][LF_OUT + 1];
+    __shared__ float mean_s[LF_TOK], rstd_s[LF_TOK];
+    int tx = threadIdx.x & 15, ty = threadIdx.x >> 4;
+    size_t t0 = (size_t)blockIdx.x * LF_TOK;
+    int ntok = n - t0 < LF_TOK ? (int)(n - t0) : LF_TOK;
+    if (lnw) { /* statistics as layernorm.cu: a warp per row, two passes in fp32 */
+        int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+        for (int t = warp; t < ntok; t += 8) {
+            const float *xr = x + (t0 + t) * in;
+            float s = 0.0f;
+            for (int ch = lane; ch < in; ch += 32)
+                s += xr[ch];
+            float mean = lf_warp_sum(s) / in;
+            float q = 0.0f;
+            for (int ch = lane; ch < in; ch += 32) {
+                float d = xr[ch] - mean;
+                q += d * d;
+            }
+            float rstd = rsqrtf(lf_warp_sum(q) / in + CATANET_LN_EPS);
+            if (lane == 0) {
+                mean_s[t] = mean;
+                rstd_s[t] = rstd;
+            }
+        }
+    }
+    for (int o0 = 0; o0 < out; o0 += LF_OUT) {
+        float acc[4][4];
+#pragma unroll
+        for (int i = 0; i < 4; i++)
+#pragma unroll
+            for (int j = 0; j < 4; j++)
+                acc[i][j] = 0.0f;
+        for (int k0 = 0; k0 < in; k0 += LF_K) {
+            __syncthreads(); /* the statistics are written / the previous chunk is consumed */
+            for (int e = threadIdx.x; e < LF_TOK * LF_K; e += 256) {
+                int t = e / LF_K, k = e % LF_K; /* a warp reads 32 consecutive channels of a row */
+                float v = 0.0f;
+                if (t < ntok && k0 + k < in) {
+                    v = x[(t0 + t) * in + k0 + k];
+                    if (lnw)
+                        v = (v - mean_s[t]) * rstd_s[t] * lnw[k0 + k] + lnb[k0 + k];
+                }
+                xs[k][t] = v;
+            }
+            for (int e = threadIdx.x; e < LF_OUT * LF_K; e += 256) {
+                int o = e / LF_K, k = e % LF_K;
+                ws[k][o] = o0 + o < out && k0 + k < in ? w[(size_t)(o0 + o) * in + k0 + k] : 0.0f;
+            }
+            __syncthreads();
+            int kn = in - k0 < LF_K ? in - k0 : LF_K;
+            for (int k = 0; k < kn; k++) {
+                float a[4], b[4];
+#pragma unroll
+                for (int i = 0; i < 4; i++)
+                    a[i] = xs[k][ty + 16 * i];
+#pragma unroll
+                for (int j = 0; j < 4; j++)
+                    b[j] = ws[k][tx + 16 * j];
+#pragma unroll
+                for (int i = 0; i < 4; i++)
+#pragma unroll
+                    for (int j = 0; j < 4; j++)
+                        acc[i][j] += a[i] * b[j];
+            }
+        }
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            int t = ty + 16 * i;
+            if (t >= ntok)
+                continue;
+#pragma unroll
+            for (int j = 0; j < 4; j++) {
+                int o = o0 + tx + 16 * j;
+                if (o >= out)
+                    continue;
+                float v = acc[i][j];
+                if (bias)
+                    v += bias[o];
+                if (gelu)
+                    v = gelu_exact(v);
+                size_t at = (t0 + t) * out + o;
+                if (res)
+                    v += res[at];
+                y[at] = v;
+            }
+        }
+    }
+}
+
+int catanet_linear_fused_fwd_cuda(CatanetCudaCtx *cx, int n, int in, int out, const float *x, const float *w,
+                                  const CatanetLinearFusion *f, float *y)
+{
+    CUDA_REQUIRE(cx, n >= 0 && in > 0 && out > 0 && f && x && w && y, "linear_fused_fwd_cuda");
+    CUDA_REQUIRE(cx, (f->ln_w == NULL) == (f->ln_b == NULL), "linear_fused_fwd_cuda");
+    /* y may alias res (each output is read and written by one thread), never x: a block reads its
+     * rows of x again for every chunk of LF_OUT outputs */
+    CUDA_REQUIRE(cx, (const float *)y != x, "linear_fused_fwd_cuda");
+    if (n == 0)
+        return 0;
+    unsigned blocks = (unsigned)(((size_t)n + LF_TOK - 1) / LF_TOK);
+    linear_fused_kernel<<<blocks, 256, 0, cx->stream>>>(n, in, out, x, w, f->ln_w, f->ln_b, f->bias, f->gelu,
+                                                         f->res, y);
+    CUDA_LAUNCHED(cx, "linear_fused");
+    return 0;
 }
 
 /* ---------------- backward ---------------- */
