@@ -496,12 +496,16 @@ static double cluster_case(int n, int c, int m)
     free(cent); free(x); free(cu); free(cid); free(ord); free(gcid); free(gord);
     return bad;
 }
+/* c = 40, 36, 64 take the register-blocked similarity kernel (c <= 64, c % 4 == 0; 65 and 128
+ * centers: more than one 64-center tile), c = 100, 200, 38 the general one */
 static double t_cluster(void)
 {
-    double e[4] = { cluster_case(5000, 40, 16), quick ? 0 : cluster_case(70001, 40, 128), cluster_case(3000, 100, 33),
-                    cluster_case(2000, 200, 64) };
-    double s = 0;
-    for (int i = 0; i < 4; i++) {
+    double e[6] = { cluster_case(5000, 40, 16), quick ? 0 : cluster_case(70001, 40, 128), cluster_case(3000, 100, 33),
+                    cluster_case(2000, 200, 64), cluster_case(1500, 36, 65), cluster_case(999, 64, 7) };
+    double s = cluster_case(500, 38, 20);
+    if (s < 0)
+        return -1;
+    for (int i = 0; i < 6; i++) {
         if (e[i] < 0)
             return -1;
         s += e[i];
