@@ -232,6 +232,76 @@ static double t_conv2d(void)
     }
     return m;
 }
+/* fp16 mode (cx.gemm_fp16): the 3x3 implicit GEMM on tensor cores, inputs and weights rounded to fp16,
+ * products exact in fp32 (11-bit x 11-bit significands), fp32 accumulation. Against the fp32 CPU twin
+ * each output o = b + sum of K = 9 cin terms x w gets a bound of its own, computed here in double:
+ * rounding to fp16 gives |x^ - x| <= u|x| + eta (u = 2^-11, eta = 2^-25: half the subnormal spacing),
+ * so |x^ w^ - x w| <= (2u + u^2)|x w| + eta (1 + u)(|x| + |w|) + eta^2; both fp32 sums (the device's, in
+ * its own order, and the CPU's) add at most K 2^-23 sum|x^ w^| each (2^-23: tensor cores may truncate
+ * while aligning; the CPU rounds, 2^-24), plus 2^-23 |o| for the bias add. The entry reports the
+ * worst |gpu - cpu| / bound over all outputs: a bound, not a fitted tolerance, so 1 is the limit;
+ * typical ratios are far below it (errors add up as a random walk, the bound linearly), and a wrong
+ * tap, a dropped halo row (NaN under the emulator) or an output written to the wrong place is many
+ * times over it. */
+static double conv_fp16_case(int batch, int h, int w, int cin, int cout)
+{
+    Rng r = { 21 };
+    CatanetConv2dArgs a = { batch, h, w, cin, cout, 3 };
+    size_t ni = (size_t)batch * h * w * cin, no = (size_t)batch * h * w * cout, nw = (size_t)cout * cin * 9;
+    float *x = randv(&r, ni, 1.0f), *wt = randv(&r, nw, 0.1f), *b = randv(&r, cout, 0.1f);
+    float *ref = malloc(sizeof(float) * no), *got = malloc(sizeof(float) * no);
+    catanet_conv2d_fwd_ref(&a, x, wt, b, ref);
+    float *dx = up(x, sizeof(float) * ni), *dwt = up(wt, sizeof(float) * nw), *db = up(b, sizeof(float) * cout);
+    float *dy = dmalloc(sizeof(float) * no);
+    cx.gemm_fp16 = 1;
+    int ret = launched(catanet_conv2d_fwd_cuda(&cx, &a, dx, dwt, db, dy), "conv2d fp16");
+    cx.gemm_fp16 = 0;
+    double worst = -1;
+    if (ret >= 0) {
+        down(got, dy, sizeof(float) * no);
+        const double u = ldexp(1, -11), eta = ldexp(1, -25), g = 9.0 * cin * ldexp(1, -23);
+        worst = 0;
+        for (int bi = 0; bi < batch; bi++)
+            for (int y = 0; y < h; y++)
+                for (int xx = 0; xx < w; xx++)
+                    for (int o = 0; o < cout; o++) {
+                        double s = 0, t = 0;
+                        for (int c = 0; c < cin; c++)
+                            for (int ky = 0; ky < 3; ky++)
+                                for (int kx = 0; kx < 3; kx++) {
+                                    int yy = y + ky - 1, xs = xx + kx - 1;
+                                    if (yy < 0 || yy >= h || xs < 0 || xs >= w)
+                                        continue;
+                                    double xv = fabs(x[(((size_t)bi * h + yy) * w + xs) * cin + c]);
+                                    double wv = fabs(wt[(((size_t)o * cin + c) * 3 + ky) * 3 + kx]);
+                                    s += xv * wv;
+                                    t += xv + wv;
+                                }
+                        size_t i = (((size_t)bi * h + y) * w + xx) * cout + o;
+                        double bound = (2 * u + u * u) * s + eta * (1 + u) * t + 9.0 * cin * eta * eta +
+                                       2 * g * (1 + 2 * u) * (s + fabs(b[o])) + ldexp(1, -23) * fabs(ref[i]);
+                        double e = fabs((double)got[i] - ref[i]) / bound;
+                        if (!(e <= worst)) /* NaN included */
+                            worst = isnan(e) ? INFINITY : e;
+                    }
+    }
+    cudaFree(dx); cudaFree(dwt); cudaFree(db); cudaFree(dy);
+    free(x); free(wt); free(b); free(ref); free(got);
+    return worst;
+}
+static double t_conv2d_fp16(void)
+{
+    double e[3] = { conv_fp16_case(2, 13, 17, 40, 40) /* the mid conv's channels */,
+                    conv_fp16_case(1, 35, 19, 40, 160) /* the upconv: 2x3 tiles, two output passes */,
+                    conv_fp16_case(1, 17, 33, 8, 20) /* cin and cout padded to 16, a partial fragment */ };
+    double m = 0;
+    for (int i = 0; i < 3; i++) {
+        if (e[i] < 0)
+            return -1;
+        m = fmax(m, e[i]);
+    }
+    return m;
+}
 static double t_conv2d_im2col(void)
 {
     double a = conv_run(1, 200, 181, 8, 16, 3, 1, 1) /* > CATANET_CUDA_CONV_ROWS pixels: chunked */,
@@ -1477,6 +1547,7 @@ static const Twin twins[] = {
     { "linear fused (LN, bias, GELU, residual)", "catanet_linear_fused_fwd_cuda", 1e-5, t_linear_fused },
     { "conv2d (direct, implicit GEMM fp32)", "catanet_conv2d_fwd_cuda", 1e-5, t_conv2d },
     { "conv2d im2col chunks + cuBLAS", "catanet_conv2d_im2col_fwd_cuda", 1e-5, t_conv2d_im2col },
+    { "conv2d fp16 tensor-core implicit GEMM (err/bound)", "catanet_conv2d_fwd_cuda", 1, t_conv2d_fp16 },
     { "dwconv 5x5 and 3x3 (tiled; fallback c=6)", "catanet_dwconv_fwd_cuda", 1e-5, t_dwconv },
     { "dwconv + gelu + add (tiled; fallback c=6)", "catanet_dwconv_gelu_add_fwd_cuda", 1e-5, t_dwconv_gelu_add },
     { "dwconv + gelu + add, per-warp kernel", "catanet_dwconv_gelu_add_pixelwarp_fwd_cuda", 1e-5, t_dwconv_pixelwarp },
@@ -1876,6 +1947,12 @@ static int op_conv(void *p)
     const float *in = b->conv.h * b->conv.w > b->n ? b->big2 : b->x; /* the last conv reads a 2x frame */
     return catanet_conv2d_fwd_cuda(&cx, &b->conv, in, b->wt, b->b, b->big);
 }
+static int op_conv_im2col(void *p)
+{
+    BenchBufs *b = p;
+    const float *in = b->conv.h * b->conv.w > b->n ? b->big2 : b->x;
+    return catanet_conv2d_im2col_fwd_cuda(&cx, &b->conv, in, b->wt, b->b, b->big);
+}
 static int op_cluster(void *p) { BenchBufs *b = p; return catanet_cluster_fwd_cuda(&cx, b->n, 40, b->ia.m, b->x, b->kg, b->cid, b->ord); }
 static int op_iasa(void *p) { BenchBufs *b = p; return catanet_iasa_fwd_cuda(&cx, &b->ia, b->q, b->k, b->v, b->ord, b->kg, b->vg, b->y); }
 static int op_lrsa(void *p) { BenchBufs *b = p; return catanet_lrsa_fwd_cuda(&cx, &b->la, &b->lw, b->tab, &b->sc, b->x, b->z); }
@@ -1940,9 +2017,22 @@ static void op_bench(void)
                                   { 1, 540, 960, 3, 40, 3 } };
     const char *cn[] = { "conv3x3 40->40 (mid)", "conv3x3 40->160 (upconv)", "conv3x3 40->3 @1920x1080 (last)",
                          "conv3x3 3->40 (first)" };
+    /* each conv: the kernel catanet_conv2d_fwd_cuda picks, then the im2col + cuBLAS path it replaced;
+     * the 40-channel ones also in fp16 mode (tensor-core implicit GEMM vs im2col + fp16 cuBLAS) */
     for (int i = 0; i < 4; i++) {
+        char name[96];
         b.conv = convs[i];
         printf("  %-34s %8.3f\n", cn[i], time_op(op_conv, &b));
+        snprintf(name, sizeof(name), "%s im2col (old)", cn[i]);
+        printf("  %-34s %8.3f\n", name, time_op(op_conv_im2col, &b));
+        if (i < 2) {
+            cx.gemm_fp16 = 1;
+            snprintf(name, sizeof(name), "%s fp16 wmma", cn[i]);
+            printf("  %-34s %8.3f\n", name, time_op(op_conv, &b));
+            snprintf(name, sizeof(name), "%s fp16 im2col (old)", cn[i]);
+            printf("  %-34s %8.3f\n", name, time_op(op_conv_im2col, &b));
+            cx.gemm_fp16 = 0;
+        }
     }
     static const int cfg[4][3] = { { 16, 256, 16 }, { 32, 128, 20 }, { 64, 64, 24 }, { 128, 32, 28 } };
     for (int i = 0; i < 4; i++) {

@@ -1,12 +1,16 @@
 /*
  * conv2d.cu: dense KxK convolution, stride 1, zero padding K/2, NHWC (twin of kernels/cpu/conv2d.c):
  * direct kernels for 3x3 convs with few input or output channels (the first and the last conv), an
- * implicit GEMM for the other 3x3 convs (fp32 mode), and else im2col of a fixed chunk of output pixels
+ * implicit GEMM for the other 3x3 convs (fp32 on CUDA cores, or fp16 on tensor cores in fp16 mode),
+ * and else im2col of a fixed chunk of output pixels
  * into cx->work, then one cuBLAS GEMM per chunk.
  * defines: catanet_conv2d_cuda_work, catanet_conv2d_fwd_cuda, catanet_conv2d_im2col_fwd_cuda,
  *          catanet_conv2d_bwd_cuda_work, catanet_conv2d_bwd_cuda
  */
 #include <stdint.h>
+
+#include <cuda_fp16.h>
+#include <mma.h>
 
 #include "cuda_common.cuh"
 #include "gemm.cuh"
@@ -18,9 +22,22 @@ static size_t wperm_floats(const CatanetConv2dArgs *a)
     return ((size_t)a->cout * a->cin * a->ksize * a->ksize + 63) & ~(size_t)63;
 }
 
+__host__ __device__ static inline int round16(int n)
+{
+    return (n + 15) & ~15;
+}
+
+/* fp16 weights of the tensor-core path: [9][cin rounded to 16][cout rounded to 16] halves, + 32 bytes
+ * to align them */
+static size_t whalf_floats(const CatanetConv2dArgs *a)
+{
+    return ((size_t)9 * round16(a->cin) * round16(a->cout) + 1) / 2 + 8;
+}
+
 size_t catanet_conv2d_cuda_work(const CatanetConv2dArgs *a)
 {
-    return wperm_floats(a) + (size_t)CATANET_CUDA_CONV_ROWS * a->cin * a->ksize * a->ksize;
+    size_t im2col = wperm_floats(a) + (size_t)CATANET_CUDA_CONV_ROWS * a->cin * a->ksize * a->ksize;
+    return im2col > whalf_floats(a) ? im2col : whalf_floats(a);
 }
 
 /* w [cout][cin][kk] -> wp [cout][kk][cin] */
@@ -354,6 +371,109 @@ __global__ void __launch_bounds__(256)
     }
 }
 
+/* ---- implicit-GEMM 3x3 conv on tensor cores (fp16 mode): nvcuda::wmma m16n16k16 ----
+ * The same GEMM as conv_igemm_kernel with fp16 inputs and weights and fp32 accumulation (what the
+ * fp16 mode's cuBLAS GEMMs do): a block owns TC_TW x TC_TH = 16 x 16 output pixels; their input tile
+ * plus halo is staged once in shared memory as fp16 [row][col][channel], channels zero-padded to a
+ * multiple of 16 (cin = 40 -> 48: a pixel's row of an A fragment is 96 bytes, 32-byte aligned as
+ * wmma needs). A row of 16 pixels shifted by a tap is then an A fragment read in place (ldm = the
+ * padded channel count), so the im2col matrix exists only in fragments. B fragments come straight
+ * from the fp16 weights [tap][channel][cout] in cx->work (138 KB for 40 -> 160, L1/L2-resident,
+ * shared by all warps). Each warp owns TC_MR rows of the tile and up to NF 16-output fragments per
+ * pass; accumulators go through a per-warp 16x16 staging tile in shared memory so that the bias,
+ * the image's right and bottom edges and cout's padding are handled per element. */
+#define TC_TW 16          /* one A fragment: 16 pixels of a row */
+#define TC_MR 2           /* tile rows per warp */
+#define TC_TH (8 * TC_MR) /* 8 warps */
+
+static size_t tc_smem(int cin)
+{
+    return sizeof(__half) * (TC_TH + 2) * (TC_TW + 2) * round16(cin) + sizeof(float) * 8 * 256; /* 39.3 KB for 40 */
+}
+
+/* wt [cout][cin][3][3] -> wh [9][cinp][coutp] in fp16, zero padded */
+__global__ void conv_weights_half_kernel(int cout, int cin, int coutp, int cinp, const float *wt, __half *wh)
+{
+    int n = 9 * cinp * coutp;
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
+        int t = i / (cinp * coutp), r = i - t * cinp * coutp, c = r / coutp, o = r - c * coutp;
+        wh[i] = __float2half_rn(c < cin && o < cout ? wt[((size_t)o * cin + c) * 9 + t] : 0.0f);
+    }
+}
+
+namespace wmma = nvcuda::wmma;
+
+template <int NF>
+__global__ void __launch_bounds__(256) conv_igemm_tc_kernel(CatanetConv2dArgs a, const float *in, const __half *wh,
+                                                            const float *bias, float *out)
+{
+    extern __shared__ float4 tc_smem_f4[]; /* 128-byte aligned (no static shared memory here) */
+    constexpr int SW = TC_TW + 2, SH = TC_TH + 2;
+    const int cin = a.cin, cinp = round16(cin), coutp = round16(a.cout), c4n = cinp / 4;
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    __half *tile = (__half *)tc_smem_f4;                         /* [SH][SW][cinp] */
+    float *st = (float *)(tile + SH * SW * cinp) + warp * 256;   /* this warp's [16][16] */
+    const int img = blockIdx.z, x0 = blockIdx.x * TC_TW, y0 = blockIdx.y * TC_TH;
+    const float *src = in + (size_t)img * a.h * a.w * cin;
+    for (int i = tid; i < SH * SW * c4n; i += 256) {
+        int pix = i / c4n, g = i - pix * c4n, sy = pix / SW, sx = pix - sy * SW, gy = y0 + sy - 1, gx = x0 + sx - 1;
+        float4 v = { 0.0f, 0.0f, 0.0f, 0.0f };
+        if (4 * g < cin && (unsigned)gy < (unsigned)a.h && (unsigned)gx < (unsigned)a.w)
+            v = *(const float4 *)(src + ((size_t)gy * a.w + gx) * cin + 4 * g);
+        __half *d = tile + pix * cinp + 4 * g;
+        d[0] = __float2half_rn(v.x);
+        d[1] = __float2half_rn(v.y);
+        d[2] = __float2half_rn(v.z);
+        d[3] = __float2half_rn(v.w);
+    }
+    __syncthreads();
+    for (int n0 = 0; n0 < coutp; n0 += 16 * NF) {
+        const int nf = (coutp - n0) / 16 < NF ? (coutp - n0) / 16 : NF;
+        wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[TC_MR][NF];
+#pragma unroll
+        for (int r = 0; r < TC_MR; r++)
+#pragma unroll
+            for (int f = 0; f < NF; f++)
+                wmma::fill_fragment(acc[r][f], 0.0f);
+        for (int t = 0; t < 9; t++) {
+            const int ky = t / 3, kx = t - ky * 3;
+            for (int k0 = 0; k0 < cinp; k0 += 16) {
+                wmma::fragment<wmma::matrix_a, 16, 16, 16, __half, wmma::row_major> af[TC_MR];
+#pragma unroll
+                for (int r = 0; r < TC_MR; r++)
+                    wmma::load_matrix_sync(af[r], tile + ((warp * TC_MR + r + ky) * SW + kx) * cinp + k0, cinp);
+#pragma unroll
+                for (int f = 0; f < NF; f++) {
+                    if (f >= nf)
+                        break;
+                    wmma::fragment<wmma::matrix_b, 16, 16, 16, __half, wmma::row_major> bf;
+                    wmma::load_matrix_sync(bf, wh + ((size_t)t * cinp + k0) * coutp + n0 + 16 * f, coutp);
+#pragma unroll
+                    for (int r = 0; r < TC_MR; r++)
+                        wmma::mma_sync(acc[r][f], af[r], bf, acc[r][f]);
+                }
+            }
+        }
+#pragma unroll
+        for (int r = 0; r < TC_MR; r++) {
+            const int y = y0 + warp * TC_MR + r;
+#pragma unroll
+            for (int f = 0; f < NF; f++) {
+                if (f >= nf)
+                    break;
+                wmma::store_matrix_sync(st, acc[r][f], 16, wmma::mem_row_major);
+                __syncwarp();
+                for (int e = lane; e < 256; e += 32) {
+                    int x = x0 + (e >> 4), co = n0 + 16 * f + (e & 15);
+                    if (y < a.h && x < a.w && co < a.cout)
+                        out[(((size_t)img * a.h + y) * a.w + x) * a.cout + co] = st[e] + (bias ? bias[co] : 0.0f);
+                }
+                __syncwarp(); /* read before the next fragment is stored */
+            }
+        }
+    }
+}
+
 /* y [rows][cout] = bias, rows over blockIdx/threadIdx.y, columns over threadIdx.x */
 __global__ void conv_bias_kernel(int rows, int cout, const float *b, float *y)
 {
@@ -455,9 +575,23 @@ int catanet_conv2d_fwd_cuda(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, cons
         CUDA_LAUNCHED(cx, "conv2d direct");
         return 0;
     }
+    if (k3 && cx->gemm_fp16 && a->cin % 4 == 0 && aligned16(in) && tc_smem(a->cin) <= 48 * 1024 &&
+        (a->h + TC_TH - 1) / TC_TH <= 65535) {
+        int cinp = round16(a->cin), coutp = round16(a->cout);
+        __half *wh = (__half *)(((uintptr_t)cx->work + 31) & ~(uintptr_t)31);
+        conv_weights_half_kernel<<<grid_for((size_t)9 * cinp * coutp, CUDA_THREADS), CUDA_THREADS, 0, cx->stream>>>(
+            a->cout, a->cin, coutp, cinp, wt, wh);
+        CUDA_LAUNCHED(cx, "conv2d fp16 weights");
+        dim3 grid((a->w + TC_TW - 1) / TC_TW, (a->h + TC_TH - 1) / TC_TH, a->batch);
+        if (coutp <= 48)
+            conv_igemm_tc_kernel<3><<<grid, 256, tc_smem(a->cin), cx->stream>>>(*a, in, wh, bias, out);
+        else
+            conv_igemm_tc_kernel<5><<<grid, 256, tc_smem(a->cin), cx->stream>>>(*a, in, wh, bias, out);
+        CUDA_LAUNCHED(cx, "conv2d implicit GEMM (tensor cores)");
+        return 0;
+    }
     if (k3 && !cx->gemm_fp16 && a->cin % 4 == 0 && aligned16(in) && ig_smem(a->cin) <= 48 * 1024 &&
         (a->h + IG_TH - 1) / IG_TH <= 65535) {
-        /* fp16 mode keeps im2col + the tensor-core cuBLAS GEMM until a tensor-core implicit GEMM is measured */
         float *wp = cx->work;
         if ((ret = launch_permute(cx, a, wt, wp)) < 0)
             return ret;
