@@ -238,6 +238,7 @@ gpu-check:
 	sh tools/gpu-check.sh $(OUT)
 gpu-stage:
 	sh tools/gpu-check.sh --stage
+	sh tools/gpu-train.sh --stage || echo "gpu-stage: no training images staged (gpu-check's loop speed uses Set5)"
 	sh tools/ffmpeg-gpu-check.sh --stage || echo "gpu-stage: the FFmpeg part was not staged (gpu-check will skip it)"
 # ---- end GPU check ----
 

@@ -2,8 +2,11 @@
 # The CUDA code on the CPU: builds tests/test_twins.c's op table, tests/test_train_cuda.c and
 # catanet-train against kernels/cuda/*.cu run by the host emulator (tests/cuda_emu; Makefile target
 # emu-build, in $B/emu) and runs: every CUDA twin against its CPU twin, a `catanet-train bench
-# --device cuda` smoke run on a tiny network, and (--with-train) one CUDA training step against the
-# CPU step on the reference cases; PASS/FAIL lines. What the emulator can and cannot catch: the
+# --device cuda` smoke run on a tiny network, the CUDA training loop (train/resume --device cuda)
+# against the CPU loop on a tiny network (tests/train_cuda_loop.sh: losses, kill -9 and resume,
+# checkpoints across devices, non-finite steps; 11 emulated device steps, about 90 s of one core),
+# and (--with-train) one
+# CUDA training step against the CPU step on the reference cases; PASS/FAIL lines. What the emulator can and cannot catch: the
 # comment opening tests/cuda_emu/emu.cpp. No GPU or CUDA toolkit needed; skipped (77) when the C++
 # compiler or the ucontext fibers it needs are missing.
 # Usage: BUILDDIR=build sh tests/t_cuda_emu.sh [--run-only] [--with-train]
@@ -57,6 +60,12 @@ else
     echo "FAIL: catanet-train bench --device cuda (emulated): exit $rc"
     fail=1
 fi
+# the CUDA training loop against the CPU loop (tests/train_cuda_loop.sh; gpu-check runs it on the GPU)
+start=$(date +%s)
+sh tests/train_cuda_loop.sh "$B/emu/catanet-train"
+rc=$?
+echo "t_cuda_emu: train_cuda_loop.sh (emulated) ran in $(( $(date +%s) - start )) s, exit $rc"
+[ $rc = 0 ] || [ $rc = 77 ] || fail=1
 # the CUDA training step against the CPU step on the reference cases: about 20 min of one core
 # emulated, so only in make check-emu (--with-train); make gpu-check runs it on the GPU
 case " $* " in

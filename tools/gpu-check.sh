@@ -1,9 +1,13 @@
 #!/bin/sh
 # gpu-check.sh OUTDIR: everything that needs a GPU, in one go, for the rare machine that has one.
 # Builds for the GPU it finds (its SM only: fast), runs the CUDA twin tests, the benchmarks (device
-# frames and host frames), one CUDA training step against the CPU's (test_train_cuda) and a
-# one-minute training benchmark (catanet-train bench --device cuda), the twin tests once more under
-# compute-sanitizer memcheck (small cases),
+# frames and host frames), one CUDA training step against the CPU's (test_train_cuda), a
+# one-minute training benchmark (catanet-train bench --device cuda), the training loop on the GPU
+# against the CPU's (tests/train_cuda_loop.sh) and its speed (iterations/s of `catanet-train train
+# --device cuda`, CATANet-L, batch 16 of 64x64 and batch 4 of 32x32), the twin tests once more under
+# compute-sanitizer memcheck (small cases), then, as the last step, whatever budget is left on the
+# CATANet-L x2 teacher (tools/gpu-train.sh: its new checkpoint and logs in logs.tar.gz,
+# gputrain/; GPU_CHECK_SKIP_TRAIN=1 skips it, GPU_CHECK_TRAIN_SECS caps it),
 # and, when GPU_CHECK_CHECK=1, the CPU test suite. Every step has a timeout and the whole run a
 # deadline (GPU_CHECK_BUDGET seconds, default 420: under the issue's 8 minutes with the build; session 1
 # measured about 65 s on an H200 before the training steps were added, which may take up to ~195 s).
@@ -271,6 +275,26 @@ fi
 if [ -x "$B/training/catanet-train" ]; then
     step trainbench 75 "$B/training/catanet-train" bench --device cuda --batch 16 --patch 64 --iters 20
     say "$([ $rc = 0 ] && echo INFO || echo FAIL) trainbench: $(grep -m1 '^bench:' "$LOG/trainbench.log" || tail -n 1 "$LOG/trainbench.log") (rc $rc, $dt s)"
+    # the training loop (train/resume --device cuda) against the CPU loop: tiny network, Set5 LR images
+    step trainloop 120 sh tests/train_cuda_loop.sh "$B/training/catanet-train" "$LOG/trainloop"
+    say "$([ $rc = 0 ] && echo PASS || echo FAIL) trainloop: tests/train_cuda_loop.sh rc $rc in $dt s"
+    grep -E '^(PASS|FAIL|SKIP)' "$LOG/trainloop.log" | sed 's/^/    /' >> "$SUMMARY"
+    [ $rc = 0 ] || status=1
+    # the loop's speed: iterations/s of catanet-train train --device cuda (data pipeline, upload,
+    # step, read-back, logging), CATANet-L x2 from scratch on photos staged by gpu-train.sh --stage
+    # (else Set5's HR images)
+    tdata=$CARRY/shared/data/train-gpu/T91
+    [ -d "$tdata" ] || tdata=$SH/data/train/T91
+    [ -d "$tdata" ] || tdata=$SH/data/eval/Set5/HR
+    for bp in "16 64 12" "4 32 40"; do
+        set -- $bp
+        rm -rf "$LOG/trainloop$1"
+        mkdir -p "$LOG/trainloop$1"
+        step trainloop$1 60 "$B/training/catanet-train" train --device cuda --data "$tdata" --arch L --scale 2 \
+            --batch $1 --patch $2 --iters $3 --val-every 0 --ckpt-secs 0 --time-limit 45 --quiet \
+            --log "$LOG/trainloop$1/loop.csv" --cache "$LOG/trainloop$1/cache"
+        say "$([ $rc = 0 ] && echo INFO || echo FAIL) trainloop$1: $(grep -m1 'steps in .* it/s' "$LOG/trainloop$1.log" || tail -n 1 "$LOG/trainloop$1.log") (rc $rc, $dt s; includes the first step)"
+    done
 fi
 
 # ---- the FFmpeg filter on the GPU (issue 4: CUDA frames, NVDEC -> catanet_xs -> NVENC), when
@@ -284,6 +308,22 @@ if [ -d build/gpu-carry/ffmpeg ] && [ -z "$GPU_CHECK_SKIP_FFMPEG" ]; then
     [ $rc = 0 ] || status=1
 else
     say "SKIP ffmpeg: build/gpu-carry/ffmpeg not carried (make gpu-stage, then carry it)"
+fi
+
+# ---- the rest of the budget on the CATANet-L x2 teacher (tools/gpu-train.sh: resumes a copy of
+# weights/ckpt/catanet_l_x2.ckpt.safetensors with --time-limit; weights/ is not written). 60 s of
+# the budget stay for the start (data, device), the final checkpoint and the packing ----
+tsecs=$(( BUDGET - $(elapsed) - 60 ))
+[ -n "$GPU_CHECK_TRAIN_SECS" ] && [ "$GPU_CHECK_TRAIN_SECS" -lt "$tsecs" ] && tsecs=$GPU_CHECK_TRAIN_SECS
+if [ -n "$GPU_CHECK_SKIP_TRAIN" ]; then
+    say "SKIP gputrain: GPU_CHECK_SKIP_TRAIN is set"
+elif [ "$tsecs" -lt 60 ]; then
+    say "SKIP gputrain: $tsecs s of budget left (needs 60)"
+elif [ -x "$B/training/catanet-train" ]; then
+    export GPU_TRAIN_BIN="$B/training/catanet-train"
+    step gputrain $((tsecs + 50)) sh tools/gpu-train.sh "$LOG/gputrain" "$tsecs"
+    sed 's/^/    /' "$LOG/gputrain/summary.txt" >> "$SUMMARY" 2>/dev/null
+    say "$([ $rc = 0 ] && echo INFO || echo FAIL) gputrain: tools/gpu-train.sh $tsecs s, rc $rc in $dt s (checkpoint and logs: logs.tar.gz, gputrain/)"
 fi
 
 # ---- the CPU suite, only when asked (GPU_CHECK_CHECK=1): it passes without a GPU anyway, and

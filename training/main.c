@@ -1,5 +1,6 @@
 /*
- * catanet-train: trains CATANet on the CPU (training-mode model of training/model_train.c).
+ * catanet-train: trains CATANet on the CPU (training-mode model of training/model_train.c) or, with
+ * --device cuda, on a GPU (training/model_train_cuda.c; the same loop, data and checkpoints).
  *
  *   catanet-train train [options]          from scratch (--arch L or --dim/--groups...) or --from MODEL
  *   catanet-train resume CKPT [options]    continue a checkpoint (options may extend --iters)
@@ -54,7 +55,9 @@ typedef struct TrainCfg {
     const char *ckpt, *log, *from, *cache;
     int quiet;
     int new_data; /* resume: accept a changed image set (--new-data) */
-    int cuda;     /* --device cuda (bench only so far: training/model_train_cuda.h) */
+    int cuda;     /* --device cuda: the step on the GPU (training/model_train_cuda.h) */
+    double time_limit; /* --time-limit S: stop with a checkpoint S seconds after the program started */
+    double t_start;    /* now_s() at the start of the program */
 } TrainCfg;
 
 static volatile sig_atomic_t g_stop;
@@ -369,6 +372,15 @@ static int grads_finite(const CatanetModel *g)
     return 1;
 }
 
+/* the L2 norm of the whole gradient arena, a sequential double sum (the gaps between tensors are 0) */
+static double grad_norm(const CatanetModel *g)
+{
+    double ss = 0;
+    for (size_t k = 0; k < g->arena_floats; k++)
+        ss += (double)g->arena[k] * g->arena[k];
+    return sqrt(ss);
+}
+
 /* loss and one validation PSNR curve per set, with gnuplot when it is installed */
 static void plot(const TrainCfg *cfg, CatanetEvalSet *const *vs)
 {
@@ -407,11 +419,21 @@ static int train_loop(TrainCfg *cfg, TrainState *ts)
     if (ts->data_state[0] && catanet_data_set_state_ex(data, ts->data_state, cfg->new_data) < 0)
         die("data state: %s (resume with --new-data to go on in the new image set)", catanet_data_last_error(data));
     CatanetEvalSet *vs[MAX_DIRS] = { 0 };
-    for (int i = 0; i < cfg->n_val; i++)
+    for (int i = 0; i < cfg->n_val && cfg->val_every > 0; i++) /* --val-every 0: the sets are not read */
         if (catanet_evalset_open(&vs[i], cfg->val[i], m->info.upscale, err, sizeof(err)) < 0)
             die("validation set %s: %s", cfg->val[i], err);
-    CatanetTrainPlan *plan;
-    if (catanet_train_plan_create(&plan, m, cfg->batch, cfg->patch, cfg->patch, cfg->threads, 0, err, sizeof(err)) < 0)
+    /* the step on the CPU (plan) or the GPU (dev: weights, means, gradients and Adam's moments live
+     * there; the host model keeps `initted` and gets the weights back for validation and checkpoints) */
+    CatanetTrainPlan *plan = NULL;
+    CatanetTrainCuda *dev = NULL;
+    if (cfg->cuda) {
+        if (catanet_train_cuda_create(&dev, m, cfg->batch, cfg->patch, cfg->patch, err, sizeof(err)) < 0)
+            die("--device cuda: %s", err);
+        if (catanet_train_cuda_set_adam(dev, ts->adam_m, ts->adam_v) < 0)
+            die("--device cuda: %s", catanet_train_cuda_error(dev));
+        fprintf(stderr, "catanet-train: training on %s\n", catanet_train_cuda_device(dev));
+    } else if (catanet_train_plan_create(&plan, m, cfg->batch, cfg->patch, cfg->patch, cfg->threads, 0, err,
+                                         sizeof(err)) < 0)
         die("%s", err);
     int s = m->info.upscale;
     size_t nlr = (size_t)cfg->batch * 3 * cfg->patch * cfg->patch, nhr = nlr * s * s;
@@ -439,23 +461,42 @@ static int train_loop(TrainCfg *cfg, TrainState *ts)
     signal(SIGTERM, on_signal);
     double t0 = now_s(), last_ckpt = t0, last_print = 0, base_elapsed = ts->elapsed, loss_avg = NAN;
     int64_t start_step = ts->step;
-    int ret = 0;
-    while (ts->step < cfg->iters && !g_stop) {
+    int ret = 0, timed_out = 0;
+    while (ts->step < cfg->iters && !g_stop && !timed_out) {
         if (catanet_data_next(data, lr, hr) < 0)
             die("data: %s", catanet_data_last_error(data));
-        memcpy(means_save, m->arena, sizeof(float) * m->arena_floats);
         memcpy(initted_save, m->initted, sizeof(initted_save));
-        catanet_model_zero(ts->grads);
-        double loss = catanet_train_forward(plan, lr, hr);
-        int ok = isfinite(loss);
-        if (ok) {
-            catanet_train_backward(plan, hr, ts->grads);
-            ok = grads_finite(ts->grads);
+        double loss, gnorm = NAN;
+        int ok;
+        if (dev) {
+            /* one upload of the batch, one read-back of the loss and the gradient norm */
+            if (catanet_train_cuda_step(dev, lr, hr, &loss, &gnorm) < 0)
+                die("--device cuda: step %lld: %s", (long long)ts->step + 1, catanet_train_cuda_error(dev));
+            ok = isfinite(loss);
+            if (ok && !isfinite(gnorm)) {
+                /* a non-finite gradient, or only a norm beyond float range: the host decides */
+                if (catanet_train_cuda_get_grads(dev, ts->grads) < 0)
+                    die("--device cuda: %s", catanet_train_cuda_error(dev));
+                ok = grads_finite(ts->grads);
+                gnorm = ok ? grad_norm(ts->grads) : gnorm;
+            }
+        } else {
+            memcpy(means_save, m->arena, sizeof(float) * m->arena_floats);
+            catanet_model_zero(ts->grads);
+            loss = catanet_train_forward(plan, lr, hr);
+            ok = isfinite(loss);
+            if (ok) {
+                catanet_train_backward(plan, hr, ts->grads);
+                ok = grads_finite(ts->grads);
+            }
         }
         ts->step++;
         if (!ok) {
             /* never applied: the centers' EMA of this forward is undone too */
-            memcpy(m->arena, means_save, sizeof(float) * m->arena_floats);
+            if (dev && catanet_train_cuda_undo(dev) < 0)
+                die("--device cuda: %s", catanet_train_cuda_error(dev));
+            if (!dev)
+                memcpy(m->arena, means_save, sizeof(float) * m->arena_floats);
             memcpy(m->initted, initted_save, sizeof(initted_save));
             ts->skipped++;
             ts->bad_in_row++;
@@ -468,18 +509,20 @@ static int train_loop(TrainCfg *cfg, TrainState *ts)
             }
         } else {
             ts->bad_in_row = 0;
-            if (cfg->clip > 0) {
-                double ss = 0;
-                for (size_t k = 0; k < ts->grads->arena_floats; k++)
-                    ss += (double)ts->grads->arena[k] * ts->grads->arena[k];
-                double nrm = sqrt(ss);
+            double lrt = lr_at(cfg, ts->step - 1);
+            ts->adam_t++;
+            if (dev) {
+                float gscale = cfg->clip > 0 && gnorm > cfg->clip ? (float)(cfg->clip / gnorm) : 1.0f;
+                if (catanet_train_cuda_adam(dev, (float)lrt, 0.9f, 0.99f, 1e-8f, ts->adam_t, gscale) < 0)
+                    die("--device cuda: %s", catanet_train_cuda_error(dev));
+            }
+            if (!dev && cfg->clip > 0) {
+                double nrm = grad_norm(ts->grads);
                 if (nrm > cfg->clip)
                     for (size_t k = 0; k < ts->grads->arena_floats; k++)
                         ts->grads->arena[k] *= (float)(cfg->clip / nrm);
             }
-            double lrt = lr_at(cfg, ts->step - 1);
-            ts->adam_t++;
-            for (int i = 0; i < m->n_tensors; i++) {
+            for (int i = 0; !dev && i < m->n_tensors; i++) {
                 const CatanetTensorDef *d = &m->tensors[i];
                 if (d->is_buffer)
                     continue;
@@ -491,11 +534,15 @@ static int train_loop(TrainCfg *cfg, TrainState *ts)
         }
         double t = now_s();
         ts->elapsed = base_elapsed + (t - t0);
+        timed_out = cfg->time_limit > 0 && t - cfg->t_start >= cfg->time_limit;
         if (log) { /* flushed every step: a step costs seconds, and the log is what people watch */
             fprintf(log, "%lld,%.9g,%.6g,%.1f\n", (long long)ts->step, loss, lr_at(cfg, ts->step - 1), ts->elapsed);
             fflush(log);
         }
         if (cfg->val_every > 0 && ts->step % cfg->val_every == 0 && cfg->n_val) {
+            /* the CPU engine's eval-mode forward on the current weights (downloaded from the GPU) */
+            if (dev && catanet_train_cuda_get_weights(dev, m) < 0)
+                die("--device cuda: %s", catanet_train_cuda_error(dev));
             ValCtx vc = { m, cfg->threads };
             for (int i = 0; i < cfg->n_val; i++) {
                 CatanetEvalResult r = { 0 };
@@ -528,9 +575,12 @@ static int train_loop(TrainCfg *cfg, TrainState *ts)
         }
         int due = (cfg->ckpt_every > 0 && ts->step % cfg->ckpt_every == 0) ||
                   (cfg->ckpt_secs > 0 && t - last_ckpt >= cfg->ckpt_secs);
-        if (cfg->ckpt && (due || g_stop || ts->step == cfg->iters)) {
+        if (cfg->ckpt && (due || g_stop || timed_out || ts->step == cfg->iters)) {
             if (log)
                 fflush(log);
+            if (dev && (catanet_train_cuda_get_weights(dev, m) < 0 ||
+                        catanet_train_cuda_get_adam(dev, ts->adam_m, ts->adam_v) < 0))
+                die("--device cuda: reading the state back for the checkpoint: %s", catanet_train_cuda_error(dev));
             catanet_data_get_state(data, ts->data_state, sizeof(ts->data_state));
             if (save_ckpt(cfg->ckpt, cfg, ts, err, sizeof(err)) < 0)
                 fprintf(stderr, "\ncatanet-train: checkpoint failed: %s\n", err);
@@ -539,9 +589,13 @@ static int train_loop(TrainCfg *cfg, TrainState *ts)
     }
     if (!cfg->quiet)
         fprintf(stderr, "\n");
-    if (g_stop)
-        fprintf(stderr, "catanet-train: stopped by signal at step %lld%s\n", (long long)ts->step,
-                cfg->ckpt ? " (checkpoint written)" : "");
+    if (g_stop || timed_out)
+        fprintf(stderr, "catanet-train: stopped by %s at step %lld%s\n", g_stop ? "signal" : "--time-limit",
+                (long long)ts->step, cfg->ckpt ? " (checkpoint written)" : "");
+    double run_s = now_s() - t0;
+    fprintf(stderr, "catanet-train: %lld steps in %.1f s, %.3f it/s, batch %d of %dx%d, on %s\n",
+            (long long)(ts->step - start_step), run_s, run_s > 0 ? (ts->step - start_step) / run_s : 0.0, cfg->batch,
+            cfg->patch, cfg->patch, dev ? catanet_train_cuda_device(dev) : "the CPU");
     if (log)
         fclose(log);
     if (vlog)
@@ -551,6 +605,7 @@ static int train_loop(TrainCfg *cfg, TrainState *ts)
         catanet_evalset_close(vs[i]);
     catanet_data_close(data);
     catanet_train_plan_free(plan);
+    catanet_train_cuda_free(dev);
     free(lr);
     free(hr);
     free(means_save);
@@ -571,6 +626,7 @@ static void usage(void)
             "usage:\n"
             "  catanet-train train --data DIR [--data DIR...] [--val DIR...] [options]\n"
             "  catanet-train resume CKPT [--iters N] [--threads T] [--batch B --patch P] [--new-data] [--quiet]\n"
+            "                            [--device cpu|cuda] [--time-limit S] [--data DIR.. --val DIR..]\n"
             "  catanet-train export CKPT OUT.safetensors\n"
             "  catanet-train grad -m MODEL --input X.npy --target Y.npy --out G.safetensors [--first-step]\n"
             "  catanet-train bench [--batch B] [--patch P] [--steps N] [--device cpu|cuda] [arch options]\n"
@@ -580,7 +636,10 @@ static void usage(void)
             "  --from MODEL (initial weights)  --batch B (16)  --patch P (LR side, 64)  --iters N (800000)\n"
             "  --lr X (2e-4)  --milestones a,b,.. (300k,500k,650k,700k,750k)  --gamma G (0.5)  --clip X (off)\n"
             "  --seed N (3407)  --threads T  --val-every N (2500)  --ckpt PATH  --ckpt-every N  --ckpt-secs S (600)\n"
-            "  --log CSV  --max-bad K (5)  --cache DIR  --quiet  --config FILE (lines of 'option value')\n");
+            "  --log CSV  --max-bad K (5)  --cache DIR  --quiet  --config FILE (lines of 'option value')\n"
+            "  --device cpu|cuda (train, resume, bench)  --time-limit S (stop with a checkpoint after S seconds)\n"
+            "resume: --data/--val on its command line replace the checkpoint's lists (with --new-data when the\n"
+            "  image set changes)\n");
     exit(2);
 }
 
@@ -726,6 +785,8 @@ static int set_opt(TrainCfg *c, ArchOpts *ao, const char *k, const char *v, int 
         c->ckpt_every = (int64_t)strtod(v, NULL);
     else if (!strcmp(k, "ckpt-secs"))
         c->ckpt_secs = strtod(v, NULL);
+    else if (!strcmp(k, "time-limit"))
+        c->time_limit = strtod(v, NULL);
     else if (!strcmp(k, "log"))
         c->log = v;
     else if (!strcmp(k, "max-bad"))
@@ -895,7 +956,7 @@ static int cmd_bench_cuda(TrainCfg *c, const CatanetModelInfo *info, CatanetMode
         if (catanet_train_cuda_zero_grads(p) < 0 || catanet_train_cuda_forward(p, lr, hr, NULL, &loss) < 0)
             die("bench --device cuda: %s", catanet_train_cuda_error(p));
         double t1 = now_s();
-        if (catanet_train_cuda_backward(p) < 0 || catanet_train_cuda_adam(p, 2e-4f, 0.9f, 0.99f, 1e-8f, it + 1) < 0 ||
+        if (catanet_train_cuda_backward(p) < 0 || catanet_train_cuda_adam(p, 2e-4f, 0.9f, 0.99f, 1e-8f, it + 1, 1.0f) < 0 ||
             catanet_train_cuda_sync(p) < 0)
             die("bench --device cuda: %s", catanet_train_cuda_error(p));
         double t2 = now_s();
@@ -984,6 +1045,7 @@ int main(int argc, char **argv)
     TrainCfg cfg;
     ArchOpts ao = { .scale = 0 }; /* 0: not given (x2, or the --from model's scale) */
     defaults(&cfg);
+    cfg.t_start = now_s(); /* --time-limit counts the data loading and the device setup too */
     const char *pos[2] = { 0 }, *model = NULL, *in = NULL, *tgt = NULL, *out = NULL;
     int flag = 0;
     char err[1024];
@@ -1034,15 +1096,22 @@ int main(int argc, char **argv)
             usage();
         load_ckpt(ckpt, &cfg, &ts);
         cfg.ckpt = ckpt;
+        /* --data/--val on the command line replace the checkpoint's lists (another machine's paths) */
+        TrainCfg saved = cfg;
+        cfg.n_data = cfg.n_val = 0;
         parse_opts(argc, argv, 2, &cfg, &ao, pos, 1, &flag, &model, &in, &tgt, &out);
-        if (cfg.cuda)
-            die("--device cuda: only bench so far (the training loop is CPU-only)");
+        if (!cfg.n_data) {
+            cfg.n_data = saved.n_data;
+            memcpy(cfg.data, saved.data, sizeof(cfg.data));
+        }
+        if (!cfg.n_val) {
+            cfg.n_val = saved.n_val;
+            memcpy(cfg.val, saved.val, sizeof(cfg.val));
+        }
         fprintf(stderr, "catanet-train: resuming %s at step %lld of %lld\n", ckpt, (long long)ts.step,
                 (long long)cfg.iters);
     } else if (!strcmp(cmd, "train")) {
         parse_opts(argc, argv, 2, &cfg, &ao, pos, 0, &flag, &model, &in, &tgt, &out);
-        if (cfg.cuda)
-            die("--device cuda: only bench so far (the training loop is CPU-only)");
         if (!cfg.n_data)
             die("train needs --data DIR");
         if (cfg.from) {

@@ -35,7 +35,7 @@ static size_t mx(size_t a, size_t b)
 
 /* ---- planning: a list of sizes, then one block ---- */
 typedef struct Alloc {
-    size_t total;
+    size_t total, align;
     float *base;
 } Alloc;
 
@@ -43,7 +43,7 @@ typedef struct Alloc {
 static float *take(Alloc *al, size_t n)
 {
     float *p = al->base ? al->base + al->total : NULL;
-    al->total += (n + 15) & ~(size_t)15;
+    al->total += (n + al->align - 1) & ~(al->align - 1);
     return p;
 }
 
@@ -56,8 +56,9 @@ static void plan_ffn(Alloc *al, CatanetFfnAct *f, size_t BN, size_t C, size_t ml
     f->d = take(al, BN * mlp);
 }
 
-static void plan_buffers(CatanetTrainPlan *p, Alloc *al)
+size_t catanet_train_plan_layout(CatanetTrainPlan *p, float *base, size_t align)
 {
+    Alloc a0 = { 0, align, base }, *al = &a0;
     const CatanetModelInfo *a = &p->model->info;
     size_t B = p->batch, N = (size_t)p->h * p->w, BN = B * N, C = a->dim, qk = a->qk_dim, mlp = a->mlp_dim;
     size_t s = p->scale, sBN = BN * s * s, Mmax = 1;
@@ -120,6 +121,7 @@ static void plan_buffers(CatanetTrainPlan *p, Alloc *al)
     /* the upsampler's gradients at the output size, then three [BN,C] slices each (x1 has sBN = BN) */
     p->dbig[0] = take(al, mx(sBN * mx(C, 3), 3 * BN * C));
     p->dbig[1] = take(al, mx(sBN * C, 3 * BN * C));
+    return al->total;
 }
 
 int catanet_train_plan_create(CatanetTrainPlan **out, CatanetModel *m, int batch, int h, int w,
@@ -181,10 +183,7 @@ int catanet_train_plan_create(CatanetTrainPlan **out, CatanetModel *m, int batch
     p->cpu.work = aligned_alloc(64, sizeof(float) * p->cpu.work_per_thread * p->cpu.threads);
     p->scratch_floats = (scr + 15) & ~(size_t)15;
     p->scratch = aligned_alloc(64, sizeof(float) * p->scratch_floats);
-    Alloc al = { 0, NULL };
-    if (p->g)
-        plan_buffers(p, &al);
-    size_t total = al.total;
+    size_t total = p->g ? catanet_train_plan_layout(p, NULL, 16) : 0;
     p->block = p->g ? aligned_alloc(64, sizeof(float) * (total ? total : 16)) : NULL;
     if (!p->g || !p->cpu.work || !p->scratch || !p->block) {
         catanet_train_plan_free(p);
@@ -192,9 +191,7 @@ int catanet_train_plan_create(CatanetTrainPlan **out, CatanetModel *m, int batch
                             batch, w, h, (total * sizeof(float)) >> 20);
     }
     memset(p->block, 0, sizeof(float) * total);
-    al.total = 0;
-    al.base = p->block;
-    plan_buffers(p, &al);
+    catanet_train_plan_layout(p, p->block, 16);
     *out = p;
     return 0;
 }

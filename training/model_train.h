@@ -75,6 +75,13 @@ int catanet_train_plan_create(CatanetTrainPlan **out, CatanetModel *m, int batch
                               int threads, int use_ref, char *err, size_t es);
 void catanet_train_plan_free(CatanetTrainPlan *p);
 
+/* The buffer layout of a training step, shared with the device plan (model_train_cuda.c): sets
+ * p->g[*] and every activation/temporary pointer above (not model, use_ref, cpu, scratch, block or
+ * the hooks) to slices of one block at base, each rounded up to `align` floats (a power of two),
+ * from p->model's architecture and p->batch, h, w, scale; base NULL only counts. Returns the
+ * floats the block needs. The pointers may be device addresses: nothing is dereferenced. */
+size_t catanet_train_plan_layout(CatanetTrainPlan *p, float *base, size_t align);
+
 /* Training-mode forward of lr [B,3,h,w] (NCHW, [0,1]): p->out gets [B,3,sh,sw]. Updates the
  * `means` buffers (EMA 0.999, or set on the first step) and `initted`. When hr is not NULL
  * returns the L1 loss against hr [B,3,sh,sw] (else 0). */

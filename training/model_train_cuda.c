@@ -1,6 +1,6 @@
 /*
  * model_train_cuda.c: CATANet training-mode forward and backward on a CUDA device, the twin of
- * model_train.c: the same buffers (CatanetGroupAct), the same sequence of ops in the same order,
+ * model_train.c: the same buffers (catanet_train_plan_layout), the same sequence of ops in the same order,
  * each a kernels_cuda.h launcher in place of the CPU op. Read the two files side by side.
  * All memory comes from catanet_train_cuda_create; nothing synchronises the host except the
  * loss (the output is copied back to compute it) and the explicit copies.
@@ -31,7 +31,17 @@ int catanet_train_cuda_zero_grads(CatanetTrainCuda *p) { return CATANET_ERR_NO_D
 int catanet_train_cuda_get_weights(CatanetTrainCuda *p, CatanetModel *m) { return CATANET_ERR_NO_DEVICE; }
 int catanet_train_cuda_set_weights(CatanetTrainCuda *p, const CatanetModel *m) { return CATANET_ERR_NO_DEVICE; }
 int catanet_train_cuda_get_grads(CatanetTrainCuda *p, CatanetModel *grads) { return CATANET_ERR_NO_DEVICE; }
-int catanet_train_cuda_adam(CatanetTrainCuda *p, float lr, float b1, float b2, float eps, int64_t t)
+int catanet_train_cuda_adam(CatanetTrainCuda *p, float lr, float b1, float b2, float eps, int64_t t, float gscale)
+{
+    return CATANET_ERR_NO_DEVICE;
+}
+int catanet_train_cuda_step(CatanetTrainCuda *p, const float *lr, const float *hr, double *loss, double *gnorm)
+{
+    return CATANET_ERR_NO_DEVICE;
+}
+int catanet_train_cuda_undo(CatanetTrainCuda *p) { return CATANET_ERR_NO_DEVICE; }
+int catanet_train_cuda_get_adam(CatanetTrainCuda *p, CatanetModel *m, CatanetModel *v) { return CATANET_ERR_NO_DEVICE; }
+int catanet_train_cuda_set_adam(CatanetTrainCuda *p, const CatanetModel *m, const CatanetModel *v)
 {
     return CATANET_ERR_NO_DEVICE;
 }
@@ -48,26 +58,28 @@ struct CatanetTrainCuda {
     CatanetModel *model;       /* host: architecture and `initted` */
     CatanetModel dm, dg;       /* the model's layout with device pointers: weights (+ means), gradients */
     CatanetGroupW *dm_groups, *dg_groups;
-    float *d_weights, *d_grads;
-    float *d_m, *d_v;          /* Adam moments (allocated by the first catanet_train_cuda_adam) */
+    float *d_weights, *d_grads; /* d_grads has gn_rows x GN_COLS floats (zero past the arena) */
+    float *d_m, *d_v;          /* Adam moments, zero at creation */
+    float *d_wsave;            /* the weights and means before the last catanet_train_cuda_step */
+    float *d_gscr;             /* gn_rows x GN_COLS: the clipped gradients; scratch of the norm */
+    float *d_gn;               /* [gn_rows] row norms, then [1] the norm, [1] the clipping factor */
+    size_t gn_rows;
     int batch, h, w, scale;
     CatanetCudaCtx cx;
-    CatanetGroupAct *g;        /* device pointers, as model_train.h's */
+    CatanetTrainPlan L;        /* model_train.c's buffer layout with device addresses (layout fields only) */
     void **lrsa_tab;           /* per group: the patch table (catanet_lrsa_cuda_table_fill) */
     CatanetLrsaCudaScratch lsc; /* the LRSA forward's scratch, one image */
     float *lr, *hr;            /* [B,3,h,w], [B,3,sh,sw] */
-    float *xin, *f0, *fsum;
-    float *up_in[2], *up_u[2], *up_s[2];
-    float *feat, *out_nhwc, *out, *dout;
-    float *tm[4], *tc[4];
-    float *dq, *dk, *dv, *dkg, *dvg, *dxg, *cwork, *c0;
-    float *dbig[2];
-    int32_t *count_tmp, *bucket_tmp;
     float *block;
     float *out_host;           /* [B,3,sh,sw] for the loss */
+    float gn_host[2];          /* the norm read back; the clipping factor sent */
     char device[256];
     char err[256];
 };
+
+/* the gradient norm: row norms of the gradient arena seen as gn_rows x GN_COLS (one thread a row),
+ * then the norm of those */
+#define GN_COLS 1024
 
 #define TRY(p, call)                                                                               \
     do {                                                                                           \
@@ -148,111 +160,36 @@ void catanet_train_cuda_free(CatanetTrainCuda *p)
     cudaFree(p->d_grads);
     cudaFree(p->d_m);
     cudaFree(p->d_v);
+    cudaFree(p->d_wsave);
+    cudaFree(p->d_gscr);
+    cudaFree(p->d_gn);
     if (p->cx.blas)
         cublasDestroy(p->cx.blas);
     if (p->cx.stream)
         cudaStreamDestroy(p->cx.stream);
     free(p->dm_groups);
     free(p->dg_groups);
-    free(p->g);
+    free(p->L.g);
     free(p->out_host);
     free(p);
 }
 
-/* ---- planning: model_train.c's plan_buffers, on a device block ---- */
-typedef struct Alloc {
-    size_t total;
-    float *base;
-} Alloc;
+/* ---- planning: model_train.c's layout (catanet_train_plan_layout) on a device block, then the
+ * device plan's own buffers: the batch and the LRSA forward's scratch (one image) ---- */
+#define ALIGN 64 /* floats: 256-byte slices */
 
-static float *take(Alloc *al, size_t n)
-{
-    float *p = al->base ? al->base + al->total : NULL;
-    al->total += (n + 63) & ~(size_t)63;
-    return p;
-}
-
-static void plan_ffn(Alloc *al, CatanetFfnAct *f, size_t BN, size_t C, size_t mlp)
-{
-    f->ln = take(al, BN * C);
-    f->mean = take(al, BN);
-    f->rstd = take(al, BN);
-    f->a = take(al, BN * mlp);
-    f->d = take(al, BN * mlp);
-}
-
-static void plan_buffers(CatanetTrainCuda *p, Alloc *al)
+static size_t plan_buffers(CatanetTrainCuda *p, float *base)
 {
     const CatanetModelInfo *a = &p->model->info;
-    size_t B = p->batch, N = (size_t)p->h * p->w, BN = B * N, C = a->dim, qk = a->qk_dim, mlp = a->mlp_dim;
-    size_t s = p->scale, sBN = BN * s * s, Mmax = 1;
-    for (int g = 0; g < a->num_groups; g++) {
-        CatanetGroupAct *ga = &p->g[g];
-        size_t M = a->groups[g].num_tokens;
-        Mmax = mx(Mmax, M);
-        ga->tab_in = take(al, BN * C);
-        ga->xn = take(al, BN * C);
-        ga->xn_mean = take(al, BN);
-        ga->xn_rstd = take(al, BN);
-        ga->xu = take(al, BN * C);
-        ga->xu_norm = take(al, BN);
-        ga->xg = take(al, M * C);
-        ga->sum5 = take(al, M * C);
-        ga->bucket5 = (int32_t *)take(al, BN);
-        ga->count5 = (int32_t *)take(al, M);
-        ga->kg = take(al, M * qk);
-        ga->vg = take(al, M * C);
-        ga->ord = (int32_t *)take(al, BN);
-        ga->q = take(al, BN * qk);
-        ga->k = take(al, BN * qk);
-        ga->v = take(al, BN * C);
-        ga->att = take(al, BN * C);
-        ga->y1 = take(al, BN * C);
-        ga->t2 = take(al, BN * C);
-        plan_ffn(al, &ga->ffn1, BN, C, mlp);
-        ga->lrsa_in = take(al, BN * C);
-        ga->x1 = take(al, BN * C);
-        plan_ffn(al, &ga->ffn2, BN, C, mlp);
-        ga->mid_in = take(al, BN * C);
+    size_t BN = (size_t)p->batch * p->h * p->w, N = (size_t)p->h * p->w, C = a->dim, qk = a->qk_dim;
+    size_t sizes[8] = { BN * 3, BN * 3 * p->scale * p->scale, N * C, N * qk, N * qk, N * C, N * C, N * C };
+    float **dst[8] = { &p->lr, &p->hr, &p->lsc.ln, &p->lsc.q, &p->lsc.k, &p->lsc.v, &p->lsc.asum, &p->lsc.proj };
+    size_t total = catanet_train_plan_layout(&p->L, base, ALIGN);
+    for (int i = 0; i < 8; i++) {
+        *dst[i] = base ? base + total : NULL;
+        total += (sizes[i] + ALIGN - 1) & ~(size_t)(ALIGN - 1);
     }
-    p->lr = take(al, BN * 3);
-    p->hr = take(al, sBN * 3);
-    p->xin = take(al, BN * 3);
-    p->f0 = take(al, BN * C);
-    p->fsum = take(al, BN * C);
-    int stages = s == 4 ? 2 : s > 1 ? 1 : 0, r = s == 4 ? 2 : (int)s;
-    size_t pix = BN;
-    for (int st = 0; st < stages; st++) {
-        p->up_u[st] = take(al, pix * C * r * r);
-        pix *= (size_t)r * r;
-        p->up_s[st] = take(al, pix * C);
-    }
-    p->out_nhwc = take(al, sBN * 3);
-    p->out = take(al, sBN * 3);
-    p->dout = take(al, sBN * 3);
-    for (int i = 0; i < 4; i++) {
-        p->tm[i] = take(al, BN * mlp);
-        p->tc[i] = take(al, BN * C);
-    }
-    p->dq = take(al, BN * qk);
-    p->dk = take(al, BN * qk);
-    p->dv = take(al, BN * C);
-    p->dkg = take(al, Mmax * qk);
-    p->dvg = take(al, Mmax * C);
-    p->dxg = take(al, Mmax * C);
-    p->cwork = take(al, Mmax * C);
-    p->c0 = take(al, Mmax * C);
-    p->count_tmp = (int32_t *)take(al, Mmax);
-    p->bucket_tmp = (int32_t *)take(al, BN);
-    p->dbig[0] = take(al, mx(sBN * mx(C, 3), 3 * BN * C));
-    p->dbig[1] = take(al, mx(sBN * C, 3 * BN * C));
-    /* the LRSA forward's scratch, one image at a time */
-    p->lsc.ln = take(al, N * C);
-    p->lsc.q = take(al, N * qk);
-    p->lsc.k = take(al, N * qk);
-    p->lsc.v = take(al, N * C);
-    p->lsc.asum = take(al, N * C);
-    p->lsc.proj = take(al, N * C);
+    return total;
 }
 
 int catanet_train_cuda_create(CatanetTrainCuda **out, CatanetModel *m, int batch, int h, int w, char *err,
@@ -280,13 +217,18 @@ int catanet_train_cuda_create(CatanetTrainCuda **out, CatanetModel *m, int batch
     p->h = h;
     p->w = w;
     p->scale = a->upscale;
-    p->g = calloc(a->num_groups ? a->num_groups : 1, sizeof(*p->g));
+    p->L.model = m;
+    p->L.batch = batch;
+    p->L.h = h;
+    p->L.w = w;
+    p->L.scale = a->upscale;
+    p->L.g = calloc(a->num_groups ? a->num_groups : 1, sizeof(*p->L.g));
     p->lrsa_tab = calloc(a->num_groups ? a->num_groups : 1, sizeof(void *));
     int N = h * w, C = a->dim, s = a->upscale, r = s == 4 ? 2 : s;
     size_t on = (size_t)batch * 3 * N * s * s;
     p->out_host = malloc(sizeof(float) * on);
     int rc = CATANET_ERR_NOMEM;
-    if (!p->g || !p->lrsa_tab || !p->out_host)
+    if (!p->L.g || !p->lrsa_tab || !p->out_host)
         goto fail;
     rc = CATANET_ERR_CUDA;
     if (cudaStreamCreateWithFlags(&p->cx.stream, cudaStreamNonBlocking) != cudaSuccess ||
@@ -324,24 +266,30 @@ int catanet_train_cuda_create(CatanetTrainCuda **out, CatanetModel *m, int batch
         free(ht);
     }
     p->cx.work_floats = (work + 63) & ~(size_t)63;
-    Alloc al = { 0, NULL };
-    plan_buffers(p, &al);
-    size_t total = al.total;
+    size_t total = plan_buffers(p, NULL), na = m->arena_floats;
+    p->gn_rows = (na + GN_COLS - 1) / GN_COLS;
+    size_t ng = p->gn_rows * GN_COLS; /* the gradient arena padded to whole rows for the norm */
     if (cudaMalloc((void **)&p->cx.work, sizeof(float) * p->cx.work_floats) != cudaSuccess ||
         cudaMalloc((void **)&p->block, sizeof(float) * total) != cudaSuccess ||
-        cudaMalloc((void **)&p->d_weights, sizeof(float) * m->arena_floats) != cudaSuccess ||
-        cudaMalloc((void **)&p->d_grads, sizeof(float) * m->arena_floats) != cudaSuccess)
+        cudaMalloc((void **)&p->d_weights, sizeof(float) * na) != cudaSuccess ||
+        cudaMalloc((void **)&p->d_wsave, sizeof(float) * na) != cudaSuccess ||
+        cudaMalloc((void **)&p->d_m, sizeof(float) * na) != cudaSuccess ||
+        cudaMalloc((void **)&p->d_v, sizeof(float) * na) != cudaSuccess ||
+        cudaMalloc((void **)&p->d_grads, sizeof(float) * ng) != cudaSuccess ||
+        cudaMalloc((void **)&p->d_gscr, sizeof(float) * ng) != cudaSuccess ||
+        cudaMalloc((void **)&p->d_gn, sizeof(float) * (p->gn_rows + 2)) != cudaSuccess)
         goto fail;
     if (cudaMemset(p->block, 0, sizeof(float) * total) != cudaSuccess ||
-        cudaMemset(p->d_grads, 0, sizeof(float) * m->arena_floats) != cudaSuccess ||
-        cudaMemcpy(p->d_weights, m->arena, sizeof(float) * m->arena_floats, cudaMemcpyHostToDevice) != cudaSuccess)
+        cudaMemset(p->d_grads, 0, sizeof(float) * ng) != cudaSuccess ||
+        cudaMemset(p->d_m, 0, sizeof(float) * na) != cudaSuccess ||
+        cudaMemset(p->d_v, 0, sizeof(float) * na) != cudaSuccess ||
+        cudaMemcpy(p->d_weights, m->arena, sizeof(float) * na, cudaMemcpyHostToDevice) != cudaSuccess ||
+        cudaMemcpy(p->d_wsave, m->arena, sizeof(float) * na, cudaMemcpyHostToDevice) != cudaSuccess)
         goto fail;
     rc = CATANET_ERR_NOMEM;
     if (rebase_model(&p->dm, &p->dm_groups, m, p->d_weights) < 0 || rebase_model(&p->dg, &p->dg_groups, m, p->d_grads) < 0)
         goto fail;
-    al.total = 0;
-    al.base = p->block;
-    plan_buffers(p, &al);
+    plan_buffers(p, p->block);
     *out = p;
     return 0;
 fail:
@@ -377,20 +325,40 @@ int catanet_train_cuda_zero_grads(CatanetTrainCuda *p)
     return 0;
 }
 
-int catanet_train_cuda_adam(CatanetTrainCuda *p, float lr, float b1, float b2, float eps, int64_t t)
+int catanet_train_cuda_get_adam(CatanetTrainCuda *p, CatanetModel *m, CatanetModel *v)
+{
+    CUTRY(p, cudaStreamSynchronize(p->cx.stream));
+    CUTRY(p, cudaMemcpy(m->arena, p->d_m, sizeof(float) * m->arena_floats, cudaMemcpyDeviceToHost));
+    CUTRY(p, cudaMemcpy(v->arena, p->d_v, sizeof(float) * v->arena_floats, cudaMemcpyDeviceToHost));
+    return 0;
+}
+
+int catanet_train_cuda_set_adam(CatanetTrainCuda *p, const CatanetModel *m, const CatanetModel *v)
+{
+    CUTRY(p, cudaStreamSynchronize(p->cx.stream));
+    CUTRY(p, cudaMemcpy(p->d_m, m->arena, sizeof(float) * m->arena_floats, cudaMemcpyHostToDevice));
+    CUTRY(p, cudaMemcpy(p->d_v, v->arena, sizeof(float) * v->arena_floats, cudaMemcpyHostToDevice));
+    return 0;
+}
+
+int catanet_train_cuda_adam(CatanetTrainCuda *p, float lr, float b1, float b2, float eps, int64_t t, float gscale)
 {
     const CatanetModel *m = p->model;
-    size_t n = m->arena_floats;
-    if (!p->d_m) {
-        CUTRY(p, cudaMalloc((void **)&p->d_m, sizeof(float) * n));
-        CUTRY(p, cudaMalloc((void **)&p->d_v, sizeof(float) * n));
-        CUTRY(p, cudaMemsetAsync(p->d_m, 0, sizeof(float) * n, p->cx.stream));
-        CUTRY(p, cudaMemsetAsync(p->d_v, 0, sizeof(float) * n, p->cx.stream));
+    const float *g = p->d_grads;
+    if (gscale != 1.0f) {
+        /* clipping: d_gscr = d_grads x gscale by the linear twin with one input and one output
+         * feature (a 1 x 1 weight: one float product per element, the CPU loop's g * scale) */
+        p->gn_host[1] = gscale;
+        CUTRY(p, cudaMemcpyAsync(p->d_gn + p->gn_rows + 1, &p->gn_host[1], sizeof(float), cudaMemcpyHostToDevice,
+                                 p->cx.stream));
+        TRY(p, catanet_linear_fwd_cuda(&p->cx, (int)m->arena_floats, 1, 1, p->d_grads, p->d_gn + p->gn_rows + 1, NULL,
+                                       p->d_gscr));
+        g = p->d_gscr;
     }
     for (int i = 0; i < m->n_tensors; i++) {
         const CatanetTensorDef *d = &m->tensors[i];
         if (!d->is_buffer)
-            TRY(p, catanet_adam_update_cuda(&p->cx, d->numel, p->d_weights + d->offset, p->d_grads + d->offset,
+            TRY(p, catanet_adam_update_cuda(&p->cx, d->numel, p->d_weights + d->offset, g + d->offset,
                                             p->d_m + d->offset, p->d_v + d->offset, lr, b1, b2, eps, t));
     }
     return 0;
@@ -432,7 +400,7 @@ static int ffn_fwd(CatanetTrainCuda *p, const CatanetFfnW *w, CatanetFfnAct *f, 
     CatanetCudaCtx *cx = &p->cx;
     int BN = p->batch * p->h * p->w, C = a->dim, mlp = a->mlp_dim;
     size_t nm = (size_t)BN * mlp;
-    float *ga = p->tm[0], *gd = p->tm[1];
+    float *ga = p->L.tm[0], *gd = p->L.tm[1];
     TRY(p, catanet_layernorm_fwd_stats_cuda(cx, BN, C, x, w->norm_w, w->norm_b, f->ln, f->mean, f->rstd));
     TRY(p, catanet_linear_fwd_cuda(cx, BN, C, mlp, f->ln, w->fc1_w, w->fc1_b, f->a));
     TRY(p, catanet_gelu_fwd_cuda(cx, nm, f->a, ga));
@@ -440,8 +408,8 @@ static int ffn_fwd(CatanetTrainCuda *p, const CatanetFfnW *w, CatanetFfnAct *f, 
     TRY(p, catanet_dwconv_fwd_cuda(cx, &da, ga, w->dw_w, w->dw_b, f->d));
     TRY(p, catanet_gelu_fwd_cuda(cx, nm, f->d, gd));
     TRY(p, catanet_add_fwd_cuda(cx, nm, ga, gd, gd));
-    TRY(p, catanet_linear_fwd_cuda(cx, BN, mlp, C, gd, w->fc2_w, w->fc2_b, p->tc[0]));
-    TRY(p, catanet_add_fwd_cuda(cx, (size_t)BN * C, x, p->tc[0], out));
+    TRY(p, catanet_linear_fwd_cuda(cx, BN, mlp, C, gd, w->fc2_w, w->fc2_b, p->L.tc[0]));
+    TRY(p, catanet_add_fwd_cuda(cx, (size_t)BN * C, x, p->L.tc[0], out));
     return 0;
 }
 
@@ -452,7 +420,7 @@ static int ffn_bwd(CatanetTrainCuda *p, const CatanetFfnW *w, const CatanetFfnW 
     CatanetCudaCtx *cx = &p->cx;
     int BN = p->batch * p->h * p->w, C = a->dim, mlp = a->mlp_dim;
     size_t nm = (size_t)BN * mlp;
-    float *ga = p->tm[0], *s = p->tm[1], *ds = p->tm[2], *dd = p->tm[3], *dln = p->tc[0];
+    float *ga = p->L.tm[0], *s = p->L.tm[1], *ds = p->L.tm[2], *dd = p->L.tm[3], *dln = p->L.tc[0];
     TRY(p, catanet_gelu_fwd_cuda(cx, nm, f->a, ga));
     TRY(p, catanet_gelu_fwd_cuda(cx, nm, f->d, s));
     TRY(p, catanet_add_fwd_cuda(cx, nm, ga, s, s));
@@ -477,20 +445,20 @@ static int tab_fwd(CatanetTrainCuda *p, int gi, const float *x, float *out)
     const CatanetModelInfo *a = &p->model->info;
     CatanetCudaCtx *cx = &p->cx;
     const CatanetTabW *w = &p->dm.groups[gi].tab;
-    CatanetGroupAct *g = &p->g[gi];
+    CatanetGroupAct *g = &p->L.g[gi];
     int N = p->h * p->w, BN = p->batch * N, C = a->dim, qk = a->qk_dim, M = a->groups[gi].num_tokens;
     TRY(p, copy(p, g->tab_in, x, (size_t)BN * C));
     TRY(p, catanet_layernorm_fwd_stats_cuda(cx, BN, C, x, w->norm_w, w->norm_b, g->xn, g->xn_mean, g->xn_rstd));
     TRY(p, catanet_normalize_fwd_cuda(cx, BN, C, g->xn, g->xu, g->xu_norm));
     /* centers: avg-pool init on the first step, else the buffer; 4 refinements without gradient */
-    float *c = p->c0, *cu = p->cwork;
+    float *c = p->L.c0, *cu = p->L.cwork;
     if (!p->model->initted[gi])
         TRY(p, catanet_center_init_cuda(cx, p->batch, N, C, M, g->xn, c));
     else
         TRY(p, copy(p, c, w->means, (size_t)M * C));
     for (int it = 0; it < 4; it++) {
         TRY(p, catanet_normalize_fwd_cuda(cx, M, C, c, cu, NULL));
-        TRY(p, catanet_center_iter_fwd_cuda(cx, BN, C, M, g->xu, cu, p->bucket_tmp, g->sum5, p->count_tmp, c));
+        TRY(p, catanet_center_iter_fwd_cuda(cx, BN, C, M, g->xu, cu, p->L.bucket_tmp, g->sum5, p->L.count_tmp, c));
     }
     /* the fifth, differentiable refinement: xg */
     TRY(p, catanet_normalize_fwd_cuda(cx, M, C, c, cu, NULL));
@@ -500,7 +468,7 @@ static int tab_fwd(CatanetTrainCuda *p, int gi, const float *x, float *out)
     TRY(p, catanet_linear_fwd_cuda(cx, M, C, C, g->xg, w->irca_v, NULL, g->vg));
     /* CATA grouping by the refined centers (detached), per image */
     for (int b = 0; b < p->batch; b++)
-        TRY(p, catanet_cluster_fwd_cuda(cx, N, C, M, g->xn + (size_t)b * N * C, g->xg, p->bucket_tmp,
+        TRY(p, catanet_cluster_fwd_cuda(cx, N, C, M, g->xn + (size_t)b * N * C, g->xg, p->L.bucket_tmp,
                                         g->ord + (size_t)b * N));
     TRY(p, catanet_linear_fwd_cuda(cx, BN, C, qk, g->xn, w->q, NULL, g->q));
     TRY(p, catanet_linear_fwd_cuda(cx, BN, C, qk, g->xn, w->k, NULL, g->k));
@@ -512,8 +480,8 @@ static int tab_fwd(CatanetTrainCuda *p, int gi, const float *x, float *out)
                                      g->att + ov));
     }
     TRY(p, catanet_linear_fwd_cuda(cx, BN, C, C, g->att, w->proj, NULL, g->y1));
-    TRY(p, catanet_linear_fwd_cuda(cx, BN, C, C, g->y1, w->conv1x1, NULL, p->tc[1]));
-    TRY(p, catanet_add_fwd_cuda(cx, (size_t)BN * C, x, p->tc[1], g->t2));
+    TRY(p, catanet_linear_fwd_cuda(cx, BN, C, C, g->y1, w->conv1x1, NULL, p->L.tc[1]));
+    TRY(p, catanet_add_fwd_cuda(cx, (size_t)BN * C, x, p->L.tc[1], g->t2));
     return ffn_fwd(p, &w->mlp, &g->ffn1, g->t2, out);
 }
 
@@ -524,10 +492,10 @@ static int tab_update_means(CatanetTrainCuda *p, int gi)
     size_t n = (size_t)mdl->info.groups[gi].num_tokens * mdl->info.dim;
     float *means = p->dm.groups[gi].tab.means;
     if (!mdl->initted[gi]) {
-        TRY(p, copy(p, means, p->g[gi].xg, n));
+        TRY(p, copy(p, means, p->L.g[gi].xg, n));
         mdl->initted[gi] = 1;
     } else {
-        TRY(p, catanet_center_ema_cuda(&p->cx, n, means, p->g[gi].xg));
+        TRY(p, catanet_center_ema_cuda(&p->cx, n, means, p->L.g[gi].xg));
     }
     return 0;
 }
@@ -538,40 +506,40 @@ static int tab_bwd(CatanetTrainCuda *p, int gi, const float *dout, float *dx)
     CatanetCudaCtx *cx = &p->cx;
     const CatanetTabW *w = &p->dm.groups[gi].tab;
     const CatanetTabW *gw = &p->dg.groups[gi].tab;
-    CatanetGroupAct *g = &p->g[gi];
+    CatanetGroupAct *g = &p->L.g[gi];
     int N = p->h * p->w, BN = p->batch * N, C = a->dim, qk = a->qk_dim, M = a->groups[gi].num_tokens;
     size_t nc = (size_t)BN * C;
-    float *dt2 = p->tc[3];
+    float *dt2 = p->L.tc[3];
     TRY(p, zero(p, dt2, nc));
     TRY(p, ffn_bwd(p, &w->mlp, &gw->mlp, &g->ffn1, g->t2, dout, dt2));
     TRY(p, catanet_add_fwd_cuda(cx, nc, dx, dt2, dx));
-    float *dy1 = p->tc[1], *datt = p->tc[2];
+    float *dy1 = p->L.tc[1], *datt = p->L.tc[2];
     TRY(p, zero(p, dy1, nc));
     TRY(p, catanet_linear_bwd_cuda(cx, BN, C, C, g->y1, w->conv1x1, dt2, dy1, gw->conv1x1, NULL));
     TRY(p, zero(p, datt, nc));
     TRY(p, catanet_linear_bwd_cuda(cx, BN, C, C, g->att, w->proj, dy1, datt, gw->proj, NULL));
-    TRY(p, zero(p, p->dq, (size_t)BN * qk));
-    TRY(p, zero(p, p->dk, (size_t)BN * qk));
-    TRY(p, zero(p, p->dv, nc));
-    TRY(p, zero(p, p->dkg, (size_t)M * qk));
-    TRY(p, zero(p, p->dvg, (size_t)M * C));
+    TRY(p, zero(p, p->L.dq, (size_t)BN * qk));
+    TRY(p, zero(p, p->L.dk, (size_t)BN * qk));
+    TRY(p, zero(p, p->L.dv, nc));
+    TRY(p, zero(p, p->L.dkg, (size_t)M * qk));
+    TRY(p, zero(p, p->L.dvg, (size_t)M * C));
     CatanetIasaArgs ia = { N, a->groups[gi].group_size, M, a->heads, qk / a->heads, C / a->heads };
     for (int b = 0; b < p->batch; b++) {
         size_t oq = (size_t)b * N * qk, ov = (size_t)b * N * C;
         TRY(p, catanet_iasa_bwd_cuda(cx, &ia, g->q + oq, g->k + oq, g->v + ov, g->ord + (size_t)b * N, g->kg, g->vg,
-                                     datt + ov, p->dq + oq, p->dk + oq, p->dv + ov, p->dkg, p->dvg));
+                                     datt + ov, p->L.dq + oq, p->L.dk + oq, p->L.dv + ov, p->L.dkg, p->L.dvg));
     }
-    float *dxn = p->tc[0];
+    float *dxn = p->L.tc[0];
     TRY(p, zero(p, dxn, nc));
-    TRY(p, catanet_linear_bwd_cuda(cx, BN, C, qk, g->xn, w->q, p->dq, dxn, gw->q, NULL));
-    TRY(p, catanet_linear_bwd_cuda(cx, BN, C, qk, g->xn, w->k, p->dk, dxn, gw->k, NULL));
-    TRY(p, catanet_linear_bwd_cuda(cx, BN, C, C, g->xn, w->v, p->dv, dxn, gw->v, NULL));
-    TRY(p, zero(p, p->dxg, (size_t)M * C));
-    TRY(p, catanet_linear_bwd_cuda(cx, M, C, qk, g->xg, w->irca_k, p->dkg, p->dxg, gw->irca_k, NULL));
-    TRY(p, catanet_linear_bwd_cuda(cx, M, C, C, g->xg, w->irca_v, p->dvg, p->dxg, gw->irca_v, NULL));
-    float *dxu = p->dv; /* free again; [BN,C] */
+    TRY(p, catanet_linear_bwd_cuda(cx, BN, C, qk, g->xn, w->q, p->L.dq, dxn, gw->q, NULL));
+    TRY(p, catanet_linear_bwd_cuda(cx, BN, C, qk, g->xn, w->k, p->L.dk, dxn, gw->k, NULL));
+    TRY(p, catanet_linear_bwd_cuda(cx, BN, C, C, g->xn, w->v, p->L.dv, dxn, gw->v, NULL));
+    TRY(p, zero(p, p->L.dxg, (size_t)M * C));
+    TRY(p, catanet_linear_bwd_cuda(cx, M, C, qk, g->xg, w->irca_k, p->L.dkg, p->L.dxg, gw->irca_k, NULL));
+    TRY(p, catanet_linear_bwd_cuda(cx, M, C, C, g->xg, w->irca_v, p->L.dvg, p->L.dxg, gw->irca_v, NULL));
+    float *dxu = p->L.dv; /* free again; [BN,C] */
     TRY(p, zero(p, dxu, nc));
-    TRY(p, catanet_center_iter_bwd_cuda(cx, BN, C, M, g->bucket5, g->sum5, g->count5, g->xg, p->dxg, p->cwork, dxu));
+    TRY(p, catanet_center_iter_bwd_cuda(cx, BN, C, M, g->bucket5, g->sum5, g->count5, g->xg, p->L.dxg, p->L.cwork, dxu));
     TRY(p, catanet_normalize_bwd_cuda(cx, BN, C, g->xu, g->xu_norm, dxu, dxn));
     TRY(p, catanet_layernorm_bwd_cuda(cx, BN, C, g->tab_in, w->norm_w, g->xn_mean, g->xn_rstd, dxn, dx, gw->norm_w,
                                       gw->norm_b));
@@ -590,7 +558,7 @@ static CatanetLrsaArgs lrsa_args(const CatanetTrainCuda *p, int gi)
 static int lrsa_fwd(CatanetTrainCuda *p, int gi, const float *x, float *out)
 {
     const CatanetLrsaW *w = &p->dm.groups[gi].lrsa;
-    CatanetGroupAct *g = &p->g[gi];
+    CatanetGroupAct *g = &p->L.g[gi];
     int N = p->h * p->w, C = p->model->info.dim;
     TRY(p, copy(p, g->lrsa_in, x, (size_t)p->batch * N * C));
     CatanetLrsaArgs la = lrsa_args(p, gi);
@@ -606,9 +574,9 @@ static int lrsa_bwd(CatanetTrainCuda *p, int gi, const float *dout, float *dx)
 {
     const CatanetLrsaW *w = &p->dm.groups[gi].lrsa;
     const CatanetLrsaW *gw = &p->dg.groups[gi].lrsa;
-    CatanetGroupAct *g = &p->g[gi];
+    CatanetGroupAct *g = &p->L.g[gi];
     int N = p->h * p->w, C = p->model->info.dim;
-    float *dx1 = p->tc[3];
+    float *dx1 = p->L.tc[3];
     TRY(p, zero(p, dx1, (size_t)p->batch * N * C));
     TRY(p, ffn_bwd(p, &w->ffn, &gw->ffn, &g->ffn2, g->x1, dout, dx1));
     CatanetLrsaArgs la = lrsa_args(p, gi);
@@ -623,7 +591,8 @@ static int lrsa_bwd(CatanetTrainCuda *p, int gi, const float *dout, float *dx)
 
 /* ---- the whole network ---- */
 
-int catanet_train_cuda_forward(CatanetTrainCuda *p, const float *lr, const float *hr, float *out, double *loss)
+/* the forward up to the EMA of the means, enqueued on the stream (no synchronisation) */
+static int forward_enqueue(CatanetTrainCuda *p, const float *lr, const float *hr)
 {
     const CatanetModel *m = &p->dm;
     const CatanetModelInfo *a = &p->model->info;
@@ -637,46 +606,89 @@ int catanet_train_cuda_forward(CatanetTrainCuda *p, const float *lr, const float
     CUTRY(p, cudaMemcpyAsync(p->lr, lr, sizeof(float) * BN * 3, cudaMemcpyHostToDevice, cx->stream));
     CUTRY(p, cudaMemcpyAsync(p->hr, hr, sizeof(float) * B * 3 * on, cudaMemcpyHostToDevice, cx->stream));
     for (int b = 0; b < B; b++) /* NCHW -> NHWC tokens (frame staging without mirroring) */
-        TRY(p, catanet_frame_in_fwd_cuda(cx, H, W, H, W, p->lr + (size_t)b * 3 * N, p->xin + (size_t)b * N * 3, NULL));
-    TRY(p, conv(p, H, W, 3, C, p->xin, m->first_w, m->first_b, p->f0));
-    float *f = p->fsum;
-    TRY(p, copy(p, f, p->f0, BN * C));
+        TRY(p, catanet_frame_in_fwd_cuda(cx, H, W, H, W, p->lr + (size_t)b * 3 * N, p->L.xin + (size_t)b * N * 3, NULL));
+    TRY(p, conv(p, H, W, 3, C, p->L.xin, m->first_w, m->first_b, p->L.f0));
+    float *f = p->L.fsum;
+    TRY(p, copy(p, f, p->L.f0, BN * C));
     for (int g = 0; g < a->num_groups; g++) {
-        CatanetGroupAct *ga = &p->g[g];
+        CatanetGroupAct *ga = &p->L.g[g];
         TRY(p, tab_fwd(p, g, f, ga->lrsa_in));
         TRY(p, lrsa_fwd(p, g, ga->lrsa_in, ga->mid_in));
-        TRY(p, conv(p, H, W, C, C, ga->mid_in, m->groups[g].mid_w, m->groups[g].mid_b, p->tc[2]));
-        TRY(p, catanet_add_fwd_cuda(cx, BN * C, ga->tab_in, p->tc[2], f));
+        TRY(p, conv(p, H, W, C, C, ga->mid_in, m->groups[g].mid_w, m->groups[g].mid_b, p->L.tc[2]));
+        TRY(p, catanet_add_fwd_cuda(cx, BN * C, ga->tab_in, p->L.tc[2], f));
     }
-    TRY(p, catanet_add_fwd_cuda(cx, BN * C, f, p->f0, f));
+    TRY(p, catanet_add_fwd_cuda(cx, BN * C, f, p->L.f0, f));
     const float *feat = f;
     int fh = H, fw = W;
     int stages = s == 4 ? 2 : s > 1 ? 1 : 0, r = s == 4 ? 2 : s;
     for (int st = 0; st < stages; st++) {
-        p->up_in[st] = (float *)feat;
-        TRY(p, conv(p, fh, fw, C, C * r * r, feat, m->up_w[st], m->up_b[st], p->up_u[st]));
+        p->L.up_in[st] = (float *)feat;
+        TRY(p, conv(p, fh, fw, C, C * r * r, feat, m->up_w[st], m->up_b[st], p->L.up_u[st]));
         CatanetShuffleArgs sa = { B, fh, fw, C, r };
-        TRY(p, catanet_pixel_shuffle_fwd_cuda(cx, &sa, p->up_u[st], p->up_s[st]));
+        TRY(p, catanet_pixel_shuffle_fwd_cuda(cx, &sa, p->L.up_u[st], p->L.up_s[st]));
         fh *= r;
         fw *= r;
-        TRY(p, catanet_lrelu_fwd_cuda(cx, (size_t)B * fh * fw * C, p->up_s[st], p->up_s[st]));
-        feat = p->up_s[st];
+        TRY(p, catanet_lrelu_fwd_cuda(cx, (size_t)B * fh * fw * C, p->L.up_s[st], p->L.up_s[st]));
+        feat = p->L.up_s[st];
     }
-    p->feat = (float *)feat;
+    p->L.feat = (float *)feat;
     int oh = H * s, ow = W * s;
-    TRY(p, conv(p, oh, ow, C, 3, feat, m->last_w, m->last_b, p->out_nhwc));
+    TRY(p, conv(p, oh, ow, C, 3, feat, m->last_w, m->last_b, p->L.out_nhwc));
     for (int b = 0; b < B; b++)
-        TRY(p, catanet_bilinear_add_fwd_cuda(cx, H, W, s, p->lr + (size_t)b * 3 * N, p->out_nhwc + (size_t)b * on * 3,
-                                             oh, ow, p->out + (size_t)b * 3 * on));
+        TRY(p, catanet_bilinear_add_fwd_cuda(cx, H, W, s, p->lr + (size_t)b * 3 * N, p->L.out_nhwc + (size_t)b * on * 3,
+                                             oh, ow, p->L.out + (size_t)b * 3 * on));
     for (int g = 0; g < a->num_groups; g++)
         TRY(p, tab_update_means(p, g));
-    /* the loss on the host (the output is small next to the activations) */
-    CUTRY(p, cudaMemcpyAsync(p->out_host, p->out, sizeof(float) * B * 3 * on, cudaMemcpyDeviceToHost, cx->stream));
-    CUTRY(p, cudaStreamSynchronize(cx->stream));
+    return 0;
+}
+
+/* the output read back (this is the synchronisation) and the loss computed from it on the host
+ * exactly as the CPU step does (catanet_l1_loss_fwd_ref's double sum): the output is small next
+ * to the activations, and no device reduction of the loss has to be kept equal to the CPU's */
+static int read_loss(CatanetTrainCuda *p, const float *hr, float *out, double *loss)
+{
+    size_t no = (size_t)p->batch * 3 * p->h * p->w * p->scale * p->scale;
+    CUTRY(p, cudaMemcpyAsync(p->out_host, p->L.out, sizeof(float) * no, cudaMemcpyDeviceToHost, p->cx.stream));
+    CUTRY(p, cudaStreamSynchronize(p->cx.stream));
     if (out)
-        memcpy(out, p->out_host, sizeof(float) * B * 3 * on);
+        memcpy(out, p->out_host, sizeof(float) * no);
     if (loss)
-        *loss = catanet_l1_loss_fwd_ref((size_t)B * 3 * on, p->out_host, hr);
+        *loss = catanet_l1_loss_fwd_ref(no, p->out_host, hr);
+    return 0;
+}
+
+int catanet_train_cuda_forward(CatanetTrainCuda *p, const float *lr, const float *hr, float *out, double *loss)
+{
+    TRY(p, forward_enqueue(p, lr, hr));
+    return read_loss(p, hr, out, loss);
+}
+
+int catanet_train_cuda_step(CatanetTrainCuda *p, const float *lr, const float *hr, double *loss, double *gnorm)
+{
+    CUTRY(p, cudaMemcpyAsync(p->d_wsave, p->d_weights, sizeof(float) * p->model->arena_floats,
+                             cudaMemcpyDeviceToDevice, p->cx.stream));
+    TRY(p, catanet_train_cuda_zero_grads(p));
+    TRY(p, forward_enqueue(p, lr, hr));
+    TRY(p, catanet_train_cuda_backward(p));
+    if (gnorm) {
+        /* the L2 norm: GN_COLS-float row norms (normalize's sequential double sum, one thread a
+         * row; the padding past the arena is zero), then the norm of the row norms. A non-finite
+         * gradient makes it NaN or Inf; so does a row norm beyond FLT_MAX (the caller checks) */
+        TRY(p, catanet_normalize_fwd_cuda(&p->cx, (int)p->gn_rows, GN_COLS, p->d_grads, p->d_gscr, p->d_gn));
+        TRY(p, catanet_normalize_fwd_cuda(&p->cx, 1, (int)p->gn_rows, p->d_gn, p->d_gscr, p->d_gn + p->gn_rows));
+        CUTRY(p, cudaMemcpyAsync(&p->gn_host[0], p->d_gn + p->gn_rows, sizeof(float), cudaMemcpyDeviceToHost,
+                                 p->cx.stream));
+    }
+    TRY(p, read_loss(p, hr, NULL, loss));
+    if (gnorm)
+        *gnorm = p->gn_host[0];
+    return 0;
+}
+
+int catanet_train_cuda_undo(CatanetTrainCuda *p)
+{
+    CUTRY(p, cudaMemcpyAsync(p->d_weights, p->d_wsave, sizeof(float) * p->model->arena_floats,
+                             cudaMemcpyDeviceToDevice, p->cx.stream));
     return 0;
 }
 
@@ -690,20 +702,20 @@ int catanet_train_cuda_backward(CatanetTrainCuda *p)
     int oh = H * s, ow = W * s;
     size_t on = (size_t)oh * ow;
     /* L1 -> d out (NCHW), then NHWC for last_conv (the bilinear base has no parameters) */
-    TRY(p, zero(p, p->dbig[0], (size_t)B * 3 * on));
-    TRY(p, catanet_l1_loss_bwd_cuda(cx, (size_t)B * 3 * on, p->out, p->hr, 1.0f, p->dbig[0]));
+    TRY(p, zero(p, p->L.dbig[0], (size_t)B * 3 * on));
+    TRY(p, catanet_l1_loss_bwd_cuda(cx, (size_t)B * 3 * on, p->L.out, p->hr, 1.0f, p->L.dbig[0]));
     for (int b = 0; b < B; b++)
-        TRY(p, catanet_frame_in_fwd_cuda(cx, oh, ow, oh, ow, p->dbig[0] + (size_t)b * 3 * on, p->dout + (size_t)b * on * 3,
+        TRY(p, catanet_frame_in_fwd_cuda(cx, oh, ow, oh, ow, p->L.dbig[0] + (size_t)b * 3 * on, p->L.dout + (size_t)b * on * 3,
                                          NULL));
     int stages = s == 4 ? 2 : s > 1 ? 1 : 0, r = s == 4 ? 2 : s;
-    float *dfeat = p->dbig[0], *dtmp = p->dbig[1];
+    float *dfeat = p->L.dbig[0], *dtmp = p->L.dbig[1];
     TRY(p, zero(p, dfeat, (size_t)B * on * C));
-    TRY(p, conv_bwd(p, oh, ow, C, 3, p->feat, m->last_w, p->dout, dfeat, gr->last_w, gr->last_b));
+    TRY(p, conv_bwd(p, oh, ow, C, 3, p->L.feat, m->last_w, p->L.dout, dfeat, gr->last_w, gr->last_b));
     int fh = oh, fw = ow;
     for (int st = stages - 1; st >= 0; st--) {
         size_t n = (size_t)B * fh * fw * C;
         TRY(p, zero(p, dtmp, n));
-        TRY(p, catanet_lrelu_bwd_cuda(cx, n, p->up_s[st], dfeat, dtmp));
+        TRY(p, catanet_lrelu_bwd_cuda(cx, n, p->L.up_s[st], dfeat, dtmp));
         fh /= r;
         fw /= r;
         CatanetShuffleArgs sa = { B, fh, fw, C, r };
@@ -711,15 +723,15 @@ int catanet_train_cuda_backward(CatanetTrainCuda *p)
         TRY(p, catanet_pixel_shuffle_bwd_cuda(cx, &sa, dtmp, dfeat));
         size_t nin = (size_t)B * fh * fw * C;
         TRY(p, zero(p, dtmp, nin));
-        TRY(p, conv_bwd(p, fh, fw, C, C * r * r, p->up_in[st], m->up_w[st], dfeat, dtmp, gr->up_w[st], gr->up_b[st]));
+        TRY(p, conv_bwd(p, fh, fw, C, C * r * r, p->L.up_in[st], m->up_w[st], dfeat, dtmp, gr->up_w[st], gr->up_b[st]));
         TRY(p, copy(p, dfeat, dtmp, nin));
     }
-    float *df = p->dbig[1], *df0 = p->dbig[0] + BN * C;
+    float *df = p->L.dbig[1], *df0 = p->L.dbig[0] + BN * C;
     TRY(p, copy(p, df, dfeat, BN * C));
     TRY(p, copy(p, df0, dfeat, BN * C));
-    float *dmid = p->dbig[0], *dlrsa = p->dbig[1] + BN * C, *dtab = p->dbig[1] + 2 * BN * C;
+    float *dmid = p->L.dbig[0], *dlrsa = p->L.dbig[1] + BN * C, *dtab = p->L.dbig[1] + 2 * BN * C;
     for (int g = a->num_groups - 1; g >= 0; g--) {
-        CatanetGroupAct *ga = &p->g[g];
+        CatanetGroupAct *ga = &p->L.g[g];
         TRY(p, zero(p, dmid, BN * C));
         TRY(p, conv_bwd(p, H, W, C, C, ga->mid_in, m->groups[g].mid_w, df, dmid, gr->groups[g].mid_w,
                         gr->groups[g].mid_b));
@@ -730,7 +742,7 @@ int catanet_train_cuda_backward(CatanetTrainCuda *p)
         TRY(p, catanet_add_fwd_cuda(cx, BN * C, df, dtab, df));
     }
     TRY(p, catanet_add_fwd_cuda(cx, BN * C, df, df0, df));
-    TRY(p, conv_bwd(p, H, W, 3, C, p->xin, m->first_w, df, NULL, gr->first_w, gr->first_b));
+    TRY(p, conv_bwd(p, H, W, 3, C, p->L.xin, m->first_w, df, NULL, gr->first_w, gr->first_b));
     return 0;
 }
 

@@ -5,8 +5,9 @@
  * means), the L1 loss and the backward on one CUDA device, with the kernels of kernels_cuda.h in
  * the same order as model_train.c. Weights, `means`, gradients and activations live on the device;
  * the host model keeps the architecture and the `initted` flags.
- * Not covered yet: the pruning/distillation hooks (gates, feature gradients, KD target), gradient
- * clipping, and checkpoints of the optimizer moments (the train/resume loop is CPU-only).
+ * catanet-train's train/resume --device cuda loop (training/main.c) runs on catanet_train_cuda_step,
+ * _adam (with the clipping factor) and _undo, and reads weights and Adam moments back for checkpoints.
+ * Not covered: the pruning/distillation hooks (gates, feature gradients, KD target).
  * Without a CUDA build every function fails with CATANET_ERR_NO_DEVICE.
  */
 #ifndef CATANET_MODEL_TRAIN_CUDA_H
@@ -36,10 +37,25 @@ int catanet_train_cuda_forward(CatanetTrainCuda *p, const float *lr, const float
 int catanet_train_cuda_backward(CatanetTrainCuda *p);
 int catanet_train_cuda_zero_grads(CatanetTrainCuda *p);
 
-/* One torch.optim.Adam step (t >= 1) of every learnable tensor from the device gradients (the
- * `means` buffers are left alone), with the moments kept on the device (zero before the first
- * call): catanet_adam_update_cuda, the same bits as the CPU's catanet_adam_update_ref. */
-int catanet_train_cuda_adam(CatanetTrainCuda *p, float lr, float b1, float b2, float eps, int64_t t);
+/* A training step's device work with one synchronisation at its end: saves the weights and means
+ * (for catanet_train_cuda_undo), zeroes the gradients, runs the forward (the means' EMA included)
+ * and the backward (also when the loss is not finite: the caller decides), and, when gnorm is not
+ * NULL, the L2 norm of all gradients. *loss: as catanet_train_cuda_forward's. *gnorm: NaN or Inf
+ * when a gradient is not finite, or (rarely) when 1024 consecutive gradient floats have a norm above
+ * FLT_MAX: the caller tells the two apart with catanet_train_cuda_get_grads. */
+int catanet_train_cuda_step(CatanetTrainCuda *p, const float *lr, const float *hr, double *loss, double *gnorm);
+/* puts back the weights and means of before the last catanet_train_cuda_step (a step not applied;
+ * the host model's `initted` flags are the caller's to restore) */
+int catanet_train_cuda_undo(CatanetTrainCuda *p);
+
+/* One torch.optim.Adam step (t >= 1) of every learnable tensor from the device gradients times
+ * gscale (1: as they are; else gradient clipping's factor, applied as one float product per
+ * element like the CPU loop's), the `means` buffers left alone, with the moments kept on the
+ * device (zero at creation): catanet_adam_update_cuda, the same bits as catanet_adam_update_ref. */
+int catanet_train_cuda_adam(CatanetTrainCuda *p, float lr, float b1, float b2, float eps, int64_t t, float gscale);
+/* host <-> device copies of the Adam moments (models of the plan's architecture, same offsets) */
+int catanet_train_cuda_get_adam(CatanetTrainCuda *p, CatanetModel *m, CatanetModel *v);
+int catanet_train_cuda_set_adam(CatanetTrainCuda *p, const CatanetModel *m, const CatanetModel *v);
 
 /* host <-> device copies of the whole arenas (weights with `means`; gradients, same offsets) */
 int catanet_train_cuda_get_weights(CatanetTrainCuda *p, CatanetModel *m);
