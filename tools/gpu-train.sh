@@ -14,7 +14,8 @@
 # checkpoint) on Set5 when its HR images are there, else off (--val-every 0, recorded in the
 # checkpoint: give --val-every 250 when resuming here).
 # Environment: GPU_TRAIN_BIN (catanet-train of a CUDA build; default $GPU_CHECK_BUILDDIR or
-# build/gpu, then build), GPU_TRAIN_CKPT (the checkpoint to continue), GPU_TRAIN_STAGE_MB (--stage: 5; the transfer holds 64 MiB in all: tree ~29, gpu-check ~11, FFmpeg ~14).
+# build/gpu, then build), GPU_TRAIN_CKPT (the checkpoint to continue), GPU_TRAIN_ITERS (--iters,
+# 800000: the schedule's end, so that the time limit stops the run), GPU_TRAIN_STAGE_MB (--stage: 5; the transfer holds 64 MiB in all: tree ~29, gpu-check ~11, FFmpeg ~14).
 #
 # gpu-train.sh --stage (here): copies flutter-landscapes and as much of T91 as fits in
 # GPU_TRAIN_STAGE_MB, and Set5's HR images, into build/gpu-carry/shared (carried with gpu-check's).
@@ -37,6 +38,7 @@ if [ "$1" = "--stage" ]; then
 fi
 OUT=$1
 SECS=${2:-300}
+ITERS=${GPU_TRAIN_ITERS:-800000} # the official schedule's length: the time limit is what stops the run
 [ -n "$OUT" ] || { echo "usage: gpu-train.sh OUTDIR [SECONDS] | gpu-train.sh --stage"; exit 2; }
 mkdir -p "$OUT" || exit 1
 CKPT=${GPU_TRAIN_CKPT:-weights/ckpt/catanet_l_x2.ckpt.safetensors}
@@ -68,13 +70,13 @@ if [ -n "$val" ]; then set -- "$@" --val "$val"; else set -- "$@" --val-every 0;
 say "gpu-train: $(date -u +%FT%TZ), $SECS s on the GPU from $CKPT, data: $data, validation: ${val:-off}"
 mkdir -p build/gpu-train-cache
 t0=$(date +%s)
-"$T" resume "$OUT/catanet_l_x2.ckpt.safetensors" --device cuda --time-limit "$SECS" --quiet \
+"$T" resume "$OUT/catanet_l_x2.ckpt.safetensors" --device cuda --time-limit "$SECS" --iters "$ITERS" --quiet \
     --log "$OUT/train.csv" --cache build/gpu-train-cache "$@" > "$OUT/train.log" 2>&1
 rc=$?
 say "gpu-train: rc $rc in $(( $(date +%s) - t0 )) s; $(grep -E '^catanet-train: (resuming|training on|[0-9]+ steps)' "$OUT/train.log" | tr '\n' ';')"
 [ $rc = 0 ] || tail -n 5 "$OUT/train.log" | sed 's/^/    /' | tee -a "$S"
-if [ -s "$OUT/train.csv" ]; then
+if [ "$(wc -l < "$OUT/train.csv" 2> /dev/null || echo 0)" -gt 1 ]; then
     say "gpu-train: loss $(awk -F, 'FNR == 2 { a = $2; s = $1 } FNR > 1 { b = $2; e = $1; n++; t += $2 } END { if (n) printf "%.5f at step %d -> %.5f at step %d (mean %.5f over %d steps)", a, s, b, e, t / n, n }' "$OUT/train.csv")"
-    [ -s "$OUT/train.csv.val.csv" ] && say "gpu-train: validation: $(tail -n +2 "$OUT/train.csv.val.csv" | tail -n 2 | tr '\n' ' ')"
+    [ "$(wc -l < "$OUT/train.csv.val.csv" 2> /dev/null || echo 0)" -gt 1 ] && say "gpu-train: validation: $(tail -n +2 "$OUT/train.csv.val.csv" | tail -n 2 | tr '\n' ' ')"
 fi
 exit $rc
