@@ -218,14 +218,15 @@ static double conv_run(int batch, int h, int w, int cin, int cout, int k, int bi
 static double conv_case(int batch, int h, int w, int cin, int cout, int k, int bias) { return conv_run(batch, h, w, cin, cout, k, bias, 0); }
 static double t_conv2d(void)
 {
-    double e[9] = { conv_case(2, 13, 17, 40, 40, 3, 1) /* implicit GEMM */, conv_case(1, 9, 11, 3, 40, 3, 1) /* cin <= 4 */,
+    double e[10] = { conv_case(2, 13, 17, 40, 40, 3, 1) /* implicit GEMM */, conv_case(1, 9, 11, 3, 40, 3, 1) /* cin <= 4 */,
                     conv_case(1, 20, 21, 40, 3, 3, 0) /* cout <= 4 */, conv_case(2, 15, 12, 40, 3, 3, 1) /* cout <= 4 */,
                     conv_case(1, 37, 70, 40, 3, 3, 1) /* cout <= 4: 3x2 tiles */, conv_case(2, 19, 35, 3, 40, 3, 1) /* cin <= 4: 3x2 tiles */,
                     conv_case(1, 19, 35, 40, 160, 3, 1) /* implicit GEMM: 3x3 tiles, 4 output groups (the upconv) */,
                     conv_case(1, 17, 9, 8, 20, 3, 0) /* implicit GEMM: a partial output group */,
-                    conv_case(1, 7, 6, 3, 5, 5, 1) /* 5x5, few channels: the one-thread-per-output kernel */ };
+                    conv_case(1, 7, 6, 3, 5, 5, 1) /* 5x5, few channels: the one-thread-per-output kernel */,
+                    conv_case(1, 11, 21, 36, 144, 3, 1) /* dim 36 (CATANet-S): 9 float4s a pixel, 4 groups */ };
     double m = 0;
-    for (int i = 0; i < 9; i++) {
+    for (int i = 0; i < 10; i++) {
         if (e[i] < 0)
             return -1;
         m = fmax(m, e[i]);
@@ -291,11 +292,12 @@ static double conv_fp16_case(int batch, int h, int w, int cin, int cout)
 }
 static double t_conv2d_fp16(void)
 {
-    double e[3] = { conv_fp16_case(2, 13, 17, 40, 40) /* the mid conv's channels */,
+    double e[4] = { conv_fp16_case(2, 13, 17, 40, 40) /* the mid conv's channels */,
                     conv_fp16_case(1, 35, 19, 40, 160) /* the upconv: 2x3 tiles, two output passes */,
-                    conv_fp16_case(1, 17, 33, 8, 20) /* cin and cout padded to 16, a partial fragment */ };
+                    conv_fp16_case(1, 17, 33, 8, 20) /* cin and cout padded to 16, a partial fragment */,
+                    conv_fp16_case(1, 9, 20, 36, 144) /* dim 36 (CATANet-S): channels padded to 48, passes of 5 + 4 */ };
     double m = 0;
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 4; i++) {
         if (e[i] < 0)
             return -1;
         m = fmax(m, e[i]);
