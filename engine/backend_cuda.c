@@ -209,6 +209,7 @@ int catanet_cuda_open(CatanetEngine *e)
     s->cx.stream = s->stream;
     s->cx.blas = s->blas;
     s->cx.gemm_fp16 = e->precision == CATANET_PRECISION_FP16;
+    s->cx.attn_fp16 = e->precision == CATANET_PRECISION_FP16; /* LRSA attention on tensor cores */
 
     size_t wbytes = sizeof(float) * (m->arena_floats ? m->arena_floats : 1);
     CU(cudaMalloc((void **)&s->wdev, wbytes));

@@ -632,6 +632,38 @@ static double t_iasa(void)
     return m;
 }
 
+/* the fp16 mode's tensor-core IASA + IRCA (cx.attn_fp16) against the fp32 CPU reference.
+ * Tolerance 3e-3 (scaled error; out = two attention outputs, max |out| ~ 2-3 here), from fp16's
+ * unit roundoff u = 2^-11 = 4.9e-4: q, k, v ~ N(0,1), 9-dim heads, scale 1/3: rounding q and k moves
+ * a score by ~0.8u rms, <= ~4u = 2e-3 at the tails; a peaked softmax passes that on to the output
+ * relative to |v - A| (<= ~4), the rounding of P and v add u |v| each: ~1e-2 in the worst
+ * imaginable case, ~1e-3 for the largest of a few thousand outputs (errors of random sign over
+ * 2gs + M keys), divided by max |out|. A missing key tile or window (a whole subgroup's worth of
+ * weights) moves outputs by O(0.1..1), a missing center tile by O(|vg|). gs % 16 != 0 takes the
+ * fp32 kernel (one case here keeps that fallback in the table). */
+static double t_iasa_fp16(void)
+{
+    cx.attn_fp16 = 1;
+    double e[8] = {
+        iasa_case(1000, 256, 16, 4, 9, 10), /* padded last subgroup, 2 blocks per subgroup */
+        iasa_case(300, 256, 16, 4, 9, 10),  /* gs < n < 1.5 gs: the reflection continues */
+        quick ? 0 : iasa_case(4100, 32, 128, 4, 9, 10), /* 4 subgroups per block, 2 center tiles */
+        iasa_case(1001, 48, 20, 4, 9, 10),  /* blocks across subgroup borders, a partial center tile */
+        iasa_case(700, 64, 20, 2, 8, 12),   /* other head dims */
+        iasa_case(500, 64, 16, 4, 9, 9),    /* XS/S head dims (dim 36) */
+        iasa_case(2000, 128, 32, 4, 9, 10),
+        iasa_case(999, 100, 16, 4, 9, 10),  /* gs % 16 != 0: the fp32 kernel */
+    };
+    cx.attn_fp16 = 0;
+    double m = 0;
+    for (int i = 0; i < 8; i++) {
+        if (e[i] < 0)
+            return -1;
+        m = fmax(m, e[i]);
+    }
+    return m;
+}
+
 /* ---- LRSA ---- */
 static double lrsa_case(int h, int w, int ps, int heads, int dqk, int dv)
 {
@@ -681,6 +713,39 @@ static double t_lrsa(void)
     };
     double m = 0;
     for (int i = 0; i < 5; i++) {
+        if (e[i] < 0)
+            return -1;
+        m = fmax(m, e[i]);
+    }
+    return m;
+}
+
+/* the fp16 mode's tensor-core attention (cx.attn_fp16, kernels/cuda/attn_tc.cuh) against the fp32
+ * CPU reference. Tolerance 2e-3 (scaled error), from fp16's unit roundoff u = 2^-11 = 4.9e-4 on
+ * these inputs (LN(x) ~ N(0,1), weights 0.16: q, k, v ~ N(0,1)):
+ *   scores: q (scale folded in) and k rounded: |ds| <= 2u sum_e |q_e k_e| / 3 ~ 2u * 9 * 0.64 / 3,
+ *           about 2e-3 at worst (natural-log units), so each weight P is off by <= ~2e-3 relative;
+ *   P and v rounded: another u each, relative; the softmax normalises the rounded P exactly;
+ *   so A = sum P v / sum P is off by <= ~3e-3 |v|_max-weighted, far less on average (random signs);
+ *   proj (40 x 40 weights of 0.16: gain ~1) and the band weights (<= 1) keep that size, and the
+ *   scaled error divides by max |out| (cnt x, up to 4 |x| ~ 10 here) -> expected ~1e-4, bound 2e-3.
+ * A missing key tile moves every output of its patch by O(|v|) (scaled ~0.05), a missing query
+ * chunk leaves A at zero (O(1)): both far above. The GEMMs stay fp32 here (cx.gemm_fp16 0): the
+ * model-level fp16 check (Set5 PSNR) covers the two together. */
+static double t_lrsa_fp16(void)
+{
+    cx.attn_fp16 = 1;
+    double e[6] = {
+        lrsa_case(40, 37, 16, 4, 9, 10),              /* T 256: 2 query chunks, 4 full key tiles */
+        lrsa_case(16, 16, 16, 4, 9, 10),              /* one patch */
+        quick ? 0 : lrsa_case(31, 45, 20, 4, 9, 10),  /* T 400: a 16-query chunk, a 16-key tile; the band quirk */
+        lrsa_case(30, 26, 12, 2, 8, 12),              /* other head dims, T 144 */
+        lrsa_case(33, 29, 16, 4, 9, 9),               /* XS/S head dims (dim 36) */
+        quick ? 0 : lrsa_case(129, 18, 16, 4, 9, 10), /* 129: the quirk for ps 16 */
+    };
+    cx.attn_fp16 = 0;
+    double m = 0;
+    for (int i = 0; i < 6; i++) {
         if (e[i] < 0)
             return -1;
         m = fmax(m, e[i]);
@@ -1565,7 +1630,9 @@ static const Twin twins[] = {
     { "frame staging (mirror pad, NHWC)", "catanet_frame_in_fwd_cuda", 0, t_frame_in },
     { "cluster: cid + ord (mismatches)", "catanet_cluster_fwd_cuda", 0, t_cluster },
     { "iasa (fused, online softmax)", "catanet_iasa_fwd_cuda", 2e-5, t_iasa },
+    { "iasa fp16 mode (tensor-core attention)", "catanet_iasa_fwd_cuda", 3e-3, t_iasa_fp16 },
     { "lrsa (fused attention, band weights)", "catanet_lrsa_fwd_cuda", 2e-5, t_lrsa },
+    { "lrsa fp16 mode (tensor-core attention)", "catanet_lrsa_fwd_cuda", 2e-3, t_lrsa_fp16 },
     { "image to rgb (13 formats)", "catanet_image_to_rgb_cuda", 1e-5, t_image_to_rgb },
     { "image from rgb (codes apart)", "catanet_image_from_rgb_cuda", 1, t_image_from_rgb },
     /* backward twins (kernels.h's _bwd_ref ops; tolerances: see the comment above linear_bwd_case) */
@@ -2042,6 +2109,9 @@ static void op_bench(void)
         b.ia = ia;
         printf("  cluster M=%-3d                      %8.3f\n", cfg[i][0], time_op(op_cluster, &b));
         printf("  iasa gs=%-3d M=%-3d                  %8.3f\n", cfg[i][1], cfg[i][0], time_op(op_iasa, &b));
+        cx.attn_fp16 = 1; /* the fp16 mode's tensor-core attention (attn_tc.cuh), same sizes */
+        printf("  iasa gs=%-3d M=%-3d fp16 (tensor cores) %8.3f\n", cfg[i][1], cfg[i][0], time_op(op_iasa, &b));
+        cx.attn_fp16 = 0;
     }
     for (int i = 0; i < 4; i++) {
         CatanetLrsaArgs la = { b.h, b.w, 40, cfg[i][2], 4, 9, 10 };
@@ -2056,6 +2126,9 @@ static void op_bench(void)
         b.sc = sc;
         b.lw = lw;
         printf("  lrsa ps=%-3d                        %8.3f\n", cfg[i][2], time_op(op_lrsa, &b));
+        cx.attn_fp16 = 1; /* the fp16 mode's tensor-core attention (attn_tc.cuh), same sizes */
+        printf("  lrsa ps=%-3d fp16 (tensor cores)    %8.3f\n", cfg[i][2], time_op(op_lrsa, &b));
+        cx.attn_fp16 = 0;
         cudaFree(b.tab);
     }
     cudaError_t st = cudaDeviceSynchronize();

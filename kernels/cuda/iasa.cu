@@ -5,9 +5,11 @@
  * over the M centers; the two results are summed and written back in token order.
  * One block per (subgroup or run of small subgroups, head, chunk of queries), one query per thread,
  * keys streamed through shared memory with an online softmax: the 2gs-wide score rows never exist
- * in memory.
+ * in memory. In the fp16 precision mode (cx->attn_fp16) iasa_tc_kernel does the same on tensor cores
+ * (fp16 Q/K/V/P, fp32 softmaxes and accumulation; attn_tc.cuh).
  * defines: catanet_iasa_fwd_cuda, catanet_mirror_index_cuda, catanet_iasa_bwd_cuda_work, catanet_iasa_bwd_cuda
  */
+#include "attn_tc.cuh"
 #include "cuda_common.cuh"
 
 #define IASA_QUERIES 256 /* queries (threads) per block */
@@ -64,6 +66,63 @@ iasa_kernel(CatanetIasaArgs a, int gs, int ng, int spb, float scale, const float
             o[e] = loc.acc[e] * il + glb.acc[e] * ig;
 }
 
+/* sorted position -> token */
+struct SortedRow {
+    const int32_t *ord;
+    __device__ int operator()(int p) const { return ord[p]; }
+};
+
+/* The fp16 mode's IASA + IRCA (cx->attn_fp16), on tensor cores (attn_tc.cuh): a block takes TC_ROWS
+ * consecutive sorted positions, each warp 16 of them, inside one subgroup (gs % 16 == 0). The block
+ * streams the union of its subgroups' windows, [jf gs, (jl + 2) gs) (mirror-padded, through ord),
+ * and each warp attends to the keys of its own 2gs window in it; then the M centers, in a second,
+ * separate softmax. The two results are summed as in iasa_kernel. */
+__global__ void __launch_bounds__(TC_THREADS, TC_MIN_BLOCKS)
+iasa_tc_kernel(CatanetIasaArgs a, int gs, float qscale, const float *q, const float *k, const float *v,
+               const int32_t *ord, const float *kg, const float *vg, float *out)
+{
+    __shared__ TcSmem sm;
+    const int dqk = a.dqk, dv = a.dv, hq = a.heads * dqk, hv = a.heads * dv, h = blockIdx.y;
+    const int lane = threadIdx.x & 31, qb = (int)blockIdx.x * TC_ROWS, q0 = qb + (int)(threadIdx.x >> 5) * 16;
+    const bool busy = q0 < a.n; /* warp-uniform: a warp past the end only helps staging */
+    const int jf = qb / gs, jl = ((qb + TC_ROWS < a.n ? qb + TC_ROWS : a.n) - 1) / gs;
+    const int nkeys = (jl - jf + 2) * gs, lo = (q0 / gs - jf) * gs, hi = lo + 2 * gs; /* the warp's window */
+    float *ws = sm.w[threadIdx.x >> 5];
+    SortedRow qrow = { ord };
+    TcFragQ fq;
+    if (busy)
+        tc_load_query(fq, ws, q0, a.n, qrow, q, hq, h * dqk, dqk, qscale);
+    TcRow loc, glb;
+    tc_row_init(loc);
+    tc_row_init(glb);
+    WindowRow wr = { ord, (long long)jf * gs, a.n };
+    for (int t0 = 0; t0 < nkeys; t0 += TC_KEYS) {
+        int cnt = nkeys - t0 < TC_KEYS ? nkeys - t0 : TC_KEYS;
+        int l0 = lo - t0 > 0 ? lo - t0 : 0, h0 = hi - t0 < cnt ? hi - t0 : cnt;
+        __syncthreads(); /* the previous tile is no longer read */
+        tc_stage(sm, t0, cnt, wr, k, hq, h * dqk, v, hv, h * dv, dqk, dv);
+        __syncthreads();
+        if (busy && l0 < h0)
+            tc_attend(loc, fq, sm, ws, l0, h0);
+    }
+    for (int t0 = 0; t0 < a.m; t0 += TC_KEYS) {
+        int cnt = a.m - t0 < TC_KEYS ? a.m - t0 : TC_KEYS;
+        __syncthreads();
+        tc_stage(sm, t0, cnt, IdentityRow(), kg, hq, h * dqk, vg, hv, h * dv, dqk, dv);
+        __syncthreads();
+        if (busy)
+            tc_attend(glb, fq, sm, ws, 0, cnt);
+    }
+    const int qi = q0 + (lane >> 1), e0 = (lane & 1) * 8;
+    if (!busy || qi >= a.n)
+        return;
+    float il = 1.0f / loc.l, ig = 1.0f / glb.l, *o = out + (size_t)ord[qi] * hv + h * dv;
+#pragma unroll
+    for (int e = 0; e < 8; e++)
+        if (e0 + e < dv)
+            o[e0 + e] = loc.o[e] * il + glb.o[e] * ig;
+}
+
 /* q,k [N,heads*dqk], v [N,heads*dv], ord [N], kg [M,heads*dqk], vg [M,heads*dv] -> out [N,heads*dv] */
 int catanet_iasa_fwd_cuda(CatanetCudaCtx *cx, const CatanetIasaArgs *a, const float *q,
                           const float *k, const float *v, const int32_t *ord, const float *kg,
@@ -81,7 +140,12 @@ int catanet_iasa_fwd_cuda(CatanetCudaCtx *cx, const CatanetIasaArgs *a, const fl
               (unsigned)(spb > 1 ? 1 : (gs + threads - 1) / threads));
     CUDA_REQUIRE(cx, grid.y <= 65535 && grid.z <= 65535 && threads <= IASA_QUERIES, "iasa_fwd_cuda");
     float scale = 1.0f / sqrtf((float)a->dqk);
-    if (a->dqk == 9 && a->dv == 10)
+    /* fp16 mode: tensor cores when the head dims fit one wmma step and a warp's 16 queries always
+     * share a subgroup (CATANet's group sizes 32..256 do); else the fp32 kernel below */
+    if (cx->attn_fp16 && a->dqk <= TC_D && a->dv <= TC_D && gs % 16 == 0) {
+        dim3 tgrid((unsigned)((a->n + TC_ROWS - 1) / TC_ROWS), (unsigned)a->heads);
+        iasa_tc_kernel<<<tgrid, TC_THREADS, 0, cx->stream>>>(*a, gs, scale * 1.4426950408889634f, q, k, v, ord, kg, vg, out);
+    } else if (a->dqk == 9 && a->dv == 10)
         iasa_kernel<9, 10><<<grid, threads, 0, cx->stream>>>(*a, gs, ng, spb, scale, q, k, v, ord, kg, vg, out);
     else
         iasa_kernel<0, 0><<<grid, threads, 0, cx->stream>>>(*a, gs, ng, spb, scale, q, k, v, ord, kg, vg, out);

@@ -8,12 +8,16 @@
  * order. By linearity sum_p (P + proj(A_p)) = cnt * x + proj(sum_p A_p): one projection GEMM, then
  * the coverage count and the official band weights (built on the host by catanet_lrsa_starts and
  * catanet_lrsa_band_weights, uploaded once per size).
+ * In the fp16 precision mode (cx->attn_fp16) the attention runs on tensor cores instead
+ * (lrsa_attn_tc_kernel: fp16 Q/K/V/P, fp32 softmax and accumulation, attn_tc.cuh); everything
+ * else, the nine patch classes and the band weights included, is the same code.
  * defines: catanet_lrsa_cuda_table_bytes, catanet_lrsa_cuda_table_fill, catanet_lrsa_fwd_cuda,
  *          catanet_lrsa_bwd_cuda_work, catanet_lrsa_bwd_cuda
  */
 #include <stdlib.h>
 #include <string.h>
 
+#include "attn_tc.cuh"
 #include "cuda_common.cuh"
 #include "gemm.cuh"
 
@@ -121,6 +125,44 @@ lrsa_attn_kernel(CatanetLrsaArgs a, LrsaTable tb, int nr, int nc, int cr0, int c
             o[e] += st.acc[e] * il;
 }
 
+/* the fp16 mode's attention (cx->attn_fp16): the same blocks, on tensor cores (attn_tc.cuh); one
+ * (patch, head, chunk of TC_ROWS queries) per block, every key of the patch streamed in tiles */
+__global__ void __launch_bounds__(TC_THREADS, TC_MIN_BLOCKS)
+lrsa_attn_tc_kernel(CatanetLrsaArgs a, LrsaTable tb, int nc, int cr0, int cc0, float qscale, const float *q,
+                    const float *k, const float *v, float *asum)
+{
+    __shared__ TcSmem sm;
+    const int hq = a.heads * a.dqk, hv = a.heads * a.dv, T = a.ps * a.ps;
+    const int ncp = (nc - cc0 + 2) / 3;
+    const int pr = cr0 + 3 * (int)(blockIdx.x / ncp), pc = cc0 + 3 * (int)(blockIdx.x % ncp);
+    const int h = blockIdx.y, lane = threadIdx.x & 31;
+    const int q0 = (int)blockIdx.z * TC_ROWS + (int)(threadIdx.x >> 5) * 16; /* the warp's first query */
+    const bool busy = q0 < T; /* warp-uniform: a warp past the patch's end only helps staging */
+    float *ws = sm.w[threadIdx.x >> 5];
+    PatchRow rowof = { tb.rs[pr], tb.cs[pc], a.ps, a.w };
+    TcFragQ fq;
+    if (busy)
+        tc_load_query(fq, ws, q0, T, rowof, q, hq, h * a.dqk, a.dqk, qscale);
+    TcRow st;
+    tc_row_init(st);
+    for (int t0 = 0; t0 < T; t0 += TC_KEYS) {
+        int cnt = T - t0 < TC_KEYS ? T - t0 : TC_KEYS;
+        __syncthreads(); /* the previous tile is no longer read */
+        tc_stage(sm, t0, cnt, rowof, k, hq, h * a.dqk, v, hv, h * a.dv, a.dqk, a.dv);
+        __syncthreads();
+        if (busy)
+            tc_attend(st, fq, sm, ws, 0, cnt);
+    }
+    const int qi = q0 + (lane >> 1), e0 = (lane & 1) * 8;
+    if (!busy || qi >= T)
+        return;
+    float il = 1.0f / st.l, *o = asum + (size_t)rowof(qi) * hv + h * a.dv;
+#pragma unroll
+    for (int e = 0; e < 8; e++)
+        if (e0 + e < a.dv)
+            o[e0 + e] += st.o[e] * il;
+}
+
 /* out = wr[y] wc[x] (cr[y] cc[x] x + proj); out may alias x. Pixels over blockIdx/threadIdx.y,
  * channels over threadIdx.x */
 __global__ void lrsa_combine_kernel(int h, int w, int c, LrsaTable tb, const float *x, const float *proj,
@@ -157,11 +199,17 @@ int catanet_lrsa_fwd_cuda(CatanetCudaCtx *cx, const CatanetLrsaArgs *a, const Ca
     CUDA_TRY(cx, cudaMemsetAsync(s->asum, 0, sizeof(float) * (size_t)N * hv, cx->stream));
     float scale = 1.0f / sqrtf((float)a->dqk);
     int threads = T < LRSA_QUERIES ? (T + 31) / 32 * 32 : LRSA_QUERIES;
+    /* fp16 mode: tensor cores when the head dims fit one wmma step (CATANet's all do) */
+    const bool tc = cx->attn_fp16 && a->dqk <= TC_D && a->dv <= TC_D;
     for (int cr0 = 0; cr0 < 3 && cr0 < nr; cr0++)
         for (int cc0 = 0; cc0 < 3 && cc0 < nc; cc0++) {
             int nrp = (nr - cr0 + 2) / 3, ncp = (nc - cc0 + 2) / 3;
             dim3 grid((unsigned)(nrp * ncp), (unsigned)a->heads, (unsigned)((T + threads - 1) / threads));
-            if (a->dqk == 9 && a->dv == 10)
+            if (tc) {
+                grid.z = (unsigned)((T + TC_ROWS - 1) / TC_ROWS);
+                lrsa_attn_tc_kernel<<<grid, TC_THREADS, 0, cx->stream>>>(*a, tb, nc, cr0, cc0, scale * 1.4426950408889634f,
+                                                                        s->q, s->k, s->v, s->asum);
+            } else if (a->dqk == 9 && a->dv == 10)
                 lrsa_attn_kernel<9, 10><<<grid, threads, 0, cx->stream>>>(*a, tb, nr, nc, cr0, cc0, scale, s->q,
                                                                          s->k, s->v, s->asum);
             else
