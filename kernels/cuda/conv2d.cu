@@ -590,8 +590,8 @@ int catanet_conv2d_fwd_cuda(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, cons
         CUDA_LAUNCHED(cx, "conv2d implicit GEMM (tensor cores)");
         return 0;
     }
-    if (k3 && !cx->gemm_fp16 && a->cin % 4 == 0 && aligned16(in) && ig_smem(a->cin) <= 48 * 1024 &&
-        (a->h + IG_TH - 1) / IG_TH <= 65535) {
+    if (k3 && !cx->gemm_fp16 && a->cin % 4 == 0 && aligned16(in) && aligned16(cx->work) &&
+        ig_smem(a->cin) <= 48 * 1024 && (a->h + IG_TH - 1) / IG_TH <= 65535) {
         float *wp = cx->work;
         if ((ret = launch_permute(cx, a, wt, wp)) < 0)
             return ret;
