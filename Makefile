@@ -157,25 +157,29 @@ check-sanitize:
 		sh tests/run.sh $(SAN_B) --programs-only
 
 # ---- check-emu: the CUDA twins on the CPU, in a host emulator (tests/cuda_emu/emu.cpp) ----
-# make check-emu   builds tests/test_twins.c's op table, tests/test_train_cuda.c and catanet-train
-#                  against kernels/cuda/*.cu compiled by g++ for the emulator (in $(B)/emu; no GPU,
-#                  no CUDA toolkit needed) and runs them (make check runs the same as
-#                  tests/t_cuda_emu.sh, without test_train_cuda: about 20 min of one core emulated).
+# make check-emu   builds tests/test_twins.c, tests/test_train_cuda.c and catanet-train against
+#                  kernels/cuda/*.cu compiled by g++ for the emulator (in $(B)/emu; no GPU, no CUDA
+#                  toolkit needed) and runs them (make check runs the same as tests/t_cuda_emu.sh,
+#                  without test_train_cuda).
 # Every kernels/cuda/*.cu is emulated (cluster.cu's warp intrinsics and atomicAdd included) and every
 # op-table entry runs, except those tests/test_twins.c's emu_skip() names, printed as SKIP: today the
 # fp16 tensor-core GEMM (its numerics are the point of that entry; the emulated cublasGemmEx computes
-# in fp32). test_twins' engine parts (model cases, fp16 on Set5, device frames) are skipped with a
-# printed reason: they run libcatanet's CUDA backend (engine/backend_cuda.c: the whole forward, its
-# memory plan, caller streams and contexts), which is not built for the emulator. The CPU twins come
-# from $(B)'s objects (engine/*.c with backend_nocuda.c, kernels/cpu/*.c), whatever HAVE_CUDA is there.
+# in fp32). test_twins' engine parts run libcatanet's CUDA backend, engine/backend_cuda.c compiled
+# against the emulator (its CUDA graph captured and replayed, caller streams and CUcontext), on the
+# subset test_twins.c's EMU_SUBSET names (what is left prints SKIP): the op table ~20 s and the
+# engine parts ~140 s of one core. The CPU twins come from $(B)'s objects (engine/*.c, kernels/cpu/*.c;
+# backend_nocuda.c but in test_twins), whatever HAVE_CUDA is there.
 # EMU_SANITIZE=-fsanitize=address also catches out-of-bounds accesses past a host allocation.
 EMU_B := $(B)/emu
 EMU_CXX ?= g++
 EMU_SANITIZE ?=
 EMU_CU := $(wildcard kernels/cuda/*.cu)
 EMU_SRC := $(patsubst kernels/cuda/%,$(EMU_B)/src/%,$(EMU_CU) $(wildcard kernels/cuda/*.cuh))
-EMU_OBJS := $(EMU_CU:kernels/cuda/%.cu=$(EMU_B)/%.o) $(EMU_B)/emu.o
+EMU_RT := $(EMU_B)/emu.o $(EMU_B)/emu_runtime.o
+EMU_OBJS := $(EMU_CU:kernels/cuda/%.cu=$(EMU_B)/%.o) $(EMU_RT)
 EMU_CPU_OBJS := $(patsubst %.c,$(B)/%.o,$(filter-out engine/backend_cuda.c,$(wildcard engine/*.c kernels/cpu/*.c)))
+# test_twins' engine parts: libcatanet's engine with engine/backend_cuda.c compiled against the emulator
+EMU_ENGINE_OBJS := $(filter-out $(B)/engine/backend_nocuda.o,$(EMU_CPU_OBJS)) $(EMU_B)/backend_cuda.o
 EMU_INC := -Itests/cuda_emu/include -I$(EMU_B) -I$(EMU_B)/src -Iinclude -Ikernels -Iengine
 EMU_CXXFLAGS := -std=c++17 -O2 -g -ffp-contract=off -Wall -Wno-unknown-pragmas -Wno-unused-function -Wno-unused-parameter $(EMU_SANITIZE)
 
@@ -196,15 +200,15 @@ $(EMU_B)/src/%: kernels/cuda/% tests/cuda_emu/prep.sh
 $(EMU_B)/%.o: $(EMU_B)/src/%.cu $(EMU_SRC) $(EMU_B)/config.h $(wildcard tests/cuda_emu/include/*.h)
 	$(EMU_CXX) $(EMU_CXXFLAGS) $(EMU_INC) -MMD -MP -x c++ -c $< -o $@
 
-$(EMU_B)/emu.o: tests/cuda_emu/emu.cpp $(wildcard tests/cuda_emu/include/*.h)
+$(EMU_B)/emu.o $(EMU_B)/emu_runtime.o: $(EMU_B)/%.o: tests/cuda_emu/%.cpp $(wildcard tests/cuda_emu/include/*.h)
 	@mkdir -p $(dir $@)
 	$(EMU_CXX) $(EMU_CXXFLAGS) -Itests/cuda_emu/include -c $< -o $@
 
 # the emulator's own wmma/fp16 check (tests/cuda_emu/wmma_selftest.cu)
-$(EMU_B)/wmma_selftest: tests/cuda_emu/wmma_selftest.cu tests/cuda_emu/prep.sh $(EMU_B)/emu.o $(wildcard tests/cuda_emu/include/*.h)
+$(EMU_B)/wmma_selftest: tests/cuda_emu/wmma_selftest.cu tests/cuda_emu/prep.sh $(EMU_RT) $(wildcard tests/cuda_emu/include/*.h)
 	@mkdir -p $(EMU_B)/src
 	sh tests/cuda_emu/prep.sh $< $(EMU_B)/src/wmma_selftest.cu
-	$(EMU_CXX) $(EMU_CXXFLAGS) -Itests/cuda_emu/include -x c++ $(EMU_B)/src/wmma_selftest.cu -x none $(EMU_B)/emu.o -o $@
+	$(EMU_CXX) $(EMU_CXXFLAGS) -Itests/cuda_emu/include -x c++ $(EMU_B)/src/wmma_selftest.cu -x none $(EMU_RT) -o $@
 
 # C sources that call CUDA (the tests, the CUDA training step) compiled against the stub headers
 $(EMU_B)/test_%.o: tests/test_%.c $(EMU_B)/config.h $(wildcard tests/cuda_emu/include/*.h)
@@ -213,7 +217,10 @@ $(EMU_B)/test_%.o: tests/test_%.c $(EMU_B)/config.h $(wildcard tests/cuda_emu/in
 $(EMU_B)/model_train_cuda.o: training/model_train_cuda.c $(EMU_B)/config.h $(wildcard tests/cuda_emu/include/*.h)
 	$(CC) $(EMU_INC) $(CPPFLAGS) $(CFLAGS) $(EMU_SANITIZE) -c $< -o $@
 
-$(EMU_B)/test_twins: $(EMU_B)/test_twins.o $(EMU_OBJS) $(EMU_CPU_OBJS) $(TEST_COMMON)
+$(EMU_B)/backend_cuda.o: engine/backend_cuda.c $(EMU_B)/config.h $(wildcard tests/cuda_emu/include/*.h)
+	$(CC) $(EMU_INC) $(CPPFLAGS) $(CFLAGS) $(EMU_SANITIZE) -c $< -o $@
+
+$(EMU_B)/test_twins: $(EMU_B)/test_twins.o $(EMU_OBJS) $(EMU_ENGINE_OBJS) $(TEST_COMMON)
 	$(EMU_CXX) $(LDFLAGS) $(EMU_SANITIZE) $^ $(LIBS) $(PNG_LIBS) -lpthread -o $@
 
 # the CUDA training step against the CPU one (training/*.o from $(B), model_train_cuda.c emulated)

@@ -1,14 +1,17 @@
 /*
- * emu.cpp: a host emulator of the CUDA pieces kernels/cuda uses, so that `make check-emu` can run
- * tests/test_twins.c's op table (every CUDA twin against its CPU twin) on a machine without a GPU.
- * Test infrastructure only: nothing here is linked into libcatanet.
+ * emu.cpp: a host emulator of the CUDA pieces kernels/cuda and engine/backend_cuda.c use, so that
+ * `make check` (tests/t_cuda_emu.sh) and `make check-emu` can run tests/test_twins.c (every CUDA twin
+ * against its CPU twin, then the whole CUDA engine against the reference cases) on a machine without
+ * a GPU. This file runs kernels; emu_runtime.cpp is the host API (memory, streams, graph capture,
+ * driver contexts, cuBLAS). Test infrastructure only: nothing here is linked into libcatanet.
  *
  * What it emulates:
  * - kernels: each .cu file is compiled as C++ by g++ after prep.sh rewrites its `<<<...>>>`
  *   launches and `extern __shared__` arrays; include/emu_device.h maps __global__/__device__,
  *   threadIdx/blockIdx/blockDim/gridDim and the intrinsics the kernels call.
  * - a launch: the blocks of the grid run one after another; inside a block every CUDA thread is a
- *   ucontext fiber with its own stack. A fiber runs until it reaches a barrier (__syncthreads,
+ *   fiber with its own stack (x86-64: a few instructions switch stacks, see emu_switch; elsewhere
+ *   and under ASan, ucontext). A fiber runs until it reaches a barrier (__syncthreads,
  *   __syncwarp, or a warp intrinsic: __shfl_xor_sync, __match_any_sync), which releases when every
  *   live thread of the block (of the warp) has arrived, as on the GPU; a barrier that can never
  *   release (threads waiting at different barriers, or a __syncthreads some threads skip before
@@ -20,11 +23,22 @@
  *   gives NaN / -1 instead of a plausible zero.
  * - bad launch configurations (block > 1024 threads or beyond 1024 x 1024 x 64, grid.y or grid.z
  *   > 65535, dynamic shared memory > 48 KB) are returned by the next cudaGetLastError, as on the GPU.
- * - the runtime: cudaMalloc is malloc, copies are memmove, streams and events do nothing (every
- *   launch finishes before it returns), cudaGetDeviceProperties reports "host emulation" sm_90.
+ * - the runtime (emu_runtime.cpp): cudaMalloc is malloc, copies are memmove; one device 0
+ *   ("host emulation" sm_90; cudaSetDevice of another fails; cudaMemGetInfo reports a nominal 80 GiB).
+ *   Work on a stream (launches, cudaMemcpyAsync/cudaMemsetAsync, cuBLAS on a handle bound to the
+ *   stream) runs when issued; streams are real handles (use after destroy fails).
+ * - CUDA graphs with capture semantics: between cudaStreamBeginCapture and cudaStreamEndCapture the
+ *   stream's work is recorded as closures holding their arguments by value (a kernel's arguments,
+ *   a copy's pointers, a GEMM's alpha/beta) and does not run; cudaGraphLaunch replays it in order.
+ *   The calls ThreadLocal capture forbids (cudaMalloc, cudaFree, synchronous copies/memsets,
+ *   synchronizing the capturing stream or the device) and work on the legacy stream fail and
+ *   invalidate the capture, as on the GPU (emu_runtime.cpp's opening comment has the details).
+ * - the driver entry points engine/backend_cuda.c resolves through cudaGetDriverEntryPointByVersion
+ *   (cuCtxGetCurrent, cuCtxPushCurrent, cuCtxPopCurrent): one fake primary context; pushing another
+ *   fails; emu_ctx_depth() (cuda.h) counts pushes minus pops, so a missing pop shows.
  * - cuBLAS: cublasSgemm and cublasGemmEx as a naive column-major fp32 GEMM (leading dimensions
- *   checked); the accumulation order differs from cuBLAS's, so cuBLAS-based results match the GPU's
- *   to rounding, not bit for bit.
+ *   checked) on the handle's stream; the accumulation order differs from cuBLAS's, so cuBLAS-based
+ *   results match the GPU's to rounding, not bit for bit.
  * - tensor cores through nvcuda::wmma (include/mma.h: m16n16k16, __half A/B, float accumulators)
  *   and __half (include/cuda_fp16.h: every float -> half conversion rounds to nearest even, as the
  *   GPU's). load/store/mma_sync are warp-collective ops (warp_collective below): a warp barrier that
@@ -35,7 +49,11 @@
  * - cudaMalloc and dynamic shared memory are aligned as on the GPU (256 and 128 bytes).
  *
  * What it cannot catch: real concurrency (races are only exposed through the two thread orders
- * above; blocks never overlap, so inter-block races and missing atomics go unseen); the memory
+ * above; blocks never overlap, so inter-block races and missing atomics go unseen; streams never
+ * overlap either: work runs in issue order, events are no-ops, so a missing event or stream
+ * synchronisation between two streams, or a host read of a result copied asynchronously before
+ * the stream is synchronized, goes unseen); captures that fork into other streams (one capture at
+ * a time, of one stream); graph updates and conditional nodes; several devices or contexts; the memory
  * model (fences, visibility, volatile); warp-synchronous code that relies on lockstep execution
  * without a __syncwarp; out-of-bounds accesses that stay inside a host allocation (build with
  * EMU_SANITIZE=-fsanitize=address to catch the others); static __shared__ variables persist
@@ -61,8 +79,32 @@ uint3 g_bid;
 dim3 g_bdim, g_gdim;
 uint3 *g_tid;
 
+/* Fiber switches. glibc's swapcontext makes a sigprocmask system call at every switch: that was
+ * ~90% of the time of an emulated engine forward. On x86-64, emu_switch saves the callee-saved
+ * registers on the current stack, stores its stack pointer in *save and continues on the stack
+ * `to` (the kernels never change the MXCSR or the x87 control word, so those are not switched).
+ * Elsewhere, and under AddressSanitizer (whose swapcontext interceptor keeps its stack shadow
+ * right), ucontext does the switching. */
+#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
+#define EMU_FAST_SWITCH 1
+extern "C" void emu_switch(void **save, void *to);
+asm(".text\n"
+    ".globl emu_switch\n"
+    ".type emu_switch, @function\n"
+    "emu_switch:\n"
+    "    pushq %rbp\n    pushq %rbx\n    pushq %r12\n    pushq %r13\n    pushq %r14\n    pushq %r15\n"
+    "    movq %rsp, (%rdi)\n"
+    "    movq %rsi, %rsp\n"
+    "    popq %r15\n    popq %r14\n    popq %r13\n    popq %r12\n    popq %rbx\n    popq %rbp\n"
+    "    ret\n"
+    ".size emu_switch, .-emu_switch\n");
+#else
+#define EMU_FAST_SWITCH 0
+#endif
+
 struct Fiber {
     ucontext_t ctx;
+    void *sp; /* EMU_FAST_SWITCH: the saved stack pointer */
     uint3 tid;
     bool done;
     int wait; /* 0 running, 1 at a block barrier, 2 at a warp barrier */
@@ -71,7 +113,11 @@ struct Fiber {
 static std::vector<Fiber> F;
 static std::vector<char *> stacks;
 static int cur, nthreads;
+#if EMU_FAST_SWITCH
+static void *sched_sp;
+#else
 static ucontext_t sched_ctx;
+#endif
 static std::function<void()> *g_body;
 static unsigned blk_gen, blk_arrived;
 static std::vector<unsigned> warp_gen, warp_arrived;
@@ -80,7 +126,7 @@ static std::vector<const WarpOp *> wops; /* per thread: the warp-collective op i
 struct alignas(128) SmemChunk { char b[128]; }; /* dynamic shared memory 128-byte aligned, as on the GPU */
 static std::vector<SmemChunk> smem_buf;
 static size_t smem_bytes;
-static cudaError_t last_err;
+cudaError_t last_err; /* cudaGetLastError's (emu_runtime.cpp) */
 static const size_t STACK = 512 * 1024;
 /* the fiber stacks are kept from launch to launch and freed at exit (LeakSanitizer-clean) */
 static struct StackPool {
@@ -91,6 +137,16 @@ static struct StackPool {
         stacks.clear();
     }
 } stack_pool;
+
+/* from the running fiber back to the scheduler loop in run() */
+static void to_scheduler()
+{
+#if EMU_FAST_SWITCH
+    emu_switch(&F[cur].sp, sched_sp);
+#else
+    swapcontext(&F[cur].ctx, &sched_ctx);
+#endif
+}
 
 static int live_block()
 {
@@ -164,7 +220,7 @@ void syncthreads()
     }
     F[cur].wait = 1;
     F[cur].gen = blk_gen;
-    swapcontext(&F[cur].ctx, &sched_ctx);
+    to_scheduler();
     F[cur].wait = 0;
 }
 
@@ -178,7 +234,7 @@ static void warp_barrier()
     }
     F[cur].wait = 2;
     F[cur].gen = warp_gen[w];
-    swapcontext(&F[cur].ctx, &sched_ctx);
+    to_scheduler();
     F[cur].wait = 0;
 }
 
@@ -223,9 +279,47 @@ static void tramp()
     (*g_body)();
     F[cur].done = true;
     check_release();
+#if EMU_FAST_SWITCH
+    void *dead;
+    emu_switch(&dead, sched_sp); /* a finished fiber is never resumed */
+    __builtin_unreachable();
+#endif
 }
 
-void run(dim3 grid, dim3 block, size_t smem, std::function<void()> body)
+/* a fresh fiber i that starts in tramp() */
+static void fiber_init(int i)
+{
+#if EMU_FAST_SWITCH
+    /* the frame emu_switch pops: r15 r14 r13 r12 rbx rbp (zero), then tramp as the return address,
+     * then a dummy return address for tramp, so that it starts with the stack aligned as after a call */
+    uintptr_t top = ((uintptr_t)stacks[i] + STACK) & ~(uintptr_t)15;
+    void **sp = (void **)(top - 64);
+    for (int k = 0; k < 6; k++)
+        sp[k] = 0;
+    sp[6] = (void *)tramp;
+    sp[7] = 0;
+    F[i].sp = sp;
+#else
+    Fiber &f = F[i];
+    getcontext(&f.ctx);
+    f.ctx.uc_stack.ss_sp = stacks[i];
+    f.ctx.uc_stack.ss_size = STACK;
+    f.ctx.uc_link = &sched_ctx;
+    makecontext(&f.ctx, tramp, 0);
+#endif
+}
+
+static void to_fiber(int i)
+{
+#if EMU_FAST_SWITCH
+    emu_switch(&sched_sp, F[i].sp);
+#else
+    swapcontext(&sched_ctx, &F[i].ctx);
+#endif
+}
+
+/* the GPU's launch checks: false, with the error left for cudaGetLastError, when it would refuse */
+bool launch_config_ok(dim3 grid, dim3 block, size_t smem)
 {
     long long nt = (long long)block.x * block.y * block.z;
     if (nt < 1 || nt > 1024 || block.x > 1024 || block.y > 1024 || block.z > 64 || grid.x < 1 || grid.y < 1 ||
@@ -233,13 +327,22 @@ void run(dim3 grid, dim3 block, size_t smem, std::function<void()> body)
         fprintf(stderr, "emu: invalid launch configuration: grid (%u,%u,%u), block (%u,%u,%u)\n", grid.x, grid.y,
                 grid.z, block.x, block.y, block.z);
         last_err = 9; /* cudaErrorInvalidConfiguration */
-        return;
+        return false;
     }
     if (smem > 48 * 1024) {
         fprintf(stderr, "emu: dynamic shared memory %zu bytes > 48 KB\n", smem);
         last_err = 9;
-        return;
+        return false;
     }
+    return true;
+}
+
+/* one kernel, now: the grid's blocks one after another (emu_runtime.cpp's launch() decides when) */
+void run(dim3 grid, dim3 block, size_t smem, std::function<void()> body)
+{
+    long long nt = (long long)block.x * block.y * block.z;
+    if (!launch_config_ok(grid, block, smem))
+        return;
     g_body = &body;
     g_gdim = grid;
     g_bdim = block;
@@ -273,11 +376,7 @@ void run(dim3 grid, dim3 block, size_t smem, std::function<void()> body)
                               (unsigned)(i / (block.x * block.y)) };
                     f.done = false;
                     f.wait = 0;
-                    getcontext(&f.ctx);
-                    f.ctx.uc_stack.ss_sp = stacks[i];
-                    f.ctx.uc_stack.ss_size = STACK;
-                    f.ctx.uc_link = &sched_ctx;
-                    makecontext(&f.ctx, tramp, 0);
+                    fiber_init(i);
                 }
                 int rev = (int)(nblk & 1); /* odd blocks: threads in decreasing order */
                 for (;;) {
@@ -294,7 +393,7 @@ void run(dim3 grid, dim3 block, size_t smem, std::function<void()> body)
                             continue;
                         cur = i;
                         g_tid = &f.tid;
-                        swapcontext(&sched_ctx, &f.ctx);
+                        to_fiber(i);
                         progress = true;
                     }
                     if (!any)
@@ -308,85 +407,3 @@ void run(dim3 grid, dim3 block, size_t smem, std::function<void()> body)
             }
 }
 } // namespace emu
-
-extern "C" {
-cudaError_t cudaMalloc(void **p, size_t n)
-{
-    /* 256-byte aligned, as cudaMalloc's (wmma needs 32); the exact size, so ASan sees overruns */
-    if (posix_memalign(p, 256, n ? n : 4))
-        return 2; /* cudaErrorMemoryAllocation */
-    memset(*p, 0xff, n); /* never-written device memory reads as NaN floats, -1 ints */
-    return 0;
-}
-cudaError_t cudaFree(void *p) { free(p); return 0; }
-cudaError_t cudaMemcpy(void *d, const void *s, size_t n, enum cudaMemcpyKind) { memmove(d, s, n); return 0; }
-cudaError_t cudaMemcpyAsync(void *d, const void *s, size_t n, enum cudaMemcpyKind, cudaStream_t) { memmove(d, s, n); return 0; }
-cudaError_t cudaMemsetAsync(void *d, int v, size_t n, cudaStream_t) { memset(d, v, n); return 0; }
-cudaError_t cudaMemset(void *d, int v, size_t n) { memset(d, v, n); return 0; }
-cudaError_t cudaStreamSynchronize(cudaStream_t) { return 0; }
-cudaError_t cudaGetLastError(void)
-{
-    cudaError_t e = emu::last_err;
-    emu::last_err = 0;
-    return e;
-}
-const char *cudaGetErrorString(cudaError_t e) { return e == 9 ? "invalid configuration (emulated)" : e ? "error (emulated)" : "no error (emulated)"; }
-cudaError_t cudaGetDeviceCount(int *n) { *n = 1; return 0; }
-cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp *p, int)
-{
-    memset(p, 0, sizeof(*p));
-    strcpy(p->name, "host emulation (tests/cuda_emu)");
-    p->major = 9;
-    p->minor = 0;
-    return 0;
-}
-cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned) { *s = (cudaStream_t)1; return 0; }
-cudaError_t cudaStreamDestroy(cudaStream_t) { return 0; }
-cudaError_t cudaDeviceSynchronize(void) { return 0; }
-cudaError_t cudaEventCreate(cudaEvent_t *e) { *e = 0; return 0; }
-cudaError_t cudaEventRecord(cudaEvent_t, cudaStream_t) { return 0; }
-cudaError_t cudaEventSynchronize(cudaEvent_t) { return 0; }
-cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t, cudaEvent_t) { *ms = 0; return 0; }
-cudaError_t cudaEventDestroy(cudaEvent_t) { return 0; }
-cudaError_t cudaGetDriverEntryPointByVersion(const char *, void **, unsigned, unsigned long long,
-                                             enum cudaDriverEntryPointQueryResult *) { return 1; }
-
-cublasStatus_t cublasCreate(cublasHandle_t *h) { *h = 0; return 0; }
-cublasStatus_t cublasDestroy(cublasHandle_t) { return 0; }
-cublasStatus_t cublasSetStream(cublasHandle_t, cudaStream_t) { return 0; }
-cublasStatus_t cublasSetMathMode(cublasHandle_t, cublasMath_t) { return 0; }
-cublasStatus_t cublasSgemm(cublasHandle_t, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
-                           const float *alpha, const float *A, int lda, const float *B, int ldb, const float *beta,
-                           float *C, int ldc)
-{
-    if (m < 0 || n < 0 || k < 0 || (ta == CUBLAS_OP_N ? lda < m : lda < k) || (tb == CUBLAS_OP_N ? ldb < k : ldb < n) ||
-        ldc < m || lda < 1 || ldb < 1 || ldc < 1) {
-        fprintf(stderr, "emu: cublasSgemm: invalid sizes or leading dimensions\n");
-        return 7; /* CUBLAS_STATUS_INVALID_VALUE */
-    }
-    for (int j = 0; j < n; j++)
-        for (int i = 0; i < m; i++) {
-            float acc = 0.0f;
-            for (int l = 0; l < k; l++) {
-                float a = ta == CUBLAS_OP_N ? A[i + (size_t)l * lda] : A[l + (size_t)i * lda];
-                float b = tb == CUBLAS_OP_N ? B[l + (size_t)j * ldb] : B[j + (size_t)l * ldb];
-                acc += a * b;
-            }
-            float *c = C + i + (size_t)j * ldc;
-            *c = *beta == 0.0f ? *alpha * acc : *alpha * acc + *beta * *c; /* beta 0: C is not read (NaN-safe) */
-        }
-    return 0;
-}
-cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
-                            const void *alpha, const void *A, cudaDataType at, int lda, const void *B, cudaDataType bt,
-                            int ldb, const void *beta, void *C, cudaDataType ct, int ldc, cublasComputeType_t,
-                            cublasGemmAlgo_t)
-{
-    if (at != CUDA_R_32F || bt != CUDA_R_32F || ct != CUDA_R_32F) {
-        fprintf(stderr, "emu: cublasGemmEx: only fp32 matrices are emulated\n");
-        return 15; /* CUBLAS_STATUS_NOT_SUPPORTED */
-    }
-    return cublasSgemm(h, ta, tb, m, n, k, (const float *)alpha, (const float *)A, lda, (const float *)B, ldb,
-                       (const float *)beta, (float *)C, ldc);
-}
-}

@@ -1,6 +1,7 @@
-/* tests/cuda_emu: the part of the CUDA runtime API that kernels/cuda and tests/test_twins.c use,
- * implemented on the host by ../emu.cpp ("device" memory is host memory; streams and events are
- * no-ops; every launch runs to completion before it returns). Test-only, never part of libcatanet. */
+/* tests/cuda_emu: the part of the CUDA runtime API that kernels/cuda, engine/backend_cuda.c and
+ * tests/test_twins.c use, implemented on the host by ../emu_runtime.cpp ("device" memory is host
+ * memory; work on a stream runs when it is issued, or is recorded while the stream is captured and
+ * runs when the graph is launched; events are no-ops). C and C++. Test-only, never part of libcatanet. */
 #ifndef EMU_CUDA_RUNTIME_H
 #define EMU_CUDA_RUNTIME_H
 #include <math.h>
@@ -16,10 +17,17 @@ typedef int cudaError_t;
 #define cudaSuccess 0
 typedef struct CUstream_st *cudaStream_t;
 typedef struct CUevent_st *cudaEvent_t;
+typedef struct CUgraph_st *cudaGraph_t;
+typedef struct CUgraphExec_st *cudaGraphExec_t;
+#define cudaErrorMemoryAllocation 2
+enum cudaStreamCaptureMode { cudaStreamCaptureModeGlobal = 0, cudaStreamCaptureModeThreadLocal = 1,
+                             cudaStreamCaptureModeRelaxed = 2 };
+enum cudaStreamCaptureStatus { cudaStreamCaptureStatusNone = 0, cudaStreamCaptureStatusActive = 1,
+                               cudaStreamCaptureStatusInvalidated = 2 };
 enum cudaMemcpyKind { cudaMemcpyHostToDevice = 1, cudaMemcpyDeviceToHost = 2, cudaMemcpyDeviceToDevice = 3, cudaMemcpyDefault = 4 };
 struct cudaDeviceProp { char name[256]; int major, minor; };
 #define cudaStreamNonBlocking 1
-enum cudaDriverEntryPointQueryResult { cudaDriverEntryPointSuccess = 0 };
+enum cudaDriverEntryPointQueryResult { cudaDriverEntryPointSuccess = 0, cudaDriverEntryPointSymbolNotFound = 1 };
 #define cudaEnableDefault 0
 cudaError_t cudaMalloc(void **p, size_t n);
 cudaError_t cudaFree(void *p);
@@ -42,6 +50,16 @@ cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b);
 cudaError_t cudaEventDestroy(cudaEvent_t e);
 cudaError_t cudaGetDriverEntryPointByVersion(const char *s, void **fn, unsigned v, unsigned long long f,
                                              enum cudaDriverEntryPointQueryResult *q);
+cudaError_t cudaSetDevice(int d);
+cudaError_t cudaGetDevice(int *d);
+cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total_bytes);
+cudaError_t cudaStreamBeginCapture(cudaStream_t s, enum cudaStreamCaptureMode mode);
+cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t *g);
+cudaError_t cudaStreamIsCapturing(cudaStream_t s, enum cudaStreamCaptureStatus *st);
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t *x, cudaGraph_t g, unsigned long long flags);
+cudaError_t cudaGraphLaunch(cudaGraphExec_t x, cudaStream_t s);
+cudaError_t cudaGraphDestroy(cudaGraph_t g);
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t x);
 #ifdef __cplusplus
 }
 #include "emu_device.h"

@@ -41,16 +41,21 @@ void warp_collective(const WarpOp *op);
 int lane_id();
 void *dyn_smem();
 void run(dim3 grid, dim3 block, size_t smem, std::function<void()> body);
-/* what prep.sh turns `kernel<<<g, b, smem, stream>>>(args)` into: Launcher(g, b, smem, stream).bind(kernel)(args) */
+/* a launch on a stream (emu_runtime.cpp): runs the kernel now, or records it while the stream is captured */
+void launch(dim3 grid, dim3 block, size_t smem, void *stream, std::function<void()> body);
+/* what prep.sh turns `kernel<<<g, b, smem, stream>>>(args)` into: Launcher(g, b, smem, stream).bind(kernel)(args);
+ * the arguments are held by value, as a captured graph holds a kernel node's */
 struct Launcher {
     dim3 g, b;
     size_t smem;
-    Launcher(dim3 g_, dim3 b_, size_t s = 0, void * = 0) : g(g_), b(b_), smem(s) {}
+    void *stream;
+    Launcher(dim3 g_, dim3 b_, size_t s = 0, void *st = 0) : g(g_), b(b_), smem(s), stream(st) {}
     template <class... P> auto bind(void (*k)(P...))
     {
         dim3 g_ = g, b_ = b;
         size_t s_ = smem;
-        return [=](P... args) { run(g_, b_, s_, [=] { k(args...); }); };
+        void *st_ = stream;
+        return [=](P... args) { launch(g_, b_, s_, st_, [=] { k(args...); }); };
     }
 };
 template <class T> static inline uint64_t bits_of(T v)
