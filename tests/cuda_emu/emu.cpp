@@ -83,9 +83,10 @@ uint3 *g_tid;
  * ~90% of the time of an emulated engine forward. On x86-64, emu_switch saves the callee-saved
  * registers on the current stack, stores its stack pointer in *save and continues on the stack
  * `to` (the kernels never change the MXCSR or the x87 control word, so those are not switched).
- * Elsewhere, and under AddressSanitizer (whose swapcontext interceptor keeps its stack shadow
- * right), ucontext does the switching. */
-#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
+ * Elsewhere, under AddressSanitizer (whose swapcontext interceptor keeps its stack shadow right)
+ * and with -DEMU_UCONTEXT (emu_switch is not CET shadow-stack aware: where the kernel and glibc
+ * enforce shadow stacks, it faults), ucontext does the switching. */
+#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__) && !defined(EMU_UCONTEXT)
 #define EMU_FAST_SWITCH 1
 extern "C" void emu_switch(void **save, void *to);
 asm(".text\n"
