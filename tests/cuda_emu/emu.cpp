@@ -26,7 +26,10 @@
  * - the runtime (emu_runtime.cpp): cudaMalloc is malloc, copies are memmove; one device 0
  *   ("host emulation" sm_90; cudaSetDevice of another fails; cudaMemGetInfo reports a nominal 80 GiB).
  *   Work on a stream (launches, cudaMemcpyAsync/cudaMemsetAsync, cuBLAS on a handle bound to the
- *   stream) runs when issued; streams are real handles (use after destroy fails).
+ *   stream) is queued and runs when something waits for the stream (cudaStreamSynchronize,
+ *   cudaDeviceSynchronize, cudaFree, ...); a synchronous cudaMemcpy does not wait for it, as on the
+ *   GPU with non-blocking streams, so a read-back without synchronizing its stream gets stale data
+ *   (EMU_STREAMS=eager runs stream work when issued). Streams are real handles (use after destroy fails).
  * - CUDA graphs with capture semantics: between cudaStreamBeginCapture and cudaStreamEndCapture the
  *   stream's work is recorded as closures holding their arguments by value (a kernel's arguments,
  *   a copy's pointers, a GEMM's alpha/beta) and does not run; cudaGraphLaunch replays it in order.
@@ -50,9 +53,8 @@
  *
  * What it cannot catch: real concurrency (races are only exposed through the two thread orders
  * above; blocks never overlap, so inter-block races and missing atomics go unseen; streams never
- * overlap either: work runs in issue order, events are no-ops, so a missing event or stream
- * synchronisation between two streams, or a host read of a result copied asynchronously before
- * the stream is synchronized, goes unseen); captures that fork into other streams (one capture at
+ * overlap either and events are no-ops, so a missing event between two streams goes unseen, and a
+ * device synchronisation stands in for an event's); captures that fork into other streams (one capture at
  * a time, of one stream); graph updates and conditional nodes; several devices or contexts; the memory
  * model (fences, visibility, volatile); warp-synchronous code that relies on lockstep execution
  * without a __syncwarp; out-of-bounds accesses that stay inside a host allocation (build with

@@ -5,9 +5,15 @@
  *
  * Streams and capture, as the GPU does them, because engine/backend_cuda.c captures its whole forward:
  * every operation on a stream (a kernel launch, cudaMemcpyAsync, cudaMemsetAsync, a cuBLAS GEMM on
- * a handle bound to the stream) goes through enqueue(). Outside a capture it runs at once (the
- * emulator is synchronous: streams never overlap). Between cudaStreamBeginCapture and
- * cudaStreamEndCapture on a stream, its operations are recorded as closures holding their
+ * a handle bound to the stream) goes through enqueue(). Outside a capture it is queued on its stream
+ * and runs, in order, only when something waits for the stream: cudaStreamSynchronize of it,
+ * cudaDeviceSynchronize, cudaFree (which synchronizes the device), cudaEventSynchronize (events are
+ * not tracked: it waits for every stream), cudaStreamDestroy. A synchronous cudaMemcpy/cudaMemset
+ * runs at once on the legacy stream, which does not wait for the (non-blocking) streams, as on the
+ * GPU: a result read back without synchronizing its stream is stale here (never-written device
+ * memory reads as NaN). Work on the legacy stream (stream 0) runs at once. EMU_STREAMS=eager in the
+ * environment runs stream work when issued instead (to tell a missing synchronisation from other
+ * faults). Between cudaStreamBeginCapture and cudaStreamEndCapture on a stream, its operations are recorded as closures holding their
  * arguments by value (a GEMM's alpha/beta included, as cuBLAS's host pointer mode reads them at the
  * call) and nothing runs; cudaGraphLaunch replays them in order. So a result read before the graph
  * is launched, or a host value captured that should change per frame, is wrong here as on a GPU.
@@ -16,8 +22,8 @@
  * the capturing stream, cudaDeviceSynchronize) fail and invalidate the capture, so
  * cudaStreamEndCapture returns cudaErrorStreamCaptureInvalidated; work on the legacy stream (stream
  * 0) fails the same way (stricter than a GPU when the capturing stream is non-blocking: there it
- * would run once, outside the graph, which is never what the engine means). Other streams run at
- * once. A stream used after cudaStreamDestroy is an invalid handle.
+ * would run once, outside the graph, which is never what the engine means). Other streams queue
+ * their work as outside a capture. A stream used after cudaStreamDestroy is an invalid handle.
  */
 #include <cstdio>
 #include <cstdlib>
@@ -33,8 +39,9 @@
 
 typedef std::vector<std::function<void()>> Ops;
 struct CUstream_st {
-    bool capturing, invalidated;
+    bool invalidated;
     std::shared_ptr<Ops> ops; /* what the capture recorded */
+    Ops pending;              /* issued, not yet waited for */
 };
 struct CUgraph_st {
     std::shared_ptr<const Ops> ops;
@@ -58,6 +65,30 @@ static cudaStream_t capturing;           /* the stream being captured, or null *
 
 enum { ErrInvalidValue = 1, ErrMemoryAllocation = 2, ErrInvalidDevice = 101, ErrIllegalState = 401,
        ErrInvalidHandle = 400, ErrCaptureUnsupported = 900, ErrCaptureInvalidated = 901, ErrCaptureImplicit = 906 };
+
+static bool eager()
+{
+    static int e = -1;
+    if (e < 0) {
+        const char *v = getenv("EMU_STREAMS");
+        e = v && !strcmp(v, "eager");
+    }
+    return e;
+}
+
+/* something waits for stream s: its queued work runs, in issue order */
+static void flush(cudaStream_t s)
+{
+    Ops ops;
+    ops.swap(s->pending);
+    for (auto &op : ops)
+        op();
+}
+static void flush_all()
+{
+    for (cudaStream_t s : streams)
+        flush(s);
+}
 
 static void invalidate(const char *what)
 {
@@ -90,7 +121,10 @@ static cudaError_t enqueue(cudaStream_t s, std::function<void()> op, const char 
         invalidate(what); /* "on the legacy stream" */
         return ErrCaptureImplicit;
     }
-    op();
+    if (s && !eager())
+        s->pending.push_back(std::move(op));
+    else
+        op();
     return 0;
 }
 
@@ -172,6 +206,7 @@ cudaError_t cudaFree(void *p)
 {
     if (forbidden_in_capture("cudaFree"))
         return ErrCaptureUnsupported;
+    flush_all();
     free(p);
     return 0;
 }
@@ -211,12 +246,15 @@ cudaError_t cudaStreamSynchronize(cudaStream_t s)
         invalidate("cudaStreamSynchronize of the capturing (or legacy) stream");
         return ErrCaptureUnsupported;
     }
-    return 0; /* everything already ran */
+    if (s)
+        flush(s);
+    return 0;
 }
 cudaError_t cudaDeviceSynchronize(void)
 {
     if (forbidden_in_capture("cudaDeviceSynchronize"))
         return ErrCaptureUnsupported;
+    flush_all();
     return 0;
 }
 cudaError_t cudaGetLastError(void)
@@ -266,6 +304,7 @@ cudaError_t cudaStreamDestroy(cudaStream_t s)
         invalidate("cudaStreamDestroy of the capturing stream");
         return ErrIllegalState;
     }
+    flush(s); /* the work already issued still completes */
     streams.erase(s);
     delete s;
     return 0;
@@ -321,7 +360,11 @@ cudaError_t cudaGraphDestroy(cudaGraph_t g) { delete g; return 0; }
 cudaError_t cudaGraphExecDestroy(cudaGraphExec_t x) { delete x; return 0; }
 cudaError_t cudaEventCreate(cudaEvent_t *e) { *e = 0; return 0; }
 cudaError_t cudaEventRecord(cudaEvent_t, cudaStream_t) { return 0; }
-cudaError_t cudaEventSynchronize(cudaEvent_t) { return 0; }
+cudaError_t cudaEventSynchronize(cudaEvent_t)
+{
+    flush_all();
+    return 0;
+}
 cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t, cudaEvent_t) { *ms = 0; return 0; }
 cudaError_t cudaEventDestroy(cudaEvent_t) { return 0; }
 

@@ -41,7 +41,7 @@ void warp_collective(const WarpOp *op);
 int lane_id();
 void *dyn_smem();
 void run(dim3 grid, dim3 block, size_t smem, std::function<void()> body);
-/* a launch on a stream (emu_runtime.cpp): runs the kernel now, or records it while the stream is captured */
+/* a launch on a stream (emu_runtime.cpp): queued on the stream (stream 0: runs now), recorded while it is captured */
 void launch(dim3 grid, dim3 block, size_t smem, void *stream, std::function<void()> body);
 /* what prep.sh turns `kernel<<<g, b, smem, stream>>>(args)` into: Launcher(g, b, smem, stream).bind(kernel)(args);
  * the arguments are held by value, as a captured graph holds a kernel node's */
