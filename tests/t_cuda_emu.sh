@@ -4,7 +4,7 @@
 # emu-build, in $B/emu) and runs: every CUDA twin against its CPU twin, a `catanet-train bench
 # --device cuda` smoke run on a tiny network, the CUDA training loop (train/resume --device cuda)
 # against the CPU loop on a tiny network (tests/train_cuda_loop.sh: losses, kill -9 and resume,
-# checkpoints across devices, non-finite steps; 11 emulated device steps, about 90 s of one core),
+# checkpoints across devices, non-finite steps; 11 emulated device steps, about 13 s of one core),
 # and (--with-train) one
 # CUDA training step against the CPU step on the reference cases; PASS/FAIL lines. What the emulator can and cannot catch: the
 # comment opening tests/cuda_emu/emu.cpp. No GPU or CUDA toolkit needed; skipped (77) when the C++
