@@ -159,8 +159,7 @@ check-sanitize:
 # ---- check-emu: the CUDA twins on the CPU, in a host emulator (tests/cuda_emu/emu.cpp) ----
 # make check-emu   builds tests/test_twins.c, tests/test_train_cuda.c and catanet-train against
 #                  kernels/cuda/*.cu compiled by g++ for the emulator (in $(B)/emu; no GPU, no CUDA
-#                  toolkit needed) and runs them (make check runs the same as tests/t_cuda_emu.sh,
-#                  without test_train_cuda).
+#                  toolkit needed) and runs them (make check runs the same as tests/t_cuda_emu.sh).
 # Every kernels/cuda/*.cu is emulated (cluster.cu's warp intrinsics and atomicAdd included) and every
 # op-table entry runs, except those tests/test_twins.c's emu_skip() names, printed as SKIP: today the
 # fp16 tensor-core GEMM (its numerics are the point of that entry; the emulated cublasGemmEx computes
@@ -185,7 +184,7 @@ EMU_CXXFLAGS := -std=c++17 -O2 -g -ffp-contract=off -Wall -Wno-unknown-pragmas -
 
 .PHONY: check-emu emu-build
 check-emu: emu-build
-	@sh tests/t_cuda_emu.sh --run-only --with-train
+	@sh tests/t_cuda_emu.sh --run-only
 
 emu-build: $(EMU_B)/test_twins $(EMU_B)/test_train_cuda $(EMU_B)/catanet-train $(EMU_B)/wmma_selftest
 
