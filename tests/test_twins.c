@@ -125,6 +125,19 @@ static double finish(float *dev_out, const float *ref, size_t n)
     return e;
 }
 
+/* the worst of an entry's case errors, or -1 when a case's launch failed */
+static double worst_of(const double *e, int n)
+{
+    double m = 0;
+    for (int i = 0; i < n; i++) {
+        if (e[i] < 0)
+            return -1;
+        m = fmax(m, e[i]);
+    }
+    return m;
+}
+static double worst2(double a, double b) { return a < 0 || b < 0 ? -1 : fmax(a, b); }
+
 /* ---- linear ---- */
 static double linear_case(int fp16, int with_bias, int n, int in, int out)
 {
@@ -186,13 +199,7 @@ static double t_linear_fused(void)
                     linear_fused_case(1, 7, 3, 1, 1, 1, 1) /* one token, tiny */,
                     linear_fused_case(200, 100, 130, 1, 1, 1, 1) /* 4 input chunks, 3 output chunks */,
                     linear_fused_case(64, 256, 65, 1, 0, 1, 0) /* CATANET_MAX_DIM inputs, one tile exactly */ };
-    double m = 0;
-    for (int i = 0; i < 7; i++) {
-        if (e[i] < 0)
-            return -1;
-        m = fmax(m, e[i]);
-    }
-    return m;
+    return worst_of(e, 7);
 }
 
 /* ---- conv2d ----
@@ -228,13 +235,7 @@ static double t_conv2d(void)
                     conv_case(1, 17, 9, 8, 20, 3, 0) /* implicit GEMM: a partial output group */,
                     conv_case(1, 7, 6, 3, 5, 5, 1) /* 5x5, few channels: the one-thread-per-output kernel */,
                     conv_case(1, 11, 21, 36, 144, 3, 1) /* dim 36 (CATANet-S): 9 float4s a pixel, 4 groups */ };
-    double m = 0;
-    for (int i = 0; i < 10; i++) {
-        if (e[i] < 0)
-            return -1;
-        m = fmax(m, e[i]);
-    }
-    return m;
+    return worst_of(e, 10);
 }
 /* fp16 mode (cx.gemm_fp16): the 3x3 implicit GEMM on tensor cores, inputs and weights rounded to fp16,
  * products exact in fp32 (11-bit x 11-bit significands), fp32 accumulation. Against the fp32 CPU twin
@@ -299,13 +300,7 @@ static double t_conv2d_fp16(void)
                     conv_fp16_case(1, 35, 19, 40, 160) /* the upconv: 2x3 tiles, two output passes */,
                     conv_fp16_case(1, 17, 33, 8, 20) /* cin and cout padded to 16, a partial fragment */,
                     conv_fp16_case(1, 9, 20, 36, 144) /* dim 36 (CATANet-S): channels padded to 48, passes of 5 + 4 */ };
-    double m = 0;
-    for (int i = 0; i < 4; i++) {
-        if (e[i] < 0)
-            return -1;
-        m = fmax(m, e[i]);
-    }
-    return m;
+    return worst_of(e, 4);
 }
 static double t_conv2d_im2col(void)
 {
@@ -626,13 +621,7 @@ static double t_iasa(void)
         iasa_case(999, 100, 16, 4, 9, 10),  /* 1 subgroup of 100 per block */
         iasa_case(77, 5, 8, 4, 9, 10),      /* tiny subgroups: 25 per block */
     };
-    double m = 0;
-    for (int i = 0; i < 8; i++) {
-        if (e[i] < 0)
-            return -1;
-        m = fmax(m, e[i]);
-    }
-    return m;
+    return worst_of(e, 8);
 }
 
 /* the fp16 mode's tensor-core IASA + IRCA (cx.attn_fp16) against the fp32 CPU reference.
@@ -658,13 +647,7 @@ static double t_iasa_fp16(void)
         iasa_case(999, 100, 16, 4, 9, 10),  /* gs % 16 != 0: the fp32 kernel */
     };
     cx.attn_fp16 = 0;
-    double m = 0;
-    for (int i = 0; i < 8; i++) {
-        if (e[i] < 0)
-            return -1;
-        m = fmax(m, e[i]);
-    }
-    return m;
+    return worst_of(e, 8);
 }
 
 /* ---- LRSA ---- */
@@ -714,13 +697,7 @@ static double t_lrsa(void)
         quick ? 0 : lrsa_case(129, 18, 16, 4, 9, 10), /* 129: the quirk for ps 16 */
         lrsa_case(30, 26, 12, 2, 8, 12),              /* generic head dims */
     };
-    double m = 0;
-    for (int i = 0; i < 5; i++) {
-        if (e[i] < 0)
-            return -1;
-        m = fmax(m, e[i]);
-    }
-    return m;
+    return worst_of(e, 5);
 }
 
 /* the fp16 mode's tensor-core attention (cx.attn_fp16, kernels/cuda/attn_tc.cuh) against the fp32
@@ -748,13 +725,7 @@ static double t_lrsa_fp16(void)
         quick ? 0 : lrsa_case(129, 18, 16, 4, 9, 10), /* 129: the quirk for ps 16 */
     };
     cx.attn_fp16 = 0;
-    double m = 0;
-    for (int i = 0; i < 6; i++) {
-        if (e[i] < 0)
-            return -1;
-        m = fmax(m, e[i]);
-    }
-    return m;
+    return worst_of(e, 6);
 }
 
 /* ---- colour conversion: device images against engine/image.c ---- */
@@ -977,7 +948,6 @@ static double t_image_from_rgb(void)
  *          cancellation in P (dp - D)) against a reference computing its softmaxes in double */
 
 static float *dup_dev(const float *h, size_t n) { return up(h, sizeof(float) * (n ? n : 1)); }
-static double worst2(double a, double b) { return a < 0 || b < 0 ? -1 : fmax(a, b); }
 /* compare a device gradient with the host reference (NULL: not computed, error 0) */
 static double cmp_grad(float *dev, const float *ref, size_t n) { return dev ? finish(dev, ref, n) : 0; }
 

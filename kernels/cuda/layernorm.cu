@@ -5,16 +5,10 @@
  * defines: catanet_layernorm_fwd_cuda, catanet_layernorm_fwd_stats_cuda, catanet_layernorm_bwd_cuda
  */
 #include "cuda_common.cuh"
+#include "reduce.cuh"
 
 #define LN_PER_LANE (CATANET_MAX_DIM / 32)
 #define LN_WARPS 8
-
-__device__ static inline float warp_sum(float v)
-{
-    for (int o = 16; o > 0; o >>= 1)
-        v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
 
 /* x [n,c] -> y [n,c] */
 __global__ void layernorm_kernel(int n, int c, const float *x, const float *g, const float *b, float *y)
@@ -63,7 +57,6 @@ int catanet_layernorm_fwd_cuda(CatanetCudaCtx *cx, int n, int c, const float *x,
 }
 
 /* ---------------- forward with statistics, backward ---------------- */
-#include "reduce.cuh"
 
 /* the twin of catanet_layernorm_fwd_stats_cpu: one warp per row, the statistics in double as the
  * CPU's ln_row (mean, then the centred second moment), y = (float)((x - mean) rstd) g + b */

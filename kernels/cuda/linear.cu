@@ -5,6 +5,7 @@
  */
 #include "cuda_common.cuh"
 #include "gemm.cuh"
+#include "reduce.cuh"
 
 /* y [rows][out] = bias broadcast (the GEMM then accumulates with beta = 1, as the CPU path does);
  * rows over blockIdx/threadIdx.y, columns over threadIdx.x */
@@ -61,13 +62,6 @@ int catanet_linear_fwd_cuda(CatanetCudaCtx *cx, int n, int in, int out, const fl
 #define LF_OUT 64
 #define LF_K 32
 
-__device__ static inline float lf_warp_sum(float v)
-{
-    for (int o = 16; o > 0; o >>= 1)
-        v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
-
 __global__ void __launch_bounds__(256) linear_fused_kernel(int n, int in, int out, const float *x,
                                                            const float *w, const float *lnw,
                                                            const float *lnb, const float *bias, int gelu,
@@ -86,13 +80,13 @@ __global__ void __launch_bounds__(256) linear_fused_kernel(int n, int in, int ou
             float s = 0.0f;
             for (int ch = lane; ch < in; ch += 32)
                 s += xr[ch];
-            float mean = lf_warp_sum(s) / in;
+            float mean = warp_sum(s) / in;
             float q = 0.0f;
             for (int ch = lane; ch < in; ch += 32) {
                 float d = xr[ch] - mean;
                 q += d * d;
             }
-            float rstd = rsqrtf(lf_warp_sum(q) / in + CATANET_LN_EPS);
+            float rstd = rsqrtf(warp_sum(q) / in + CATANET_LN_EPS);
             if (lane == 0) {
                 mean_s[t] = mean;
                 rstd_s[t] = rstd;
@@ -181,7 +175,6 @@ int catanet_linear_fused_fwd_cuda(CatanetCudaCtx *cx, int n, int in, int out, co
 }
 
 /* ---------------- backward ---------------- */
-#include "reduce.cuh"
 
 /* Row-major C = alpha op(A) op(B) + beta C. cuBLAS sees row-major X [r][c] (ld) as the
  * column-major c x r matrix X^T, so C^T (n x m) = op(B)^T op(A)^T: B's operand is N when B is

@@ -79,6 +79,14 @@ __global__ void __launch_bounds__(RED_T) rowsum_kernel(size_t n, Term term, floa
         out[b] += (float)part[0];
 }
 
+/* float sum over the 32 lanes of a warp (xor butterfly: every lane gets the same bits) */
+__device__ static inline float warp_sum(float v)
+{
+    for (int o = 16; o > 0; o >>= 1)
+        v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
 /* double sum over the 32 lanes of a warp (xor butterfly: every lane gets the same bits) */
 __device__ static inline double warp_sum_d(double v)
 {
