@@ -15,7 +15,9 @@
 # checkpoint: give --val-every 250 when resuming here).
 # Environment: GPU_TRAIN_BIN (catanet-train of a CUDA build; default $GPU_CHECK_BUILDDIR or
 # build/gpu, then build), GPU_TRAIN_CKPT (the checkpoint to continue), GPU_TRAIN_ITERS (--iters,
-# 800000: the schedule's end, so that the time limit stops the run), GPU_TRAIN_STAGE_MB (--stage: 5; the transfer holds 64 MiB in all: tree ~29, gpu-check ~11, FFmpeg ~14).
+# 800000: the schedule's end, so that the time limit stops the run), GPU_TRAIN_STAGE_MB (--stage: 4; the transfer holds 64 MiB in all, measured at e4c9ad7: tracked tree 29,
+# gpu-check's reference cases and Set5 15.1, FFmpeg 14, deps 0.3, so 4 MB here leaves ~1.5 MiB as the
+# teacher's logs grow).
 #
 # gpu-train.sh --stage (here): copies flutter-landscapes and as much of T91 as fits in
 # GPU_TRAIN_STAGE_MB, and Set5's HR images, into build/gpu-carry/shared (carried with gpu-check's).
@@ -28,7 +30,7 @@ if [ "$1" = "--stage" ]; then
     mkdir -p "$CARRY/data/train-gpu/flutter-landscapes" "$CARRY/data/train-gpu/T91" "$CARRY/data/eval/Set5/HR" || exit 1
     cp "$SH"/data/train/flutter-landscapes/* "$CARRY/data/train-gpu/flutter-landscapes/" || exit 1
     cp "$SH"/data/eval/Set5/HR/* "$CARRY/data/eval/Set5/HR/" || exit 1
-    max=$(( ${GPU_TRAIN_STAGE_MB:-5} * 1024 ))
+    max=$(( ${GPU_TRAIN_STAGE_MB:-4} * 1024 ))
     for f in "$SH"/data/train/T91/*; do
         [ $(du -sk "$CARRY/data/train-gpu" | cut -f1) -lt $max ] || break
         cp "$f" "$CARRY/data/train-gpu/T91/"
