@@ -135,13 +135,8 @@ int main(void)
         "eval_x2_random_1x31x45", "eval_x2_random_2x28x30", "eval_x2_random_1x64x64",
         "eval_x3_random_1x33x40", "eval_x4_random_1x45x31", "eval_x2_trained_1x48x56",
     };
-    char probe[512];
-    FILE *f = fopen(ref_path(probe, sizeof(probe), "cases.json"), "r");
-    if (!f) {
-        printf("FAIL: reference cases not found at %s (set CATANET_SHARED)\n", probe);
+    if (!ref_cases_present())
         return 1;
-    }
-    fclose(f);
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
         run_case(cases[i], 0, 1);
     /* the plain reference ops too, on the cases that hit the LRSA 0.75 quirk (31, 45) and x3 */

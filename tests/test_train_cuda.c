@@ -175,13 +175,8 @@ int main(void)
     struct cudaDeviceProp prop;
     cudaGetDeviceProperties(&prop, 0);
     printf("device: %s\n", prop.name);
-    char probe[512];
-    FILE *f = fopen(ref_path(probe, sizeof(probe), "cases.json"), "r");
-    if (!f) {
-        printf("FAIL: reference cases not found at %s (set CATANET_SHARED)\n", probe);
+    if (!ref_cases_present())
         return 1;
-    }
-    fclose(f);
     check_case("train_x2_random_initted.safetensors", 0);
     check_case("train_x2_random_first_step.safetensors", 1);
     return test_finish();

@@ -2207,13 +2207,8 @@ int main(int argc, char **argv)
         return test_finish();
     }
 
-    char probe[512];
-    FILE *f = fopen(ref_path(probe, sizeof(probe), "cases.json"), "r");
-    if (!f) {
-        printf("FAIL: reference cases not found at %s (set CATANET_SHARED)\n", probe);
+    if (!ref_cases_present())
         return 1;
-    }
-    fclose(f);
     clock_t c0 = clock();
     model_cases();
     if (!quick) {

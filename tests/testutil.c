@@ -50,6 +50,18 @@ const char *ref_path(char *buf, size_t n, const char *file)
     return shared_path(buf, n, rel);
 }
 
+int ref_cases_present(void)
+{
+    char probe[512];
+    FILE *f = fopen(ref_path(probe, sizeof(probe), "cases.json"), "r");
+    if (!f) {
+        printf("FAIL: reference cases not found at %s (set CATANET_SHARED)\n", probe);
+        return 0;
+    }
+    fclose(f);
+    return 1;
+}
+
 float *load_tensor(const char *path, const char *name, int64_t *shape, int *ndim)
 {
     CatanetSt *st;

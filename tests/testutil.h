@@ -16,6 +16,8 @@ int test_failures(void);
 const char *shared_path(char *buf, size_t n, const char *rel);
 /* the reference case folder */
 const char *ref_path(char *buf, size_t n, const char *file);
+/* 1 when the reference cases are there; else prints a FAIL line naming where they were looked for */
+int ref_cases_present(void);
 
 /* a float tensor from a safetensors file (malloc'd, NULL on failure with a message printed) */
 float *load_tensor(const char *path, const char *name, int64_t *shape, int *ndim);

@@ -56,6 +56,19 @@ static void plan_ffn(Alloc *al, CatanetFfnAct *f, size_t BN, size_t C, size_t ml
     f->d = take(al, BN * mlp);
 }
 
+void catanet_train_conv_shapes(const CatanetModelInfo *a, int batch, int h, int w, CatanetConv2dArgs convs[5])
+{
+    int C = a->dim, s = a->upscale, r = s == 4 ? 2 : s;
+    CatanetConv2dArgs c[5] = {
+        { batch, h, w, 3, C, 3 },                 /* first_conv */
+        { batch, h, w, C, C, 3 },                 /* mid convs */
+        { batch, h, w, C, C * r * r, 3 },         /* upconv (first stage) */
+        { batch, h * r, w * r, C, C * r * r, 3 }, /* upconv2 (x4) */
+        { batch, h * s, w * s, C, 3, 3 },         /* last_conv */
+    };
+    memcpy(convs, c, sizeof(c));
+}
+
 size_t catanet_train_plan_layout(CatanetTrainPlan *p, float *base, size_t align)
 {
     Alloc a0 = { 0, align, base }, *al = &a0;
@@ -148,16 +161,11 @@ int catanet_train_plan_create(CatanetTrainPlan **out, CatanetModel *m, int batch
     p->hr_weight = 1.0f;
     p->cpu.threads = threads > 0 ? threads : omp_get_max_threads();
     p->g = calloc(a->num_groups ? a->num_groups : 1, sizeof(*p->g));
-    int N = h * w, C = a->dim, s = a->upscale, r = s == 4 ? 2 : s;
+    int N = h * w, C = a->dim;
     /* per-thread work and shared scratch: the largest any op needs */
     size_t work = 16, scr = 16;
-    CatanetConv2dArgs convs[5] = {
-        { batch, h, w, 3, C, 3 },                   /* first_conv */
-        { batch, h, w, C, C, 3 },                   /* mid convs */
-        { batch, h, w, C, C * r * r, 3 },           /* upconv (first stage) */
-        { batch, h * r, w * r, C, C * r * r, 3 },   /* upconv2 (x4) */
-        { batch, h * s, w * s, C, 3, 3 },           /* last_conv */
-    };
+    CatanetConv2dArgs convs[5];
+    catanet_train_conv_shapes(a, batch, h, w, convs);
     for (int i = 0; i < 5; i++) {
         work = mx(work, catanet_conv2d_work(&convs[i]));
         work = mx(work, catanet_conv2d_bwd_work(&convs[i]));

@@ -82,6 +82,10 @@ void catanet_train_plan_free(CatanetTrainPlan *p);
  * floats the block needs. The pointers may be device addresses: nothing is dereferenced. */
 size_t catanet_train_plan_layout(CatanetTrainPlan *p, float *base, size_t align);
 
+/* The five 3x3 convolution shapes of a training step (first, mid, upconv, the x4 second upconv,
+ * last), for sizing the CPU and the device work areas alike */
+void catanet_train_conv_shapes(const CatanetModelInfo *a, int batch, int h, int w, CatanetConv2dArgs convs[5]);
+
 /* Training-mode forward of lr [B,3,h,w] (NCHW, [0,1]): p->out gets [B,3,sh,sw]. Updates the
  * `means` buffers (EMA 0.999, or set on the first step) and `initted`. When hr is not NULL
  * returns the L1 loss against hr [B,3,sh,sw] (else 0). */

@@ -224,7 +224,7 @@ int catanet_train_cuda_create(CatanetTrainCuda **out, CatanetModel *m, int batch
     p->L.scale = a->upscale;
     p->L.g = calloc(a->num_groups ? a->num_groups : 1, sizeof(*p->L.g));
     p->lrsa_tab = calloc(a->num_groups ? a->num_groups : 1, sizeof(void *));
-    int N = h * w, C = a->dim, s = a->upscale, r = s == 4 ? 2 : s;
+    int N = h * w, C = a->dim, s = a->upscale;
     size_t on = (size_t)batch * 3 * N * s * s;
     p->out_host = malloc(sizeof(float) * on);
     int rc = CATANET_ERR_NOMEM;
@@ -238,13 +238,8 @@ int catanet_train_cuda_create(CatanetTrainCuda **out, CatanetModel *m, int batch
     p->cx.gemm_fp16 = 0; /* training is fp32 throughout */
     /* cx.work: the largest any launcher needs */
     size_t work = 16;
-    CatanetConv2dArgs convs[5] = {
-        { batch, h, w, 3, C, 3 },                 /* first_conv */
-        { batch, h, w, C, C, 3 },                 /* mid convs */
-        { batch, h, w, C, C * r * r, 3 },         /* upconv (first stage) */
-        { batch, h * r, w * r, C, C * r * r, 3 }, /* upconv2 (x4) */
-        { batch, h * s, w * s, C, 3, 3 },         /* last_conv */
-    };
+    CatanetConv2dArgs convs[5];
+    catanet_train_conv_shapes(a, batch, h, w, convs);
     for (int i = 0; i < 5; i++) {
         work = mx(work, catanet_conv2d_cuda_work(&convs[i]));
         work = mx(work, catanet_conv2d_bwd_cuda_work(&convs[i]));
