@@ -28,6 +28,16 @@
 typedef CUresult (*CtxPushFn)(CUcontext);
 typedef CUresult (*CtxPopFn)(CUcontext *);
 
+/* Where two kernels compute the same op (both twin-tested against the CPU reference), which one
+ * the forward runs: 0 the primary (tiled, fused, implicit GEMM, tensor-core attention), 1 the kernel
+ * it replaced. Set by pick_kernels at prepare from cfg.kernels; AUTO times both on the frame size. */
+typedef struct KernelPicks {
+    int conv_mid, conv_up[2]; /* 1: im2col + cuBLAS instead of the direct/implicit-GEMM kernel */
+    int dwconv;               /* 1: the per-warp dwconv + GELU + add instead of the tiled one */
+    int ffn;                  /* 1: LayerNorm, cuBLAS GEMMs (fp16 in fp16 mode), GELU, add apart */
+    unsigned char iasa[CATANET_MAX_GROUPS], lrsa[CATANET_MAX_GROUPS]; /* fp16 mode, 1: CUDA-core attention */
+} KernelPicks;
+
 typedef struct CudaState {
     int device;
     char name[256];
@@ -52,6 +62,8 @@ typedef struct CudaState {
     float *xin, *f0, *f, *res, *t1, *q, *k, *v, *att, *y, *a, *dd, *u, *us, *out, *proj;
     int32_t *cid, *ord;
     void **lrsa_tab;          /* per group, device */
+    int attn_tc;              /* fp16 mode: attention may run on tensor cores */
+    KernelPicks pick;         /* chosen at prepare (pick_kernels) */
     cudaGraph_t graph;
     cudaGraphExec_t exec;     /* NULL: run the forward eagerly (capture unavailable) */
 } CudaState;
@@ -209,7 +221,8 @@ int catanet_cuda_open(CatanetEngine *e)
     s->cx.stream = s->stream;
     s->cx.blas = s->blas;
     s->cx.gemm_fp16 = e->precision == CATANET_PRECISION_FP16;
-    s->cx.attn_fp16 = e->precision == CATANET_PRECISION_FP16; /* LRSA attention on tensor cores */
+    s->attn_tc = e->precision == CATANET_PRECISION_FP16; /* attention on tensor cores (per call: s->pick) */
+    s->cx.attn_fp16 = s->attn_tc;
 
     size_t wbytes = sizeof(float) * (m->arena_floats ? m->arena_floats : 1);
     CU(cudaMalloc((void **)&s->wdev, wbytes));
@@ -265,20 +278,45 @@ fail:
             return r_;                                                                             \
     } while (0)
 
-static int ffn(CudaState *s, const CatanetModel *m, const CatanetFfnW *w, float *x)
+/* x_out = x + fc2(dd(gelu(fc1(LN(x))))) (x_out may be x) */
+static int ffn(CudaState *s, const CatanetModel *m, const CatanetFfnW *w, const float *x, float *x_out)
 {
     const CatanetModelInfo *a = &m->info;
     CatanetCudaCtx *cx = &s->cx;
     int N = s->w * s->h, d = a->dim, mlp = a->mlp_dim;
-    /* x += fc2(dd(gelu(fc1(LN(x))))): three kernels, each [N,C] tensor written once (linear.cu's
-     * fused layer: LN + fc1 + bias + GELU, then fc2 + bias + the residual, in place on x) */
-    CatanetLinearFusion in = { dev_w(s, m, w->norm_w), dev_w(s, m, w->norm_b), dev_w(s, m, w->fc1_b), 1, NULL };
-    K(catanet_linear_fused_fwd_cuda(cx, N, d, mlp, x, dev_w(s, m, w->fc1_w), &in, s->a));
     CatanetDwconvArgs da = { 1, s->h, s->w, mlp, 5 };
-    K(catanet_dwconv_gelu_add_fwd_cuda(cx, &da, s->a, dev_w(s, m, w->dw_w), dev_w(s, m, w->dw_b), s->dd));
-    CatanetLinearFusion outf = { NULL, NULL, dev_w(s, m, w->fc2_b), 0, x };
-    K(catanet_linear_fused_fwd_cuda(cx, N, mlp, d, s->dd, dev_w(s, m, w->fc2_w), &outf, x));
+    const float *dw = dev_w(s, m, w->dw_w), *db = dev_w(s, m, w->dw_b);
+    if (s->pick.ffn) { /* each op its own pass, the GEMMs on cuBLAS */
+        K(catanet_layernorm_fwd_cuda(cx, N, d, x, dev_w(s, m, w->norm_w), dev_w(s, m, w->norm_b), s->t1));
+        K(catanet_linear_fwd_cuda(cx, N, d, mlp, s->t1, dev_w(s, m, w->fc1_w), dev_w(s, m, w->fc1_b), s->a));
+        K(catanet_gelu_fwd_cuda(cx, (size_t)N * mlp, s->a, s->a));
+    } else { /* linear.cu's fused layer: LN + fc1 + bias + GELU in one pass */
+        CatanetLinearFusion in = { dev_w(s, m, w->norm_w), dev_w(s, m, w->norm_b), dev_w(s, m, w->fc1_b), 1, NULL };
+        K(catanet_linear_fused_fwd_cuda(cx, N, d, mlp, x, dev_w(s, m, w->fc1_w), &in, s->a));
+    }
+    if (s->pick.dwconv)
+        K(catanet_dwconv_gelu_add_pixelwarp_fwd_cuda(cx, &da, s->a, dw, db, s->dd));
+    else
+        K(catanet_dwconv_gelu_add_fwd_cuda(cx, &da, s->a, dw, db, s->dd));
+    if (s->pick.ffn) {
+        K(catanet_linear_fwd_cuda(cx, N, mlp, d, s->dd, dev_w(s, m, w->fc2_w), dev_w(s, m, w->fc2_b), s->y));
+        K(catanet_add_fwd_cuda(cx, (size_t)N * d, x, s->y, x_out));
+    } else { /* fc2 + bias + the residual */
+        CatanetLinearFusion outf = { NULL, NULL, dev_w(s, m, w->fc2_b), 0, x };
+        K(catanet_linear_fused_fwd_cuda(cx, N, mlp, d, s->dd, dev_w(s, m, w->fc2_w), &outf, x_out));
+    }
     return 0;
+}
+
+/* IASA + IRCA of group g on the projections in s->q/k/v and the token order s->ord -> s->att */
+static int iasa(CudaState *s, const CatanetModel *m, int g)
+{
+    const CatanetModelInfo *a = &m->info;
+    int N = s->w * s->h, qk = a->qk_dim, d = a->dim;
+    CatanetIasaArgs ia = { N, a->groups[g].group_size, a->groups[g].num_tokens, a->heads, qk / a->heads,
+                           d / a->heads };
+    s->cx.attn_fp16 = s->attn_tc && !s->pick.iasa[g];
+    return catanet_iasa_fwd_cuda(&s->cx, &ia, s->q, s->k, s->v, s->ord, s->kg[g], s->vg[g], s->att);
 }
 
 static int tab(CudaState *s, const CatanetModel *m, int g, float *x)
@@ -292,15 +330,16 @@ static int tab(CudaState *s, const CatanetModel *m, int g, float *x)
     K(catanet_linear_fwd_cuda(cx, N, d, qk, s->t1, dev_w(s, m, w->q), NULL, s->q));
     K(catanet_linear_fwd_cuda(cx, N, d, qk, s->t1, dev_w(s, m, w->k), NULL, s->k));
     K(catanet_linear_fwd_cuda(cx, N, d, d, s->t1, dev_w(s, m, w->v), NULL, s->v));
-    CatanetIasaArgs ia = { N, a->groups[g].group_size, M, a->heads, qk / a->heads, d / a->heads };
-    K(catanet_iasa_fwd_cuda(cx, &ia, s->q, s->k, s->v, s->ord, s->kg[g], s->vg[g], s->att));
+    K(iasa(s, m, g));
     K(catanet_linear_fwd_cuda(cx, N, d, d, s->att, dev_w(s, m, w->proj), NULL, s->y));
     CatanetLinearFusion res = { NULL, NULL, NULL, 0, x }; /* conv1x1 and the residual, in place on x */
     K(catanet_linear_fused_fwd_cuda(cx, N, d, d, s->y, dev_w(s, m, w->conv1x1), &res, x));
-    return ffn(s, m, &w->mlp, x);
+    return ffn(s, m, &w->mlp, x, x);
 }
 
-static int lrsa(CudaState *s, const CatanetModel *m, int g, float *x)
+/* LRSA of group g (LayerNorm, projections, patch attention, band-weighted combine + residual):
+ * x -> x_out (x_out may be x) */
+static int lrsa_attn(CudaState *s, const CatanetModel *m, int g, const float *x, float *x_out)
 {
     const CatanetModelInfo *a = &m->info;
     const CatanetLrsaW *w = &m->groups[g].lrsa;
@@ -309,8 +348,21 @@ static int lrsa(CudaState *s, const CatanetModel *m, int g, float *x)
     CatanetLrsaWeights lw = { dev_w(s, m, w->norm_w), dev_w(s, m, w->norm_b), dev_w(s, m, w->q),
                               dev_w(s, m, w->k), dev_w(s, m, w->v), dev_w(s, m, w->proj) };
     CatanetLrsaCudaScratch sc = { s->t1, s->q, s->k, s->v, s->att, s->proj };
-    K(catanet_lrsa_fwd_cuda(&s->cx, &la, &lw, s->lrsa_tab[g], &sc, x, x));
-    return ffn(s, m, &w->ffn, x);
+    s->cx.attn_fp16 = s->attn_tc && !s->pick.lrsa[g];
+    return catanet_lrsa_fwd_cuda(&s->cx, &la, &lw, s->lrsa_tab[g], &sc, x, x_out);
+}
+
+static int lrsa(CudaState *s, const CatanetModel *m, int g, float *x)
+{
+    K(lrsa_attn(s, m, g, x, x));
+    return ffn(s, m, &m->groups[g].lrsa.ffn, x, x);
+}
+
+static int conv3x3(CudaState *s, int im2col, const CatanetConv2dArgs *a, const float *in, const float *w,
+                   const float *b, float *out)
+{
+    return im2col ? catanet_conv2d_im2col_fwd_cuda(&s->cx, a, in, w, b, out)
+                  : catanet_conv2d_fwd_cuda(&s->cx, a, in, w, b, out);
 }
 
 static int copy_d2d(CudaState *s, float *dst, const float *src, size_t n)
@@ -340,8 +392,8 @@ static int forward(CudaState *s, const CatanetModel *m)
         K(tab(s, m, g, s->f));
         K(lrsa(s, m, g, s->f));
         CatanetConv2dArgs mid = { 1, H, W, d, d, 3 };
-        K(catanet_conv2d_fwd_cuda(cx, &mid, s->f, dev_w(s, m, m->groups[g].mid_w), dev_w(s, m, m->groups[g].mid_b),
-                                  s->y));
+        K(conv3x3(s, s->pick.conv_mid, &mid, s->f, dev_w(s, m, m->groups[g].mid_w),
+                  dev_w(s, m, m->groups[g].mid_b), s->y));
         K(catanet_add_fwd_cuda(cx, nd, s->res, s->y, s->f));
     }
     K(catanet_add_fwd_cuda(cx, nd, s->f, s->f0, s->f));
@@ -351,7 +403,8 @@ static int forward(CudaState *s, const CatanetModel *m)
     for (int stage = 0; stage < 2 && m->up_w[stage]; stage++) {
         int r = sc == 4 ? 2 : sc;
         CatanetConv2dArgs up = { 1, fh, fw, d, d * r * r, 3 };
-        K(catanet_conv2d_fwd_cuda(cx, &up, feat, dev_w(s, m, m->up_w[stage]), dev_w(s, m, m->up_b[stage]), s->u));
+        K(conv3x3(s, s->pick.conv_up[stage], &up, feat, dev_w(s, m, m->up_w[stage]), dev_w(s, m, m->up_b[stage]),
+                  s->u));
         CatanetShuffleArgs sa = { 1, fh, fw, d, r };
         K(catanet_pixel_shuffle_lrelu_fwd_cuda(cx, &sa, s->u, s->us));
         fh *= r;
@@ -367,6 +420,176 @@ static int forward(CudaState *s, const CatanetModel *m)
 static size_t max_sz(size_t a, size_t b)
 {
     return a > b ? a : b;
+}
+
+/* ---- kernel picks: time the two kernels of each pair on this GPU and size ---- */
+
+/* one op with the kernel `fb` (0 primary, 1 fallback) on the prepared buffers; arg: a group or stage */
+typedef int (*PickOp)(CudaState *s, const CatanetModel *m, int fb, int arg);
+
+static int op_dwconv(CudaState *s, const CatanetModel *m, int fb, int arg)
+{
+    const CatanetFfnW *w = &m->groups[arg].tab.mlp;
+    CatanetDwconvArgs da = { 1, s->h, s->w, m->info.mlp_dim, 5 };
+    const float *dw = dev_w(s, m, w->dw_w), *db = dev_w(s, m, w->dw_b);
+    return fb ? catanet_dwconv_gelu_add_pixelwarp_fwd_cuda(&s->cx, &da, s->a, dw, db, s->dd)
+              : catanet_dwconv_gelu_add_fwd_cuda(&s->cx, &da, s->a, dw, db, s->dd);
+}
+static int op_ffn(CudaState *s, const CatanetModel *m, int fb, int arg)
+{
+    int keep = s->pick.ffn, ret;
+    s->pick.ffn = fb;
+    ret = ffn(s, m, &m->groups[arg].tab.mlp, s->f, s->res);
+    s->pick.ffn = keep;
+    return ret;
+}
+static int op_conv_mid(CudaState *s, const CatanetModel *m, int fb, int arg)
+{
+    int d = m->info.dim;
+    CatanetConv2dArgs mid = { 1, s->h, s->w, d, d, 3 };
+    return conv3x3(s, fb, &mid, s->f, dev_w(s, m, m->groups[arg].mid_w), dev_w(s, m, m->groups[arg].mid_b), s->y);
+}
+static int op_conv_up(CudaState *s, const CatanetModel *m, int fb, int stage)
+{
+    int d = m->info.dim, r = m->info.upscale == 4 ? 2 : m->info.upscale, grow = stage ? r : 1;
+    CatanetConv2dArgs up = { 1, s->h * grow, s->w * grow, d, d * r * r, 3 };
+    return conv3x3(s, fb, &up, stage ? s->us : s->f, dev_w(s, m, m->up_w[stage]), dev_w(s, m, m->up_b[stage]),
+                   s->u);
+}
+static int op_iasa(CudaState *s, const CatanetModel *m, int fb, int g)
+{
+    int keep = s->pick.iasa[g], ret;
+    s->pick.iasa[g] = (unsigned char)fb;
+    ret = iasa(s, m, g);
+    s->pick.iasa[g] = (unsigned char)keep;
+    return ret;
+}
+static int op_lrsa(CudaState *s, const CatanetModel *m, int fb, int g)
+{
+    int keep = s->pick.lrsa[g], ret;
+    s->pick.lrsa[g] = (unsigned char)fb;
+    ret = lrsa_attn(s, m, g, s->f, s->y);
+    s->pick.lrsa[g] = (unsigned char)keep;
+    return ret;
+}
+
+#define PICK_RUNS 2 /* timed runs of each kernel after a warm-up one; the faster counts */
+
+static int time_op(CudaState *s, const CatanetModel *m, PickOp op, int fb, int arg, cudaEvent_t ev[2], float *ms)
+{
+    K(op(s, m, fb, arg)); /* warm-up: module loading, cuBLAS's first call for a shape */
+    *ms = 1e30f;
+    for (int r = 0; r < PICK_RUNS; r++) {
+        cudaError_t st = cudaEventRecord(ev[0], s->stream);
+        int ret = st == cudaSuccess ? op(s, m, fb, arg) : 0;
+        if (ret < 0)
+            return ret;
+        float t = 0;
+        if (st == cudaSuccess && (st = cudaEventRecord(ev[1], s->stream)) == cudaSuccess &&
+            (st = cudaEventSynchronize(ev[1])) == cudaSuccess)
+            st = cudaEventElapsedTime(&t, ev[0], ev[1]);
+        if (st != cudaSuccess) {
+            snprintf(s->cx.err, sizeof(s->cx.err), "timing a kernel: %s", cudaGetErrorString(st));
+            return CATANET_ERR_CUDA;
+        }
+        *ms = t < *ms ? t : *ms;
+    }
+    return 0;
+}
+
+/* the fallback only when it is clearly faster (3%): close timings keep the same pick run to run */
+static int pick_one(CatanetEngine *e, CudaState *s, PickOp op, int arg, cudaEvent_t ev[2], const char *what,
+                    const char *primary, const char *fallback, int *pick)
+{
+    float t0, t1;
+    K(time_op(s, e->model, op, 0, arg, ev, &t0));
+    K(time_op(s, e->model, op, 1, arg, ev, &t1));
+    *pick = t1 < 0.97f * t0;
+    catanet_log(e, CATANET_LOG_INFO, "catanet: kernel pick %dx%d %s: %s %.3f ms, %s %.3f ms -> %s", s->w, s->h,
+                what, primary, t0, fallback, t1, *pick ? fallback : primary);
+    return 0;
+}
+
+/* Fill s->pick from cfg.kernels. AUTO runs the forward once (every buffer then holds finite values
+ * and s->ord a token order) and times each pair on the prepared buffers, in an order that leaves the
+ * inputs of the later timings intact (the attention reads q/k/v, which LRSA overwrites last). */
+static int pick_kernels(CatanetEngine *e, CudaState *s)
+{
+    const CatanetModel *m = e->model;
+    const CatanetModelInfo *a = &m->info;
+    memset(&s->pick, 0, sizeof(s->pick));
+    if (e->cfg.kernels != CATANET_KERNELS_AUTO) {
+        int fb = e->cfg.kernels == CATANET_KERNELS_FALLBACK;
+        s->pick.conv_mid = s->pick.conv_up[0] = s->pick.conv_up[1] = s->pick.dwconv = s->pick.ffn = fb;
+        memset(s->pick.iasa, fb, sizeof(s->pick.iasa));
+        memset(s->pick.lrsa, fb, sizeof(s->pick.lrsa));
+        return 0;
+    }
+    if (a->num_groups < 1)
+        return 0;
+    int ret = forward(s, m);
+    if (ret < 0)
+        return ret;
+    cudaEvent_t ev[2] = { NULL, NULL };
+    if (cudaEventCreate(&ev[0]) != cudaSuccess || cudaEventCreate(&ev[1]) != cudaSuccess) {
+        snprintf(s->cx.err, sizeof(s->cx.err), "cudaEventCreate failed");
+        ret = CATANET_ERR_CUDA;
+        goto done;
+    }
+    char what[96];
+    int d = a->dim, r = a->upscale == 4 ? 2 : a->upscale;
+    snprintf(what, sizeof(what), "dwconv5x5+gelu+add %d ch", a->mlp_dim);
+    if ((ret = pick_one(e, s, op_dwconv, 0, ev, what, "tiled", "per-warp", &s->pick.dwconv)) < 0)
+        goto done;
+    snprintf(what, sizeof(what), "convffn %d->%d->%d (%s dwconv)", d, a->mlp_dim, d, s->pick.dwconv ? "per-warp" : "tiled");
+    if ((ret = pick_one(e, s, op_ffn, 0, ev, what, "fused token layers", "separate passes", &s->pick.ffn)) < 0)
+        goto done;
+    snprintf(what, sizeof(what), "conv3x3 %d->%d", d, d);
+    if ((ret = pick_one(e, s, op_conv_mid, 0, ev, what, "implicit GEMM", "im2col+cuBLAS", &s->pick.conv_mid)) < 0)
+        goto done;
+    for (int stage = 0; stage < 2 && m->up_w[stage]; stage++) {
+        snprintf(what, sizeof(what), "conv3x3 %d->%d (upsampling stage %d)", d, d * r * r, stage + 1);
+        if ((ret = pick_one(e, s, op_conv_up, stage, ev, what, "implicit GEMM", "im2col+cuBLAS",
+                            &s->pick.conv_up[stage])) < 0)
+            goto done;
+    }
+    for (int g = 0; s->attn_tc && g < a->num_groups; g++) { /* IASA first: LRSA overwrites its q/k/v */
+        const CatanetGroupInfo *gi = &a->groups[g];
+        int same = -1;
+        for (int p = 0; p < g && same < 0; p++)
+            if (a->groups[p].group_size == gi->group_size && a->groups[p].num_tokens == gi->num_tokens)
+                same = p;
+        if (same >= 0) {
+            s->pick.iasa[g] = s->pick.iasa[same];
+            continue;
+        }
+        int pk = 0;
+        snprintf(what, sizeof(what), "iasa group %d (gs %d, M %d)", g, gi->group_size, gi->num_tokens);
+        if ((ret = pick_one(e, s, op_iasa, g, ev, what, "tensor cores", "CUDA cores", &pk)) < 0)
+            goto done;
+        s->pick.iasa[g] = (unsigned char)pk;
+    }
+    for (int g = 0; s->attn_tc && g < a->num_groups; g++) {
+        int same = -1;
+        for (int p = 0; p < g && same < 0; p++)
+            if (a->groups[p].patch_size == a->groups[g].patch_size)
+                same = p;
+        if (same >= 0) {
+            s->pick.lrsa[g] = s->pick.lrsa[same];
+            continue;
+        }
+        int pk = 0;
+        snprintf(what, sizeof(what), "lrsa group %d (patch %d)", g, a->groups[g].patch_size);
+        if ((ret = pick_one(e, s, op_lrsa, g, ev, what, "tensor cores", "CUDA cores", &pk)) < 0)
+            goto done;
+        s->pick.lrsa[g] = (unsigned char)pk;
+    }
+done:
+    if (ev[0])
+        cudaEventDestroy(ev[0]);
+    if (ev[1])
+        cudaEventDestroy(ev[1]);
+    return ret;
 }
 
 int catanet_cuda_prepare(CatanetEngine *e, int width, int height)
@@ -474,6 +697,11 @@ int catanet_cuda_prepare(CatanetEngine *e, int width, int height)
     free(host_tab);
     host_tab = NULL;
     CU(cudaMemsetAsync(s->d_in, 0, sizeof(float) * sizes[0], s->stream));
+    if ((ret = pick_kernels(e, s)) < 0) {
+        ret = catanet_engine_fail(e, ret, "choosing kernels: %s", s->cx.err);
+        goto fail;
+    }
+    CU(cudaStreamSynchronize(s->stream));
 
     /* capture the forward; where capture is unavailable the forward runs eagerly */
     st = cudaStreamBeginCapture(s->stream, cudaStreamCaptureModeThreadLocal);

@@ -60,6 +60,8 @@ int catanet_engine_open(CatanetEngine **out, const char *model_path, const Catan
         return catanet_errf(err, es, CATANET_ERR_INVALID_ARG, "unknown device %d", (int)cfg->device);
     if (cfg->threads < 0 || cfg->tile < 0 || cfg->gpu < 0)
         return catanet_errf(err, es, CATANET_ERR_INVALID_ARG, "negative threads, tile or gpu");
+    if (cfg->kernels < CATANET_KERNELS_AUTO || cfg->kernels > CATANET_KERNELS_FALLBACK)
+        return catanet_errf(err, es, CATANET_ERR_INVALID_ARG, "unknown kernels choice %d", (int)cfg->kernels);
     if (cfg->precision == CATANET_PRECISION_FP16 && cfg->device == CATANET_DEVICE_CPU)
         return catanet_errf(err, es, CATANET_ERR_UNSUPPORTED, "fp16 runs on CUDA only; the CPU path is fp32");
     CatanetEngine *e = calloc(1, sizeof(*e));

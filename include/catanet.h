@@ -61,6 +61,18 @@ typedef enum CatanetPrecision {
     CATANET_PRECISION_FP16 = 2,    /**< CUDA only; LayerNorm, softmax, similarity stay fp32 */
 } CatanetPrecision;
 
+/** Where two kernels compute the same op (each checked against the CPU reference: tests/test_twins.c),
+ *  which one a CUDA engine runs. The CPU engine ignores it. */
+typedef enum CatanetKernels {
+    CATANET_KERNELS_AUTO = 0,      /**< time both at prepare on this GPU and size, run the faster
+                                        (the choice is logged at INFO; results may differ in the last
+                                        bits between engines that chose differently) */
+    CATANET_KERNELS_PRIMARY = 1,   /**< the fused/tiled/tensor-core kernels, untimed: the same choice
+                                        on every run */
+    CATANET_KERNELS_FALLBACK = 2,  /**< the simpler kernels they replaced (im2col + cuBLAS convs,
+                                        separate token-layer passes, CUDA-core attention) */
+} CatanetKernels;
+
 typedef enum CatanetLogLevel {
     CATANET_LOG_ERROR = 0,
     CATANET_LOG_WARNING = 1,
@@ -83,6 +95,7 @@ typedef struct CatanetConfig {
     CatanetLogFn log;              /**< optional; called from the calling thread */
     void *log_opaque;
     int log_level;                 /**< highest CatanetLogLevel passed to log */
+    CatanetKernels kernels;        /**< CUDA: which kernel of a pair runs an op (default AUTO) */
 } CatanetConfig;
 
 void catanet_config_default(CatanetConfig *cfg);

@@ -75,6 +75,10 @@ static void test_errors(void)
     r = catanet_engine_open(&e, weights(), &cfg, err, sizeof(err));
     test_check(r == CATANET_ERR_INVALID_ARG, "unknown device rejected (%s)", err);
     catanet_config_default(&cfg);
+    cfg.kernels = (CatanetKernels)3;
+    r = catanet_engine_open(&e, weights(), &cfg, err, sizeof(err));
+    test_check(r == CATANET_ERR_INVALID_ARG && e == NULL, "unknown kernels choice rejected (%s)", err);
+    catanet_config_default(&cfg);
     cfg.precision = CATANET_PRECISION_FP16;
     r = catanet_engine_open(&e, weights(), &cfg, err, sizeof(err));
     test_check(r == CATANET_ERR_UNSUPPORTED, "fp16 on the CPU is refused, not silently fp32 (%s)", err);

@@ -1639,15 +1639,23 @@ static const Twin twins[] = {
 
 /* ---- the whole engine ---- */
 
-/* warnings count: a CUDA graph capture that fails makes the backend run eagerly, with a warning */
-static int engine_warnings;
+/* warnings count: a CUDA graph capture that fails makes the backend run eagerly, with a warning;
+ * pick lines: an AUTO engine logs one line per timed kernel pair at prepare (printed: on a GPU they
+ * are the per-op timings of the two kernels at the frame size) */
+static int engine_warnings, engine_picks;
 static void log_cb(void *opaque, int level, const char *msg)
 {
     if (level <= CATANET_LOG_WARNING) {
         printf("  log: %s\n", msg);
         engine_warnings++;
+    } else if (strstr(msg, "kernel pick")) {
+        printf("  log: %s\n", msg);
+        engine_picks++;
     }
 }
+
+/* the kernels choice of the engines open_engine makes (the library's default unless a test says) */
+static CatanetKernels engine_kernels = CATANET_KERNELS_AUTO;
 
 /* EMU_SUBSET: under tests/cuda_emu an engine forward costs ~3 s of one core at 30x28 (every CUDA thread
  * a fiber), so the engine parts run the smallest set that takes every path of backend_cuda.c's
@@ -1673,6 +1681,8 @@ static CatanetEngine *open_engine(const char *path, CatanetDevice dev, CatanetPr
     cfg.cuda_stream = stream;
     cfg.cuda_context = ctx;
     cfg.log = log_cb;
+    cfg.log_level = CATANET_LOG_INFO;
+    cfg.kernels = engine_kernels;
     CatanetEngine *e = NULL;
     char err[512];
     if (catanet_engine_open(&e, path, &cfg, err, sizeof(err)) < 0) {
@@ -1722,18 +1732,36 @@ static void model_cases(void)
         int B = (int)is[0], H = (int)is[2], W = (int)is[3];
         CatanetEngine *g = open_engine(wpath, CATANET_DEVICE_CUDA, CATANET_PRECISION_FP32, NULL, NULL);
         CatanetEngine *c = open_engine(wpath, CATANET_DEVICE_CPU, CATANET_PRECISION_FP32, NULL, NULL);
-        if (!g || !c || prepare(g, W, H) < 0 || prepare(c, W, H) < 0) {
+        engine_kernels = CATANET_KERNELS_FALLBACK; /* the kernels the primary ones replaced, same checks */
+        CatanetEngine *fb = open_engine(wpath, CATANET_DEVICE_CUDA, CATANET_PRECISION_FP32, NULL, NULL);
+        engine_kernels = CATANET_KERNELS_AUTO;
+        int picks0 = engine_picks;
+        if (!g || !c || !fb || prepare(g, W, H) < 0 || prepare(c, W, H) < 0 || prepare(fb, W, H) < 0) {
             catanet_engine_close(&g);
             catanet_engine_close(&c);
+            catanet_engine_close(&fb);
             free(in);
             free(ref);
             continue;
         }
+        /* AUTO at fp32: dwconv, the ConvFFN token layers, the 3x3 conv, each upsampling conv (x4: two) */
+        int want = 3 + (s == 4 ? 2 : 1);
+        test_check(engine_picks - picks0 == want, "model %s: %d kernel pairs timed at prepare (want %d; the "
+                   "fallback engine none)", name, engine_picks - picks0, want);
         size_t on = (size_t)3 * H * s * W * s;
         float *go = malloc(sizeof(float) * on), *go2 = malloc(sizeof(float) * on), *co = malloc(sizeof(float) * on);
+        float *fo = malloc(sizeof(float) * on);
         for (int b = 0; b < B; b++) {
             const float *x = in + (size_t)b * 3 * H * W;
             int r1 = catanet_engine_process(g, x, go), r2 = catanet_engine_process(g, x, go2);
+            if (catanet_engine_process(fb, x, fo) < 0) {
+                test_check(0, "%s: cuda process (fallback kernels): %s", name, catanet_engine_last_error(fb));
+            } else {
+                size_t wf;
+                double ef = max_abs_diff(fo, ref + (size_t)b * on, on, &wf);
+                test_check(ef <= 1e-4, "model %s sample %d: CUDA fp32 fallback kernels vs reference max abs %.3g "
+                           "(tolerance 1e-4)", name, b, ef);
+            }
             catanet_engine_process(c, x, co);
             if (r1 < 0 || r2 < 0) {
                 test_check(0, "%s: cuda process: %s", name, catanet_engine_last_error(g));
@@ -1748,9 +1776,10 @@ static void model_cases(void)
         }
         test_check(catanet_engine_memory_bytes(g) > 0, "model %s: memory_bytes %lld", name,
                    (long long)catanet_engine_memory_bytes(g));
-        free(go); free(go2); free(co); free(in); free(ref);
+        free(go); free(go2); free(co); free(fo); free(in); free(ref);
         catanet_engine_close(&g);
         catanet_engine_close(&c);
+        catanet_engine_close(&fb);
     }
 }
 
@@ -1799,8 +1828,17 @@ static void fp16_set5(void)
     char wpath[512], ipath[512], rel[128], err[256];
     ref_path(wpath, sizeof(wpath), "weights_x2_trained.safetensors");
     CatanetEngine *e32 = open_engine(wpath, CATANET_DEVICE_CUDA, CATANET_PRECISION_FP32, NULL, NULL);
+    /* fp16 with each kernel set: the primary ones (tensor-core attention and convs, fused token
+     * layers) on every image, untimed, so the emulator (whose wmma is slow) runs them too; the
+     * fallback ones (CUDA-core attention, cuBLAS token layers) and AUTO's timed mix on the first */
+    engine_kernels = CATANET_KERNELS_PRIMARY;
     CatanetEngine *e16 = open_engine(wpath, CATANET_DEVICE_CUDA, CATANET_PRECISION_FP16, NULL, NULL);
+    engine_kernels = CATANET_KERNELS_FALLBACK;
+    CatanetEngine *f16 = open_engine(wpath, CATANET_DEVICE_CUDA, CATANET_PRECISION_FP16, NULL, NULL);
+    engine_kernels = CATANET_KERNELS_AUTO;
+    CatanetEngine *a16 = open_engine(wpath, CATANET_DEVICE_CUDA, CATANET_PRECISION_FP16, NULL, NULL);
     CatanetEngine *cpu = open_engine(wpath, CATANET_DEVICE_CPU, CATANET_PRECISION_FP32, NULL, NULL);
+    const CatanetModelInfo *mi = e16 ? catanet_engine_model(e16) : NULL;
     int nimg = EMU_SUBSET ? 1 : 5;
     if (EMU_SUBSET)
         printf("SKIP: fp16 vs fp32 on the whole Set5 images under emulation (minutes per image; EMU_SUBSET): "
@@ -1828,6 +1866,34 @@ static void fp16_set5(void)
             catanet_engine_process(e32, x, o32) == 0 && catanet_engine_process(e16, x, o16) == 0) {
             double p = psnr(o16, o32, no);
             test_check(p >= 50.0, "Set5 %s %dx%d x2: fp16 vs fp32 PSNR %.2f dB (bound 50 dB)", imgs[i], w, h, p);
+            for (int k = 0; i == 0 && k < 2; k++) { /* fallback, then AUTO, on the first image */
+                CatanetEngine *ek = k ? a16 : f16;
+                const char *label = k ? "AUTO (timed) kernels" : "fallback kernels";
+                float *ok = malloc(sizeof(float) * no);
+                int picks0 = engine_picks;
+                if (ek && prepare(ek, w, h) == 0 && catanet_engine_process(ek, x, ok) == 0) {
+                    double pk = psnr(ok, o32, no);
+                    test_check(pk >= 50.0, "Set5 %s %dx%d x2: fp16 %s vs fp32 PSNR %.2f dB (bound 50 dB)", imgs[i], w,
+                               h, label, pk);
+                } else {
+                    test_check(0, "Set5 %s: fp16 %s: %s", imgs[i], label, ek ? catanet_engine_last_error(ek) : "not opened");
+                }
+                /* AUTO in fp16 times 4 pairs and one per distinct IASA (group size, centers) and LRSA patch */
+                int want = 4;
+                for (int g = 0; k && mi && g < mi->num_groups; g++) {
+                    int newi = 1, newl = 1;
+                    for (int q = 0; q < g; q++) {
+                        newi &= !(mi->groups[q].group_size == mi->groups[g].group_size &&
+                                  mi->groups[q].num_tokens == mi->groups[g].num_tokens);
+                        newl &= mi->groups[q].patch_size != mi->groups[g].patch_size;
+                    }
+                    want += newi + newl;
+                }
+                want = k ? want : 0;
+                test_check(engine_picks - picks0 == want, "Set5 %s: fp16 %s: %d kernel pairs timed at prepare (want %d)",
+                           imgs[i], label, engine_picks - picks0, want);
+                free(ok);
+            }
             /* the CPU engine only on the small images: it is the slow part of this test */
             if ((size_t)w * h <= 20000 && catanet_engine_process(cpu, x, oc) == 0)
                 printf("  Set5 %s: CUDA fp32 vs CPU PSNR %.2f dB (information: near-tie cluster flips on real "
@@ -1840,6 +1906,8 @@ static void fp16_set5(void)
     catanet_engine_close(&e32);
     catanet_engine_close(&e16);
     catanet_engine_close(&cpu);
+    catanet_engine_close(&f16);
+    catanet_engine_close(&a16);
 }
 
 /* device frames through process_image vs the same engine with host frames (CPU conversion); fmts:

@@ -27,6 +27,7 @@ static int cmp_double(const void *a, const void *b)
 static void usage(void)
 {
     fprintf(stderr, "usage: catanet-bench -m MODEL [-d cpu|cuda] [-p auto|fp32|fp16] [-t THREADS] [--tile N]\n"
+                    "                     [-k auto|primary|fallback] (CUDA: which kernel of a pair runs)\n"
                     "                     [-s WxH]... (default 64x64) [-n RUNS (5)] [-w WARMUP (1)]\n");
 }
 
@@ -55,7 +56,14 @@ int main(int argc, char **argv)
                             !strcmp(v, "fp16") ? CATANET_PRECISION_FP16 : CATANET_PRECISION_AUTO;
         else if (!strcmp(a, "-t"))
             cfg.threads = atoi(v);
-        else if (!strcmp(a, "--tile"))
+        else if (!strcmp(a, "-k")) {
+            if (strcmp(v, "auto") && strcmp(v, "primary") && strcmp(v, "fallback")) {
+                fprintf(stderr, "catanet-bench: unknown kernels choice '%s' (auto, primary, fallback)\n", v);
+                return 2;
+            }
+            cfg.kernels = !strcmp(v, "auto") ? CATANET_KERNELS_AUTO :
+                          !strcmp(v, "primary") ? CATANET_KERNELS_PRIMARY : CATANET_KERNELS_FALLBACK;
+        } else if (!strcmp(a, "--tile"))
             cfg.tile = atoi(v);
         else if (!strcmp(a, "-n"))
             runs = atoi(v);

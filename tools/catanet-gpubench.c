@@ -72,12 +72,21 @@ static void frame_free(CatanetImage *im)
         cudaFree(im->data[p]);
 }
 
+/* the engine's INFO lines (the kernel picks with their timings) and warnings, on stderr */
+static void log_stderr(void *opaque, int level, const char *msg)
+{
+    fprintf(stderr, "%s\n", msg);
+}
+
 int main(int argc, char **argv)
 {
     const char *model = NULL, *fmt_names[] = { "nv12", "p010", "rgbf" };
     CatanetConfig cfg;
     catanet_config_default(&cfg);
     cfg.device = CATANET_DEVICE_CUDA;
+    cfg.log = log_stderr;
+    cfg.log_level = CATANET_LOG_INFO;
+    const char *kernel_names[] = { "auto", "primary", "fallback" };
     int runs = 20, warmup = 3, nsizes = 0, sizes[16][2], fmt = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         const char *a = argv[i], *v = argv[i + 1];
@@ -91,13 +100,16 @@ int main(int argc, char **argv)
             runs = atoi(v);
         else if (!strcmp(a, "-w"))
             warmup = atoi(v);
+        else if (!strcmp(a, "-k") && (!strcmp(v, "auto") || !strcmp(v, "primary") || !strcmp(v, "fallback")))
+            cfg.kernels = !strcmp(v, "auto") ? CATANET_KERNELS_AUTO :
+                          !strcmp(v, "primary") ? CATANET_KERNELS_PRIMARY : CATANET_KERNELS_FALLBACK;
         else if (!strcmp(a, "-g"))
             cfg.gpu = atoi(v);
         else if (!strcmp(a, "-s") && nsizes < 16 && sscanf(v, "%dx%d", &sizes[nsizes][0], &sizes[nsizes][1]) == 2)
             nsizes++;
         else {
             fprintf(stderr, "usage: catanet-gpubench -m MODEL [-p fp32|fp16] [-f nv12|p010|rgbf] [-s WxH]... [-n RUNS] "
-                            "[-w WARMUP] [-g GPU]\n");
+                            "[-w WARMUP] [-g GPU] [-k auto|primary|fallback]\n");
             return 2;
         }
     }
@@ -176,12 +188,12 @@ int main(int argc, char **argv)
                 rc = 1;
             } else {
                 printf("{\"tool\":\"gpubench\",\"gpu\":\"%s\",\"model\":\"%s\",\"groups\":%d,\"scale\":%d,"
-                       "\"precision\":\"%s\",\"frames\":\"%s\",\"mode\":\"%s\",\"in\":\"%dx%d\",\"out\":\"%dx%d\","
+                       "\"precision\":\"%s\",\"frames\":\"%s\",\"kernels\":\"%s\",\"mode\":\"%s\",\"in\":\"%dx%d\",\"out\":\"%dx%d\","
                        "\"runs\":%d,\"ms_per_frame\":%.3f,\"ms_min\":%.3f,\"fps\":%.2f,\"prepare_ms\":%.1f,"
                        "\"planned_mib\":%.1f,\"device_used_mib\":%.1f}\n",
                        catanet_engine_device_name(e), model, mi->num_groups, s,
                        catanet_engine_precision(e) == CATANET_PRECISION_FP16 ? "fp16" : "fp32", fmt_names[fmt],
-                       mode ? "pipelined" : "sync", w, h, w * s, h * s, runs, med, best, 1000.0 / med, prep,
+                       kernel_names[cfg.kernels], mode ? "pipelined" : "sync", w, h, w * s, h * s, runs, med, best, 1000.0 / med, prep,
                        catanet_engine_memory_bytes(e) / 1048576.0, ((double)free0 - (double)free1) / 1048576.0);
                 fflush(stdout);
             }

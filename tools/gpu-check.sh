@@ -216,11 +216,11 @@ if [ -x "$B/tools/catanet-mkmodel" ]; then
     "$B/tools/catanet-mkmodel" -o "$M/g3_x2.safetensors" -s 2 -g 0,3,6 >> "$LOG/mkmodel.log" 2>&1
     "$B/tools/catanet-mkmodel" -o "$M/g3_x4.safetensors" -s 4 -g 0,3,6 >> "$LOG/mkmodel.log" 2>&1
 fi
-bench() { # bench LABEL MODEL PREC SIZES...
+bench() { # bench LABEL MODEL PREC SIZES...   (KERNELS=primary|fallback in the environment: not AUTO)
     label=$1 model=$2 prec=$3; shift 3
     args=
     for s in "$@"; do args="$args -s $s"; done
-    step "bench_$label" 60 "$B/tools/catanet-gpubench" -m "$model" -p "$prec" -f nv12 -n 10 -w 2 $args
+    step "bench_$label" 60 "$B/tools/catanet-gpubench" -m "$model" -p "$prec" -f nv12 -n 10 -w 2 -k "${KERNELS:-auto}" $args
     grep '^{' "$LOG/bench_$label.log" >> "$LOG/bench.jsonl"
     # the lines printed before a timeout count too
     grep '^{' "$LOG/bench_$label.log" | sed -n 's/.*"gpu":"\([^"]*\)".*"precision":"\([a-z0-9]*\)".*"mode":"\([a-z]*\)","in":"\([0-9x]*\)","out":"\([0-9x]*\)".*"ms_per_frame":\([0-9.]*\).*"fps":\([0-9.]*\).*"planned_mib":\([0-9.]*\).*"device_used_mib":\([0-9.-]*\).*/\2 \3 \4->\5 \6 ms \7 fps, planned \8 MiB, device used \9 MiB (\1)/p' |
@@ -230,6 +230,11 @@ bench() { # bench LABEL MODEL PREC SIZES...
 if [ -x "$B/tools/catanet-gpubench" ] && [ -f "$M/g3_x2.safetensors" ]; then
     bench g3_x2_fp16 "$M/g3_x2.safetensors" fp16 960x540 1920x1080
     bench l8_x2_fp16 "$M/l8_x2.safetensors" fp16 960x540 1920x1080
+    # the kernel picks AUTO made at 960x540, each with both kernels' times on this GPU (backend_cuda.c)
+    grep 'kernel pick 960x540' "$LOG/bench_l8_x2_fp16.log" | head -12 | sed 's/^catanet: /PICK /' | tee -a "$SUMMARY"
+    # the same frame with the primary kernels only, and with the kernels they replaced (~ the old engine)
+    KERNELS=primary bench l8_x2_fp16_primary "$M/l8_x2.safetensors" fp16 960x540
+    KERNELS=fallback bench l8_x2_fp16_fallback "$M/l8_x2.safetensors" fp16 960x540
     bench g3_x4_fp16 "$M/g3_x4.safetensors" fp16 480x270
     bench l8_x4_fp16 "$M/l8_x4.safetensors" fp16 480x270
     bench g3_x2_fp32 "$M/g3_x2.safetensors" fp32 960x540

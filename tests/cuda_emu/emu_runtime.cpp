@@ -7,8 +7,9 @@
  * every operation on a stream (a kernel launch, cudaMemcpyAsync, cudaMemsetAsync, a cuBLAS GEMM on
  * a handle bound to the stream) goes through enqueue(). Outside a capture it is queued on its stream
  * and runs, in order, only when something waits for the stream: cudaStreamSynchronize of it,
- * cudaDeviceSynchronize, cudaFree (which synchronizes the device), cudaEventSynchronize (events are
- * not tracked: it waits for every stream), cudaStreamDestroy. A synchronous cudaMemcpy/cudaMemset
+ * cudaDeviceSynchronize, cudaFree (which synchronizes the device), cudaEventSynchronize (it waits
+ * for every stream), cudaStreamDestroy. A recorded event takes the host clock when its stream's work
+ * reaches it (cudaEventElapsedTime: the emulator's own time). A synchronous cudaMemcpy/cudaMemset
  * runs at once on the legacy stream, which does not wait for the (non-blocking) streams, as on the
  * GPU: a result read back without synchronizing its stream is stale here (never-written device
  * memory reads as NaN). Work on the legacy stream (stream 0) runs at once. EMU_STREAMS=eager in the
@@ -27,6 +28,7 @@
  */
 #include <cstdio>
 #include <cstdlib>
+#include <chrono>
 #include <cstring>
 #include <functional>
 #include <memory>
@@ -54,6 +56,10 @@ struct cublasContext {
 };
 struct CUctx_st {
     int device;
+};
+struct CUevent_st {
+    bool recorded;
+    double ms; /* host steady clock when the stream reached the record */
 };
 
 namespace emu {
@@ -358,15 +364,40 @@ cudaError_t cudaGraphLaunch(cudaGraphExec_t x, cudaStream_t s)
 }
 cudaError_t cudaGraphDestroy(cudaGraph_t g) { delete g; return 0; }
 cudaError_t cudaGraphExecDestroy(cudaGraphExec_t x) { delete x; return 0; }
-cudaError_t cudaEventCreate(cudaEvent_t *e) { *e = 0; return 0; }
-cudaError_t cudaEventRecord(cudaEvent_t, cudaStream_t) { return 0; }
+/* events: a recorded event takes the host clock when the stream's work reaches it, so the time
+ * between two events is how long the emulator took to run the work between them (what the engine's
+ * kernel timing at prepare measures here: real, if nothing like a GPU's) */
+cudaError_t cudaEventCreate(cudaEvent_t *e)
+{
+    *e = new CUevent_st{ false, 0.0 };
+    return 0;
+}
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s)
+{
+    if (!e)
+        return ErrInvalidHandle;
+    return enqueue(s, [e] {
+        e->recorded = true;
+        e->ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
+    }, "cudaEventRecord");
+}
 cudaError_t cudaEventSynchronize(cudaEvent_t)
 {
     flush_all();
     return 0;
 }
-cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t, cudaEvent_t) { *ms = 0; return 0; }
-cudaError_t cudaEventDestroy(cudaEvent_t) { return 0; }
+cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b)
+{
+    if (!a || !b || !a->recorded || !b->recorded)
+        return ErrInvalidHandle; /* cudaErrorInvalidResourceHandle/NotReady on a GPU: an error either way */
+    *ms = (float)(b->ms - a->ms);
+    return 0;
+}
+cudaError_t cudaEventDestroy(cudaEvent_t e)
+{
+    delete e;
+    return 0;
+}
 
 /* the driver functions the engine and test_twins resolve (no libcuda): the others are not found */
 cudaError_t cudaGetDriverEntryPointByVersion(const char *sym, void **fn, unsigned, unsigned long long,
