@@ -35,6 +35,7 @@ typedef struct KernelPicks {
     int conv_mid, conv_up[2]; /* 1: im2col + cuBLAS instead of the direct/implicit-GEMM kernel */
     int dwconv;               /* 1: the per-warp dwconv + GELU + add instead of the tiled one */
     int ffn;                  /* 1: LayerNorm, cuBLAS GEMMs (fp16 in fp16 mode), GELU, add apart */
+    int qkv;                  /* 1: LayerNorm, then q, k, v as three cuBLAS GEMMs */
     unsigned char iasa[CATANET_MAX_GROUPS], lrsa[CATANET_MAX_GROUPS]; /* fp16 mode, 1: CUDA-core attention */
 } KernelPicks;
 
@@ -52,6 +53,9 @@ typedef struct CudaState {
     float *wdev;              /* the model arena on the device */
     float *kgvg;              /* per group: kg [M,qk] then vg [M,dim] */
     float **kg, **vg;         /* host arrays of device pointers */
+    float *stacked;           /* per group: TAB and LRSA [wq; wk; wv] (one fused LN + q|k|v pass each),
+                                 then TAB's conv1x1 . proj as one matrix (two linear maps in a row) */
+    size_t stacked_group;     /* floats per group */
     int64_t weight_bytes;
     /* the plan for one size */
     int in_w, in_h, w, h, padded;
@@ -158,6 +162,7 @@ void catanet_cuda_close(CatanetEngine *e)
     cudaFree(s->blas_ws);
     cudaFree(s->wdev);
     cudaFree(s->kgvg);
+    cudaFree(s->stacked);
     if (s->own_stream && s->stream)
         cudaStreamDestroy(s->stream);
     if (entered)
@@ -259,7 +264,42 @@ int catanet_cuda_open(CatanetEngine *e)
         free(host_kv);
         CU(st);
     }
-    s->weight_bytes = (int64_t)wbytes + (int64_t)(sizeof(float) * kv) + (int64_t)BLAS_WORKSPACE_BYTES;
+    /* stacked projections and the merged conv1x1 . proj (in double, rounded once) */
+    {
+        size_t nqkv = (2 * qk + d) * d;
+        s->stacked_group = 2 * nqkv + d * d;
+        size_t n = s->stacked_group * ng;
+        float *host = malloc(sizeof(float) * n);
+        if (!host) {
+            ret = catanet_engine_fail(e, CATANET_ERR_NOMEM, "out of memory");
+            goto fail;
+        }
+        for (int g = 0; g < a->num_groups; g++) {
+            const CatanetTabW *t = &m->groups[g].tab;
+            const CatanetLrsaW *l = &m->groups[g].lrsa;
+            float *h = host + s->stacked_group * g, *pc = h + 2 * nqkv;
+            const float *parts[2][3] = { { t->q, t->k, t->v }, { l->q, l->k, l->v } };
+            for (int b = 0; b < 2; b++) {
+                memcpy(h + b * nqkv, parts[b][0], sizeof(float) * qk * d);
+                memcpy(h + b * nqkv + qk * d, parts[b][1], sizeof(float) * qk * d);
+                memcpy(h + b * nqkv + 2 * qk * d, parts[b][2], sizeof(float) * d * d);
+            }
+            for (size_t o = 0; o < d; o++)
+                for (size_t i = 0; i < d; i++) {
+                    double acc = 0;
+                    for (size_t j = 0; j < d; j++)
+                        acc += (double)t->conv1x1[o * d + j] * t->proj[j * d + i];
+                    pc[o * d + i] = (float)acc;
+                }
+        }
+        cudaError_t st = cudaMalloc((void **)&s->stacked, sizeof(float) * n);
+        if (st == cudaSuccess)
+            st = cudaMemcpy(s->stacked, host, sizeof(float) * n, cudaMemcpyHostToDevice);
+        free(host);
+        CU(st);
+        s->weight_bytes += (int64_t)(sizeof(float) * n);
+    }
+    s->weight_bytes += (int64_t)wbytes + (int64_t)(sizeof(float) * kv) + (int64_t)BLAS_WORKSPACE_BYTES;
     leave(s);
     return 0;
 fail:
@@ -291,7 +331,8 @@ static int ffn(CudaState *s, const CatanetModel *m, const CatanetFfnW *w, const 
         K(catanet_linear_fwd_cuda(cx, N, d, mlp, s->t1, dev_w(s, m, w->fc1_w), dev_w(s, m, w->fc1_b), s->a));
         K(catanet_gelu_fwd_cuda(cx, (size_t)N * mlp, s->a, s->a));
     } else { /* linear.cu's fused layer: LN + fc1 + bias + GELU in one pass */
-        CatanetLinearFusion in = { dev_w(s, m, w->norm_w), dev_w(s, m, w->norm_b), dev_w(s, m, w->fc1_b), 1, NULL };
+        CatanetLinearFusion in = { .ln_w = dev_w(s, m, w->norm_w), .ln_b = dev_w(s, m, w->norm_b),
+                                   .bias = dev_w(s, m, w->fc1_b), .gelu = 1 };
         K(catanet_linear_fused_fwd_cuda(cx, N, d, mlp, x, dev_w(s, m, w->fc1_w), &in, s->a));
     }
     if (s->pick.dwconv)
@@ -302,7 +343,7 @@ static int ffn(CudaState *s, const CatanetModel *m, const CatanetFfnW *w, const 
         K(catanet_linear_fwd_cuda(cx, N, mlp, d, s->dd, dev_w(s, m, w->fc2_w), dev_w(s, m, w->fc2_b), s->y));
         K(catanet_add_fwd_cuda(cx, (size_t)N * d, x, s->y, x_out));
     } else { /* fc2 + bias + the residual */
-        CatanetLinearFusion outf = { NULL, NULL, dev_w(s, m, w->fc2_b), 0, x };
+        CatanetLinearFusion outf = { .bias = dev_w(s, m, w->fc2_b), .res = x };
         K(catanet_linear_fused_fwd_cuda(cx, N, mlp, d, s->dd, dev_w(s, m, w->fc2_w), &outf, x_out));
     }
     return 0;
@@ -319,21 +360,46 @@ static int iasa(CudaState *s, const CatanetModel *m, int g)
     return catanet_iasa_fwd_cuda(&s->cx, &ia, s->q, s->k, s->v, s->ord, s->kg[g], s->vg[g], s->att);
 }
 
+/* s->t1 = LN(x); s->q, s->k, s->v = its projections. lrsa: LRSA's weights, else TAB's */
+static int ln_qkv(CudaState *s, const CatanetModel *m, int g, int lrsa, const float *x)
+{
+    const CatanetModelInfo *a = &m->info;
+    const float *nw, *nb, *wq, *wk, *wv;
+    if (lrsa) {
+        const CatanetLrsaW *w = &m->groups[g].lrsa;
+        nw = w->norm_w, nb = w->norm_b, wq = w->q, wk = w->k, wv = w->v;
+    } else {
+        const CatanetTabW *w = &m->groups[g].tab;
+        nw = w->norm_w, nb = w->norm_b, wq = w->q, wk = w->k, wv = w->v;
+    }
+    CatanetCudaCtx *cx = &s->cx;
+    int N = s->w * s->h, d = a->dim, qk = a->qk_dim;
+    if (s->pick.qkv) {
+        K(catanet_layernorm_fwd_cuda(cx, N, d, x, dev_w(s, m, nw), dev_w(s, m, nb), s->t1));
+        K(catanet_linear_fwd_cuda(cx, N, d, qk, s->t1, dev_w(s, m, wq), NULL, s->q));
+        K(catanet_linear_fwd_cuda(cx, N, d, qk, s->t1, dev_w(s, m, wk), NULL, s->k));
+        return catanet_linear_fwd_cuda(cx, N, d, d, s->t1, dev_w(s, m, wv), NULL, s->v);
+    }
+    /* one pass: LN while staging (written to t1 too), the stacked [wq; wk; wv], split into q, k, v */
+    const float *stacked = s->stacked + s->stacked_group * g + (size_t)lrsa * (2 * qk + d) * d;
+    CatanetLinearFusion f = { .ln_w = dev_w(s, m, nw), .ln_b = dev_w(s, m, nb), .ln_out = s->t1,
+                              .split = { qk, 2 * qk }, .y1 = s->k, .y2 = s->v };
+    return catanet_linear_fused_fwd_cuda(cx, N, d, 2 * qk + d, x, stacked, &f, s->q);
+}
+
 static int tab(CudaState *s, const CatanetModel *m, int g, float *x)
 {
     const CatanetModelInfo *a = &m->info;
     const CatanetTabW *w = &m->groups[g].tab;
     CatanetCudaCtx *cx = &s->cx;
     int N = s->w * s->h, d = a->dim, qk = a->qk_dim, M = a->groups[g].num_tokens;
-    K(catanet_layernorm_fwd_cuda(cx, N, d, x, dev_w(s, m, w->norm_w), dev_w(s, m, w->norm_b), s->t1));
+    K(ln_qkv(s, m, g, 0, x));
     K(catanet_cluster_fwd_cuda(cx, N, d, M, s->t1, dev_w(s, m, w->means), s->cid, s->ord));
-    K(catanet_linear_fwd_cuda(cx, N, d, qk, s->t1, dev_w(s, m, w->q), NULL, s->q));
-    K(catanet_linear_fwd_cuda(cx, N, d, qk, s->t1, dev_w(s, m, w->k), NULL, s->k));
-    K(catanet_linear_fwd_cuda(cx, N, d, d, s->t1, dev_w(s, m, w->v), NULL, s->v));
     K(iasa(s, m, g));
-    K(catanet_linear_fwd_cuda(cx, N, d, d, s->att, dev_w(s, m, w->proj), NULL, s->y));
-    CatanetLinearFusion res = { NULL, NULL, NULL, 0, x }; /* conv1x1 and the residual, in place on x */
-    K(catanet_linear_fused_fwd_cuda(cx, N, d, d, s->y, dev_w(s, m, w->conv1x1), &res, x));
+    /* proj then conv1x1 are two linear maps in a row: one pass with their product, plus the residual */
+    const float *pc = s->stacked + s->stacked_group * g + 2 * (size_t)(2 * qk + d) * d;
+    CatanetLinearFusion res = { .res = x };
+    K(catanet_linear_fused_fwd_cuda(cx, N, d, d, s->att, pc, &res, x));
     return ffn(s, m, &w->mlp, x, x);
 }
 
@@ -345,11 +411,10 @@ static int lrsa_attn(CudaState *s, const CatanetModel *m, int g, const float *x,
     const CatanetLrsaW *w = &m->groups[g].lrsa;
     CatanetLrsaArgs la = { s->h, s->w, a->dim, a->groups[g].patch_size, a->heads, a->qk_dim / a->heads,
                            a->dim / a->heads };
-    CatanetLrsaWeights lw = { dev_w(s, m, w->norm_w), dev_w(s, m, w->norm_b), dev_w(s, m, w->q),
-                              dev_w(s, m, w->k), dev_w(s, m, w->v), dev_w(s, m, w->proj) };
     CatanetLrsaCudaScratch sc = { s->t1, s->q, s->k, s->v, s->att, s->proj };
+    K(ln_qkv(s, m, g, 1, x));
     s->cx.attn_fp16 = s->attn_tc && !s->pick.lrsa[g];
-    return catanet_lrsa_fwd_cuda(&s->cx, &la, &lw, s->lrsa_tab[g], &sc, x, x_out);
+    return catanet_lrsa_attend_fwd_cuda(&s->cx, &la, dev_w(s, m, w->proj), s->lrsa_tab[g], &sc, x, x_out);
 }
 
 static int lrsa(CudaState *s, const CatanetModel *m, int g, float *x)
@@ -443,6 +508,14 @@ static int op_ffn(CudaState *s, const CatanetModel *m, int fb, int arg)
     s->pick.ffn = keep;
     return ret;
 }
+static int op_qkv(CudaState *s, const CatanetModel *m, int fb, int arg)
+{
+    int keep = s->pick.qkv, ret;
+    s->pick.qkv = fb;
+    ret = ln_qkv(s, m, arg, 0, s->f);
+    s->pick.qkv = keep;
+    return ret;
+}
 static int op_conv_mid(CudaState *s, const CatanetModel *m, int fb, int arg)
 {
     int d = m->info.dim;
@@ -512,7 +585,7 @@ static int pick_one(CatanetEngine *e, CudaState *s, PickOp op, int arg, cudaEven
 
 /* Fill s->pick from cfg.kernels. AUTO runs the forward once (every buffer then holds finite values
  * and s->ord a token order) and times each pair on the prepared buffers, in an order that leaves the
- * inputs of the later timings intact (the attention reads q/k/v, which LRSA overwrites last). */
+ * inputs of the later timings valid (any finite q/k/v and a token order serve the attention). */
 static int pick_kernels(CatanetEngine *e, CudaState *s)
 {
     const CatanetModel *m = e->model;
@@ -520,7 +593,7 @@ static int pick_kernels(CatanetEngine *e, CudaState *s)
     memset(&s->pick, 0, sizeof(s->pick));
     if (e->cfg.kernels != CATANET_KERNELS_AUTO) {
         int fb = e->cfg.kernels == CATANET_KERNELS_FALLBACK;
-        s->pick.conv_mid = s->pick.conv_up[0] = s->pick.conv_up[1] = s->pick.dwconv = s->pick.ffn = fb;
+        s->pick.conv_mid = s->pick.conv_up[0] = s->pick.conv_up[1] = s->pick.dwconv = s->pick.ffn = s->pick.qkv = fb;
         memset(s->pick.iasa, fb, sizeof(s->pick.iasa));
         memset(s->pick.lrsa, fb, sizeof(s->pick.lrsa));
         return 0;
@@ -543,6 +616,9 @@ static int pick_kernels(CatanetEngine *e, CudaState *s)
         goto done;
     snprintf(what, sizeof(what), "convffn %d->%d->%d (%s dwconv)", d, a->mlp_dim, d, s->pick.dwconv ? "per-warp" : "tiled");
     if ((ret = pick_one(e, s, op_ffn, 0, ev, what, "fused token layers", "separate passes", &s->pick.ffn)) < 0)
+        goto done;
+    snprintf(what, sizeof(what), "layernorm + q|k|v %d->%d", d, 2 * a->qk_dim + d);
+    if ((ret = pick_one(e, s, op_qkv, 0, ev, what, "fused", "separate passes", &s->pick.qkv)) < 0)
         goto done;
     snprintf(what, sizeof(what), "conv3x3 %d->%d", d, d);
     if ((ret = pick_one(e, s, op_conv_mid, 0, ev, what, "implicit GEMM", "im2col+cuBLAS", &s->pick.conv_mid)) < 0)

@@ -56,7 +56,13 @@ typedef struct CatanetLinearFusion {
     const float *ln_w, *ln_b; /* LayerNorm of each x row (eps CATANET_LN_EPS) first, or both NULL */
     const float *bias;        /* [out], or NULL */
     int gelu;                 /* exact (erf) GELU after the bias */
-    const float *res;         /* [n,out] added last, or NULL */
+    const float *res;         /* [n,out] added last, or NULL (not with a split) */
+    float *ln_out;            /* [n,in]: the LayerNorm rows written too (with ln_w), or NULL */
+    int split[2];             /* {0, 0}: every output to y. Else 0 < split[0] < split[1] <= out:
+                                 outputs [0, split[0]) go to y, [split[0], split[1]) to y1 and
+                                 [split[1], out) to y2, each row-major at its own width (one pass
+                                 for q, k and v of LN(x) with their weights stacked) */
+    float *y1, *y2;
 } CatanetLinearFusion;
 int catanet_linear_fused_fwd_cuda(CatanetCudaCtx *cx, int n, int in, int out, const float *x,
                                   const float *w, const CatanetLinearFusion *f, float *y);
@@ -132,6 +138,12 @@ int catanet_lrsa_cuda_table_fill(const CatanetLrsaArgs *a, void *host_table);
 int catanet_lrsa_fwd_cuda(CatanetCudaCtx *cx, const CatanetLrsaArgs *a, const CatanetLrsaWeights *wt,
                           const void *dev_table, const CatanetLrsaCudaScratch *s, const float *x,
                           float *out);
+/* its second half, for a caller that made s->q, s->k, s->v itself (the engine: LayerNorm and the
+ * three projections in one fused pass): patch attention, the projection wproj, the band-weighted
+ * combine and the residual x. s->ln is not used. */
+int catanet_lrsa_attend_fwd_cuda(CatanetCudaCtx *cx, const CatanetLrsaArgs *a, const float *wproj,
+                                 const void *dev_table, const CatanetLrsaCudaScratch *s, const float *x,
+                                 float *out);
 
 /* ---- frame.cu (twin: engine/forward_cpu.c's input staging) ----
  * in planar [3][in_h][in_w] -> xin NHWC [h][w][3] mirrored up to h x w (catanet_mirror_index),

@@ -182,7 +182,8 @@ static double linear_fused_case(int n, int in, int out, int ln, int bias, int ge
             ref[i] += rv[i];
     float *dx = up(x, sizeof(float) * ni), *dw = up(w, sizeof(float) * out * in), *db = up(b, sizeof(float) * out);
     float *dg = up(g, sizeof(float) * in), *dgb = up(gb, sizeof(float) * in), *dy = up(rv, sizeof(float) * no);
-    CatanetLinearFusion f = { ln ? dg : NULL, ln ? dgb : NULL, bias ? db : NULL, gelu, res ? dy : NULL };
+    CatanetLinearFusion f = { .ln_w = ln ? dg : NULL, .ln_b = ln ? dgb : NULL, .bias = bias ? db : NULL, .gelu = gelu,
+                              .res = res ? dy : NULL };
     /* with a residual, in place on it (as the engine adds into the running features) */
     int ret = launched(catanet_linear_fused_fwd_cuda(&cx, n, in, out, dx, dw, &f, dy), "linear_fused");
     double e = ret < 0 ? -1 : finish(dy, ref, no);
@@ -190,6 +191,44 @@ static double linear_fused_case(int n, int in, int out, int ln, int bias, int ge
     free(x); free(w); free(b); free(g); free(gb); free(rv); free(xn); free(ref);
     return e;
 }
+/* the split form (LN + q|k|v with stacked weights, LN(x) written too): each output slice and
+ * ln_out against the CPU sequence; s1 == out leaves y2 out */
+static double linear_fused_split_case(int n, int in, int s0, int s1, int out, int bias)
+{
+    Rng r = { 23 };
+    size_t ni = (size_t)n * in, no = (size_t)n * out;
+    float *x = randv(&r, ni, 1.0f), *w = randv(&r, (size_t)out * in, 0.16f), *b = randv(&r, out, 0.1f);
+    float *g = randv(&r, in, 1.0f), *gb = randv(&r, in, 0.1f);
+    float *xn = malloc(sizeof(float) * ni), *ref = malloc(sizeof(float) * no), *got = malloc(sizeof(float) * no);
+    catanet_layernorm_fwd_ref(n, in, x, g, gb, xn, NULL, NULL);
+    catanet_linear_fwd_ref(n, in, out, xn, w, bias ? b : NULL, ref);
+    float *dx = up(x, sizeof(float) * ni), *dw = up(w, sizeof(float) * out * in), *db = up(b, sizeof(float) * out);
+    float *dg = up(g, sizeof(float) * in), *dgb = up(gb, sizeof(float) * in), *dln = dmalloc(sizeof(float) * ni);
+    int width[3] = { s0, s1 - s0, out - s1 }, first[3] = { 0, s0, s1 };
+    float *dy[3];
+    for (int p = 0; p < 3; p++)
+        dy[p] = dmalloc(sizeof(float) * n * (width[p] ? width[p] : 1));
+    CatanetLinearFusion f = { .ln_w = dg, .ln_b = dgb, .bias = bias ? db : NULL, .ln_out = dln, .split = { s0, s1 },
+                              .y1 = dy[1], .y2 = s1 < out ? dy[2] : NULL };
+    int ret = launched(catanet_linear_fused_fwd_cuda(&cx, n, in, out, dx, dw, &f, dy[0]), "linear_fused split");
+    double worst = ret < 0 ? -1 : finish(dln, xn, ni);
+    for (int p = 0; ret >= 0 && p < 3 && worst >= 0; p++) {
+        if (!width[p])
+            continue;
+        float *slice = malloc(sizeof(float) * n * width[p]);
+        for (int t = 0; t < n; t++)
+            memcpy(slice + (size_t)t * width[p], ref + (size_t)t * out + first[p], sizeof(float) * width[p]);
+        double e = finish(dy[p], slice, (size_t)n * width[p]);
+        worst = e < 0 ? -1 : fmax(worst, e);
+        free(slice);
+    }
+    for (int p = 0; p < 3; p++)
+        cudaFree(dy[p]);
+    cudaFree(dx); cudaFree(dw); cudaFree(db); cudaFree(dg); cudaFree(dgb); cudaFree(dln);
+    free(x); free(w); free(b); free(g); free(gb); free(xn); free(ref); free(got);
+    return worst;
+}
+
 static double t_linear_fused(void)
 {
     double e[7] = { linear_fused_case(777, 40, 96, 1, 1, 1, 0) /* LN + fc1 + GELU */,
@@ -199,7 +238,11 @@ static double t_linear_fused(void)
                     linear_fused_case(1, 7, 3, 1, 1, 1, 1) /* one token, tiny */,
                     linear_fused_case(200, 100, 130, 1, 1, 1, 1) /* 4 input chunks, 3 output chunks */,
                     linear_fused_case(64, 256, 65, 1, 0, 1, 0) /* CATANET_MAX_DIM inputs, one tile exactly */ };
-    return worst_of(e, 7);
+    double sp[3] = { linear_fused_split_case(777, 40, 36, 72, 112, 0) /* LN + q|k|v of CATANet-L, LN(x) out */,
+                     linear_fused_split_case(70, 100, 30, 90, 90, 1) /* two slices, 4 input chunks */,
+                     linear_fused_split_case(65, 36, 64, 65, 130, 1) /* slices across the 64-output chunks */ };
+    double a = worst_of(e, 7), b = worst_of(sp, 3);
+    return a < 0 || b < 0 ? -1 : fmax(a, b);
 }
 
 /* ---- conv2d ----
@@ -1585,7 +1628,7 @@ static const char *emu_skip(const Twin *t)
 static const Twin twins[] = {
     { "linear (fp32, cuBLAS)", "catanet_linear_fwd_cuda", 1e-5, t_linear },
     { "linear (fp16 tensor-core GEMM vs fp32 CPU)", "catanet_linear_fwd_cuda", 1e-2, t_linear_fp16 },
-    { "linear fused (LN, bias, GELU, residual)", "catanet_linear_fused_fwd_cuda", 1e-5, t_linear_fused },
+    { "linear fused (LN, bias, GELU, residual, split)", "catanet_linear_fused_fwd_cuda", 1e-5, t_linear_fused },
     { "conv2d (direct, implicit GEMM fp32)", "catanet_conv2d_fwd_cuda", 1e-5, t_conv2d },
     { "conv2d im2col chunks + cuBLAS", "catanet_conv2d_im2col_fwd_cuda", 1e-5, t_conv2d_im2col },
     { "conv2d fp16 tensor-core implicit GEMM (err/bound)", "catanet_conv2d_fwd_cuda", 1, t_conv2d_fp16 },
@@ -1744,8 +1787,9 @@ static void model_cases(void)
             free(ref);
             continue;
         }
-        /* AUTO at fp32: dwconv, the ConvFFN token layers, the 3x3 conv, each upsampling conv (x4: two) */
-        int want = 3 + (s == 4 ? 2 : 1);
+        /* AUTO at fp32: dwconv, the ConvFFN token layers, LN + q|k|v, the 3x3 conv, each upsampling
+         * conv (x4: two) */
+        int want = 4 + (s == 4 ? 2 : 1);
         test_check(engine_picks - picks0 == want, "model %s: %d kernel pairs timed at prepare (want %d; the "
                    "fallback engine none)", name, engine_picks - picks0, want);
         size_t on = (size_t)3 * H * s * W * s;
@@ -1878,8 +1922,8 @@ static void fp16_set5(void)
                 } else {
                     test_check(0, "Set5 %s: fp16 %s: %s", imgs[i], label, ek ? catanet_engine_last_error(ek) : "not opened");
                 }
-                /* AUTO in fp16 times 4 pairs and one per distinct IASA (group size, centers) and LRSA patch */
-                int want = 4;
+                /* AUTO in fp16 times 5 pairs and one per distinct IASA (group size, centers) and LRSA patch */
+                int want = 5;
                 for (int g = 0; k && mi && g < mi->num_groups; g++) {
                     int newi = 1, newl = 1;
                     for (int q = 0; q < g; q++) {
@@ -2078,13 +2122,13 @@ static int op_add40(void *p) { BenchBufs *b = p; return catanet_add_fwd_cuda(&cx
 static int op_linear_fused_fc1(void *p)
 {
     BenchBufs *b = p;
-    CatanetLinearFusion f = { b->b, b->b, b->b, 1, NULL };
+    CatanetLinearFusion f = { .ln_w = b->b, .ln_b = b->b, .bias = b->b, .gelu = 1 };
     return catanet_linear_fused_fwd_cuda(&cx, b->n, 40, 96, b->x, b->wt, &f, b->big);
 }
 static int op_linear_fused_fc2(void *p)
 {
     BenchBufs *b = p;
-    CatanetLinearFusion f = { NULL, NULL, b->b, 0, b->y };
+    CatanetLinearFusion f = { .bias = b->b, .res = b->y };
     return catanet_linear_fused_fwd_cuda(&cx, b->n, 96, 40, b->big, b->wt, &f, b->y);
 }
 static int op_dwconv(void *p)

@@ -65,7 +65,8 @@ int catanet_linear_fwd_cuda(CatanetCudaCtx *cx, int n, int in, int out, const fl
 __global__ void __launch_bounds__(256) linear_fused_kernel(int n, int in, int out, const float *x,
                                                            const float *w, const float *lnw,
                                                            const float *lnb, const float *bias, int gelu,
-                                                           const float *res, float *y)
+                                                           const float *res, float *y, float *ln_out,
+                                                           int s0, int s1, float *y1, float *y2)
 {
     __shared__ float xs[LF_K][LF_TOK + 1]; /* +1: the staging writes (k varies in a warp) spread over banks */
     __shared__ float ws[LF_K][LF_OUT + 1];
@@ -107,8 +108,11 @@ __global__ void __launch_bounds__(256) linear_fused_kernel(int n, int in, int ou
                 float v = 0.0f;
                 if (t < ntok && k0 + k < in) {
                     v = x[(t0 + t) * in + k0 + k];
-                    if (lnw)
+                    if (lnw) {
                         v = (v - mean_s[t]) * rstd_s[t] * lnw[k0 + k] + lnb[k0 + k];
+                        if (ln_out && o0 == 0)
+                            ln_out[(t0 + t) * in + k0 + k] = v;
+                    }
                 }
                 xs[k][t] = v;
             }
@@ -148,10 +152,17 @@ __global__ void __launch_bounds__(256) linear_fused_kernel(int n, int in, int ou
                     v += bias[o];
                 if (gelu)
                     v = gelu_exact(v);
-                size_t at = (t0 + t) * out + o;
+                float *dst = y;
+                int col = o, width = s0 ? s0 : out;
+                if (s0 && o >= s0) {
+                    dst = o >= s1 ? y2 : y1;
+                    col = o >= s1 ? o - s1 : o - s0;
+                    width = o >= s1 ? out - s1 : s1 - s0;
+                }
+                size_t at = (t0 + t) * width + col;
                 if (res)
                     v += res[at];
-                y[at] = v;
+                dst[at] = v;
             }
         }
     }
@@ -165,11 +176,16 @@ int catanet_linear_fused_fwd_cuda(CatanetCudaCtx *cx, int n, int in, int out, co
     /* y may alias res (each output is read and written by one thread), never x: a block reads its
      * rows of x again for every chunk of LF_OUT outputs */
     CUDA_REQUIRE(cx, (const float *)y != x, "linear_fused_fwd_cuda");
+    CUDA_REQUIRE(cx, !f->ln_out || (f->ln_w && (const float *)f->ln_out != x), "linear_fused_fwd_cuda");
+    int s0 = f->split[0], s1 = f->split[1];
+    CUDA_REQUIRE(cx, (s0 == 0 && s1 == 0) || (0 < s0 && s0 < s1 && s1 <= out && f->y1 && (s1 == out || f->y2) &&
+                                              !f->res && (const float *)f->y1 != x && (const float *)f->y2 != x),
+                 "linear_fused_fwd_cuda");
     if (n == 0)
         return 0;
     unsigned blocks = (unsigned)(((size_t)n + LF_TOK - 1) / LF_TOK);
     linear_fused_kernel<<<blocks, 256, 0, cx->stream>>>(n, in, out, x, w, f->ln_w, f->ln_b, f->bias, f->gelu,
-                                                         f->res, y);
+                                                         f->res, y, f->ln_out, s0, s1, f->y1, f->y2);
     CUDA_LAUNCHED(cx, "linear_fused");
     return 0;
 }

@@ -12,6 +12,7 @@
  * (lrsa_attn_tc_kernel: fp16 Q/K/V/P, fp32 softmax and accumulation, attn_tc.cuh); everything
  * else, the nine patch classes and the band weights included, is the same code.
  * defines: catanet_lrsa_cuda_table_bytes, catanet_lrsa_cuda_table_fill, catanet_lrsa_fwd_cuda,
+ *          catanet_lrsa_attend_fwd_cuda,
  *          catanet_lrsa_bwd_cuda_work, catanet_lrsa_bwd_cuda
  */
 #include <stdlib.h>
@@ -186,16 +187,28 @@ int catanet_lrsa_fwd_cuda(CatanetCudaCtx *cx, const CatanetLrsaArgs *a, const Ca
     CUDA_REQUIRE(cx, a->h >= a->ps && a->w >= a->ps && a->ps >= 3 && a->c > 0 && a->heads > 0, "lrsa_fwd_cuda");
     CUDA_REQUIRE(cx, a->dqk > 0 && a->dqk <= ATT_MAX_HEAD && a->dv > 0 && a->dv <= ATT_MAX_HEAD, "lrsa_fwd_cuda");
     CUDA_REQUIRE(cx, dev_table && s->ln && s->q && s->k && s->v && s->asum && s->proj, "lrsa_fwd_cuda");
-    int N = a->h * a->w, C = a->c, hq = a->heads * a->dqk, hv = a->heads * a->dv, T = a->ps * a->ps;
-    int nr, nc;
-    starts_count(a, &nr, &nc);
-    LrsaTable tb = table_view(a, dev_table);
+    int N = a->h * a->w, C = a->c, hq = a->heads * a->dqk, hv = a->heads * a->dv;
     int ret;
     if ((ret = catanet_layernorm_fwd_cuda(cx, N, C, x, wt->norm_w, wt->norm_b, s->ln)) < 0 ||
         (ret = catanet_linear_fwd_cuda(cx, N, C, hq, s->ln, wt->wq, NULL, s->q)) < 0 ||
         (ret = catanet_linear_fwd_cuda(cx, N, C, hq, s->ln, wt->wk, NULL, s->k)) < 0 ||
         (ret = catanet_linear_fwd_cuda(cx, N, C, hv, s->ln, wt->wv, NULL, s->v)) < 0)
         return ret;
+    return catanet_lrsa_attend_fwd_cuda(cx, a, wt->wproj, dev_table, s, x, out);
+}
+
+int catanet_lrsa_attend_fwd_cuda(CatanetCudaCtx *cx, const CatanetLrsaArgs *a, const float *wproj,
+                                 const void *dev_table, const CatanetLrsaCudaScratch *s, const float *x,
+                                 float *out)
+{
+    CUDA_REQUIRE(cx, a->h >= a->ps && a->w >= a->ps && a->ps >= 3 && a->c > 0 && a->heads > 0, "lrsa_attend_fwd_cuda");
+    CUDA_REQUIRE(cx, a->dqk > 0 && a->dqk <= ATT_MAX_HEAD && a->dv > 0 && a->dv <= ATT_MAX_HEAD, "lrsa_attend_fwd_cuda");
+    CUDA_REQUIRE(cx, dev_table && wproj && s->q && s->k && s->v && s->asum && s->proj, "lrsa_attend_fwd_cuda");
+    int N = a->h * a->w, C = a->c, hv = a->heads * a->dv, T = a->ps * a->ps;
+    int nr, nc;
+    starts_count(a, &nr, &nc);
+    LrsaTable tb = table_view(a, dev_table);
+    int ret;
     CUDA_TRY(cx, cudaMemsetAsync(s->asum, 0, sizeof(float) * (size_t)N * hv, cx->stream));
     float scale = 1.0f / sqrtf((float)a->dqk);
     int threads = T < LRSA_QUERIES ? (T + 31) / 32 * 32 : LRSA_QUERIES;
@@ -217,7 +230,7 @@ int catanet_lrsa_fwd_cuda(CatanetCudaCtx *cx, const CatanetLrsaArgs *a, const Ca
                                                                        s->k, s->v, s->asum);
             CUDA_LAUNCHED(cx, "lrsa attention");
         }
-    if ((ret = catanet_linear_fwd_cuda(cx, N, hv, C, s->asum, wt->wproj, NULL, s->proj)) < 0)
+    if ((ret = catanet_linear_fwd_cuda(cx, N, hv, C, s->asum, wproj, NULL, s->proj)) < 0)
         return ret;
     unsigned blocks = (unsigned)((N + 7) / 8 < 65535 * 16 ? (N + 7) / 8 : 65535 * 16);
     lrsa_combine_kernel<<<blocks, dim3(32, 8), 0, cx->stream>>>(a->h, a->w, C, tb, x, s->proj, out);
