@@ -70,7 +70,20 @@ typedef struct CudaState {
     KernelPicks pick;         /* chosen at prepare (pick_kernels) */
     cudaGraph_t graph;
     cudaGraphExec_t exec;     /* NULL: run the forward eagerly (capture unavailable) */
+    /* catanet_cuda_profile only: an event recorded after each step of the forward, and its name */
+    cudaEvent_t *prof_ev;
+    const char **prof_step;
+    int prof_n, prof_cap;
 } CudaState;
+
+/* the end of a step of the forward, for catanet_cuda_profile (nothing otherwise) */
+static void mark(CudaState *s, const char *step)
+{
+    if (!s->prof_ev || s->prof_n >= s->prof_cap)
+        return;
+    if (cudaEventRecord(s->prof_ev[s->prof_n], s->stream) == cudaSuccess)
+        s->prof_step[s->prof_n++] = step;
+}
 
 /* ---- context handling: every entry point runs with the engine's device/context current ---- */
 
@@ -335,10 +348,12 @@ static int ffn(CudaState *s, const CatanetModel *m, const CatanetFfnW *w, const 
                                    .bias = dev_w(s, m, w->fc1_b), .gelu = 1 };
         K(catanet_linear_fused_fwd_cuda(cx, N, d, mlp, x, dev_w(s, m, w->fc1_w), &in, s->a));
     }
+    mark(s, "convffn: LN + fc1 + GELU");
     if (s->pick.dwconv)
         K(catanet_dwconv_gelu_add_pixelwarp_fwd_cuda(cx, &da, s->a, dw, db, s->dd));
     else
         K(catanet_dwconv_gelu_add_fwd_cuda(cx, &da, s->a, dw, db, s->dd));
+    mark(s, "convffn: dwconv5x5 + GELU + add");
     if (s->pick.ffn) {
         K(catanet_linear_fwd_cuda(cx, N, mlp, d, s->dd, dev_w(s, m, w->fc2_w), dev_w(s, m, w->fc2_b), s->y));
         K(catanet_add_fwd_cuda(cx, (size_t)N * d, x, s->y, x_out));
@@ -346,6 +361,7 @@ static int ffn(CudaState *s, const CatanetModel *m, const CatanetFfnW *w, const 
         CatanetLinearFusion outf = { .bias = dev_w(s, m, w->fc2_b), .res = x };
         K(catanet_linear_fused_fwd_cuda(cx, N, mlp, d, s->dd, dev_w(s, m, w->fc2_w), &outf, x_out));
     }
+    mark(s, "convffn: fc2 + residual");
     return 0;
 }
 
@@ -360,7 +376,8 @@ static int iasa(CudaState *s, const CatanetModel *m, int g)
     return catanet_iasa_fwd_cuda(&s->cx, &ia, s->q, s->k, s->v, s->ord, s->kg[g], s->vg[g], s->att);
 }
 
-/* s->t1 = LN(x); s->q, s->k, s->v = its projections. lrsa: LRSA's weights, else TAB's */
+/* s->q, s->k, s->v = the projections of LN(x), and s->t1 = LN(x) for TAB's clustering (lrsa: LRSA's
+ * weights, else TAB's) */
 static int ln_qkv(CudaState *s, const CatanetModel *m, int g, int lrsa, const float *x)
 {
     const CatanetModelInfo *a = &m->info;
@@ -380,27 +397,33 @@ static int ln_qkv(CudaState *s, const CatanetModel *m, int g, int lrsa, const fl
         K(catanet_linear_fwd_cuda(cx, N, d, qk, s->t1, dev_w(s, m, wk), NULL, s->k));
         return catanet_linear_fwd_cuda(cx, N, d, d, s->t1, dev_w(s, m, wv), NULL, s->v);
     }
-    /* one pass: LN while staging (written to t1 too), the stacked [wq; wk; wv], split into q, k, v */
+    /* one pass: LN while staging, the stacked [wq; wk; wv], split into q, k, v; TAB also writes
+     * LN(x) to t1 for the clustering (LRSA has no other use for it) */
     const float *stacked = s->stacked + s->stacked_group * g + (size_t)lrsa * (2 * qk + d) * d;
-    CatanetLinearFusion f = { .ln_w = dev_w(s, m, nw), .ln_b = dev_w(s, m, nb), .ln_out = s->t1,
+    CatanetLinearFusion f = { .ln_w = dev_w(s, m, nw), .ln_b = dev_w(s, m, nb), .ln_out = lrsa ? NULL : s->t1,
                               .split = { qk, 2 * qk }, .y1 = s->k, .y2 = s->v };
     return catanet_linear_fused_fwd_cuda(cx, N, d, 2 * qk + d, x, stacked, &f, s->q);
 }
 
-static int tab(CudaState *s, const CatanetModel *m, int g, float *x)
+/* x -> x_out (not x: x is the group's residual, kept) */
+static int tab(CudaState *s, const CatanetModel *m, int g, const float *x, float *x_out)
 {
     const CatanetModelInfo *a = &m->info;
     const CatanetTabW *w = &m->groups[g].tab;
     CatanetCudaCtx *cx = &s->cx;
     int N = s->w * s->h, d = a->dim, qk = a->qk_dim, M = a->groups[g].num_tokens;
     K(ln_qkv(s, m, g, 0, x));
+    mark(s, "tab: LN + q|k|v");
     K(catanet_cluster_fwd_cuda(cx, N, d, M, s->t1, dev_w(s, m, w->means), s->cid, s->ord));
+    mark(s, "tab: cluster assignment + sort");
     K(iasa(s, m, g));
+    mark(s, "tab: iasa + irca attention");
     /* proj then conv1x1 are two linear maps in a row: one pass with their product, plus the residual */
     const float *pc = s->stacked + s->stacked_group * g + 2 * (size_t)(2 * qk + d) * d;
     CatanetLinearFusion res = { .res = x };
-    K(catanet_linear_fused_fwd_cuda(cx, N, d, d, s->att, pc, &res, x));
-    return ffn(s, m, &w->mlp, x, x);
+    K(catanet_linear_fused_fwd_cuda(cx, N, d, d, s->att, pc, &res, x_out));
+    mark(s, "tab: proj.conv1x1 + residual");
+    return ffn(s, m, &w->mlp, x_out, x_out);
 }
 
 /* LRSA of group g (LayerNorm, projections, patch attention, band-weighted combine + residual):
@@ -413,8 +436,11 @@ static int lrsa_attn(CudaState *s, const CatanetModel *m, int g, const float *x,
                            a->dim / a->heads };
     CatanetLrsaCudaScratch sc = { s->t1, s->q, s->k, s->v, s->att, s->proj };
     K(ln_qkv(s, m, g, 1, x));
+    mark(s, "lrsa: LN + q|k|v");
     s->cx.attn_fp16 = s->attn_tc && !s->pick.lrsa[g];
-    return catanet_lrsa_attend_fwd_cuda(&s->cx, &la, dev_w(s, m, w->proj), s->lrsa_tab[g], &sc, x, x_out);
+    K(catanet_lrsa_attend_fwd_cuda(&s->cx, &la, dev_w(s, m, w->proj), s->lrsa_tab[g], &sc, x, x_out));
+    mark(s, "lrsa: patch attention + proj + combine");
+    return 0;
 }
 
 static int lrsa(CudaState *s, const CatanetModel *m, int g, float *x)
@@ -430,16 +456,6 @@ static int conv3x3(CudaState *s, int im2col, const CatanetConv2dArgs *a, const f
                   : catanet_conv2d_fwd_cuda(&s->cx, a, in, w, b, out);
 }
 
-static int copy_d2d(CudaState *s, float *dst, const float *src, size_t n)
-{
-    cudaError_t st = cudaMemcpyAsync(dst, src, sizeof(float) * n, cudaMemcpyDeviceToDevice, s->stream);
-    if (st != cudaSuccess) {
-        snprintf(s->cx.err, sizeof(s->cx.err), "cudaMemcpyAsync (device to device): %s", cudaGetErrorString(st));
-        return CATANET_ERR_CUDA;
-    }
-    return 0;
-}
-
 /* d_in -> d_out, everything on s->stream */
 static int forward(CudaState *s, const CatanetModel *m)
 {
@@ -447,21 +463,30 @@ static int forward(CudaState *s, const CatanetModel *m)
     CatanetCudaCtx *cx = &s->cx;
     int H = s->h, W = s->w, N = H * W, d = a->dim, sc = a->upscale;
     size_t nd = (size_t)N * d;
+    mark(s, "start");
     K(catanet_frame_in_fwd_cuda(cx, s->in_h, s->in_w, H, W, s->d_in, s->xin, s->src_pad));
+    mark(s, "frame in (mirror, NHWC)");
     const float *src = s->padded ? s->src_pad : s->d_in;
     CatanetConv2dArgs first = { 1, H, W, 3, d, 3 };
     K(catanet_conv2d_fwd_cuda(cx, &first, s->xin, dev_w(s, m, m->first_w), dev_w(s, m, m->first_b), s->f0));
-    K(copy_d2d(s, s->f, s->f0, nd));
+    mark(s, "conv3x3 first");
+    /* group g: out = in + conv(LRSA(TAB(in))). TAB reads in and writes f, LRSA works in place on f,
+     * and the sum goes to res, which is the next group's input (the first group's is f0, kept for
+     * the global residual): no copies */
+    const float *gin = s->f0;
     for (int g = 0; g < a->num_groups; g++) {
-        K(copy_d2d(s, s->res, s->f, nd));
-        K(tab(s, m, g, s->f));
+        K(tab(s, m, g, gin, s->f));
         K(lrsa(s, m, g, s->f));
         CatanetConv2dArgs mid = { 1, H, W, d, d, 3 };
         K(conv3x3(s, s->pick.conv_mid, &mid, s->f, dev_w(s, m, m->groups[g].mid_w),
                   dev_w(s, m, m->groups[g].mid_b), s->y));
-        K(catanet_add_fwd_cuda(cx, nd, s->res, s->y, s->f));
+        mark(s, "conv3x3 group end");
+        K(catanet_add_fwd_cuda(cx, nd, gin, s->y, s->res));
+        mark(s, "residual adds");
+        gin = s->res;
     }
-    K(catanet_add_fwd_cuda(cx, nd, s->f, s->f0, s->f));
+    K(catanet_add_fwd_cuda(cx, nd, gin, s->f0, s->f));
+    mark(s, "residual adds");
 
     const float *feat = s->f;
     int fh = H, fw = W;
@@ -470,15 +495,19 @@ static int forward(CudaState *s, const CatanetModel *m)
         CatanetConv2dArgs up = { 1, fh, fw, d, d * r * r, 3 };
         K(conv3x3(s, s->pick.conv_up[stage], &up, feat, dev_w(s, m, m->up_w[stage]), dev_w(s, m, m->up_b[stage]),
                   s->u));
+        mark(s, "conv3x3 upsampling");
         CatanetShuffleArgs sa = { 1, fh, fw, d, r };
         K(catanet_pixel_shuffle_lrelu_fwd_cuda(cx, &sa, s->u, s->us));
+        mark(s, "pixel shuffle + lrelu");
         fh *= r;
         fw *= r;
         feat = s->us;
     }
     CatanetConv2dArgs last = { 1, H * sc, W * sc, d, 3, 3 };
     K(catanet_conv2d_fwd_cuda(cx, &last, feat, dev_w(s, m, m->last_w), dev_w(s, m, m->last_b), s->out));
+    mark(s, "conv3x3 last");
     K(catanet_bilinear_add_fwd_cuda(cx, H, W, sc, src, s->out, s->in_h * sc, s->in_w * sc, s->d_out));
+    mark(s, "bilinear + add, crop");
     return 0;
 }
 
@@ -907,6 +936,82 @@ int catanet_cuda_process_image(CatanetEngine *e, const CatanetImage *in, Catanet
     leave(s);
     return 0;
 fail:
+    leave(s);
+    return ret;
+}
+
+/* ---- profile: the forward's steps timed one by one ---- */
+
+typedef struct ProfRow {
+    const char *step;
+    int calls;
+    double ms;
+} ProfRow;
+
+static int prof_cmp(const void *a, const void *b)
+{
+    double x = ((const ProfRow *)a)->ms, y = ((const ProfRow *)b)->ms;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+int catanet_cuda_profile(CatanetEngine *e, char *report, size_t size)
+{
+    CudaState *s = e->cuda;
+    const CatanetModel *m = e->model;
+    int ret = 0, cap = 32 + 24 * m->info.num_groups, created = 0;
+    if (!s || !s->block)
+        return catanet_engine_fail(e, CATANET_ERR_STATE, "CUDA profile before prepare");
+    if ((ret = enter(e, s)) < 0)
+        return ret;
+    ProfRow *rows = calloc((size_t)cap, sizeof(ProfRow));
+    s->prof_ev = calloc((size_t)cap, sizeof(cudaEvent_t));
+    s->prof_step = calloc((size_t)cap, sizeof(const char *));
+    if (!rows || !s->prof_ev || !s->prof_step) {
+        ret = catanet_engine_fail(e, CATANET_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    for (; created < cap; created++)
+        CU(cudaEventCreate(&s->prof_ev[created]));
+    s->prof_cap = cap;
+    s->prof_n = 0;
+    CU(cudaStreamSynchronize(s->stream));
+    if ((ret = forward(s, m)) < 0) {
+        ret = catanet_engine_fail(e, ret, "forward (profile): %s", s->cx.err);
+        goto fail;
+    }
+    CU(cudaEventSynchronize(s->prof_ev[s->prof_n - 1]));
+    int nrows = 0;
+    float total = 0;
+    CU(cudaEventElapsedTime(&total, s->prof_ev[0], s->prof_ev[s->prof_n - 1]));
+    for (int i = 1; i < s->prof_n; i++) {
+        float ms = 0;
+        CU(cudaEventElapsedTime(&ms, s->prof_ev[i - 1], s->prof_ev[i]));
+        int r = 0;
+        while (r < nrows && strcmp(rows[r].step, s->prof_step[i]))
+            r++;
+        if (r == nrows)
+            rows[nrows++].step = s->prof_step[i];
+        rows[r].calls++;
+        rows[r].ms += ms;
+    }
+    qsort(rows, (size_t)nrows, sizeof(ProfRow), prof_cmp);
+    size_t at = 0;
+    at += (size_t)snprintf(report, size, "%-40s %6s %9s %6s\n", "step (eager, one event after each)", "calls", "ms",
+                           "share");
+    for (int r = 0; r < nrows && at < size; r++)
+        at += (size_t)snprintf(report + at, size - at, "%-40s %6d %9.3f %5.1f%%\n", rows[r].step, rows[r].calls,
+                               rows[r].ms, total > 0 ? 100.0 * rows[r].ms / total : 0.0);
+    if (at < size)
+        snprintf(report + at, size - at, "%-40s %6s %9.3f %5.1f%%\n", "total", "", (double)total, 100.0);
+fail:
+    for (int i = 0; i < created; i++)
+        cudaEventDestroy(s->prof_ev[i]);
+    free(s->prof_ev);
+    free(s->prof_step);
+    free(rows);
+    s->prof_ev = NULL;
+    s->prof_step = NULL;
+    s->prof_n = s->prof_cap = 0;
     leave(s);
     return ret;
 }

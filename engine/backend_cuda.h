@@ -11,6 +11,8 @@ int catanet_cuda_process(CatanetEngine *e, const float *in, float *out);
 int catanet_cuda_process_image(CatanetEngine *e, const CatanetImage *in, CatanetImage *out);
 /* device bytes planned for the prepared size, weights included (0 before prepare) */
 int64_t catanet_cuda_memory_bytes(const CatanetEngine *e);
+/* one eager forward with an event after each step: the step table into report */
+int catanet_cuda_profile(CatanetEngine *e, char *report, size_t size);
 /* the GPU's name, e.g. "NVIDIA H100 80GB HBM3" (valid while the engine lives) */
 const char *catanet_cuda_device_name(const CatanetEngine *e);
 

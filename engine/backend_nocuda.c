@@ -40,3 +40,8 @@ const char *catanet_cuda_device_name(const CatanetEngine *e)
 {
     return "none";
 }
+
+int catanet_cuda_profile(CatanetEngine *e, char *report, size_t size)
+{
+    return CATANET_ERR_NO_DEVICE;
+}

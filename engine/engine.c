@@ -141,6 +141,18 @@ const char *catanet_engine_device_name(const CatanetEngine *e)
     return e->cfg.device == CATANET_DEVICE_CUDA ? catanet_cuda_device_name(e) : e->cpu_name;
 }
 
+int catanet_engine_profile(CatanetEngine *e, char *report, size_t report_size)
+{
+    if (!e || !report || report_size == 0)
+        return CATANET_ERR_INVALID_ARG;
+    report[0] = 0;
+    if (e->cfg.device != CATANET_DEVICE_CUDA)
+        return catanet_engine_fail(e, CATANET_ERR_UNSUPPORTED, "profile: CUDA engines only");
+    if (!e->prepared)
+        return catanet_engine_fail(e, CATANET_ERR_STATE, "profile before prepare");
+    return catanet_cuda_profile(e, report, report_size);
+}
+
 int64_t catanet_engine_memory_bytes(const CatanetEngine *e)
 {
     if (!e)

@@ -155,6 +155,14 @@ int catanet_engine_prepare(CatanetEngine *e, int width, int height);
 int64_t catanet_engine_memory_bytes(const CatanetEngine *e);
 
 /**
+ * CUDA engines, after prepare: run the forward once, eagerly (not the graph), with a timing event
+ * after each of its steps, and write a table of the steps to report (summed over the residual
+ * groups: calls, ms, share of the frame, largest first). A benchmarking diagnostic: it creates
+ * events (allocates) and leaves the prepared plan as it was. CPU engines: CATANET_ERR_UNSUPPORTED.
+ */
+int catanet_engine_profile(CatanetEngine *e, char *report, size_t report_size);
+
+/**
  * Upscale one frame. in: planar float RGB [3][height][width] in [0,1];
  * out: planar float RGB [3][scale*height][scale*width], not clamped (the raw
  * network output). Host memory on a CPU engine; on a CUDA engine host memory

@@ -89,6 +89,9 @@ static void test_errors(void)
         test_check(r == CATANET_ERR_NO_DEVICE && e == NULL, "CUDA without a GPU: CATANET_ERR_NO_DEVICE (%s)", err);
     }
     e = open_engine(weights(), 2, 0);
+    char rep[256];
+    test_check(catanet_engine_profile(e, rep, sizeof(rep)) == CATANET_ERR_UNSUPPORTED,
+               "profile on a CPU engine: CATANET_ERR_UNSUPPORTED (%s)", catanet_engine_last_error(e));
     float x[3] = { 0.5f, 0.5f, 0.5f }, y[12];
     test_check(catanet_engine_process(e, x, y) == CATANET_ERR_STATE && strstr(catanet_engine_last_error(e), "prepare"),
                "process before prepare: CATANET_ERR_STATE (%s)", catanet_engine_last_error(e));

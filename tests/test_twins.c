@@ -1820,6 +1820,24 @@ static void model_cases(void)
         }
         test_check(catanet_engine_memory_bytes(g) > 0, "model %s: memory_bytes %lld", name,
                    (long long)catanet_engine_memory_bytes(g));
+        if (ci == 0) { /* the step profile: every step of the forward once per group, the plan intact */
+            char rep[4096];
+            int pr = catanet_engine_profile(g, rep, sizeof(rep));
+            const CatanetModelInfo *mi = catanet_engine_model(g);
+            const char *row = strstr(rep, "conv3x3 group end");
+            int calls = 0;
+            if (row)
+                sscanf(row + strlen("conv3x3 group end"), "%d", &calls);
+            test_check(pr == 0 && calls == mi->num_groups && strstr(rep, "lrsa: patch attention") && strstr(rep, "total"),
+                       "model %s: catanet_engine_profile: rc %d, 'conv3x3 group end' %d calls (want %d)", name, pr, calls,
+                       mi->num_groups);
+            if (pr == 0)
+                printf("%s", rep);
+            const float *x = in;
+            int r1 = catanet_engine_process(g, x, go2), r2 = catanet_engine_process(c, x, co);
+            test_check(r1 == 0 && r2 == 0 && max_abs_diff(go2, co, on, &(size_t){ 0 }) <= 1e-4,
+                       "model %s: process after the profile still matches the CPU engine", name);
+        }
         free(go); free(go2); free(co); free(fo); free(in); free(ref);
         catanet_engine_close(&g);
         catanet_engine_close(&c);
@@ -2131,6 +2149,14 @@ static int op_linear_fused_fc2(void *p)
     CatanetLinearFusion f = { .bias = b->b, .res = b->y };
     return catanet_linear_fused_fwd_cuda(&cx, b->n, 96, 40, b->big, b->wt, &f, b->y);
 }
+/* LN + q|k|v in one pass (the engine's, stacked 112 x 40 weights, LN(x) written too) vs the
+ * layernorm 40 + 2 x linear 40->36 + linear 40->40 it replaces */
+static int op_linear_fused_qkv(void *p)
+{
+    BenchBufs *b = p;
+    CatanetLinearFusion f = { .ln_w = b->b, .ln_b = b->b, .ln_out = b->z, .split = { 36, 72 }, .y1 = b->k, .y2 = b->v };
+    return catanet_linear_fused_fwd_cuda(&cx, b->n, 40, 112, b->x, b->wt, &f, b->q);
+}
 static int op_dwconv(void *p)
 {
     BenchBufs *b = p;
@@ -2210,6 +2236,7 @@ static void op_bench(void)
         { "linear 40->36", op_linear_40_36 }, { "layernorm 40", op_layernorm }, { "gelu [N,96]", op_gelu96 },
         { "add [N,40]", op_add40 }, { "dwconv5x5+gelu+add [N,96]", op_dwconv },
         { "fused LN+linear 40->96+gelu", op_linear_fused_fc1 }, { "fused linear 96->40+bias+add", op_linear_fused_fc2 },
+        { "fused LN+q|k|v 40->36|36|40", op_linear_fused_qkv },
         { "dwconv5x5+gelu+add per-warp (old)", op_dwconv_pixelwarp },
         { "pixel_shuffle+lrelu x2 (40ch)", op_shuffle }, { "bilinear+add -> 1920x1080", op_bilinear_add },
     };

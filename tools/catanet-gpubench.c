@@ -196,6 +196,16 @@ int main(int argc, char **argv)
                        kernel_names[cfg.kernels], mode ? "pipelined" : "sync", w, h, w * s, h * s, runs, med, best, 1000.0 / med, prep,
                        catanet_engine_memory_bytes(e) / 1048576.0, ((double)free0 - (double)free1) / 1048576.0);
                 fflush(stdout);
+                if (mode == 0) { /* where the frame's time goes: the step table, once per size */
+                    char rep[4096];
+                    if (catanet_engine_profile(e, rep, sizeof(rep)) < 0) {
+                        fprintf(stderr, "catanet-gpubench: profile: %s\n", catanet_engine_last_error(e));
+                    } else {
+                        for (char *line = strtok(rep, "\n"); line; line = strtok(NULL, "\n"))
+                            printf("PROFILE %dx%d %s\n", w, h, line);
+                        fflush(stdout);
+                    }
+                }
             }
             free(t);
             frame_free(&in);
