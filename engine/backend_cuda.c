@@ -33,8 +33,10 @@ typedef CUresult (*CtxPopFn)(CUcontext *);
  * it replaced. Set by pick_kernels at prepare from cfg.kernels; AUTO times both on the frame size. */
 typedef struct KernelPicks {
     int conv_mid, conv_up[2]; /* 1: im2col + cuBLAS instead of the direct/implicit-GEMM kernel */
-    int dwconv;               /* 1: the per-warp dwconv + GELU + add instead of the tiled one */
-    int ffn;                  /* 1: LayerNorm, cuBLAS GEMMs (fp16 in fp16 mode), GELU, add apart */
+    int dwconv;               /* 1: the per-warp dwconv + GELU + add instead of the tiled one (fp32
+                                 intermediates: the fp16 ones always take the tiled kernel) */
+    int ffn;                  /* 1: LayerNorm, cuBLAS GEMMs (fp16 in fp16 mode), GELU, add apart
+                                 (0: the fused layers, with fp16 intermediates in the fp16 mode) */
     int qkv;                  /* 1: LayerNorm, then q, k, v as three cuBLAS GEMMs */
     unsigned char iasa[CATANET_MAX_GROUPS], lrsa[CATANET_MAX_GROUPS]; /* fp16 mode, 1: CUDA-core attention */
 } KernelPicks;
@@ -67,6 +69,7 @@ typedef struct CudaState {
     int32_t *cid, *ord;
     void **lrsa_tab;          /* per group, device */
     int attn_tc;              /* fp16 mode: attention may run on tensor cores */
+    int act_fp16;             /* fp16 mode: the fused ConvFFN keeps its two [N,mlp] intermediates in fp16 */
     KernelPicks pick;         /* chosen at prepare (pick_kernels) */
     cudaGraph_t graph;
     cudaGraphExec_t exec;     /* NULL: run the forward eagerly (capture unavailable) */
@@ -241,6 +244,7 @@ int catanet_cuda_open(CatanetEngine *e)
     s->cx.gemm_fp16 = e->precision == CATANET_PRECISION_FP16;
     s->attn_tc = e->precision == CATANET_PRECISION_FP16; /* attention on tensor cores (per call: s->pick) */
     s->cx.attn_fp16 = s->attn_tc;
+    s->act_fp16 = e->precision == CATANET_PRECISION_FP16;
 
     size_t wbytes = sizeof(float) * (m->arena_floats ? m->arena_floats : 1);
     CU(cudaMalloc((void **)&s->wdev, wbytes));
@@ -343,13 +347,15 @@ static int ffn(CudaState *s, const CatanetModel *m, const CatanetFfnW *w, const 
         K(catanet_layernorm_fwd_cuda(cx, N, d, x, dev_w(s, m, w->norm_w), dev_w(s, m, w->norm_b), s->t1));
         K(catanet_linear_fwd_cuda(cx, N, d, mlp, s->t1, dev_w(s, m, w->fc1_w), dev_w(s, m, w->fc1_b), s->a));
         K(catanet_gelu_fwd_cuda(cx, (size_t)N * mlp, s->a, s->a));
-    } else { /* linear.cu's fused layer: LN + fc1 + bias + GELU in one pass */
+    } else { /* linear.cu's fused layer: LN + fc1 + bias + GELU in one pass (fp16 mode: stored as fp16) */
         CatanetLinearFusion in = { .ln_w = dev_w(s, m, w->norm_w), .ln_b = dev_w(s, m, w->norm_b),
-                                   .bias = dev_w(s, m, w->fc1_b), .gelu = 1 };
+                                   .bias = dev_w(s, m, w->fc1_b), .gelu = 1, .y_fp16 = s->act_fp16 };
         K(catanet_linear_fused_fwd_cuda(cx, N, d, mlp, x, dev_w(s, m, w->fc1_w), &in, s->a));
     }
     mark(s, "convffn: LN + fc1 + GELU");
-    if (s->pick.dwconv)
+    if (!s->pick.ffn && s->act_fp16)
+        K(catanet_dwconv_gelu_add_fp16_fwd_cuda(cx, &da, s->a, dw, db, s->dd));
+    else if (s->pick.dwconv)
         K(catanet_dwconv_gelu_add_pixelwarp_fwd_cuda(cx, &da, s->a, dw, db, s->dd));
     else
         K(catanet_dwconv_gelu_add_fwd_cuda(cx, &da, s->a, dw, db, s->dd));
@@ -358,7 +364,7 @@ static int ffn(CudaState *s, const CatanetModel *m, const CatanetFfnW *w, const 
         K(catanet_linear_fwd_cuda(cx, N, mlp, d, s->dd, dev_w(s, m, w->fc2_w), dev_w(s, m, w->fc2_b), s->y));
         K(catanet_add_fwd_cuda(cx, (size_t)N * d, x, s->y, x_out));
     } else { /* fc2 + bias + the residual */
-        CatanetLinearFusion outf = { .bias = dev_w(s, m, w->fc2_b), .res = x };
+        CatanetLinearFusion outf = { .bias = dev_w(s, m, w->fc2_b), .res = x, .x_fp16 = s->act_fp16 };
         K(catanet_linear_fused_fwd_cuda(cx, N, mlp, d, s->dd, dev_w(s, m, w->fc2_w), &outf, x_out));
     }
     mark(s, "convffn: fc2 + residual");
@@ -643,8 +649,10 @@ static int pick_kernels(CatanetEngine *e, CudaState *s)
     snprintf(what, sizeof(what), "dwconv5x5+gelu+add %d ch", a->mlp_dim);
     if ((ret = pick_one(e, s, op_dwconv, 0, ev, what, "tiled", "per-warp", &s->pick.dwconv)) < 0)
         goto done;
-    snprintf(what, sizeof(what), "convffn %d->%d->%d (%s dwconv)", d, a->mlp_dim, d, s->pick.dwconv ? "per-warp" : "tiled");
-    if ((ret = pick_one(e, s, op_ffn, 0, ev, what, "fused token layers", "separate passes", &s->pick.ffn)) < 0)
+    snprintf(what, sizeof(what), "convffn %d->%d->%d", d, a->mlp_dim, d);
+    if ((ret = pick_one(e, s, op_ffn, 0, ev, what,
+                        s->act_fp16 ? "fused token layers, fp16 intermediates" : "fused token layers",
+                        s->pick.dwconv ? "separate passes, per-warp dwconv" : "separate passes", &s->pick.ffn)) < 0)
         goto done;
     snprintf(what, sizeof(what), "layernorm + q|k|v %d->%d", d, 2 * a->qk_dim + d);
     if ((ret = pick_one(e, s, op_qkv, 0, ev, what, "fused", "separate passes", &s->pick.qkv)) < 0)

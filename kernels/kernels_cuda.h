@@ -63,6 +63,8 @@ typedef struct CatanetLinearFusion {
                                  [split[1], out) to y2, each row-major at its own width (one pass
                                  for q, k and v of LN(x) with their weights stacked) */
     float *y1, *y2;
+    int x_fp16, y_fp16;       /* x / y hold __half values behind their float pointers (activations
+                                 stored as fp16; y_fp16: no res, no split) */
 } CatanetLinearFusion;
 int catanet_linear_fused_fwd_cuda(CatanetCudaCtx *cx, int n, int in, int out, const float *x,
                                   const float *w, const CatanetLinearFusion *f, float *y);
@@ -82,6 +84,10 @@ int catanet_dwconv_fwd_cuda(CatanetCudaCtx *cx, const CatanetDwconvArgs *a, cons
 /* ConvFFN's middle, fused: out = in + gelu(dwconv(in)) (out must not alias in) */
 int catanet_dwconv_gelu_add_fwd_cuda(CatanetCudaCtx *cx, const CatanetDwconvArgs *a, const float *in,
                                      const float *wt, const float *bias, float *out);
+/* the same with in and out stored as fp16 (__half; fp32 arithmetic): the tiled kernel only
+ * (k 3 or 5, c % 4 == 0, in 8-byte aligned) */
+int catanet_dwconv_gelu_add_fp16_fwd_cuda(CatanetCudaCtx *cx, const CatanetDwconvArgs *a, const void *in,
+                                          const float *wt, const float *bias, void *out);
 /* the same with the per-warp kernel alone (the tiled kernel's fallback for other shapes): the
  * baseline of test_twins --bench, and a second CUDA twin for the tests */
 int catanet_dwconv_gelu_add_pixelwarp_fwd_cuda(CatanetCudaCtx *cx, const CatanetDwconvArgs *a, const float *in,

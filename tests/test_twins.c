@@ -101,6 +101,60 @@ static double scaled_err(const float *a, const float *b, size_t n)
     return e / (s > 1.0 ? s : 1.0);
 }
 
+/* IEEE binary16 on the host, for the fp16-activation twins: round to nearest even (subnormals and
+ * overflow to inf included, as __float2half_rn) and back */
+static uint16_t half_bits(float f)
+{
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint32_t sign = (x >> 16) & 0x8000u, ax = x & 0x7fffffffu;
+    if (ax >= 0x7f800000u)
+        return (uint16_t)(sign | 0x7c00u | (ax > 0x7f800000u ? 0x200u : 0));
+    if (ax >= 0x477ff000u) /* >= 65520: rounds to inf */
+        return (uint16_t)(sign | 0x7c00u);
+    if (ax < 0x38800000u) { /* below 2^-14: a multiple of 2^-24 (exact scaling, lrintf rounds to even) */
+        float a;
+        memcpy(&a, &ax, 4);
+        return (uint16_t)(sign | (uint32_t)lrintf(a * 16777216.0f));
+    }
+    uint32_t h = ((((ax >> 23) - 112) << 10) | ((ax & 0x7fffffu) >> 13)), rem = ax & 0x1fffu;
+    if (rem > 0x1000u || (rem == 0x1000u && (h & 1)))
+        h++;
+    return (uint16_t)(sign | h);
+}
+static float half_value(uint16_t h)
+{
+    int e = (h >> 10) & 0x1f, m = h & 0x3ff;
+    float v = e == 0 ? ldexpf((float)m, -24) : e == 31 ? (m ? NAN : INFINITY) : ldexpf((float)(m | 0x400), e - 25);
+    return h & 0x8000 ? -v : v;
+}
+/* device fp16 outputs against fp32 references: the worst |got - ref| / (2^-11 |ref| + 2e-5 scale),
+ * where 2^-11 |ref| is the output's own rounding (half an ulp, relative) and 2e-5 of the scale
+ * (max(1, max|ref|)) twice the fp32 twins' tolerance for the sums before it: 1 is the limit */
+static double half_out_ratio(const void *dev_out, const float *ref, size_t n)
+{
+    uint16_t *h = malloc(sizeof(uint16_t) * n);
+    down(h, dev_out, sizeof(uint16_t) * n);
+    double scale = max_abs(ref, n), worst = 0;
+    scale = scale > 1.0 ? scale : 1.0;
+    for (size_t i = 0; i < n; i++) {
+        double r = fabs((double)half_value(h[i]) - ref[i]) / (ldexp(fabs(ref[i]), -11) + 2e-5 * scale);
+        worst = r > worst || r != r ? r : worst;
+    }
+    free(h);
+    return worst;
+}
+/* x rounded to fp16 in place (the values the device then reads exactly), and their bits */
+static uint16_t *to_half(float *x, size_t n)
+{
+    uint16_t *h = malloc(sizeof(uint16_t) * n);
+    for (size_t i = 0; i < n; i++) {
+        h[i] = half_bits(x[i]);
+        x[i] = half_value(h[i]);
+    }
+    return h;
+}
+
 static int launched(int ret, const char *what)
 {
     if (ret < 0)
@@ -227,6 +281,48 @@ static double linear_fused_split_case(int n, int in, int s0, int s1, int out, in
     cudaFree(dx); cudaFree(dw); cudaFree(db); cudaFree(dg); cudaFree(dgb); cudaFree(dln);
     free(x); free(w); free(b); free(g); free(gb); free(xn); free(ref); free(got);
     return worst;
+}
+
+/* fp16 activations through the fused layer (the fp16 mode's ConvFFN): x stored as fp16 (rounded on
+ * the host first, so the reference reads the same values: the fp32 twin's 1e-5, reported as
+ * error / 1e-5), y stored as fp16 (half_out_ratio), or both. Limit 1. */
+static double linear_fused_fp16_case(int n, int in, int out, int ln, int bias, int gelu, int res, int xh, int yh)
+{
+    Rng r = { 29 };
+    size_t ni = (size_t)n * in, no = (size_t)n * out;
+    float *x = randv(&r, ni, 1.0f), *w = randv(&r, (size_t)out * in, 0.16f), *b = randv(&r, out, 0.1f);
+    float *g = randv(&r, in, 1.0f), *gb = randv(&r, in, 0.1f), *rv = randv(&r, no, 1.0f);
+    uint16_t *xbits = xh ? to_half(x, ni) : NULL;
+    float *xn = malloc(sizeof(float) * ni), *ref = malloc(sizeof(float) * no);
+    if (ln)
+        catanet_layernorm_fwd_ref(n, in, x, g, gb, xn, NULL, NULL);
+    else
+        memcpy(xn, x, sizeof(float) * ni);
+    catanet_linear_fwd_ref(n, in, out, xn, w, bias ? b : NULL, ref);
+    if (gelu)
+        catanet_gelu_fwd_ref(no, ref, ref);
+    if (res)
+        for (size_t i = 0; i < no; i++)
+            ref[i] += rv[i];
+    void *dx = xh ? up(xbits, sizeof(uint16_t) * ni) : up(x, sizeof(float) * ni);
+    float *dw = up(w, sizeof(float) * out * in), *db = up(b, sizeof(float) * out);
+    float *dg = up(g, sizeof(float) * in), *dgb = up(gb, sizeof(float) * in);
+    void *dy = yh ? dmalloc(sizeof(uint16_t) * no) : up(rv, sizeof(float) * no);
+    CatanetLinearFusion f = { .ln_w = ln ? dg : NULL, .ln_b = ln ? dgb : NULL, .bias = bias ? db : NULL, .gelu = gelu,
+                              .res = res ? dy : NULL, .x_fp16 = xh, .y_fp16 = yh };
+    int ret = launched(catanet_linear_fused_fwd_cuda(&cx, n, in, out, dx, dw, &f, dy), "linear_fused fp16");
+    double e = ret < 0 ? -1 : yh ? half_out_ratio(dy, ref, no) : finish(dy, ref, no) / 1e-5;
+    cudaFree(dx); cudaFree(dw); cudaFree(db); cudaFree(dg); cudaFree(dgb); cudaFree(dy);
+    free(x); free(xbits); free(w); free(b); free(g); free(gb); free(rv); free(xn); free(ref);
+    return e;
+}
+static double t_linear_fused_fp16(void)
+{
+    double e[4] = { linear_fused_fp16_case(777, 40, 96, 1, 1, 1, 0, 0, 1) /* LN + fc1 + GELU -> fp16 */,
+                    linear_fused_fp16_case(300, 96, 40, 0, 1, 0, 1, 1, 0) /* fp16 -> fc2 + bias + residual */,
+                    linear_fused_fp16_case(129, 40, 70, 1, 1, 1, 0, 1, 1) /* fp16 -> fp16, LN, 2 output chunks */,
+                    linear_fused_fp16_case(65, 100, 40, 1, 0, 0, 1, 1, 0) /* fp16 LN statistics, 4 input chunks */ };
+    return worst_of(e, 4);
 }
 
 static double t_linear_fused(void)
@@ -385,6 +481,34 @@ static double dw_case(int fused, int k)
 {
     double e = dw_run(fused, k, 2, 11, 13, 96, 0), f = dw_run(fused, k, 2, 29, 37, 40, 0), g = dw_run(fused, k, 1, 7, 5, 6, 0);
     return e < 0 || f < 0 || g < 0 ? -1 : fmax(e, fmax(f, g));
+}
+/* the fp16 mode's ConvFFN middle: fp16 in and out, fp32 arithmetic. The input is rounded to fp16 on
+ * the host first, so the CPU reference sees the device's exact inputs; the output's own rounding is
+ * what half_out_ratio allows (limit 1). The same tile shapes as above (c = 40: a partial slice). */
+static double dw_fp16_run(int k, int batch, int h, int w, int c)
+{
+    Rng r = { 31 };
+    CatanetDwconvArgs a = { batch, h, w, c, k };
+    size_t n = (size_t)batch * h * w * c, nw = (size_t)c * k * k;
+    float *x = randv(&r, n, 1.0f), *wt = randv(&r, nw, 0.2f), *b = randv(&r, c, 0.1f);
+    uint16_t *xh = to_half(x, n);
+    float *ref = malloc(sizeof(float) * n);
+    catanet_dwconv_fwd_ref(&a, x, wt, b, ref);
+    catanet_gelu_fwd_ref(n, ref, ref);
+    for (size_t i = 0; i < n; i++)
+        ref[i] += x[i];
+    void *dx = up(xh, sizeof(uint16_t) * n), *dy = dmalloc(sizeof(uint16_t) * n);
+    float *dwt = up(wt, sizeof(float) * nw), *db = up(b, sizeof(float) * c);
+    int ret = launched(catanet_dwconv_gelu_add_fp16_fwd_cuda(&cx, &a, dx, dwt, db, dy), "dwconv fp16");
+    double e = ret < 0 ? -1 : half_out_ratio(dy, ref, n);
+    cudaFree(dx); cudaFree(dwt); cudaFree(db); cudaFree(dy);
+    free(x); free(xh); free(wt); free(b); free(ref);
+    return e;
+}
+static double t_dwconv_fp16(void)
+{
+    double e[3] = { dw_fp16_run(5, 2, 11, 13, 96), dw_fp16_run(5, 1, 29, 37, 40), dw_fp16_run(3, 1, 17, 21, 32) };
+    return worst_of(e, 3);
 }
 static double t_dwconv(void) { double a = dw_case(0, 5), b = dw_case(0, 3); return a < 0 || b < 0 ? -1 : fmax(a, b); }
 static double t_dwconv_gelu_add(void) { double a = dw_case(1, 5), b = dw_case(1, 3); return a < 0 || b < 0 ? -1 : fmax(a, b); }
@@ -1629,11 +1753,13 @@ static const Twin twins[] = {
     { "linear (fp32, cuBLAS)", "catanet_linear_fwd_cuda", 1e-5, t_linear },
     { "linear (fp16 tensor-core GEMM vs fp32 CPU)", "catanet_linear_fwd_cuda", 1e-2, t_linear_fp16 },
     { "linear fused (LN, bias, GELU, residual, split)", "catanet_linear_fused_fwd_cuda", 1e-5, t_linear_fused },
+    { "linear fused, fp16 activations (err/bound)", "catanet_linear_fused_fwd_cuda", 1, t_linear_fused_fp16 },
     { "conv2d (direct, implicit GEMM fp32)", "catanet_conv2d_fwd_cuda", 1e-5, t_conv2d },
     { "conv2d im2col chunks + cuBLAS", "catanet_conv2d_im2col_fwd_cuda", 1e-5, t_conv2d_im2col },
     { "conv2d fp16 tensor-core implicit GEMM (err/bound)", "catanet_conv2d_fwd_cuda", 1, t_conv2d_fp16 },
     { "dwconv 5x5 and 3x3 (tiled; fallback c=6)", "catanet_dwconv_fwd_cuda", 1e-5, t_dwconv },
     { "dwconv + gelu + add (tiled; fallback c=6)", "catanet_dwconv_gelu_add_fwd_cuda", 1e-5, t_dwconv_gelu_add },
+    { "dwconv + gelu + add, fp16 activations (err/bound)", "catanet_dwconv_gelu_add_fp16_fwd_cuda", 1, t_dwconv_fp16 },
     { "dwconv + gelu + add, per-warp kernel", "catanet_dwconv_gelu_add_pixelwarp_fwd_cuda", 1e-5, t_dwconv_pixelwarp },
     { "layernorm", "catanet_layernorm_fwd_cuda", 1e-5, t_layernorm },
     { "gelu", "catanet_gelu_fwd_cuda", 1e-6, t_gelu },

@@ -10,6 +10,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 
+#include <cuda_fp16.h>
+
 #include "kernels_cuda.h"
 
 static inline int cuda_fail(CatanetCudaCtx *cx, int code, const char *fmt, ...)
@@ -53,6 +55,13 @@ static inline int cuda_fail(CatanetCudaCtx *cx, int code, const char *fmt, ...)
             return cuda_fail((cx), CATANET_ERR_INVALID_ARG, "%s: requirement failed: %s", (what),  \
                              #cond);                                                               \
     } while (0)
+
+/* activations that may be stored as fp16 (the fp16 mode's ConvFFN intermediates): loads widen to
+ * fp32, stores round to nearest even; the arithmetic is fp32 either way */
+__device__ static inline float ld_act(const float *p) { return *p; }
+__device__ static inline float ld_act(const __half *p) { return __half2float(*p); }
+__device__ static inline void st_act(float *p, float v) { *p = v; }
+__device__ static inline void st_act(__half *p, float v) { *p = __float2half_rn(v); }
 
 #define CUDA_THREADS 256
 

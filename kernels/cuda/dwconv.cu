@@ -1,7 +1,7 @@
 /*
  * dwconv.cu: depthwise KxK convolution, zero padding K/2, NHWC (twin of kernels/cpu/dwconv.c),
  * plus the ConvFFN middle fused around it: out = in + gelu(dwconv(in)).
- * defines: catanet_dwconv_fwd_cuda, catanet_dwconv_gelu_add_fwd_cuda,
+ * defines: catanet_dwconv_fwd_cuda, catanet_dwconv_gelu_add_fwd_cuda, catanet_dwconv_gelu_add_fp16_fwd_cuda,
  *          catanet_dwconv_gelu_add_pixelwarp_fwd_cuda, catanet_dwconv_bwd_cuda
  */
 #include <stdint.h>
@@ -91,21 +91,35 @@ static size_t dw_tile_smem(int k)
     return sizeof(float) * (DW_TH + k - 1) * (DW_TW + k - 1) * DW_CS; /* 40 KB for 5x5, 31.5 KB for 3x3 */
 }
 
-template <bool GELU_ADD, int K>
+/* four consecutive channels of an activation row as fp32 (fp16 storage: two half2 loads) */
+__device__ static inline float4 ld_act4(const float *p) { return *(const float4 *)p; }
+__device__ static inline float4 ld_act4(const __half *p)
+{
+    float2 a = __half22float2(((const __half2 *)p)[0]), b = __half22float2(((const __half2 *)p)[1]);
+    float4 v;
+    v.x = a.x;
+    v.y = a.y;
+    v.z = b.x;
+    v.w = b.y;
+    return v;
+}
+
+/* T: how in and out are stored (float, or __half in the fp16 mode's ConvFFN); fp32 arithmetic */
+template <bool GELU_ADD, int K, typename T>
 __global__ void __launch_bounds__(DW_THREADS)
-    dwconv_tile_kernel(CatanetDwconvArgs a, const float *in, const float *wt, const float *bias, float *out)
+    dwconv_tile_kernel(CatanetDwconvArgs a, const T *in, const float *wt, const float *bias, T *out)
 {
     extern __shared__ float4 dw_tile[]; /* [SH][SW][DW_CS / 4] */
     constexpr int P = K / 2, SW = DW_TW + K - 1, SH = DW_TH + K - 1, CG = DW_CS / 4;
     const int slices = (a.c + DW_CS - 1) / DW_CS, img = blockIdx.z / slices;
     const int c0 = (blockIdx.z - img * slices) * DW_CS, x0 = blockIdx.x * DW_TW, y0 = blockIdx.y * DW_TH;
-    const float *src = in + (size_t)img * a.h * a.w * a.c;
+    const T *src = in + (size_t)img * a.h * a.w * a.c;
     for (int i = threadIdx.x; i < SH * SW * CG; i += DW_THREADS) {
         int pix = i / CG, g = i - pix * CG, sy = pix / SW, sx = pix - sy * SW;
         int gy = y0 + sy - P, gx = x0 + sx - P, ch = c0 + 4 * g;
         float4 v = { 0.0f, 0.0f, 0.0f, 0.0f };
         if ((unsigned)gy < (unsigned)a.h && (unsigned)gx < (unsigned)a.w && ch < a.c)
-            v = *(const float4 *)(src + ((size_t)gy * a.w + gx) * a.c + ch);
+            v = ld_act4(src + ((size_t)gy * a.w + gx) * a.c + ch);
         dw_tile[i] = v;
     }
     __syncthreads();
@@ -140,22 +154,23 @@ __global__ void __launch_bounds__(DW_THREADS)
                 for (int i = 0; i < DW_RX; i++)
                     acc[i] += v[i + kx] * w[ky * K + kx];
         }
-        float *dst = out + (((size_t)img * a.h + y) * a.w + x0 + tx) * a.c + ch;
+        T *dst = out + (((size_t)img * a.h + y) * a.w + x0 + tx) * a.c + ch;
 #pragma unroll
         for (int i = 0; i < DW_RX; i++)
             if (x0 + tx + i < a.w)
-                dst[(size_t)i * a.c] = GELU_ADD ? s[((ty + P) * SW + tx + i + P) * DW_CS] + gelu_exact(acc[i]) : acc[i];
+                st_act(dst + (size_t)i * a.c,
+                       GELU_ADD ? s[((ty + P) * SW + tx + i + P) * DW_CS] + gelu_exact(acc[i]) : acc[i]);
     }
 }
 
-static bool tile_fits(const CatanetDwconvArgs *a, const float *in)
+static bool tile_fits(const CatanetDwconvArgs *a, const void *in, int elem_bytes)
 {
     long long slices = (a->c + DW_CS - 1) / DW_CS;
-    return (a->ksize == 3 || a->ksize == 5) && a->c % 4 == 0 && ((uintptr_t)in & 15) == 0 &&
+    return (a->ksize == 3 || a->ksize == 5) && a->c % 4 == 0 && ((uintptr_t)in & (4 * elem_bytes - 1)) == 0 &&
            (a->h + DW_TH - 1) / DW_TH <= 65535 && a->batch * slices <= 65535;
 }
 
-static int check_args(CatanetCudaCtx *cx, const CatanetDwconvArgs *a, const float *in, const float *out)
+static int check_args(CatanetCudaCtx *cx, const CatanetDwconvArgs *a, const void *in, const void *out)
 {
     CUDA_REQUIRE(cx, a->batch > 0 && a->h > 0 && a->w > 0 && a->c > 0, "dwconv_fwd_cuda");
     CUDA_REQUIRE(cx, a->ksize > 0 && a->ksize % 2 == 1, "dwconv_fwd_cuda");
@@ -184,27 +199,34 @@ static int launch_pixelwarp(CatanetCudaCtx *cx, const CatanetDwconvArgs *a, cons
     return 0;
 }
 
+template <typename T>
+static int launch_tiled(CatanetCudaCtx *cx, const CatanetDwconvArgs *a, const T *in, const float *wt,
+                        const float *bias, T *out, bool gelu_add)
+{
+    int slices = (a->c + DW_CS - 1) / DW_CS;
+    dim3 grid((a->w + DW_TW - 1) / DW_TW, (a->h + DW_TH - 1) / DW_TH, a->batch * slices);
+    size_t smem = dw_tile_smem(a->ksize);
+    if (gelu_add && a->ksize == 5)
+        dwconv_tile_kernel<true, 5, T><<<grid, DW_THREADS, smem, cx->stream>>>(*a, in, wt, bias, out);
+    else if (gelu_add)
+        dwconv_tile_kernel<true, 3, T><<<grid, DW_THREADS, smem, cx->stream>>>(*a, in, wt, bias, out);
+    else if (a->ksize == 5)
+        dwconv_tile_kernel<false, 5, T><<<grid, DW_THREADS, smem, cx->stream>>>(*a, in, wt, bias, out);
+    else
+        dwconv_tile_kernel<false, 3, T><<<grid, DW_THREADS, smem, cx->stream>>>(*a, in, wt, bias, out);
+    CUDA_LAUNCHED(cx, "dwconv tiled");
+    return 0;
+}
+
 static int launch(CatanetCudaCtx *cx, const CatanetDwconvArgs *a, const float *in, const float *wt,
                   const float *bias, float *out, bool gelu_add)
 {
     int ret = check_args(cx, a, in, out);
     if (ret < 0)
         return ret;
-    if (!tile_fits(a, in))
+    if (!tile_fits(a, in, sizeof(float)))
         return launch_pixelwarp(cx, a, in, wt, bias, out, gelu_add);
-    int slices = (a->c + DW_CS - 1) / DW_CS;
-    dim3 grid((a->w + DW_TW - 1) / DW_TW, (a->h + DW_TH - 1) / DW_TH, a->batch * slices);
-    size_t smem = dw_tile_smem(a->ksize);
-    if (gelu_add && a->ksize == 5)
-        dwconv_tile_kernel<true, 5><<<grid, DW_THREADS, smem, cx->stream>>>(*a, in, wt, bias, out);
-    else if (gelu_add)
-        dwconv_tile_kernel<true, 3><<<grid, DW_THREADS, smem, cx->stream>>>(*a, in, wt, bias, out);
-    else if (a->ksize == 5)
-        dwconv_tile_kernel<false, 5><<<grid, DW_THREADS, smem, cx->stream>>>(*a, in, wt, bias, out);
-    else
-        dwconv_tile_kernel<false, 3><<<grid, DW_THREADS, smem, cx->stream>>>(*a, in, wt, bias, out);
-    CUDA_LAUNCHED(cx, "dwconv tiled");
-    return 0;
+    return launch_tiled(cx, a, in, wt, bias, out, gelu_add);
 }
 
 /* in [B,H,W,C], wt [C,1,k,k], bias [C] -> out [B,H,W,C] */
@@ -218,6 +240,16 @@ int catanet_dwconv_gelu_add_fwd_cuda(CatanetCudaCtx *cx, const CatanetDwconvArgs
                                      const float *wt, const float *bias, float *out)
 {
     return launch(cx, a, in, wt, bias, out, true);
+}
+
+int catanet_dwconv_gelu_add_fp16_fwd_cuda(CatanetCudaCtx *cx, const CatanetDwconvArgs *a, const void *in,
+                                          const float *wt, const float *bias, void *out)
+{
+    int ret = check_args(cx, a, in, out);
+    if (ret < 0)
+        return ret;
+    CUDA_REQUIRE(cx, tile_fits(a, in, sizeof(__half)), "dwconv_gelu_add_fp16_fwd_cuda");
+    return launch_tiled(cx, a, (const __half *)in, wt, bias, (__half *)out, true);
 }
 
 int catanet_dwconv_gelu_add_pixelwarp_fwd_cuda(CatanetCudaCtx *cx, const CatanetDwconvArgs *a, const float *in,

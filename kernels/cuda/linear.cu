@@ -3,6 +3,8 @@
  * defines: catanet_linear_fwd_cuda, catanet_linear_fused_fwd_cuda, catanet_cuda_gemm_rm (shared with
  *          conv2d.cu), catanet_cuda_sgemm_rm, catanet_linear_bwd_cuda
  */
+#include <type_traits>
+
 #include "cuda_common.cuh"
 #include "gemm.cuh"
 #include "reduce.cuh"
@@ -62,10 +64,11 @@ int catanet_linear_fwd_cuda(CatanetCudaCtx *cx, int n, int in, int out, const fl
 #define LF_OUT 64
 #define LF_K 32
 
-__global__ void __launch_bounds__(256) linear_fused_kernel(int n, int in, int out, const float *x,
+template <typename TX, typename TY>
+__global__ void __launch_bounds__(256) linear_fused_kernel(int n, int in, int out, const TX *x,
                                                            const float *w, const float *lnw,
                                                            const float *lnb, const float *bias, int gelu,
-                                                           const float *res, float *y, float *ln_out,
+                                                           const float *res, TY *y, float *ln_out,
                                                            int s0, int s1, float *y1, float *y2)
 {
     __shared__ float xs[LF_K][LF_TOK + 1]; /* +1: the staging writes (k varies in a warp) spread over banks */
@@ -77,14 +80,14 @@ __global__ void __launch_bounds__(256) linear_fused_kernel(int n, int in, int ou
     if (lnw) { /* statistics as layernorm.cu: a warp per row, two passes in fp32 */
         int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
         for (int t = warp; t < ntok; t += 8) {
-            const float *xr = x + (t0 + t) * in;
+            const TX *xr = x + (t0 + t) * in;
             float s = 0.0f;
             for (int ch = lane; ch < in; ch += 32)
-                s += xr[ch];
+                s += ld_act(xr + ch);
             float mean = warp_sum(s) / in;
             float q = 0.0f;
             for (int ch = lane; ch < in; ch += 32) {
-                float d = xr[ch] - mean;
+                float d = ld_act(xr + ch) - mean;
                 q += d * d;
             }
             float rstd = rsqrtf(warp_sum(q) / in + CATANET_LN_EPS);
@@ -107,7 +110,7 @@ __global__ void __launch_bounds__(256) linear_fused_kernel(int n, int in, int ou
                 int t = e / LF_K, k = e % LF_K; /* a warp reads 32 consecutive channels of a row */
                 float v = 0.0f;
                 if (t < ntok && k0 + k < in) {
-                    v = x[(t0 + t) * in + k0 + k];
+                    v = ld_act(x + (t0 + t) * in + k0 + k);
                     if (lnw) {
                         v = (v - mean_s[t]) * rstd_s[t] * lnw[k0 + k] + lnb[k0 + k];
                         if (ln_out && o0 == 0)
@@ -152,17 +155,17 @@ __global__ void __launch_bounds__(256) linear_fused_kernel(int n, int in, int ou
                     v += bias[o];
                 if (gelu)
                     v = gelu_exact(v);
-                float *dst = y;
-                int col = o, width = s0 ? s0 : out;
-                if (s0 && o >= s0) {
-                    dst = o >= s1 ? y2 : y1;
-                    col = o >= s1 ? o - s1 : o - s0;
-                    width = o >= s1 ? out - s1 : s1 - s0;
+                if (s0 == 0) {
+                    size_t at = (t0 + t) * out + o;
+                    if (res)
+                        v += res[at];
+                    st_act(y + at, v);
+                } else if (std::is_same<TY, float>::value) { /* the host allows splits for fp32 y only */
+                    float *dst = o < s0 ? (float *)y : o >= s1 ? y2 : y1;
+                    int col = o < s0 ? o : o >= s1 ? o - s1 : o - s0;
+                    int width = o < s0 ? s0 : o >= s1 ? out - s1 : s1 - s0;
+                    dst[(t0 + t) * width + col] = v;
                 }
-                size_t at = (t0 + t) * width + col;
-                if (res)
-                    v += res[at];
-                dst[at] = v;
             }
         }
     }
@@ -181,11 +184,24 @@ int catanet_linear_fused_fwd_cuda(CatanetCudaCtx *cx, int n, int in, int out, co
     CUDA_REQUIRE(cx, (s0 == 0 && s1 == 0) || (0 < s0 && s0 < s1 && s1 <= out && f->y1 && (s1 == out || f->y2) &&
                                               !f->res && (const float *)f->y1 != x && (const float *)f->y2 != x),
                  "linear_fused_fwd_cuda");
+    CUDA_REQUIRE(cx, !f->y_fp16 || (!f->res && s0 == 0), "linear_fused_fwd_cuda");
     if (n == 0)
         return 0;
     unsigned blocks = (unsigned)(((size_t)n + LF_TOK - 1) / LF_TOK);
-    linear_fused_kernel<<<blocks, 256, 0, cx->stream>>>(n, in, out, x, w, f->ln_w, f->ln_b, f->bias, f->gelu,
-                                                         f->res, y, f->ln_out, s0, s1, f->y1, f->y2);
+    const __half *xh = (const __half *)x;
+    __half *yh = (__half *)y;
+    if (f->x_fp16 && f->y_fp16)
+        linear_fused_kernel<__half, __half><<<blocks, 256, 0, cx->stream>>>(n, in, out, xh, w, f->ln_w, f->ln_b, f->bias, f->gelu,
+                                                             f->res, yh, f->ln_out, s0, s1, f->y1, f->y2);
+    else if (f->x_fp16)
+        linear_fused_kernel<__half, float><<<blocks, 256, 0, cx->stream>>>(n, in, out, xh, w, f->ln_w, f->ln_b, f->bias, f->gelu,
+                                                             f->res, y, f->ln_out, s0, s1, f->y1, f->y2);
+    else if (f->y_fp16)
+        linear_fused_kernel<float, __half><<<blocks, 256, 0, cx->stream>>>(n, in, out, x, w, f->ln_w, f->ln_b, f->bias, f->gelu,
+                                                             f->res, yh, f->ln_out, s0, s1, f->y1, f->y2);
+    else
+        linear_fused_kernel<float, float><<<blocks, 256, 0, cx->stream>>>(n, in, out, x, w, f->ln_w, f->ln_b, f->bias, f->gelu,
+                                                             f->res, y, f->ln_out, s0, s1, f->y1, f->y2);
     CUDA_LAUNCHED(cx, "linear_fused");
     return 0;
 }
