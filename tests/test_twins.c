@@ -325,6 +325,112 @@ static double t_linear_fused_fp16(void)
     return worst_of(e, 4);
 }
 
+/* The fp16 mode's fused layer on tensor cores (cx.gemm_fp16): LN'd inputs and weights rounded to
+ * fp16, products exact in fp32, fp32 sums. Against the fp32 CPU sequence each output gets a bound of
+ * its own, in double, as the fp16 conv's: rounding gives |x^ w^ - x w| <= (2u + u^2)|x w| + eta (1 + u)
+ * (|x| + |w|) + eta^2 (u = 2^-11, eta = 2^-25), plus 2^-20 |x w| for the fp32 LayerNorm values the two
+ * sides round from, plus K 2^-23 sum |x^ w^| for each side's fp32 sum (in any order) and 2^-22 of the
+ * pre-activation and of the output for the bias and residual adds; GELU multiplies by at most 1.13
+ * (its largest slope); an fp16 output adds its own rounding, 2^-11 |ref|. The entry reports the worst
+ * |got - ref| / bound (limit 1, a bound and not a fitted tolerance). split: q|k|v with LN(x) written
+ * too (ln_out: the fp32 twin's 1e-5, as error / 1e-5). */
+static double linear_fused_tc_case(int n, int in, int out, int ln, int bias, int gelu, int res, int xh, int yh,
+                                   int split)
+{
+    Rng r = { 37 };
+    size_t ni = (size_t)n * in, no = (size_t)n * out;
+    float *x = randv(&r, ni, 1.0f), *w = randv(&r, (size_t)out * in, 0.16f), *b = randv(&r, out, 0.1f);
+    float *g = randv(&r, in, 1.0f), *gb = randv(&r, in, 0.1f), *rv = randv(&r, no, 1.0f);
+    uint16_t *xbits = xh ? to_half(x, ni) : NULL;
+    float *xn = malloc(sizeof(float) * ni), *ref = malloc(sizeof(float) * no), *got = malloc(sizeof(float) * no);
+    if (ln)
+        catanet_layernorm_fwd_ref(n, in, x, g, gb, xn, NULL, NULL);
+    else
+        memcpy(xn, x, sizeof(float) * ni);
+    catanet_linear_fwd_ref(n, in, out, xn, w, bias ? b : NULL, ref);
+    if (gelu)
+        catanet_gelu_fwd_ref(no, ref, ref);
+    if (res)
+        for (size_t i = 0; i < no; i++)
+            ref[i] += rv[i];
+    void *dx = xh ? up(xbits, sizeof(uint16_t) * ni) : up(x, sizeof(float) * ni);
+    float *dw = up(w, sizeof(float) * out * in), *db = up(b, sizeof(float) * out);
+    float *dg = up(g, sizeof(float) * in), *dgb = up(gb, sizeof(float) * in), *dln = dmalloc(sizeof(float) * ni);
+    int s0 = split ? out / 3 : 0, s1 = split ? 2 * (out / 3) : 0, width[3] = { s0, s1 - s0, out - s1 };
+    void *dy = yh ? dmalloc(sizeof(uint16_t) * no) : up(rv, sizeof(float) * no);
+    float *dy1 = split ? dmalloc(sizeof(float) * n * width[1]) : NULL, *dy2 = split ? dmalloc(sizeof(float) * n * width[2]) : NULL;
+    CatanetLinearFusion f = { .ln_w = ln ? dg : NULL, .ln_b = ln ? dgb : NULL, .bias = bias ? db : NULL, .gelu = gelu,
+                              .res = res ? dy : NULL, .ln_out = split ? dln : NULL, .x_fp16 = xh, .y_fp16 = yh };
+    if (split) {
+        f.split[0] = s0;
+        f.split[1] = s1;
+        f.y1 = dy1;
+        f.y2 = dy2;
+    }
+    cx.gemm_fp16 = 1;
+    int ret = launched(catanet_linear_fused_fwd_cuda(&cx, n, in, out, dx, dw, &f, dy), "linear_fused tensor cores");
+    cx.gemm_fp16 = 0;
+    double worst = ret < 0 ? -1 : 0;
+    if (ret >= 0) {
+        if (yh) {
+            uint16_t *hb = malloc(sizeof(uint16_t) * no);
+            down(hb, dy, sizeof(uint16_t) * no);
+            for (size_t i = 0; i < no; i++)
+                got[i] = half_value(hb[i]);
+            free(hb);
+        } else if (split) {
+            float *part[3] = { malloc(sizeof(float) * n * s0), malloc(sizeof(float) * n * width[1]),
+                               malloc(sizeof(float) * n * width[2]) };
+            down(part[0], dy, sizeof(float) * n * s0);
+            down(part[1], dy1, sizeof(float) * n * width[1]);
+            down(part[2], dy2, sizeof(float) * n * width[2]);
+            for (int t = 0; t < n; t++)
+                for (int o = 0; o < out; o++) {
+                    int p = o < s0 ? 0 : o < s1 ? 1 : 2, c = o - (p == 0 ? 0 : p == 1 ? s0 : s1);
+                    got[(size_t)t * out + o] = part[p][(size_t)t * width[p] + c];
+                }
+            for (int p = 0; p < 3; p++)
+                free(part[p]);
+            worst = finish(dln, xn, ni) / 1e-5;
+        } else {
+            down(got, dy, sizeof(float) * no);
+        }
+        const double u = ldexp(1, -11), eta = ldexp(1, -25);
+        for (int t = 0; t < n; t++)
+            for (int o = 0; o < out; o++) {
+                double sxw = 0, sxe = 0, pre = bias ? b[o] : 0;
+                for (int i = 0; i < in; i++) {
+                    double xi = xn[(size_t)t * in + i], wi = w[(size_t)o * in + i];
+                    sxw += fabs(xi * wi);
+                    sxe += eta * (1 + u) * (fabs(xi) + fabs(wi)) + eta * eta;
+                    pre += xi * wi;
+                }
+                size_t at = (size_t)t * out + o;
+                double e = (2 * u + u * u + ldexp(1, -20)) * sxw + sxe + 2 * in * ldexp(1, -23) * sxw * (1 + 2 * u) +
+                           ldexp(fabs(pre), -22);
+                e = (gelu ? 1.13 : 1.0) * e + ldexp(fabs(ref[at]), -22);
+                if (yh)
+                    e += ldexp(fabs(ref[at]), -11) + eta;
+                double ratio = fabs((double)got[at] - ref[at]) / e;
+                worst = ratio > worst || ratio != ratio ? ratio : worst;
+            }
+    }
+    cudaFree(dx); cudaFree(dw); cudaFree(db); cudaFree(dg); cudaFree(dgb); cudaFree(dln); cudaFree(dy);
+    cudaFree(dy1); cudaFree(dy2);
+    free(x); free(xbits); free(w); free(b); free(g); free(gb); free(rv); free(xn); free(ref); free(got);
+    return worst;
+}
+static double t_linear_fused_tc(void)
+{
+    double e[6] = { linear_fused_tc_case(777, 40, 96, 1, 1, 1, 0, 0, 1, 0) /* ConvFFN in: LN + fc1 + GELU -> fp16 */,
+                    linear_fused_tc_case(300, 96, 40, 0, 1, 0, 1, 1, 0, 0) /* ConvFFN out: fp16 -> fc2 + residual */,
+                    linear_fused_tc_case(777, 40, 111, 1, 0, 0, 0, 0, 0, 1) /* LN + q|k|v, split, LN(x) out */,
+                    linear_fused_tc_case(129, 40, 40, 0, 0, 0, 1, 0, 0, 0) /* proj.conv1x1 + residual, partial tile */,
+                    linear_fused_tc_case(65, 36, 20, 1, 1, 1, 1, 1, 0, 0) /* dims not multiples of 16 (padding) */,
+                    linear_fused_tc_case(1, 7, 3, 1, 1, 1, 0, 0, 1, 0) /* one token */ };
+    return worst_of(e, 6);
+}
+
 static double t_linear_fused(void)
 {
     double e[7] = { linear_fused_case(777, 40, 96, 1, 1, 1, 0) /* LN + fc1 + GELU */,
@@ -1754,6 +1860,7 @@ static const Twin twins[] = {
     { "linear (fp16 tensor-core GEMM vs fp32 CPU)", "catanet_linear_fwd_cuda", 1e-2, t_linear_fp16 },
     { "linear fused (LN, bias, GELU, residual, split)", "catanet_linear_fused_fwd_cuda", 1e-5, t_linear_fused },
     { "linear fused, fp16 activations (err/bound)", "catanet_linear_fused_fwd_cuda", 1, t_linear_fused_fp16 },
+    { "linear fused on tensor cores, fp16 mode (err/bound)", "catanet_linear_fused_fwd_cuda", 1, t_linear_fused_tc },
     { "conv2d (direct, implicit GEMM fp32)", "catanet_conv2d_fwd_cuda", 1e-5, t_conv2d },
     { "conv2d im2col chunks + cuBLAS", "catanet_conv2d_im2col_fwd_cuda", 1e-5, t_conv2d_im2col },
     { "conv2d fp16 tensor-core implicit GEMM (err/bound)", "catanet_conv2d_fwd_cuda", 1, t_conv2d_fp16 },
@@ -2283,6 +2390,25 @@ static int op_linear_fused_qkv(void *p)
     CatanetLinearFusion f = { .ln_w = b->b, .ln_b = b->b, .ln_out = b->z, .split = { 36, 72 }, .y1 = b->k, .y2 = b->v };
     return catanet_linear_fused_fwd_cuda(&cx, b->n, 40, 112, b->x, b->wt, &f, b->q);
 }
+/* the fp16 mode's ConvFFN chain: the same three ops with the [N,96] intermediates stored as fp16 */
+static int op_linear_fused_fc1_h(void *p)
+{
+    BenchBufs *b = p;
+    CatanetLinearFusion f = { .ln_w = b->b, .ln_b = b->b, .bias = b->b, .gelu = 1, .y_fp16 = 1 };
+    return catanet_linear_fused_fwd_cuda(&cx, b->n, 40, 96, b->x, b->wt, &f, b->big);
+}
+static int op_dwconv_h(void *p)
+{
+    BenchBufs *b = p;
+    CatanetDwconvArgs a = { 1, b->h, b->w, 96, 5 };
+    return catanet_dwconv_gelu_add_fp16_fwd_cuda(&cx, &a, b->big, b->wt, b->b, b->big2);
+}
+static int op_linear_fused_fc2_h(void *p)
+{
+    BenchBufs *b = p;
+    CatanetLinearFusion f = { .bias = b->b, .res = b->y, .x_fp16 = 1 };
+    return catanet_linear_fused_fwd_cuda(&cx, b->n, 96, 40, b->big2, b->wt, &f, b->y);
+}
 static int op_dwconv(void *p)
 {
     BenchBufs *b = p;
@@ -2363,6 +2489,8 @@ static void op_bench(void)
         { "add [N,40]", op_add40 }, { "dwconv5x5+gelu+add [N,96]", op_dwconv },
         { "fused LN+linear 40->96+gelu", op_linear_fused_fc1 }, { "fused linear 96->40+bias+add", op_linear_fused_fc2 },
         { "fused LN+q|k|v 40->36|36|40", op_linear_fused_qkv },
+        { "fused LN+linear 40->96+gelu, fp16 out", op_linear_fused_fc1_h }, { "dwconv5x5+gelu+add, fp16 in/out", op_dwconv_h },
+        { "fused linear 96->40+bias+add, fp16 in", op_linear_fused_fc2_h },
         { "dwconv5x5+gelu+add per-warp (old)", op_dwconv_pixelwarp },
         { "pixel_shuffle+lrelu x2 (40ch)", op_shuffle }, { "bilinear+add -> 1920x1080", op_bilinear_add },
     };

@@ -3,6 +3,7 @@
  * defines: catanet_linear_fwd_cuda, catanet_linear_fused_fwd_cuda, catanet_cuda_gemm_rm (shared with
  *          conv2d.cu), catanet_cuda_sgemm_rm, catanet_linear_bwd_cuda
  */
+#include <mma.h>
 #include <type_traits>
 
 #include "cuda_common.cuh"
@@ -63,6 +64,28 @@ int catanet_linear_fwd_cuda(CatanetCudaCtx *cx, int n, int in, int out, const fl
 #define LF_TOK 64
 #define LF_OUT 64
 #define LF_K 32
+
+/* one output of the fused layer: bias, GELU, then the residual and the store, or the split routing */
+template <typename TY>
+__device__ static inline void lf_store(float v, size_t t, int o, int out, const float *bias, int gelu,
+                                       const float *res, TY *y, int s0, int s1, float *y1, float *y2)
+{
+    if (bias)
+        v += bias[o];
+    if (gelu)
+        v = gelu_exact(v);
+    if (s0 == 0) {
+        size_t at = t * out + o;
+        if (res)
+            v += res[at];
+        st_act(y + at, v);
+    } else if (std::is_same<TY, float>::value) { /* the host allows splits for fp32 y only */
+        float *dst = o < s0 ? (float *)y : o >= s1 ? y2 : y1;
+        int col = o < s0 ? o : o >= s1 ? o - s1 : o - s0;
+        int width = o < s0 ? s0 : o >= s1 ? out - s1 : s1 - s0;
+        dst[t * width + col] = v;
+    }
+}
 
 template <typename TX, typename TY>
 __global__ void __launch_bounds__(256) linear_fused_kernel(int n, int in, int out, const TX *x,
@@ -150,24 +173,107 @@ __global__ void __launch_bounds__(256) linear_fused_kernel(int n, int in, int ou
                 int o = o0 + tx + 16 * j;
                 if (o >= out)
                     continue;
-                float v = acc[i][j];
-                if (bias)
-                    v += bias[o];
-                if (gelu)
-                    v = gelu_exact(v);
-                if (s0 == 0) {
-                    size_t at = (t0 + t) * out + o;
-                    if (res)
-                        v += res[at];
-                    st_act(y + at, v);
-                } else if (std::is_same<TY, float>::value) { /* the host allows splits for fp32 y only */
-                    float *dst = o < s0 ? (float *)y : o >= s1 ? y2 : y1;
-                    int col = o < s0 ? o : o >= s1 ? o - s1 : o - s0;
-                    int width = o < s0 ? s0 : o >= s1 ? out - s1 : s1 - s0;
-                    dst[(t0 + t) * width + col] = v;
-                }
+                lf_store(acc[i][j], t0 + t, o, out, bias, gelu, res, y, s0, s1, y1, y2);
             }
         }
+    }
+}
+
+/* ---------------- fused, on tensor cores (the fp16 mode: cx->gemm_fp16) ----------------
+ * The same layer with the product on nvcuda::wmma m16n16k16: a block stages LT_TOK tokens of x
+ * (LayerNorm applied in fp32 first, then rounded to fp16, as the fp16 mode's cuBLAS GEMMs round
+ * their inputs) and the whole weight matrix (fp16, transposed to [k][out], both zero-padded to
+ * multiples of 16) in shared memory; each warp owns 16 tokens and walks the 16-output fragments,
+ * accumulating in fp32, and the fragment goes through a per-warp 16x16 staging tile to lf_store.
+ * The token layers' ~200 GFLOP a 960x540 frame (8 groups) run here instead of on fp32 CUDA cores. */
+#define LT_TOK 128 /* 8 warps x 16 tokens */
+
+__host__ __device__ static inline int lt_round16(int v)
+{
+    return (v + 15) & ~15;
+}
+
+static size_t lt_smem(int in, int out)
+{
+    return sizeof(__half) * ((size_t)LT_TOK * lt_round16(in) + (size_t)lt_round16(in) * lt_round16(out)) +
+           sizeof(float) * (8 * 256 + 2 * LT_TOK);
+}
+
+template <typename TX, typename TY>
+__global__ void __launch_bounds__(256) linear_fused_tc_kernel(int n, int in, int out, const TX *x, const float *w,
+                                                              const float *lnw, const float *lnb, const float *bias,
+                                                              int gelu, const float *res, TY *y, float *ln_out, int s0,
+                                                              int s1, float *y1, float *y2)
+{
+    namespace wmma = nvcuda::wmma;
+    extern __shared__ float4 lt_smem_f4[]; /* dynamic only: 16-byte aligned at least; every part below
+                                              starts at a multiple of 32 bytes from it */
+    const int kp = lt_round16(in), op = lt_round16(out), tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    __half *xs = (__half *)lt_smem_f4;                /* [LT_TOK][kp] */
+    __half *ws = xs + LT_TOK * kp;                     /* [kp][op] */
+    float *st = (float *)(ws + (size_t)kp * op);       /* per warp [16][16] */
+    float *mean_s = st + 8 * 256, *rstd_s = mean_s + LT_TOK;
+    size_t t0 = (size_t)blockIdx.x * LT_TOK;
+    int ntok = n - t0 < LT_TOK ? (int)(n - t0) : LT_TOK;
+    if (lnw) { /* statistics as linear_fused_kernel: a warp per row, two passes in fp32 */
+        for (int t = warp; t < ntok; t += 8) {
+            const TX *xr = x + (t0 + t) * in;
+            float sm = 0.0f;
+            for (int ch = lane; ch < in; ch += 32)
+                sm += ld_act(xr + ch);
+            float mean = warp_sum(sm) / in;
+            float q = 0.0f;
+            for (int ch = lane; ch < in; ch += 32) {
+                float d = ld_act(xr + ch) - mean;
+                q += d * d;
+            }
+            float rstd = rsqrtf(warp_sum(q) / in + CATANET_LN_EPS);
+            if (lane == 0) {
+                mean_s[t] = mean;
+                rstd_s[t] = rstd;
+            }
+        }
+    }
+    for (int i = tid; i < kp * op; i += 256) {
+        int k = i / op, o = i - k * op;
+        ws[i] = __float2half_rn(k < in && o < out ? w[(size_t)o * in + k] : 0.0f);
+    }
+    __syncthreads(); /* the statistics */
+    for (int i = tid; i < LT_TOK * kp; i += 256) {
+        int t = i / kp, k = i - t * kp;
+        float v = 0.0f;
+        if (t < ntok && k < in) {
+            v = ld_act(x + (t0 + t) * in + k);
+            if (lnw) {
+                v = (v - mean_s[t]) * rstd_s[t] * lnw[k] + lnb[k];
+                if (ln_out)
+                    ln_out[(t0 + t) * in + k] = v;
+            }
+        }
+        xs[i] = __float2half_rn(v);
+    }
+    __syncthreads();
+    if (warp * 16 >= ntok)
+        return; /* no barrier follows */
+    float *wst = st + warp * 256;
+    for (int n0 = 0; n0 < op; n0 += 16) {
+        wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
+        wmma::fill_fragment(acc, 0.0f);
+        for (int k0 = 0; k0 < kp; k0 += 16) {
+            wmma::fragment<wmma::matrix_a, 16, 16, 16, __half, wmma::row_major> af;
+            wmma::fragment<wmma::matrix_b, 16, 16, 16, __half, wmma::row_major> bf;
+            wmma::load_matrix_sync(af, xs + (size_t)warp * 16 * kp + k0, kp);
+            wmma::load_matrix_sync(bf, ws + (size_t)k0 * op + n0, op);
+            wmma::mma_sync(acc, af, bf, acc);
+        }
+        wmma::store_matrix_sync(wst, acc, 16, wmma::mem_row_major);
+        __syncwarp();
+        for (int e = lane; e < 256; e += 32) {
+            int t = warp * 16 + (e >> 4), o = n0 + (e & 15);
+            if (t < ntok && o < out)
+                lf_store(wst[e], t0 + t, o, out, bias, gelu, res, y, s0, s1, y1, y2);
+        }
+        __syncwarp(); /* read before the next fragment is stored */
     }
 }
 
@@ -187,9 +293,27 @@ int catanet_linear_fused_fwd_cuda(CatanetCudaCtx *cx, int n, int in, int out, co
     CUDA_REQUIRE(cx, !f->y_fp16 || (!f->res && s0 == 0), "linear_fused_fwd_cuda");
     if (n == 0)
         return 0;
-    unsigned blocks = (unsigned)(((size_t)n + LF_TOK - 1) / LF_TOK);
     const __half *xh = (const __half *)x;
     __half *yh = (__half *)y;
+    size_t smem = lt_smem(in, out);
+    if (cx->gemm_fp16 && smem <= 48 * 1024) { /* the fp16 mode: tensor cores */
+        unsigned tb = (unsigned)(((size_t)n + LT_TOK - 1) / LT_TOK);
+        if (f->x_fp16 && f->y_fp16)
+            linear_fused_tc_kernel<__half, __half><<<tb, 256, smem, cx->stream>>>(
+                n, in, out, xh, w, f->ln_w, f->ln_b, f->bias, f->gelu, f->res, yh, f->ln_out, s0, s1, f->y1, f->y2);
+        else if (f->x_fp16)
+            linear_fused_tc_kernel<__half, float><<<tb, 256, smem, cx->stream>>>(
+                n, in, out, xh, w, f->ln_w, f->ln_b, f->bias, f->gelu, f->res, y, f->ln_out, s0, s1, f->y1, f->y2);
+        else if (f->y_fp16)
+            linear_fused_tc_kernel<float, __half><<<tb, 256, smem, cx->stream>>>(
+                n, in, out, x, w, f->ln_w, f->ln_b, f->bias, f->gelu, f->res, yh, f->ln_out, s0, s1, f->y1, f->y2);
+        else
+            linear_fused_tc_kernel<float, float><<<tb, 256, smem, cx->stream>>>(
+                n, in, out, x, w, f->ln_w, f->ln_b, f->bias, f->gelu, f->res, y, f->ln_out, s0, s1, f->y1, f->y2);
+        CUDA_LAUNCHED(cx, "linear_fused (tensor cores)");
+        return 0;
+    }
+    unsigned blocks = (unsigned)(((size_t)n + LF_TOK - 1) / LF_TOK);
     if (f->x_fp16 && f->y_fp16)
         linear_fused_kernel<__half, __half><<<blocks, 256, 0, cx->stream>>>(n, in, out, xh, w, f->ln_w, f->ln_b, f->bias, f->gelu,
                                                              f->res, yh, f->ln_out, s0, s1, f->y1, f->y2);
