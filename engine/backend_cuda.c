@@ -65,7 +65,7 @@ typedef struct CudaState {
     size_t block_bytes;
     float *d_in, *d_out;      /* planar [3][in_h][in_w], [3][s in_h][s in_w] */
     float *src_pad;           /* planar [3][h][w] mirrored (only when padded) */
-    float *xin, *f0, *f, *res, *t1, *q, *k, *v, *att, *y, *a, *dd, *u, *us, *out, *proj;
+    float *xin, *f0, *f, *res, *t1, *q, *k, *v, *att, *y, *a, *dd, *u, *us, *out;
     int32_t *cid, *ord;
     void **lrsa_tab;          /* per group, device */
     int attn_tc;              /* fp16 mode: attention may run on tensor cores */
@@ -440,7 +440,7 @@ static int lrsa_attn(CudaState *s, const CatanetModel *m, int g, const float *x,
     const CatanetLrsaW *w = &m->groups[g].lrsa;
     CatanetLrsaArgs la = { s->h, s->w, a->dim, a->groups[g].patch_size, a->heads, a->qk_dim / a->heads,
                            a->dim / a->heads };
-    CatanetLrsaCudaScratch sc = { s->t1, s->q, s->k, s->v, s->att, s->proj };
+    CatanetLrsaCudaScratch sc = { s->t1, s->q, s->k, s->v, s->att, NULL };
     K(ln_qkv(s, m, g, 1, x));
     mark(s, "lrsa: LN + q|k|v");
     s->cx.attn_fp16 = s->attn_tc && !s->pick.lrsa[g];
@@ -749,7 +749,7 @@ int catanet_cuda_prepare(CatanetEngine *e, int width, int height)
         (size_t)3 * s->in_w * s->in_h, 3 * (size_t)s->in_w * s->in_h * sc * sc, /* d_in, d_out */
         s->padded ? 3 * N : 0,                                                  /* src_pad */
         N * 3, N * d, N * d, N * d, N * d,                                      /* xin, f0, f, res, t1 */
-        N * qk, N * qk, N * hv, N * hv, N * d, N * d,                           /* q, k, v, att, y, proj */
+        N * qk, N * qk, N * hv, N * hv, N * d,                                  /* q, k, v, att, y */
         N * mlp, N * mlp,                                                       /* a, dd */
         sN * d, sN * d, sN * 3,                                                 /* u, us, out */
         N, N,                                                                   /* cid, ord (int32) */
@@ -779,15 +779,15 @@ int catanet_cuda_prepare(CatanetEngine *e, int width, int height)
     s->d_in = b + off[0];
     s->d_out = b + off[1];
     s->src_pad = s->padded ? b + off[2] : NULL;
-    float **bufs[] = { &s->xin, &s->f0, &s->f, &s->res, &s->t1, &s->q, &s->k, &s->v, &s->att, &s->y, &s->proj,
+    float **bufs[] = { &s->xin, &s->f0, &s->f, &s->res, &s->t1, &s->q, &s->k, &s->v, &s->att, &s->y,
                        &s->a, &s->dd, &s->u, &s->us, &s->out };
     for (int i = 0; i < (int)(sizeof(bufs) / sizeof(bufs[0])); i++)
         *bufs[i] = b + off[3 + i];
-    s->cid = (int32_t *)(b + off[19]);
-    s->ord = (int32_t *)(b + off[20]);
-    s->cx.work = b + off[21];
+    s->cid = (int32_t *)(b + off[18]);
+    s->ord = (int32_t *)(b + off[19]);
+    s->cx.work = b + off[20];
     s->cx.work_floats = work;
-    unsigned char *tabs = (unsigned char *)(b + off[22]);
+    unsigned char *tabs = (unsigned char *)(b + off[21]);
 
     /* LRSA patch tables: the exact starts/band weights of the CPU code, built here once */
     s->lrsa_tab = calloc(a->num_groups ? a->num_groups : 1, sizeof(void *));

@@ -65,6 +65,10 @@ typedef struct CatanetLinearFusion {
     float *y1, *y2;
     int x_fp16, y_fp16;       /* x / y hold __half values behind their float pointers (activations
                                  stored as fp16; y_fp16: no res, no split) */
+    /* LRSA's overlapping-patch combine, or all NULL: y = wr[r] wc[c] (cr[r] cc[c] res + v) for the
+     * token t = r band_w + c (v: the product and bias; needs res, no split, no GELU) */
+    const float *band_wr, *band_wc, *band_cr, *band_cc;
+    int band_w;
 } CatanetLinearFusion;
 int catanet_linear_fused_fwd_cuda(CatanetCudaCtx *cx, int n, int in, int out, const float *x,
                                   const float *w, const CatanetLinearFusion *f, float *y);
@@ -135,7 +139,8 @@ int catanet_mirror_index_cuda(CatanetCudaCtx *cx, const int64_t *i, int n, int c
  * The patch geometry (starts, band weights, coverage counts) depends only on the size: built on
  * the host once (catanet_lrsa_cuda_table_fill, from catanet_lrsa_starts/_band_weights) and
  * uploaded by the caller. Scratch buffers are the caller's: ln [H*W,C], q,k [H*W,heads*dqk],
- * v, asum, proj [H*W,heads*dv] (proj: [H*W,C]). out may alias x. */
+ * v, asum [H*W,heads*dv]. proj is not used by the forward (the projection and the band-weighted
+ * combine are one fused pass now); the training step's layout still carries it. out may alias x. */
 typedef struct CatanetLrsaCudaScratch {
     float *ln, *q, *k, *v, *asum, *proj;
 } CatanetLrsaCudaScratch;

@@ -431,6 +431,35 @@ static double t_linear_fused_tc(void)
     return worst_of(e, 6);
 }
 
+/* LRSA's combine in the epilogue: y = wr[r] wc[c] (cr[r] cc[c] res + x w^T) on an h x w token grid,
+ * in place on res (as lrsa.cu calls it); random band factors so that a swapped row/column index or
+ * a dropped factor is far beyond 1e-5 */
+static double linear_fused_band_case(int h, int w, int in, int out)
+{
+    Rng r = { 41 };
+    int n = h * w;
+    size_t ni = (size_t)n * in, no = (size_t)n * out;
+    float *x = randv(&r, ni, 1.0f), *wt = randv(&r, (size_t)out * in, 0.16f), *rv = randv(&r, no, 1.0f);
+    float *wr = randv(&r, h, 1.0f), *wc = randv(&r, w, 1.0f), *cr = randv(&r, h, 1.0f), *cc = randv(&r, w, 1.0f);
+    float *ref = malloc(sizeof(float) * no);
+    catanet_linear_fwd_ref(n, in, out, x, wt, NULL, ref);
+    for (int t = 0; t < n; t++)
+        for (int o = 0; o < out; o++) {
+            int y = t / w, c = t % w;
+            size_t at = (size_t)t * out + o;
+            ref[at] = wr[y] * wc[c] * (cr[y] * cc[c] * rv[at] + ref[at]);
+        }
+    float *dx = up(x, sizeof(float) * ni), *dw = up(wt, sizeof(float) * out * in), *dy = up(rv, sizeof(float) * no);
+    float *dwr = up(wr, sizeof(float) * h), *dwc = up(wc, sizeof(float) * w), *dcr = up(cr, sizeof(float) * h);
+    float *dcc = up(cc, sizeof(float) * w);
+    CatanetLinearFusion f = { .res = dy, .band_wr = dwr, .band_wc = dwc, .band_cr = dcr, .band_cc = dcc, .band_w = w };
+    int ret = launched(catanet_linear_fused_fwd_cuda(&cx, n, in, out, dx, dw, &f, dy), "linear_fused band");
+    double e = ret < 0 ? -1 : finish(dy, ref, no);
+    cudaFree(dx); cudaFree(dw); cudaFree(dy); cudaFree(dwr); cudaFree(dwc); cudaFree(dcr); cudaFree(dcc);
+    free(x); free(wt); free(rv); free(wr); free(wc); free(cr); free(cc); free(ref);
+    return e;
+}
+
 static double t_linear_fused(void)
 {
     double e[7] = { linear_fused_case(777, 40, 96, 1, 1, 1, 0) /* LN + fc1 + GELU */,
@@ -443,8 +472,8 @@ static double t_linear_fused(void)
     double sp[3] = { linear_fused_split_case(777, 40, 36, 72, 112, 0) /* LN + q|k|v of CATANet-L, LN(x) out */,
                      linear_fused_split_case(70, 100, 30, 90, 90, 1) /* two slices, 4 input chunks */,
                      linear_fused_split_case(65, 36, 64, 65, 130, 1) /* slices across the 64-output chunks */ };
-    double a = worst_of(e, 7), b = worst_of(sp, 3);
-    return a < 0 || b < 0 ? -1 : fmax(a, b);
+    double a = worst_of(e, 7), b = worst_of(sp, 3), c = linear_fused_band_case(13, 29, 40, 40);
+    return a < 0 || b < 0 || c < 0 ? -1 : fmax(a, fmax(b, c));
 }
 
 /* ---- conv2d ----
@@ -1858,7 +1887,7 @@ static const char *emu_skip(const Twin *t)
 static const Twin twins[] = {
     { "linear (fp32, cuBLAS)", "catanet_linear_fwd_cuda", 1e-5, t_linear },
     { "linear (fp16 tensor-core GEMM vs fp32 CPU)", "catanet_linear_fwd_cuda", 1e-2, t_linear_fp16 },
-    { "linear fused (LN, bias, GELU, residual, split)", "catanet_linear_fused_fwd_cuda", 1e-5, t_linear_fused },
+    { "linear fused (LN, bias, GELU, residual, split, band)", "catanet_linear_fused_fwd_cuda", 1e-5, t_linear_fused },
     { "linear fused, fp16 activations (err/bound)", "catanet_linear_fused_fwd_cuda", 1, t_linear_fused_fp16 },
     { "linear fused on tensor cores, fp16 mode (err/bound)", "catanet_linear_fused_fwd_cuda", 1, t_linear_fused_tc },
     { "conv2d (direct, implicit GEMM fp32)", "catanet_conv2d_fwd_cuda", 1e-5, t_conv2d },

@@ -65,10 +65,17 @@ int catanet_linear_fwd_cuda(CatanetCudaCtx *cx, int n, int in, int out, const fl
 #define LF_OUT 64
 #define LF_K 32
 
-/* one output of the fused layer: bias, GELU, then the residual and the store, or the split routing */
+/* LRSA's band weights for the epilogue (CatanetLinearFusion.band_*), or wr == NULL */
+struct LfBand {
+    const float *wr, *wc, *cr, *cc;
+    int w;
+};
+
+/* one output of the fused layer: bias, GELU, then the residual (band-weighted for LRSA) and the
+ * store, or the split routing */
 template <typename TY>
 __device__ static inline void lf_store(float v, size_t t, int o, int out, const float *bias, int gelu,
-                                       const float *res, TY *y, int s0, int s1, float *y1, float *y2)
+                                       const float *res, TY *y, int s0, int s1, float *y1, float *y2, LfBand band)
 {
     if (bias)
         v += bias[o];
@@ -76,8 +83,12 @@ __device__ static inline void lf_store(float v, size_t t, int o, int out, const 
         v = gelu_exact(v);
     if (s0 == 0) {
         size_t at = t * out + o;
-        if (res)
+        if (band.wr) { /* as lrsa_combine_kernel: f (cnt x + proj) */
+            int r = (int)(t / band.w), c = (int)(t - (size_t)r * band.w);
+            v = band.wr[r] * band.wc[c] * (band.cr[r] * band.cc[c] * res[at] + v);
+        } else if (res) {
             v += res[at];
+        }
         st_act(y + at, v);
     } else if (std::is_same<TY, float>::value) { /* the host allows splits for fp32 y only */
         float *dst = o < s0 ? (float *)y : o >= s1 ? y2 : y1;
@@ -92,7 +103,7 @@ __global__ void __launch_bounds__(256) linear_fused_kernel(int n, int in, int ou
                                                            const float *w, const float *lnw,
                                                            const float *lnb, const float *bias, int gelu,
                                                            const float *res, TY *y, float *ln_out,
-                                                           int s0, int s1, float *y1, float *y2)
+                                                           int s0, int s1, float *y1, float *y2, LfBand band)
 {
     __shared__ float xs[LF_K][LF_TOK + 1]; /* +1: the staging writes (k varies in a warp) spread over banks */
     __shared__ float ws[LF_K][LF_OUT + 1];
@@ -173,7 +184,7 @@ __global__ void __launch_bounds__(256) linear_fused_kernel(int n, int in, int ou
                 int o = o0 + tx + 16 * j;
                 if (o >= out)
                     continue;
-                lf_store(acc[i][j], t0 + t, o, out, bias, gelu, res, y, s0, s1, y1, y2);
+                lf_store(acc[i][j], t0 + t, o, out, bias, gelu, res, y, s0, s1, y1, y2, band);
             }
         }
     }
@@ -203,7 +214,7 @@ template <typename TX, typename TY>
 __global__ void __launch_bounds__(256) linear_fused_tc_kernel(int n, int in, int out, const TX *x, const float *w,
                                                               const float *lnw, const float *lnb, const float *bias,
                                                               int gelu, const float *res, TY *y, float *ln_out, int s0,
-                                                              int s1, float *y1, float *y2)
+                                                              int s1, float *y1, float *y2, LfBand band)
 {
     namespace wmma = nvcuda::wmma;
     extern __shared__ float4 lt_smem_f4[]; /* dynamic only: 16-byte aligned at least; every part below
@@ -271,7 +282,7 @@ __global__ void __launch_bounds__(256) linear_fused_tc_kernel(int n, int in, int
         for (int e = lane; e < 256; e += 32) {
             int t = warp * 16 + (e >> 4), o = n0 + (e & 15);
             if (t < ntok && o < out)
-                lf_store(wst[e], t0 + t, o, out, bias, gelu, res, y, s0, s1, y1, y2);
+                lf_store(wst[e], t0 + t, o, out, bias, gelu, res, y, s0, s1, y1, y2, band);
         }
         __syncwarp(); /* read before the next fragment is stored */
     }
@@ -291,6 +302,10 @@ int catanet_linear_fused_fwd_cuda(CatanetCudaCtx *cx, int n, int in, int out, co
                                               !f->res && (const float *)f->y1 != x && (const float *)f->y2 != x),
                  "linear_fused_fwd_cuda");
     CUDA_REQUIRE(cx, !f->y_fp16 || (!f->res && s0 == 0), "linear_fused_fwd_cuda");
+    LfBand band = { f->band_wr, f->band_wc, f->band_cr, f->band_cc, f->band_w };
+    CUDA_REQUIRE(cx, !band.wr || (band.wc && band.cr && band.cc && band.w > 0 && n % band.w == 0 && f->res &&
+                                  s0 == 0 && !f->gelu),
+                 "linear_fused_fwd_cuda");
     if (n == 0)
         return 0;
     const __half *xh = (const __half *)x;
@@ -300,32 +315,32 @@ int catanet_linear_fused_fwd_cuda(CatanetCudaCtx *cx, int n, int in, int out, co
         unsigned tb = (unsigned)(((size_t)n + LT_TOK - 1) / LT_TOK);
         if (f->x_fp16 && f->y_fp16)
             linear_fused_tc_kernel<__half, __half><<<tb, 256, smem, cx->stream>>>(
-                n, in, out, xh, w, f->ln_w, f->ln_b, f->bias, f->gelu, f->res, yh, f->ln_out, s0, s1, f->y1, f->y2);
+                n, in, out, xh, w, f->ln_w, f->ln_b, f->bias, f->gelu, f->res, yh, f->ln_out, s0, s1, f->y1, f->y2, band);
         else if (f->x_fp16)
             linear_fused_tc_kernel<__half, float><<<tb, 256, smem, cx->stream>>>(
-                n, in, out, xh, w, f->ln_w, f->ln_b, f->bias, f->gelu, f->res, y, f->ln_out, s0, s1, f->y1, f->y2);
+                n, in, out, xh, w, f->ln_w, f->ln_b, f->bias, f->gelu, f->res, y, f->ln_out, s0, s1, f->y1, f->y2, band);
         else if (f->y_fp16)
             linear_fused_tc_kernel<float, __half><<<tb, 256, smem, cx->stream>>>(
-                n, in, out, x, w, f->ln_w, f->ln_b, f->bias, f->gelu, f->res, yh, f->ln_out, s0, s1, f->y1, f->y2);
+                n, in, out, x, w, f->ln_w, f->ln_b, f->bias, f->gelu, f->res, yh, f->ln_out, s0, s1, f->y1, f->y2, band);
         else
             linear_fused_tc_kernel<float, float><<<tb, 256, smem, cx->stream>>>(
-                n, in, out, x, w, f->ln_w, f->ln_b, f->bias, f->gelu, f->res, y, f->ln_out, s0, s1, f->y1, f->y2);
+                n, in, out, x, w, f->ln_w, f->ln_b, f->bias, f->gelu, f->res, y, f->ln_out, s0, s1, f->y1, f->y2, band);
         CUDA_LAUNCHED(cx, "linear_fused (tensor cores)");
         return 0;
     }
     unsigned blocks = (unsigned)(((size_t)n + LF_TOK - 1) / LF_TOK);
     if (f->x_fp16 && f->y_fp16)
         linear_fused_kernel<__half, __half><<<blocks, 256, 0, cx->stream>>>(n, in, out, xh, w, f->ln_w, f->ln_b, f->bias, f->gelu,
-                                                             f->res, yh, f->ln_out, s0, s1, f->y1, f->y2);
+                                                             f->res, yh, f->ln_out, s0, s1, f->y1, f->y2, band);
     else if (f->x_fp16)
         linear_fused_kernel<__half, float><<<blocks, 256, 0, cx->stream>>>(n, in, out, xh, w, f->ln_w, f->ln_b, f->bias, f->gelu,
-                                                             f->res, y, f->ln_out, s0, s1, f->y1, f->y2);
+                                                             f->res, y, f->ln_out, s0, s1, f->y1, f->y2, band);
     else if (f->y_fp16)
         linear_fused_kernel<float, __half><<<blocks, 256, 0, cx->stream>>>(n, in, out, x, w, f->ln_w, f->ln_b, f->bias, f->gelu,
-                                                             f->res, yh, f->ln_out, s0, s1, f->y1, f->y2);
+                                                             f->res, yh, f->ln_out, s0, s1, f->y1, f->y2, band);
     else
         linear_fused_kernel<float, float><<<blocks, 256, 0, cx->stream>>>(n, in, out, x, w, f->ln_w, f->ln_b, f->bias, f->gelu,
-                                                             f->res, y, f->ln_out, s0, s1, f->y1, f->y2);
+                                                             f->res, y, f->ln_out, s0, s1, f->y1, f->y2, band);
     CUDA_LAUNCHED(cx, "linear_fused");
     return 0;
 }

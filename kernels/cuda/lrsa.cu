@@ -164,21 +164,6 @@ lrsa_attn_tc_kernel(CatanetLrsaArgs a, LrsaTable tb, int nc, int cr0, int cc0, f
             o[e0 + e] += st.o[e] * il;
 }
 
-/* out = wr[y] wc[x] (cr[y] cc[x] x + proj); out may alias x. Pixels over blockIdx/threadIdx.y,
- * channels over threadIdx.x */
-__global__ void lrsa_combine_kernel(int h, int w, int c, LrsaTable tb, const float *x, const float *proj,
-                                    float *out)
-{
-    for (int pix = blockIdx.x * blockDim.y + threadIdx.y; pix < h * w; pix += gridDim.x * blockDim.y) {
-        int y = pix / w, xx = pix - y * w;
-        float f = tb.wr[y] * tb.wc[xx], cnt = tb.cr[y] * tb.cc[xx];
-        for (int ch = threadIdx.x; ch < c; ch += blockDim.x) {
-            size_t i = (size_t)pix * c + ch;
-            out[i] = f * (cnt * x[i] + proj[i]);
-        }
-    }
-}
-
 /* x [H,W,C] -> out [H,W,C] */
 int catanet_lrsa_fwd_cuda(CatanetCudaCtx *cx, const CatanetLrsaArgs *a, const CatanetLrsaWeights *wt,
                           const void *dev_table, const CatanetLrsaCudaScratch *s, const float *x,
@@ -186,7 +171,7 @@ int catanet_lrsa_fwd_cuda(CatanetCudaCtx *cx, const CatanetLrsaArgs *a, const Ca
 {
     CUDA_REQUIRE(cx, a->h >= a->ps && a->w >= a->ps && a->ps >= 3 && a->c > 0 && a->heads > 0, "lrsa_fwd_cuda");
     CUDA_REQUIRE(cx, a->dqk > 0 && a->dqk <= ATT_MAX_HEAD && a->dv > 0 && a->dv <= ATT_MAX_HEAD, "lrsa_fwd_cuda");
-    CUDA_REQUIRE(cx, dev_table && s->ln && s->q && s->k && s->v && s->asum && s->proj, "lrsa_fwd_cuda");
+    CUDA_REQUIRE(cx, dev_table && s->ln && s->q && s->k && s->v && s->asum, "lrsa_fwd_cuda");
     int N = a->h * a->w, C = a->c, hq = a->heads * a->dqk, hv = a->heads * a->dv;
     int ret;
     if ((ret = catanet_layernorm_fwd_cuda(cx, N, C, x, wt->norm_w, wt->norm_b, s->ln)) < 0 ||
@@ -203,12 +188,11 @@ int catanet_lrsa_attend_fwd_cuda(CatanetCudaCtx *cx, const CatanetLrsaArgs *a, c
 {
     CUDA_REQUIRE(cx, a->h >= a->ps && a->w >= a->ps && a->ps >= 3 && a->c > 0 && a->heads > 0, "lrsa_attend_fwd_cuda");
     CUDA_REQUIRE(cx, a->dqk > 0 && a->dqk <= ATT_MAX_HEAD && a->dv > 0 && a->dv <= ATT_MAX_HEAD, "lrsa_attend_fwd_cuda");
-    CUDA_REQUIRE(cx, dev_table && wproj && s->q && s->k && s->v && s->asum && s->proj, "lrsa_attend_fwd_cuda");
+    CUDA_REQUIRE(cx, dev_table && wproj && s->q && s->k && s->v && s->asum, "lrsa_attend_fwd_cuda");
     int N = a->h * a->w, C = a->c, hv = a->heads * a->dv, T = a->ps * a->ps;
     int nr, nc;
     starts_count(a, &nr, &nc);
     LrsaTable tb = table_view(a, dev_table);
-    int ret;
     CUDA_TRY(cx, cudaMemsetAsync(s->asum, 0, sizeof(float) * (size_t)N * hv, cx->stream));
     float scale = 1.0f / sqrtf((float)a->dqk);
     int threads = T < LRSA_QUERIES ? (T + 31) / 32 * 32 : LRSA_QUERIES;
@@ -230,12 +214,11 @@ int catanet_lrsa_attend_fwd_cuda(CatanetCudaCtx *cx, const CatanetLrsaArgs *a, c
                                                                        s->k, s->v, s->asum);
             CUDA_LAUNCHED(cx, "lrsa attention");
         }
-    if ((ret = catanet_linear_fwd_cuda(cx, N, hv, C, s->asum, wproj, NULL, s->proj)) < 0)
-        return ret;
-    unsigned blocks = (unsigned)((N + 7) / 8 < 65535 * 16 ? (N + 7) / 8 : 65535 * 16);
-    lrsa_combine_kernel<<<blocks, dim3(32, 8), 0, cx->stream>>>(a->h, a->w, C, tb, x, s->proj, out);
-    CUDA_LAUNCHED(cx, "lrsa combine");
-    return 0;
+    /* the projection and the band-weighted combine in one pass: out = f (cnt x + asum wproj^T)
+     * (linear.cu's fused layer; on tensor cores in the fp16 mode, as the cuBLAS GEMM was) */
+    CatanetLinearFusion comb = { .res = x, .band_wr = tb.wr, .band_wc = tb.wc, .band_cr = tb.cr, .band_cc = tb.cc,
+                                 .band_w = a->w };
+    return catanet_linear_fused_fwd_cuda(cx, N, hv, C, s->asum, wproj, &comb, out);
 }
 
 /* ---------------- backward (twin of catanet_lrsa_bwd_ref) ----------------
