@@ -186,7 +186,8 @@ EMU_CXXFLAGS := -std=c++17 -O2 -g -ffp-contract=off -Wall -Wno-unknown-pragmas -
 check-emu: emu-build
 	@sh tests/t_cuda_emu.sh --run-only
 
-emu-build: $(EMU_B)/test_twins $(EMU_B)/test_train_cuda $(EMU_B)/catanet-train $(EMU_B)/wmma_selftest
+emu-build: $(EMU_B)/test_twins $(EMU_B)/test_train_cuda $(EMU_B)/catanet-train $(EMU_B)/wmma_selftest \
+           $(EMU_B)/catanet-gpubench
 
 $(EMU_B)/config.h: $(CONFIG)
 	@mkdir -p $(dir $@)
@@ -230,6 +231,12 @@ $(EMU_B)/test_train_cuda: $(EMU_B)/test_train_cuda.o $(EMU_TRAIN_OBJS) $(EMU_OBJ
 # t_cuda_emu.sh's `bench --device cuda` smoke run
 $(EMU_B)/catanet-train: $(B)/training/main.o $(TOOL_COMMON) $(EMU_TRAIN_OBJS) $(EMU_OBJS) $(EMU_CPU_OBJS)
 	$(EMU_CXX) $(LDFLAGS) $(EMU_SANITIZE) $^ $(LIBS) $(PNG_LIBS) $(TRAIN_EXTRA_LIBS) -lpthread -o $@
+# catanet-gpubench on the emulator: gpu-check's bench step (kernel picks, the PROFILE table, the
+# JSON line) run end to end off-GPU by tests/t_cuda_emu.sh
+$(EMU_B)/catanet-gpubench.o: tools/catanet-gpubench.c $(EMU_B)/config.h $(wildcard tests/cuda_emu/include/*.h)
+	$(CC) $(EMU_INC) $(CPPFLAGS) $(CFLAGS) $(EMU_SANITIZE) -c $< -o $@
+$(EMU_B)/catanet-gpubench: $(EMU_B)/catanet-gpubench.o $(EMU_OBJS) $(EMU_ENGINE_OBJS)
+	$(EMU_CXX) $(LDFLAGS) $(EMU_SANITIZE) $^ $(LIBS) -lpthread -o $@
 # ---- end check-emu ----
 
 # ---- GPU check (tools/gpu-check.sh; issue 3) ----

@@ -5,6 +5,7 @@
 # --device cuda` smoke run on a tiny network, the CUDA training loop (train/resume --device cuda)
 # against the CPU loop on a tiny network (tests/train_cuda_loop.sh: losses, kill -9 and resume,
 # checkpoints across devices, non-finite steps; 11 emulated device steps, about 13 s of one core),
+# catanet-gpubench on a one-group model (gpu-check's bench step: kernel picks, step profile),
 # and one CUDA training step against the CPU step on the reference cases (test_train_cuda); PASS/FAIL
 # lines. What the emulator can and cannot catch: the comment opening tests/cuda_emu/emu.cpp. No GPU or CUDA toolkit needed; skipped (77) when the C++
 # compiler or the ucontext fibers it needs are missing.
@@ -57,6 +58,27 @@ if [ $rc = 0 ] && echo "$out" | grep -q '^bench: .*cuda (host emulation'; then
     echo "PASS: catanet-train bench --device cuda (emulated, tiny network) runs"
 else
     echo "FAIL: catanet-train bench --device cuda (emulated): exit $rc"
+    fail=1
+fi
+# gpu-check's bench step off-GPU: catanet-gpubench on a one-group model, fp16, AUTO kernels (the
+# picks are timed and logged), NV12 device frames, its JSON line and the step profile
+if [ -x "$B/emu/catanet-gpubench" ] && [ -x "$B/tools/catanet-mkmodel" ]; then
+    gdir=$(mktemp -d)
+    "$B/tools/catanet-mkmodel" -o "$gdir/g1.safetensors" -s 2 -g 1 > "$gdir/mk.log" 2>&1
+    "$B/emu/catanet-gpubench" -m "$gdir/g1.safetensors" -p fp16 -f nv12 -n 1 -w 0 -s 32x28 > "$gdir/out" 2> "$gdir/err"
+    rc=$?
+    picks=$(grep -c 'kernel pick 32x28' "$gdir/err")
+    if [ $rc = 0 ] && grep -q '^{"tool":"gpubench".*"kernels":"auto","mode":"sync","in":"32x28","out":"64x56"' "$gdir/out" &&
+        grep -q '^PROFILE 32x28 total ' "$gdir/out" && [ "$picks" -gt 0 ]; then
+        echo "PASS: catanet-gpubench (emulated, one group, 32x28 fp16): JSON lines, step profile, $picks kernel picks logged"
+    else
+        echo "FAIL: catanet-gpubench (emulated): exit $rc, $picks kernel picks"
+        tail -n 5 "$gdir/out" "$gdir/err"
+        fail=1
+    fi
+    rm -rf "$gdir"
+else
+    echo "FAIL: t_cuda_emu: $B/emu/catanet-gpubench or $B/tools/catanet-mkmodel is not built"
     fail=1
 fi
 # the CUDA training loop against the CPU loop (tests/train_cuda_loop.sh; gpu-check runs it on the GPU)

@@ -230,6 +230,20 @@ cudaError_t cudaMemset(void *d, int v, size_t n)
     memset(d, v, n);
     return 0;
 }
+/* pitched allocations (catanet-gpubench's device frames): rows padded to 512 bytes, as a GPU may */
+cudaError_t cudaMallocPitch(void **p, size_t *pitch, size_t width, size_t height)
+{
+    *pitch = (width + 511) & ~(size_t)511;
+    return cudaMalloc(p, *pitch * (height ? height : 1));
+}
+cudaError_t cudaMemset2D(void *d, size_t pitch, int v, size_t width, size_t height)
+{
+    if (forbidden_in_capture("cudaMemset2D (synchronous)"))
+        return ErrCaptureUnsupported;
+    for (size_t r = 0; r < height; r++)
+        memset((char *)d + r * pitch, v, width);
+    return 0;
+}
 cudaError_t cudaMemcpyAsync(void *d, const void *s, size_t n, enum cudaMemcpyKind, cudaStream_t st)
 {
     return enqueue(st, [=] { memmove(d, s, n); }, "cudaMemcpyAsync");
