@@ -217,32 +217,64 @@ static double t_linear_fp16(void) { return linear_case(1, 1, 777, 40, 96); }
  * projections, conv1x1 + residual) plus shapes that take more than one chunk of LF_K = 32 inputs
  * and LF_OUT = 64 outputs and a token count that ends inside a 64-token tile: a skipped chunk, a
  * wrong LayerNorm statistic or a dropped epilogue term is of the order of the outputs themselves. */
-static double linear_fused_case(int n, int in, int out, int ln, int bias, int gelu, int res)
+/* a fused-layer case: random inputs (x rounded to fp16 first when xh: the values the device then
+ * reads exactly) and the CPU sequence layernorm -> linear -> gelu -> add on them, with device copies
+ * of the inputs */
+typedef struct LfCase {
+    float *x, *w, *b, *g, *gb, *rv, *xn, *ref;
+    uint16_t *xbits; /* x as fp16 bits, or NULL */
+    void *dx;        /* x on the device (fp16 when xh) */
+    float *dw, *db, *dg, *dgb;
+} LfCase;
+static void lf_case_make(LfCase *c, uint64_t seed, int n, int in, int out, int ln, int bias, int gelu, int res, int xh)
 {
-    Rng r = { 19 };
+    Rng r = { seed };
     size_t ni = (size_t)n * in, no = (size_t)n * out;
-    float *x = randv(&r, ni, 1.0f), *w = randv(&r, (size_t)out * in, 0.16f), *b = randv(&r, out, 0.1f);
-    float *g = randv(&r, in, 1.0f), *gb = randv(&r, in, 0.1f), *rv = randv(&r, no, 1.0f);
-    float *xn = malloc(sizeof(float) * ni), *ref = malloc(sizeof(float) * no);
+    c->x = randv(&r, ni, 1.0f);
+    c->w = randv(&r, (size_t)out * in, 0.16f);
+    c->b = randv(&r, out, 0.1f);
+    c->g = randv(&r, in, 1.0f);
+    c->gb = randv(&r, in, 0.1f);
+    c->rv = randv(&r, no, 1.0f);
+    c->xbits = xh ? to_half(c->x, ni) : NULL;
+    c->xn = malloc(sizeof(float) * ni);
+    c->ref = malloc(sizeof(float) * no);
     if (ln)
-        catanet_layernorm_fwd_ref(n, in, x, g, gb, xn, NULL, NULL);
+        catanet_layernorm_fwd_ref(n, in, c->x, c->g, c->gb, c->xn, NULL, NULL);
     else
-        memcpy(xn, x, sizeof(float) * ni);
-    catanet_linear_fwd_ref(n, in, out, xn, w, bias ? b : NULL, ref);
+        memcpy(c->xn, c->x, sizeof(float) * ni);
+    catanet_linear_fwd_ref(n, in, out, c->xn, c->w, bias ? c->b : NULL, c->ref);
     if (gelu)
-        catanet_gelu_fwd_ref(no, ref, ref);
+        catanet_gelu_fwd_ref(no, c->ref, c->ref);
     if (res)
         for (size_t i = 0; i < no; i++)
-            ref[i] += rv[i];
-    float *dx = up(x, sizeof(float) * ni), *dw = up(w, sizeof(float) * out * in), *db = up(b, sizeof(float) * out);
-    float *dg = up(g, sizeof(float) * in), *dgb = up(gb, sizeof(float) * in), *dy = up(rv, sizeof(float) * no);
-    CatanetLinearFusion f = { .ln_w = ln ? dg : NULL, .ln_b = ln ? dgb : NULL, .bias = bias ? db : NULL, .gelu = gelu,
-                              .res = res ? dy : NULL };
+            c->ref[i] += c->rv[i];
+    c->dx = xh ? up(c->xbits, sizeof(uint16_t) * ni) : up(c->x, sizeof(float) * ni);
+    c->dw = up(c->w, sizeof(float) * out * in);
+    c->db = up(c->b, sizeof(float) * out);
+    c->dg = up(c->g, sizeof(float) * in);
+    c->dgb = up(c->gb, sizeof(float) * in);
+}
+static void lf_case_free(LfCase *c)
+{
+    cudaFree(c->dx); cudaFree(c->dw); cudaFree(c->db); cudaFree(c->dg); cudaFree(c->dgb);
+    free(c->x); free(c->w); free(c->b); free(c->g); free(c->gb); free(c->rv); free(c->xn); free(c->ref);
+    free(c->xbits);
+}
+
+static double linear_fused_case(int n, int in, int out, int ln, int bias, int gelu, int res)
+{
+    LfCase c;
+    lf_case_make(&c, 19, n, in, out, ln, bias, gelu, res, 0);
+    size_t no = (size_t)n * out;
+    float *dy = up(c.rv, sizeof(float) * no);
+    CatanetLinearFusion f = { .ln_w = ln ? c.dg : NULL, .ln_b = ln ? c.dgb : NULL, .bias = bias ? c.db : NULL,
+                              .gelu = gelu, .res = res ? dy : NULL };
     /* with a residual, in place on it (as the engine adds into the running features) */
-    int ret = launched(catanet_linear_fused_fwd_cuda(&cx, n, in, out, dx, dw, &f, dy), "linear_fused");
-    double e = ret < 0 ? -1 : finish(dy, ref, no);
-    cudaFree(dx); cudaFree(dw); cudaFree(db); cudaFree(dg); cudaFree(dgb); cudaFree(dy);
-    free(x); free(w); free(b); free(g); free(gb); free(rv); free(xn); free(ref);
+    int ret = launched(catanet_linear_fused_fwd_cuda(&cx, n, in, out, c.dx, c.dw, &f, dy), "linear_fused");
+    double e = ret < 0 ? -1 : finish(dy, c.ref, no);
+    cudaFree(dy);
+    lf_case_free(&c);
     return e;
 }
 /* the split form (LN + q|k|v with stacked weights, LN(x) written too): each output slice and
@@ -288,32 +320,16 @@ static double linear_fused_split_case(int n, int in, int s0, int s1, int out, in
  * error / 1e-5), y stored as fp16 (half_out_ratio), or both. Limit 1. */
 static double linear_fused_fp16_case(int n, int in, int out, int ln, int bias, int gelu, int res, int xh, int yh)
 {
-    Rng r = { 29 };
-    size_t ni = (size_t)n * in, no = (size_t)n * out;
-    float *x = randv(&r, ni, 1.0f), *w = randv(&r, (size_t)out * in, 0.16f), *b = randv(&r, out, 0.1f);
-    float *g = randv(&r, in, 1.0f), *gb = randv(&r, in, 0.1f), *rv = randv(&r, no, 1.0f);
-    uint16_t *xbits = xh ? to_half(x, ni) : NULL;
-    float *xn = malloc(sizeof(float) * ni), *ref = malloc(sizeof(float) * no);
-    if (ln)
-        catanet_layernorm_fwd_ref(n, in, x, g, gb, xn, NULL, NULL);
-    else
-        memcpy(xn, x, sizeof(float) * ni);
-    catanet_linear_fwd_ref(n, in, out, xn, w, bias ? b : NULL, ref);
-    if (gelu)
-        catanet_gelu_fwd_ref(no, ref, ref);
-    if (res)
-        for (size_t i = 0; i < no; i++)
-            ref[i] += rv[i];
-    void *dx = xh ? up(xbits, sizeof(uint16_t) * ni) : up(x, sizeof(float) * ni);
-    float *dw = up(w, sizeof(float) * out * in), *db = up(b, sizeof(float) * out);
-    float *dg = up(g, sizeof(float) * in), *dgb = up(gb, sizeof(float) * in);
-    void *dy = yh ? dmalloc(sizeof(uint16_t) * no) : up(rv, sizeof(float) * no);
-    CatanetLinearFusion f = { .ln_w = ln ? dg : NULL, .ln_b = ln ? dgb : NULL, .bias = bias ? db : NULL, .gelu = gelu,
-                              .res = res ? dy : NULL, .x_fp16 = xh, .y_fp16 = yh };
-    int ret = launched(catanet_linear_fused_fwd_cuda(&cx, n, in, out, dx, dw, &f, dy), "linear_fused fp16");
-    double e = ret < 0 ? -1 : yh ? half_out_ratio(dy, ref, no) : finish(dy, ref, no) / 1e-5;
-    cudaFree(dx); cudaFree(dw); cudaFree(db); cudaFree(dg); cudaFree(dgb); cudaFree(dy);
-    free(x); free(xbits); free(w); free(b); free(g); free(gb); free(rv); free(xn); free(ref);
+    LfCase c;
+    lf_case_make(&c, 29, n, in, out, ln, bias, gelu, res, xh);
+    size_t no = (size_t)n * out;
+    void *dy = yh ? dmalloc(sizeof(uint16_t) * no) : up(c.rv, sizeof(float) * no);
+    CatanetLinearFusion f = { .ln_w = ln ? c.dg : NULL, .ln_b = ln ? c.dgb : NULL, .bias = bias ? c.db : NULL,
+                              .gelu = gelu, .res = res ? dy : NULL, .x_fp16 = xh, .y_fp16 = yh };
+    int ret = launched(catanet_linear_fused_fwd_cuda(&cx, n, in, out, c.dx, c.dw, &f, dy), "linear_fused fp16");
+    double e = ret < 0 ? -1 : yh ? half_out_ratio(dy, c.ref, no) : finish(dy, c.ref, no) / 1e-5;
+    cudaFree(dy);
+    lf_case_free(&c);
     return e;
 }
 static double t_linear_fused_fp16(void)
@@ -337,30 +353,16 @@ static double t_linear_fused_fp16(void)
 static double linear_fused_tc_case(int n, int in, int out, int ln, int bias, int gelu, int res, int xh, int yh,
                                    int split)
 {
-    Rng r = { 37 };
+    LfCase c;
+    lf_case_make(&c, 37, n, in, out, ln, bias, gelu, res, xh);
     size_t ni = (size_t)n * in, no = (size_t)n * out;
-    float *x = randv(&r, ni, 1.0f), *w = randv(&r, (size_t)out * in, 0.16f), *b = randv(&r, out, 0.1f);
-    float *g = randv(&r, in, 1.0f), *gb = randv(&r, in, 0.1f), *rv = randv(&r, no, 1.0f);
-    uint16_t *xbits = xh ? to_half(x, ni) : NULL;
-    float *xn = malloc(sizeof(float) * ni), *ref = malloc(sizeof(float) * no), *got = malloc(sizeof(float) * no);
-    if (ln)
-        catanet_layernorm_fwd_ref(n, in, x, g, gb, xn, NULL, NULL);
-    else
-        memcpy(xn, x, sizeof(float) * ni);
-    catanet_linear_fwd_ref(n, in, out, xn, w, bias ? b : NULL, ref);
-    if (gelu)
-        catanet_gelu_fwd_ref(no, ref, ref);
-    if (res)
-        for (size_t i = 0; i < no; i++)
-            ref[i] += rv[i];
-    void *dx = xh ? up(xbits, sizeof(uint16_t) * ni) : up(x, sizeof(float) * ni);
-    float *dw = up(w, sizeof(float) * out * in), *db = up(b, sizeof(float) * out);
-    float *dg = up(g, sizeof(float) * in), *dgb = up(gb, sizeof(float) * in), *dln = dmalloc(sizeof(float) * ni);
+    float *got = malloc(sizeof(float) * no), *dln = dmalloc(sizeof(float) * ni);
     int s0 = split ? out / 3 : 0, s1 = split ? 2 * (out / 3) : 0, width[3] = { s0, s1 - s0, out - s1 };
-    void *dy = yh ? dmalloc(sizeof(uint16_t) * no) : up(rv, sizeof(float) * no);
+    void *dy = yh ? dmalloc(sizeof(uint16_t) * no) : up(c.rv, sizeof(float) * no);
     float *dy1 = split ? dmalloc(sizeof(float) * n * width[1]) : NULL, *dy2 = split ? dmalloc(sizeof(float) * n * width[2]) : NULL;
-    CatanetLinearFusion f = { .ln_w = ln ? dg : NULL, .ln_b = ln ? dgb : NULL, .bias = bias ? db : NULL, .gelu = gelu,
-                              .res = res ? dy : NULL, .ln_out = split ? dln : NULL, .x_fp16 = xh, .y_fp16 = yh };
+    CatanetLinearFusion f = { .ln_w = ln ? c.dg : NULL, .ln_b = ln ? c.dgb : NULL, .bias = bias ? c.db : NULL,
+                              .gelu = gelu, .res = res ? dy : NULL, .ln_out = split ? dln : NULL, .x_fp16 = xh,
+                              .y_fp16 = yh };
     if (split) {
         f.split[0] = s0;
         f.split[1] = s1;
@@ -368,7 +370,7 @@ static double linear_fused_tc_case(int n, int in, int out, int ln, int bias, int
         f.y2 = dy2;
     }
     cx.gemm_fp16 = 1;
-    int ret = launched(catanet_linear_fused_fwd_cuda(&cx, n, in, out, dx, dw, &f, dy), "linear_fused tensor cores");
+    int ret = launched(catanet_linear_fused_fwd_cuda(&cx, n, in, out, c.dx, c.dw, &f, dy), "linear_fused tensor cores");
     cx.gemm_fp16 = 0;
     double worst = ret < 0 ? -1 : 0;
     if (ret >= 0) {
@@ -386,21 +388,21 @@ static double linear_fused_tc_case(int n, int in, int out, int ln, int bias, int
             down(part[2], dy2, sizeof(float) * n * width[2]);
             for (int t = 0; t < n; t++)
                 for (int o = 0; o < out; o++) {
-                    int p = o < s0 ? 0 : o < s1 ? 1 : 2, c = o - (p == 0 ? 0 : p == 1 ? s0 : s1);
-                    got[(size_t)t * out + o] = part[p][(size_t)t * width[p] + c];
+                    int p = o < s0 ? 0 : o < s1 ? 1 : 2, col = o - (p == 0 ? 0 : p == 1 ? s0 : s1);
+                    got[(size_t)t * out + o] = part[p][(size_t)t * width[p] + col];
                 }
             for (int p = 0; p < 3; p++)
                 free(part[p]);
-            worst = finish(dln, xn, ni) / 1e-5;
+            worst = finish(dln, c.xn, ni) / 1e-5;
         } else {
             down(got, dy, sizeof(float) * no);
         }
         const double u = ldexp(1, -11), eta = ldexp(1, -25);
         for (int t = 0; t < n; t++)
             for (int o = 0; o < out; o++) {
-                double sxw = 0, sxe = 0, pre = bias ? b[o] : 0;
+                double sxw = 0, sxe = 0, pre = bias ? c.b[o] : 0;
                 for (int i = 0; i < in; i++) {
-                    double xi = xn[(size_t)t * in + i], wi = w[(size_t)o * in + i];
+                    double xi = c.xn[(size_t)t * in + i], wi = c.w[(size_t)o * in + i];
                     sxw += fabs(xi * wi);
                     sxe += eta * (1 + u) * (fabs(xi) + fabs(wi)) + eta * eta;
                     pre += xi * wi;
@@ -408,16 +410,16 @@ static double linear_fused_tc_case(int n, int in, int out, int ln, int bias, int
                 size_t at = (size_t)t * out + o;
                 double e = (2 * u + u * u + ldexp(1, -20)) * sxw + sxe + 2 * in * ldexp(1, -23) * sxw * (1 + 2 * u) +
                            ldexp(fabs(pre), -22);
-                e = (gelu ? 1.13 : 1.0) * e + ldexp(fabs(ref[at]), -22);
+                e = (gelu ? 1.13 : 1.0) * e + ldexp(fabs(c.ref[at]), -22);
                 if (yh)
-                    e += ldexp(fabs(ref[at]), -11) + eta;
-                double ratio = fabs((double)got[at] - ref[at]) / e;
+                    e += ldexp(fabs(c.ref[at]), -11) + eta;
+                double ratio = fabs((double)got[at] - c.ref[at]) / e;
                 worst = ratio > worst || ratio != ratio ? ratio : worst;
             }
     }
-    cudaFree(dx); cudaFree(dw); cudaFree(db); cudaFree(dg); cudaFree(dgb); cudaFree(dln); cudaFree(dy);
-    cudaFree(dy1); cudaFree(dy2);
-    free(x); free(xbits); free(w); free(b); free(g); free(gb); free(rv); free(xn); free(ref); free(got);
+    cudaFree(dln); cudaFree(dy); cudaFree(dy1); cudaFree(dy2);
+    free(got);
+    lf_case_free(&c);
     return worst;
 }
 static double t_linear_fused_tc(void)

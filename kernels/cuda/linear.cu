@@ -98,6 +98,31 @@ __device__ static inline void lf_store(float v, size_t t, int o, int out, const 
     }
 }
 
+/* LayerNorm statistics of a block's rows (as layernorm.cu: a warp per row, two passes in fp32),
+ * for a block of 8 warps */
+template <typename TX>
+__device__ static inline void lf_row_stats(const TX *x, int ntok, int in, float *mean_s, float *rstd_s)
+{
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    for (int t = warp; t < ntok; t += 8) {
+        const TX *xr = x + (size_t)t * in;
+        float s = 0.0f;
+        for (int ch = lane; ch < in; ch += 32)
+            s += ld_act(xr + ch);
+        float mean = warp_sum(s) / in;
+        float q = 0.0f;
+        for (int ch = lane; ch < in; ch += 32) {
+            float d = ld_act(xr + ch) - mean;
+            q += d * d;
+        }
+        float rstd = rsqrtf(warp_sum(q) / in + CATANET_LN_EPS);
+        if (lane == 0) {
+            mean_s[t] = mean;
+            rstd_s[t] = rstd;
+        }
+    }
+}
+
 template <typename TX, typename TY>
 __global__ void __launch_bounds__(256) linear_fused_kernel(int n, int in, int out, const TX *x,
                                                            const float *w, const float *lnw,
@@ -111,26 +136,8 @@ __global__ void __launch_bounds__(256) linear_fused_kernel(int n, int in, int ou
     int tx = threadIdx.x & 15, ty = threadIdx.x >> 4;
     size_t t0 = (size_t)blockIdx.x * LF_TOK;
     int ntok = n - t0 < LF_TOK ? (int)(n - t0) : LF_TOK;
-    if (lnw) { /* statistics as layernorm.cu: a warp per row, two passes in fp32 */
-        int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-        for (int t = warp; t < ntok; t += 8) {
-            const TX *xr = x + (t0 + t) * in;
-            float s = 0.0f;
-            for (int ch = lane; ch < in; ch += 32)
-                s += ld_act(xr + ch);
-            float mean = warp_sum(s) / in;
-            float q = 0.0f;
-            for (int ch = lane; ch < in; ch += 32) {
-                float d = ld_act(xr + ch) - mean;
-                q += d * d;
-            }
-            float rstd = rsqrtf(warp_sum(q) / in + CATANET_LN_EPS);
-            if (lane == 0) {
-                mean_s[t] = mean;
-                rstd_s[t] = rstd;
-            }
-        }
-    }
+    if (lnw)
+        lf_row_stats(x + t0 * in, ntok, in, mean_s, rstd_s);
     for (int o0 = 0; o0 < out; o0 += LF_OUT) {
         float acc[4][4];
 #pragma unroll
@@ -226,25 +233,8 @@ __global__ void __launch_bounds__(256) linear_fused_tc_kernel(int n, int in, int
     float *mean_s = st + 8 * 256, *rstd_s = mean_s + LT_TOK;
     size_t t0 = (size_t)blockIdx.x * LT_TOK;
     int ntok = n - t0 < LT_TOK ? (int)(n - t0) : LT_TOK;
-    if (lnw) { /* statistics as linear_fused_kernel: a warp per row, two passes in fp32 */
-        for (int t = warp; t < ntok; t += 8) {
-            const TX *xr = x + (t0 + t) * in;
-            float sm = 0.0f;
-            for (int ch = lane; ch < in; ch += 32)
-                sm += ld_act(xr + ch);
-            float mean = warp_sum(sm) / in;
-            float q = 0.0f;
-            for (int ch = lane; ch < in; ch += 32) {
-                float d = ld_act(xr + ch) - mean;
-                q += d * d;
-            }
-            float rstd = rsqrtf(warp_sum(q) / in + CATANET_LN_EPS);
-            if (lane == 0) {
-                mean_s[t] = mean;
-                rstd_s[t] = rstd;
-            }
-        }
-    }
+    if (lnw)
+        lf_row_stats(x + t0 * in, ntok, in, mean_s, rstd_s);
     for (int i = tid; i < kp * op; i += 256) {
         int k = i / op, o = i - k * op;
         ws[i] = __float2half_rn(k < in && o < out ? w[(size_t)o * in + k] : 0.0f);
