@@ -477,22 +477,20 @@ static int forward(CudaState *s, const CatanetModel *m)
     K(catanet_conv2d_fwd_cuda(cx, &first, s->xin, dev_w(s, m, m->first_w), dev_w(s, m, m->first_b), s->f0));
     mark(s, "conv3x3 first");
     /* group g: out = in + conv(LRSA(TAB(in))). TAB reads in and writes f, LRSA works in place on f,
-     * and the sum goes to res, which is the next group's input (the first group's is f0, kept for
-     * the global residual): no copies */
+     * and the conv adds in to its output in res, which is the next group's input (the first group's
+     * is f0, kept for the global residual): no copies, no separate adds */
     const float *gin = s->f0;
     for (int g = 0; g < a->num_groups; g++) {
         K(tab(s, m, g, gin, s->f));
         K(lrsa(s, m, g, s->f));
         CatanetConv2dArgs mid = { 1, H, W, d, d, 3 };
-        K(conv3x3(s, s->pick.conv_mid, &mid, s->f, dev_w(s, m, m->groups[g].mid_w),
-                  dev_w(s, m, m->groups[g].mid_b), s->y));
-        mark(s, "conv3x3 group end");
-        K(catanet_add_fwd_cuda(cx, nd, gin, s->y, s->res));
-        mark(s, "residual adds");
+        K(catanet_conv2d_res_fwd_cuda(cx, &mid, s->f, dev_w(s, m, m->groups[g].mid_w),
+                                      dev_w(s, m, m->groups[g].mid_b), gin, s->res, s->pick.conv_mid));
+        mark(s, "conv3x3 + group residual");
         gin = s->res;
     }
     K(catanet_add_fwd_cuda(cx, nd, gin, s->f0, s->f));
-    mark(s, "residual adds");
+    mark(s, "global residual add");
 
     const float *feat = s->f;
     int fh = H, fw = W;
@@ -555,7 +553,8 @@ static int op_conv_mid(CudaState *s, const CatanetModel *m, int fb, int arg)
 {
     int d = m->info.dim;
     CatanetConv2dArgs mid = { 1, s->h, s->w, d, d, 3 };
-    return conv3x3(s, fb, &mid, s->f, dev_w(s, m, m->groups[arg].mid_w), dev_w(s, m, m->groups[arg].mid_b), s->y);
+    return catanet_conv2d_res_fwd_cuda(&s->cx, &mid, s->f, dev_w(s, m, m->groups[arg].mid_w),
+                                       dev_w(s, m, m->groups[arg].mid_b), s->res, s->y, fb);
 }
 static int op_conv_up(CudaState *s, const CatanetModel *m, int fb, int stage)
 {
@@ -657,7 +656,7 @@ static int pick_kernels(CatanetEngine *e, CudaState *s)
     snprintf(what, sizeof(what), "layernorm + q|k|v %d->%d", d, 2 * a->qk_dim + d);
     if ((ret = pick_one(e, s, op_qkv, 0, ev, what, "fused", "separate passes", &s->pick.qkv)) < 0)
         goto done;
-    snprintf(what, sizeof(what), "conv3x3 %d->%d", d, d);
+    snprintf(what, sizeof(what), "conv3x3 %d->%d + residual", d, d);
     if ((ret = pick_one(e, s, op_conv_mid, 0, ev, what, "implicit GEMM", "im2col+cuBLAS", &s->pick.conv_mid)) < 0)
         goto done;
     for (int stage = 0; stage < 2 && m->up_w[stage]; stage++) {

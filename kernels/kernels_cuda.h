@@ -77,6 +77,12 @@ int catanet_linear_fused_fwd_cuda(CatanetCudaCtx *cx, int n, int in, int out, co
 size_t catanet_conv2d_cuda_work(const CatanetConv2dArgs *a);  /* floats of cx->work */
 int catanet_conv2d_fwd_cuda(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, const float *in,
                             const float *wt, const float *bias, float *out);
+/* out = res + conv(in) + bias (res may be out, not in): a conv with its residual add in the epilogue
+ * (the residual groups' last conv). im2col: the im2col + cuBLAS path (residual and bias written
+ * first, the GEMM adds), else the kernel catanet_conv2d_fwd_cuda picks (the direct few-channel
+ * kernels excepted: those shapes take im2col) */
+int catanet_conv2d_res_fwd_cuda(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, const float *in, const float *wt,
+                                const float *bias, const float *res, float *out, int im2col);
 /* the im2col + cuBLAS path alone (catanet_conv2d_fwd_cuda takes it for the shapes its direct and
  * implicit-GEMM kernels do not): its twin test and test_twins --bench's baseline */
 int catanet_conv2d_im2col_fwd_cuda(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, const float *in,

@@ -4,7 +4,7 @@
  * implicit GEMM for the other 3x3 convs (fp32 on CUDA cores, or fp16 on tensor cores in fp16 mode),
  * and else im2col of a fixed chunk of output pixels
  * into cx->work, then one cuBLAS GEMM per chunk.
- * defines: catanet_conv2d_cuda_work, catanet_conv2d_fwd_cuda, catanet_conv2d_im2col_fwd_cuda,
+ * defines: catanet_conv2d_cuda_work, catanet_conv2d_fwd_cuda, catanet_conv2d_res_fwd_cuda, catanet_conv2d_im2col_fwd_cuda,
  *          catanet_conv2d_bwd_cuda_work, catanet_conv2d_bwd_cuda
  */
 #include <stdint.h>
@@ -289,7 +289,8 @@ static size_t ig_smem(int cin)
 }
 
 __global__ void __launch_bounds__(256)
-    conv_igemm_kernel(CatanetConv2dArgs a, int csp, const float *in, const float *wp, const float *bias, float *out)
+    conv_igemm_kernel(CatanetConv2dArgs a, int csp, const float *in, const float *wp, const float *bias,
+                      const float *res, float *out)
 {
     extern __shared__ float4 ig_smem_f4[];
     constexpr int SW = IG_TW + 2, SH = IG_TH + 2;
@@ -362,11 +363,11 @@ __global__ void __launch_bounds__(256)
             int y = y0 + prow[m], x = x0 + pcol[m];
             if (y >= a.h || x >= a.w)
                 continue;
-            float *dst = out + (((size_t)img * a.h + y) * a.w + x) * a.cout + n0 + warp * IG_TN;
+            size_t at = (((size_t)img * a.h + y) * a.w + x) * a.cout + n0 + warp * IG_TN;
 #pragma unroll
             for (int n = 0; n < IG_TN; n++)
                 if (n0 + warp * IG_TN + n < a.cout)
-                    dst[n] = acc[m][n];
+                    out[at + n] = res ? res[at + n] + acc[m][n] : acc[m][n]; /* res may be out */
         }
     }
 }
@@ -405,7 +406,7 @@ namespace wmma = nvcuda::wmma;
 
 template <int NF>
 __global__ void __launch_bounds__(256) conv_igemm_tc_kernel(CatanetConv2dArgs a, const float *in, const __half *wh,
-                                                            const float *bias, float *out)
+                                                            const float *bias, const float *res, float *out)
 {
     extern __shared__ float4 tc_smem_f4[]; /* 128-byte aligned (no static shared memory here) */
     constexpr int SW = TC_TW + 2, SH = TC_TH + 2;
@@ -465,8 +466,11 @@ __global__ void __launch_bounds__(256) conv_igemm_tc_kernel(CatanetConv2dArgs a,
                 __syncwarp();
                 for (int e = lane; e < 256; e += 32) {
                     int x = x0 + (e >> 4), co = n0 + 16 * f + (e & 15);
-                    if (y < a.h && x < a.w && co < a.cout)
-                        out[(((size_t)img * a.h + y) * a.w + x) * a.cout + co] = st[e] + (bias ? bias[co] : 0.0f);
+                    if (y < a.h && x < a.w && co < a.cout) {
+                        size_t at = (((size_t)img * a.h + y) * a.w + x) * a.cout + co;
+                        float v = st[e] + (bias ? bias[co] : 0.0f);
+                        out[at] = res ? res[at] + v : v; /* res may be out */
+                    }
                 }
                 __syncwarp(); /* read before the next fragment is stored */
             }
@@ -474,12 +478,15 @@ __global__ void __launch_bounds__(256) conv_igemm_tc_kernel(CatanetConv2dArgs a,
     }
 }
 
-/* y [rows][cout] = bias, rows over blockIdx/threadIdx.y, columns over threadIdx.x */
-__global__ void conv_bias_kernel(int rows, int cout, const float *b, float *y)
+/* y [rows][cout] = bias (or 0) + res (or 0), rows over blockIdx/threadIdx.y, columns over threadIdx.x
+ * (the GEMM then accumulates with beta = 1; res may be y) */
+__global__ void conv_bias_kernel(int rows, int cout, const float *b, const float *res, float *y)
 {
     for (int r = blockIdx.x * blockDim.y + threadIdx.y; r < rows; r += gridDim.x * blockDim.y)
-        for (int o = threadIdx.x; o < cout; o += blockDim.x)
-            y[(size_t)r * cout + o] = b[o];
+        for (int o = threadIdx.x; o < cout; o += blockDim.x) {
+            size_t at = (size_t)r * cout + o;
+            y[at] = (res ? res[at] : 0.0f) + (b ? b[o] : 0.0f);
+        }
 }
 
 static int check_fwd(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, const float *in, const float *out)
@@ -502,22 +509,22 @@ static int launch_permute(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, const 
 }
 
 static int im2col_fwd(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, const float *in, const float *wt,
-                      const float *bias, float *out)
+                      const float *bias, const float *res, float *out)
 {
     int total = a->batch * a->h * a->w, ncol = a->cin * a->ksize * a->ksize, ret;
     float *wp = cx->work, *col = cx->work + wperm_floats(a);
     if ((ret = launch_permute(cx, a, wt, wp)) < 0)
         return ret;
-    if (bias) {
+    if (bias || res) {
         unsigned blocks = (unsigned)((total + 7) / 8 < 65535 * 16 ? (total + 7) / 8 : 65535 * 16);
-        conv_bias_kernel<<<blocks, dim3(32, 8), 0, cx->stream>>>(total, a->cout, bias, out);
+        conv_bias_kernel<<<blocks, dim3(32, 8), 0, cx->stream>>>(total, a->cout, bias, res, out);
         CUDA_LAUNCHED(cx, "conv2d bias");
     }
     for (int p0 = 0; p0 < total; p0 += CATANET_CUDA_CONV_ROWS) {
         int rows = total - p0 < CATANET_CUDA_CONV_ROWS ? total - p0 : CATANET_CUDA_CONV_ROWS;
         im2col_kernel<<<(rows + 7) / 8, dim3(32, 8), 0, cx->stream>>>(*a, in, p0, rows, col);
         CUDA_LAUNCHED(cx, "conv2d im2col");
-        ret = catanet_cuda_gemm_rm(cx, rows, a->cout, ncol, col, ncol, wp, ncol, bias ? 1.0f : 0.0f,
+        ret = catanet_cuda_gemm_rm(cx, rows, a->cout, ncol, col, ncol, wp, ncol, bias || res ? 1.0f : 0.0f,
                                    out + (size_t)p0 * a->cout, a->cout);
         if (ret < 0)
             return ret;
@@ -530,15 +537,19 @@ static bool aligned16(const void *p)
     return ((uintptr_t)p & 15) == 0;
 }
 
-/* in [B,H,W,cin], wt [cout,cin,k,k], bias [cout] or NULL -> out [B,H,W,cout] */
-int catanet_conv2d_fwd_cuda(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, const float *in,
-                            const float *wt, const float *bias, float *out)
+/* in [B,H,W,cin], wt [cout,cin,k,k], bias [cout] or NULL, res [B,H,W,cout] or NULL (may be out) ->
+ * out [B,H,W,cout]; the direct kernels take no residual (their shapes go to im2col with one) */
+static int conv_fwd(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, const float *in, const float *wt,
+                    const float *bias, const float *res, float *out)
 {
     int ret = check_fwd(cx, a, in, out);
     if (ret < 0)
         return ret;
+    CUDA_REQUIRE(cx, res != in, "conv2d_fwd_cuda");
     int total = a->batch * a->h * a->w;
     bool k3 = a->ksize == 3 && a->batch <= 65535;
+    if (res)
+        goto gemm;
     if (k3 && a->cout <= 4 && a->cin % 4 == 0 && aligned16(in) && co_smem(a->cin) <= 48 * 1024 &&
         (a->h + CO_TH - 1) / CO_TH <= 65535) {
         dim3 grid((a->w + CO_TW - 1) / CO_TW, (a->h + CO_TH - 1) / CO_TH, a->batch), th(32, 8);
@@ -575,6 +586,7 @@ int catanet_conv2d_fwd_cuda(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, cons
         CUDA_LAUNCHED(cx, "conv2d direct");
         return 0;
     }
+gemm:
     if (k3 && cx->gemm_fp16 && a->cin % 4 == 0 && aligned16(in) && tc_smem(a->cin) <= 48 * 1024 &&
         (a->h + TC_TH - 1) / TC_TH <= 65535) {
         int cinp = round16(a->cin), coutp = round16(a->cout);
@@ -584,9 +596,9 @@ int catanet_conv2d_fwd_cuda(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, cons
         CUDA_LAUNCHED(cx, "conv2d fp16 weights");
         dim3 grid((a->w + TC_TW - 1) / TC_TW, (a->h + TC_TH - 1) / TC_TH, a->batch);
         if (coutp <= 48)
-            conv_igemm_tc_kernel<3><<<grid, 256, tc_smem(a->cin), cx->stream>>>(*a, in, wh, bias, out);
+            conv_igemm_tc_kernel<3><<<grid, 256, tc_smem(a->cin), cx->stream>>>(*a, in, wh, bias, res, out);
         else
-            conv_igemm_tc_kernel<5><<<grid, 256, tc_smem(a->cin), cx->stream>>>(*a, in, wh, bias, out);
+            conv_igemm_tc_kernel<5><<<grid, 256, tc_smem(a->cin), cx->stream>>>(*a, in, wh, bias, res, out);
         CUDA_LAUNCHED(cx, "conv2d implicit GEMM (tensor cores)");
         return 0;
     }
@@ -596,11 +608,29 @@ int catanet_conv2d_fwd_cuda(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, cons
         if ((ret = launch_permute(cx, a, wt, wp)) < 0)
             return ret;
         dim3 grid((a->w + IG_TW - 1) / IG_TW, (a->h + IG_TH - 1) / IG_TH, a->batch);
-        conv_igemm_kernel<<<grid, 256, ig_smem(a->cin), cx->stream>>>(*a, ig_csp(a->cin), in, wp, bias, out);
+        conv_igemm_kernel<<<grid, 256, ig_smem(a->cin), cx->stream>>>(*a, ig_csp(a->cin), in, wp, bias, res, out);
         CUDA_LAUNCHED(cx, "conv2d implicit GEMM");
         return 0;
     }
-    return im2col_fwd(cx, a, in, wt, bias, out);
+    return im2col_fwd(cx, a, in, wt, bias, res, out);
+}
+
+int catanet_conv2d_fwd_cuda(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, const float *in,
+                            const float *wt, const float *bias, float *out)
+{
+    return conv_fwd(cx, a, in, wt, bias, NULL, out);
+}
+
+int catanet_conv2d_res_fwd_cuda(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, const float *in, const float *wt,
+                                const float *bias, const float *res, float *out, int im2col)
+{
+    if (!im2col)
+        return conv_fwd(cx, a, in, wt, bias, res, out);
+    int ret = check_fwd(cx, a, in, out);
+    if (ret < 0)
+        return ret;
+    CUDA_REQUIRE(cx, res != in, "conv2d_res_fwd_cuda");
+    return im2col_fwd(cx, a, in, wt, bias, res, out);
 }
 
 /* the im2col + cuBLAS path alone, whatever the shape: its twin test and the bench's baseline */
@@ -608,7 +638,7 @@ int catanet_conv2d_im2col_fwd_cuda(CatanetCudaCtx *cx, const CatanetConv2dArgs *
                                    const float *wt, const float *bias, float *out)
 {
     int ret = check_fwd(cx, a, in, out);
-    return ret < 0 ? ret : im2col_fwd(cx, a, in, wt, bias, out);
+    return ret < 0 ? ret : im2col_fwd(cx, a, in, wt, bias, NULL, out);
 }
 
 /* ---------------- backward (twin of catanet_conv2d_bwd_ref) ----------------
