@@ -68,8 +68,8 @@ typedef struct CudaState {
     float *xin, *f0, *f, *res, *t1, *q, *k, *v, *att, *y, *a, *dd, *u, *us, *out;
     int32_t *cid, *ord;
     void **lrsa_tab;          /* per group, device */
-    int attn_tc;              /* fp16 mode: attention may run on tensor cores */
-    int act_fp16;             /* fp16 mode: the fused ConvFFN keeps its two [N,mlp] intermediates in fp16 */
+    int fp16;                 /* the fp16 mode: attention may run on tensor cores (s->pick), the fused
+                                 ConvFFN keeps its two [N,mlp] intermediates in fp16 */
     KernelPicks pick;         /* chosen at prepare (pick_kernels) */
     cudaGraph_t graph;
     cudaGraphExec_t exec;     /* NULL: run the forward eagerly (capture unavailable) */
@@ -242,9 +242,7 @@ int catanet_cuda_open(CatanetEngine *e)
     s->cx.stream = s->stream;
     s->cx.blas = s->blas;
     s->cx.gemm_fp16 = e->precision == CATANET_PRECISION_FP16;
-    s->attn_tc = e->precision == CATANET_PRECISION_FP16; /* attention on tensor cores (per call: s->pick) */
-    s->cx.attn_fp16 = s->attn_tc;
-    s->act_fp16 = e->precision == CATANET_PRECISION_FP16;
+    s->fp16 = e->precision == CATANET_PRECISION_FP16; /* cx.attn_fp16 is set per call from it and s->pick */
 
     size_t wbytes = sizeof(float) * (m->arena_floats ? m->arena_floats : 1);
     CU(cudaMalloc((void **)&s->wdev, wbytes));
@@ -349,11 +347,11 @@ static int ffn(CudaState *s, const CatanetModel *m, const CatanetFfnW *w, const 
         K(catanet_gelu_fwd_cuda(cx, (size_t)N * mlp, s->a, s->a));
     } else { /* linear.cu's fused layer: LN + fc1 + bias + GELU in one pass (fp16 mode: stored as fp16) */
         CatanetLinearFusion in = { .ln_w = dev_w(s, m, w->norm_w), .ln_b = dev_w(s, m, w->norm_b),
-                                   .bias = dev_w(s, m, w->fc1_b), .gelu = 1, .y_fp16 = s->act_fp16 };
+                                   .bias = dev_w(s, m, w->fc1_b), .gelu = 1, .y_fp16 = s->fp16 };
         K(catanet_linear_fused_fwd_cuda(cx, N, d, mlp, x, dev_w(s, m, w->fc1_w), &in, s->a));
     }
     mark(s, "convffn: LN + fc1 + GELU");
-    if (!s->pick.ffn && s->act_fp16)
+    if (!s->pick.ffn && s->fp16)
         K(catanet_dwconv_gelu_add_fp16_fwd_cuda(cx, &da, s->a, dw, db, s->dd));
     else if (s->pick.dwconv)
         K(catanet_dwconv_gelu_add_pixelwarp_fwd_cuda(cx, &da, s->a, dw, db, s->dd));
@@ -364,7 +362,7 @@ static int ffn(CudaState *s, const CatanetModel *m, const CatanetFfnW *w, const 
         K(catanet_linear_fwd_cuda(cx, N, mlp, d, s->dd, dev_w(s, m, w->fc2_w), dev_w(s, m, w->fc2_b), s->y));
         K(catanet_add_fwd_cuda(cx, (size_t)N * d, x, s->y, x_out));
     } else { /* fc2 + bias + the residual */
-        CatanetLinearFusion outf = { .bias = dev_w(s, m, w->fc2_b), .res = x, .x_fp16 = s->act_fp16 };
+        CatanetLinearFusion outf = { .bias = dev_w(s, m, w->fc2_b), .res = x, .x_fp16 = s->fp16 };
         K(catanet_linear_fused_fwd_cuda(cx, N, mlp, d, s->dd, dev_w(s, m, w->fc2_w), &outf, x_out));
     }
     mark(s, "convffn: fc2 + residual");
@@ -378,7 +376,7 @@ static int iasa(CudaState *s, const CatanetModel *m, int g)
     int N = s->w * s->h, qk = a->qk_dim, d = a->dim;
     CatanetIasaArgs ia = { N, a->groups[g].group_size, a->groups[g].num_tokens, a->heads, qk / a->heads,
                            d / a->heads };
-    s->cx.attn_fp16 = s->attn_tc && !s->pick.iasa[g];
+    s->cx.attn_fp16 = s->fp16 && !s->pick.iasa[g];
     return catanet_iasa_fwd_cuda(&s->cx, &ia, s->q, s->k, s->v, s->ord, s->kg[g], s->vg[g], s->att);
 }
 
@@ -443,7 +441,7 @@ static int lrsa_attn(CudaState *s, const CatanetModel *m, int g, const float *x,
     CatanetLrsaCudaScratch sc = { s->t1, s->q, s->k, s->v, s->att, NULL };
     K(ln_qkv(s, m, g, 1, x));
     mark(s, "lrsa: LN + q|k|v");
-    s->cx.attn_fp16 = s->attn_tc && !s->pick.lrsa[g];
+    s->cx.attn_fp16 = s->fp16 && !s->pick.lrsa[g];
     K(catanet_lrsa_attend_fwd_cuda(&s->cx, &la, dev_w(s, m, w->proj), s->lrsa_tab[g], &sc, x, x_out));
     mark(s, "lrsa: patch attention + proj + combine");
     return 0;
@@ -650,7 +648,7 @@ static int pick_kernels(CatanetEngine *e, CudaState *s)
         goto done;
     snprintf(what, sizeof(what), "convffn %d->%d->%d", d, a->mlp_dim, d);
     if ((ret = pick_one(e, s, op_ffn, 0, ev, what,
-                        s->act_fp16 ? "fused token layers, fp16 intermediates" : "fused token layers",
+                        s->fp16 ? "fused token layers, fp16 intermediates" : "fused token layers",
                         s->pick.dwconv ? "separate passes, per-warp dwconv" : "separate passes", &s->pick.ffn)) < 0)
         goto done;
     snprintf(what, sizeof(what), "layernorm + q|k|v %d->%d", d, 2 * a->qk_dim + d);
@@ -665,7 +663,7 @@ static int pick_kernels(CatanetEngine *e, CudaState *s)
                             &s->pick.conv_up[stage])) < 0)
             goto done;
     }
-    for (int g = 0; s->attn_tc && g < a->num_groups; g++) { /* IASA first: LRSA overwrites its q/k/v */
+    for (int g = 0; s->fp16 && g < a->num_groups; g++) { /* IASA first: LRSA overwrites its q/k/v */
         const CatanetGroupInfo *gi = &a->groups[g];
         int same = -1;
         for (int p = 0; p < g && same < 0; p++)
@@ -681,7 +679,7 @@ static int pick_kernels(CatanetEngine *e, CudaState *s)
             goto done;
         s->pick.iasa[g] = (unsigned char)pk;
     }
-    for (int g = 0; s->attn_tc && g < a->num_groups; g++) {
+    for (int g = 0; s->fp16 && g < a->num_groups; g++) {
         int same = -1;
         for (int p = 0; p < g && same < 0; p++)
             if (a->groups[p].patch_size == a->groups[g].patch_size)

@@ -2484,12 +2484,21 @@ static int op_linear_fused_qkv(void *p)
     CatanetLinearFusion f = { .ln_w = b->b, .ln_b = b->b, .ln_out = b->z, .split = { 36, 72 }, .y1 = b->k, .y2 = b->v };
     return catanet_linear_fused_fwd_cuda(&cx, b->n, 40, 112, b->x, b->wt, &f, b->q);
 }
-/* the fp16 mode's ConvFFN chain: the same three ops with the [N,96] intermediates stored as fp16 */
+/* the fp16 mode's ConvFFN chain as the engine runs it: the [N,96] intermediates stored as fp16 and
+ * the fused layers on tensor cores (cx.gemm_fp16, as the fp16 engine sets it) */
+static int op_linear_fused_fp16_mode(int n, int in, int out, const float *x, const float *w,
+                                     const CatanetLinearFusion *f, float *y)
+{
+    cx.gemm_fp16 = 1;
+    int ret = catanet_linear_fused_fwd_cuda(&cx, n, in, out, x, w, f, y);
+    cx.gemm_fp16 = 0;
+    return ret;
+}
 static int op_linear_fused_fc1_h(void *p)
 {
     BenchBufs *b = p;
     CatanetLinearFusion f = { .ln_w = b->b, .ln_b = b->b, .bias = b->b, .gelu = 1, .y_fp16 = 1 };
-    return catanet_linear_fused_fwd_cuda(&cx, b->n, 40, 96, b->x, b->wt, &f, b->big);
+    return op_linear_fused_fp16_mode(b->n, 40, 96, b->x, b->wt, &f, b->big);
 }
 static int op_dwconv_h(void *p)
 {
@@ -2501,7 +2510,13 @@ static int op_linear_fused_fc2_h(void *p)
 {
     BenchBufs *b = p;
     CatanetLinearFusion f = { .bias = b->b, .res = b->y, .x_fp16 = 1 };
-    return catanet_linear_fused_fwd_cuda(&cx, b->n, 96, 40, b->big2, b->wt, &f, b->y);
+    return op_linear_fused_fp16_mode(b->n, 96, 40, b->big2, b->wt, &f, b->y);
+}
+static int op_linear_fused_qkv_tc(void *p)
+{
+    BenchBufs *b = p;
+    CatanetLinearFusion f = { .ln_w = b->b, .ln_b = b->b, .ln_out = b->z, .split = { 36, 72 }, .y1 = b->k, .y2 = b->v };
+    return op_linear_fused_fp16_mode(b->n, 40, 112, b->x, b->wt, &f, b->q);
 }
 static int op_dwconv(void *p)
 {
@@ -2583,8 +2598,10 @@ static void op_bench(void)
         { "add [N,40]", op_add40 }, { "dwconv5x5+gelu+add [N,96]", op_dwconv },
         { "fused LN+linear 40->96+gelu", op_linear_fused_fc1 }, { "fused linear 96->40+bias+add", op_linear_fused_fc2 },
         { "fused LN+q|k|v 40->36|36|40", op_linear_fused_qkv },
-        { "fused LN+linear 40->96+gelu, fp16 out", op_linear_fused_fc1_h }, { "dwconv5x5+gelu+add, fp16 in/out", op_dwconv_h },
-        { "fused linear 96->40+bias+add, fp16 in", op_linear_fused_fc2_h },
+        { "fp16 mode: fused LN+q|k|v (tensor cores)", op_linear_fused_qkv_tc },
+        { "fp16 mode: fused LN+fc1+gelu -> fp16 (tensor cores)", op_linear_fused_fc1_h },
+        { "fp16 mode: dwconv5x5+gelu+add fp16 in/out", op_dwconv_h },
+        { "fp16 mode: fused fp16 -> fc2+bias+add (tensor cores)", op_linear_fused_fc2_h },
         { "dwconv5x5+gelu+add per-warp (old)", op_dwconv_pixelwarp },
         { "pixel_shuffle+lrelu x2 (40ch)", op_shuffle }, { "bilinear+add -> 1920x1080", op_bilinear_add },
     };
