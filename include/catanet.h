@@ -27,7 +27,7 @@ extern "C" {
 #endif
 
 #define CATANET_VERSION_MAJOR 0
-#define CATANET_VERSION_MINOR 1
+#define CATANET_VERSION_MINOR 2
 #define CATANET_VERSION_MICRO 0
 
 /** Error codes: 0 is success, every error is negative. Values are stable. */
