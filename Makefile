@@ -205,10 +205,10 @@ $(EMU_B)/emu.o $(EMU_B)/emu_runtime.o: $(EMU_B)/%.o: tests/cuda_emu/%.cpp $(wild
 	$(EMU_CXX) $(EMU_CXXFLAGS) -Itests/cuda_emu/include -c $< -o $@
 
 # the emulator's own wmma/fp16 check (tests/cuda_emu/wmma_selftest.cu)
-$(EMU_B)/wmma_selftest: tests/cuda_emu/wmma_selftest.cu tests/cuda_emu/prep.sh $(EMU_RT) $(wildcard tests/cuda_emu/include/*.h)
+$(EMU_B)/wmma_selftest: tests/cuda_emu/wmma_selftest.cu tests/cuda_emu/prep.sh kernels/cuda/mma_16816.cuh $(EMU_RT) $(wildcard tests/cuda_emu/include/*.h)
 	@mkdir -p $(EMU_B)/src
 	sh tests/cuda_emu/prep.sh $< $(EMU_B)/src/wmma_selftest.cu
-	$(EMU_CXX) $(EMU_CXXFLAGS) -Itests/cuda_emu/include -x c++ $(EMU_B)/src/wmma_selftest.cu -x none $(EMU_RT) -o $@
+	$(EMU_CXX) $(EMU_CXXFLAGS) -Itests/cuda_emu/include -Ikernels/cuda -x c++ $(EMU_B)/src/wmma_selftest.cu -x none $(EMU_RT) -o $@
 
 # C sources that call CUDA (the tests, the CUDA training step) compiled against the stub headers
 $(EMU_B)/test_%.o: tests/test_%.c $(EMU_B)/config.h $(wildcard tests/cuda_emu/include/*.h)

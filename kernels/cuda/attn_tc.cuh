@@ -1,62 +1,74 @@
 /*
- * attn_tc.cuh: flash attention on tensor cores (nvcuda::wmma m16n16k16, sm_70+) for the fp16
+ * attn_tc.cuh: flash attention on tensor cores (mma.sync m16n8k16, mma_16816.cuh) for the fp16
  * precision mode of LRSA and IASA (cx->attn_fp16). The fp32 mode keeps cuda_common.cuh's
  * CUDA-core attend(), the twin that matches the CPU to 2e-5.
  *
  * A block of TC_WARPS warps; each warp owns 16 queries. Keys and values stream through shared
- * memory in tiles of TC_KEYS, converted to fp16 with the head dims zero-padded to TC_D = 16 (one
- * wmma k step: CATANet's 9/10, XS/S's 9/9). Per tile and warp:
- *   S = Q K^T         4 mma (fp16 inputs, fp32 accumulate) -> the warp's fp32 scratch
- *   online softmax    fp32, per query row (running max m and sum l in fp32, as spec §8.10 asks:
- *                     softmax stays fp32); P = exp2(S - m) rounded to fp16, l sums the rounded P
- *                     (so the weights that multiply V are exactly the ones normalised)
- *   O = O corr + P V  4 mma into a fresh fp32 tile; the rescale and the sum happen per lane in
- *                     fp32 registers (the accumulator fragment's element layout is unspecified, so
- *                     a per-row rescale cannot be done on the fragment itself)
- * Lane pair (2r, 2r+1) owns query row r: keys [0, 32) and [32, 64) of the tile for the softmax,
- * output columns [0, 8) and [8, 16) of the head. The scale and log2(e) are folded into Q before
- * its fp16 rounding (exp2 instead of exp). Keys outside [lo, hi) of a tile get weight 0 (patch
- * end, IASA window); their K/V rows are staged as zeros so that 0 * V stays 0.
+ * memory in tiles of TC_KEYS, as fp16 with the head dims zero-padded to TC_D = 16 (one k step of
+ * the multiply: CATANet's 9/10, XS/S's 9/9). Everything else stays in registers, in the fragment
+ * layout the PTX ISA documents (FlashAttention-2's scheme): per tile and warp
+ *   S = Q K^T         8 mma (keys 8j .. 8j+7 each), fp16 inputs, fp32 accumulate; lane (g, t) =
+ *                     (lane >> 2, lane % 4) holds rows g and g + 8, keys 8j + 2t and 8j + 2t + 1
+ *   online softmax    fp32, per row (running max m in fp32, spec §8.10: softmax stays fp32); the
+ *                     four lanes of a row (a quad) share its max through two shuffles; P =
+ *                     exp2(S - m) rounded to fp16, and l sums the rounded P (so the weights that
+ *                     multiply V are exactly the ones normalised), per lane until tc_row_finish
+ *   O = O corr + P V  8 mma (16 keys x 8 output dims each): the S accumulators of keys 16c .. 16c+15
+ *                     are, once packed to fp16, exactly the A operand of that step; O's accumulator
+ *                     rows are the lane's two rows, so the rescale by corr is per register
+ * The scale and log2(e) are folded into Q before its fp16 rounding (exp2 instead of exp). Keys
+ * outside [lo, hi) of a tile get weight 0 (patch end, IASA window); their K/V entries are staged as
+ * zeros so that 0 * V stays 0. Shared memory per block: 5.3 KB (was 36 KB with wmma, whose S and P
+ * went through shared memory because its fragment layout is unspecified).
  */
 #ifndef CATANET_ATTN_TC_CUH
 #define CATANET_ATTN_TC_CUH
 
-#include <cuda_fp16.h>
-#include <mma.h>
-
 #include "cuda_common.cuh"
+#include "mma_16816.cuh"
 
-#define TC_D 16                  /* head dims padded to one wmma step */
+#define TC_D 16                  /* head dims padded to one mma k step */
 #define TC_KEYS 64               /* keys per shared-memory tile */
 #define TC_WARPS 8
 #define TC_THREADS (32 * TC_WARPS)
 #define TC_ROWS (16 * TC_WARPS) /* queries per block */
-#define TC_MIN_BLOCKS 2          /* per SM, for __launch_bounds__: <= 128 registers a thread, 16
-                                    warps an SM (ptxas, sm_75 and sm_90: 128 used, no spills; 201-210
-                                    without the bound, one block an SM) */
+#define TC_MIN_BLOCKS 3          /* per SM, for __launch_bounds__: <= 80 registers a thread (ptxas,
+                                    sm_75 and sm_90: LRSA uses 80, no spills) */
+#define TC_MIN_BLOCKS_IASA 2     /* IASA keeps a second softmax state: 108-110 registers, no spills
+                                    (at 80 it spills 24-48 bytes a thread) */
+/* row strides of the tiles in 32-bit words (pairs of halves), padded so that the fragment loads
+ * below hit 32 different banks: K [key][dim pair] 12 (8 + 4), V^T [dim][key pair] 36 (32 + 4) */
+#define TC_KW 12
+#define TC_VW 36
 
-/* 36 KB: the K/V tile (fp16) and per warp an S tile [16][TC_KEYS] fp32 whose first 2 KB are
- * reused for P [16][TC_KEYS] fp16 and the next 1 KB for the P V tile [16][16] fp32 */
-struct __align__(32) TcSmem {
-    __half k[TC_KEYS * TC_D];
-    __half v[TC_KEYS * TC_D];
-    float w[TC_WARPS][16 * TC_KEYS];
+struct TcSmem {
+    uint32_t k[TC_KEYS * TC_KW]; /* k[p * TC_KW + e / 2]: dims e, e + 1 of key p */
+    uint32_t vt[TC_D * TC_VW];   /* vt[e * TC_VW + p / 2]: dim e of keys p, p + 1 */
 };
 
-typedef nvcuda::wmma::fragment<nvcuda::wmma::matrix_a, 16, 16, 16, __half, nvcuda::wmma::row_major> TcFragQ;
+/* a warp's 16 queries as the A operand (fp16, scaled) */
+struct TcFragQ {
+    uint32_t a[4];
+};
 
-/* a lane's share of its query row: running max (base 2), sum, and 8 output columns */
+/* a lane's share of rows g and g + 8: running max (base 2) and partial sum per row, and the
+ * accumulators of output dims 8n + 2t, 8n + 2t + 1 (n = 0, 1) */
 struct TcRow {
-    float m, l, o[8];
+    float m[2], l[2], o[2][4];
 };
 
 __device__ static inline void tc_row_init(TcRow &st)
 {
-    st.m = -INFINITY;
-    st.l = 0.0f;
 #pragma unroll
-    for (int e = 0; e < 8; e++)
-        st.o[e] = 0.0f;
+    for (int r = 0; r < 2; r++) {
+        st.m[r] = -INFINITY;
+        st.l[r] = 0.0f;
+    }
+#pragma unroll
+    for (int n = 0; n < 2; n++)
+#pragma unroll
+        for (int i = 0; i < 4; i++)
+            st.o[n][i] = 0.0f;
 }
 
 /* block-wide, between __syncthreads: keys t0 .. t0 + cnt - 1 (rowof(p): row of key p in K [*, ldk]
@@ -65,110 +77,132 @@ template <class RowOf>
 __device__ static inline void tc_stage(TcSmem &sm, int t0, int cnt, RowOf rowof, const float *K, int ldk, int kcol,
                                        const float *V, int ldv, int vcol, int dqk, int dv)
 {
-    for (int idx = threadIdx.x; idx < TC_KEYS * TC_D; idx += blockDim.x) {
-        int p = idx / TC_D, e = idx - p * TC_D;
-        float kx = 0.0f, vx = 0.0f;
+    for (int idx = threadIdx.x; idx < TC_KEYS * (TC_D / 2); idx += blockDim.x) {
+        int p = idx / (TC_D / 2), e = 2 * (idx - p * (TC_D / 2));
+        float k0 = 0.0f, k1 = 0.0f;
         if (p < cnt) {
-            size_t r = (size_t)rowof(t0 + p);
+            const float *kr = K + (size_t)rowof(t0 + p) * ldk + kcol;
             if (e < dqk)
-                kx = K[r * ldk + kcol + e];
-            if (e < dv)
-                vx = V[r * ldv + vcol + e];
+                k0 = kr[e];
+            if (e + 1 < dqk)
+                k1 = kr[e + 1];
         }
-        sm.k[idx] = __float2half_rn(kx);
-        sm.v[idx] = __float2half_rn(vx);
+        sm.k[p * TC_KW + e / 2] = mma_pack_half2(k0, k1);
+    }
+    for (int idx = threadIdx.x; idx < TC_D * (TC_KEYS / 2); idx += blockDim.x) { /* neighbours read one row */
+        int p = 2 * (idx / TC_D), e = idx - p / 2 * TC_D;
+        float v0 = 0.0f, v1 = 0.0f;
+        if (e < dv) {
+            if (p < cnt)
+                v0 = V[(size_t)rowof(t0 + p) * ldv + vcol + e];
+            if (p + 1 < cnt)
+                v1 = V[(size_t)rowof(t0 + p + 1) * ldv + vcol + e];
+        }
+        sm.vt[e * TC_VW + p / 2] = mma_pack_half2(v0, v1);
     }
 }
 
-/* warp-wide: queries q0 .. q0 + 15 (those < nq; the rest zero) times qscale, as fp16, into fq
- * (staged through the warp's scratch ws) */
+/* warp-wide: queries q0 .. q0 + 15 (those < nq; the rest zero) times qscale, as fp16, straight from
+ * Q [*, ldq] into the lane's fragment registers */
 template <class RowOf>
-__device__ static inline void tc_load_query(TcFragQ &fq, float *ws, int q0, int nq, RowOf rowof, const float *Q,
-                                            int ldq, int qcol, int dqk, float qscale)
+__device__ static inline void tc_load_query(TcFragQ &fq, int q0, int nq, RowOf rowof, const float *Q, int ldq,
+                                            int qcol, int dqk, float qscale)
 {
-    __half *stage = (__half *)ws;
-    for (int idx = threadIdx.x & 31; idx < 16 * TC_D; idx += 32) {
-        int r = idx / TC_D, e = idx - r * TC_D;
-        float x = 0.0f;
-        if (q0 + r < nq && e < dqk)
-            x = Q[(size_t)rowof(q0 + r) * ldq + qcol + e] * qscale;
-        stage[idx] = __float2half_rn(x);
+    const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+#pragma unroll
+    for (int i = 0; i < 4; i++) { /* a[i]: row g + 8 (i & 1), dims 2t + 8 (i >> 1) and one more */
+        int r = g + 8 * (i & 1), e = 2 * t + 8 * (i >> 1);
+        float x0 = 0.0f, x1 = 0.0f;
+        if (q0 + r < nq) {
+            const float *qr = Q + (size_t)rowof(q0 + r) * ldq + qcol;
+            if (e < dqk)
+                x0 = qr[e] * qscale;
+            if (e + 1 < dqk)
+                x1 = qr[e + 1] * qscale;
+        }
+        fq.a[i] = mma_pack_half2(x0, x1);
     }
-    __syncwarp();
-    nvcuda::wmma::load_matrix_sync(fq, stage, TC_D);
-    __syncwarp(); /* ws is overwritten by the first S tile */
 }
 
 /* warp-wide: the staged tile's keys lo <= p < hi (at least one) into the warp's 16 rows */
-__device__ static inline void tc_attend(TcRow &st, const TcFragQ &fq, const TcSmem &sm, float *ws, int lo, int hi)
+__device__ static inline void tc_attend(TcRow &st, const TcFragQ &fq, const TcSmem &sm, int lo, int hi)
 {
-    using namespace nvcuda;
-    const int lane = threadIdx.x & 31, r = lane >> 1, part = lane & 1;
-    wmma::fragment<wmma::matrix_b, 16, 16, 16, __half, wmma::col_major> fk; /* K^T: K's rows are B's columns */
-    wmma::fragment<wmma::accumulator, 16, 16, 16, float> fs;
+    const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+    float s[TC_KEYS / 8][4];
 #pragma unroll
-    for (int j = 0; j < TC_KEYS / 16; j++) {
-        wmma::fill_fragment(fs, 0.0f);
-        wmma::load_matrix_sync(fk, sm.k + j * 16 * TC_D, TC_D);
-        wmma::mma_sync(fs, fq, fk, fs);
-        wmma::store_matrix_sync(ws + j * 16, fs, TC_KEYS, wmma::mem_row_major);
+    for (int j = 0; j < TC_KEYS / 8; j++) { /* B = K^T: column g is key 8j + g */
+        const uint32_t *kr = sm.k + (8 * j + g) * TC_KW + t;
+        uint32_t b[2] = { kr[0], kr[4] };
+#pragma unroll
+        for (int i = 0; i < 4; i++)
+            s[j][i] = 0.0f;
+        mma_16816(s[j], fq.a, b);
     }
-    __syncwarp();
-    /* two passes over the lane's 32 scores (max, then P), read as column pairs starting at the
-     * lane's own pair (fewer bank conflicts); P is kept as 16 half2 registers until every lane has
-     * read its scores, since P overwrites S in place */
-    const float *srow = ws + r * TC_KEYS + part * 32;
-    float mx = -INFINITY;
+    /* row maxima over the valid keys: s[j][i] is row g + 8 (i >> 1), key 8j + 2t + (i & 1) */
+    float mx[2] = { -INFINITY, -INFINITY };
 #pragma unroll
-    for (int c = 0; c < 16; c++) {
-        int cp = (c + lane) & 15, p = part * 32 + 2 * cp;
-        float2 sv = *(const float2 *)(srow + 2 * cp);
-        if (p >= lo && p < hi)
-            mx = fmaxf(mx, sv.x);
-        if (p + 1 >= lo && p + 1 < hi)
-            mx = fmaxf(mx, sv.y);
+    for (int j = 0; j < TC_KEYS / 8; j++)
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            int p = 8 * j + 2 * t + (i & 1);
+            if (p >= lo && p < hi)
+                mx[i >> 1] = fmaxf(mx[i >> 1], s[j][i]);
+        }
+    float corr[2];
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+        float mnew = fmaxf(st.m[r], mx[r]);
+        corr[r] = exp2f(st.m[r] - mnew); /* 0 on the first tile (m = -inf) */
+        st.m[r] = mnew;
+        st.l[r] *= corr[r];
     }
-    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-    const float mnew = fmaxf(st.m, mx), corr = exp2f(st.m - mnew); /* 0 on the first tile (m = -inf) */
-    __half2 ph[16];
-    float sum = 0.0f;
 #pragma unroll
-    for (int c = 0; c < 16; c++) {
-        int cp = (c + lane) & 15, p = part * 32 + 2 * cp;
-        float2 sv = *(const float2 *)(srow + 2 * cp);
-        ph[c] = __floats2half2_rn(p >= lo && p < hi ? exp2f(sv.x - mnew) : 0.0f,
-                                  p + 1 >= lo && p + 1 < hi ? exp2f(sv.y - mnew) : 0.0f);
-        sum += __low2float(ph[c]);
-        sum += __high2float(ph[c]);
+    for (int n = 0; n < 2; n++)
+#pragma unroll
+        for (int i = 0; i < 4; i++)
+            st.o[n][i] *= corr[i >> 1];
+    /* P V, 16 keys at a time: P's A operand for keys 16c .. 16c + 15 is s[2c] (dims 2t, 2t+1 of
+     * the k step) and s[2c + 1] (2t + 8, 2t + 9), rows g and g + 8 */
+#pragma unroll
+    for (int c = 0; c < TC_KEYS / 16; c++) {
+        uint32_t pa[4];
+#pragma unroll
+        for (int h = 0; h < 2; h++) /* h: s[2c + h] */
+#pragma unroll
+            for (int r = 0; r < 2; r++) {
+                float pv[2];
+#pragma unroll
+                for (int x = 0; x < 2; x++) {
+                    int p = 16 * c + 8 * h + 2 * t + x;
+                    pv[x] = p >= lo && p < hi ? exp2f(s[2 * c + h][2 * r + x] - st.m[r]) : 0.0f;
+                }
+                pa[2 * h + r] = mma_pack_half2(pv[0], pv[1]);
+                st.l[r] += __half2float(__ushort_as_half((unsigned short)(pa[2 * h + r] & 0xffffu))) +
+                           __half2float(__ushort_as_half((unsigned short)(pa[2 * h + r] >> 16)));
+            }
+#pragma unroll
+        for (int n = 0; n < 2; n++) { /* B = V rows 16c .., columns (output dims) 8n + g */
+            const uint32_t *vr = sm.vt + (8 * n + g) * TC_VW + 8 * c + t;
+            uint32_t b[2] = { vr[0], vr[4] };
+            mma_16816(st.o[n], pa, b);
+        }
     }
-    __syncwarp(); /* every lane has read its scores: P may overwrite them */
-    __half2 *prow = (__half2 *)((__half *)ws + r * TC_KEYS + part * 32);
-#pragma unroll
-    for (int c = 0; c < 16; c++)
-        prow[(c + lane) & 15] = ph[c];
-    sum += __shfl_xor_sync(0xffffffffu, sum, 1); /* the same sum on both lanes of the pair */
-    st.l = st.l * corr + sum;
-    st.m = mnew;
-#pragma unroll
-    for (int e = 0; e < 8; e++)
-        st.o[e] *= corr;
-    __syncwarp();
-    wmma::fragment<wmma::matrix_a, 16, 16, 16, __half, wmma::row_major> fp;
-    wmma::fragment<wmma::matrix_b, 16, 16, 16, __half, wmma::row_major> fv;
-    wmma::fill_fragment(fs, 0.0f);
-#pragma unroll
-    for (int j = 0; j < TC_KEYS / 16; j++) {
-        wmma::load_matrix_sync(fp, (const __half *)ws + j * 16, TC_KEYS);
-        wmma::load_matrix_sync(fv, sm.v + j * 16 * TC_D, TC_D);
-        wmma::mma_sync(fs, fp, fv, fs);
-    }
-    float *pv = ws + 16 * TC_KEYS / 2; /* after P's 16 x TC_KEYS halves */
-    wmma::store_matrix_sync(pv, fs, TC_D, wmma::mem_row_major);
-    __syncwarp();
-#pragma unroll
-    for (int e = 0; e < 8; e++)
-        st.o[e] += pv[r * TC_D + part * 8 + e];
-    __syncwarp(); /* ws is overwritten by the next S tile */
 }
+
+/* warp-wide, once after the last tile: the row sums, from the four lanes' partial sums */
+__device__ static inline void tc_row_finish(TcRow &st)
+{
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        st.l[r] += __shfl_xor_sync(0xffffffffu, st.l[r], 1);
+        st.l[r] += __shfl_xor_sync(0xffffffffu, st.l[r], 2);
+    }
+}
+
+/* where a lane's accumulator st.o[n][i] lands: row (0..15) of the warp's queries, output dim */
+__device__ static inline int tc_out_row(int i) { return ((threadIdx.x & 31) >> 2) + 8 * (i >> 1); }
+__device__ static inline int tc_out_dim(int n, int i) { return 8 * n + 2 * (threadIdx.x & 3) + (i & 1); }
 
 #endif /* CATANET_ATTN_TC_CUH */

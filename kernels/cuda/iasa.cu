@@ -77,24 +77,22 @@ struct SortedRow {
  * streams the union of its subgroups' windows, [jf gs, (jl + 2) gs) (mirror-padded, through ord),
  * and each warp attends to the keys of its own 2gs window in it; then the M centers, in a second,
  * separate softmax. The two results are summed as in iasa_kernel. */
-__global__ void __launch_bounds__(TC_THREADS, TC_MIN_BLOCKS)
+__global__ void __launch_bounds__(TC_THREADS, TC_MIN_BLOCKS_IASA)
 iasa_tc_kernel(CatanetIasaArgs a, int gs, float qscale, const float *q, const float *k, const float *v,
                const int32_t *ord, const float *kg, const float *vg, float *out)
 {
     __shared__ TcSmem sm;
     const int dqk = a.dqk, dv = a.dv, hq = a.heads * dqk, hv = a.heads * dv, h = blockIdx.y;
-    const int lane = threadIdx.x & 31, qb = (int)blockIdx.x * TC_ROWS, q0 = qb + (int)(threadIdx.x >> 5) * 16;
+    const int qb = (int)blockIdx.x * TC_ROWS, q0 = qb + (int)(threadIdx.x >> 5) * 16;
     const bool busy = q0 < a.n; /* warp-uniform: a warp past the end only helps staging */
     const int jf = qb / gs, jl = ((qb + TC_ROWS < a.n ? qb + TC_ROWS : a.n) - 1) / gs;
     const int nkeys = (jl - jf + 2) * gs, lo = (q0 / gs - jf) * gs, hi = lo + 2 * gs; /* the warp's window */
-    float *ws = sm.w[threadIdx.x >> 5];
     SortedRow qrow = { ord };
     TcFragQ fq;
     if (busy)
-        tc_load_query(fq, ws, q0, a.n, qrow, q, hq, h * dqk, dqk, qscale);
+        tc_load_query(fq, q0, a.n, qrow, q, hq, h * dqk, dqk, qscale);
     TcRow loc, glb;
     tc_row_init(loc);
-    tc_row_init(glb);
     WindowRow wr = { ord, (long long)jf * gs, a.n };
     for (int t0 = 0; t0 < nkeys; t0 += TC_KEYS) {
         int cnt = nkeys - t0 < TC_KEYS ? nkeys - t0 : TC_KEYS;
@@ -103,24 +101,43 @@ iasa_tc_kernel(CatanetIasaArgs a, int gs, float qscale, const float *q, const fl
         tc_stage(sm, t0, cnt, wr, k, hq, h * dqk, v, hv, h * dv, dqk, dv);
         __syncthreads();
         if (busy && l0 < h0)
-            tc_attend(loc, fq, sm, ws, l0, h0);
+            tc_attend(loc, fq, sm, l0, h0);
     }
+    /* the window's result, normalised, so that its running max and sums are free for the centers */
+    float res[2][4];
+    if (busy) {
+        tc_row_finish(loc);
+#pragma unroll
+        for (int n = 0; n < 2; n++)
+#pragma unroll
+            for (int i = 0; i < 4; i++)
+                res[n][i] = loc.o[n][i] / loc.l[i >> 1];
+    }
+    tc_row_init(glb);
     for (int t0 = 0; t0 < a.m; t0 += TC_KEYS) {
         int cnt = a.m - t0 < TC_KEYS ? a.m - t0 : TC_KEYS;
         __syncthreads();
         tc_stage(sm, t0, cnt, IdentityRow(), kg, hq, h * dqk, vg, hv, h * dv, dqk, dv);
         __syncthreads();
         if (busy)
-            tc_attend(glb, fq, sm, ws, 0, cnt);
+            tc_attend(glb, fq, sm, 0, cnt);
     }
-    const int qi = q0 + (lane >> 1), e0 = (lane & 1) * 8;
-    if (!busy || qi >= a.n)
+    if (!busy)
         return;
-    float il = 1.0f / loc.l, ig = 1.0f / glb.l, *o = out + (size_t)ord[qi] * hv + h * dv;
+    tc_row_finish(glb);
 #pragma unroll
-    for (int e = 0; e < 8; e++)
-        if (e0 + e < dv)
-            o[e0 + e] = loc.o[e] * il + glb.o[e] * ig;
+    for (int i = 0; i < 4; i++) {
+        int qi = q0 + tc_out_row(i);
+        if (qi >= a.n)
+            continue;
+        float *o = out + (size_t)ord[qi] * hv + h * dv, ig = 1.0f / glb.l[i >> 1];
+#pragma unroll
+        for (int n = 0; n < 2; n++) {
+            int e = tc_out_dim(n, i);
+            if (e < dv)
+                o[e] = res[n][i] + glb.o[n][i] * ig;
+        }
+    }
 }
 
 /* q,k [N,heads*dqk], v [N,heads*dv], ord [N], kg [M,heads*dqk], vg [M,heads*dv] -> out [N,heads*dv] */
@@ -140,7 +157,7 @@ int catanet_iasa_fwd_cuda(CatanetCudaCtx *cx, const CatanetIasaArgs *a, const fl
               (unsigned)(spb > 1 ? 1 : (gs + threads - 1) / threads));
     CUDA_REQUIRE(cx, grid.y <= 65535 && grid.z <= 65535 && threads <= IASA_QUERIES, "iasa_fwd_cuda");
     float scale = 1.0f / sqrtf((float)a->dqk);
-    /* fp16 mode: tensor cores when the head dims fit one wmma step and a warp's 16 queries always
+    /* fp16 mode: tensor cores when the head dims fit one mma k step and a warp's 16 queries always
      * share a subgroup (CATANet's group sizes 32..256 do); else the fp32 kernel below */
     if (cx->attn_fp16 && a->dqk <= TC_D && a->dv <= TC_D && gs % 16 == 0) {
         dim3 tgrid((unsigned)((a->n + TC_ROWS - 1) / TC_ROWS), (unsigned)a->heads);

@@ -136,14 +136,13 @@ lrsa_attn_tc_kernel(CatanetLrsaArgs a, LrsaTable tb, int nc, int cr0, int cc0, f
     const int hq = a.heads * a.dqk, hv = a.heads * a.dv, T = a.ps * a.ps;
     const int ncp = (nc - cc0 + 2) / 3;
     const int pr = cr0 + 3 * (int)(blockIdx.x / ncp), pc = cc0 + 3 * (int)(blockIdx.x % ncp);
-    const int h = blockIdx.y, lane = threadIdx.x & 31;
+    const int h = blockIdx.y;
     const int q0 = (int)blockIdx.z * TC_ROWS + (int)(threadIdx.x >> 5) * 16; /* the warp's first query */
     const bool busy = q0 < T; /* warp-uniform: a warp past the patch's end only helps staging */
-    float *ws = sm.w[threadIdx.x >> 5];
     PatchRow rowof = { tb.rs[pr], tb.cs[pc], a.ps, a.w };
     TcFragQ fq;
     if (busy)
-        tc_load_query(fq, ws, q0, T, rowof, q, hq, h * a.dqk, a.dqk, qscale);
+        tc_load_query(fq, q0, T, rowof, q, hq, h * a.dqk, a.dqk, qscale);
     TcRow st;
     tc_row_init(st);
     for (int t0 = 0; t0 < T; t0 += TC_KEYS) {
@@ -152,16 +151,24 @@ lrsa_attn_tc_kernel(CatanetLrsaArgs a, LrsaTable tb, int nc, int cr0, int cc0, f
         tc_stage(sm, t0, cnt, rowof, k, hq, h * a.dqk, v, hv, h * a.dv, a.dqk, a.dv);
         __syncthreads();
         if (busy)
-            tc_attend(st, fq, sm, ws, 0, cnt);
+            tc_attend(st, fq, sm, 0, cnt);
     }
-    const int qi = q0 + (lane >> 1), e0 = (lane & 1) * 8;
-    if (!busy || qi >= T)
+    if (!busy)
         return;
-    float il = 1.0f / st.l, *o = asum + (size_t)rowof(qi) * hv + h * a.dv;
+    tc_row_finish(st);
 #pragma unroll
-    for (int e = 0; e < 8; e++)
-        if (e0 + e < a.dv)
-            o[e0 + e] += st.o[e] * il;
+    for (int i = 0; i < 4; i++) {
+        int qi = q0 + tc_out_row(i);
+        if (qi >= T)
+            continue;
+        float il = 1.0f / st.l[i >> 1], *o = asum + (size_t)rowof(qi) * hv + h * a.dv;
+#pragma unroll
+        for (int n = 0; n < 2; n++) {
+            int e = tc_out_dim(n, i);
+            if (e < a.dv)
+                o[e] += st.o[n][i] * il;
+        }
+    }
 }
 
 /* x [H,W,C] -> out [H,W,C] */
@@ -196,7 +203,7 @@ int catanet_lrsa_attend_fwd_cuda(CatanetCudaCtx *cx, const CatanetLrsaArgs *a, c
     CUDA_TRY(cx, cudaMemsetAsync(s->asum, 0, sizeof(float) * (size_t)N * hv, cx->stream));
     float scale = 1.0f / sqrtf((float)a->dqk);
     int threads = T < LRSA_QUERIES ? (T + 31) / 32 * 32 : LRSA_QUERIES;
-    /* fp16 mode: tensor cores when the head dims fit one wmma step (CATANet's all do) */
+    /* fp16 mode: tensor cores when the head dims fit one mma k step (CATANet's all do) */
     const bool tc = cx->attn_fp16 && a->dqk <= TC_D && a->dv <= TC_D;
     for (int cr0 = 0; cr0 < 3 && cr0 < nr; cr0++)
         for (int cc0 = 0; cc0 < 3 && cc0 < nc; cc0++) {

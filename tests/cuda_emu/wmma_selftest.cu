@@ -11,6 +11,8 @@
  *   3. code that assumes an element layout (x[i] of lane l = row l/2 ...) gets a wrong product.
  *   4. run in a child, each must abort: a divergent mma_sync (half the warp), one in a 16-thread
  *      block, a load of shared memory that the other lanes wrote without a __syncwarp before it.
+ *   5. PTX mma.m16n8k16 (kernels/cuda/mma_16816.cuh) with fragments built from the PTX ISA's layout
+ *      formulas, against the host product; a divergent one must abort.
  */
 #include <math.h>
 #include <stdio.h>
@@ -21,6 +23,8 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <mma.h>
+
+#include "mma_16816.cuh"
 
 using namespace nvcuda;
 
@@ -114,6 +118,45 @@ __global__ void divergent(const __half *a, const __half *b, float *d)
     wmma::store_matrix_sync(d, acc, 16, wmma::mem_row_major);
 }
 
+/* PTX mma.m16n8k16 (kernels/cuda/mma_16816.cuh): D = A B + C with A [16][16], B [16][8], C and D
+ * [16][8] row-major floats; each lane builds its fragments element by element from the PTX ISA's
+ * formulas, written out here a second time (independently of mma.h's) */
+__global__ void ptx_16816(const float *a, const float *b, const float *c, float *d)
+{
+    int lane = threadIdx.x, groupID = lane >> 2, tig = lane % 4;
+    float ae[8], be[4], acc[4];
+    for (int i = 0; i < 8; i++) {
+        int row = (i < 2 || (i >= 4 && i < 6)) ? groupID : groupID + 8;
+        int col = i < 4 ? tig * 2 + (i & 1) : tig * 2 + (i & 1) + 8;
+        ae[i] = a[row * 16 + col];
+    }
+    for (int i = 0; i < 4; i++) {
+        int row = i < 2 ? tig * 2 + (i & 1) : tig * 2 + (i & 1) + 8, col = groupID;
+        be[i] = b[row * 8 + col];
+    }
+    for (int i = 0; i < 4; i++)
+        acc[i] = c[(i < 2 ? groupID : groupID + 8) * 8 + tig * 2 + (i & 1)];
+    uint32_t ar[4], br[2];
+    for (int r = 0; r < 4; r++)
+        ar[r] = mma_pack_half2(ae[2 * r], ae[2 * r + 1]);
+    for (int r = 0; r < 2; r++)
+        br[r] = mma_pack_half2(be[2 * r], be[2 * r + 1]);
+    mma_16816(acc, ar, br);
+    for (int i = 0; i < 4; i++)
+        d[(i < 2 ? groupID : groupID + 8) * 8 + tig * 2 + (i & 1)] = acc[i];
+}
+
+/* illegal: only lanes < 16 reach the mma */
+__global__ void ptx_divergent(float *d)
+{
+    uint32_t ar[4] = { 0, 0, 0, 0 }, br[2] = { 0, 0 };
+    float acc[4] = { 0, 0, 0, 0 };
+    if (threadIdx.x < 16)
+        mma_16816(acc, ar, br);
+    __syncwarp();
+    d[threadIdx.x] = acc[0];
+}
+
 static float *dev_floats(const float *h, size_t n)
 {
     float *d;
@@ -186,7 +229,8 @@ static void rounding(void)
     check(bad == 0, "float -> half: ties to even, overflow, subnormals (wrong)", bad, 0);
 }
 
-/* run an illegal kernel in a child: the emulator must abort it (kernel 0: divergent, 1: missing_sync) */
+/* run an illegal kernel in a child: the emulator must abort it (kernel 0: divergent, 1: missing_sync,
+ * 2: ptx_divergent) */
 static void must_abort(int kernel, int threads, const char *what, const __half *a, const __half *b, float *d)
 {
     fflush(stdout);
@@ -196,8 +240,10 @@ static void must_abort(int kernel, int threads, const char *what, const __half *
             _exit(2);
         if (kernel == 0)
             divergent<<<1, threads>>>(a, b, d);
-        else
+        else if (kernel == 1)
             missing_sync<<<1, threads>>>(a, b, d);
+        else
+            ptx_divergent<<<1, threads>>>(d);
         _exit(0);
     }
     int st = 0;
@@ -236,6 +282,17 @@ int main(void)
     cudaMemcpy(got, dd, sizeof(float) * 256, cudaMemcpyDeviceToHost);
     check(prod_err(got, 0, a, b, 0, NULL, 16, 16, 16, 1) > 0.1, "code assuming an element layout: wrong (max abs)",
           prod_err(got, 0, a, b, 0, NULL, 16, 16, 16, 1), 0.1);
+
+    /* mma.m16n8k16 with the documented layout: A = a[0..255], B = b[0..127] as [16][8], C = c[0..127] */
+    float *pa = dev_floats(a, 256), *pb = dev_floats(b, 128), *pc = dev_floats(c, 128);
+    ptx_16816<<<1, 32>>>(pa, pb, pc, dd);
+    cudaMemcpy(got, dd, sizeof(float) * 128, cudaMemcpyDeviceToHost);
+    check(prod_err(got, 0, a, b, 0, c, 16, 8, 16, 1) <= 1e-5, "mma.m16n8k16 (PTX layout): D = A B + C vs host (max abs)",
+          prod_err(got, 0, a, b, 0, c, 16, 8, 16, 1), 1e-5);
+    check(prod_err(got, 0, a, b, 0, c, 16, 8, 16, 0) > 2e-4, "mma.m16n8k16 vs the unrounded product: differs",
+          prod_err(got, 0, a, b, 0, c, 16, 8, 16, 0), 2e-4);
+    must_abort(2, 32, "mma.m16n8k16 in half a warp aborts (signal)", da, db16, dd);
+    cudaFree(pa); cudaFree(pb); cudaFree(pc);
 
     must_abort(0, 32, "mma_sync in half a warp aborts (signal)", da, db16, dd);
     must_abort(0, 16, "mma_sync in a 16-thread block aborts (signal)", da, db16, dd);

@@ -15,6 +15,7 @@
  *   slots, as the GPU's 16-element A/B fragments duplicate theirs), so code that assumes a layout
  *   computes garbage here. Elementwise code that treats every x[i] alike is fine; an A/B fragment
  *   whose two copies of an element disagree at mma_sync aborts.
+ * Also here: PTX's mma.sync m16n8k16 (fp16 in, fp32 accumulate), whose layout is documented (below).
  * Not emulated: other shapes and types (tf32, bf16, int, half accumulators), satf, the
  * experimental APIs; they fail to compile. */
 #ifndef EMU_MMA_H
@@ -227,4 +228,64 @@ static inline void mma_sync(fragment<accumulator, 16, 16, 16, float> &d, const f
 }
 } // namespace wmma
 } // namespace nvcuda
+
+/* PTX mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 (D = A B + C; A 16x16, B 16x8, C/D 16x8),
+ * as kernels/cuda/mma_16816.cuh issues it. Unlike wmma's, this instruction's fragment layout is
+ * documented (PTX ISA, "Matrix Fragments for mma.m16n8k16 with floating point type"), and kernels
+ * rely on it; it is modelled as written there, with g = lane >> 2, t = lane % 4:
+ *   A: a[0] = (A[g][2t], A[g][2t+1]), a[1] = rows g+8, a[2] = (A[g][2t+8], A[g][2t+9]), a[3] = rows g+8
+ *   B: b[0] = (B[2t][g], B[2t+1][g]), b[1] = (B[2t+8][g], B[2t+9][g])
+ *   C, D: c[0..1] = C[g][2t..2t+1], c[2..3] = C[g+8][2t..2t+1]
+ * (each 32-bit register holds two halves, the lower-numbered element in the low 16 bits). A
+ * warp-collective op, as the wmma calls above: all 32 lanes, else abort. Sums exact half products
+ * in fp32 in k order from C (the tensor cores' own order and internal rounding are not modelled). */
+namespace emu {
+namespace mma_ptx {
+struct Op : WarpOp {
+    float *d;
+    uint32_t a[4], b[2];
+    float c[4];
+};
+static const char name[] = "mma.sync.m16n8k16";
+static inline void release(const WarpOp *const *lanes)
+{
+    float A[16][16], B[16][8], C[16][8];
+    for (int l = 0; l < 32; l++) {
+        const Op *o = (const Op *)lanes[l];
+        int g = l >> 2, t = l & 3;
+        for (int i = 0; i < 8; i++) { /* a_i: register i / 2, half i % 2 */
+            int row = g + ((i >> 1) & 1) * 8, col = 2 * t + (i & 1) + (i >> 2) * 8;
+            A[row][col] = half_to_float((unsigned short)(o->a[i >> 1] >> (16 * (i & 1))));
+        }
+        for (int i = 0; i < 4; i++)
+            B[2 * t + (i & 1) + (i >> 1) * 8][g] = half_to_float((unsigned short)(o->b[i >> 1] >> (16 * (i & 1))));
+        for (int i = 0; i < 4; i++)
+            C[g + (i >> 1) * 8][2 * t + (i & 1)] = o->c[i];
+    }
+    for (int l = 0; l < 32; l++) {
+        const Op *o = (const Op *)lanes[l];
+        int g = l >> 2, t = l & 3;
+        for (int i = 0; i < 4; i++) {
+            int row = g + (i >> 1) * 8, col = 2 * t + (i & 1);
+            float s = C[row][col];
+            for (int k = 0; k < 16; k++)
+                s += A[row][k] * B[k][col];
+            o->d[i] = s;
+        }
+    }
+}
+} // namespace mma_ptx
+/* d = a b + d for the calling lane's fragments (see above) */
+static inline void mma_m16n8k16(float d[4], const uint32_t a[4], const uint32_t b[2])
+{
+    mma_ptx::Op op;
+    op.name = mma_ptx::name;
+    op.release = mma_ptx::release;
+    op.d = d;
+    memcpy(op.a, a, sizeof op.a);
+    memcpy(op.b, b, sizeof op.b);
+    memcpy(op.c, d, sizeof op.c);
+    warp_collective(&op);
+}
+} // namespace emu
 #endif
