@@ -11,11 +11,15 @@
  *                     (lane >> 2, lane % 4) holds rows g and g + 8, keys 8j + 2t and 8j + 2t + 1
  *   online softmax    fp32, per row (running max m in fp32, spec §8.10: softmax stays fp32); the
  *                     four lanes of a row (a quad) share its max through two shuffles; P =
- *                     exp2(S - m) rounded to fp16, and l sums the rounded P (so the weights that
- *                     multiply V are exactly the ones normalised), per lane until tc_row_finish
+ *                     exp2(S - m) rounded to fp16
  *   O = O corr + P V  8 mma (16 keys x 8 output dims each): the S accumulators of keys 16c .. 16c+15
  *                     are, once packed to fp16, exactly the A operand of that step; O's accumulator
  *                     rows are the lane's two rows, so the rescale by corr is per register
+ * The row sums l come out of the same multiply: V's last padding dim (TC_D - 1, so dv < TC_D) is
+ * staged as 1 for every key of the tile, which makes O[:, TC_D - 1] = sum of the rounded P, in
+ * fp32 (the weights that multiply V are exactly the ones normalised), with no per-score work.
+ * Tiles whose keys are all valid (every LRSA tile but a patch's last, most of IASA's) skip the
+ * per-key masks.
  * The scale and log2(e) are folded into Q before its fp16 rounding (exp2 instead of exp). Keys
  * outside [lo, hi) of a tile get weight 0 (patch end, IASA window); their K/V entries are staged as
  * zeros so that 0 * V stays 0. Shared memory per block: 5.3 KB (was 36 KB with wmma, whose S and P
@@ -33,9 +37,9 @@
 #define TC_THREADS (32 * TC_WARPS)
 #define TC_ROWS (16 * TC_WARPS) /* queries per block */
 #define TC_MIN_BLOCKS 3          /* per SM, for __launch_bounds__: <= 80 registers a thread (ptxas,
-                                    sm_75 and sm_90: LRSA uses 80, no spills) */
-#define TC_MIN_BLOCKS_IASA 2     /* IASA keeps a second softmax state: 108-110 registers, no spills
-                                    (at 80 it spills 24-48 bytes a thread) */
+                                    sm_75 and sm_90: LRSA uses 78-79, no spills) */
+#define TC_MIN_BLOCKS_IASA 2     /* IASA keeps a second softmax state: 105 registers, no spills (at
+                                    80 it spills 64 bytes a thread on sm_90) */
 /* row strides of the tiles in 32-bit words (pairs of halves), padded so that the fragment loads
  * below hit 32 different banks: K [key][dim pair] 12 (8 + 4), V^T [dim][key pair] 36 (32 + 4) */
 #define TC_KW 12
@@ -51,8 +55,9 @@ struct TcFragQ {
     uint32_t a[4];
 };
 
-/* a lane's share of rows g and g + 8: running max (base 2) and partial sum per row, and the
- * accumulators of output dims 8n + 2t, 8n + 2t + 1 (n = 0, 1) */
+/* a lane's share of rows g and g + 8: running max (base 2) per row and the accumulators of output
+ * dims 8n + 2t, 8n + 2t + 1 (n = 0, 1; dim TC_D - 1 is the row sum); l: the row sums, set by
+ * tc_row_finish */
 struct TcRow {
     float m[2], l[2], o[2][4];
 };
@@ -62,7 +67,7 @@ __device__ static inline void tc_row_init(TcRow &st)
 #pragma unroll
     for (int r = 0; r < 2; r++) {
         st.m[r] = -INFINITY;
-        st.l[r] = 0.0f;
+        st.l[r] = 0.0f; /* set by tc_row_finish */
     }
 #pragma unroll
     for (int n = 0; n < 2; n++)
@@ -72,7 +77,8 @@ __device__ static inline void tc_row_init(TcRow &st)
 }
 
 /* block-wide, between __syncthreads: keys t0 .. t0 + cnt - 1 (rowof(p): row of key p in K [*, ldk]
- * and V [*, ldv], the head's columns from kcol/vcol) into the tile as fp16, zero-padded */
+ * and V [*, ldv], the head's columns from kcol/vcol) into the tile as fp16, zero-padded, with V's
+ * dim TC_D - 1 set to 1 for the keys p < cnt (the row sums; dv < TC_D) */
 template <class RowOf>
 __device__ static inline void tc_stage(TcSmem &sm, int t0, int cnt, RowOf rowof, const float *K, int ldk, int kcol,
                                        const float *V, int ldv, int vcol, int dqk, int dv)
@@ -97,6 +103,9 @@ __device__ static inline void tc_stage(TcSmem &sm, int t0, int cnt, RowOf rowof,
                 v0 = V[(size_t)rowof(t0 + p) * ldv + vcol + e];
             if (p + 1 < cnt)
                 v1 = V[(size_t)rowof(t0 + p + 1) * ldv + vcol + e];
+        } else if (e == TC_D - 1) {
+            v0 = p < cnt ? 1.0f : 0.0f;
+            v1 = p + 1 < cnt ? 1.0f : 0.0f;
         }
         sm.vt[e * TC_VW + p / 2] = mma_pack_half2(v0, v1);
     }
@@ -124,8 +133,10 @@ __device__ static inline void tc_load_query(TcFragQ &fq, int q0, int nq, RowOf r
     }
 }
 
-/* warp-wide: the staged tile's keys lo <= p < hi (at least one) into the warp's 16 rows */
-__device__ static inline void tc_attend(TcRow &st, const TcFragQ &fq, const TcSmem &sm, int lo, int hi)
+/* warp-wide: the staged tile's keys lo <= p < hi (at least one) into the warp's 16 rows; MASK false:
+ * every key of the tile (lo = 0, hi = TC_KEYS) */
+template <bool MASK>
+__device__ static inline void tc_attend_keys(TcRow &st, const TcFragQ &fq, const TcSmem &sm, int lo, int hi)
 {
     const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
     float s[TC_KEYS / 8][4];
@@ -145,7 +156,7 @@ __device__ static inline void tc_attend(TcRow &st, const TcFragQ &fq, const TcSm
 #pragma unroll
         for (int i = 0; i < 4; i++) {
             int p = 8 * j + 2 * t + (i & 1);
-            if (p >= lo && p < hi)
+            if (!MASK || (p >= lo && p < hi))
                 mx[i >> 1] = fmaxf(mx[i >> 1], s[j][i]);
         }
     float corr[2];
@@ -156,7 +167,6 @@ __device__ static inline void tc_attend(TcRow &st, const TcFragQ &fq, const TcSm
         float mnew = fmaxf(st.m[r], mx[r]);
         corr[r] = exp2f(st.m[r] - mnew); /* 0 on the first tile (m = -inf) */
         st.m[r] = mnew;
-        st.l[r] *= corr[r];
     }
 #pragma unroll
     for (int n = 0; n < 2; n++)
@@ -176,11 +186,9 @@ __device__ static inline void tc_attend(TcRow &st, const TcFragQ &fq, const TcSm
 #pragma unroll
                 for (int x = 0; x < 2; x++) {
                     int p = 16 * c + 8 * h + 2 * t + x;
-                    pv[x] = p >= lo && p < hi ? exp2f(s[2 * c + h][2 * r + x] - st.m[r]) : 0.0f;
+                    pv[x] = !MASK || (p >= lo && p < hi) ? exp2f(s[2 * c + h][2 * r + x] - st.m[r]) : 0.0f;
                 }
                 pa[2 * h + r] = mma_pack_half2(pv[0], pv[1]);
-                st.l[r] += __half2float(__ushort_as_half((unsigned short)(pa[2 * h + r] & 0xffffu))) +
-                           __half2float(__ushort_as_half((unsigned short)(pa[2 * h + r] >> 16)));
             }
 #pragma unroll
         for (int n = 0; n < 2; n++) { /* B = V rows 16c .., columns (output dims) 8n + g */
@@ -191,11 +199,22 @@ __device__ static inline void tc_attend(TcRow &st, const TcFragQ &fq, const TcSm
     }
 }
 
-/* warp-wide, once after the last tile: the row sums, from the four lanes' partial sums */
+__device__ static inline void tc_attend(TcRow &st, const TcFragQ &fq, const TcSmem &sm, int lo, int hi)
+{
+    if (lo == 0 && hi == TC_KEYS)
+        tc_attend_keys<false>(st, fq, sm, lo, hi);
+    else
+        tc_attend_keys<true>(st, fq, sm, lo, hi);
+}
+
+/* warp-wide, once after the last tile: the row sums, from the lane of the quad that holds output
+ * dim TC_D - 1 (= 8 + 2t + 1 for t = 3: o[1][1] and o[1][3]) */
 __device__ static inline void tc_row_finish(TcRow &st)
 {
+    const bool has = (threadIdx.x & 3) == 3;
 #pragma unroll
     for (int r = 0; r < 2; r++) {
+        st.l[r] = has ? st.o[1][2 * r + 1] : 0.0f;
         st.l[r] += __shfl_xor_sync(0xffffffffu, st.l[r], 1);
         st.l[r] += __shfl_xor_sync(0xffffffffu, st.l[r], 2);
     }

@@ -157,9 +157,10 @@ int catanet_iasa_fwd_cuda(CatanetCudaCtx *cx, const CatanetIasaArgs *a, const fl
               (unsigned)(spb > 1 ? 1 : (gs + threads - 1) / threads));
     CUDA_REQUIRE(cx, grid.y <= 65535 && grid.z <= 65535 && threads <= IASA_QUERIES, "iasa_fwd_cuda");
     float scale = 1.0f / sqrtf((float)a->dqk);
-    /* fp16 mode: tensor cores when the head dims fit one mma k step and a warp's 16 queries always
-     * share a subgroup (CATANet's group sizes 32..256 do); else the fp32 kernel below */
-    if (cx->attn_fp16 && a->dqk <= TC_D && a->dv <= TC_D && gs % 16 == 0) {
+    /* fp16 mode: tensor cores when the head dims fit one mma k step with a padding dim to spare for
+     * the row sums (attn_tc.cuh) and a warp's 16 queries always share a subgroup (CATANet's head
+     * dims 9/10 and group sizes 32..256 do); else the fp32 kernel below */
+    if (cx->attn_fp16 && a->dqk <= TC_D && a->dv < TC_D && gs % 16 == 0) {
         dim3 tgrid((unsigned)((a->n + TC_ROWS - 1) / TC_ROWS), (unsigned)a->heads);
         iasa_tc_kernel<<<tgrid, TC_THREADS, 0, cx->stream>>>(*a, gs, scale * 1.4426950408889634f, q, k, v, ord, kg, vg, out);
     } else if (a->dqk == 9 && a->dv == 10)

@@ -203,8 +203,9 @@ int catanet_lrsa_attend_fwd_cuda(CatanetCudaCtx *cx, const CatanetLrsaArgs *a, c
     CUDA_TRY(cx, cudaMemsetAsync(s->asum, 0, sizeof(float) * (size_t)N * hv, cx->stream));
     float scale = 1.0f / sqrtf((float)a->dqk);
     int threads = T < LRSA_QUERIES ? (T + 31) / 32 * 32 : LRSA_QUERIES;
-    /* fp16 mode: tensor cores when the head dims fit one mma k step (CATANet's all do) */
-    const bool tc = cx->attn_fp16 && a->dqk <= TC_D && a->dv <= TC_D;
+    /* fp16 mode: tensor cores when the head dims fit one mma k step with a padding dim to spare for
+     * the row sums (attn_tc.cuh; CATANet's 9/10 do) */
+    const bool tc = cx->attn_fp16 && a->dqk <= TC_D && a->dv < TC_D;
     for (int cr0 = 0; cr0 < 3 && cr0 < nr; cr0++)
         for (int cc0 = 0; cc0 < 3 && cc0 < nc; cc0++) {
             int nrp = (nr - cr0 + 2) / 3, ncp = (nc - cc0 + 2) / 3;
