@@ -47,8 +47,9 @@
  *   GPU's). load/store/mma_sync are warp-collective ops (warp_collective below): a warp barrier that
  *   aborts unless all 32 lanes of the warp are in the same op with the same pointer/ldm/layout; the
  *   fragment elements are mapped to lanes by a scrambled permutation, so code assuming a layout
- *   computes garbage; pointers and ldm are checked for wmma's alignment rules. Checked by
- *   wmma_selftest.cu (run by tests/t_cuda_emu.sh).
+ *   computes garbage; pointers and ldm are checked for wmma's alignment rules. PTX mma.sync
+ *   m16n8k16 (kernels/cuda/mma_16816.cuh), whose layout is documented, with that layout, also a
+ *   warp-collective op. Checked by wmma_selftest.cu (run by tests/t_cuda_emu.sh).
  * - cudaMalloc and dynamic shared memory are aligned as on the GPU (256 and 128 bytes).
  *
  * What it cannot catch: real concurrency (races are only exposed through the two thread orders
