@@ -2635,7 +2635,11 @@ static void op_bench(void)
         printf("  cluster M=%-3d                      %8.3f\n", cfg[i][0], time_op(op_cluster, &b));
         printf("  iasa gs=%-3d M=%-3d                  %8.3f\n", cfg[i][1], cfg[i][0], time_op(op_iasa, &b));
         cx.attn_fp16 = 1; /* the fp16 mode's tensor-core attention (attn_tc.cuh), same sizes */
-        printf("  iasa gs=%-3d M=%-3d fp16 (tensor cores) %8.3f\n", cfg[i][1], cfg[i][0], time_op(op_iasa, &b));
+        double ms = time_op(op_iasa, &b), gs = cfg[i][1] < b.n ? cfg[i][1] : b.n;
+        /* scores a second: each query of each head scores its 2gs window and the M centers; the
+         * exp2 per score bounds this kernel if it nears the SFUs' rate (16 a clock per SM) */
+        printf("  iasa gs=%-3d M=%-3d fp16 (tensor cores) %8.3f  (%.0f Gscores/s)\n", cfg[i][1], cfg[i][0], ms,
+               (double)b.n * 4 * (2 * gs + cfg[i][0]) / (ms * 1e6));
         cx.attn_fp16 = 0;
     }
     for (int i = 0; i < 4; i++) {
@@ -2652,7 +2656,10 @@ static void op_bench(void)
         b.lw = lw;
         printf("  lrsa ps=%-3d                        %8.3f\n", cfg[i][2], time_op(op_lrsa, &b));
         cx.attn_fp16 = 1; /* the fp16 mode's tensor-core attention (attn_tc.cuh), same sizes */
-        printf("  lrsa ps=%-3d fp16 (tensor cores)    %8.3f\n", cfg[i][2], time_op(op_lrsa, &b));
+        int nr = catanet_lrsa_starts(b.h, cfg[i][2], NULL, 0), nc = catanet_lrsa_starts(b.w, cfg[i][2], NULL, 0);
+        double ms = time_op(op_lrsa, &b), t = (double)cfg[i][2] * cfg[i][2];
+        printf("  lrsa ps=%-3d fp16 (tensor cores)    %8.3f  (%.0f Gscores/s, the whole op)\n", cfg[i][2], ms,
+               (double)nr * nc * 4 * t * t / (ms * 1e6));
         cx.attn_fp16 = 0;
         cudaFree(b.tab);
     }
