@@ -1074,7 +1074,7 @@ static double t_lrsa(void)
  *   so A = sum P v / sum P is off by <= ~3e-3 |v|_max-weighted, far less on average (random signs);
  *   proj (40 x 40 weights of 0.16: gain ~1) and the band weights (<= 1) keep that size, and the
  *   scaled error divides by max |out| (cnt x, up to 4 |x| ~ 10 here) -> expected a few 1e-4
- *   (emulated: 3.7e-4; its wmma rounds inputs as the GPU does), bound 2e-3.
+ *   (emulated: 3.7e-4; its mma.sync rounds inputs as the GPU does), bound 2e-3.
  * A missing key tile moves every output of its patch by O(|v|) (emulated: 0.17), a missing query
  * chunk leaves A at zero (O(1)): both far above. The GEMMs stay fp32 here (cx.gemm_fp16 0): the
  * model-level fp16 check (Set5 PSNR) covers the two together. */
