@@ -38,6 +38,9 @@ typedef struct KernelPicks {
     int ffn;                  /* 1: LayerNorm, cuBLAS GEMMs (fp16 in fp16 mode), GELU, add apart
                                  (0: the fused layers, with fp16 intermediates in the fp16 mode) */
     int qkv;                  /* 1: LayerNorm, then q, k, v as three cuBLAS GEMMs */
+    int ffn_passes;           /* fp16 mode, 1: the ConvFFN as ffn()'s passes (then `ffn` picks which)
+                                 instead of convffn.cu's one kernel (passes anyway where the device's
+                                 shared memory cannot hold that kernel's tile: s->ffn_one_ok) */
     unsigned char iasa[CATANET_MAX_GROUPS], lrsa[CATANET_MAX_GROUPS]; /* fp16 mode, 1: CUDA-core attention */
 } KernelPicks;
 
@@ -71,6 +74,7 @@ typedef struct CudaState {
     int fp16;                 /* the fp16 mode: attention may run on tensor cores (s->pick), the fused
                                  ConvFFN keeps its two [N,mlp] intermediates in fp16 */
     KernelPicks pick;         /* chosen at prepare (pick_kernels) */
+    int ffn_one_ok;           /* convffn.cu's kernel fits this device (catanet_convffn_fp16_setup) */
     cudaGraph_t graph;
     cudaGraphExec_t exec;     /* NULL: run the forward eagerly (capture unavailable) */
     /* catanet_cuda_profile only: an event recorded after each step of the forward, and its name */
@@ -369,6 +373,22 @@ static int ffn(CudaState *s, const CatanetModel *m, const CatanetFfnW *w, const 
     return 0;
 }
 
+/* the fp16 mode's ConvFFN in one kernel (convffn.cu): x -> x_out, which must not be x */
+static int use_ffn_one(const CudaState *s)
+{
+    return s->fp16 && s->ffn_one_ok && !s->pick.ffn_passes;
+}
+static int ffn_one(CudaState *s, const CatanetModel *m, const CatanetFfnW *w, const float *x, float *x_out)
+{
+    CatanetConvffnArgs fa = { s->h, s->w, m->info.dim, m->info.mlp_dim };
+    CatanetConvffnWeights fw = { dev_w(s, m, w->norm_w), dev_w(s, m, w->norm_b), dev_w(s, m, w->fc1_w),
+                                 dev_w(s, m, w->fc1_b),  dev_w(s, m, w->dw_w),   dev_w(s, m, w->dw_b),
+                                 dev_w(s, m, w->fc2_w),  dev_w(s, m, w->fc2_b) };
+    K(catanet_convffn_fp16_fwd_cuda(&s->cx, &fa, &fw, x, x_out));
+    mark(s, "convffn: one kernel");
+    return 0;
+}
+
 /* IASA + IRCA of group g on the projections in s->q/k/v and the token order s->ord -> s->att */
 static int iasa(CudaState *s, const CatanetModel *m, int g)
 {
@@ -425,9 +445,10 @@ static int tab(CudaState *s, const CatanetModel *m, int g, const float *x, float
     /* proj then conv1x1 are two linear maps in a row: one pass with their product, plus the residual */
     const float *pc = s->stacked + s->stacked_group * g + 2 * (size_t)(2 * qk + d) * d;
     CatanetLinearFusion res = { .res = x };
-    K(catanet_linear_fused_fwd_cuda(cx, N, d, d, s->att, pc, &res, x_out));
+    float *mid = use_ffn_one(s) ? s->y : x_out; /* the one-kernel ConvFFN cannot work in place */
+    K(catanet_linear_fused_fwd_cuda(cx, N, d, d, s->att, pc, &res, mid));
     mark(s, "tab: proj.conv1x1 + residual");
-    return ffn(s, m, &w->mlp, x_out, x_out);
+    return use_ffn_one(s) ? ffn_one(s, m, &w->mlp, mid, x_out) : ffn(s, m, &w->mlp, x_out, x_out);
 }
 
 /* LRSA of group g (LayerNorm, projections, patch attention, band-weighted combine + residual):
@@ -449,6 +470,10 @@ static int lrsa_attn(CudaState *s, const CatanetModel *m, int g, const float *x,
 
 static int lrsa(CudaState *s, const CatanetModel *m, int g, float *x)
 {
+    if (use_ffn_one(s)) {
+        K(lrsa_attn(s, m, g, x, s->y));
+        return ffn_one(s, m, &m->groups[g].lrsa.ffn, s->y, x);
+    }
     K(lrsa_attn(s, m, g, x, x));
     return ffn(s, m, &m->groups[g].lrsa.ffn, x, x);
 }
@@ -539,6 +564,15 @@ static int op_ffn(CudaState *s, const CatanetModel *m, int fb, int arg)
     s->pick.ffn = keep;
     return ret;
 }
+static int op_ffn_one(CudaState *s, const CatanetModel *m, int fb, int arg)
+{
+    int keep = s->pick.ffn_passes, ret;
+    s->pick.ffn_passes = fb;
+    ret = use_ffn_one(s) ? ffn_one(s, m, &m->groups[arg].tab.mlp, s->f, s->res)
+                         : ffn(s, m, &m->groups[arg].tab.mlp, s->f, s->res);
+    s->pick.ffn_passes = keep;
+    return ret;
+}
 static int op_qkv(CudaState *s, const CatanetModel *m, int fb, int arg)
 {
     int keep = s->pick.qkv, ret;
@@ -623,9 +657,21 @@ static int pick_kernels(CatanetEngine *e, CudaState *s)
     const CatanetModel *m = e->model;
     const CatanetModelInfo *a = &m->info;
     memset(&s->pick, 0, sizeof(s->pick));
+    /* convffn.cu's kernel needs more shared memory than a kernel gets by default: its limit is
+     * raised here, outside any capture; a device (or a model shape) it does not fit keeps the passes */
+    s->ffn_one_ok = 0;
+    if (s->fp16) {
+        int ret = catanet_convffn_fp16_setup(&s->cx, a->dim, a->mlp_dim);
+        if (ret < 0 && ret != CATANET_ERR_UNSUPPORTED && ret != CATANET_ERR_INVALID_ARG)
+            return ret;
+        s->ffn_one_ok = ret == 0;
+        if (ret < 0)
+            catanet_log(e, CATANET_LOG_INFO, "catanet: the one-kernel ConvFFN is not available: %s", s->cx.err);
+    }
     if (e->cfg.kernels != CATANET_KERNELS_AUTO) {
         int fb = e->cfg.kernels == CATANET_KERNELS_FALLBACK;
         s->pick.conv_mid = s->pick.conv_up[0] = s->pick.conv_up[1] = s->pick.dwconv = s->pick.ffn = s->pick.qkv = fb;
+        s->pick.ffn_passes = fb;
         memset(s->pick.iasa, fb, sizeof(s->pick.iasa));
         memset(s->pick.lrsa, fb, sizeof(s->pick.lrsa));
         return 0;
@@ -651,6 +697,12 @@ static int pick_kernels(CatanetEngine *e, CudaState *s)
                         s->fp16 ? "fused token layers, fp16 intermediates" : "fused token layers",
                         s->pick.dwconv ? "separate passes, per-warp dwconv" : "separate passes", &s->pick.ffn)) < 0)
         goto done;
+    if (s->fp16 && s->ffn_one_ok) {
+        snprintf(what, sizeof(what), "convffn %d->%d->%d, fp16", d, a->mlp_dim, d);
+        if ((ret = pick_one(e, s, op_ffn_one, 0, ev, what, "one kernel",
+                            s->pick.ffn ? "separate passes" : "fused token layers", &s->pick.ffn_passes)) < 0)
+            goto done;
+    }
     snprintf(what, sizeof(what), "layernorm + q|k|v %d->%d", d, 2 * a->qk_dim + d);
     if ((ret = pick_one(e, s, op_qkv, 0, ev, what, "fused", "separate passes", &s->pick.qkv)) < 0)
         goto done;

@@ -206,14 +206,17 @@ static void ffn(CatanetCpuPlan *p, const CatanetFfnW *w, float *x)
 {
     const CatanetModelInfo *a = &p->model->info;
     int N = p->w * p->h, d = a->dim, mlp = a->mlp_dim;
+    if (p->use_ref) { /* the reference op (kernels/cpu/convffn.c), the fused CUDA kernel's twin */
+        CatanetConvffnArgs fa = { p->h, p->w, d, mlp };
+        CatanetConvffnWeights fw = { w->norm_w, w->norm_b, w->fc1_w, w->fc1_b, w->dw_w, w->dw_b, w->fc2_w, w->fc2_b };
+        catanet_convffn_fwd_ref(&fa, &fw, x, p->t1, p->a, p->d);
+        return;
+    }
     layernorm(p, N, d, x, w->norm_w, w->norm_b, p->t1);
     linear(p, N, d, mlp, p->t1, w->fc1_w, w->fc1_b, p->a);
     gelu(p, (size_t)N * mlp, p->a);
     CatanetDwconvArgs da = { 1, p->h, p->w, mlp, 5 };
-    if (p->use_ref)
-        catanet_dwconv_fwd_ref(&da, p->a, w->dw_w, w->dw_b, p->d);
-    else
-        catanet_dwconv_fwd_cpu(&p->cpu, &da, p->a, w->dw_w, w->dw_b, p->d);
+    catanet_dwconv_fwd_cpu(&p->cpu, &da, p->a, w->dw_w, w->dw_b, p->d);
     gelu(p, (size_t)N * mlp, p->d);
     add_inplace(p, (size_t)N * mlp, p->a, p->d);
     linear(p, N, mlp, d, p->a, w->fc2_w, w->fc2_b, p->y);

@@ -122,6 +122,21 @@ void catanet_gelu_bwd_cpu(size_t n, const float *x, const float *dy, float *dx);
 void catanet_lrelu_fwd_ref(size_t n, const float *x, float *y);
 void catanet_lrelu_bwd_ref(size_t n, const float *y, const float *dy, float *dx);
 
+/* ---------------- convffn.c: the ConvFFN with its PreNorm and residual, one op ---------------- */
+typedef struct CatanetConvffnArgs {
+    int h, w, dim, hidden; /* one image of h x w tokens; hidden: fc1's outputs (mlp_dim) */
+} CatanetConvffnArgs;
+typedef struct CatanetConvffnWeights {
+    const float *norm_w, *norm_b; /* [dim] */
+    const float *fc1_w, *fc1_b;   /* [hidden, dim], [hidden] */
+    const float *dw_w, *dw_b;     /* [hidden, 1, 5, 5], [hidden] */
+    const float *fc2_w, *fc2_b;   /* [dim, hidden], [dim] */
+} CatanetConvffnWeights;
+/* x [H,W,dim] += fc2(a + gelu(dwconv5x5(a))), a = gelu(fc1(LN(x))); scratch t [H W, dim], h and
+ * hd [H W, hidden] */
+void catanet_convffn_fwd_ref(const CatanetConvffnArgs *a, const CatanetConvffnWeights *w, float *x, float *t,
+                             float *h, float *hd);
+
 /* ---------------- pixel_shuffle.c (NHWC) ----------------
  * out[b][h*r+i][w*r+j][c] = in[b][h][w][c*r*r + i*r + j]   (PyTorch PixelShuffle, in NHWC) */
 typedef struct CatanetShuffleArgs {

@@ -18,11 +18,12 @@
  *   exiting while others wait) aborts with "deadlock". Even blocks run their threads in
  *   increasing order between barriers, odd blocks in decreasing order, so a missing barrier
  *   between a write and another thread's read shows up as a wrong result in one of the two.
- * - dynamic shared memory (<= 48 KB) is refilled with 0xff bytes (NaN floats, -1 ints) before
+ * - dynamic shared memory (<= 48 KB, or up to 227 KB for a kernel raised by cudaFuncSetAttribute's
+ *   cudaFuncAttributeMaxDynamicSharedMemorySize, as an sm_90 allows) is refilled with 0xff bytes (NaN floats, -1 ints) before
  *   every block, and cudaMalloc memory is filled the same way: reading what was never written
  *   gives NaN / -1 instead of a plausible zero.
  * - bad launch configurations (block > 1024 threads or beyond 1024 x 1024 x 64, grid.y or grid.z
- *   > 65535, dynamic shared memory > 48 KB) are returned by the next cudaGetLastError, as on the GPU.
+ *   > 65535, dynamic shared memory above the kernel's limit) are returned by the next cudaGetLastError, as on the GPU.
  * - the runtime (emu_runtime.cpp): cudaMalloc is malloc, copies are memmove; one device 0
  *   ("host emulation" sm_90; cudaSetDevice of another fails; cudaMemGetInfo reports a nominal 80 GiB).
  *   Work on a stream (launches, cudaMemcpyAsync/cudaMemsetAsync, cuBLAS on a handle bound to the
@@ -72,6 +73,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <vector>
 
 #include "cublas_v2.h"
@@ -323,7 +325,28 @@ static void to_fiber(int i)
 }
 
 /* the GPU's launch checks: false, with the error left for cudaGetLastError, when it would refuse */
-bool launch_config_ok(dim3 grid, dim3 block, size_t smem)
+/* the emulated device is an sm_90: 227 KB of dynamic shared memory a block once a kernel opts in
+ * (cudaFuncSetAttribute), 48 KB before */
+static const int smem_optin = 227 * 1024;
+static std::map<const void *, int> kernel_smem; /* cudaFuncAttributeMaxDynamicSharedMemorySize */
+
+size_t kernel_smem_limit(const void *kernel)
+{
+    auto it = kernel_smem.find(kernel);
+    return it != kernel_smem.end() && it->second > 48 * 1024 ? (size_t)it->second : 48 * 1024;
+}
+
+int func_set_attribute(const void *kernel, int attr, int value)
+{
+    if (attr != cudaFuncAttributeMaxDynamicSharedMemorySize || value < 0 || value > smem_optin)
+        return 1; /* cudaErrorInvalidValue */
+    kernel_smem[kernel] = value;
+    return 0;
+}
+
+int device_smem_optin() { return smem_optin; }
+
+bool launch_config_ok(dim3 grid, dim3 block, size_t smem, size_t smem_limit)
 {
     long long nt = (long long)block.x * block.y * block.z;
     if (nt < 1 || nt > 1024 || block.x > 1024 || block.y > 1024 || block.z > 64 || grid.x < 1 || grid.y < 1 ||
@@ -333,8 +356,8 @@ bool launch_config_ok(dim3 grid, dim3 block, size_t smem)
         last_err = 9; /* cudaErrorInvalidConfiguration */
         return false;
     }
-    if (smem > 48 * 1024) {
-        fprintf(stderr, "emu: dynamic shared memory %zu bytes > 48 KB\n", smem);
+    if (smem > smem_limit) {
+        fprintf(stderr, "emu: dynamic shared memory %zu bytes > the kernel's limit, %zu\n", smem, smem_limit);
         last_err = 9;
         return false;
     }
@@ -342,10 +365,10 @@ bool launch_config_ok(dim3 grid, dim3 block, size_t smem)
 }
 
 /* one kernel, now: the grid's blocks one after another (emu_runtime.cpp's launch() decides when) */
-void run(dim3 grid, dim3 block, size_t smem, std::function<void()> body)
+void run(dim3 grid, dim3 block, size_t smem, size_t smem_limit, std::function<void()> body)
 {
     long long nt = (long long)block.x * block.y * block.z;
-    if (!launch_config_ok(grid, block, smem))
+    if (!launch_config_ok(grid, block, smem, smem_limit))
         return;
     g_body = &body;
     g_gdim = grid;

@@ -64,7 +64,8 @@ struct CUevent_st {
 
 namespace emu {
 extern cudaError_t last_err;
-bool launch_config_ok(dim3 grid, dim3 block, size_t smem);
+bool launch_config_ok(dim3 grid, dim3 block, size_t smem, size_t smem_limit);
+size_t kernel_smem_limit(const void *kernel);
 
 static std::set<cudaStream_t> streams; /* live streams (stream 0 is always valid) */
 static cudaStream_t capturing;           /* the stream being captured, or null */
@@ -136,11 +137,12 @@ static cudaError_t enqueue(cudaStream_t s, std::function<void()> op, const char 
 
 /* a kernel launch (emu_device.h's Launcher): the configuration is checked now, as the GPU does at
  * the launch (the error goes to cudaGetLastError), the kernel runs now or when the graph runs */
-void launch(dim3 grid, dim3 block, size_t smem, void *stream, std::function<void()> body)
+void launch(dim3 grid, dim3 block, size_t smem, void *stream, const void *kernel, std::function<void()> body)
 {
-    if (!launch_config_ok(grid, block, smem))
+    size_t limit = kernel_smem_limit(kernel);
+    if (!launch_config_ok(grid, block, smem, limit))
         return;
-    cudaError_t e = enqueue((cudaStream_t)stream, [=] { run(grid, block, smem, body); }, "a kernel launch");
+    cudaError_t e = enqueue((cudaStream_t)stream, [=] { run(grid, block, smem, limit, body); }, "a kernel launch");
     if (e)
         last_err = e;
 }
@@ -300,6 +302,15 @@ const char *cudaGetErrorString(cudaError_t e)
 cudaError_t cudaGetDeviceCount(int *n) { *n = 1; return 0; }
 cudaError_t cudaSetDevice(int d) { return d == 0 ? 0 : ErrInvalidDevice; }
 cudaError_t cudaGetDevice(int *d) { *d = 0; return 0; }
+cudaError_t cudaDeviceGetAttribute(int *v, enum cudaDeviceAttr a, int d)
+{
+    if (d != 0)
+        return ErrInvalidDevice;
+    if (a != cudaDevAttrMaxSharedMemoryPerBlockOptin)
+        return 1; /* cudaErrorInvalidValue: no other attribute is emulated */
+    *v = emu::device_smem_optin();
+    return 0;
+}
 cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp *p, int d)
 {
     if (d != 0)

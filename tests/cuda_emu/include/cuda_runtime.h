@@ -26,6 +26,8 @@ enum cudaStreamCaptureStatus { cudaStreamCaptureStatusNone = 0, cudaStreamCaptur
                                cudaStreamCaptureStatusInvalidated = 2 };
 enum cudaMemcpyKind { cudaMemcpyHostToDevice = 1, cudaMemcpyDeviceToHost = 2, cudaMemcpyDeviceToDevice = 3, cudaMemcpyDefault = 4 };
 struct cudaDeviceProp { char name[256]; int major, minor; };
+enum cudaDeviceAttr { cudaDevAttrMaxSharedMemoryPerBlockOptin = 97 };
+enum cudaFuncAttribute { cudaFuncAttributeMaxDynamicSharedMemorySize = 8 };
 #define cudaStreamNonBlocking 1
 enum cudaDriverEntryPointQueryResult { cudaDriverEntryPointSuccess = 0, cudaDriverEntryPointSymbolNotFound = 1 };
 #define cudaEnableDefault 0
@@ -42,6 +44,7 @@ cudaError_t cudaGetLastError(void);
 const char *cudaGetErrorString(cudaError_t e);
 cudaError_t cudaGetDeviceCount(int *n);
 cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp *p, int d);
+cudaError_t cudaDeviceGetAttribute(int *v, enum cudaDeviceAttr a, int d);
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned f);
 cudaError_t cudaStreamDestroy(cudaStream_t s);
 cudaError_t cudaDeviceSynchronize(void);
@@ -65,5 +68,10 @@ cudaError_t cudaGraphExecDestroy(cudaGraphExec_t x);
 #ifdef __cplusplus
 }
 #include "emu_device.h"
+/* the runtime's template overload for a kernel (emu.cpp keeps the limit per kernel) */
+template <class F> static inline cudaError_t cudaFuncSetAttribute(F *kernel, enum cudaFuncAttribute a, int v)
+{
+    return emu::func_set_attribute((const void *)kernel, (int)a, v);
+}
 #endif
 #endif

@@ -40,9 +40,12 @@ struct WarpOp {
 void warp_collective(const WarpOp *op);
 int lane_id();
 void *dyn_smem();
-void run(dim3 grid, dim3 block, size_t smem, std::function<void()> body);
+/* smem_limit: the kernel's dynamic shared memory limit (48 KB unless cudaFuncSetAttribute raised it) */
+int func_set_attribute(const void *kernel, int attr, int value);
+int device_smem_optin();
+void run(dim3 grid, dim3 block, size_t smem, size_t smem_limit, std::function<void()> body);
 /* a launch on a stream (emu_runtime.cpp): queued on the stream (stream 0: runs now), recorded while it is captured */
-void launch(dim3 grid, dim3 block, size_t smem, void *stream, std::function<void()> body);
+void launch(dim3 grid, dim3 block, size_t smem, void *stream, const void *kernel, std::function<void()> body);
 /* what prep.sh turns `kernel<<<g, b, smem, stream>>>(args)` into: Launcher(g, b, smem, stream).bind(kernel)(args);
  * the arguments are held by value, as a captured graph holds a kernel node's */
 struct Launcher {
@@ -55,7 +58,7 @@ struct Launcher {
         dim3 g_ = g, b_ = b;
         size_t s_ = smem;
         void *st_ = stream;
-        return [=](P... args) { launch(g_, b_, s_, st_, [=] { k(args...); }); };
+        return [=](P... args) { launch(g_, b_, s_, st_, (const void *)k, [=] { k(args...); }); };
     }
 };
 template <class T> static inline uint64_t bits_of(T v)
