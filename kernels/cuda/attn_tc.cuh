@@ -56,19 +56,20 @@ struct TcFragQ {
 };
 
 /* a lane's share of rows g and g + 8: running max (base 2) per row and the accumulators of output
- * dims 8n + 2t, 8n + 2t + 1 (n = 0, 1; dim TC_D - 1 is the row sum); l: the row sums, set by
- * tc_row_finish */
+ * dims 8n + 2t, 8n + 2t + 1 (n = 0, 1; dim TC_D - 1 is the row sum, read out by tc_row_sums) */
 struct TcRow {
-    float m[2], l[2], o[2][4];
+    float m[2], o[2][4];
+};
+/* the row sums of rows g and g + 8, every lane */
+struct TcSums {
+    float l[2];
 };
 
 __device__ static inline void tc_row_init(TcRow &st)
 {
 #pragma unroll
-    for (int r = 0; r < 2; r++) {
+    for (int r = 0; r < 2; r++)
         st.m[r] = -INFINITY;
-        st.l[r] = 0.0f; /* set by tc_row_finish */
-    }
 #pragma unroll
     for (int n = 0; n < 2; n++)
 #pragma unroll
@@ -209,15 +210,17 @@ __device__ static inline void tc_attend(TcRow &st, const TcFragQ &fq, const TcSm
 
 /* warp-wide, once after the last tile: the row sums, from the lane of the quad that holds output
  * dim TC_D - 1 (= 8 + 2t + 1 for t = 3: o[1][1] and o[1][3]) */
-__device__ static inline void tc_row_finish(TcRow &st)
+__device__ static inline TcSums tc_row_sums(const TcRow &st)
 {
     const bool has = (threadIdx.x & 3) == 3;
+    TcSums s;
 #pragma unroll
     for (int r = 0; r < 2; r++) {
-        st.l[r] = has ? st.o[1][2 * r + 1] : 0.0f;
-        st.l[r] += __shfl_xor_sync(0xffffffffu, st.l[r], 1);
-        st.l[r] += __shfl_xor_sync(0xffffffffu, st.l[r], 2);
+        s.l[r] = has ? st.o[1][2 * r + 1] : 0.0f;
+        s.l[r] += __shfl_xor_sync(0xffffffffu, s.l[r], 1);
+        s.l[r] += __shfl_xor_sync(0xffffffffu, s.l[r], 2);
     }
+    return s;
 }
 
 /* where a lane's accumulator st.o[n][i] lands: row (0..15) of the warp's queries, output dim */

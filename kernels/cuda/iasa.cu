@@ -106,12 +106,12 @@ iasa_tc_kernel(CatanetIasaArgs a, int gs, float qscale, const float *q, const fl
     /* the window's result, normalised, so that its running max and sums are free for the centers */
     float res[2][4];
     if (busy) {
-        tc_row_finish(loc);
+        const TcSums ls = tc_row_sums(loc);
 #pragma unroll
         for (int n = 0; n < 2; n++)
 #pragma unroll
             for (int i = 0; i < 4; i++)
-                res[n][i] = loc.o[n][i] / loc.l[i >> 1];
+                res[n][i] = loc.o[n][i] / ls.l[i >> 1];
     }
     tc_row_init(glb);
     for (int t0 = 0; t0 < a.m; t0 += TC_KEYS) {
@@ -124,13 +124,13 @@ iasa_tc_kernel(CatanetIasaArgs a, int gs, float qscale, const float *q, const fl
     }
     if (!busy)
         return;
-    tc_row_finish(glb);
+    const TcSums cs = tc_row_sums(glb);
 #pragma unroll
     for (int i = 0; i < 4; i++) {
         int qi = q0 + tc_out_row(i);
         if (qi >= a.n)
             continue;
-        float *o = out + (size_t)ord[qi] * hv + h * dv, ig = 1.0f / glb.l[i >> 1];
+        float *o = out + (size_t)ord[qi] * hv + h * dv, ig = 1.0f / cs.l[i >> 1];
 #pragma unroll
         for (int n = 0; n < 2; n++) {
             int e = tc_out_dim(n, i);

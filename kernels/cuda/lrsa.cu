@@ -155,13 +155,13 @@ lrsa_attn_tc_kernel(CatanetLrsaArgs a, LrsaTable tb, int nc, int cr0, int cc0, f
     }
     if (!busy)
         return;
-    tc_row_finish(st);
+    const TcSums ss = tc_row_sums(st);
 #pragma unroll
     for (int i = 0; i < 4; i++) {
         int qi = q0 + tc_out_row(i);
         if (qi >= T)
             continue;
-        float il = 1.0f / st.l[i >> 1], *o = asum + (size_t)rowof(qi) * hv + h * a.dv;
+        float il = 1.0f / ss.l[i >> 1], *o = asum + (size_t)rowof(qi) * hv + h * a.dv;
 #pragma unroll
         for (int n = 0; n < 2; n++) {
             int e = tc_out_dim(n, i);

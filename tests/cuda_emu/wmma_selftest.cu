@@ -34,6 +34,9 @@ static void check(bool ok, const char *what, double got, double bound)
     printf("%s: wmma selftest: %-58s %.3g (bound %.3g)\n", ok ? "PASS" : "FAIL", what, got, bound);
     fails += !ok;
 }
+/* a measured error that must stay within its bound, or (a wrong layout, an unrounded product) exceed it */
+static void check_at_most(double err, double bound, const char *what) { check(err <= bound, what, err, bound); }
+static void check_above(double err, double bound, const char *what) { check(err > bound, what, err, bound); }
 
 /* one tile: D = A B + C; A [16][16] row-major, B stored column-major, C row-major, D column-major */
 __global__ void one_tile(const __half *a, const __half *b, const float *c, float *d)
@@ -266,31 +269,28 @@ int main(void)
     float *dc = dev_floats(c, 256), *dd = dev_floats(NULL, 32 * 48);
     one_tile<<<1, 32>>>(da, db, dc, dd);
     cudaMemcpy(got, dd, sizeof(float) * 256, cudaMemcpyDeviceToHost);
-    check(prod_err(got, 1, a, b, 1, c, 16, 16, 16, 1) <= 1e-5, "16x16x16: D = A B + C vs host (max abs)",
-          prod_err(got, 1, a, b, 1, c, 16, 16, 16, 1), 1e-5);
-    check(prod_err(got, 1, a, b, 1, c, 16, 16, 16, 0) > 2e-4, "16x16x16 vs the unrounded product: differs",
-          prod_err(got, 1, a, b, 1, c, 16, 16, 16, 0), 2e-4);
+    check_at_most(prod_err(got, 1, a, b, 1, c, 16, 16, 16, 1), 1e-5, "16x16x16: D = A B + C vs host (max abs)");
+    check_above(prod_err(got, 1, a, b, 1, c, 16, 16, 16, 0), 2e-4, "16x16x16 vs the unrounded product: differs");
 
     float *fa = dev_floats(a, 32 * 32), *fb = dev_floats(b, 32 * 48);
     tiled<<<1, 6 * 32>>>(fa, fb, dd);
     cudaMemcpy(got, dd, sizeof(float) * 32 * 48, cudaMemcpyDeviceToHost);
-    check(prod_err(got, 0, a, b, 0, NULL, 32, 48, 32, 1) <= 1e-5, "32x48, K 32, 6 warps: C = A B vs host (max abs)",
-          prod_err(got, 0, a, b, 0, NULL, 32, 48, 32, 1), 1e-5);
+    check_at_most(prod_err(got, 0, a, b, 0, NULL, 32, 48, 32, 1), 1e-5,
+                  "32x48, K 32, 6 warps: C = A B vs host (max abs)");
 
     __half *db16 = dev_halves(b, 256);
     assumes_layout<<<1, 32>>>(da, db16, dd);
     cudaMemcpy(got, dd, sizeof(float) * 256, cudaMemcpyDeviceToHost);
-    check(prod_err(got, 0, a, b, 0, NULL, 16, 16, 16, 1) > 0.1, "code assuming an element layout: wrong (max abs)",
-          prod_err(got, 0, a, b, 0, NULL, 16, 16, 16, 1), 0.1);
+    check_above(prod_err(got, 0, a, b, 0, NULL, 16, 16, 16, 1), 0.1,
+                "code assuming an element layout: wrong (max abs)");
 
     /* mma.m16n8k16 with the documented layout: A = a[0..255], B = b[0..127] as [16][8], C = c[0..127] */
     float *pa = dev_floats(a, 256), *pb = dev_floats(b, 128), *pc = dev_floats(c, 128);
     ptx_16816<<<1, 32>>>(pa, pb, pc, dd);
     cudaMemcpy(got, dd, sizeof(float) * 128, cudaMemcpyDeviceToHost);
-    check(prod_err(got, 0, a, b, 0, c, 16, 8, 16, 1) <= 1e-5, "mma.m16n8k16 (PTX layout): D = A B + C vs host (max abs)",
-          prod_err(got, 0, a, b, 0, c, 16, 8, 16, 1), 1e-5);
-    check(prod_err(got, 0, a, b, 0, c, 16, 8, 16, 0) > 2e-4, "mma.m16n8k16 vs the unrounded product: differs",
-          prod_err(got, 0, a, b, 0, c, 16, 8, 16, 0), 2e-4);
+    check_at_most(prod_err(got, 0, a, b, 0, c, 16, 8, 16, 1), 1e-5,
+                  "mma.m16n8k16 (PTX layout): D = A B + C vs host (max abs)");
+    check_above(prod_err(got, 0, a, b, 0, c, 16, 8, 16, 0), 2e-4, "mma.m16n8k16 vs the unrounded product: differs");
     must_abort(2, 32, "mma.m16n8k16 in half a warp aborts (signal)", da, db16, dd);
     cudaFree(pa); cudaFree(pb); cudaFree(pc);
 
