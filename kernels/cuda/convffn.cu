@@ -23,7 +23,8 @@
  * weight matrices in fp16; every sum in fp32), so the result matches them to within fp32 ordering.
  * The fc1 work of the halo (240 tokens for 128) is recomputed: tensor-core time is cheap here.
  *
- * Shared memory, d = 40, hidden = 96: 104 KB a block (two blocks an SM on sm_90), above the default
+ * Shared memory, d = 40, hidden = 96: 96 KB a block (two blocks an SM on sm_90; one on sm_80, sm_86,
+ * sm_89; fc2's weights are read from L1, which keeps it below sm_86's 99 KB), above the default
  * 48 KB: catanet_convffn_fp16_setup raises the kernel's limit once, outside any graph capture, and
  * says CATANET_ERR_UNSUPPORTED where the device cannot give that much (then the engine keeps the
  * separate passes). Row strides are the padded widths + 8 halves, an odd multiple of 4 words, so the
@@ -50,7 +51,7 @@ struct CfLayout {
     int dk, sk;  /* dim padded to 16 (fc1's k), xs's row stride */
     int mk, sm;  /* hidden padded to 16, the row stride of a and dd */
     int dn;      /* dim padded to 8 (fc2's n) */
-    int xs, a, w1, w2; /* halves: xs (and later dd), a, fc1_w [mk][sk], fc2_w [dn][sm] */
+    int xs, a, w1; /* halves: xs (and later dd), a, fc1_w [mk][sk] */
     size_t bytes;
 };
 
@@ -65,9 +66,8 @@ __host__ __device__ static inline CfLayout cf_layout(int dim, int hidden)
     L.xs = CF_HALO * L.sk > CF_OUT * L.sm ? CF_HALO * L.sk : CF_OUT * L.sm;
     L.a = CF_HALO * L.sm;
     L.w1 = L.mk * L.sk;
-    L.w2 = L.dn * L.sm;
     /* floats after the halves: dw weights [25][mk], dw bias, fc1 bias [mk], fc2 bias [dn] */
-    L.bytes = sizeof(__half) * (size_t)(L.xs + L.a + L.w1 + L.w2) + sizeof(float) * (size_t)(27 * L.mk + L.dn);
+    L.bytes = sizeof(__half) * (size_t)(L.xs + L.a + L.w1) + sizeof(float) * (size_t)(27 * L.mk + L.dn);
     return L;
 }
 
@@ -88,6 +88,19 @@ __device__ static inline void cf_load_b(uint32_t b[2], const __half *w, int s, i
     b[1] = *(const uint32_t *)(p + 8);
 }
 
+/* the same B fragment straight from fp32 weights in global memory (W [n][ld], k < kmax valid, rows
+ * n < nmax), rounded as the shared copy would be: fc2's 15 KB stay in L1, and the 8 KB a shared copy
+ * would take keep the block within the 99 KB an sm_86/sm_89 block may have */
+__device__ static inline void cf_load_b_global(uint32_t b[2], const float *w, int ld, int nmax, int kmax, int n0,
+                                               int k0, int g, int t)
+{
+    const int n = n0 + g, k = k0 + 2 * t;
+    const float *p = w + (size_t)n * ld + k;
+    const bool row = n < nmax;
+    b[0] = mma_pack_half2(row && k < kmax ? p[0] : 0.0f, row && k + 1 < kmax ? p[1] : 0.0f);
+    b[1] = mma_pack_half2(row && k + 8 < kmax ? p[8] : 0.0f, row && k + 9 < kmax ? p[9] : 0.0f);
+}
+
 __device__ static inline bool cf_inside(int r, int y0, int x0, int h, int w)
 {
     int gy = y0 + r / CF_HW - CF_P, gx = x0 + r % CF_HW - CF_P;
@@ -103,8 +116,7 @@ __global__ void __launch_bounds__(CF_THREADS) convffn_fp16_kernel(int h, int w, 
     __half *dd = xs;
     __half *a = xs + L.xs;           /* [CF_HALO][sm] */
     __half *w1 = a + L.a;            /* [mk][sk] */
-    __half *w2 = w1 + L.w1;          /* [dn][sm] */
-    float *dww = (float *)(w2 + L.w2); /* [25][mk]: a channel pair's taps are adjacent */
+    float *dww = (float *)(w1 + L.w1); /* [25][mk]: a channel pair's taps are adjacent */
     float *dwb = dww + 25 * L.mk, *b1 = dwb + L.mk, *b2 = b1 + L.mk;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
     const int x0 = blockIdx.x * CF_TW, y0 = blockIdx.y * CF_TH;
@@ -113,10 +125,6 @@ __global__ void __launch_bounds__(CF_THREADS) convffn_fp16_kernel(int h, int w, 
     for (int i = tid; i < L.mk * L.sk; i += CF_THREADS) {
         int n = i / L.sk, k = i - n * L.sk;
         w1[i] = __float2half_rn(n < hidden && k < d ? wt.fc1_w[(size_t)n * d + k] : 0.0f);
-    }
-    for (int i = tid; i < L.dn * L.sm; i += CF_THREADS) {
-        int n = i / L.sm, k = i - n * L.sm;
-        w2[i] = __float2half_rn(n < d && k < hidden ? wt.fc2_w[(size_t)n * hidden + k] : 0.0f);
     }
     for (int i = tid; i < 25 * L.mk; i += CF_THREADS) {
         int tap = i / L.mk, c = i - tap * L.mk;
@@ -214,7 +222,7 @@ __global__ void __launch_bounds__(CF_THREADS) convffn_fp16_kernel(int h, int w, 
         for (int nt = 0; nt < CF_MAX_DIM / 8; nt++)
             if (nt < nt2) {
                 uint32_t bf[2];
-                cf_load_b(bf, w2, L.sm, nt * 8, ks * 16, g, t);
+                cf_load_b_global(bf, wt.fc2_w, hidden, d, hidden, nt * 8, ks * 16, g, t);
                 mma_16816(acc[nt], af, bf);
             }
     }
