@@ -10,7 +10,9 @@
  * for the tile and its 2-token halo and writes y once, ~320 bytes a token.
  *
  * A block (8 warps):
- *   1. LayerNorm (fp32, a warp per token) of the 12 x 20 halo tokens, rounded to fp16 -> xs;
+ *   1. x for the 12 x 20 halo tokens, staged in fp32 (in the space a takes later) by all threads
+ *      with independent float4 loads, so that the tile's DRAM reads are in flight together rather
+ *      than a token at a time; then LayerNorm (fp32, a warp per token), rounded to fp16 -> xs;
  *      tokens outside the image are zero rows.
  *   2. fc1 + bias + GELU on the tensor cores (mma.sync m16n8k16, fp32 accumulation): 15 m-tiles of
  *      16 halo tokens over the warps -> a, stored as fp16 (as the separate passes store it). Tokens
@@ -64,7 +66,7 @@ __host__ __device__ static inline CfLayout cf_layout(int dim, int hidden)
     L.sm = L.mk + 8;
     L.dn = (dim + 7) & ~7;
     L.xs = CF_HALO * L.sk > CF_OUT * L.sm ? CF_HALO * L.sk : CF_OUT * L.sm;
-    L.a = CF_HALO * L.sm;
+    L.a = CF_HALO * (L.sm > 2 * dim ? L.sm : 2 * dim); /* a [CF_HALO][sm], or before it x in fp32 */
     L.w1 = L.mk * L.sk;
     /* floats after the halves: dw weights [25][mk], dw bias, fc1 bias [mk], fc2 bias [dn] */
     L.bytes = sizeof(__half) * (size_t)(L.xs + L.a + L.w1) + sizeof(float) * (size_t)(27 * L.mk + L.dn);
@@ -137,7 +139,18 @@ __global__ void __launch_bounds__(CF_THREADS) convffn_fp16_kernel(int h, int w, 
     for (int i = tid; i < L.dn; i += CF_THREADS)
         b2[i] = i < d ? wt.fc2_b[i] : 0.0f;
 
-    /* 1. LayerNorm of the halo tokens (two passes in fp32, as layernorm.cu), rounded to fp16 */
+    /* 1. the halo tokens' x (zeros outside the image), then their LayerNorm (two passes in fp32, as
+     * layernorm.cu), rounded to fp16 */
+    float *xt = (float *)a; /* [CF_HALO][d] */
+    const int q4 = d / 4;
+    for (int i = tid; i < CF_HALO * q4; i += CF_THREADS) {
+        int r = i / q4, q = i - r * q4;
+        float4 v = { 0.0f, 0.0f, 0.0f, 0.0f };
+        if (cf_inside(r, y0, x0, h, w))
+            v = ((const float4 *)(x + ((size_t)(y0 + r / CF_HW - CF_P) * w + x0 + r % CF_HW - CF_P) * d))[q];
+        ((float4 *)xt)[i] = v;
+    }
+    __syncthreads();
     for (int r = warp; r < CF_HALO; r += 8) {
         __half *row = xs + (size_t)r * L.sk;
         if (!cf_inside(r, y0, x0, h, w)) { /* warp-uniform */
@@ -145,7 +158,7 @@ __global__ void __launch_bounds__(CF_THREADS) convffn_fp16_kernel(int h, int w, 
                 row[ch] = __float2half_rn(0.0f);
             continue;
         }
-        const float *xr = x + ((size_t)(y0 + r / CF_HW - CF_P) * w + x0 + r % CF_HW - CF_P) * d;
+        const float *xr = xt + (size_t)r * d;
         float s = 0.0f;
         for (int ch = lane; ch < d; ch += 32)
             s += xr[ch];
@@ -158,7 +171,7 @@ __global__ void __launch_bounds__(CF_THREADS) convffn_fp16_kernel(int h, int w, 
         for (int ch = lane; ch < L.sk; ch += 32)
             row[ch] = __float2half_rn(ch < d ? (xr[ch] - mean) * rstd * wt.norm_w[ch] + wt.norm_b[ch] : 0.0f);
     }
-    __syncthreads();
+    __syncthreads(); /* xt is read for the last time above: a takes its place */
 
     /* 2. a = gelu(fc1(xs) + b1), zero outside the image */
     const int ks1 = L.dk / 16, nt1 = L.mk / 8;
@@ -253,7 +266,8 @@ size_t catanet_convffn_fp16_smem(int dim, int hidden)
 
 int catanet_convffn_fp16_setup(CatanetCudaCtx *cx, int dim, int hidden)
 {
-    CUDA_REQUIRE(cx, dim > 0 && dim <= CF_MAX_DIM && hidden > 0 && hidden <= CF_MAX_HIDDEN, "convffn_fp16_setup");
+    CUDA_REQUIRE(cx, dim > 0 && dim <= CF_MAX_DIM && dim % 4 == 0 && hidden > 0 && hidden <= CF_MAX_HIDDEN,
+                 "convffn_fp16_setup");
     size_t smem = catanet_convffn_fp16_smem(dim, hidden);
     int dev = 0, optin = 0;
     CUDA_TRY(cx, cudaGetDevice(&dev));
@@ -269,8 +283,9 @@ int catanet_convffn_fp16_fwd_cuda(CatanetCudaCtx *cx, const CatanetConvffnArgs *
                                   const float *x, float *y)
 {
     CUDA_REQUIRE(cx, a && w && x && y && a->h >= 0 && a->w >= 0, "convffn_fp16_fwd_cuda");
-    CUDA_REQUIRE(cx, a->dim > 0 && a->dim <= CF_MAX_DIM && a->hidden > 0 && a->hidden <= CF_MAX_HIDDEN,
-                 "convffn_fp16_fwd_cuda");
+    CUDA_REQUIRE(cx, a->dim > 0 && a->dim <= CF_MAX_DIM && a->dim % 4 == 0 && a->hidden > 0 &&
+                     a->hidden <= CF_MAX_HIDDEN, "convffn_fp16_fwd_cuda");
+    CUDA_REQUIRE(cx, ((uintptr_t)x & 15) == 0, "convffn_fp16_fwd_cuda"); /* float4 loads */
     CUDA_REQUIRE(cx, w->norm_w && w->norm_b && w->fc1_w && w->fc1_b && w->dw_w && w->dw_b && w->fc2_w && w->fc2_b,
                  "convffn_fp16_fwd_cuda");
     /* other blocks read x around their tiles while this one writes y: never in place */
