@@ -106,9 +106,10 @@ int catanet_dwconv_gelu_add_pixelwarp_fwd_cuda(CatanetCudaCtx *cx, const Catanet
 /* ---- convffn.cu: the fp16 mode's whole ConvFFN (LN, fc1, GELU, 5x5 dwconv, GELU, add, fc2, residual)
  * in one kernel, fc1 and fc2 on tensor cores with the fp16 mode's rounding points; twin of
  * catanet_convffn_fwd_ref, which works in place: here y != x (other blocks read x around their tile).
- * dim <= 64, hidden <= 128. The kernel needs catanet_convffn_fp16_smem bytes of shared memory a block
- * (96 KB for CATANet): catanet_convffn_fp16_setup, once per device and outside a graph capture,
- * raises the kernel's limit, or returns CATANET_ERR_UNSUPPORTED where the device has too little. ---- */
+ * dim <= 64 and a multiple of 4, hidden <= 128, x 16-byte aligned. The kernel needs
+ * catanet_convffn_fp16_smem bytes of shared memory a block (96 KB for CATANet):
+ * catanet_convffn_fp16_setup, once per device and outside a graph capture, raises the kernel's
+ * limit, or returns CATANET_ERR_UNSUPPORTED where the device has too little. ---- */
 size_t catanet_convffn_fp16_smem(int dim, int hidden);
 int catanet_convffn_fp16_setup(CatanetCudaCtx *cx, int dim, int hidden);
 int catanet_convffn_fp16_fwd_cuda(CatanetCudaCtx *cx, const CatanetConvffnArgs *a, const CatanetConvffnWeights *w,

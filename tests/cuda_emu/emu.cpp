@@ -19,11 +19,12 @@
  *   increasing order between barriers, odd blocks in decreasing order, so a missing barrier
  *   between a write and another thread's read shows up as a wrong result in one of the two.
  * - dynamic shared memory (<= 48 KB, or up to 227 KB for a kernel raised by cudaFuncSetAttribute's
- *   cudaFuncAttributeMaxDynamicSharedMemorySize, as an sm_90 allows) is refilled with 0xff bytes (NaN floats, -1 ints) before
- *   every block, and cudaMalloc memory is filled the same way: reading what was never written
- *   gives NaN / -1 instead of a plausible zero.
+ *   cudaFuncAttributeMaxDynamicSharedMemorySize, as an sm_90 allows) is refilled with 0xff bytes
+ *   (NaN floats, -1 ints) before every block, and cudaMalloc memory is filled the same way:
+ *   reading what was never written gives NaN / -1 instead of a plausible zero.
  * - bad launch configurations (block > 1024 threads or beyond 1024 x 1024 x 64, grid.y or grid.z
- *   > 65535, dynamic shared memory above the kernel's limit) are returned by the next cudaGetLastError, as on the GPU.
+ *   > 65535, dynamic shared memory above the kernel's limit) are returned by the next
+ *   cudaGetLastError, as on the GPU.
  * - the runtime (emu_runtime.cpp): cudaMalloc is malloc, copies are memmove; one device 0
  *   ("host emulation" sm_90; cudaSetDevice of another fails; cudaMemGetInfo reports a nominal 80 GiB).
  *   Work on a stream (launches, cudaMemcpyAsync/cudaMemsetAsync, cuBLAS on a handle bound to the
