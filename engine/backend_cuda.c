@@ -485,6 +485,34 @@ static int conv3x3(CudaState *s, int im2col, const CatanetConv2dArgs *a, const f
                   : catanet_conv2d_fwd_cuda(&s->cx, a, in, w, b, out);
 }
 
+/* upsampling stage `stage` of the fh x fw features in: conv3x3 d -> d r^2, PixelShuffle(r), LeakyReLU.
+ * With the implicit-GEMM kernels (im2col 0) in one pass that writes the shuffled output (into s->us,
+ * or s->u when in is s->us: never in place); with im2col + cuBLAS, or a shape the implicit GEMM does
+ * not take, the conv into s->u, then the shuffle into s->us. *out: where the result is. */
+static int upsample(CudaState *s, const CatanetModel *m, int stage, int im2col, const float *in, int fh, int fw,
+                    const float **out)
+{
+    int d = m->info.dim, r = m->info.upscale == 4 ? 2 : m->info.upscale;
+    CatanetConv2dArgs up = { 1, fh, fw, d, d * r * r, 3 };
+    const float *w = dev_w(s, m, m->up_w[stage]), *b = dev_w(s, m, m->up_b[stage]);
+    if (!im2col) {
+        float *dst = in == s->us ? s->u : s->us;
+        int ret = catanet_conv2d_shuffle_lrelu_fwd_cuda(&s->cx, &up, in, w, b, r, dst);
+        if (ret != CATANET_ERR_UNSUPPORTED) {
+            *out = dst;
+            mark(s, "conv3x3 upsampling + pixel shuffle + lrelu");
+            return ret;
+        }
+    }
+    K(conv3x3(s, im2col, &up, in, w, b, s->u));
+    mark(s, "conv3x3 upsampling");
+    CatanetShuffleArgs sa = { 1, fh, fw, d, r };
+    K(catanet_pixel_shuffle_lrelu_fwd_cuda(&s->cx, &sa, s->u, s->us));
+    mark(s, "pixel shuffle + lrelu");
+    *out = s->us;
+    return 0;
+}
+
 /* d_in -> d_out, everything on s->stream */
 static int forward(CudaState *s, const CatanetModel *m)
 {
@@ -519,16 +547,9 @@ static int forward(CudaState *s, const CatanetModel *m)
     int fh = H, fw = W;
     for (int stage = 0; stage < 2 && m->up_w[stage]; stage++) {
         int r = sc == 4 ? 2 : sc;
-        CatanetConv2dArgs up = { 1, fh, fw, d, d * r * r, 3 };
-        K(conv3x3(s, s->pick.conv_up[stage], &up, feat, dev_w(s, m, m->up_w[stage]), dev_w(s, m, m->up_b[stage]),
-                  s->u));
-        mark(s, "conv3x3 upsampling");
-        CatanetShuffleArgs sa = { 1, fh, fw, d, r };
-        K(catanet_pixel_shuffle_lrelu_fwd_cuda(cx, &sa, s->u, s->us));
-        mark(s, "pixel shuffle + lrelu");
+        K(upsample(s, m, stage, s->pick.conv_up[stage], feat, fh, fw, &feat));
         fh *= r;
         fw *= r;
-        feat = s->us;
     }
     CatanetConv2dArgs last = { 1, H * sc, W * sc, d, 3, 3 };
     K(catanet_conv2d_fwd_cuda(cx, &last, feat, dev_w(s, m, m->last_w), dev_w(s, m, m->last_b), s->out));
@@ -590,10 +611,9 @@ static int op_conv_mid(CudaState *s, const CatanetModel *m, int fb, int arg)
 }
 static int op_conv_up(CudaState *s, const CatanetModel *m, int fb, int stage)
 {
-    int d = m->info.dim, r = m->info.upscale == 4 ? 2 : m->info.upscale, grow = stage ? r : 1;
-    CatanetConv2dArgs up = { 1, s->h * grow, s->w * grow, d, d * r * r, 3 };
-    return conv3x3(s, fb, &up, stage ? s->us : s->f, dev_w(s, m, m->up_w[stage]), dev_w(s, m, m->up_b[stage]),
-                   s->u);
+    int r = m->info.upscale == 4 ? 2 : m->info.upscale, grow = stage ? r : 1;
+    const float *out;
+    return upsample(s, m, stage, fb, stage ? s->us : s->f, s->h * grow, s->w * grow, &out);
 }
 static int op_iasa(CudaState *s, const CatanetModel *m, int fb, int g)
 {
@@ -710,8 +730,10 @@ static int pick_kernels(CatanetEngine *e, CudaState *s)
     if ((ret = pick_one(e, s, op_conv_mid, 0, ev, what, "implicit GEMM", "im2col+cuBLAS", &s->pick.conv_mid)) < 0)
         goto done;
     for (int stage = 0; stage < 2 && m->up_w[stage]; stage++) {
-        snprintf(what, sizeof(what), "conv3x3 %d->%d (upsampling stage %d)", d, d * r * r, stage + 1);
-        if ((ret = pick_one(e, s, op_conv_up, stage, ev, what, "implicit GEMM", "im2col+cuBLAS",
+        snprintf(what, sizeof(what), "conv3x3 %d->%d + pixel shuffle + lrelu (upsampling stage %d)", d, d * r * r,
+                 stage + 1);
+        if ((ret = pick_one(e, s, op_conv_up, stage, ev, what, "implicit GEMM, shuffle in its epilogue",
+                            "im2col+cuBLAS, then the shuffle",
                             &s->pick.conv_up[stage])) < 0)
             goto done;
     }

@@ -83,6 +83,13 @@ int catanet_conv2d_fwd_cuda(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, cons
  * kernels excepted: those shapes take im2col) */
 int catanet_conv2d_res_fwd_cuda(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, const float *in, const float *wt,
                                 const float *bias, const float *res, float *out, int im2col);
+/* the upsampler's conv, PixelShuffle(r) and LeakyReLU(0.1) in one pass (twin of catanet_conv2d_fwd_ref,
+ * catanet_pixel_shuffle_fwd_ref, catanet_lrelu_fwd_ref): the implicit-GEMM kernels store each output
+ * at its shuffled place, so the [B,H,W,cout] conv output is never written. out [B,H r,W r,cout/r^2].
+ * CATANET_ERR_UNSUPPORTED (nothing launched) for the shapes only im2col takes: then run the conv and
+ * catanet_pixel_shuffle_lrelu_fwd_cuda apart */
+int catanet_conv2d_shuffle_lrelu_fwd_cuda(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, const float *in,
+                                          const float *wt, const float *bias, int r, float *out);
 /* the im2col + cuBLAS path alone (catanet_conv2d_fwd_cuda takes it for the shapes its direct and
  * implicit-GEMM kernels do not): its twin test and test_twins --bench's baseline */
 int catanet_conv2d_im2col_fwd_cuda(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, const float *in,

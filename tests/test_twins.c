@@ -559,8 +559,16 @@ static double t_conv2d(void)
  * tap, a dropped halo row (NaN under the emulator) or an output written to the wrong place is many
  * times over it. */
 /* res: with the residual in the epilogue (catanet_conv2d_res_fwd_cuda, in place on it): one more
- * fp32 add, 2^-23 |out|, which the bound's last term already allows */
-static double conv_fp16_run(int batch, int h, int w, int cin, int cout, int res)
+ * fp32 add, 2^-23 |out|, which the bound's last term already allows. shuf = r: the upsampler's
+ * catanet_conv2d_shuffle_lrelu_fwd_cuda, each output compared at its shuffled place after LeakyReLU
+ * (slope <= 1: the same bound holds) */
+static size_t shuffled_at(int h, int w, int cout, int r, int bi, int y, int x, int o)
+{
+    int rr = r * r, c = o / rr, i = (o - c * rr) / r, j = o - c * rr - i * r;
+    return (((size_t)bi * h * r + (size_t)y * r + i) * w * r + (size_t)x * r + j) * (cout / rr) + c;
+}
+static float lrelu1(float v) { return v >= 0.0f ? v : CATANET_LRELU_SLOPE * v; }
+static double conv_fp16_run(int batch, int h, int w, int cin, int cout, int res, int shuf)
 {
     Rng r = { 21 };
     CatanetConv2dArgs a = { batch, h, w, cin, cout, 3 };
@@ -574,8 +582,9 @@ static double conv_fp16_run(int batch, int h, int w, int cin, int cout, int res)
     float *dx = up(x, sizeof(float) * ni), *dwt = up(wt, sizeof(float) * nw), *db = up(b, sizeof(float) * cout);
     float *dy = res ? up(rv, sizeof(float) * no) : dmalloc(sizeof(float) * no);
     cx.gemm_fp16 = 1;
-    int ret = launched(res ? catanet_conv2d_res_fwd_cuda(&cx, &a, dx, dwt, db, dy, dy, 0)
-                           : catanet_conv2d_fwd_cuda(&cx, &a, dx, dwt, db, dy), "conv2d fp16");
+    int ret = launched(shuf ? catanet_conv2d_shuffle_lrelu_fwd_cuda(&cx, &a, dx, dwt, db, shuf, dy)
+                       : res ? catanet_conv2d_res_fwd_cuda(&cx, &a, dx, dwt, db, dy, dy, 0)
+                             : catanet_conv2d_fwd_cuda(&cx, &a, dx, dwt, db, dy), "conv2d fp16");
     cx.gemm_fp16 = 0;
     double worst = -1;
     if (ret >= 0) {
@@ -601,7 +610,8 @@ static double conv_fp16_run(int batch, int h, int w, int cin, int cout, int res)
                         size_t i = (((size_t)bi * h + y) * w + xx) * cout + o;
                         double bound = (2 * u + u * u) * s + eta * (1 + u) * t + 9.0 * cin * eta * eta +
                                        2 * g * (1 + 2 * u) * (s + fabs(b[o])) + ldexp(1, -23) * fabs(ref[i]);
-                        double e = fabs((double)got[i] - ref[i]) / bound;
+                        size_t gi = shuf ? shuffled_at(h, w, cout, shuf, bi, y, xx, o) : i;
+                        double e = fabs((double)got[gi] - (shuf ? lrelu1(ref[i]) : ref[i])) / bound;
                         if (!(e <= worst)) /* NaN included */
                             worst = isnan(e) ? INFINITY : e;
                     }
@@ -610,15 +620,49 @@ static double conv_fp16_run(int batch, int h, int w, int cin, int cout, int res)
     free(x); free(wt); free(b); free(ref); free(got); free(rv);
     return worst;
 }
-static double conv_fp16_case(int batch, int h, int w, int cin, int cout) { return conv_fp16_run(batch, h, w, cin, cout, 0); }
+static double conv_fp16_case(int batch, int h, int w, int cin, int cout) { return conv_fp16_run(batch, h, w, cin, cout, 0, 0); }
 static double t_conv2d_fp16(void)
 {
     double e[5] = { conv_fp16_case(2, 13, 17, 40, 40) /* the mid conv's channels */,
-                    conv_fp16_run(2, 13, 17, 40, 40, 1) /* the same with the group residual in the epilogue */,
+                    conv_fp16_run(2, 13, 17, 40, 40, 1, 0) /* the same with the group residual in the epilogue */,
                     conv_fp16_case(1, 35, 19, 40, 160) /* the upconv: 2x3 tiles, two output passes */,
                     conv_fp16_case(1, 17, 33, 8, 20) /* cin and cout padded to 16, a partial fragment */,
                     conv_fp16_case(1, 9, 20, 36, 144) /* dim 36 (CATANet-S): channels padded to 48, passes of 5 + 4 */ };
     return worst_of(e, 5);
+}
+static double t_conv2d_shuffle_fp16(void)
+{
+    double e[3] = { conv_fp16_run(1, 35, 19, 40, 160, 0, 2) /* x2's upsampler: 2x3 tiles, two passes */,
+                    conv_fp16_run(2, 9, 20, 36, 144, 0, 2) /* dim 36 (CATANet-S), two images */,
+                    conv_fp16_run(1, 13, 11, 40, 360, 0, 3) /* x3's upsampler */ };
+    return worst_of(e, 3);
+}
+/* the same in fp32 (the implicit GEMM on CUDA cores) against conv -> shuffle -> LeakyReLU on the CPU */
+static double conv_shuffle_case(int batch, int h, int w, int cin, int cout, int r)
+{
+    Rng g = { 23 };
+    CatanetConv2dArgs a = { batch, h, w, cin, cout, 3 };
+    CatanetShuffleArgs sa = { batch, h, w, cout / (r * r), r };
+    size_t ni = (size_t)batch * h * w * cin, no = (size_t)batch * h * w * cout, nw = (size_t)cout * cin * 9;
+    float *x = randv(&g, ni, 1.0f), *wt = randv(&g, nw, 0.1f), *b = randv(&g, cout, 0.1f);
+    float *conv = malloc(sizeof(float) * no), *ref = malloc(sizeof(float) * no);
+    catanet_conv2d_fwd_ref(&a, x, wt, b, conv);
+    catanet_pixel_shuffle_fwd_ref(&sa, conv, ref);
+    catanet_lrelu_fwd_ref(no, ref, ref);
+    float *dx = up(x, sizeof(float) * ni), *dwt = up(wt, sizeof(float) * nw), *db = up(b, sizeof(float) * cout);
+    float *dy = dmalloc(sizeof(float) * no);
+    int ret = launched(catanet_conv2d_shuffle_lrelu_fwd_cuda(&cx, &a, dx, dwt, db, r, dy), "conv2d + shuffle");
+    double e = ret < 0 ? -1 : finish(dy, ref, no);
+    cudaFree(dx); cudaFree(dwt); cudaFree(db); cudaFree(dy);
+    free(x); free(wt); free(b); free(conv); free(ref);
+    return e;
+}
+static double t_conv2d_shuffle(void)
+{
+    double e[3] = { conv_shuffle_case(1, 19, 35, 40, 160, 2) /* x2's upsampler: 3x3 tiles, 4 output groups */,
+                    conv_shuffle_case(2, 11, 21, 36, 144, 2) /* dim 36, two images */,
+                    conv_shuffle_case(1, 9, 17, 40, 360, 3) /* x3's upsampler */ };
+    return worst_of(e, 3);
 }
 static double t_conv2d_im2col(void)
 {
@@ -2085,6 +2129,8 @@ static const Twin twins[] = {
     { "conv2d im2col chunks + cuBLAS", "catanet_conv2d_im2col_fwd_cuda", 1e-5, t_conv2d_im2col },
     { "conv2d + residual (implicit GEMM; im2col)", "catanet_conv2d_res_fwd_cuda", 1e-5, t_conv2d_res },
     { "conv2d fp16 tensor-core implicit GEMM (err/bound)", "catanet_conv2d_fwd_cuda", 1, t_conv2d_fp16 },
+    { "conv2d + pixel shuffle + lrelu (implicit GEMM)", "catanet_conv2d_shuffle_lrelu_fwd_cuda", 1e-5, t_conv2d_shuffle },
+    { "conv2d + shuffle + lrelu fp16 (err/bound)", "catanet_conv2d_shuffle_lrelu_fwd_cuda", 1, t_conv2d_shuffle_fp16 },
     { "dwconv 5x5 and 3x3 (tiled; fallback c=6)", "catanet_dwconv_fwd_cuda", 1e-5, t_dwconv },
     { "dwconv + gelu + add (tiled; fallback c=6)", "catanet_dwconv_gelu_add_fwd_cuda", 1e-5, t_dwconv_gelu_add },
     { "dwconv + gelu + add, fp16 activations (err/bound)", "catanet_dwconv_gelu_add_fp16_fwd_cuda", 1, t_dwconv_fp16 },
@@ -2689,6 +2735,12 @@ static int op_conv(void *p)
     const float *in = b->conv.h * b->conv.w > b->n ? b->big2 : b->x; /* the last conv reads a 2x frame */
     return catanet_conv2d_fwd_cuda(&cx, &b->conv, in, b->wt, b->b, b->big);
 }
+/* the upconv with the pixel shuffle + LeakyReLU in its epilogue (writes the 2x frame, big2) */
+static int op_conv_shuffle(void *p)
+{
+    BenchBufs *b = p;
+    return catanet_conv2d_shuffle_lrelu_fwd_cuda(&cx, &b->conv, b->x, b->wt, b->b, 2, b->big2);
+}
 static int op_conv_im2col(void *p)
 {
     BenchBufs *b = p;
@@ -2781,6 +2833,12 @@ static void op_bench(void)
             printf("  %-34s %8.3f\n", name, time_op(op_conv, &b));
             snprintf(name, sizeof(name), "%s fp16 im2col (old)", cn[i]);
             printf("  %-34s %8.3f\n", name, time_op(op_conv_im2col, &b));
+            cx.gemm_fp16 = 0;
+        }
+        if (i == 1) { /* against the upconv line + the pixel_shuffle+lrelu line */
+            printf("  %-34s %8.3f\n", "upconv + shuffle + lrelu, one pass", time_op(op_conv_shuffle, &b));
+            cx.gemm_fp16 = 1;
+            printf("  %-34s %8.3f\n", "upconv + shuffle + lrelu, one pass, fp16 wmma", time_op(op_conv_shuffle, &b));
             cx.gemm_fp16 = 0;
         }
     }

@@ -4,7 +4,8 @@
  * implicit GEMM for the other 3x3 convs (fp32 on CUDA cores, or fp16 on tensor cores in fp16 mode),
  * and else im2col of a fixed chunk of output pixels
  * into cx->work, then one cuBLAS GEMM per chunk.
- * defines: catanet_conv2d_cuda_work, catanet_conv2d_fwd_cuda, catanet_conv2d_res_fwd_cuda, catanet_conv2d_im2col_fwd_cuda,
+ * defines: catanet_conv2d_cuda_work, catanet_conv2d_fwd_cuda, catanet_conv2d_res_fwd_cuda,
+ *          catanet_conv2d_shuffle_lrelu_fwd_cuda, catanet_conv2d_im2col_fwd_cuda,
  *          catanet_conv2d_bwd_cuda_work, catanet_conv2d_bwd_cuda
  */
 #include <stdint.h>
@@ -25,6 +26,22 @@ static size_t wperm_floats(const CatanetConv2dArgs *a)
 __host__ __device__ static inline int round16(int n)
 {
     return (n + 15) & ~15;
+}
+
+/* one output (img, y, x, co) of the implicit-GEMM kernels with its epilogue: + res (which may be out),
+ * or, with shuf = r > 0, the upsampler's PixelShuffle(r) and LeakyReLU(0.1) (co = c r^2 + i r + j goes
+ * to out[img][y r + i][x r + j][c], PyTorch's order), so the conv's [N, C r^2] output is never stored */
+__device__ static inline void conv_put(const CatanetConv2dArgs &a, int shuf, const float *res, float *out, int img,
+                                       int y, int x, int co, float v)
+{
+    if (shuf) {
+        int rr = shuf * shuf, c = co / rr, ij = co - c * rr, i = ij / shuf, j = ij - i * shuf;
+        size_t oy = (size_t)img * a.h * shuf + (size_t)y * shuf + i, ox = (size_t)x * shuf + j;
+        out[(oy * a.w * shuf + ox) * (a.cout / rr) + c] = v >= 0.0f ? v : CATANET_LRELU_SLOPE * v;
+        return;
+    }
+    size_t at = (((size_t)img * a.h + y) * a.w + x) * a.cout + co;
+    out[at] = res ? res[at] + v : v; /* res may be out */
 }
 
 /* fp16 weights of the tensor-core path: [9][cin rounded to 16][cout rounded to 16] halves, + 32 bytes
@@ -290,7 +307,7 @@ static size_t ig_smem(int cin)
 
 __global__ void __launch_bounds__(256)
     conv_igemm_kernel(CatanetConv2dArgs a, int csp, const float *in, const float *wp, const float *bias,
-                      const float *res, float *out)
+                      const float *res, int shuf, float *out)
 {
     extern __shared__ float4 ig_smem_f4[];
     constexpr int SW = IG_TW + 2, SH = IG_TH + 2;
@@ -363,11 +380,10 @@ __global__ void __launch_bounds__(256)
             int y = y0 + prow[m], x = x0 + pcol[m];
             if (y >= a.h || x >= a.w)
                 continue;
-            size_t at = (((size_t)img * a.h + y) * a.w + x) * a.cout + n0 + warp * IG_TN;
 #pragma unroll
             for (int n = 0; n < IG_TN; n++)
                 if (n0 + warp * IG_TN + n < a.cout)
-                    out[at + n] = res ? res[at + n] + acc[m][n] : acc[m][n]; /* res may be out */
+                    conv_put(a, shuf, res, out, img, y, x, n0 + warp * IG_TN + n, acc[m][n]);
         }
     }
 }
@@ -406,7 +422,8 @@ namespace wmma = nvcuda::wmma;
 
 template <int NF>
 __global__ void __launch_bounds__(256) conv_igemm_tc_kernel(CatanetConv2dArgs a, const float *in, const __half *wh,
-                                                            const float *bias, const float *res, float *out)
+                                                            const float *bias, const float *res, int shuf,
+                                                            float *out)
 {
     extern __shared__ float4 tc_smem_f4[]; /* 128-byte aligned (no static shared memory here) */
     constexpr int SW = TC_TW + 2, SH = TC_TH + 2;
@@ -466,11 +483,8 @@ __global__ void __launch_bounds__(256) conv_igemm_tc_kernel(CatanetConv2dArgs a,
                 __syncwarp();
                 for (int e = lane; e < 256; e += 32) {
                     int x = x0 + (e >> 4), co = n0 + 16 * f + (e & 15);
-                    if (y < a.h && x < a.w && co < a.cout) {
-                        size_t at = (((size_t)img * a.h + y) * a.w + x) * a.cout + co;
-                        float v = st[e] + (bias ? bias[co] : 0.0f);
-                        out[at] = res ? res[at] + v : v; /* res may be out */
-                    }
+                    if (y < a.h && x < a.w && co < a.cout)
+                        conv_put(a, shuf, res, out, img, y, x, co, st[e] + (bias ? bias[co] : 0.0f));
                 }
                 __syncwarp(); /* read before the next fragment is stored */
             }
@@ -538,9 +552,11 @@ static bool aligned16(const void *p)
 }
 
 /* in [B,H,W,cin], wt [cout,cin,k,k], bias [cout] or NULL, res [B,H,W,cout] or NULL (may be out) ->
- * out [B,H,W,cout]; the direct kernels take no residual (their shapes go to im2col with one) */
+ * out [B,H,W,cout]; the direct kernels take no residual (their shapes go to im2col with one).
+ * shuf = r > 0: PixelShuffle(r) + LeakyReLU in the epilogue (no res), out [B,H r,W r,cout/r^2]; only
+ * the implicit-GEMM kernels have it: CATANET_ERR_UNSUPPORTED where neither applies */
 static int conv_fwd(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, const float *in, const float *wt,
-                    const float *bias, const float *res, float *out)
+                    const float *bias, const float *res, int shuf, float *out)
 {
     int ret = check_fwd(cx, a, in, out);
     if (ret < 0)
@@ -548,7 +564,7 @@ static int conv_fwd(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, const float 
     CUDA_REQUIRE(cx, res != in, "conv2d_fwd_cuda");
     int total = a->batch * a->h * a->w;
     bool k3 = a->ksize == 3 && a->batch <= 65535;
-    if (res)
+    if (res || shuf)
         goto gemm;
     if (k3 && a->cout <= 4 && a->cin % 4 == 0 && aligned16(in) && co_smem(a->cin) <= 48 * 1024 &&
         (a->h + CO_TH - 1) / CO_TH <= 65535) {
@@ -596,9 +612,9 @@ gemm:
         CUDA_LAUNCHED(cx, "conv2d fp16 weights");
         dim3 grid((a->w + TC_TW - 1) / TC_TW, (a->h + TC_TH - 1) / TC_TH, a->batch);
         if (coutp <= 48)
-            conv_igemm_tc_kernel<3><<<grid, 256, tc_smem(a->cin), cx->stream>>>(*a, in, wh, bias, res, out);
+            conv_igemm_tc_kernel<3><<<grid, 256, tc_smem(a->cin), cx->stream>>>(*a, in, wh, bias, res, shuf, out);
         else
-            conv_igemm_tc_kernel<5><<<grid, 256, tc_smem(a->cin), cx->stream>>>(*a, in, wh, bias, res, out);
+            conv_igemm_tc_kernel<5><<<grid, 256, tc_smem(a->cin), cx->stream>>>(*a, in, wh, bias, res, shuf, out);
         CUDA_LAUNCHED(cx, "conv2d implicit GEMM (tensor cores)");
         return 0;
     }
@@ -608,24 +624,37 @@ gemm:
         if ((ret = launch_permute(cx, a, wt, wp)) < 0)
             return ret;
         dim3 grid((a->w + IG_TW - 1) / IG_TW, (a->h + IG_TH - 1) / IG_TH, a->batch);
-        conv_igemm_kernel<<<grid, 256, ig_smem(a->cin), cx->stream>>>(*a, ig_csp(a->cin), in, wp, bias, res, out);
+        conv_igemm_kernel<<<grid, 256, ig_smem(a->cin), cx->stream>>>(*a, ig_csp(a->cin), in, wp, bias, res, shuf,
+                                                                      out);
         CUDA_LAUNCHED(cx, "conv2d implicit GEMM");
         return 0;
     }
+    if (shuf)
+        return cuda_fail(cx, CATANET_ERR_UNSUPPORTED,
+                         "conv2d_shuffle_lrelu_fwd_cuda: no implicit-GEMM kernel for %d -> %d, k %d", a->cin, a->cout,
+                         a->ksize);
     return im2col_fwd(cx, a, in, wt, bias, res, out);
 }
 
 int catanet_conv2d_fwd_cuda(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, const float *in,
                             const float *wt, const float *bias, float *out)
 {
-    return conv_fwd(cx, a, in, wt, bias, NULL, out);
+    return conv_fwd(cx, a, in, wt, bias, NULL, 0, out);
+}
+
+int catanet_conv2d_shuffle_lrelu_fwd_cuda(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, const float *in,
+                                          const float *wt, const float *bias, int r, float *out)
+{
+    CUDA_REQUIRE(cx, r > 0 && a->cout % (r * r) == 0, "conv2d_shuffle_lrelu_fwd_cuda");
+    CUDA_REQUIRE(cx, (size_t)a->batch * a->h * a->w * r * r < ((size_t)1 << 31), "conv2d_shuffle_lrelu_fwd_cuda");
+    return conv_fwd(cx, a, in, wt, bias, NULL, r, out);
 }
 
 int catanet_conv2d_res_fwd_cuda(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, const float *in, const float *wt,
                                 const float *bias, const float *res, float *out, int im2col)
 {
     if (!im2col)
-        return conv_fwd(cx, a, in, wt, bias, res, out);
+        return conv_fwd(cx, a, in, wt, bias, res, 0, out);
     int ret = check_fwd(cx, a, in, out);
     if (ret < 0)
         return ret;
