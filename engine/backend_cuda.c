@@ -499,9 +499,10 @@ static int upsample(CudaState *s, const CatanetModel *m, int stage, int im2col, 
         float *dst = in == s->us ? s->u : s->us;
         int ret = catanet_conv2d_shuffle_lrelu_fwd_cuda(&s->cx, &up, in, w, b, r, dst);
         if (ret != CATANET_ERR_UNSUPPORTED) {
+            K(ret);
             *out = dst;
             mark(s, "conv3x3 upsampling + pixel shuffle + lrelu");
-            return ret;
+            return 0;
         }
     }
     K(conv3x3(s, im2col, &up, in, w, b, s->u));
