@@ -246,7 +246,8 @@ int catanet_cuda_open(CatanetEngine *e)
     s->cx.stream = s->stream;
     s->cx.blas = s->blas;
     s->cx.gemm_fp16 = e->precision == CATANET_PRECISION_FP16;
-    s->fp16 = e->precision == CATANET_PRECISION_FP16; /* cx.attn_fp16 is set per call from it and s->pick */
+    s->fp16 = e->precision == CATANET_PRECISION_FP16; /* cx.attn_fp16, cx.qkv_fp16: set per call from it
+                                                         and s->pick */
 
     size_t wbytes = sizeof(float) * (m->arena_floats ? m->arena_floats : 1);
     CU(cudaMalloc((void **)&s->wdev, wbytes));
@@ -389,6 +390,15 @@ static int ffn_one(CudaState *s, const CatanetModel *m, const CatanetFfnW *w, co
     return 0;
 }
 
+/* q, k and v are stored as fp16 in the fp16 mode when the one-pass LN + q|k|v makes them (its
+ * epilogue rounds them; the attention kernels read either type). The cuBLAS passes keep fp32. Both
+ * attention kernels round q, k, v to fp16 on the tensor cores anyway; the CUDA-core kernels, when
+ * picked in the fp16 mode, then see the rounded values too. */
+static int qkv_half(const CudaState *s)
+{
+    return s->fp16 && !s->pick.qkv;
+}
+
 /* IASA + IRCA of group g on the projections in s->q/k/v and the token order s->ord -> s->att */
 static int iasa(CudaState *s, const CatanetModel *m, int g)
 {
@@ -397,6 +407,7 @@ static int iasa(CudaState *s, const CatanetModel *m, int g)
     CatanetIasaArgs ia = { N, a->groups[g].group_size, a->groups[g].num_tokens, a->heads, qk / a->heads,
                            d / a->heads };
     s->cx.attn_fp16 = s->fp16 && !s->pick.iasa[g];
+    s->cx.qkv_fp16 = qkv_half(s);
     return catanet_iasa_fwd_cuda(&s->cx, &ia, s->q, s->k, s->v, s->ord, s->kg[g], s->vg[g], s->att);
 }
 
@@ -425,7 +436,7 @@ static int ln_qkv(CudaState *s, const CatanetModel *m, int g, int lrsa, const fl
      * LN(x) to t1 for the clustering (LRSA has no other use for it) */
     const float *stacked = s->stacked + s->stacked_group * g + (size_t)lrsa * (2 * qk + d) * d;
     CatanetLinearFusion f = { .ln_w = dev_w(s, m, nw), .ln_b = dev_w(s, m, nb), .ln_out = lrsa ? NULL : s->t1,
-                              .split = { qk, 2 * qk }, .y1 = s->k, .y2 = s->v };
+                              .split = { qk, 2 * qk }, .y1 = s->k, .y2 = s->v, .y_fp16 = qkv_half(s) };
     return catanet_linear_fused_fwd_cuda(cx, N, d, 2 * qk + d, x, stacked, &f, s->q);
 }
 
@@ -463,6 +474,7 @@ static int lrsa_attn(CudaState *s, const CatanetModel *m, int g, const float *x,
     K(ln_qkv(s, m, g, 1, x));
     mark(s, "lrsa: LN + q|k|v");
     s->cx.attn_fp16 = s->fp16 && !s->pick.lrsa[g];
+    s->cx.qkv_fp16 = qkv_half(s);
     K(catanet_lrsa_attend_fwd_cuda(&s->cx, &la, dev_w(s, m, w->proj), s->lrsa_tab[g], &sc, x, x_out));
     mark(s, "lrsa: patch attention + proj + combine");
     return 0;

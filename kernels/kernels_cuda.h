@@ -36,6 +36,9 @@ typedef struct CatanetCudaCtx {
                                 (CUBLAS_COMPUTE_32F_FAST_16F); 0: pure fp32 GEMMs */
     int attn_fp16;           /* LRSA/IASA attention on tensor cores: Q/K/V/P in fp16, softmax and
                                 accumulation in fp32 (kernels/cuda/attn_tc.cuh); 0: fp32 CUDA cores */
+    int qkv_fp16;            /* the q, k, v given to catanet_iasa_fwd_cuda / catanet_lrsa_attend_fwd_cuda
+                                hold __half values behind their float pointers (either attention
+                                kernel); forward only, not with catanet_lrsa_fwd_cuda's own projections */
     float *work;             /* device scratch, work_floats floats (see the *_cuda_work functions) */
     size_t work_floats;
     char err[256];           /* detail of the last failure */
@@ -64,7 +67,7 @@ typedef struct CatanetLinearFusion {
                                  for q, k and v of LN(x) with their weights stacked) */
     float *y1, *y2;
     int x_fp16, y_fp16;       /* x / y hold __half values behind their float pointers (activations
-                                 stored as fp16; y_fp16: no res, no split) */
+                                 stored as fp16; y_fp16: no res; with a split, y1 and y2 too) */
     /* LRSA's overlapping-patch combine, or all NULL: y = wr[r] wc[c] (cr[r] cc[c] res + v) for the
      * token t = r band_w + c (v: the product and bias; needs res, no split, no GELU) */
     const float *band_wr, *band_wc, *band_cr, *band_cc;

@@ -78,21 +78,22 @@ __device__ static inline void tc_row_init(TcRow &st)
 }
 
 /* block-wide, between __syncthreads: keys t0 .. t0 + cnt - 1 (rowof(p): row of key p in K [*, ldk]
- * and V [*, ldv], the head's columns from kcol/vcol) into the tile as fp16, zero-padded, with V's
- * dim TC_D - 1 set to 1 for the keys p < cnt (the row sums; dv < TC_D) */
-template <class RowOf>
-__device__ static inline void tc_stage(TcSmem &sm, int t0, int cnt, RowOf rowof, const float *K, int ldk, int kcol,
-                                       const float *V, int ldv, int vcol, int dqk, int dv)
+ * and V [*, ldv], the head's columns from kcol/vcol; T float, or __half when stored so) into the
+ * tile as fp16, zero-padded, with V's dim TC_D - 1 set to 1 for the keys p < cnt (the row sums;
+ * dv < TC_D) */
+template <class RowOf, typename T>
+__device__ static inline void tc_stage(TcSmem &sm, int t0, int cnt, RowOf rowof, const T *K, int ldk, int kcol,
+                                       const T *V, int ldv, int vcol, int dqk, int dv)
 {
     for (int idx = threadIdx.x; idx < TC_KEYS * (TC_D / 2); idx += blockDim.x) {
         int p = idx / (TC_D / 2), e = 2 * (idx - p * (TC_D / 2));
         float k0 = 0.0f, k1 = 0.0f;
         if (p < cnt) {
-            const float *kr = K + (size_t)rowof(t0 + p) * ldk + kcol;
+            const T *kr = K + (size_t)rowof(t0 + p) * ldk + kcol;
             if (e < dqk)
-                k0 = kr[e];
+                k0 = ld_act(kr + e);
             if (e + 1 < dqk)
-                k1 = kr[e + 1];
+                k1 = ld_act(kr + e + 1);
         }
         sm.k[p * TC_KW + e / 2] = mma_pack_half2(k0, k1);
     }
@@ -101,9 +102,9 @@ __device__ static inline void tc_stage(TcSmem &sm, int t0, int cnt, RowOf rowof,
         float v0 = 0.0f, v1 = 0.0f;
         if (e < dv) {
             if (p < cnt)
-                v0 = V[(size_t)rowof(t0 + p) * ldv + vcol + e];
+                v0 = ld_act(V + (size_t)rowof(t0 + p) * ldv + vcol + e);
             if (p + 1 < cnt)
-                v1 = V[(size_t)rowof(t0 + p + 1) * ldv + vcol + e];
+                v1 = ld_act(V + (size_t)rowof(t0 + p + 1) * ldv + vcol + e);
         } else if (e == TC_D - 1) {
             v0 = p < cnt ? 1.0f : 0.0f;
             v1 = p + 1 < cnt ? 1.0f : 0.0f;
@@ -114,8 +115,8 @@ __device__ static inline void tc_stage(TcSmem &sm, int t0, int cnt, RowOf rowof,
 
 /* warp-wide: queries q0 .. q0 + 15 (those < nq; the rest zero) times qscale, as fp16, straight from
  * Q [*, ldq] into the lane's fragment registers */
-template <class RowOf>
-__device__ static inline void tc_load_query(TcFragQ &fq, int q0, int nq, RowOf rowof, const float *Q, int ldq,
+template <class RowOf, typename T>
+__device__ static inline void tc_load_query(TcFragQ &fq, int q0, int nq, RowOf rowof, const T *Q, int ldq,
                                             int qcol, int dqk, float qscale)
 {
     const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
@@ -124,11 +125,11 @@ __device__ static inline void tc_load_query(TcFragQ &fq, int q0, int nq, RowOf r
         int r = g + 8 * (i & 1), e = 2 * t + 8 * (i >> 1);
         float x0 = 0.0f, x1 = 0.0f;
         if (q0 + r < nq) {
-            const float *qr = Q + (size_t)rowof(q0 + r) * ldq + qcol;
+            const T *qr = Q + (size_t)rowof(q0 + r) * ldq + qcol;
             if (e < dqk)
-                x0 = qr[e] * qscale;
+                x0 = ld_act(qr + e) * qscale;
             if (e + 1 < dqk)
-                x1 = qr[e + 1] * qscale;
+                x1 = ld_act(qr + e + 1) * qscale;
         }
         fq.a[i] = mma_pack_half2(x0, x1);
     }

@@ -129,14 +129,14 @@ __device__ static inline void os_init(OnlineSoftmax<DV> &st, int dv)
         st.acc[e] = 0.0f;
 }
 
-/* the query of one head, zero-padded to ATT_PAD(DQK) */
-template <int DQK>
-__device__ static inline void load_query(float *qv, bool active, const float *src, int dqk_rt)
+/* the query of one head, zero-padded to ATT_PAD(DQK) (T: float, or __half for q stored as fp16) */
+template <int DQK, typename T>
+__device__ static inline void load_query(float *qv, bool active, const T *src, int dqk_rt)
 {
     const int dqk = DQK ? DQK : dqk_rt;
 #pragma unroll
     for (int e = 0; e < ATT_PAD(DQK); e++)
-        qv[e] = (active && e < dqk) ? src[e] : 0.0f;
+        qv[e] = (active && e < dqk) ? ld_act(src + e) : 0.0f;
 }
 
 /* one key/value pair into the state */
@@ -165,9 +165,9 @@ __device__ static inline void os_update(OnlineSoftmax<DV> &st, float s, const fl
  * V [*, ldv]; the head's columns start at kcol/vcol. Every thread of the block must call this
  * (it synchronises); `active` threads update their state with their (padded) query qv, over
  * their own keys lo <= p < hi (in increasing order). */
-template <int DQK, int DV, class RowOf>
+template <int DQK, int DV, class RowOf, typename T>
 __device__ static void attend(OnlineSoftmax<DV> &st, const float *qv, bool active, int nkeys,
-                              RowOf rowof, const float *K, int ldk, int kcol, const float *V,
+                              RowOf rowof, const T *K, int ldk, int kcol, const T *V,
                               int ldv, int vcol, int dqk_rt, int dv_rt, float scale, AttSmem<DQK, DV> &sm,
                               int lo = 0, int hi = 0x7fffffff)
 {
@@ -186,11 +186,11 @@ __device__ static void attend(OnlineSoftmax<DV> &st, const float *qv, bool activ
         __syncthreads();
         for (int idx = threadIdx.x; idx < cnt * KS; idx += blockDim.x) {
             int p = idx / KS, e = idx - p * KS;
-            ks[idx] = e < dqk ? K[(size_t)sm.row[p] * ldk + kcol + e] : 0.0f;
+            ks[idx] = e < dqk ? ld_act(K + (size_t)sm.row[p] * ldk + kcol + e) : 0.0f;
         }
         for (int idx = threadIdx.x; idx < cnt * VS; idx += blockDim.x) {
             int p = idx / VS, e = idx - p * VS;
-            vs[idx] = e < dv ? V[(size_t)sm.row[p] * ldv + vcol + e] : 0.0f;
+            vs[idx] = e < dv ? ld_act(V + (size_t)sm.row[p] * ldv + vcol + e) : 0.0f;
         }
         __syncthreads();
         if (!active)

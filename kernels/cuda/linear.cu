@@ -4,7 +4,6 @@
  *          conv2d.cu), catanet_cuda_sgemm_rm, catanet_linear_bwd_cuda
  */
 #include <mma.h>
-#include <type_traits>
 
 #include "cuda_common.cuh"
 #include "gemm.cuh"
@@ -90,11 +89,11 @@ __device__ static inline void lf_store(float v, size_t t, int o, int out, const 
             v += res[at];
         }
         st_act(y + at, v);
-    } else if (std::is_same<TY, float>::value) { /* the host allows splits for fp32 y only */
-        float *dst = o < s0 ? (float *)y : o >= s1 ? y2 : y1;
+    } else { /* y1 and y2 hold the same type as y (fp16: q, k and v stored as fp16) */
+        TY *dst = o < s0 ? y : o >= s1 ? (TY *)y2 : (TY *)y1;
         int col = o < s0 ? o : o >= s1 ? o - s1 : o - s0;
         int width = o < s0 ? s0 : o >= s1 ? out - s1 : s1 - s0;
-        dst[t * width + col] = v;
+        st_act(dst + t * width + col, v);
     }
 }
 
@@ -291,7 +290,7 @@ int catanet_linear_fused_fwd_cuda(CatanetCudaCtx *cx, int n, int in, int out, co
     CUDA_REQUIRE(cx, (s0 == 0 && s1 == 0) || (0 < s0 && s0 < s1 && s1 <= out && f->y1 && (s1 == out || f->y2) &&
                                               !f->res && (const float *)f->y1 != x && (const float *)f->y2 != x),
                  "linear_fused_fwd_cuda");
-    CUDA_REQUIRE(cx, !f->y_fp16 || (!f->res && s0 == 0), "linear_fused_fwd_cuda");
+    CUDA_REQUIRE(cx, !f->y_fp16 || !f->res, "linear_fused_fwd_cuda");
     LfBand band = { f->band_wr, f->band_wc, f->band_cr, f->band_cc, f->band_w };
     CUDA_REQUIRE(cx, !band.wr || (band.wc && band.cr && band.cc && band.w > 0 && n % band.w == 0 && f->res &&
                                   s0 == 0 && !f->gelu),

@@ -10,7 +10,9 @@
  * catanet_lrsa_band_weights, uploaded once per size).
  * In the fp16 precision mode (cx->attn_fp16) the attention runs on tensor cores instead
  * (lrsa_attn_tc_kernel: fp16 Q/K/V/P, fp32 softmax and accumulation, attn_tc.cuh); everything
- * else, the nine patch classes and the band weights included, is the same code.
+ * else, the nine patch classes and the band weights included, is the same code. The attention
+ * reads q, k and v as fp16 when the caller stored them so (cx->qkv_fp16, catanet_lrsa_attend_fwd_cuda
+ * only): half the bytes of the ~1.3 patches' re-reads.
  * defines: catanet_lrsa_cuda_table_bytes, catanet_lrsa_cuda_table_fill, catanet_lrsa_fwd_cuda,
  *          catanet_lrsa_attend_fwd_cuda,
  *          catanet_lrsa_bwd_cuda_work, catanet_lrsa_bwd_cuda
@@ -96,10 +98,10 @@ struct PatchRow {
 };
 
 /* one (patch, head, query chunk) per block; the patches of class (cr0, cc0) mod 3 */
-template <int DQK, int DV>
+template <int DQK, int DV, typename TQ>
 __global__ void __launch_bounds__(LRSA_QUERIES)
 lrsa_attn_kernel(CatanetLrsaArgs a, LrsaTable tb, int nr, int nc, int cr0, int cc0, float scale,
-                 const float *q, const float *k, const float *v, float *asum)
+                 const TQ *q, const TQ *k, const TQ *v, float *asum)
 {
     __shared__ AttSmem<DQK, DV> sm;
     const int dqk = DQK ? DQK : a.dqk, dv = DV ? DV : a.dv;
@@ -128,9 +130,10 @@ lrsa_attn_kernel(CatanetLrsaArgs a, LrsaTable tb, int nr, int nc, int cr0, int c
 
 /* the fp16 mode's attention (cx->attn_fp16): the same blocks, on tensor cores (attn_tc.cuh); one
  * (patch, head, chunk of TC_ROWS queries) per block, every key of the patch streamed in tiles */
+template <typename TQ>
 __global__ void __launch_bounds__(TC_THREADS, TC_MIN_BLOCKS)
-lrsa_attn_tc_kernel(CatanetLrsaArgs a, LrsaTable tb, int nc, int cr0, int cc0, float qscale, const float *q,
-                    const float *k, const float *v, float *asum)
+lrsa_attn_tc_kernel(CatanetLrsaArgs a, LrsaTable tb, int nc, int cr0, int cc0, float qscale, const TQ *q,
+                    const TQ *k, const TQ *v, float *asum)
 {
     __shared__ TcSmem sm;
     const int hq = a.heads * a.dqk, hv = a.heads * a.dv, T = a.ps * a.ps;
@@ -171,6 +174,33 @@ lrsa_attn_tc_kernel(CatanetLrsaArgs a, LrsaTable tb, int nc, int cr0, int cc0, f
     }
 }
 
+/* the nine patch classes' attention into asum (q, k, v as TQ: float, or __half when stored so) */
+template <typename TQ>
+static int lrsa_attend_classes(CatanetCudaCtx *cx, const CatanetLrsaArgs *a, LrsaTable tb, int nr, int nc, bool tc,
+                               const CatanetLrsaCudaScratch *s)
+{
+    const TQ *q = (const TQ *)s->q, *k = (const TQ *)s->k, *v = (const TQ *)s->v;
+    float scale = 1.0f / sqrtf((float)a->dqk);
+    int T = a->ps * a->ps, threads = T < LRSA_QUERIES ? (T + 31) / 32 * 32 : LRSA_QUERIES;
+    for (int cr0 = 0; cr0 < 3 && cr0 < nr; cr0++)
+        for (int cc0 = 0; cc0 < 3 && cc0 < nc; cc0++) {
+            int nrp = (nr - cr0 + 2) / 3, ncp = (nc - cc0 + 2) / 3;
+            dim3 grid((unsigned)(nrp * ncp), (unsigned)a->heads, (unsigned)((T + threads - 1) / threads));
+            if (tc) {
+                grid.z = (unsigned)((T + TC_ROWS - 1) / TC_ROWS);
+                lrsa_attn_tc_kernel<TQ><<<grid, TC_THREADS, 0, cx->stream>>>(*a, tb, nc, cr0, cc0,
+                                                                           scale * 1.4426950408889634f, q, k, v, s->asum);
+            } else if (a->dqk == 9 && a->dv == 10)
+                lrsa_attn_kernel<9, 10, TQ><<<grid, threads, 0, cx->stream>>>(*a, tb, nr, nc, cr0, cc0, scale, q, k, v,
+                                                                            s->asum);
+            else
+                lrsa_attn_kernel<0, 0, TQ><<<grid, threads, 0, cx->stream>>>(*a, tb, nr, nc, cr0, cc0, scale, q, k, v,
+                                                                          s->asum);
+            CUDA_LAUNCHED(cx, "lrsa attention");
+        }
+    return 0;
+}
+
 /* x [H,W,C] -> out [H,W,C] */
 int catanet_lrsa_fwd_cuda(CatanetCudaCtx *cx, const CatanetLrsaArgs *a, const CatanetLrsaWeights *wt,
                           const void *dev_table, const CatanetLrsaCudaScratch *s, const float *x,
@@ -179,6 +209,7 @@ int catanet_lrsa_fwd_cuda(CatanetCudaCtx *cx, const CatanetLrsaArgs *a, const Ca
     CUDA_REQUIRE(cx, a->h >= a->ps && a->w >= a->ps && a->ps >= 3 && a->c > 0 && a->heads > 0, "lrsa_fwd_cuda");
     CUDA_REQUIRE(cx, a->dqk > 0 && a->dqk <= ATT_MAX_HEAD && a->dv > 0 && a->dv <= ATT_MAX_HEAD, "lrsa_fwd_cuda");
     CUDA_REQUIRE(cx, dev_table && s->ln && s->q && s->k && s->v && s->asum, "lrsa_fwd_cuda");
+    CUDA_REQUIRE(cx, !cx->qkv_fp16, "lrsa_fwd_cuda (its projections are fp32: unset cx->qkv_fp16)");
     int N = a->h * a->w, C = a->c, hq = a->heads * a->dqk, hv = a->heads * a->dv;
     int ret;
     if ((ret = catanet_layernorm_fwd_cuda(cx, N, C, x, wt->norm_w, wt->norm_b, s->ln)) < 0 ||
@@ -196,32 +227,18 @@ int catanet_lrsa_attend_fwd_cuda(CatanetCudaCtx *cx, const CatanetLrsaArgs *a, c
     CUDA_REQUIRE(cx, a->h >= a->ps && a->w >= a->ps && a->ps >= 3 && a->c > 0 && a->heads > 0, "lrsa_attend_fwd_cuda");
     CUDA_REQUIRE(cx, a->dqk > 0 && a->dqk <= ATT_MAX_HEAD && a->dv > 0 && a->dv <= ATT_MAX_HEAD, "lrsa_attend_fwd_cuda");
     CUDA_REQUIRE(cx, dev_table && wproj && s->q && s->k && s->v && s->asum, "lrsa_attend_fwd_cuda");
-    int N = a->h * a->w, C = a->c, hv = a->heads * a->dv, T = a->ps * a->ps;
+    int N = a->h * a->w, C = a->c, hv = a->heads * a->dv;
     int nr, nc;
     starts_count(a, &nr, &nc);
     LrsaTable tb = table_view(a, dev_table);
     CUDA_TRY(cx, cudaMemsetAsync(s->asum, 0, sizeof(float) * (size_t)N * hv, cx->stream));
-    float scale = 1.0f / sqrtf((float)a->dqk);
-    int threads = T < LRSA_QUERIES ? (T + 31) / 32 * 32 : LRSA_QUERIES;
     /* fp16 mode: tensor cores when the head dims fit one mma k step with a padding dim to spare for
      * the row sums (attn_tc.cuh; CATANet's 9/10 do) */
     const bool tc = cx->attn_fp16 && a->dqk <= TC_D && a->dv < TC_D;
-    for (int cr0 = 0; cr0 < 3 && cr0 < nr; cr0++)
-        for (int cc0 = 0; cc0 < 3 && cc0 < nc; cc0++) {
-            int nrp = (nr - cr0 + 2) / 3, ncp = (nc - cc0 + 2) / 3;
-            dim3 grid((unsigned)(nrp * ncp), (unsigned)a->heads, (unsigned)((T + threads - 1) / threads));
-            if (tc) {
-                grid.z = (unsigned)((T + TC_ROWS - 1) / TC_ROWS);
-                lrsa_attn_tc_kernel<<<grid, TC_THREADS, 0, cx->stream>>>(*a, tb, nc, cr0, cc0, scale * 1.4426950408889634f,
-                                                                        s->q, s->k, s->v, s->asum);
-            } else if (a->dqk == 9 && a->dv == 10)
-                lrsa_attn_kernel<9, 10><<<grid, threads, 0, cx->stream>>>(*a, tb, nr, nc, cr0, cc0, scale, s->q,
-                                                                         s->k, s->v, s->asum);
-            else
-                lrsa_attn_kernel<0, 0><<<grid, threads, 0, cx->stream>>>(*a, tb, nr, nc, cr0, cc0, scale, s->q,
-                                                                       s->k, s->v, s->asum);
-            CUDA_LAUNCHED(cx, "lrsa attention");
-        }
+    int ret = cx->qkv_fp16 ? lrsa_attend_classes<__half>(cx, a, tb, nr, nc, tc, s)
+                           : lrsa_attend_classes<float>(cx, a, tb, nr, nc, tc, s);
+    if (ret < 0)
+        return ret;
     /* the projection and the band-weighted combine in one pass: out = f (cnt x + asum wproj^T)
      * (linear.cu's fused layer; on tensor cores in the fp16 mode, as the cuBLAS GEMM was) */
     CatanetLinearFusion comb = { .res = x, .band_wr = tb.wr, .band_wc = tb.wc, .band_cr = tb.cr, .band_cc = tb.cc,
