@@ -246,8 +246,8 @@ int catanet_cuda_open(CatanetEngine *e)
     s->cx.stream = s->stream;
     s->cx.blas = s->blas;
     s->cx.gemm_fp16 = e->precision == CATANET_PRECISION_FP16;
-    s->fp16 = e->precision == CATANET_PRECISION_FP16; /* cx.attn_fp16, cx.qkv_fp16: set per call from it
-                                                         and s->pick */
+    s->fp16 = e->precision == CATANET_PRECISION_FP16; /* cx.attn_fp16, qkv_fp16, iasa_out_fp16: set per
+                                                         call from it and s->pick */
 
     size_t wbytes = sizeof(float) * (m->arena_floats ? m->arena_floats : 1);
     CU(cudaMalloc((void **)&s->wdev, wbytes));
@@ -399,7 +399,8 @@ static int qkv_half(const CudaState *s)
     return s->fp16 && !s->pick.qkv;
 }
 
-/* IASA + IRCA of group g on the projections in s->q/k/v and the token order s->ord -> s->att */
+/* IASA + IRCA of group g on the projections in s->q/k/v and the token order s->ord -> s->att (fp16
+ * in the fp16 mode) */
 static int iasa(CudaState *s, const CatanetModel *m, int g)
 {
     const CatanetModelInfo *a = &m->info;
@@ -408,6 +409,7 @@ static int iasa(CudaState *s, const CatanetModel *m, int g)
                            d / a->heads };
     s->cx.attn_fp16 = s->fp16 && !s->pick.iasa[g];
     s->cx.qkv_fp16 = qkv_half(s);
+    s->cx.iasa_out_fp16 = s->fp16; /* read by tab()'s proj pass, which rounds its input to fp16 anyway */
     return catanet_iasa_fwd_cuda(&s->cx, &ia, s->q, s->k, s->v, s->ord, s->kg[g], s->vg[g], s->att);
 }
 
@@ -453,9 +455,10 @@ static int tab(CudaState *s, const CatanetModel *m, int g, const float *x, float
     mark(s, "tab: cluster assignment + sort");
     K(iasa(s, m, g));
     mark(s, "tab: iasa + irca attention");
-    /* proj then conv1x1 are two linear maps in a row: one pass with their product, plus the residual */
+    /* proj then conv1x1 are two linear maps in a row: one pass with their product, plus the residual
+     * (the fp16 mode's attention output s->att is fp16: iasa()) */
     const float *pc = s->stacked + s->stacked_group * g + 2 * (size_t)(2 * qk + d) * d;
-    CatanetLinearFusion res = { .res = x };
+    CatanetLinearFusion res = { .res = x, .x_fp16 = s->fp16 };
     float *mid = use_ffn_one(s) ? s->y : x_out; /* the one-kernel ConvFFN cannot work in place */
     K(catanet_linear_fused_fwd_cuda(cx, N, d, d, s->att, pc, &res, mid));
     mark(s, "tab: proj.conv1x1 + residual");

@@ -39,6 +39,7 @@ typedef struct CatanetCudaCtx {
     int qkv_fp16;            /* the q, k, v given to catanet_iasa_fwd_cuda / catanet_lrsa_attend_fwd_cuda
                                 hold __half values behind their float pointers (either attention
                                 kernel); forward only, not with catanet_lrsa_fwd_cuda's own projections */
+    int iasa_out_fp16;       /* catanet_iasa_fwd_cuda stores its output as __half (forward only) */
     float *work;             /* device scratch, work_floats floats (see the *_cuda_work functions) */
     size_t work_floats;
     char err[256];           /* detail of the last failure */

@@ -7,7 +7,8 @@
  * keys streamed through shared memory with an online softmax: the 2gs-wide score rows never exist
  * in memory. In the fp16 precision mode (cx->attn_fp16) iasa_tc_kernel does the same on tensor cores
  * (fp16 Q/K/V/P, fp32 softmaxes and accumulation; attn_tc.cuh). Both kernels read q, k and v as
- * fp32 or, when the caller stored them so (cx->qkv_fp16), as fp16: half the bytes of the gathers.
+ * fp32 or, when the caller stored them so (cx->qkv_fp16), as fp16: half the bytes of the gathers;
+ * and write the output as fp16 when cx->iasa_out_fp16 says so.
  * defines: catanet_iasa_fwd_cuda, catanet_mirror_index_cuda, catanet_iasa_bwd_cuda_work, catanet_iasa_bwd_cuda
  */
 #include "attn_tc.cuh"
@@ -30,10 +31,10 @@ struct IdentityRow {
 /* Block layout: spb = IASA_QUERIES / gs subgroups per block when gs < IASA_QUERIES (their windows
  * overlap: the block streams the union [j0 gs, (j0 + spb + 1) gs) once and each thread takes its
  * own 2gs keys of it), else one subgroup per block in chunks of IASA_QUERIES queries (grid.z). */
-template <int DQK, int DV, typename T>
+template <int DQK, int DV, typename T, typename TO>
 __global__ void __launch_bounds__(IASA_QUERIES)
 iasa_kernel(CatanetIasaArgs a, int gs, int ng, int spb, float scale, const T *q, const T *k,
-            const T *v, const int32_t *ord, const float *kg, const float *vg, float *out)
+            const T *v, const int32_t *ord, const float *kg, const float *vg, TO *out)
 {
     __shared__ AttSmem<DQK, DV> sm;
     const int dqk = DQK ? DQK : a.dqk, dv = DV ? DV : a.dv;
@@ -60,11 +61,11 @@ iasa_kernel(CatanetIasaArgs a, int gs, int ng, int spb, float scale, const T *q,
     if (!active)
         return;
     float il = 1.0f / loc.l, ig = 1.0f / glb.l;
-    float *o = out + (size_t)tq * hv + h * dv;
+    TO *o = out + (size_t)tq * hv + h * dv;
 #pragma unroll
     for (int e = 0; e < (DV ? DV : ATT_MAX_HEAD); e++)
         if (DV || e < dv)
-            o[e] = loc.acc[e] * il + glb.acc[e] * ig;
+            st_act(o + e, loc.acc[e] * il + glb.acc[e] * ig);
 }
 
 /* sorted position -> token */
@@ -78,10 +79,10 @@ struct SortedRow {
  * streams the union of its subgroups' windows, [jf gs, (jl + 2) gs) (mirror-padded, through ord),
  * and each warp attends to the keys of its own 2gs window in it; then the M centers, in a second,
  * separate softmax. The two results are summed as in iasa_kernel. */
-template <typename T>
+template <typename T, typename TO>
 __global__ void __launch_bounds__(TC_THREADS, TC_MIN_BLOCKS_IASA)
 iasa_tc_kernel(CatanetIasaArgs a, int gs, float qscale, const T *q, const T *k, const T *v,
-               const int32_t *ord, const float *kg, const float *vg, float *out)
+               const int32_t *ord, const float *kg, const float *vg, TO *out)
 {
     __shared__ TcSmem sm;
     const int dqk = a.dqk, dv = a.dv, hq = a.heads * dqk, hv = a.heads * dv, h = blockIdx.y;
@@ -132,32 +133,34 @@ iasa_tc_kernel(CatanetIasaArgs a, int gs, float qscale, const T *q, const T *k, 
         int qi = q0 + tc_out_row(i);
         if (qi >= a.n)
             continue;
-        float *o = out + (size_t)ord[qi] * hv + h * dv, ig = 1.0f / cs.l[i >> 1];
+        TO *o = out + (size_t)ord[qi] * hv + h * dv;
+        float ig = 1.0f / cs.l[i >> 1];
 #pragma unroll
         for (int n = 0; n < 2; n++) {
             int e = tc_out_dim(n, i);
             if (e < dv)
-                o[e] = res[n][i] + glb.o[n][i] * ig;
+                st_act(o + e, res[n][i] + glb.o[n][i] * ig);
         }
     }
 }
 
 /* q,k [N,heads*dqk], v [N,heads*dv], ord [N], kg [M,heads*dqk], vg [M,heads*dv] -> out [N,heads*dv]
- * (q, k, v hold __half values when cx->qkv_fp16; kg, vg are always fp32) */
-template <typename T>
+ * (q, k, v hold __half values when cx->qkv_fp16, out when cx->iasa_out_fp16; kg, vg are always fp32) */
+template <typename T, typename TO>
 static void iasa_launch(CatanetCudaCtx *cx, const CatanetIasaArgs *a, bool tc, dim3 grid, int threads, int gs,
                         int ng, int spb, float scale, const float *q, const float *k, const float *v,
                         const int32_t *ord, const float *kg, const float *vg, float *out)
 {
     const T *qt = (const T *)q, *kt = (const T *)k, *vt = (const T *)v;
+    TO *ot = (TO *)out;
     if (tc) {
         dim3 tgrid((unsigned)((a->n + TC_ROWS - 1) / TC_ROWS), (unsigned)a->heads);
-        iasa_tc_kernel<T><<<tgrid, TC_THREADS, 0, cx->stream>>>(*a, gs, scale * 1.4426950408889634f, qt, kt, vt, ord,
-                                                                kg, vg, out);
+        iasa_tc_kernel<T, TO><<<tgrid, TC_THREADS, 0, cx->stream>>>(*a, gs, scale * 1.4426950408889634f, qt, kt, vt,
+                                                                    ord, kg, vg, ot);
     } else if (a->dqk == 9 && a->dv == 10)
-        iasa_kernel<9, 10, T><<<grid, threads, 0, cx->stream>>>(*a, gs, ng, spb, scale, qt, kt, vt, ord, kg, vg, out);
+        iasa_kernel<9, 10, T, TO><<<grid, threads, 0, cx->stream>>>(*a, gs, ng, spb, scale, qt, kt, vt, ord, kg, vg, ot);
     else
-        iasa_kernel<0, 0, T><<<grid, threads, 0, cx->stream>>>(*a, gs, ng, spb, scale, qt, kt, vt, ord, kg, vg, out);
+        iasa_kernel<0, 0, T, TO><<<grid, threads, 0, cx->stream>>>(*a, gs, ng, spb, scale, qt, kt, vt, ord, kg, vg, ot);
 }
 
 int catanet_iasa_fwd_cuda(CatanetCudaCtx *cx, const CatanetIasaArgs *a, const float *q,
@@ -180,10 +183,14 @@ int catanet_iasa_fwd_cuda(CatanetCudaCtx *cx, const CatanetIasaArgs *a, const fl
      * the row sums (attn_tc.cuh) and a warp's 16 queries always share a subgroup (CATANet's head
      * dims 9/10 and group sizes 32..256 do); else the fp32 kernel below */
     const bool tc = cx->attn_fp16 && a->dqk <= TC_D && a->dv < TC_D && gs % 16 == 0;
-    if (cx->qkv_fp16)
-        iasa_launch<__half>(cx, a, tc, grid, threads, gs, ng, spb, scale, q, k, v, ord, kg, vg, out);
+    if (cx->qkv_fp16 && cx->iasa_out_fp16)
+        iasa_launch<__half, __half>(cx, a, tc, grid, threads, gs, ng, spb, scale, q, k, v, ord, kg, vg, out);
+    else if (cx->qkv_fp16)
+        iasa_launch<__half, float>(cx, a, tc, grid, threads, gs, ng, spb, scale, q, k, v, ord, kg, vg, out);
+    else if (cx->iasa_out_fp16)
+        iasa_launch<float, __half>(cx, a, tc, grid, threads, gs, ng, spb, scale, q, k, v, ord, kg, vg, out);
     else
-        iasa_launch<float>(cx, a, tc, grid, threads, gs, ng, spb, scale, q, k, v, ord, kg, vg, out);
+        iasa_launch<float, float>(cx, a, tc, grid, threads, gs, ng, spb, scale, q, k, v, ord, kg, vg, out);
     CUDA_LAUNCHED(cx, "iasa");
     return 0;
 }
@@ -403,7 +410,7 @@ int catanet_iasa_bwd_cuda(CatanetCudaCtx *cx, const CatanetIasaArgs *a, const fl
     CUDA_REQUIRE(cx, a->n > 0 && a->group_size > 0 && a->m > 0 && a->heads > 0, "iasa_bwd_cuda");
     CUDA_REQUIRE(cx, a->dqk > 0 && a->dqk <= ATT_MAX_HEAD && a->dv > 0 && a->dv <= ATT_MAX_HEAD, "iasa_bwd_cuda");
     CUDA_REQUIRE(cx, q && k && v && ord && kg && vg && dout && dq && dk && dv && dkg && dvg, "iasa_bwd_cuda");
-    CUDA_REQUIRE(cx, !cx->qkv_fp16, "iasa_bwd_cuda (q, k, v are fp32 in training)");
+    CUDA_REQUIRE(cx, !cx->qkv_fp16 && !cx->iasa_out_fp16, "iasa_bwd_cuda (fp32 in training)");
     CUDA_REQUIRE(cx, cx->work && cx->work_floats >= catanet_iasa_bwd_cuda_work(a), "iasa_bwd_cuda");
     int n = a->n, gs = a->group_size < n ? a->group_size : n, ng = (n + gs - 1) / gs;
     CUDA_REQUIRE(cx, a->heads <= 65535, "iasa_bwd_cuda"); /* grid.y; grid.x = ng is far below its limit */
