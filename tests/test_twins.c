@@ -1328,6 +1328,8 @@ static double lrsa_run(int h, int w, int ps, int heads, int dqk, int dv, int att
                                   dmalloc(sizeof(float) * n * hq), dmalloc(sizeof(float) * n * hv),
                                   dmalloc(sizeof(float) * n * hv), dmalloc(sizeof(float) * n * c) };
     float *dx = up(x, sizeof(float) * n * c);
+    /* asum starts as NaN: the attention must write every entry before it adds (no memset) */
+    cudaMemset(sc.asum, 0xff, sizeof(float) * n * hv);
     /* in place, as the engine runs it */
     int ret;
     double exact = 0;

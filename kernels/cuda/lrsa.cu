@@ -3,9 +3,9 @@
  * LayerNorm and the q/k/v projections act per token, so they run once over the whole image
  * (a token's LN(P) and projections are the same in every patch that covers it). The attention of
  * every (patch, head) is one fused kernel (online softmax over the patch's keys, streamed through
- * shared memory); its outputs are summed per token into asum. Patches whose row and column indices
- * are equal mod 3 never overlap, so nine launches (one per class) add without atomics, in a fixed
- * order. By linearity sum_p (P + proj(A_p)) = cnt * x + proj(sum_p A_p): one projection GEMM, then
+ * shared memory); its outputs are summed per token into asum (written by the first patch to
+ * reach a token, no memset). Patches whose row and column indices are equal mod 3 never overlap,
+ * so nine launches (one per class) add without atomics, in a fixed order. By linearity sum_p (P + proj(A_p)) = cnt * x + proj(sum_p A_p): one projection GEMM, then
  * the coverage count and the official band weights (built on the host by catanet_lrsa_starts and
  * catanet_lrsa_band_weights, uploaded once per size).
  * In the fp16 precision mode (cx->attn_fp16) the attention runs on tensor cores instead
@@ -97,6 +97,31 @@ struct PatchRow {
     __device__ int operator()(int t) const { return (top + t / ps) * w + left + t % ps; }
 };
 
+/* The nine class launches share asum without a memset: the first launch to reach a token writes
+ * its entries, the later ones add (launch order: class index cr0 * 3 + cc0). A token (r, c) of
+ * patch (pr, pc) was reached before when a patch of an earlier class covers it too. The patches
+ * covering row r are a run of consecutive indices around pr (the starts never decrease, and nor do
+ * the ends), likewise for column c: one to three of each. Saves the memset and the first read of
+ * asum, 320 bytes a token. */
+__device__ static bool lrsa_reached_before(const LrsaTable &tb, int nr, int nc, int ps, int pr, int pc, int r, int c)
+{
+    int i0 = pr, i1 = pr, j0 = pc, j1 = pc;
+    while (i0 > 0 && tb.rs[i0 - 1] + ps > r)
+        i0--;
+    while (i1 + 1 < nr && tb.rs[i1 + 1] <= r)
+        i1++;
+    while (j0 > 0 && tb.cs[j0 - 1] + ps > c)
+        j0--;
+    while (j1 + 1 < nc && tb.cs[j1 + 1] <= c)
+        j1++;
+    const int cls = (pr % 3) * 3 + pc % 3;
+    for (int i = i0; i <= i1; i++)
+        for (int j = j0; j <= j1; j++)
+            if ((i % 3) * 3 + j % 3 < cls)
+                return true;
+    return false;
+}
+
 /* one (patch, head, query chunk) per block; the patches of class (cr0, cc0) mod 3 */
 template <int DQK, int DV, typename TQ>
 __global__ void __launch_bounds__(LRSA_QUERIES)
@@ -122,17 +147,18 @@ lrsa_attn_kernel(CatanetLrsaArgs a, LrsaTable tb, int nr, int nc, int cr0, int c
         return;
     float il = 1.0f / st.l;
     float *o = asum + (size_t)tok * hv + h * dv;
+    const bool add = lrsa_reached_before(tb, nr, nc, a.ps, pr, pc, rowof.top + t / a.ps, rowof.left + t % a.ps);
 #pragma unroll
     for (int e = 0; e < (DV ? DV : ATT_MAX_HEAD); e++)
         if (DV || e < dv)
-            o[e] += st.acc[e] * il;
+            o[e] = (add ? o[e] : 0.0f) + st.acc[e] * il;
 }
 
 /* the fp16 mode's attention (cx->attn_fp16): the same blocks, on tensor cores (attn_tc.cuh); one
  * (patch, head, chunk of TC_ROWS queries) per block, every key of the patch streamed in tiles */
 template <typename TQ>
 __global__ void __launch_bounds__(TC_THREADS, TC_MIN_BLOCKS)
-lrsa_attn_tc_kernel(CatanetLrsaArgs a, LrsaTable tb, int nc, int cr0, int cc0, float qscale, const TQ *q,
+lrsa_attn_tc_kernel(CatanetLrsaArgs a, LrsaTable tb, int nr, int nc, int cr0, int cc0, float qscale, const TQ *q,
                     const TQ *k, const TQ *v, float *asum)
 {
     __shared__ TcSmem sm;
@@ -165,11 +191,12 @@ lrsa_attn_tc_kernel(CatanetLrsaArgs a, LrsaTable tb, int nc, int cr0, int cc0, f
         if (qi >= T)
             continue;
         float il = 1.0f / ss.l[i >> 1], *o = asum + (size_t)rowof(qi) * hv + h * a.dv;
+        const bool add = lrsa_reached_before(tb, nr, nc, a.ps, pr, pc, rowof.top + qi / a.ps, rowof.left + qi % a.ps);
 #pragma unroll
         for (int n = 0; n < 2; n++) {
             int e = tc_out_dim(n, i);
             if (e < a.dv)
-                o[e] += st.o[n][i] * il;
+                o[e] = (add ? o[e] : 0.0f) + st.o[n][i] * il;
         }
     }
 }
@@ -188,7 +215,7 @@ static int lrsa_attend_classes(CatanetCudaCtx *cx, const CatanetLrsaArgs *a, Lrs
             dim3 grid((unsigned)(nrp * ncp), (unsigned)a->heads, (unsigned)((T + threads - 1) / threads));
             if (tc) {
                 grid.z = (unsigned)((T + TC_ROWS - 1) / TC_ROWS);
-                lrsa_attn_tc_kernel<TQ><<<grid, TC_THREADS, 0, cx->stream>>>(*a, tb, nc, cr0, cc0,
+                lrsa_attn_tc_kernel<TQ><<<grid, TC_THREADS, 0, cx->stream>>>(*a, tb, nr, nc, cr0, cc0,
                                                                            scale * 1.4426950408889634f, q, k, v, s->asum);
             } else if (a->dqk == 9 && a->dv == 10)
                 lrsa_attn_kernel<9, 10, TQ><<<grid, threads, 0, cx->stream>>>(*a, tb, nr, nc, cr0, cc0, scale, q, k, v,
@@ -231,7 +258,7 @@ int catanet_lrsa_attend_fwd_cuda(CatanetCudaCtx *cx, const CatanetLrsaArgs *a, c
     int nr, nc;
     starts_count(a, &nr, &nc);
     LrsaTable tb = table_view(a, dev_table);
-    CUDA_TRY(cx, cudaMemsetAsync(s->asum, 0, sizeof(float) * (size_t)N * hv, cx->stream));
+    /* no memset of asum: each token's first patch writes it (lrsa_reached_before) */
     /* fp16 mode: tensor cores when the head dims fit one mma k step with a padding dim to spare for
      * the row sums (attn_tc.cuh; CATANet's 9/10 do) */
     const bool tc = cx->attn_fp16 && a->dqk <= TC_D && a->dv < TC_D;
