@@ -391,9 +391,9 @@ static int ffn_one(CudaState *s, const CatanetModel *m, const CatanetFfnW *w, co
 }
 
 /* q, k and v are stored as fp16 in the fp16 mode when the one-pass LN + q|k|v makes them (its
- * epilogue rounds them; the attention kernels read either type). The cuBLAS passes keep fp32. Both
- * attention kernels round q, k, v to fp16 on the tensor cores anyway; the CUDA-core kernels, when
- * picked in the fp16 mode, then see the rounded values too. */
+ * epilogue rounds them; the attention kernels read either type); the cuBLAS passes keep fp32. The
+ * tensor-core attention rounded q, k, v to fp16 anyway; the CUDA-core kernels, when picked in the
+ * fp16 mode, now see the rounded values too. */
 static int qkv_half(const CudaState *s)
 {
     return s->fp16 && !s->pick.qkv;

@@ -5,13 +5,14 @@
  * every (patch, head) is one fused kernel (online softmax over the patch's keys, streamed through
  * shared memory); its outputs are summed per token into asum (written by the first patch to
  * reach a token, no memset). Patches whose row and column indices are equal mod 3 never overlap,
- * so nine launches (one per class) add without atomics, in a fixed order. By linearity sum_p (P + proj(A_p)) = cnt * x + proj(sum_p A_p): one projection GEMM, then
- * the coverage count and the official band weights (built on the host by catanet_lrsa_starts and
+ * so nine launches (one per class) add without atomics, in a fixed order. By linearity
+ * sum_p (P + proj(A_p)) = cnt * x + proj(sum_p A_p): one projection GEMM, then the coverage count
+ * and the official band weights (built on the host by catanet_lrsa_starts and
  * catanet_lrsa_band_weights, uploaded once per size).
  * In the fp16 precision mode (cx->attn_fp16) the attention runs on tensor cores instead
  * (lrsa_attn_tc_kernel: fp16 Q/K/V/P, fp32 softmax and accumulation, attn_tc.cuh); everything
  * else, the nine patch classes and the band weights included, is the same code. The attention
- * reads q, k and v as fp16 when the caller stored them so (cx->qkv_fp16, catanet_lrsa_attend_fwd_cuda
+ * reads q, k and v as fp16 when the caller stored them so (cx->qkv_fp16; catanet_lrsa_attend_fwd_cuda
  * only): half the bytes of the ~1.3 patches' re-reads.
  * defines: catanet_lrsa_cuda_table_bytes, catanet_lrsa_cuda_table_fill, catanet_lrsa_fwd_cuda,
  *          catanet_lrsa_attend_fwd_cuda,
