@@ -545,21 +545,26 @@ static int forward(CudaState *s, const CatanetModel *m)
     mark(s, "conv3x3 first");
     /* group g: out = in + conv(LRSA(TAB(in))). TAB reads in and writes f, LRSA works in place on f,
      * and the conv adds in to its output in res, which is the next group's input (the first group's
-     * is f0, kept for the global residual): no copies, no separate adds */
+     * is f0, kept for the global residual, which the last group's conv adds too): no copies, no
+     * separate adds */
     const float *gin = s->f0;
     for (int g = 0; g < a->num_groups; g++) {
         K(tab(s, m, g, gin, s->f));
         K(lrsa(s, m, g, s->f));
         CatanetConv2dArgs mid = { 1, H, W, d, d, 3 };
+        int last = g == a->num_groups - 1;
         K(catanet_conv2d_res_fwd_cuda(cx, &mid, s->f, dev_w(s, m, m->groups[g].mid_w),
-                                      dev_w(s, m, m->groups[g].mid_b), gin, s->res, s->pick.conv_mid));
-        mark(s, "conv3x3 + group residual");
+                                      dev_w(s, m, m->groups[g].mid_b), gin, last ? s->f0 : NULL, s->res,
+                                      s->pick.conv_mid));
+        mark(s, "conv3x3 + group residual"); /* the last group's adds the global residual too */
         gin = s->res;
     }
-    K(catanet_add_fwd_cuda(cx, nd, gin, s->f0, s->f));
-    mark(s, "global residual add");
+    if (!a->num_groups) { /* no group: the global residual alone */
+        K(catanet_add_fwd_cuda(cx, nd, s->f0, s->f0, s->res));
+        mark(s, "global residual add");
+    }
 
-    const float *feat = s->f;
+    const float *feat = s->res;
     int fh = H, fw = W;
     for (int stage = 0; stage < 2 && m->up_w[stage]; stage++) {
         int r = sc == 4 ? 2 : sc;
@@ -623,7 +628,7 @@ static int op_conv_mid(CudaState *s, const CatanetModel *m, int fb, int arg)
     int d = m->info.dim;
     CatanetConv2dArgs mid = { 1, s->h, s->w, d, d, 3 };
     return catanet_conv2d_res_fwd_cuda(&s->cx, &mid, s->f, dev_w(s, m, m->groups[arg].mid_w),
-                                       dev_w(s, m, m->groups[arg].mid_b), s->res, s->y, fb);
+                                       dev_w(s, m, m->groups[arg].mid_b), s->res, NULL, s->y, fb);
 }
 static int op_conv_up(CudaState *s, const CatanetModel *m, int fb, int stage)
 {

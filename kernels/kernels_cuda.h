@@ -81,12 +81,13 @@ int catanet_linear_fused_fwd_cuda(CatanetCudaCtx *cx, int n, int in, int out, co
 size_t catanet_conv2d_cuda_work(const CatanetConv2dArgs *a);  /* floats of cx->work */
 int catanet_conv2d_fwd_cuda(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, const float *in,
                             const float *wt, const float *bias, float *out);
-/* out = res + conv(in) + bias (res may be out, not in): a conv with its residual add in the epilogue
- * (the residual groups' last conv). im2col: the im2col + cuBLAS path (residual and bias written
+/* out = (res + conv(in) + bias) + res2 (res may be out, not in; res2 NULL, or neither in nor out): a conv
+ * with its residual adds in the epilogue (the residual groups' last conv; res2: the network's global
+ * residual, in the last group's). im2col: the im2col + cuBLAS path (residuals and bias written
  * first, the GEMM adds), else the kernel catanet_conv2d_fwd_cuda picks (the direct few-channel
  * kernels excepted: those shapes take im2col) */
 int catanet_conv2d_res_fwd_cuda(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, const float *in, const float *wt,
-                                const float *bias, const float *res, float *out, int im2col);
+                                const float *bias, const float *res, const float *res2, float *out, int im2col);
 /* the upsampler's conv, PixelShuffle(r) and LeakyReLU(0.1) in one pass (twin of catanet_conv2d_fwd_ref,
  * catanet_pixel_shuffle_fwd_ref, catanet_lrelu_fwd_ref): the implicit-GEMM kernels store each output
  * at its shuffled place, so the [B,H,W,cout] conv output is never written. out [B,H r,W r,cout/r^2].

@@ -527,32 +527,36 @@ static double conv_case(int batch, int h, int w, int cin, int cout, int k, int b
 /* the conv with its residual add (out = res + conv(in) + bias), in place on res as the engine runs
  * it, through the implicit GEMM (im2col = 0) and im2col + cuBLAS (1); 3 -> 40 has no residual in the
  * direct kernel that shape otherwise takes (it goes to im2col): a dropped residual is of the order of
- * the outputs, far beyond 1e-5 */
-static double conv_res_case(int batch, int h, int w, int cin, int cout, int im2col)
+ * the outputs, far beyond 1e-5. res2: a second residual added too (the global one, in the engine's
+ * last group) */
+static double conv_res_case(int batch, int h, int w, int cin, int cout, int im2col, int res2)
 {
     Rng r = { 17 };
     CatanetConv2dArgs a = { batch, h, w, cin, cout, 3 };
     size_t ni = (size_t)batch * h * w * cin, no = (size_t)batch * h * w * cout, nw = (size_t)cout * cin * 9;
     float *x = randv(&r, ni, 1.0f), *wt = randv(&r, nw, 0.1f), *b = randv(&r, cout, 0.1f), *rv = randv(&r, no, 1.0f);
-    float *ref = malloc(sizeof(float) * no);
+    float *rv2 = randv(&r, no, 1.0f), *ref = malloc(sizeof(float) * no);
     catanet_conv2d_fwd_ref(&a, x, wt, b, ref);
     for (size_t i = 0; i < no; i++)
-        ref[i] += rv[i];
+        ref[i] += rv[i] + (res2 ? rv2[i] : 0.0f);
     float *dx = up(x, sizeof(float) * ni), *dwt = up(wt, sizeof(float) * nw), *db = up(b, sizeof(float) * cout);
-    float *dy = up(rv, sizeof(float) * no);
-    int ret = launched(catanet_conv2d_res_fwd_cuda(&cx, &a, dx, dwt, db, dy, dy, im2col), "conv2d + residual");
+    float *dy = up(rv, sizeof(float) * no), *dr2 = res2 ? up(rv2, sizeof(float) * no) : NULL;
+    int ret = launched(catanet_conv2d_res_fwd_cuda(&cx, &a, dx, dwt, db, dy, dr2, dy, im2col), "conv2d + residual");
     double e = ret < 0 ? -1 : finish(dy, ref, no);
-    cudaFree(dx); cudaFree(dwt); cudaFree(db); cudaFree(dy);
-    free(x); free(wt); free(b); free(rv); free(ref);
+    cudaFree(dx); cudaFree(dwt); cudaFree(db); cudaFree(dy); cudaFree(dr2);
+    free(x); free(wt); free(b); free(rv); free(rv2); free(ref);
     return e;
 }
 static double t_conv2d_res(void)
 {
-    double e[4] = { conv_res_case(2, 13, 17, 40, 40, 0) /* implicit GEMM, the groups' conv */,
-                    conv_res_case(1, 19, 35, 40, 40, 1) /* im2col + cuBLAS (the fallback pick) */,
-                    conv_res_case(1, 9, 11, 3, 40, 0) /* a direct-kernel shape: im2col with the residual */,
-                    conv_res_case(1, 17, 9, 8, 20, 0) /* a partial output group */ };
-    return worst_of(e, 4);
+    double e[7] = { conv_res_case(2, 13, 17, 40, 40, 0, 0) /* implicit GEMM, the groups' conv */,
+                    conv_res_case(1, 19, 35, 40, 40, 1, 0) /* im2col + cuBLAS (the fallback pick) */,
+                    conv_res_case(1, 9, 11, 3, 40, 0, 0) /* a direct-kernel shape: im2col with the residual */,
+                    conv_res_case(1, 17, 9, 8, 20, 0, 0) /* a partial output group */,
+                    conv_res_case(2, 13, 17, 40, 40, 0, 1) /* + the global residual: implicit GEMM */,
+                    conv_res_case(1, 19, 35, 40, 40, 1, 1) /* + the global residual: im2col */,
+                    conv_res_case(1, 9, 11, 3, 40, 0, 1) /* + the global residual: a direct-kernel shape */ };
+    return worst_of(e, 7);
 }
 static double t_conv2d(void)
 {
@@ -596,7 +600,7 @@ static double conv_fp16_run(int batch, int h, int w, int cin, int cout, int res,
     float *dy = res ? up(rv, sizeof(float) * no) : dmalloc(sizeof(float) * no);
     cx.gemm_fp16 = 1;
     int ret = launched(shuf ? catanet_conv2d_shuffle_lrelu_fwd_cuda(&cx, &a, dx, dwt, db, shuf, dy)
-                       : res ? catanet_conv2d_res_fwd_cuda(&cx, &a, dx, dwt, db, dy, dy, 0)
+                       : res ? catanet_conv2d_res_fwd_cuda(&cx, &a, dx, dwt, db, dy, NULL, dy, 0)
                              : catanet_conv2d_fwd_cuda(&cx, &a, dx, dwt, db, dy), "conv2d fp16");
     cx.gemm_fp16 = 0;
     double worst = -1;
@@ -2294,7 +2298,7 @@ static const Twin twins[] = {
     { "linear fused on tensor cores, fp16 mode (err/bound)", "catanet_linear_fused_fwd_cuda", 1, t_linear_fused_tc },
     { "conv2d (direct, implicit GEMM fp32)", "catanet_conv2d_fwd_cuda", 1e-5, t_conv2d },
     { "conv2d im2col chunks + cuBLAS", "catanet_conv2d_im2col_fwd_cuda", 1e-5, t_conv2d_im2col },
-    { "conv2d + residual (implicit GEMM; im2col)", "catanet_conv2d_res_fwd_cuda", 1e-5, t_conv2d_res },
+    { "conv2d + residual(s) (implicit GEMM; im2col)", "catanet_conv2d_res_fwd_cuda", 1e-5, t_conv2d_res },
     { "conv2d fp16 tensor-core implicit GEMM (err/bound)", "catanet_conv2d_fwd_cuda", 1, t_conv2d_fp16 },
     { "conv2d + pixel shuffle + lrelu (implicit GEMM)", "catanet_conv2d_shuffle_lrelu_fwd_cuda", 1e-5, t_conv2d_shuffle },
     { "conv2d + shuffle + lrelu fp16 (err/bound)", "catanet_conv2d_shuffle_lrelu_fwd_cuda", 1, t_conv2d_shuffle_fp16 },

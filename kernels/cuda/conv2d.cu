@@ -28,11 +28,11 @@ __host__ __device__ static inline int round16(int n)
     return (n + 15) & ~15;
 }
 
-/* one output (img, y, x, co) of the implicit-GEMM kernels with its epilogue: + res (which may be out),
- * or, with shuf = r > 0, the upsampler's PixelShuffle(r) and LeakyReLU(0.1) (co = c r^2 + i r + j goes
+/* one output (img, y, x, co) of the implicit-GEMM kernels with its epilogue: + res (which may be out)
+ * and then + res2 (CATANet's global residual, in the last group's conv), or, with shuf = r > 0, the upsampler's PixelShuffle(r) and LeakyReLU(0.1) (co = c r^2 + i r + j goes
  * to out[img][y r + i][x r + j][c], PyTorch's order), so the conv's [N, C r^2] output is never stored */
-__device__ static inline void conv_put(const CatanetConv2dArgs &a, int shuf, const float *res, float *out, int img,
-                                       int y, int x, int co, float v)
+__device__ static inline void conv_put(const CatanetConv2dArgs &a, int shuf, const float *res, const float *res2,
+                                       float *out, int img, int y, int x, int co, float v)
 {
     if (shuf) {
         int rr = shuf * shuf, c = co / rr, ij = co - c * rr, i = ij / shuf, j = ij - i * shuf;
@@ -41,7 +41,11 @@ __device__ static inline void conv_put(const CatanetConv2dArgs &a, int shuf, con
         return;
     }
     size_t at = (((size_t)img * a.h + y) * a.w + x) * a.cout + co;
-    out[at] = res ? res[at] + v : v; /* res may be out */
+    if (res)
+        v = res[at] + v; /* res may be out */
+    if (res2)
+        v += res2[at];   /* the order of the separate add it replaces: (res + conv) + res2 */
+    out[at] = v;
 }
 
 /* fp16 weights of the tensor-core path: [9][cin rounded to 16][cout rounded to 16] halves, + 32 bytes
@@ -307,7 +311,7 @@ static size_t ig_smem(int cin)
 
 __global__ void __launch_bounds__(256)
     conv_igemm_kernel(CatanetConv2dArgs a, int csp, const float *in, const float *wp, const float *bias,
-                      const float *res, int shuf, float *out)
+                      const float *res, const float *res2, int shuf, float *out)
 {
     extern __shared__ float4 ig_smem_f4[];
     constexpr int SW = IG_TW + 2, SH = IG_TH + 2;
@@ -383,7 +387,7 @@ __global__ void __launch_bounds__(256)
 #pragma unroll
             for (int n = 0; n < IG_TN; n++)
                 if (n0 + warp * IG_TN + n < a.cout)
-                    conv_put(a, shuf, res, out, img, y, x, n0 + warp * IG_TN + n, acc[m][n]);
+                    conv_put(a, shuf, res, res2, out, img, y, x, n0 + warp * IG_TN + n, acc[m][n]);
         }
     }
 }
@@ -422,8 +426,8 @@ namespace wmma = nvcuda::wmma;
 
 template <int NF>
 __global__ void __launch_bounds__(256) conv_igemm_tc_kernel(CatanetConv2dArgs a, const float *in, const __half *wh,
-                                                            const float *bias, const float *res, int shuf,
-                                                            float *out)
+                                                            const float *bias, const float *res, const float *res2,
+                                                            int shuf, float *out)
 {
     extern __shared__ float4 tc_smem_f4[]; /* 128-byte aligned (no static shared memory here) */
     constexpr int SW = TC_TW + 2, SH = TC_TH + 2;
@@ -484,7 +488,7 @@ __global__ void __launch_bounds__(256) conv_igemm_tc_kernel(CatanetConv2dArgs a,
                 for (int e = lane; e < 256; e += 32) {
                     int x = x0 + (e >> 4), co = n0 + 16 * f + (e & 15);
                     if (y < a.h && x < a.w && co < a.cout)
-                        conv_put(a, shuf, res, out, img, y, x, co, st[e] + (bias ? bias[co] : 0.0f));
+                        conv_put(a, shuf, res, res2, out, img, y, x, co, st[e] + (bias ? bias[co] : 0.0f));
                 }
                 __syncwarp(); /* read before the next fragment is stored */
             }
@@ -492,14 +496,14 @@ __global__ void __launch_bounds__(256) conv_igemm_tc_kernel(CatanetConv2dArgs a,
     }
 }
 
-/* y [rows][cout] = bias (or 0) + res (or 0), rows over blockIdx/threadIdx.y, columns over threadIdx.x
- * (the GEMM then accumulates with beta = 1; res may be y) */
-__global__ void conv_bias_kernel(int rows, int cout, const float *b, const float *res, float *y)
+/* y [rows][cout] = bias (or 0) + res (or 0) + res2 (or 0), rows over blockIdx/threadIdx.y, columns
+ * over threadIdx.x (the GEMM then accumulates with beta = 1; res may be y) */
+__global__ void conv_bias_kernel(int rows, int cout, const float *b, const float *res, const float *res2, float *y)
 {
     for (int r = blockIdx.x * blockDim.y + threadIdx.y; r < rows; r += gridDim.x * blockDim.y)
         for (int o = threadIdx.x; o < cout; o += blockDim.x) {
             size_t at = (size_t)r * cout + o;
-            y[at] = (res ? res[at] : 0.0f) + (b ? b[o] : 0.0f);
+            y[at] = (res ? res[at] : 0.0f) + (res2 ? res2[at] : 0.0f) + (b ? b[o] : 0.0f);
         }
 }
 
@@ -523,7 +527,7 @@ static int launch_permute(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, const 
 }
 
 static int im2col_fwd(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, const float *in, const float *wt,
-                      const float *bias, const float *res, float *out)
+                      const float *bias, const float *res, const float *res2, float *out)
 {
     int total = a->batch * a->h * a->w, ncol = a->cin * a->ksize * a->ksize, ret;
     float *wp = cx->work, *col = cx->work + wperm_floats(a);
@@ -531,7 +535,7 @@ static int im2col_fwd(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, const floa
         return ret;
     if (bias || res) {
         unsigned blocks = (unsigned)((total + 7) / 8 < 65535 * 16 ? (total + 7) / 8 : 65535 * 16);
-        conv_bias_kernel<<<blocks, dim3(32, 8), 0, cx->stream>>>(total, a->cout, bias, res, out);
+        conv_bias_kernel<<<blocks, dim3(32, 8), 0, cx->stream>>>(total, a->cout, bias, res, res2, out);
         CUDA_LAUNCHED(cx, "conv2d bias");
     }
     for (int p0 = 0; p0 < total; p0 += CATANET_CUDA_CONV_ROWS) {
@@ -551,12 +555,13 @@ static bool aligned16(const void *p)
     return ((uintptr_t)p & 15) == 0;
 }
 
-/* in [B,H,W,cin], wt [cout,cin,k,k], bias [cout] or NULL, res [B,H,W,cout] or NULL (may be out) ->
- * out [B,H,W,cout]; the direct kernels take no residual (their shapes go to im2col with one).
+/* in [B,H,W,cin], wt [cout,cin,k,k], bias [cout] or NULL, res [B,H,W,cout] or NULL (may be out), res2
+ * (only with res, not out) -> out [B,H,W,cout]; the direct kernels take no residual (their shapes go
+ * to im2col with one).
  * shuf = r > 0: PixelShuffle(r) + LeakyReLU in the epilogue (no res), out [B,H r,W r,cout/r^2]; only
  * the implicit-GEMM kernels have it: CATANET_ERR_UNSUPPORTED where neither applies */
 static int conv_fwd(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, const float *in, const float *wt,
-                    const float *bias, const float *res, int shuf, float *out)
+                    const float *bias, const float *res, const float *res2, int shuf, float *out)
 {
     int ret = check_fwd(cx, a, in, out);
     if (ret < 0)
@@ -612,9 +617,9 @@ gemm:
         CUDA_LAUNCHED(cx, "conv2d fp16 weights");
         dim3 grid((a->w + TC_TW - 1) / TC_TW, (a->h + TC_TH - 1) / TC_TH, a->batch);
         if (coutp <= 48)
-            conv_igemm_tc_kernel<3><<<grid, 256, tc_smem(a->cin), cx->stream>>>(*a, in, wh, bias, res, shuf, out);
+            conv_igemm_tc_kernel<3><<<grid, 256, tc_smem(a->cin), cx->stream>>>(*a, in, wh, bias, res, res2, shuf, out);
         else
-            conv_igemm_tc_kernel<5><<<grid, 256, tc_smem(a->cin), cx->stream>>>(*a, in, wh, bias, res, shuf, out);
+            conv_igemm_tc_kernel<5><<<grid, 256, tc_smem(a->cin), cx->stream>>>(*a, in, wh, bias, res, res2, shuf, out);
         CUDA_LAUNCHED(cx, "conv2d implicit GEMM (tensor cores)");
         return 0;
     }
@@ -624,8 +629,8 @@ gemm:
         if ((ret = launch_permute(cx, a, wt, wp)) < 0)
             return ret;
         dim3 grid((a->w + IG_TW - 1) / IG_TW, (a->h + IG_TH - 1) / IG_TH, a->batch);
-        conv_igemm_kernel<<<grid, 256, ig_smem(a->cin), cx->stream>>>(*a, ig_csp(a->cin), in, wp, bias, res, shuf,
-                                                                      out);
+        conv_igemm_kernel<<<grid, 256, ig_smem(a->cin), cx->stream>>>(*a, ig_csp(a->cin), in, wp, bias, res, res2,
+                                                                      shuf, out);
         CUDA_LAUNCHED(cx, "conv2d implicit GEMM");
         return 0;
     }
@@ -633,13 +638,13 @@ gemm:
         return cuda_fail(cx, CATANET_ERR_UNSUPPORTED,
                          "conv2d_shuffle_lrelu_fwd_cuda: no implicit-GEMM kernel for %d -> %d, k %d", a->cin, a->cout,
                          a->ksize);
-    return im2col_fwd(cx, a, in, wt, bias, res, out);
+    return im2col_fwd(cx, a, in, wt, bias, res, res2, out);
 }
 
 int catanet_conv2d_fwd_cuda(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, const float *in,
                             const float *wt, const float *bias, float *out)
 {
-    return conv_fwd(cx, a, in, wt, bias, NULL, 0, out);
+    return conv_fwd(cx, a, in, wt, bias, NULL, NULL, 0, out);
 }
 
 int catanet_conv2d_shuffle_lrelu_fwd_cuda(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, const float *in,
@@ -647,19 +652,20 @@ int catanet_conv2d_shuffle_lrelu_fwd_cuda(CatanetCudaCtx *cx, const CatanetConv2
 {
     CUDA_REQUIRE(cx, r > 0 && a->cout % (r * r) == 0, "conv2d_shuffle_lrelu_fwd_cuda");
     CUDA_REQUIRE(cx, (size_t)a->batch * a->h * a->w * r * r < ((size_t)1 << 31), "conv2d_shuffle_lrelu_fwd_cuda");
-    return conv_fwd(cx, a, in, wt, bias, NULL, r, out);
+    return conv_fwd(cx, a, in, wt, bias, NULL, NULL, r, out);
 }
 
 int catanet_conv2d_res_fwd_cuda(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, const float *in, const float *wt,
-                                const float *bias, const float *res, float *out, int im2col)
+                                const float *bias, const float *res, const float *res2, float *out, int im2col)
 {
+    CUDA_REQUIRE(cx, res && res2 != in && res2 != out, "conv2d_res_fwd_cuda");
     if (!im2col)
-        return conv_fwd(cx, a, in, wt, bias, res, 0, out);
+        return conv_fwd(cx, a, in, wt, bias, res, res2, 0, out);
     int ret = check_fwd(cx, a, in, out);
     if (ret < 0)
         return ret;
     CUDA_REQUIRE(cx, res != in, "conv2d_res_fwd_cuda");
-    return im2col_fwd(cx, a, in, wt, bias, res, out);
+    return im2col_fwd(cx, a, in, wt, bias, res, res2, out);
 }
 
 /* the im2col + cuBLAS path alone, whatever the shape: its twin test and the bench's baseline */
@@ -667,7 +673,7 @@ int catanet_conv2d_im2col_fwd_cuda(CatanetCudaCtx *cx, const CatanetConv2dArgs *
                                    const float *wt, const float *bias, float *out)
 {
     int ret = check_fwd(cx, a, in, out);
-    return ret < 0 ? ret : im2col_fwd(cx, a, in, wt, bias, NULL, out);
+    return ret < 0 ? ret : im2col_fwd(cx, a, in, wt, bias, NULL, NULL, out);
 }
 
 /* ---------------- backward (twin of catanet_conv2d_bwd_ref) ----------------
