@@ -2,7 +2,8 @@
 # catanet-train prune / extract / distill end to end on a tiny 4-group teacher: prune to 2 groups
 # (a few steps), the decision file, the student written by prune equals `extract --decision`
 # (same kept groups and tensors), distill runs with FAKD and writes a loadable 2-group model that
-# catanet-eval measures; bad usage fails cleanly.
+# catanet-eval measures; `train --from` a student carries its provenance to `export`; bad usage
+# fails cleanly.
 B=${BUILDDIR:-build}
 T=$B/training/catanet-train
 E=$B/tools/catanet-eval
@@ -48,6 +49,18 @@ if [ -x "$E" ]; then
     $E -m "$W/o.safetensors" "$SHARED/data/eval/Set5" > "$W/eval.log" 2>&1
     check $? "catanet-eval loads the distilled student"
 fi
+# a student trained further with `train --from` keeps its provenance through the checkpoint (and a
+# resume) into the exported file, whose note gains the stage
+$T train --from "$W/o.safetensors" --data "$DATA" --batch 2 --patch 16 --iters 1 --lr 1e-4 --threads 1 \
+    --val-every 0 --ckpt "$W/f.ckpt" --quiet > /dev/null 2>&1 &&
+    $T resume "$W/f.ckpt" --iters 2 --threads 1 --quiet > /dev/null 2>&1 &&
+    $T export "$W/f.ckpt" "$W/f.safetensors" > /dev/null 2>&1
+r=$?
+ko=$(strings "$W/o.safetensors" | grep -o '"catanet_kept_groups":"[0-9,]*"' | head -1)
+kf=$(strings "$W/f.safetensors" | grep -o '"catanet_kept_groups":"[0-9,]*"' | head -1)
+[ $r = 0 ] && [ -n "$ko" ] && [ "$ko" = "$kf" ] &&
+    strings "$W/f.safetensors" | grep -q 'then train --from it: 2 iterations, batch 2 of 16 LR, lr 0.0001'
+check $? "train --from a student, resume, export: the provenance carried, the stage in its note"
 $T distill --teacher "$W/t.safetensors" --student "$W/t.safetensors" --out "$W/bad.safetensors" --data "$DATA" \
     --iters 1 > /dev/null 2>&1
 [ $? != 0 ] && [ ! -f "$W/bad.safetensors" ]

@@ -150,6 +150,13 @@ static float *read_npy(const char *path, int64_t *shape, int *ndim)
 }
 
 /* ---- checkpoints: weights (official names), adam.m./adam.v.<name>, metadata ---- */
+/* A student's provenance (the metadata prune/extract/distill write, training/prune.c), carried from
+ * a `train --from` model through the checkpoint (resume keeps it) to `export`, which adds the stage */
+#define PROV_KEYS 4
+#define PROV_MAX 1024
+static const char *const prov_keys[PROV_KEYS] = { "catanet_kept_groups", "catanet_origin_groups", "catanet_teacher",
+                                                  "catanet_note" };
+
 typedef struct TrainState {
     CatanetModel *model, *grads, *adam_m, *adam_v;
     int64_t step, adam_t, skipped, bad_in_row;
@@ -157,7 +164,16 @@ typedef struct TrainState {
     char data_state[CATANET_DATA_STATE_MAX];
     double last_psnr[MAX_DIRS], last_ssim[MAX_DIRS];
     int have_val;
+    char prov[PROV_KEYS][PROV_MAX]; /* "" where the key is absent */
 } TrainState;
+
+static void prov_read(const CatanetSt *st, char prov[PROV_KEYS][PROV_MAX])
+{
+    for (int k = 0; k < PROV_KEYS; k++) {
+        const char *v = catanet_st_meta(st, prov_keys[k]);
+        snprintf(prov[k], PROV_MAX, "%s", v ? v : "");
+    }
+}
 
 static char *cfg_to_json(const TrainCfg *c)
 {
@@ -269,10 +285,17 @@ static int save_ckpt(const char *path, const TrainCfg *cfg, TrainState *ts, char
     snprintf(skipped, sizeof(skipped), "%lld", (long long)ts->skipped);
     snprintf(elapsed, sizeof(elapsed), "%.3f", ts->elapsed);
     snprintf(rng, sizeof(rng), "%llu", (unsigned long long)cfg->seed);
-    const char *keys[] = { CATANET_ARCH_KEY, "train_config", "step", "adam_t", "skipped", "elapsed_s", "rng_seed",
-                           "data_state", "format" };
-    const char *vals[] = { arch, cj, step, adam_t, skipped, elapsed, rng, ts->data_state, "catanet-train checkpoint 1" };
-    int ret = catanet_st_write(path, e, k, keys, vals, 9, err, es);
+    const char *keys[9 + PROV_KEYS] = { CATANET_ARCH_KEY, "train_config", "step", "adam_t", "skipped", "elapsed_s",
+                                        "rng_seed", "data_state", "format" };
+    const char *vals[9 + PROV_KEYS] = { arch, cj, step, adam_t, skipped, elapsed, rng, ts->data_state,
+                                        "catanet-train checkpoint 1" };
+    int nk = 9;
+    for (int p = 0; p < PROV_KEYS; p++)
+        if (ts->prov[p][0]) {
+            keys[nk] = prov_keys[p];
+            vals[nk++] = ts->prov[p];
+        }
+    int ret = catanet_st_write(path, e, k, keys, vals, nk, err, es);
     free(arch);
     free(cj);
     free(e);
@@ -310,6 +333,7 @@ static void load_ckpt(const char *path, TrainCfg *cfg, TrainState *ts)
     ts->skipped = sk ? strtoll(sk, NULL, 10) : 0;
     ts->elapsed = el ? strtod(el, NULL) : 0;
     snprintf(ts->data_state, sizeof(ts->data_state), "%s", ds);
+    prov_read(st, ts->prov);
     ts->grads = new_like(ts->model);
     ts->adam_m = new_like(ts->model);
     ts->adam_v = new_like(ts->model);
@@ -1069,14 +1093,33 @@ int main(int argc, char **argv)
         if (catanet_model_load(&m, pos[0], err, sizeof(err)) < 0)
             die("%s", err);
         CatanetSt *st;
-        char step[64] = "";
+        char step[64] = "", prov[PROV_KEYS][PROV_MAX] = { "" };
+        TrainCfg tc = cfg;
         if (catanet_st_open(&st, pos[0], err, sizeof(err)) == 0) {
-            const char *sv = catanet_st_meta(st, "step");
+            const char *sv = catanet_st_meta(st, "step"), *cj = catanet_st_meta(st, "train_config");
             snprintf(step, sizeof(step), "%s", sv ? sv : "");
+            prov_read(st, prov);
+            if (cj)
+                cfg_from_json(&tc, cj);
             catanet_st_close(st);
         }
-        const char *k[] = { "trained_steps" }, *v[] = { step };
-        if (catanet_model_save(m, pos[1], k, v, step[0] ? 1 : 0, err, sizeof(err)) < 0)
+        if (prov[3][0] && step[0]) { /* a student trained further: the stage joins its note */
+            size_t l = strlen(prov[3]);
+            snprintf(prov[3] + l, PROV_MAX - l, "; then train --from it: %s iterations, batch %d of %d LR, lr %g",
+                     step, tc.batch, tc.patch, tc.lr);
+            for (int i = 0; i < tc.n_milestones && tc.milestones[i] < strtoll(step, NULL, 10); i++) {
+                l = strlen(prov[3]);
+                snprintf(prov[3] + l, PROV_MAX - l, ", x%g at %lld", tc.gamma, (long long)tc.milestones[i]);
+            }
+        }
+        const char *k[1 + PROV_KEYS] = { "trained_steps" }, *v[1 + PROV_KEYS] = { step };
+        int nk = step[0] ? 1 : 0;
+        for (int p = 0; p < PROV_KEYS; p++)
+            if (prov[p][0]) {
+                k[nk] = prov_keys[p];
+                v[nk++] = prov[p];
+            }
+        if (catanet_model_save(m, pos[1], k, v, nk, err, sizeof(err)) < 0)
             die("%s", err);
         catanet_model_free(m);
         return 0;
@@ -1117,6 +1160,11 @@ int main(int argc, char **argv)
         if (cfg.from) {
             if (catanet_model_load(&ts.model, cfg.from, err, sizeof(err)) < 0)
                 die("%s", err);
+            CatanetSt *st;
+            if (catanet_st_open(&st, cfg.from, err, sizeof(err)) == 0) { /* a student's provenance */
+                prov_read(st, ts.prov);
+                catanet_st_close(st);
+            }
             if (ao.scale && ao.scale != ts.model->info.upscale) {
                 /* fine-tuning to another scale (the official x3/x4 recipe): everything but the upsampler
                  * comes from the model; x4's first upsampling stage from x2's upsampler (model.h) */
