@@ -37,7 +37,7 @@
 #define TC_THREADS (32 * TC_WARPS)
 #define TC_ROWS (16 * TC_WARPS) /* queries per block */
 #define TC_MIN_BLOCKS 3          /* per SM, for __launch_bounds__: <= 80 registers a thread (ptxas,
-                                    sm_75 and sm_90: LRSA uses 78-79, no spills) */
+                                    sm_75 to sm_90: LRSA uses 79-80, no spills) */
 #define TC_MIN_BLOCKS_IASA 2     /* IASA keeps a second softmax state: 105 registers, no spills (at
                                     80 it spills 64 bytes a thread on sm_90) */
 /* row strides of the tiles in 32-bit words (pairs of halves), padded so that the fragment loads
