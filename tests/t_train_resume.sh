@@ -1,7 +1,8 @@
 #!/bin/sh
 # Kill-and-resume: a tiny model trained 60 steps without interruption, and the same run killed
 # with SIGKILL part-way and resumed from its last checkpoint, log exactly the same losses, and
-# the exported models are identical. Also: SIGTERM writes a checkpoint at the step boundary.
+# the exported models are identical. Also: SIGTERM writes a checkpoint at the step boundary, and a
+# fresh run rewrites an existing log instead of appending to it.
 B=${BUILDDIR:-build}
 T=$B/training/catanet-train
 SHARED=${CATANET_SHARED:-../shared}
@@ -64,6 +65,15 @@ if grep -q "resuming .* at step $last " "$W/c.err"; then
     echo "PASS: SIGTERM at step $last wrote a checkpoint of that step"
 else
     echo "FAIL: SIGTERM checkpoint: $(cat "$W/c.err")"
+    fail=1
+fi
+# a fresh run over an old run's log starts the log afresh (the resumed runs above appended to theirs)
+$T train $(echo "$ARGS" | sed 's/--iters 60/--iters 3/') --ckpt "$W/d.ckpt" --log "$W/a.csv" 2>/dev/null ||
+    { echo "FAIL: a fresh run on an existing log"; exit 1; }
+if [ "$(wc -l < "$W/a.csv")" = 4 ] && [ "$(grep -c '^step' "$W/a.csv")" = 1 ]; then
+    echo "PASS: a fresh run over an existing log rewrote it (header + 3 steps)"
+else
+    echo "FAIL: a fresh run over an existing log: $(wc -l < "$W/a.csv") lines"
     fail=1
 fi
 exit $fail

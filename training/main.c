@@ -468,10 +468,13 @@ static int train_loop(TrainCfg *cfg, TrainState *ts)
     if (cfg->log) {
         char vpath[1024];
         snprintf(vpath, sizeof(vpath), "%s.val.csv", cfg->log);
-        int fresh = access(cfg->log, F_OK) != 0;
-        log = fopen(cfg->log, "a");
-        int vfresh = access(vpath, F_OK) != 0;
-        vlog = fopen(vpath, "a");
+        /* a run from step 0 starts its logs afresh (an old run's log at the same path would read as
+         * this run's); a resumed one appends */
+        const char *mode = ts->step == 0 ? "w" : "a";
+        int fresh = ts->step == 0 || access(cfg->log, F_OK) != 0;
+        log = fopen(cfg->log, mode);
+        int vfresh = ts->step == 0 || access(vpath, F_OK) != 0;
+        vlog = fopen(vpath, mode);
         if (!log || !vlog)
             die("cannot open the log %s: %s", cfg->log, strerror(errno));
         if (fresh)
