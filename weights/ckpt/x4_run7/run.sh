@@ -2,6 +2,8 @@
 # Session 7: XS x4 and S x4 remade from session 7's x2 models, as in ../x4_run6/run.sh (XS 250
 # iterations, S 500: the teacher's 250 + XS's 250, session 2's count); the teacher x4 is session 6's.
 # Side by side, one thread each. The checkpoints of session 6's x4 runs are overwritten (git has them).
+# The catanet-train of this run still appended to an existing --log: the CSVs were trimmed to this
+# run's lines afterwards (a run from step 0 rewrites its logs since commit "a run from step 0 rewrites").
 set -e
 D="--data ../shared/data/train/T91 --data ../shared/data/train/BSD200 --data ../shared/data/train/flutter-landscapes --data ../shared/data/train/debian-photos"
 V="--val ../shared/data/eval/Set5 --val ../shared/data/eval/Set14"
