@@ -150,12 +150,10 @@ static float *read_npy(const char *path, int64_t *shape, int *ndim)
 }
 
 /* ---- checkpoints: weights (official names), adam.m./adam.v.<name>, metadata ---- */
-/* A student's provenance (the metadata prune/extract/distill write, training/prune.c), carried from
- * a `train --from` model through the checkpoint (resume keeps it) to `export`, which adds the stage */
-#define PROV_KEYS 4
+/* A student's provenance (catanet_kd_prov_keys, which prune/extract/distill write), carried from a
+ * `train --from` model through the checkpoint (resume keeps it) to `export`, which adds the stage */
+#define PROV_KEYS CATANET_KD_PROV_KEYS
 #define PROV_MAX 1024
-static const char *const prov_keys[PROV_KEYS] = { "catanet_kept_groups", "catanet_origin_groups", "catanet_teacher",
-                                                  "catanet_note" };
 
 typedef struct TrainState {
     CatanetModel *model, *grads, *adam_m, *adam_v;
@@ -170,7 +168,7 @@ typedef struct TrainState {
 static void prov_read(const CatanetSt *st, char prov[PROV_KEYS][PROV_MAX])
 {
     for (int k = 0; k < PROV_KEYS; k++) {
-        const char *v = catanet_st_meta(st, prov_keys[k]);
+        const char *v = catanet_st_meta(st, catanet_kd_prov_keys[k]);
         snprintf(prov[k], PROV_MAX, "%s", v ? v : "");
     }
 }
@@ -292,7 +290,7 @@ static int save_ckpt(const char *path, const TrainCfg *cfg, TrainState *ts, char
     int nk = 9;
     for (int p = 0; p < PROV_KEYS; p++)
         if (ts->prov[p][0]) {
-            keys[nk] = prov_keys[p];
+            keys[nk] = catanet_kd_prov_keys[p];
             vals[nk++] = ts->prov[p];
         }
     int ret = catanet_st_write(path, e, k, keys, vals, nk, err, es);
@@ -1106,20 +1104,21 @@ int main(int argc, char **argv)
                 cfg_from_json(&tc, cj);
             catanet_st_close(st);
         }
-        if (prov[3][0] && step[0]) { /* a student trained further: the stage joins its note */
-            size_t l = strlen(prov[3]);
-            snprintf(prov[3] + l, PROV_MAX - l, "; then train --from it: %s iterations, batch %d of %d LR, lr %g",
+        char *note = prov[CATANET_KD_PROV_NOTE];
+        if (note[0] && step[0]) { /* a student trained further: the stage joins its note */
+            size_t l = strlen(note);
+            snprintf(note + l, PROV_MAX - l, "; then train --from it: %s iterations, batch %d of %d LR, lr %g",
                      step, tc.batch, tc.patch, tc.lr);
             for (int i = 0; i < tc.n_milestones && tc.milestones[i] < strtoll(step, NULL, 10); i++) {
-                l = strlen(prov[3]);
-                snprintf(prov[3] + l, PROV_MAX - l, ", x%g at %lld", tc.gamma, (long long)tc.milestones[i]);
+                l = strlen(note);
+                snprintf(note + l, PROV_MAX - l, ", x%g at %lld", tc.gamma, (long long)tc.milestones[i]);
             }
         }
         const char *k[1 + PROV_KEYS] = { "trained_steps" }, *v[1 + PROV_KEYS] = { step };
         int nk = step[0] ? 1 : 0;
         for (int p = 0; p < PROV_KEYS; p++)
             if (prov[p][0]) {
-                k[nk] = prov_keys[p];
+                k[nk] = catanet_kd_prov_keys[p];
                 v[nk++] = prov[p];
             }
         if (catanet_model_save(m, pos[1], k, v, nk, err, sizeof(err)) < 0)

@@ -79,6 +79,9 @@ double catanet_kd_clip(CatanetModel *g, double clip)
     return nrm;
 }
 
+const char *const catanet_kd_prov_keys[CATANET_KD_PROV_KEYS] = { "catanet_kept_groups", "catanet_origin_groups",
+                                                               "catanet_teacher", "catanet_note" };
+
 int catanet_kd_save_student(const CatanetModel *m, const char *path, const int *keep, int n_keep,
                             const char *teacher, const char *note, char *err, size_t es)
 {
@@ -95,9 +98,8 @@ int catanet_kd_save_student(const CatanetModel *m, const char *path, const int *
         int g = nt > 0 && keep[j] >= 0 && keep[j] < nt ? torigin[keep[j]] : keep[j];
         snprintf(origin + l, sizeof(origin) - l, "%s%d", j ? "," : "", g);
     }
-    const char *k[] = { "catanet_kept_groups", "catanet_origin_groups", "catanet_teacher", "catanet_note" };
-    const char *v[] = { kept, origin, teacher ? teacher : "", note ? note : "" };
-    return catanet_model_save(m, path, k, v, 4, err, es);
+    const char *v[CATANET_KD_PROV_KEYS] = { kept, origin, teacher ? teacher : "", note ? note : "" };
+    return catanet_model_save(m, path, catanet_kd_prov_keys, v, CATANET_KD_PROV_KEYS, err, es);
 }
 
 static int read_groups(const char *path, const char *key, int *keep, int max)

@@ -57,6 +57,11 @@ void catanet_kd_adam(CatanetModel *m, const CatanetModel *g, CatanetModel *am, C
                      int64_t t);
 /* scales g so that its global L2 norm is at most clip (clip <= 0: no-op); returns the norm before */
 double catanet_kd_clip(CatanetModel *g, double clip);
+/* The provenance keys catanet_kd_save_student writes, in this order (catanet-train carries them from a
+ * `train --from` student through its checkpoint to `export`); the note is the last */
+#define CATANET_KD_PROV_KEYS 4
+#define CATANET_KD_PROV_NOTE 3
+extern const char *const catanet_kd_prov_keys[CATANET_KD_PROV_KEYS];
 /* Saves a student with its provenance: kept groups (indices into the teacher), the same groups as
  * indices into the original model ("catanet_origin_groups": the teacher's own origin composed with
  * keep, through every pruning stage) and extra keys. */
