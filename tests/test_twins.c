@@ -144,16 +144,21 @@ static double half_out_ratio(const void *dev_out, const float *ref, size_t n)
     free(h);
     return worst;
 }
+/* n fp16 values on the device, widened into got on the host */
+static void down_half(float *got, const void *dev, size_t n)
+{
+    uint16_t *h = malloc(sizeof(uint16_t) * n);
+    down(h, dev, sizeof(uint16_t) * n);
+    for (size_t i = 0; i < n; i++)
+        got[i] = half_value(h[i]);
+    free(h);
+}
 /* device fp16 outputs widened, then scaled_err against the reference */
 static double half_scaled_err(const void *dev_out, const float *ref, size_t n)
 {
-    uint16_t *h = malloc(sizeof(uint16_t) * n);
     float *got = malloc(sizeof(float) * n);
-    down(h, dev_out, sizeof(uint16_t) * n);
-    for (size_t i = 0; i < n; i++)
-        got[i] = half_value(h[i]);
+    down_half(got, dev_out, n);
     double e = scaled_err(got, ref, n);
-    free(h);
     free(got);
     return e;
 }
@@ -410,11 +415,7 @@ static double linear_fused_tc_case(int n, int in, int out, int ln, int bias, int
             }
             worst = finish(dln, c.xn, ni) / 1e-5;
         } else if (yh) {
-            uint16_t *hb = malloc(sizeof(uint16_t) * no);
-            down(hb, dy, sizeof(uint16_t) * no);
-            for (size_t i = 0; i < no; i++)
-                got[i] = half_value(hb[i]);
-            free(hb);
+            down_half(got, dy, no);
         } else {
             down(got, dy, sizeof(float) * no);
         }
@@ -1269,13 +1270,9 @@ static int lrsa_attend_half(const CatanetLrsaArgs *a, const CatanetLrsaWeights *
         size_t cnt[3] = { n * hq, n * hq, n * hv };
         float *part[3] = { sc->q, sc->k, sc->v }, *wide[3];
         for (int p = 0; p < 3; p++) {
-            uint16_t *hb = malloc(sizeof(uint16_t) * cnt[p]);
             float *fv = malloc(sizeof(float) * cnt[p]);
-            down(hb, part[p], sizeof(uint16_t) * cnt[p]);
-            for (size_t i = 0; i < cnt[p]; i++)
-                fv[i] = half_value(hb[i]);
+            down_half(fv, part[p], cnt[p]);
             wide[p] = up(fv, sizeof(float) * cnt[p]);
-            free(hb);
             free(fv);
         }
         CatanetLrsaCudaScratch s32 = *sc;

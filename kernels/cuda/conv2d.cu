@@ -29,8 +29,9 @@ __host__ __device__ static inline int round16(int n)
 }
 
 /* one output (img, y, x, co) of the implicit-GEMM kernels with its epilogue: + res (which may be out)
- * and then + res2 (CATANet's global residual, in the last group's conv), or, with shuf = r > 0, the upsampler's PixelShuffle(r) and LeakyReLU(0.1) (co = c r^2 + i r + j goes
- * to out[img][y r + i][x r + j][c], PyTorch's order), so the conv's [N, C r^2] output is never stored */
+ * and then + res2 (CATANet's global residual, in the last group's conv), or, with shuf = r > 0, the
+ * upsampler's PixelShuffle(r) and LeakyReLU(0.1) (co = c r^2 + i r + j goes to
+ * out[img][y r + i][x r + j][c], PyTorch's order), so the conv's [N, C r^2] output is never stored */
 __device__ static inline void conv_put(const CatanetConv2dArgs &a, int shuf, const float *res, const float *res2,
                                        float *out, int img, int y, int x, int co, float v)
 {
