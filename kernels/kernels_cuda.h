@@ -40,6 +40,8 @@ typedef struct CatanetCudaCtx {
                                 hold __half values behind their float pointers (either attention
                                 kernel); forward only, not with catanet_lrsa_fwd_cuda's own projections */
     int iasa_out_fp16;       /* catanet_iasa_fwd_cuda stores its output as __half (forward only) */
+    int lrsa_out_fp16;       /* catanet_lrsa_attend_fwd_cuda stores its output as __half (its residual
+                                x stays fp32, and out must not be x; forward only) */
     float *work;             /* device scratch, work_floats floats (see the *_cuda_work functions) */
     size_t work_floats;
     char err[256];           /* detail of the last failure */
@@ -68,7 +70,8 @@ typedef struct CatanetLinearFusion {
                                  for q, k and v of LN(x) with their weights stacked) */
     float *y1, *y2;
     int x_fp16, y_fp16;       /* x / y hold __half values behind their float pointers (activations
-                                 stored as fp16; y_fp16: no res; with a split, y1 and y2 too) */
+                                 stored as fp16; res stays fp32, and with y_fp16 is not y; with a
+                                 split, y1 and y2 hold y's type too) */
     /* LRSA's overlapping-patch combine, or all NULL: y = wr[r] wc[c] (cr[r] cc[c] res + v) for the
      * token t = r band_w + c (v: the product and bias; needs res, no split, no GELU) */
     const float *band_wr, *band_wc, *band_cr, *band_cc;
@@ -118,14 +121,15 @@ int catanet_dwconv_gelu_add_pixelwarp_fwd_cuda(CatanetCudaCtx *cx, const Catanet
 /* ---- convffn.cu: the fp16 mode's whole ConvFFN (LN, fc1, GELU, 5x5 dwconv, GELU, add, fc2, residual)
  * in one kernel, fc1 and fc2 on tensor cores with the fp16 mode's rounding points; twin of
  * catanet_convffn_fwd_ref, which works in place: here y != x (other blocks read x around their tile).
- * dim <= 64 and a multiple of 4, hidden <= 128, x 16-byte aligned. The kernel needs
+ * dim <= 64 and a multiple of 4, hidden <= 128, x 16-byte aligned (x_fp16: x holds __half values
+ * behind its float pointer, 8-byte aligned; widened to fp32 as loaded). The kernel needs
  * catanet_convffn_fp16_smem bytes of shared memory a block (96 KB for CATANet):
  * catanet_convffn_fp16_setup, once per device and outside a graph capture, raises the kernel's
  * limit, or returns CATANET_ERR_UNSUPPORTED where the device has too little. ---- */
 size_t catanet_convffn_fp16_smem(int dim, int hidden);
 int catanet_convffn_fp16_setup(CatanetCudaCtx *cx, int dim, int hidden);
 int catanet_convffn_fp16_fwd_cuda(CatanetCudaCtx *cx, const CatanetConvffnArgs *a, const CatanetConvffnWeights *w,
-                                  const float *x, float *y);
+                                  const float *x, int x_fp16, float *y);
 
 /* ---- layernorm.cu: statistics in fp32, one warp per row; c <= CATANET_MAX_DIM ---- */
 int catanet_layernorm_fwd_cuda(CatanetCudaCtx *cx, int n, int c, const float *x, const float *g,

@@ -340,30 +340,37 @@ static double linear_fused_split_case(int n, int in, int s0, int s1, int out, in
 
 /* fp16 activations through the fused layer (the fp16 mode's ConvFFN): x stored as fp16 (rounded on
  * the host first, so the reference reads the same values: the fp32 twin's 1e-5, reported as
- * error / 1e-5), y stored as fp16 (half_out_ratio), or both. Limit 1. */
+ * error / 1e-5), y stored as fp16 (half_out_ratio), or both. Limit 1. A residual is added in place
+ * into an fp32 y, and read from an fp32 buffer of its own into an fp16 y. */
 static double linear_fused_fp16_case(int n, int in, int out, int ln, int bias, int gelu, int res, int xh, int yh)
 {
     LfCase c;
     lf_case_make(&c, 29, n, in, out, ln, bias, gelu, res, xh);
     size_t no = (size_t)n * out;
     void *dy = yh ? dmalloc(sizeof(uint16_t) * no) : up(c.rv, sizeof(float) * no);
+    float *dres = res && yh ? up(c.rv, sizeof(float) * no) : NULL;
     CatanetLinearFusion f = { .ln_w = ln ? c.dg : NULL, .ln_b = ln ? c.dgb : NULL, .bias = bias ? c.db : NULL,
-                              .gelu = gelu, .res = res ? dy : NULL, .x_fp16 = xh, .y_fp16 = yh };
+                              .gelu = gelu, .res = res ? (yh ? dres : dy) : NULL, .x_fp16 = xh, .y_fp16 = yh };
     int ret = launched(catanet_linear_fused_fwd_cuda(&cx, n, in, out, c.dx, c.dw, &f, dy), "linear_fused fp16");
     double e = ret < 0 ? -1 : yh ? half_out_ratio(dy, c.ref, no) : finish(dy, c.ref, no) / 1e-5;
-    cudaFree(dy);
+    cudaFree(dy); cudaFree(dres);
     lf_case_free(&c);
     return e;
 }
+static double linear_fused_band_case(int h, int w, int in, int out, int yh);
 static double t_linear_fused_fp16(void)
 {
-    double e[6] = { linear_fused_fp16_case(777, 40, 96, 1, 1, 1, 0, 0, 1) /* LN + fc1 + GELU -> fp16 */,
+    double e[8] = { linear_fused_fp16_case(777, 40, 96, 1, 1, 1, 0, 0, 1) /* LN + fc1 + GELU -> fp16 */,
                     linear_fused_fp16_case(300, 96, 40, 0, 1, 0, 1, 1, 0) /* fp16 -> fc2 + bias + residual */,
                     linear_fused_fp16_case(129, 40, 70, 1, 1, 1, 0, 1, 1) /* fp16 -> fp16, LN, 2 output chunks */,
                     linear_fused_fp16_case(65, 100, 40, 1, 0, 0, 1, 1, 0) /* fp16 LN statistics, 4 input chunks */,
+                    linear_fused_fp16_case(300, 40, 40, 0, 0, 0, 1, 1, 1) /* TAB's proj + fp32 residual -> fp16 */,
+                    linear_fused_fp16_case(70, 40, 100, 0, 1, 0, 1, 0, 1) /* fp32 -> fp16 + residual, 2 chunks */,
                     linear_fused_split_case(777, 40, 36, 72, 112, 0, 1) /* LN + q|k|v -> fp16 q, k, v */,
                     linear_fused_split_case(65, 36, 64, 65, 130, 1, 1) /* fp16 slices across the output chunks */ };
-    return worst_of(e, 6);
+    double b = linear_fused_band_case(13, 29, 40, 40, 1) /* LRSA's combine -> fp16 */;
+    double a = worst_of(e, 8);
+    return a < 0 || b < 0 ? -1 : fmax(a, b);
 }
 
 /* The fp16 mode's fused layer on tensor cores (cx.gemm_fp16): LN'd inputs and weights rounded to
@@ -384,11 +391,12 @@ static double linear_fused_tc_case(int n, int in, int out, int ln, int bias, int
     float *got = malloc(sizeof(float) * no), *dln = dmalloc(sizeof(float) * ni);
     int s0 = split ? out / 3 : 0, s1 = split ? 2 * (out / 3) : 0, width[3] = { s0, s1 - s0, out - s1 };
     void *dy = yh ? dmalloc(sizeof(uint16_t) * no) : up(c.rv, sizeof(float) * no);
+    float *dres = res && yh ? up(c.rv, sizeof(float) * no) : NULL; /* an fp16 y: the residual apart */
     size_t ys = yh ? sizeof(uint16_t) : sizeof(float);
     float *dy1 = split ? dmalloc(ys * n * width[1]) : NULL, *dy2 = split ? dmalloc(ys * n * width[2]) : NULL;
     CatanetLinearFusion f = { .ln_w = ln ? c.dg : NULL, .ln_b = ln ? c.dgb : NULL, .bias = bias ? c.db : NULL,
-                              .gelu = gelu, .res = res ? dy : NULL, .ln_out = split ? dln : NULL, .x_fp16 = xh,
-                              .y_fp16 = yh };
+                              .gelu = gelu, .res = res ? (yh ? dres : dy) : NULL, .ln_out = split ? dln : NULL,
+                              .x_fp16 = xh, .y_fp16 = yh };
     if (split) {
         f.split[0] = s0;
         f.split[1] = s1;
@@ -439,27 +447,29 @@ static double linear_fused_tc_case(int n, int in, int out, int ln, int bias, int
                 worst = ratio != ratio ? INFINITY : ratio > worst ? ratio : worst; /* NaN: fail */
             }
     }
-    cudaFree(dln); cudaFree(dy); cudaFree(dy1); cudaFree(dy2);
+    cudaFree(dln); cudaFree(dy); cudaFree(dy1); cudaFree(dy2); cudaFree(dres);
     free(got);
     lf_case_free(&c);
     return worst;
 }
 static double t_linear_fused_tc(void)
 {
-    double e[7] = { linear_fused_tc_case(777, 40, 96, 1, 1, 1, 0, 0, 1, 0) /* ConvFFN in: LN + fc1 + GELU -> fp16 */,
+    double e[8] = { linear_fused_tc_case(777, 40, 96, 1, 1, 1, 0, 0, 1, 0) /* ConvFFN in: LN + fc1 + GELU -> fp16 */,
                     linear_fused_tc_case(300, 96, 40, 0, 1, 0, 1, 1, 0, 0) /* ConvFFN out: fp16 -> fc2 + residual */,
                     linear_fused_tc_case(777, 40, 111, 1, 0, 0, 0, 0, 0, 1) /* LN + q|k|v, split, LN(x) out */,
                     linear_fused_tc_case(129, 40, 40, 0, 0, 0, 1, 0, 0, 0) /* proj.conv1x1 + residual, partial tile */,
                     linear_fused_tc_case(65, 36, 20, 1, 1, 1, 1, 1, 0, 0) /* dims not multiples of 16 (padding) */,
                     linear_fused_tc_case(1, 7, 3, 1, 1, 1, 0, 0, 1, 0) /* one token */,
-                    linear_fused_tc_case(300, 40, 110, 1, 0, 0, 0, 0, 1, 1) /* LN + q|k|v -> fp16 q, k, v */ };
-    return worst_of(e, 7);
+                    linear_fused_tc_case(300, 40, 110, 1, 0, 0, 0, 0, 1, 1) /* LN + q|k|v -> fp16 q, k, v */,
+                    linear_fused_tc_case(129, 40, 40, 0, 0, 0, 1, 1, 1, 0) /* fp16 proj + fp32 residual -> fp16 */ };
+    return worst_of(e, 8);
 }
 
 /* LRSA's combine in the epilogue: y = wr[r] wc[c] (cr[r] cc[c] res + x w^T) on an h x w token grid,
  * in place on res (as lrsa.cu calls it); random band factors so that a swapped row/column index or
- * a dropped factor is far beyond 1e-5 */
-static double linear_fused_band_case(int h, int w, int in, int out)
+ * a dropped factor is far beyond 1e-5. yh: y stored as fp16 apart from res (the fp16 mode's LRSA
+ * output, the one-kernel ConvFFN's input), judged by half_out_ratio (limit 1) */
+static double linear_fused_band_case(int h, int w, int in, int out, int yh)
 {
     Rng r = { 41 };
     int n = h * w;
@@ -477,10 +487,12 @@ static double linear_fused_band_case(int h, int w, int in, int out)
     float *dx = up(x, sizeof(float) * ni), *dw = up(wt, sizeof(float) * out * in), *dy = up(rv, sizeof(float) * no);
     float *dwr = up(wr, sizeof(float) * h), *dwc = up(wc, sizeof(float) * w), *dcr = up(cr, sizeof(float) * h);
     float *dcc = up(cc, sizeof(float) * w);
-    CatanetLinearFusion f = { .res = dy, .band_wr = dwr, .band_wc = dwc, .band_cr = dcr, .band_cc = dcc, .band_w = w };
-    int ret = launched(catanet_linear_fused_fwd_cuda(&cx, n, in, out, dx, dw, &f, dy), "linear_fused band");
-    double e = ret < 0 ? -1 : finish(dy, ref, no);
-    cudaFree(dx); cudaFree(dw); cudaFree(dy); cudaFree(dwr); cudaFree(dwc); cudaFree(dcr); cudaFree(dcc);
+    float *dyh = yh ? dmalloc(sizeof(uint16_t) * no) : NULL;
+    CatanetLinearFusion f = { .res = dy, .band_wr = dwr, .band_wc = dwc, .band_cr = dcr, .band_cc = dcc, .band_w = w,
+                              .y_fp16 = yh };
+    int ret = launched(catanet_linear_fused_fwd_cuda(&cx, n, in, out, dx, dw, &f, yh ? dyh : dy), "linear_fused band");
+    double e = ret < 0 ? -1 : yh ? half_out_ratio(dyh, ref, no) : finish(dy, ref, no);
+    cudaFree(dx); cudaFree(dw); cudaFree(dy); cudaFree(dyh); cudaFree(dwr); cudaFree(dwc); cudaFree(dcr); cudaFree(dcc);
     free(x); free(wt); free(rv); free(wr); free(wc); free(cr); free(cc); free(ref);
     return e;
 }
@@ -497,7 +509,7 @@ static double t_linear_fused(void)
     double sp[3] = { linear_fused_split_case(777, 40, 36, 72, 112, 0, 0) /* LN + q|k|v of CATANet-L, LN(x) out */,
                      linear_fused_split_case(70, 100, 30, 90, 90, 1, 0) /* two slices, 4 input chunks */,
                      linear_fused_split_case(65, 36, 64, 65, 130, 1, 0) /* slices across the 64-output chunks */ };
-    double a = worst_of(e, 7), b = worst_of(sp, 3), c = linear_fused_band_case(13, 29, 40, 40);
+    double a = worst_of(e, 7), b = worst_of(sp, 3), c = linear_fused_band_case(13, 29, 40, 40, 0);
     return a < 0 || b < 0 || c < 0 ? -1 : fmax(a, fmax(b, c));
 }
 
@@ -777,7 +789,10 @@ static double t_dwconv_pixelwarp(void) { double a = dw_run(1, 5, 2, 11, 13, 96, 
  *   dd = a + gelu(s) -> fp16:  e = e_a + 1.13 e_s + c |dd|,  e_dd = e + u (|dd| + e)
  *   y = x + fc2(dd) + b2:  e_y = S(e_dd |w2| (1 + u) + u |dd w2|) + c (S|dd w2| + |y|)
  * The entry reports the worst |got - ref| / e_y: 1 is the limit (a bound, not a fitted tolerance). */
-static double convffn_case(int h, int w, int d, int mlp)
+/* xh 1: x stored as fp16 (rounded on the host first: the reference and the bounds start from the
+ * values the kernel reads). xh 2: as 1, then the same kernel on the same values stored as fp32; the
+ * result is the worst |difference| of the two outputs (reading fp16 changes only the loads: 0) */
+static double convffn_case(int h, int w, int d, int mlp, int xh)
 {
     Rng r = { 41 };
     int n = h * w;
@@ -787,6 +802,7 @@ static double convffn_case(int h, int w, int d, int mlp)
     float *dwb = randv(&r, mlp, 0.1f), *w2 = randv(&r, (size_t)d * mlp, 0.1f), *b2 = randv(&r, d, 0.1f);
     for (size_t i = 0; i < nd; i++)
         x[i] += 0.5f;
+    uint16_t *xbits = xh ? to_half(x, nd) : NULL;
     for (int i = 0; i < d; i++)
         lnw[i] += 1.0f;
     float *ref = malloc(sizeof(float) * nd), *t = malloc(sizeof(float) * nd), *ha = malloc(sizeof(float) * nh),
@@ -845,16 +861,29 @@ static double convffn_case(int h, int w, int d, int mlp)
                 double e = ea[at] + 1.13 * es + c * fabs(dd[at]);
                 edd[at] = e + u * (fabs(dd[at]) + e);
             }
-    float *dx = up(x, sizeof(float) * nd), *dy = dmalloc(sizeof(float) * nd);
+    float *dx = xh ? up(xbits, sizeof(uint16_t) * nd) : up(x, sizeof(float) * nd), *dy = dmalloc(sizeof(float) * nd);
     float *dev[8] = { up(lnw, sizeof(float) * d), up(lnb, sizeof(float) * d), up(w1, sizeof(float) * mlp * d),
                       up(b1, sizeof(float) * mlp), up(dw, sizeof(float) * mlp * 25), up(dwb, sizeof(float) * mlp),
                       up(w2, sizeof(float) * d * mlp), up(b2, sizeof(float) * d) };
     CatanetConvffnWeights dwts = { dev[0], dev[1], dev[2], dev[3], dev[4], dev[5], dev[6], dev[7] };
     int ret = launched(catanet_convffn_fp16_setup(&cx, d, mlp), "convffn_fp16_setup");
     if (ret >= 0)
-        ret = launched(catanet_convffn_fp16_fwd_cuda(&cx, &fa, &dwts, dx, dy), "convffn_fp16");
+        ret = launched(catanet_convffn_fp16_fwd_cuda(&cx, &fa, &dwts, dx, xh != 0, dy), "convffn_fp16");
     double worst = ret < 0 ? -1 : 0;
-    if (ret >= 0) {
+    if (ret >= 0 && xh == 2) {
+        float *dx32 = up(x, sizeof(float) * nd), *dy32 = dmalloc(sizeof(float) * nd);
+        float *g16 = malloc(sizeof(float) * nd), *g32 = malloc(sizeof(float) * nd);
+        ret = launched(catanet_convffn_fp16_fwd_cuda(&cx, &fa, &dwts, dx32, 0, dy32), "convffn_fp16, fp32 x");
+        if (ret >= 0) {
+            size_t where;
+            down(g16, dy, sizeof(float) * nd);
+            down(g32, dy32, sizeof(float) * nd);
+            worst = max_abs_diff(g16, g32, nd, &where);
+        }
+        worst = ret < 0 ? -1 : worst;
+        cudaFree(dx32); cudaFree(dy32);
+        free(g16); free(g32);
+    } else if (ret >= 0) {
         float *got = malloc(sizeof(float) * nd);
         down(got, dy, sizeof(float) * nd);
         for (int i = 0; i < n; i++)
@@ -878,16 +907,29 @@ static double convffn_case(int h, int w, int d, int mlp)
     cudaFree(dx); cudaFree(dy);
     free(xs); free(a); free(ea); free(dd); free(edd);
     free(x); free(lnw); free(lnb); free(w1); free(b1); free(dw); free(dwb); free(w2); free(b2);
-    free(ref); free(t); free(ha); free(hd);
+    free(ref); free(t); free(ha); free(hd); free(xbits);
     return worst;
 }
 static double t_convffn_fp16(void)
 {
-    double e[4] = { convffn_case(21, 37, 40, 96) /* CATANet's shape, partial tiles both ways */,
-                    convffn_case(9, 17, 36, 70) /* dims not multiples of 16 (padding) */,
-                    convffn_case(3, 5, 40, 96) /* an image smaller than the 5x5 halo */,
-                    convffn_case(1, 1, 8, 16) /* one token */ };
+    double e[4] = { convffn_case(21, 37, 40, 96, 0) /* CATANet's shape, partial tiles both ways */,
+                    convffn_case(9, 17, 36, 70, 0) /* dims not multiples of 16 (padding) */,
+                    convffn_case(3, 5, 40, 96, 0) /* an image smaller than the 5x5 halo */,
+                    convffn_case(1, 1, 8, 16, 0) /* one token */ };
     return worst_of(e, 4);
+}
+/* the engine's configuration: x stored as fp16 by the pass before (TAB's proj, LRSA's combine) */
+static double t_convffn_fp16_xh(void)
+{
+    double e[3] = { convffn_case(21, 37, 40, 96, 1) /* CATANet's shape, partial tiles both ways */,
+                    convffn_case(9, 17, 36, 70, 1) /* padding; 4-channel loads at 8-byte steps */,
+                    convffn_case(1, 1, 8, 16, 1) /* one token */ };
+    return worst_of(e, 3);
+}
+static double t_convffn_fp16_xh_exact(void)
+{
+    double e[2] = { convffn_case(21, 37, 40, 96, 2), convffn_case(9, 17, 36, 70, 2) };
+    return worst_of(e, 2);
 }
 
 /* ---- layernorm ---- */
@@ -1294,6 +1336,52 @@ static int lrsa_attend_half(const CatanetLrsaArgs *a, const CatanetLrsaWeights *
     free(stacked);
     return ret;
 }
+/* LayerNorm and the q/k/v projections as separate fp32 passes (the engine's fallback) into sc */
+static int lrsa_ln_qkv_passes(const CatanetLrsaArgs *a, const CatanetLrsaWeights *dw, const CatanetLrsaCudaScratch *sc,
+                              const float *dx)
+{
+    int n = a->h * a->w, hq = a->heads * a->dqk, hv = a->heads * a->dv;
+    int ret = catanet_layernorm_fwd_cuda(&cx, n, a->c, dx, dw->norm_w, dw->norm_b, sc->ln);
+    if (ret >= 0)
+        ret = catanet_linear_fwd_cuda(&cx, n, a->c, hq, sc->ln, dw->wq, NULL, sc->q);
+    if (ret >= 0)
+        ret = catanet_linear_fwd_cuda(&cx, n, a->c, hq, sc->ln, dw->wk, NULL, sc->k);
+    if (ret >= 0)
+        ret = catanet_linear_fwd_cuda(&cx, n, a->c, hv, sc->ln, dw->wv, NULL, sc->v);
+    return ret;
+}
+/* lrsa_run's attend 4: the attention with its output stored as fp16 (cx.lrsa_out_fp16, out apart
+ * from x), then again with fp32 output; *exact = the worst |fp16 out - the fp32 out rounded to
+ * fp16| (0: storing fp16 changes nothing but the store) */
+static int lrsa_attend_out_half(const CatanetLrsaArgs *a, const CatanetLrsaWeights *dw, const void *dtab,
+                                const CatanetLrsaCudaScratch *sc, const float *dx, double *exact)
+{
+    size_t nc = (size_t)a->h * a->w * a->c;
+    float *dyh = dmalloc(sizeof(uint16_t) * nc), *dy32 = dmalloc(sizeof(float) * nc);
+    int ret = lrsa_ln_qkv_passes(a, dw, sc, dx);
+    cx.lrsa_out_fp16 = 1;
+    if (ret >= 0)
+        ret = catanet_lrsa_attend_fwd_cuda(&cx, a, dw->wproj, dtab, sc, dx, dyh);
+    cx.lrsa_out_fp16 = 0;
+    if (ret >= 0)
+        ret = catanet_lrsa_attend_fwd_cuda(&cx, a, dw->wproj, dtab, sc, dx, dy32);
+    ret = launched(ret, "lrsa attend, fp16 output");
+    if (ret >= 0) {
+        float *g16 = malloc(sizeof(float) * nc), *g32 = malloc(sizeof(float) * nc);
+        down_half(g16, dyh, nc);
+        down(g32, dy32, sizeof(float) * nc);
+        double worst = 0;
+        for (size_t i = 0; i < nc; i++) {
+            double d = fabs((double)g16[i] - half_value(half_bits(g32[i])));
+            worst = d != d ? INFINITY : d > worst ? d : worst; /* NaN (never written): fail */
+        }
+        *exact = worst;
+        free(g16);
+        free(g32);
+    }
+    cudaFree(dyh); cudaFree(dy32);
+    return ret;
+}
 static double lrsa_case(int h, int w, int ps, int heads, int dqk, int dv) { return lrsa_run(h, w, ps, heads, dqk, dv, 0); }
 /* attend: LayerNorm and the q/k/v projections made by the caller (here the separate CUDA ops, as
  * the engine's fallback does; the engine's fused pass has its own twin), then the second half.
@@ -1301,7 +1389,9 @@ static double lrsa_case(int h, int w, int ps, int heads, int dqk, int dv) { retu
  * split outputs) and the attention reading them (cx.qkv_fp16); against the fp32 reference.
  * attend 3: as 2, then the same rounded values widened to fp32 on the host and attended again with
  * cx.qkv_fp16 off: the result is the bit-exact difference of the two device outputs (reading fp16
- * must change nothing but the loads). */
+ * must change nothing but the loads).
+ * attend 4: the separate passes, then the attention storing its output as fp16 and again as fp32
+ * (lrsa_attend_out_half): the result is the difference of the fp16 output and the fp32 one rounded. */
 static double lrsa_run(int h, int w, int ps, int heads, int dqk, int dv, int attend)
 {
     Rng r = { 22 + (uint64_t)h * w };
@@ -1335,22 +1425,18 @@ static double lrsa_run(int h, int w, int ps, int heads, int dqk, int dv, int att
     int ret;
     double exact = 0;
     if (attend == 1) {
-        ret = catanet_layernorm_fwd_cuda(&cx, (int)n, c, dx, dw.norm_w, dw.norm_b, sc.ln);
-        if (ret >= 0)
-            ret = catanet_linear_fwd_cuda(&cx, (int)n, c, (int)hq, sc.ln, dw.wq, NULL, sc.q);
-        if (ret >= 0)
-            ret = catanet_linear_fwd_cuda(&cx, (int)n, c, (int)hq, sc.ln, dw.wk, NULL, sc.k);
-        if (ret >= 0)
-            ret = catanet_linear_fwd_cuda(&cx, (int)n, c, (int)hv, sc.ln, dw.wv, NULL, sc.v);
+        ret = lrsa_ln_qkv_passes(&a, &dw, &sc, dx);
         if (ret >= 0)
             ret = catanet_lrsa_attend_fwd_cuda(&cx, &a, dw.wproj, dtab, &sc, dx, dx);
         ret = launched(ret, "lrsa attend");
+    } else if (attend == 4) {
+        ret = lrsa_attend_out_half(&a, &dw, dtab, &sc, dx, &exact);
     } else if (attend >= 2) {
         ret = lrsa_attend_half(&a, &hw, &dw, dtab, &sc, dx, attend == 3 ? &exact : NULL);
     } else {
         ret = launched(catanet_lrsa_fwd_cuda(&cx, &a, &dw, dtab, &sc, dx, dx), "lrsa");
     }
-    double e = ret < 0 ? -1 : attend == 3 ? exact : finish(dx, ref, n * c);
+    double e = ret < 0 ? -1 : attend >= 3 ? exact : finish(dx, ref, n * c);
     cudaFree(dx); cudaFree(dtab);
     cudaFree((void *)dw.norm_w); cudaFree((void *)dw.norm_b); cudaFree((void *)dw.wq); cudaFree((void *)dw.wk);
     cudaFree((void *)dw.wv); cudaFree((void *)dw.wproj);
@@ -1430,6 +1516,18 @@ static double t_lrsa_qkv_half_exact(void)
     cx.attn_fp16 = 1;
     e[2] = lrsa_run(40, 37, 16, 4, 9, 10, 3);
     cx.attn_fp16 = 0;
+    return worst_of(e, 3);
+}
+/* LRSA's output stored as fp16 (the fp16 mode's input of the one-kernel ConvFFN): exactly the fp32
+ * output rounded, on CUDA cores and on tensor cores (cx.gemm_fp16: the combine's GEMM too) */
+static double t_lrsa_out_half_exact(void)
+{
+    double e[3];
+    e[0] = lrsa_run(40, 37, 16, 4, 9, 10, 4);
+    cx.attn_fp16 = cx.gemm_fp16 = 1;
+    e[1] = lrsa_run(40, 37, 16, 4, 9, 10, 4);
+    e[2] = lrsa_run(33, 29, 16, 4, 9, 9, 4); /* XS/S head dims */
+    cx.attn_fp16 = cx.gemm_fp16 = 0;
     return worst_of(e, 3);
 }
 
@@ -2303,6 +2401,8 @@ static const Twin twins[] = {
     { "dwconv + gelu + add (tiled; fallback c=6)", "catanet_dwconv_gelu_add_fwd_cuda", 1e-5, t_dwconv_gelu_add },
     { "dwconv + gelu + add, fp16 activations (err/bound)", "catanet_dwconv_gelu_add_fp16_fwd_cuda", 1, t_dwconv_fp16 },
     { "convffn fp16, one kernel (err/bound)", "catanet_convffn_fp16_fwd_cuda", 1, t_convffn_fp16 },
+    { "convffn fp16, one kernel, x stored as fp16 (err/bound)", "catanet_convffn_fp16_fwd_cuda", 1, t_convffn_fp16_xh },
+    { "convffn fp16, x as fp16 = same values fp32", "catanet_convffn_fp16_fwd_cuda", 0, t_convffn_fp16_xh_exact },
     { "dwconv + gelu + add, per-warp kernel", "catanet_dwconv_gelu_add_pixelwarp_fwd_cuda", 1e-5, t_dwconv_pixelwarp },
     { "layernorm", "catanet_layernorm_fwd_cuda", 1e-5, t_layernorm },
     { "gelu", "catanet_gelu_fwd_cuda", 1e-6, t_gelu },
@@ -2326,6 +2426,7 @@ static const Twin twins[] = {
     { "lrsa attend, q|k|v fp16 from the fused pass", "catanet_lrsa_attend_fwd_cuda", 2e-3, t_lrsa_qkv_half },
     { "lrsa attend fp16 mode, q|k|v fp16", "catanet_lrsa_attend_fwd_cuda", 2e-3, t_lrsa_fp16_qkv_half },
     { "lrsa attend, fp16 q|k|v = same values fp32", "catanet_lrsa_attend_fwd_cuda", 0, t_lrsa_qkv_half_exact },
+    { "lrsa attend, fp16 output = fp32 output rounded", "catanet_lrsa_attend_fwd_cuda", 0, t_lrsa_out_half_exact },
     { "image to rgb (13 formats)", "catanet_image_to_rgb_cuda", 1e-5, t_image_to_rgb },
     { "image from rgb (codes apart)", "catanet_image_from_rgb_cuda", 1, t_image_from_rgb },
     /* backward twins (kernels.h's _bwd_ref ops; tolerances: see the comment above linear_bwd_case) */
@@ -2884,7 +2985,22 @@ static int op_convffn_h(void *p)
     BenchBufs *b = p;
     CatanetConvffnArgs a = { b->h, b->w, 40, 96 };
     CatanetConvffnWeights w = { b->b, b->b, b->wt, b->b, b->wt, b->b, b->wt, b->b };
-    return catanet_convffn_fp16_fwd_cuda(&cx, &a, &w, b->x, b->z);
+    return catanet_convffn_fp16_fwd_cuda(&cx, &a, &w, b->x, 0, b->z);
+}
+/* the fp16 engine's way into it: TAB's proj + fp32 residual stored as fp16 (b->big, from the fp16
+ * b->big2 the dwconv line left), then the one kernel reading that */
+static int op_linear_fused_proj_h(void *p)
+{
+    BenchBufs *b = p;
+    CatanetLinearFusion f = { .res = b->y, .x_fp16 = 1, .y_fp16 = 1 };
+    return op_linear_fused_fp16_mode(b->n, 40, 40, b->big2, b->wt, &f, b->big);
+}
+static int op_convffn_xh(void *p)
+{
+    BenchBufs *b = p;
+    CatanetConvffnArgs a = { b->h, b->w, 40, 96 };
+    CatanetConvffnWeights w = { b->b, b->b, b->wt, b->b, b->wt, b->b, b->wt, b->b };
+    return catanet_convffn_fp16_fwd_cuda(&cx, &a, &w, b->big, 1, b->z);
 }
 static int op_linear_fused_qkv_tc(void *p)
 {
@@ -3021,6 +3137,8 @@ static void op_bench(void)
         { "fp16 mode: dwconv5x5+gelu+add fp16 in/out", op_dwconv_h },
         { "fp16 mode: fused fp16 -> fc2+bias+add (tensor cores)", op_linear_fused_fc2_h },
         { "fp16 mode: the three above as one kernel (convffn.cu)", op_convffn_h },
+        { "fp16 mode: proj+residual -> fp16 (tensor cores)", op_linear_fused_proj_h },
+        { "fp16 mode: one kernel, x stored as fp16", op_convffn_xh },
         { "dwconv5x5+gelu+add per-warp (old)", op_dwconv_pixelwarp },
         { "pixel_shuffle+lrelu x2 (40ch)", op_shuffle }, { "bilinear+add -> 1920x1080", op_bilinear_add },
     };

@@ -21,6 +21,9 @@
  *      128 interior tokens -> dd, fp16, in the space xs held.
  *   4. fc2 + bias + x on the tensor cores: warp w takes the tile's row w (16 tokens, one m-tile);
  *      fp32 out.
+ * x may be stored as fp16 (x_fp16: the engine's fp16 mode, where TAB's proj pass and LRSA's combine
+ * write it so: 80 bytes a token less to write and to read at d = 40); it is widened to fp32 where it
+ * is loaded, so the kernel computes the same from the same values.
  * The rounding points are those of the fp16 mode's separate passes (LN(x), a, dd and the two
  * weight matrices in fp16; every sum in fp32), so the result matches them to within fp32 ordering.
  * The fc1 work of the halo (240 tokens for 128) is recomputed: tensor-core time is cheap here.
@@ -109,7 +112,24 @@ __device__ static inline bool cf_inside(int r, int y0, int x0, int h, int w)
     return (unsigned)gy < (unsigned)h && (unsigned)gx < (unsigned)w;
 }
 
-__global__ void __launch_bounds__(CF_THREADS) convffn_fp16_kernel(int h, int w, int d, int hidden, const float *x,
+/* four consecutive channels of x, one load (16-byte aligned as float, 8-byte as half: the four
+ * halves come as the 8 bytes of a float2, then are reinterpreted by memcpy, which compiles away) */
+__device__ static inline float4 cf_load4(const float *p)
+{
+    return *(const float4 *)p;
+}
+__device__ static inline float4 cf_load4(const __half *p)
+{
+    float2 raw = *(const float2 *)p;
+    __half2 lo, hi;
+    memcpy(&lo, &raw.x, sizeof(lo));
+    memcpy(&hi, &raw.y, sizeof(hi));
+    float2 a = __half22float2(lo), b = __half22float2(hi);
+    return make_float4(a.x, a.y, b.x, b.y);
+}
+
+template <typename TX>
+__global__ void __launch_bounds__(CF_THREADS) convffn_fp16_kernel(int h, int w, int d, int hidden, const TX *x,
                                                                   CatanetConvffnWeights wt, float *y)
 {
     extern __shared__ float4 cf_smem[];
@@ -147,7 +167,7 @@ __global__ void __launch_bounds__(CF_THREADS) convffn_fp16_kernel(int h, int w, 
         int r = i / q4, q = i - r * q4;
         float4 v = { 0.0f, 0.0f, 0.0f, 0.0f };
         if (cf_inside(r, y0, x0, h, w))
-            v = ((const float4 *)(x + ((size_t)(y0 + r / CF_HW - CF_P) * w + x0 + r % CF_HW - CF_P) * d))[q];
+            v = cf_load4(x + ((size_t)(y0 + r / CF_HW - CF_P) * w + x0 + r % CF_HW - CF_P) * d + 4 * q);
         ((float4 *)xt)[i] = v;
     }
     __syncthreads();
@@ -254,7 +274,7 @@ __global__ void __launch_bounds__(CF_THREADS) convffn_fp16_kernel(int h, int w, 
             for (int j = 0; j < 2; j++) {
                 int o = nt * 8 + 2 * t + j;
                 if (nt < nt2 && o < d)
-                    y[at + o] = acc[nt][2 * half + j] + b2[o] + x[at + o];
+                    y[at + o] = acc[nt][2 * half + j] + b2[o] + ld_act(x + at + o);
             }
     }
 }
@@ -275,17 +295,20 @@ int catanet_convffn_fp16_setup(CatanetCudaCtx *cx, int dim, int hidden)
     if (smem > (size_t)optin)
         return cuda_fail(cx, CATANET_ERR_UNSUPPORTED,
                          "convffn_fp16: needs %zu bytes of shared memory a block, the device allows %d", smem, optin);
-    CUDA_TRY(cx, cudaFuncSetAttribute(convffn_fp16_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    CUDA_TRY(cx, cudaFuncSetAttribute(convffn_fp16_kernel<float>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                      (int)smem));
+    CUDA_TRY(cx, cudaFuncSetAttribute(convffn_fp16_kernel<__half>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                      (int)smem));
     return 0;
 }
 
 int catanet_convffn_fp16_fwd_cuda(CatanetCudaCtx *cx, const CatanetConvffnArgs *a, const CatanetConvffnWeights *w,
-                                  const float *x, float *y)
+                                  const float *x, int x_fp16, float *y)
 {
     CUDA_REQUIRE(cx, a && w && x && y && a->h >= 0 && a->w >= 0, "convffn_fp16_fwd_cuda");
     CUDA_REQUIRE(cx, a->dim > 0 && a->dim <= CF_MAX_DIM && a->dim % 4 == 0 && a->hidden > 0 &&
                      a->hidden <= CF_MAX_HIDDEN, "convffn_fp16_fwd_cuda");
-    CUDA_REQUIRE(cx, ((uintptr_t)x & 15) == 0, "convffn_fp16_fwd_cuda"); /* float4 loads */
+    CUDA_REQUIRE(cx, ((uintptr_t)x & (x_fp16 ? 7 : 15)) == 0, "convffn_fp16_fwd_cuda"); /* 4-channel loads */
     CUDA_REQUIRE(cx, w->norm_w && w->norm_b && w->fc1_w && w->fc1_b && w->dw_w && w->dw_b && w->fc2_w && w->fc2_b,
                  "convffn_fp16_fwd_cuda");
     /* other blocks read x around their tiles while this one writes y: never in place */
@@ -294,8 +317,12 @@ int catanet_convffn_fp16_fwd_cuda(CatanetCudaCtx *cx, const CatanetConvffnArgs *
     if (a->h == 0 || a->w == 0)
         return 0;
     dim3 grid((unsigned)((a->w + CF_TW - 1) / CF_TW), (unsigned)((a->h + CF_TH - 1) / CF_TH));
-    convffn_fp16_kernel<<<grid, CF_THREADS, catanet_convffn_fp16_smem(a->dim, a->hidden), cx->stream>>>(
-        a->h, a->w, a->dim, a->hidden, x, *w, y);
+    size_t smem = catanet_convffn_fp16_smem(a->dim, a->hidden);
+    if (x_fp16)
+        convffn_fp16_kernel<__half><<<grid, CF_THREADS, smem, cx->stream>>>(a->h, a->w, a->dim, a->hidden,
+                                                                            (const __half *)x, *w, y);
+    else
+        convffn_fp16_kernel<float><<<grid, CF_THREADS, smem, cx->stream>>>(a->h, a->w, a->dim, a->hidden, x, *w, y);
     CUDA_LAUNCHED(cx, "convffn_fp16 (after catanet_convffn_fp16_setup)");
     return 0;
 }

@@ -290,7 +290,8 @@ int catanet_linear_fused_fwd_cuda(CatanetCudaCtx *cx, int n, int in, int out, co
     CUDA_REQUIRE(cx, (s0 == 0 && s1 == 0) || (0 < s0 && s0 < s1 && s1 <= out && f->y1 && (s1 == out || f->y2) &&
                                               !f->res && (const float *)f->y1 != x && (const float *)f->y2 != x),
                  "linear_fused_fwd_cuda");
-    CUDA_REQUIRE(cx, !f->y_fp16 || !f->res, "linear_fused_fwd_cuda");
+    /* an fp16 y beside an fp32 res: never the same buffer */
+    CUDA_REQUIRE(cx, !f->y_fp16 || !f->res || (const float *)y != f->res, "linear_fused_fwd_cuda");
     LfBand band = { f->band_wr, f->band_wc, f->band_cr, f->band_cc, f->band_w };
     CUDA_REQUIRE(cx, !band.wr || (band.wc && band.cr && band.cc && band.w > 0 && n % band.w == 0 && f->res &&
                                   s0 == 0 && !f->gelu),

@@ -268,9 +268,10 @@ int catanet_lrsa_attend_fwd_cuda(CatanetCudaCtx *cx, const CatanetLrsaArgs *a, c
     if (ret < 0)
         return ret;
     /* the projection and the band-weighted combine in one pass: out = f (cnt x + asum wproj^T)
-     * (linear.cu's fused layer; on tensor cores in the fp16 mode, as the cuBLAS GEMM was) */
-    CatanetLinearFusion comb = { .res = x, .band_wr = tb.wr, .band_wc = tb.wc, .band_cr = tb.cr, .band_cc = tb.cc,
-                                 .band_w = a->w };
+     * (linear.cu's fused layer; on tensor cores in the fp16 mode, as the cuBLAS GEMM was), stored as
+     * fp16 when cx->lrsa_out_fp16 says so (linear.cu then requires out != x) */
+    CatanetLinearFusion comb = { .res = x, .y_fp16 = cx->lrsa_out_fp16, .band_wr = tb.wr, .band_wc = tb.wc,
+                                 .band_cr = tb.cr, .band_cc = tb.cc, .band_w = a->w };
     return catanet_linear_fused_fwd_cuda(cx, N, hv, C, s->asum, wproj, &comb, out);
 }
 

@@ -21,6 +21,7 @@ struct dim3 {
 };
 struct float2 { float x, y; };
 struct float4 { float x, y, z, w; };
+static inline float4 make_float4(float x, float y, float z, float w) { return float4{ x, y, z, w }; }
 namespace emu {
 extern uint3 g_bid;
 extern dim3 g_bdim, g_gdim;
