@@ -240,7 +240,8 @@ $(EMU_B)/catanet-gpubench: $(EMU_B)/catanet-gpubench.o $(EMU_OBJS) $(EMU_ENGINE_
 # ---- end check-emu ----
 
 # ---- GPU check (tools/gpu-check.sh; issue 3) ----
-# make gpu-stage            here: stage the shared data + host libraries into build/gpu-carry
+# make gpu-stage            here: stage the shared data + host libraries into build/gpu-carry, then
+#                           check that the tree and the carry fit the run's 64 MiB (tools/gpu-travel.sh)
 # make gpu-check OUT=dir    on the GPU machine (carry build/gpu-carry/shared, build/gpu-carry/deps.tar.xz
 #                           and build/gpu-carry/ffmpeg):
 #                           build for its GPU, twin tests,
@@ -253,6 +254,7 @@ gpu-stage:
 	sh tools/gpu-check.sh --stage
 	sh tools/gpu-train.sh --stage || echo "gpu-stage: no training images staged (gpu-check's loop speed uses Set5)"
 	sh tools/ffmpeg-gpu-check.sh --stage || echo "gpu-stage: the FFmpeg part was not staged (gpu-check will skip it)"
+	sh tools/gpu-travel.sh $(wildcard build/gpu-carry/shared build/gpu-carry/deps.tar.xz build/gpu-carry/ffmpeg)
 # ---- end GPU check ----
 
 # ---- FFmpeg with catanet_xs (filter/, patches/, tools/ffmpeg-*.sh; see patches/README) ----

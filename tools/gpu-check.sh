@@ -238,6 +238,10 @@ if [ -x "$B/tools/catanet-gpubench" ] && [ -f "$M/g3_x2.safetensors" ]; then
     # the same frame with the primary kernels only, and with the kernels they replaced (~ the old engine)
     KERNELS=primary bench l8_x2_fp16_primary "$M/l8_x2.safetensors" fp16 960x540
     KERNELS=fallback bench l8_x2_fp16_fallback "$M/l8_x2.safetensors" fp16 960x540
+    # the shipped models: the product claim's speed side on the GPU (XS against the hand-designed S)
+    for m in xs s; do
+        [ -f "weights/catanet_${m}_x2.safetensors" ] && bench "${m}_x2_fp16" "weights/catanet_${m}_x2.safetensors" fp16 960x540
+    done
     bench g3_x4_fp16 "$M/g3_x4.safetensors" fp16 480x270
     bench l8_x4_fp16 "$M/l8_x4.safetensors" fp16 480x270
     bench g3_x2_fp32 "$M/g3_x2.safetensors" fp32 960x540

@@ -15,9 +15,9 @@
 # checkpoint: give --val-every 250 when resuming here).
 # Environment: GPU_TRAIN_BIN (catanet-train of a CUDA build; default $GPU_CHECK_BUILDDIR or
 # build/gpu, then build), GPU_TRAIN_CKPT (the checkpoint to continue), GPU_TRAIN_ITERS (--iters,
-# 800000: the schedule's end, so that the time limit stops the run), GPU_TRAIN_STAGE_MB (--stage: 4; the transfer holds 64 MiB in all, measured at e4c9ad7: tracked tree 29,
-# gpu-check's reference cases and Set5 15.1, FFmpeg 14, deps 0.3, so 4 MB here leaves ~1.5 MiB as the
-# teacher's logs grow).
+# 800000: the schedule's end, so that the time limit stops the run), GPU_TRAIN_STAGE_MB (--stage: 4; the transfer holds 64 MiB in all:
+# `make gpu-stage` ends with tools/gpu-travel.sh, which adds it up; on 2026-11-27 the tree was 23.4 MiB
+# and the carry 31.9 with these 4 MB, 8.7 MiB left).
 #
 # gpu-train.sh --stage (here): copies flutter-landscapes and as much of T91 as fits in
 # GPU_TRAIN_STAGE_MB, and Set5's HR images, into build/gpu-carry/shared (carried with gpu-check's).
