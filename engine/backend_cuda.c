@@ -75,6 +75,8 @@ typedef struct CudaState {
                                  ConvFFN keeps its two [N,mlp] intermediates in fp16 */
     KernelPicks pick;         /* chosen at prepare (pick_kernels) */
     int ffn_one_ok;           /* convffn.cu's kernel fits this device (catanet_convffn_fp16_setup) */
+    int f_half;               /* the ConvFFNs' outputs s->f, the residual stream inside a group, are
+                                 stored as fp16: set after the picks (f_half_ok), 0 while timing them */
     cudaGraph_t graph;
     cudaGraphExec_t exec;     /* NULL: run the forward eagerly (capture unavailable) */
     /* catanet_cuda_profile only: an event recorded after each step of the forward, and its name */
@@ -391,7 +393,7 @@ static int ffn_one(CudaState *s, const CatanetModel *m, const CatanetFfnW *w, co
     CatanetConvffnWeights fw = { dev_w(s, m, w->norm_w), dev_w(s, m, w->norm_b), dev_w(s, m, w->fc1_w),
                                  dev_w(s, m, w->fc1_b),  dev_w(s, m, w->dw_w),   dev_w(s, m, w->dw_b),
                                  dev_w(s, m, w->fc2_w),  dev_w(s, m, w->fc2_b) };
-    K(catanet_convffn_fp16_fwd_cuda(&s->cx, &fa, &fw, x_half, 1, x_out));
+    K(catanet_convffn_fp16_fwd_cuda(&s->cx, &fa, &fw, x_half, 1, x_out, s->f_half));
     mark(s, "convffn: one kernel");
     return 0;
 }
@@ -420,7 +422,7 @@ static int iasa(CudaState *s, const CatanetModel *m, int g)
 }
 
 /* s->q, s->k, s->v = the projections of LN(x), and s->t1 = LN(x) for TAB's clustering (lrsa: LRSA's
- * weights, else TAB's) */
+ * weights, else TAB's; LRSA's x is s->f, fp16 when s->f_half) */
 static int ln_qkv(CudaState *s, const CatanetModel *m, int g, int lrsa, const float *x)
 {
     const CatanetModelInfo *a = &m->info;
@@ -444,7 +446,8 @@ static int ln_qkv(CudaState *s, const CatanetModel *m, int g, int lrsa, const fl
      * LN(x) to t1 for the clustering (LRSA has no other use for it) */
     const float *stacked = s->stacked + s->stacked_group * g + (size_t)lrsa * (2 * qk + d) * d;
     CatanetLinearFusion f = { .ln_w = dev_w(s, m, nw), .ln_b = dev_w(s, m, nb), .ln_out = lrsa ? NULL : s->t1,
-                              .split = { qk, 2 * qk }, .y1 = s->k, .y2 = s->v, .y_fp16 = qkv_half(s) };
+                              .split = { qk, 2 * qk }, .y1 = s->k, .y2 = s->v, .x_fp16 = lrsa && s->f_half,
+                              .y_fp16 = qkv_half(s) };
     return catanet_linear_fused_fwd_cuda(cx, N, d, 2 * qk + d, x, stacked, &f, s->q);
 }
 
@@ -485,7 +488,10 @@ static int lrsa_attn(CudaState *s, const CatanetModel *m, int g, const float *x,
     s->cx.attn_fp16 = s->fp16 && !s->pick.lrsa[g];
     s->cx.qkv_fp16 = qkv_half(s);
     s->cx.lrsa_out_fp16 = use_ffn_one(s); /* x_out is then s->y, the one-kernel ConvFFN's fp16 input */
-    K(catanet_lrsa_attend_fwd_cuda(&s->cx, &la, dev_w(s, m, w->proj), s->lrsa_tab[g], &sc, x, x_out));
+    s->cx.lrsa_x_fp16 = s->f_half;        /* x is s->f */
+    int ret = catanet_lrsa_attend_fwd_cuda(&s->cx, &la, dev_w(s, m, w->proj), s->lrsa_tab[g], &sc, x, x_out);
+    s->cx.lrsa_x_fp16 = 0;
+    K(ret);
     mark(s, "lrsa: patch attention + proj + combine");
     return 0;
 }
@@ -560,9 +566,12 @@ static int forward(CudaState *s, const CatanetModel *m)
         K(lrsa(s, m, g, s->f));
         CatanetConv2dArgs mid = { 1, H, W, d, d, 3 };
         int last = g == a->num_groups - 1;
-        K(catanet_conv2d_res_fwd_cuda(cx, &mid, s->f, dev_w(s, m, m->groups[g].mid_w),
-                                      dev_w(s, m, m->groups[g].mid_b), gin, last ? s->f0 : NULL, s->res,
-                                      s->pick.conv_mid));
+        cx->conv_in_fp16 = s->f_half; /* s->f */
+        int ret = catanet_conv2d_res_fwd_cuda(cx, &mid, s->f, dev_w(s, m, m->groups[g].mid_w),
+                                              dev_w(s, m, m->groups[g].mid_b), gin, last ? s->f0 : NULL, s->res,
+                                              s->pick.conv_mid);
+        cx->conv_in_fp16 = 0;
+        K(ret);
         mark(s, "conv3x3 + group residual"); /* the last group's adds the global residual too */
         gin = s->res;
     }
@@ -699,6 +708,17 @@ static int pick_one(CatanetEngine *e, CudaState *s, PickOp op, int arg, cudaEven
     return 0;
 }
 
+/* Whether s->f (the ConvFFNs' outputs) may be stored as fp16 with the kernels picked: the fp16 mode's
+ * one-kernel ConvFFN writes it, and every reader takes fp16: LRSA's one-pass LN + q|k|v, its combine
+ * (residual) and the group conv's tensor-core implicit GEMM. The cuBLAS and im2col picks read fp32.
+ * 80 bytes a token less to write twice and to read three times, per group (docs/roofline.md). */
+static int f_half_ok(CudaState *s, const CatanetModel *m)
+{
+    CatanetConv2dArgs mid = { 1, s->h, s->w, m->info.dim, m->info.dim, 3 };
+    return use_ffn_one(s) && !s->pick.qkv && !s->pick.conv_mid && m->info.num_groups > 0 &&
+           catanet_conv2d_takes_fp16_in(&s->cx, &mid);
+}
+
 /* Fill s->pick from cfg.kernels. AUTO runs the forward once (every buffer then holds finite values
  * and s->ord a token order) and times each pair on the prepared buffers, in an order that leaves the
  * inputs of the later timings valid (any finite q/k/v and a token order serve the attention). */
@@ -707,6 +727,7 @@ static int pick_kernels(CatanetEngine *e, CudaState *s)
     const CatanetModel *m = e->model;
     const CatanetModelInfo *a = &m->info;
     memset(&s->pick, 0, sizeof(s->pick));
+    s->f_half = 0; /* the timings run on fp32 s->f, which every kernel of a pair reads */
     /* convffn.cu's kernel needs more shared memory than a kernel gets by default: its limit is
      * raised here, outside any capture; a device (or a model shape) it does not fit keeps the passes */
     s->ffn_one_ok = 0;
@@ -915,6 +936,10 @@ int catanet_cuda_prepare(CatanetEngine *e, int width, int height)
         ret = catanet_engine_fail(e, ret, "choosing kernels: %s", s->cx.err);
         goto fail;
     }
+    s->f_half = f_half_ok(s, m);
+    if (s->fp16)
+        catanet_log(e, CATANET_LOG_INFO, "catanet: residual stream %dx%d: the ConvFFN outputs stored as %s", s->w,
+                    s->h, s->f_half ? "fp16" : "fp32 (a kernel chosen reads fp32)");
     CU(cudaStreamSynchronize(s->stream));
 
     /* capture the forward; where capture is unavailable the forward runs eagerly */

@@ -40,8 +40,12 @@ typedef struct CatanetCudaCtx {
                                 hold __half values behind their float pointers (either attention
                                 kernel); forward only, not with catanet_lrsa_fwd_cuda's own projections */
     int iasa_out_fp16;       /* catanet_iasa_fwd_cuda stores its output as __half (forward only) */
-    int lrsa_out_fp16;       /* catanet_lrsa_attend_fwd_cuda stores its output as __half (its residual
-                                x stays fp32, and out must not be x; forward only) */
+    int lrsa_out_fp16;       /* catanet_lrsa_attend_fwd_cuda stores its output as __half (out must not
+                                be x; forward only) */
+    int lrsa_x_fp16;         /* the residual x given to catanet_lrsa_attend_fwd_cuda holds __half */
+    int conv_in_fp16;        /* the input of the forward convs holds __half: only the tensor-core
+                                implicit GEMM takes it (catanet_conv2d_takes_fp16_in); other shapes
+                                give CATANET_ERR_UNSUPPORTED, the im2col path an argument error */
     float *work;             /* device scratch, work_floats floats (see the *_cuda_work functions) */
     size_t work_floats;
     char err[256];           /* detail of the last failure */
@@ -70,8 +74,8 @@ typedef struct CatanetLinearFusion {
                                  for q, k and v of LN(x) with their weights stacked) */
     float *y1, *y2;
     int x_fp16, y_fp16;       /* x / y hold __half values behind their float pointers (activations
-                                 stored as fp16; res stays fp32, and with y_fp16 is not y; with a
-                                 split, y1 and y2 hold y's type too) */
+                                 stored as fp16; with a split, y1 and y2 hold y's type too) */
+    int res_fp16;             /* res holds __half values (y may be res only when of res's type) */
     /* LRSA's overlapping-patch combine, or all NULL: y = wr[r] wc[c] (cr[r] cc[c] res + v) for the
      * token t = r band_w + c (v: the product and bias; needs res, no split, no GELU) */
     const float *band_wr, *band_wc, *band_cr, *band_cc;
@@ -98,6 +102,9 @@ int catanet_conv2d_res_fwd_cuda(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, 
  * catanet_pixel_shuffle_lrelu_fwd_cuda apart */
 int catanet_conv2d_shuffle_lrelu_fwd_cuda(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, const float *in,
                                           const float *wt, const float *bias, int r, float *out);
+/* whether a forward conv of this shape can read fp16 input (cx->conv_in_fp16): the fp16 mode's
+ * tensor-core implicit GEMM (3x3, cin % 4 == 0, an 8-byte aligned input) */
+int catanet_conv2d_takes_fp16_in(const CatanetCudaCtx *cx, const CatanetConv2dArgs *a);
 /* the im2col + cuBLAS path alone (catanet_conv2d_fwd_cuda takes it for the shapes its direct and
  * implicit-GEMM kernels do not): its twin test and test_twins --bench's baseline */
 int catanet_conv2d_im2col_fwd_cuda(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, const float *in,
@@ -122,14 +129,15 @@ int catanet_dwconv_gelu_add_pixelwarp_fwd_cuda(CatanetCudaCtx *cx, const Catanet
  * in one kernel, fc1 and fc2 on tensor cores with the fp16 mode's rounding points; twin of
  * catanet_convffn_fwd_ref, which works in place: here y != x (other blocks read x around their tile).
  * dim <= 64 and a multiple of 4, hidden <= 128, x 16-byte aligned (x_fp16: x holds __half values
- * behind its float pointer, 8-byte aligned; widened to fp32 as loaded). The kernel needs
+ * behind its float pointer, 8-byte aligned; widened to fp32 as loaded; y_fp16, only with x_fp16: y
+ * holds __half, the fp32 result rounded). The kernel needs
  * catanet_convffn_fp16_smem bytes of shared memory a block (96 KB for CATANet):
  * catanet_convffn_fp16_setup, once per device and outside a graph capture, raises the kernel's
  * limit, or returns CATANET_ERR_UNSUPPORTED where the device has too little. ---- */
 size_t catanet_convffn_fp16_smem(int dim, int hidden);
 int catanet_convffn_fp16_setup(CatanetCudaCtx *cx, int dim, int hidden);
 int catanet_convffn_fp16_fwd_cuda(CatanetCudaCtx *cx, const CatanetConvffnArgs *a, const CatanetConvffnWeights *w,
-                                  const float *x, int x_fp16, float *y);
+                                  const float *x, int x_fp16, float *y, int y_fp16);
 
 /* ---- layernorm.cu: statistics in fp32, one warp per row; c <= CATANET_MAX_DIM ---- */
 int catanet_layernorm_fwd_cuda(CatanetCudaCtx *cx, int n, int c, const float *x, const float *g,

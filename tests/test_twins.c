@@ -245,10 +245,12 @@ static double t_linear_fp16(void) { return linear_case(1, 1, 777, 40, 96); }
 typedef struct LfCase {
     float *x, *w, *b, *g, *gb, *rv, *xn, *ref;
     uint16_t *xbits; /* x as fp16 bits, or NULL */
+    uint16_t *rbits; /* the residual as fp16 bits (rounded first, as x), or NULL */
     void *dx;        /* x on the device (fp16 when xh) */
     float *dw, *db, *dg, *dgb;
 } LfCase;
-static void lf_case_make(LfCase *c, uint64_t seed, int n, int in, int out, int ln, int bias, int gelu, int res, int xh)
+static void lf_case_make(LfCase *c, uint64_t seed, int n, int in, int out, int ln, int bias, int gelu, int res, int xh,
+                         int rh)
 {
     Rng r = { seed };
     size_t ni = (size_t)n * in, no = (size_t)n * out;
@@ -259,6 +261,7 @@ static void lf_case_make(LfCase *c, uint64_t seed, int n, int in, int out, int l
     c->gb = randv(&r, in, 0.1f);
     c->rv = randv(&r, no, 1.0f);
     c->xbits = xh ? to_half(c->x, ni) : NULL;
+    c->rbits = rh ? to_half(c->rv, no) : NULL;
     c->xn = malloc(sizeof(float) * ni);
     c->ref = malloc(sizeof(float) * no);
     if (ln)
@@ -281,13 +284,13 @@ static void lf_case_free(LfCase *c)
 {
     cudaFree(c->dx); cudaFree(c->dw); cudaFree(c->db); cudaFree(c->dg); cudaFree(c->dgb);
     free(c->x); free(c->w); free(c->b); free(c->g); free(c->gb); free(c->rv); free(c->xn); free(c->ref);
-    free(c->xbits);
+    free(c->xbits); free(c->rbits);
 }
 
 static double linear_fused_case(int n, int in, int out, int ln, int bias, int gelu, int res)
 {
     LfCase c;
-    lf_case_make(&c, 19, n, in, out, ln, bias, gelu, res, 0);
+    lf_case_make(&c, 19, n, in, out, ln, bias, gelu, res, 0, 0);
     size_t no = (size_t)n * out;
     float *dy = up(c.rv, sizeof(float) * no);
     CatanetLinearFusion f = { .ln_w = ln ? c.dg : NULL, .ln_b = ln ? c.dgb : NULL, .bias = bias ? c.db : NULL,
@@ -342,15 +345,20 @@ static double linear_fused_split_case(int n, int in, int s0, int s1, int out, in
  * the host first, so the reference reads the same values: the fp32 twin's 1e-5, reported as
  * error / 1e-5), y stored as fp16 (half_out_ratio), or both. Limit 1. A residual is added in place
  * into an fp32 y, and read from an fp32 buffer of its own into an fp16 y. */
-static double linear_fused_fp16_case(int n, int in, int out, int ln, int bias, int gelu, int res, int xh, int yh)
+static double linear_fused_fp16_case(int n, int in, int out, int ln, int bias, int gelu, int res, int xh, int yh,
+                                     int rh)
 {
     LfCase c;
-    lf_case_make(&c, 29, n, in, out, ln, bias, gelu, res, xh);
+    lf_case_make(&c, 29, n, in, out, ln, bias, gelu, res, xh, rh);
     size_t no = (size_t)n * out;
-    void *dy = yh ? dmalloc(sizeof(uint16_t) * no) : up(c.rv, sizeof(float) * no);
-    float *dres = res && yh ? up(c.rv, sizeof(float) * no) : NULL;
+    /* the residual: y itself when of y's type (in place, as the engine adds into its stream), else
+     * a buffer of its own (fp16 when rh) */
+    void *dy = yh ? (rh ? up(c.rbits, sizeof(uint16_t) * no) : dmalloc(sizeof(uint16_t) * no))
+                  : up(c.rv, sizeof(float) * no);
+    void *dres = res && yh != rh ? (rh ? up(c.rbits, sizeof(uint16_t) * no) : up(c.rv, sizeof(float) * no)) : NULL;
     CatanetLinearFusion f = { .ln_w = ln ? c.dg : NULL, .ln_b = ln ? c.dgb : NULL, .bias = bias ? c.db : NULL,
-                              .gelu = gelu, .res = res ? (yh ? dres : dy) : NULL, .x_fp16 = xh, .y_fp16 = yh };
+                              .gelu = gelu, .res = res ? (dres ? dres : dy) : NULL, .x_fp16 = xh, .y_fp16 = yh,
+                              .res_fp16 = rh };
     int ret = launched(catanet_linear_fused_fwd_cuda(&cx, n, in, out, c.dx, c.dw, &f, dy), "linear_fused fp16");
     double e = ret < 0 ? -1 : yh ? half_out_ratio(dy, c.ref, no) : finish(dy, c.ref, no) / 1e-5;
     cudaFree(dy); cudaFree(dres);
@@ -360,16 +368,18 @@ static double linear_fused_fp16_case(int n, int in, int out, int ln, int bias, i
 static double linear_fused_band_case(int h, int w, int in, int out, int yh);
 static double t_linear_fused_fp16(void)
 {
-    double e[8] = { linear_fused_fp16_case(777, 40, 96, 1, 1, 1, 0, 0, 1) /* LN + fc1 + GELU -> fp16 */,
-                    linear_fused_fp16_case(300, 96, 40, 0, 1, 0, 1, 1, 0) /* fp16 -> fc2 + bias + residual */,
-                    linear_fused_fp16_case(129, 40, 70, 1, 1, 1, 0, 1, 1) /* fp16 -> fp16, LN, 2 output chunks */,
-                    linear_fused_fp16_case(65, 100, 40, 1, 0, 0, 1, 1, 0) /* fp16 LN statistics, 4 input chunks */,
-                    linear_fused_fp16_case(300, 40, 40, 0, 0, 0, 1, 1, 1) /* TAB's proj + fp32 residual -> fp16 */,
-                    linear_fused_fp16_case(70, 40, 100, 0, 1, 0, 1, 0, 1) /* fp32 -> fp16 + residual, 2 chunks */,
+    double e[10] = { linear_fused_fp16_case(777, 40, 96, 1, 1, 1, 0, 0, 1, 0) /* LN + fc1 + GELU -> fp16 */,
+                    linear_fused_fp16_case(300, 96, 40, 0, 1, 0, 1, 1, 0, 0) /* fp16 -> fc2 + bias + residual */,
+                    linear_fused_fp16_case(129, 40, 70, 1, 1, 1, 0, 1, 1, 0) /* fp16 -> fp16, LN, 2 output chunks */,
+                    linear_fused_fp16_case(65, 100, 40, 1, 0, 0, 1, 1, 0, 0) /* fp16 LN statistics, 4 input chunks */,
+                    linear_fused_fp16_case(300, 40, 40, 0, 0, 0, 1, 1, 1, 0) /* TAB's proj + fp32 residual -> fp16 */,
+                    linear_fused_fp16_case(70, 40, 100, 0, 1, 0, 1, 0, 1, 0) /* fp32 -> fp16 + residual, 2 chunks */,
+                    linear_fused_fp16_case(300, 40, 40, 0, 0, 0, 1, 1, 1, 1) /* fp16 proj + fp16 residual in place */,
+                    linear_fused_fp16_case(129, 40, 40, 0, 1, 0, 1, 0, 0, 1) /* fp16 residual -> fp32 y apart */,
                     linear_fused_split_case(777, 40, 36, 72, 112, 0, 1) /* LN + q|k|v -> fp16 q, k, v */,
                     linear_fused_split_case(65, 36, 64, 65, 130, 1, 1) /* fp16 slices across the output chunks */ };
     double b = linear_fused_band_case(13, 29, 40, 40, 1) /* LRSA's combine -> fp16 */;
-    double a = worst_of(e, 8);
+    double a = worst_of(e, 10);
     return a < 0 || b < 0 ? -1 : fmax(a, b);
 }
 
@@ -383,20 +393,22 @@ static double t_linear_fused_fp16(void)
  * |got - ref| / bound (limit 1, a bound and not a fitted tolerance). split: q|k|v with LN(x) written
  * too (ln_out: the fp32 twin's 1e-5, as error / 1e-5). */
 static double linear_fused_tc_case(int n, int in, int out, int ln, int bias, int gelu, int res, int xh, int yh,
-                                   int split)
+                                   int split, int rh)
 {
     LfCase c;
-    lf_case_make(&c, 37, n, in, out, ln, bias, gelu, res, xh);
+    lf_case_make(&c, 37, n, in, out, ln, bias, gelu, res, xh, rh);
     size_t ni = (size_t)n * in, no = (size_t)n * out;
     float *got = malloc(sizeof(float) * no), *dln = dmalloc(sizeof(float) * ni);
     int s0 = split ? out / 3 : 0, s1 = split ? 2 * (out / 3) : 0, width[3] = { s0, s1 - s0, out - s1 };
-    void *dy = yh ? dmalloc(sizeof(uint16_t) * no) : up(c.rv, sizeof(float) * no);
-    float *dres = res && yh ? up(c.rv, sizeof(float) * no) : NULL; /* an fp16 y: the residual apart */
+    /* the residual as in linear_fused_fp16_case: in place when of y's type, else apart */
+    void *dy = yh ? (rh ? up(c.rbits, sizeof(uint16_t) * no) : dmalloc(sizeof(uint16_t) * no))
+                  : up(c.rv, sizeof(float) * no);
+    void *dres = res && yh != rh ? (rh ? up(c.rbits, sizeof(uint16_t) * no) : up(c.rv, sizeof(float) * no)) : NULL;
     size_t ys = yh ? sizeof(uint16_t) : sizeof(float);
     float *dy1 = split ? dmalloc(ys * n * width[1]) : NULL, *dy2 = split ? dmalloc(ys * n * width[2]) : NULL;
     CatanetLinearFusion f = { .ln_w = ln ? c.dg : NULL, .ln_b = ln ? c.dgb : NULL, .bias = bias ? c.db : NULL,
-                              .gelu = gelu, .res = res ? (yh ? dres : dy) : NULL, .ln_out = split ? dln : NULL,
-                              .x_fp16 = xh, .y_fp16 = yh };
+                              .gelu = gelu, .res = res ? (dres ? dres : dy) : NULL, .ln_out = split ? dln : NULL,
+                              .x_fp16 = xh, .y_fp16 = yh, .res_fp16 = rh };
     if (split) {
         f.split[0] = s0;
         f.split[1] = s1;
@@ -454,15 +466,17 @@ static double linear_fused_tc_case(int n, int in, int out, int ln, int bias, int
 }
 static double t_linear_fused_tc(void)
 {
-    double e[8] = { linear_fused_tc_case(777, 40, 96, 1, 1, 1, 0, 0, 1, 0) /* ConvFFN in: LN + fc1 + GELU -> fp16 */,
-                    linear_fused_tc_case(300, 96, 40, 0, 1, 0, 1, 1, 0, 0) /* ConvFFN out: fp16 -> fc2 + residual */,
-                    linear_fused_tc_case(777, 40, 111, 1, 0, 0, 0, 0, 0, 1) /* LN + q|k|v, split, LN(x) out */,
-                    linear_fused_tc_case(129, 40, 40, 0, 0, 0, 1, 0, 0, 0) /* proj.conv1x1 + residual, partial tile */,
-                    linear_fused_tc_case(65, 36, 20, 1, 1, 1, 1, 1, 0, 0) /* dims not multiples of 16 (padding) */,
-                    linear_fused_tc_case(1, 7, 3, 1, 1, 1, 0, 0, 1, 0) /* one token */,
-                    linear_fused_tc_case(300, 40, 110, 1, 0, 0, 0, 0, 1, 1) /* LN + q|k|v -> fp16 q, k, v */,
-                    linear_fused_tc_case(129, 40, 40, 0, 0, 0, 1, 1, 1, 0) /* fp16 proj + fp32 residual -> fp16 */ };
-    return worst_of(e, 8);
+    double e[10] = { linear_fused_tc_case(777, 40, 96, 1, 1, 1, 0, 0, 1, 0, 0) /* ConvFFN in: LN + fc1 + GELU -> fp16 */,
+                    linear_fused_tc_case(300, 96, 40, 0, 1, 0, 1, 1, 0, 0, 0) /* ConvFFN out: fp16 -> fc2 + residual */,
+                    linear_fused_tc_case(777, 40, 111, 1, 0, 0, 0, 0, 0, 1, 0) /* LN + q|k|v, split, LN(x) out */,
+                    linear_fused_tc_case(129, 40, 40, 0, 0, 0, 1, 0, 0, 0, 0) /* proj.conv1x1 + residual, partial tile */,
+                    linear_fused_tc_case(65, 36, 20, 1, 1, 1, 1, 1, 0, 0, 0) /* dims not multiples of 16 (padding) */,
+                    linear_fused_tc_case(1, 7, 3, 1, 1, 1, 0, 0, 1, 0, 0) /* one token */,
+                    linear_fused_tc_case(300, 40, 110, 1, 0, 0, 0, 0, 1, 1, 0) /* LN + q|k|v -> fp16 q, k, v */,
+                    linear_fused_tc_case(129, 40, 40, 0, 0, 0, 1, 1, 1, 0, 0) /* fp16 proj + fp32 residual -> fp16 */,
+                    linear_fused_tc_case(129, 40, 40, 0, 0, 0, 1, 1, 1, 0, 1) /* the same, fp16 residual in place */,
+                    linear_fused_tc_case(65, 36, 20, 1, 1, 1, 1, 1, 0, 0, 1) /* fp16 residual -> fp32, padding */ };
+    return worst_of(e, 10);
 }
 
 /* LRSA's combine in the epilogue: y = wr[r] wc[c] (cr[r] cc[c] res + x w^T) on an h x w token grid,
@@ -678,6 +692,71 @@ static double t_conv2d_shuffle_fp16(void)
                     conv_fp16_run(1, 13, 11, 40, 360, 0, 3) /* x3's upsampler */ };
     return worst_of(e, 3);
 }
+/* fp16 input (cx.conv_in_fp16, the fp16 mode's residual stream): the tensor cores' staging rounds the
+ * input to fp16 anyway, so the output must be bit-identical to the one from the same values stored
+ * as fp32. res: the group conv (residual in place); shuf: the upsampler. Returns the worst |difference|. */
+static double conv_fp16_in_exact(int batch, int h, int w, int cin, int cout, int res, int shuf)
+{
+    Rng r = { 27 };
+    CatanetConv2dArgs a = { batch, h, w, cin, cout, 3 };
+    size_t ni = (size_t)batch * h * w * cin, no = (size_t)batch * h * w * cout, nw = (size_t)cout * cin * 9;
+    float *x = randv(&r, ni, 1.0f), *wt = randv(&r, nw, 0.1f), *b = randv(&r, cout, 0.1f), *rv = randv(&r, no, 1.0f);
+    uint16_t *xbits = to_half(x, ni);
+    void *dxh = up(xbits, sizeof(uint16_t) * ni);
+    float *dx = up(x, sizeof(float) * ni), *dwt = up(wt, sizeof(float) * nw), *db = up(b, sizeof(float) * cout);
+    float *dy[2] = { res ? up(rv, sizeof(float) * no) : dmalloc(sizeof(float) * no),
+                     res ? up(rv, sizeof(float) * no) : dmalloc(sizeof(float) * no) };
+    cx.gemm_fp16 = 1;
+    int ret = 0;
+    for (int k = 0; k < 2 && ret >= 0; k++) { /* k 0: fp16 input, 1: fp32 */
+        const float *in = k ? dx : (const float *)dxh;
+        cx.conv_in_fp16 = !k;
+        ret = launched(shuf ? catanet_conv2d_shuffle_lrelu_fwd_cuda(&cx, &a, in, dwt, db, shuf, dy[k])
+                       : res ? catanet_conv2d_res_fwd_cuda(&cx, &a, in, dwt, db, dy[k], NULL, dy[k], 0)
+                             : catanet_conv2d_fwd_cuda(&cx, &a, in, dwt, db, dy[k]), "conv2d fp16 input");
+        cx.conv_in_fp16 = 0;
+    }
+    cx.gemm_fp16 = 0;
+    double worst = -1;
+    if (ret >= 0) {
+        float *g16 = malloc(sizeof(float) * no), *g32 = malloc(sizeof(float) * no);
+        size_t where;
+        down(g16, dy[0], sizeof(float) * no);
+        down(g32, dy[1], sizeof(float) * no);
+        worst = max_abs_diff(g16, g32, no, &where);
+        free(g16); free(g32);
+    }
+    cudaFree(dxh); cudaFree(dx); cudaFree(dwt); cudaFree(db); cudaFree(dy[0]); cudaFree(dy[1]);
+    free(x); free(wt); free(b); free(rv); free(xbits);
+    return worst;
+}
+/* fp16 input where no kernel takes it: an error, nothing launched (the im2col path, a 3-channel
+ * conv, the fp32 mode); 0 when all three were refused */
+static double conv_fp16_in_refused(void)
+{
+    CatanetConv2dArgs mid = { 1, 9, 11, 40, 40, 3 }, first = { 1, 9, 11, 3, 40, 3 };
+    float *dx = dmalloc(sizeof(float) * 9 * 11 * 40), *dw = dmalloc(sizeof(float) * 40 * 40 * 9);
+    float *dy = dmalloc(sizeof(float) * 9 * 11 * 40);
+    cx.conv_in_fp16 = 1;
+    cx.gemm_fp16 = 1;
+    int a = catanet_conv2d_res_fwd_cuda(&cx, &mid, dx, dw, NULL, dy, NULL, dy, 1) < 0;
+    int b = catanet_conv2d_fwd_cuda(&cx, &first, dx, dw, NULL, dy) < 0;
+    cx.gemm_fp16 = 0;
+    int c = catanet_conv2d_fwd_cuda(&cx, &mid, dx, dw, NULL, dy) < 0;
+    cx.conv_in_fp16 = 0;
+    cudaFree(dx); cudaFree(dw); cudaFree(dy);
+    if (!(a && b && c))
+        printf("  conv2d fp16 input not refused: im2col %d, 3 channels %d, fp32 mode %d\n", a, b, c);
+    return a && b && c ? 0 : INFINITY;
+}
+static double t_conv2d_fp16_in(void)
+{
+    double e[4] = { conv_fp16_in_exact(2, 13, 17, 40, 40, 1, 0) /* the group conv, residual in place */,
+                    conv_fp16_in_exact(1, 35, 19, 40, 160, 0, 2) /* the x2 upsampler */,
+                    conv_fp16_in_exact(2, 9, 20, 36, 144, 0, 0) /* dim 36: passes of 5 + 4 fragments */,
+                    conv_fp16_in_refused() };
+    return worst_of(e, 4);
+}
 /* the same in fp32 (the implicit GEMM on CUDA cores) against conv -> shuffle -> LeakyReLU on the CPU */
 static double conv_shuffle_case(int batch, int h, int w, int cin, int cout, int r)
 {
@@ -791,7 +870,8 @@ static double t_dwconv_pixelwarp(void) { double a = dw_run(1, 5, 2, 11, 13, 96, 
  * The entry reports the worst |got - ref| / e_y: 1 is the limit (a bound, not a fitted tolerance). */
 /* xh 1: x stored as fp16 (rounded on the host first: the reference and the bounds start from the
  * values the kernel reads). xh 2: as 1, then the same kernel on the same values stored as fp32; the
- * result is the worst |difference| of the two outputs (reading fp16 changes only the loads: 0) */
+ * result is the worst |difference| of the two outputs (reading fp16 changes only the loads: 0).
+ * xh 3: x and y stored as fp16, against the fp16 x -> fp32 y output rounded to fp16 (the same: 0) */
 static double convffn_case(int h, int w, int d, int mlp, int xh)
 {
     Rng r = { 41 };
@@ -868,16 +948,24 @@ static double convffn_case(int h, int w, int d, int mlp, int xh)
     CatanetConvffnWeights dwts = { dev[0], dev[1], dev[2], dev[3], dev[4], dev[5], dev[6], dev[7] };
     int ret = launched(catanet_convffn_fp16_setup(&cx, d, mlp), "convffn_fp16_setup");
     if (ret >= 0)
-        ret = launched(catanet_convffn_fp16_fwd_cuda(&cx, &fa, &dwts, dx, xh != 0, dy), "convffn_fp16");
+        ret = launched(catanet_convffn_fp16_fwd_cuda(&cx, &fa, &dwts, dx, xh != 0, dy, xh == 3), "convffn_fp16");
     double worst = ret < 0 ? -1 : 0;
-    if (ret >= 0 && xh == 2) {
-        float *dx32 = up(x, sizeof(float) * nd), *dy32 = dmalloc(sizeof(float) * nd);
+    if (ret >= 0 && xh >= 2) {
+        float *dx32 = xh == 2 ? up(x, sizeof(float) * nd) : NULL, *dy32 = dmalloc(sizeof(float) * nd);
         float *g16 = malloc(sizeof(float) * nd), *g32 = malloc(sizeof(float) * nd);
-        ret = launched(catanet_convffn_fp16_fwd_cuda(&cx, &fa, &dwts, dx32, 0, dy32), "convffn_fp16, fp32 x");
+        ret = launched(xh == 2 ? catanet_convffn_fp16_fwd_cuda(&cx, &fa, &dwts, dx32, 0, dy32, 0)
+                               : catanet_convffn_fp16_fwd_cuda(&cx, &fa, &dwts, dx, 1, dy32, 0),
+                       "convffn_fp16, the same in fp32");
         if (ret >= 0) {
             size_t where;
-            down(g16, dy, sizeof(float) * nd);
             down(g32, dy32, sizeof(float) * nd);
+            if (xh == 3) { /* fp16 y: against the fp32 y rounded */
+                down_half(g16, dy, nd);
+                for (size_t i = 0; i < nd; i++)
+                    g32[i] = half_value(half_bits(g32[i]));
+            } else {
+                down(g16, dy, sizeof(float) * nd);
+            }
             worst = max_abs_diff(g16, g32, nd, &where);
         }
         worst = ret < 0 ? -1 : worst;
@@ -928,8 +1016,9 @@ static double t_convffn_fp16_xh(void)
 }
 static double t_convffn_fp16_xh_exact(void)
 {
-    double e[2] = { convffn_case(21, 37, 40, 96, 2), convffn_case(9, 17, 36, 70, 2) };
-    return worst_of(e, 2);
+    double e[4] = { convffn_case(21, 37, 40, 96, 2), convffn_case(9, 17, 36, 70, 2),
+                    convffn_case(21, 37, 40, 96, 3) /* y stored as fp16 too */, convffn_case(9, 17, 36, 70, 3) };
+    return worst_of(e, 4);
 }
 
 /* ---- layernorm ---- */
@@ -1352,17 +1441,27 @@ static int lrsa_ln_qkv_passes(const CatanetLrsaArgs *a, const CatanetLrsaWeights
 }
 /* lrsa_run's attend 4: the attention with its output stored as fp16 (cx.lrsa_out_fp16, out apart
  * from x), then again with fp32 output; *exact = the worst |fp16 out - the fp32 out rounded to
- * fp16| (0: storing fp16 changes nothing but the store) */
+ * fp16| (0: storing fp16 changes nothing but the store). xh (attend 5): the residual x stored as
+ * fp16 for the first run (cx.lrsa_x_fp16; dx holds values fp16 represents exactly) */
 static int lrsa_attend_out_half(const CatanetLrsaArgs *a, const CatanetLrsaWeights *dw, const void *dtab,
-                                const CatanetLrsaCudaScratch *sc, const float *dx, double *exact)
+                                const CatanetLrsaCudaScratch *sc, const float *dx, int xh, double *exact)
 {
     size_t nc = (size_t)a->h * a->w * a->c;
-    float *dyh = dmalloc(sizeof(uint16_t) * nc), *dy32 = dmalloc(sizeof(float) * nc);
+    float *dyh = dmalloc(sizeof(uint16_t) * nc), *dy32 = dmalloc(sizeof(float) * nc), *dxh = NULL;
     int ret = lrsa_ln_qkv_passes(a, dw, sc, dx);
+    if (xh) {
+        float *hx = malloc(sizeof(float) * nc);
+        down(hx, dx, sizeof(float) * nc);
+        uint16_t *bits = to_half(hx, nc);
+        dxh = up(bits, sizeof(uint16_t) * nc);
+        free(hx);
+        free(bits);
+    }
     cx.lrsa_out_fp16 = 1;
+    cx.lrsa_x_fp16 = xh;
     if (ret >= 0)
-        ret = catanet_lrsa_attend_fwd_cuda(&cx, a, dw->wproj, dtab, sc, dx, dyh);
-    cx.lrsa_out_fp16 = 0;
+        ret = catanet_lrsa_attend_fwd_cuda(&cx, a, dw->wproj, dtab, sc, xh ? dxh : dx, dyh);
+    cx.lrsa_out_fp16 = cx.lrsa_x_fp16 = 0;
     if (ret >= 0)
         ret = catanet_lrsa_attend_fwd_cuda(&cx, a, dw->wproj, dtab, sc, dx, dy32);
     ret = launched(ret, "lrsa attend, fp16 output");
@@ -1379,7 +1478,7 @@ static int lrsa_attend_out_half(const CatanetLrsaArgs *a, const CatanetLrsaWeigh
         free(g16);
         free(g32);
     }
-    cudaFree(dyh); cudaFree(dy32);
+    cudaFree(dyh); cudaFree(dy32); cudaFree(dxh);
     return ret;
 }
 static double lrsa_case(int h, int w, int ps, int heads, int dqk, int dv) { return lrsa_run(h, w, ps, heads, dqk, dv, 0); }
@@ -1391,7 +1490,8 @@ static double lrsa_case(int h, int w, int ps, int heads, int dqk, int dv) { retu
  * cx.qkv_fp16 off: the result is the bit-exact difference of the two device outputs (reading fp16
  * must change nothing but the loads).
  * attend 4: the separate passes, then the attention storing its output as fp16 and again as fp32
- * (lrsa_attend_out_half): the result is the difference of the fp16 output and the fp32 one rounded. */
+ * (lrsa_attend_out_half): the result is the difference of the fp16 output and the fp32 one rounded.
+ * attend 5: as 4 with x rounded to fp16 and the first run reading it stored as fp16. */
 static double lrsa_run(int h, int w, int ps, int heads, int dqk, int dv, int attend)
 {
     Rng r = { 22 + (uint64_t)h * w };
@@ -1429,8 +1529,13 @@ static double lrsa_run(int h, int w, int ps, int heads, int dqk, int dv, int att
         if (ret >= 0)
             ret = catanet_lrsa_attend_fwd_cuda(&cx, &a, dw.wproj, dtab, &sc, dx, dx);
         ret = launched(ret, "lrsa attend");
-    } else if (attend == 4) {
-        ret = lrsa_attend_out_half(&a, &dw, dtab, &sc, dx, &exact);
+    } else if (attend >= 4) {
+        if (attend == 5) { /* x rounded to fp16 first: the values the fp16 copy holds exactly */
+            uint16_t *bits = to_half(x, n * c);
+            free(bits);
+            cudaMemcpy(dx, x, sizeof(float) * n * c, cudaMemcpyHostToDevice);
+        }
+        ret = lrsa_attend_out_half(&a, &dw, dtab, &sc, dx, attend == 5, &exact);
     } else if (attend >= 2) {
         ret = lrsa_attend_half(&a, &hw, &dw, dtab, &sc, dx, attend == 3 ? &exact : NULL);
     } else {
@@ -1527,6 +1632,17 @@ static double t_lrsa_out_half_exact(void)
     cx.attn_fp16 = cx.gemm_fp16 = 1;
     e[1] = lrsa_run(40, 37, 16, 4, 9, 10, 4);
     e[2] = lrsa_run(33, 29, 16, 4, 9, 9, 4); /* XS/S head dims */
+    cx.attn_fp16 = cx.gemm_fp16 = 0;
+    return worst_of(e, 3);
+}
+/* ... and with its residual x stored as fp16 as well (the fp16 mode's residual stream) */
+static double t_lrsa_x_half_exact(void)
+{
+    double e[3];
+    e[0] = lrsa_run(40, 37, 16, 4, 9, 10, 5);
+    cx.attn_fp16 = cx.gemm_fp16 = 1;
+    e[1] = lrsa_run(40, 37, 16, 4, 9, 10, 5);
+    e[2] = lrsa_run(33, 29, 16, 4, 9, 9, 5);
     cx.attn_fp16 = cx.gemm_fp16 = 0;
     return worst_of(e, 3);
 }
@@ -2395,6 +2511,7 @@ static const Twin twins[] = {
     { "conv2d im2col chunks + cuBLAS", "catanet_conv2d_im2col_fwd_cuda", 1e-5, t_conv2d_im2col },
     { "conv2d + residual(s) (implicit GEMM; im2col)", "catanet_conv2d_res_fwd_cuda", 1e-5, t_conv2d_res },
     { "conv2d fp16 tensor-core implicit GEMM (err/bound)", "catanet_conv2d_fwd_cuda", 1, t_conv2d_fp16 },
+    { "conv2d fp16 input = same values fp32; refused elsewhere", "catanet_conv2d_fwd_cuda", 0, t_conv2d_fp16_in },
     { "conv2d + pixel shuffle + lrelu (implicit GEMM)", "catanet_conv2d_shuffle_lrelu_fwd_cuda", 1e-5, t_conv2d_shuffle },
     { "conv2d + shuffle + lrelu fp16 (err/bound)", "catanet_conv2d_shuffle_lrelu_fwd_cuda", 1, t_conv2d_shuffle_fp16 },
     { "dwconv 5x5 and 3x3 (tiled; fallback c=6)", "catanet_dwconv_fwd_cuda", 1e-5, t_dwconv },
@@ -2402,7 +2519,7 @@ static const Twin twins[] = {
     { "dwconv + gelu + add, fp16 activations (err/bound)", "catanet_dwconv_gelu_add_fp16_fwd_cuda", 1, t_dwconv_fp16 },
     { "convffn fp16, one kernel (err/bound)", "catanet_convffn_fp16_fwd_cuda", 1, t_convffn_fp16 },
     { "convffn fp16, one kernel, x stored as fp16 (err/bound)", "catanet_convffn_fp16_fwd_cuda", 1, t_convffn_fp16_xh },
-    { "convffn fp16, x as fp16 = same values fp32", "catanet_convffn_fp16_fwd_cuda", 0, t_convffn_fp16_xh_exact },
+    { "convffn fp16, fp16 x = fp32 x, fp16 y = fp32 y rounded", "catanet_convffn_fp16_fwd_cuda", 0, t_convffn_fp16_xh_exact },
     { "dwconv + gelu + add, per-warp kernel", "catanet_dwconv_gelu_add_pixelwarp_fwd_cuda", 1e-5, t_dwconv_pixelwarp },
     { "layernorm", "catanet_layernorm_fwd_cuda", 1e-5, t_layernorm },
     { "gelu", "catanet_gelu_fwd_cuda", 1e-6, t_gelu },
@@ -2427,6 +2544,7 @@ static const Twin twins[] = {
     { "lrsa attend fp16 mode, q|k|v fp16", "catanet_lrsa_attend_fwd_cuda", 2e-3, t_lrsa_fp16_qkv_half },
     { "lrsa attend, fp16 q|k|v = same values fp32", "catanet_lrsa_attend_fwd_cuda", 0, t_lrsa_qkv_half_exact },
     { "lrsa attend, fp16 output = fp32 output rounded", "catanet_lrsa_attend_fwd_cuda", 0, t_lrsa_out_half_exact },
+    { "lrsa attend, fp16 x and output = fp32 rounded", "catanet_lrsa_attend_fwd_cuda", 0, t_lrsa_x_half_exact },
     { "image to rgb (13 formats)", "catanet_image_to_rgb_cuda", 1e-5, t_image_to_rgb },
     { "image from rgb (codes apart)", "catanet_image_from_rgb_cuda", 1, t_image_from_rgb },
     /* backward twins (kernels.h's _bwd_ref ops; tolerances: see the comment above linear_bwd_case) */
@@ -2471,6 +2589,8 @@ static void log_cb(void *opaque, int level, const char *msg)
     } else if (strstr(msg, "kernel pick")) {
         printf("  log: %s\n", msg);
         engine_picks++;
+    } else if (strstr(msg, "residual stream")) { /* the storage the picks allow: printed, not counted */
+        printf("  log: %s\n", msg);
     }
 }
 
@@ -2985,7 +3105,7 @@ static int op_convffn_h(void *p)
     BenchBufs *b = p;
     CatanetConvffnArgs a = { b->h, b->w, 40, 96 };
     CatanetConvffnWeights w = { b->b, b->b, b->wt, b->b, b->wt, b->b, b->wt, b->b };
-    return catanet_convffn_fp16_fwd_cuda(&cx, &a, &w, b->x, 0, b->z);
+    return catanet_convffn_fp16_fwd_cuda(&cx, &a, &w, b->x, 0, b->z, 0);
 }
 /* the fp16 engine's way into it: TAB's proj + fp32 residual stored as fp16 (b->big, from the fp16
  * b->big2 the dwconv line left), then the one kernel reading that */
@@ -3000,7 +3120,14 @@ static int op_convffn_xh(void *p)
     BenchBufs *b = p;
     CatanetConvffnArgs a = { b->h, b->w, 40, 96 };
     CatanetConvffnWeights w = { b->b, b->b, b->wt, b->b, b->wt, b->b, b->wt, b->b };
-    return catanet_convffn_fp16_fwd_cuda(&cx, &a, &w, b->big, 1, b->z);
+    return catanet_convffn_fp16_fwd_cuda(&cx, &a, &w, b->big, 1, b->z, 0);
+}
+static int op_convffn_xyh(void *p)
+{
+    BenchBufs *b = p;
+    CatanetConvffnArgs a = { b->h, b->w, 40, 96 };
+    CatanetConvffnWeights w = { b->b, b->b, b->wt, b->b, b->wt, b->b, b->wt, b->b };
+    return catanet_convffn_fp16_fwd_cuda(&cx, &a, &w, b->big, 1, b->z, 1);
 }
 static int op_linear_fused_qkv_tc(void *p)
 {
@@ -3139,6 +3266,7 @@ static void op_bench(void)
         { "fp16 mode: the three above as one kernel (convffn.cu)", op_convffn_h },
         { "fp16 mode: proj+residual -> fp16 (tensor cores)", op_linear_fused_proj_h },
         { "fp16 mode: one kernel, x stored as fp16", op_convffn_xh },
+        { "fp16 mode: one kernel, x and y stored as fp16", op_convffn_xyh },
         { "dwconv5x5+gelu+add per-warp (old)", op_dwconv_pixelwarp },
         { "pixel_shuffle+lrelu x2 (40ch)", op_shuffle }, { "bilinear+add -> 1920x1080", op_bilinear_add },
     };

@@ -403,7 +403,9 @@ __global__ void __launch_bounds__(256)
  * from the fp16 weights [tap][channel][cout] in cx->work (138 KB for 40 -> 160, L1/L2-resident,
  * shared by all warps). Each warp owns TC_MR rows of the tile and up to NF 16-output fragments per
  * pass; accumulators go through a per-warp 16x16 staging tile in shared memory so that the bias,
- * the image's right and bottom edges and cout's padding are handled per element. */
+ * the image's right and bottom edges and cout's padding are handled per element.
+ * The input may be stored as fp16 (cx->conv_in_fp16: the fp16 mode's residual stream): the staging
+ * rounds it to fp16 anyway, so the result is the same as from the same values stored as fp32. */
 #define TC_TW 16          /* one A fragment: 16 pixels of a row */
 #define TC_MR 2           /* tile rows per warp */
 #define TC_TH (8 * TC_MR) /* 8 warps */
@@ -425,8 +427,8 @@ __global__ void conv_weights_half_kernel(int cout, int cin, int coutp, int cinp,
 
 namespace wmma = nvcuda::wmma;
 
-template <int NF>
-__global__ void __launch_bounds__(256) conv_igemm_tc_kernel(CatanetConv2dArgs a, const float *in, const __half *wh,
+template <int NF, typename TI>
+__global__ void __launch_bounds__(256) conv_igemm_tc_kernel(CatanetConv2dArgs a, const TI *in, const __half *wh,
                                                             const float *bias, const float *res, const float *res2,
                                                             int shuf, float *out)
 {
@@ -437,12 +439,12 @@ __global__ void __launch_bounds__(256) conv_igemm_tc_kernel(CatanetConv2dArgs a,
     __half *tile = (__half *)tc_smem_f4;                         /* [SH][SW][cinp] */
     float *st = (float *)(tile + SH * SW * cinp) + warp * 256;   /* this warp's [16][16] */
     const int img = blockIdx.z, x0 = blockIdx.x * TC_TW, y0 = blockIdx.y * TC_TH;
-    const float *src = in + (size_t)img * a.h * a.w * cin;
+    const TI *src = in + (size_t)img * a.h * a.w * cin;
     for (int i = tid; i < SH * SW * c4n; i += 256) {
         int pix = i / c4n, g = i - pix * c4n, sy = pix / SW, sx = pix - sy * SW, gy = y0 + sy - 1, gx = x0 + sx - 1;
         float4 v = { 0.0f, 0.0f, 0.0f, 0.0f };
         if (4 * g < cin && (unsigned)gy < (unsigned)a.h && (unsigned)gx < (unsigned)a.w)
-            v = *(const float4 *)(src + ((size_t)gy * a.w + gx) * cin + 4 * g);
+            v = ld_act4(src + ((size_t)gy * a.w + gx) * cin + 4 * g);
         __half *d = tile + pix * cinp + 4 * g;
         d[0] = __float2half_rn(v.x);
         d[1] = __float2half_rn(v.y);
@@ -530,6 +532,7 @@ static int launch_permute(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, const 
 static int im2col_fwd(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, const float *in, const float *wt,
                       const float *bias, const float *res, const float *res2, float *out)
 {
+    CUDA_REQUIRE(cx, !cx->conv_in_fp16, "conv2d im2col (its input is fp32: unset cx->conv_in_fp16)");
     int total = a->batch * a->h * a->w, ncol = a->cin * a->ksize * a->ksize, ret;
     float *wp = cx->work, *col = cx->work + wperm_floats(a);
     if ((ret = launch_permute(cx, a, wt, wp)) < 0)
@@ -556,6 +559,19 @@ static bool aligned16(const void *p)
     return ((uintptr_t)p & 15) == 0;
 }
 
+/* the tensor-core implicit GEMM takes this conv (with fp16 input when in_fp16: 8-byte alignment) */
+static bool tc_takes(const CatanetCudaCtx *cx, const CatanetConv2dArgs *a, const void *in, int in_fp16)
+{
+    return a->ksize == 3 && a->batch <= 65535 && cx->gemm_fp16 && a->cin % 4 == 0 &&
+           ((uintptr_t)in & (in_fp16 ? 7 : 15)) == 0 && tc_smem(a->cin) <= 48 * 1024 &&
+           (a->h + TC_TH - 1) / TC_TH <= 65535;
+}
+
+int catanet_conv2d_takes_fp16_in(const CatanetCudaCtx *cx, const CatanetConv2dArgs *a)
+{
+    return tc_takes(cx, a, NULL, 1);
+}
+
 /* in [B,H,W,cin], wt [cout,cin,k,k], bias [cout] or NULL, res [B,H,W,cout] or NULL (may be out), res2
  * (only with res, not out) -> out [B,H,W,cout]; the direct kernels take no residual (their shapes go
  * to im2col with one).
@@ -570,7 +586,10 @@ static int conv_fwd(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, const float 
     CUDA_REQUIRE(cx, res != in, "conv2d_fwd_cuda");
     int total = a->batch * a->h * a->w;
     bool k3 = a->ksize == 3 && a->batch <= 65535;
-    if (res || shuf)
+    if (cx->conv_in_fp16 && !tc_takes(cx, a, in, 1))
+        return cuda_fail(cx, CATANET_ERR_UNSUPPORTED, "conv2d: fp16 input only on the tensor-core implicit GEMM "
+                         "(fp16 mode, 3x3, cin %% 4 == 0): %d -> %d, k %d", a->cin, a->cout, a->ksize);
+    if (res || shuf || cx->conv_in_fp16)
         goto gemm;
     if (k3 && a->cout <= 4 && a->cin % 4 == 0 && aligned16(in) && co_smem(a->cin) <= 48 * 1024 &&
         (a->h + CO_TH - 1) / CO_TH <= 65535) {
@@ -609,18 +628,23 @@ static int conv_fwd(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, const float 
         return 0;
     }
 gemm:
-    if (k3 && cx->gemm_fp16 && a->cin % 4 == 0 && aligned16(in) && tc_smem(a->cin) <= 48 * 1024 &&
-        (a->h + TC_TH - 1) / TC_TH <= 65535) {
+    if (tc_takes(cx, a, in, cx->conv_in_fp16)) {
         int cinp = round16(a->cin), coutp = round16(a->cout);
         __half *wh = (__half *)(((uintptr_t)cx->work + 31) & ~(uintptr_t)31);
         conv_weights_half_kernel<<<grid_for((size_t)9 * cinp * coutp, CUDA_THREADS), CUDA_THREADS, 0, cx->stream>>>(
             a->cout, a->cin, coutp, cinp, wt, wh);
         CUDA_LAUNCHED(cx, "conv2d fp16 weights");
         dim3 grid((a->w + TC_TW - 1) / TC_TW, (a->h + TC_TH - 1) / TC_TH, a->batch);
-        if (coutp <= 48)
-            conv_igemm_tc_kernel<3><<<grid, 256, tc_smem(a->cin), cx->stream>>>(*a, in, wh, bias, res, res2, shuf, out);
+        const __half *inh = (const __half *)in;
+        size_t smem = tc_smem(a->cin);
+        if (coutp <= 48 && cx->conv_in_fp16)
+            conv_igemm_tc_kernel<3, __half><<<grid, 256, smem, cx->stream>>>(*a, inh, wh, bias, res, res2, shuf, out);
+        else if (coutp <= 48)
+            conv_igemm_tc_kernel<3, float><<<grid, 256, smem, cx->stream>>>(*a, in, wh, bias, res, res2, shuf, out);
+        else if (cx->conv_in_fp16)
+            conv_igemm_tc_kernel<5, __half><<<grid, 256, smem, cx->stream>>>(*a, inh, wh, bias, res, res2, shuf, out);
         else
-            conv_igemm_tc_kernel<5><<<grid, 256, tc_smem(a->cin), cx->stream>>>(*a, in, wh, bias, res, res2, shuf, out);
+            conv_igemm_tc_kernel<5, float><<<grid, 256, smem, cx->stream>>>(*a, in, wh, bias, res, res2, shuf, out);
         CUDA_LAUNCHED(cx, "conv2d implicit GEMM (tensor cores)");
         return 0;
     }

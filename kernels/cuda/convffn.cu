@@ -23,7 +23,8 @@
  *      fp32 out.
  * x may be stored as fp16 (x_fp16: the engine's fp16 mode, where TAB's proj pass and LRSA's combine
  * write it so: 80 bytes a token less to write and to read at d = 40); it is widened to fp32 where it
- * is loaded, so the kernel computes the same from the same values.
+ * is loaded, so the kernel computes the same from the same values. y may be stored as fp16 too
+ * (y_fp16: the residual stream in fp16), rounded from the same fp32 sum.
  * The rounding points are those of the fp16 mode's separate passes (LN(x), a, dd and the two
  * weight matrices in fp16; every sum in fp32), so the result matches them to within fp32 ordering.
  * The fc1 work of the halo (240 tokens for 128) is recomputed: tensor-core time is cheap here.
@@ -112,25 +113,9 @@ __device__ static inline bool cf_inside(int r, int y0, int x0, int h, int w)
     return (unsigned)gy < (unsigned)h && (unsigned)gx < (unsigned)w;
 }
 
-/* four consecutive channels of x, one load (16-byte aligned as float, 8-byte as half: the four
- * halves come as the 8 bytes of a float2, then are reinterpreted by memcpy, which compiles away) */
-__device__ static inline float4 cf_load4(const float *p)
-{
-    return *(const float4 *)p;
-}
-__device__ static inline float4 cf_load4(const __half *p)
-{
-    float2 raw = *(const float2 *)p;
-    __half2 lo, hi;
-    memcpy(&lo, &raw.x, sizeof(lo));
-    memcpy(&hi, &raw.y, sizeof(hi));
-    float2 a = __half22float2(lo), b = __half22float2(hi);
-    return make_float4(a.x, a.y, b.x, b.y);
-}
-
-template <typename TX>
+template <typename TX, typename TY>
 __global__ void __launch_bounds__(CF_THREADS) convffn_fp16_kernel(int h, int w, int d, int hidden, const TX *x,
-                                                                  CatanetConvffnWeights wt, float *y)
+                                                                  CatanetConvffnWeights wt, TY *y)
 {
     extern __shared__ float4 cf_smem[];
     const CfLayout L = cf_layout(d, hidden);
@@ -167,7 +152,7 @@ __global__ void __launch_bounds__(CF_THREADS) convffn_fp16_kernel(int h, int w, 
         int r = i / q4, q = i - r * q4;
         float4 v = { 0.0f, 0.0f, 0.0f, 0.0f };
         if (cf_inside(r, y0, x0, h, w))
-            v = cf_load4(x + ((size_t)(y0 + r / CF_HW - CF_P) * w + x0 + r % CF_HW - CF_P) * d + 4 * q);
+            v = ld_act4(x + ((size_t)(y0 + r / CF_HW - CF_P) * w + x0 + r % CF_HW - CF_P) * d + 4 * q);
         ((float4 *)xt)[i] = v;
     }
     __syncthreads();
@@ -274,7 +259,7 @@ __global__ void __launch_bounds__(CF_THREADS) convffn_fp16_kernel(int h, int w, 
             for (int j = 0; j < 2; j++) {
                 int o = nt * 8 + 2 * t + j;
                 if (nt < nt2 && o < d)
-                    y[at + o] = acc[nt][2 * half + j] + b2[o] + ld_act(x + at + o);
+                    st_act(y + at + o, acc[nt][2 * half + j] + b2[o] + ld_act(x + at + o));
             }
     }
 }
@@ -295,15 +280,17 @@ int catanet_convffn_fp16_setup(CatanetCudaCtx *cx, int dim, int hidden)
     if (smem > (size_t)optin)
         return cuda_fail(cx, CATANET_ERR_UNSUPPORTED,
                          "convffn_fp16: needs %zu bytes of shared memory a block, the device allows %d", smem, optin);
-    CUDA_TRY(cx, cudaFuncSetAttribute(convffn_fp16_kernel<float>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+    CUDA_TRY(cx, cudaFuncSetAttribute(convffn_fp16_kernel<float, float>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                       (int)smem));
-    CUDA_TRY(cx, cudaFuncSetAttribute(convffn_fp16_kernel<__half>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                      (int)smem));
+    CUDA_TRY(cx, cudaFuncSetAttribute(convffn_fp16_kernel<__half, float>,
+                                      cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    CUDA_TRY(cx, cudaFuncSetAttribute(convffn_fp16_kernel<__half, __half>,
+                                      cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
     return 0;
 }
 
 int catanet_convffn_fp16_fwd_cuda(CatanetCudaCtx *cx, const CatanetConvffnArgs *a, const CatanetConvffnWeights *w,
-                                  const float *x, int x_fp16, float *y)
+                                  const float *x, int x_fp16, float *y, int y_fp16)
 {
     CUDA_REQUIRE(cx, a && w && x && y && a->h >= 0 && a->w >= 0, "convffn_fp16_fwd_cuda");
     CUDA_REQUIRE(cx, a->dim > 0 && a->dim <= CF_MAX_DIM && a->dim % 4 == 0 && a->hidden > 0 &&
@@ -318,11 +305,18 @@ int catanet_convffn_fp16_fwd_cuda(CatanetCudaCtx *cx, const CatanetConvffnArgs *
         return 0;
     dim3 grid((unsigned)((a->w + CF_TW - 1) / CF_TW), (unsigned)((a->h + CF_TH - 1) / CF_TH));
     size_t smem = catanet_convffn_fp16_smem(a->dim, a->hidden);
-    if (x_fp16)
-        convffn_fp16_kernel<__half><<<grid, CF_THREADS, smem, cx->stream>>>(a->h, a->w, a->dim, a->hidden,
-                                                                            (const __half *)x, *w, y);
+    /* the three forms the engine uses: fp32 -> fp32, fp16 -> fp32, fp16 -> fp16 */
+    CUDA_REQUIRE(cx, x_fp16 || !y_fp16, "convffn_fp16_fwd_cuda (fp32 x, fp16 y: not a form the engine uses)");
+    const __half *xh = (const __half *)x;
+    if (y_fp16)
+        convffn_fp16_kernel<__half, __half><<<grid, CF_THREADS, smem, cx->stream>>>(a->h, a->w, a->dim, a->hidden, xh,
+                                                                                    *w, (__half *)y);
+    else if (x_fp16)
+        convffn_fp16_kernel<__half, float><<<grid, CF_THREADS, smem, cx->stream>>>(a->h, a->w, a->dim, a->hidden, xh,
+                                                                                   *w, y);
     else
-        convffn_fp16_kernel<float><<<grid, CF_THREADS, smem, cx->stream>>>(a->h, a->w, a->dim, a->hidden, x, *w, y);
+        convffn_fp16_kernel<float, float><<<grid, CF_THREADS, smem, cx->stream>>>(a->h, a->w, a->dim, a->hidden, x,
+                                                                                  *w, y);
     CUDA_LAUNCHED(cx, "convffn_fp16 (after catanet_convffn_fp16_setup)");
     return 0;
 }

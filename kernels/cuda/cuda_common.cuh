@@ -9,6 +9,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include <cuda_fp16.h>
 
@@ -62,6 +63,18 @@ __device__ static inline float ld_act(const float *p) { return *p; }
 __device__ static inline float ld_act(const __half *p) { return __half2float(*p); }
 __device__ static inline void st_act(float *p, float v) { *p = v; }
 __device__ static inline void st_act(__half *p, float v) { *p = __float2half_rn(v); }
+/* four consecutive channels in one load (16-byte aligned as float, 8-byte as half: the four halves
+ * come as the 8 bytes of a float2, reinterpreted by memcpy, which compiles away) */
+__device__ static inline float4 ld_act4(const float *p) { return *(const float4 *)p; }
+__device__ static inline float4 ld_act4(const __half *p)
+{
+    float2 raw = *(const float2 *)p;
+    __half2 lo, hi;
+    memcpy(&lo, &raw.x, sizeof(lo));
+    memcpy(&hi, &raw.y, sizeof(hi));
+    float2 a = __half22float2(lo), b = __half22float2(hi);
+    return make_float4(a.x, a.y, b.x, b.y);
+}
 
 #define CUDA_THREADS 256
 

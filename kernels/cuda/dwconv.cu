@@ -91,19 +91,6 @@ static size_t dw_tile_smem(int k)
     return sizeof(float) * (DW_TH + k - 1) * (DW_TW + k - 1) * DW_CS; /* 40 KB for 5x5, 31.5 KB for 3x3 */
 }
 
-/* four consecutive channels of an activation row as fp32 (fp16 storage: two half2 loads) */
-__device__ static inline float4 ld_act4(const float *p) { return *(const float4 *)p; }
-__device__ static inline float4 ld_act4(const __half *p)
-{
-    float2 a = __half22float2(((const __half2 *)p)[0]), b = __half22float2(((const __half2 *)p)[1]);
-    float4 v;
-    v.x = a.x;
-    v.y = a.y;
-    v.z = b.x;
-    v.w = b.y;
-    return v;
-}
-
 /* T: how in and out are stored (float, or __half in the fp16 mode's ConvFFN); fp32 arithmetic */
 template <bool GELU_ADD, int K, typename T>
 __global__ void __launch_bounds__(DW_THREADS)

@@ -72,9 +72,9 @@ struct LfBand {
 
 /* one output of the fused layer: bias, GELU, then the residual (band-weighted for LRSA) and the
  * store, or the split routing */
-template <typename TY>
+template <typename TY, typename TR>
 __device__ static inline void lf_store(float v, size_t t, int o, int out, const float *bias, int gelu,
-                                       const float *res, TY *y, int s0, int s1, float *y1, float *y2, LfBand band)
+                                       const TR *res, TY *y, int s0, int s1, float *y1, float *y2, LfBand band)
 {
     if (bias)
         v += bias[o];
@@ -84,9 +84,9 @@ __device__ static inline void lf_store(float v, size_t t, int o, int out, const 
         size_t at = t * out + o;
         if (band.wr) { /* as lrsa_combine_kernel: f (cnt x + proj) */
             int r = (int)(t / band.w), c = (int)(t - (size_t)r * band.w);
-            v = band.wr[r] * band.wc[c] * (band.cr[r] * band.cc[c] * res[at] + v);
+            v = band.wr[r] * band.wc[c] * (band.cr[r] * band.cc[c] * ld_act(res + at) + v);
         } else if (res) {
-            v += res[at];
+            v += ld_act(res + at);
         }
         st_act(y + at, v);
     } else { /* y1 and y2 hold the same type as y (fp16: q, k and v stored as fp16) */
@@ -122,11 +122,11 @@ __device__ static inline void lf_row_stats(const TX *x, int ntok, int in, float 
     }
 }
 
-template <typename TX, typename TY>
+template <typename TX, typename TY, typename TR>
 __global__ void __launch_bounds__(256) linear_fused_kernel(int n, int in, int out, const TX *x,
                                                            const float *w, const float *lnw,
                                                            const float *lnb, const float *bias, int gelu,
-                                                           const float *res, TY *y, float *ln_out,
+                                                           const TR *res, TY *y, float *ln_out,
                                                            int s0, int s1, float *y1, float *y2, LfBand band)
 {
     __shared__ float xs[LF_K][LF_TOK + 1]; /* +1: the staging writes (k varies in a warp) spread over banks */
@@ -216,10 +216,10 @@ static size_t lt_smem(int in, int out)
            sizeof(float) * (8 * 256 + 2 * LT_TOK);
 }
 
-template <typename TX, typename TY>
+template <typename TX, typename TY, typename TR>
 __global__ void __launch_bounds__(256) linear_fused_tc_kernel(int n, int in, int out, const TX *x, const float *w,
                                                               const float *lnw, const float *lnb, const float *bias,
-                                                              int gelu, const float *res, TY *y, float *ln_out, int s0,
+                                                              int gelu, const TR *res, TY *y, float *ln_out, int s0,
                                                               int s1, float *y1, float *y2, LfBand band)
 {
     namespace wmma = nvcuda::wmma;
@@ -277,6 +277,44 @@ __global__ void __launch_bounds__(256) linear_fused_tc_kernel(int n, int in, int
     }
 }
 
+/* one launch with x, y and res of the types the fusion's flags say (fp32 or __half behind the float
+ * pointers): the kernels are instantiated for each combination */
+template <typename TX, typename TY, typename TR>
+static void lf_launch(CatanetCudaCtx *cx, bool tc, int n, int in, int out, const TX *x, const float *w,
+                      const CatanetLinearFusion *f, TY *y)
+{
+    LfBand band = { f->band_wr, f->band_wc, f->band_cr, f->band_cc, f->band_w };
+    const TR *res = (const TR *)f->res;
+    unsigned blocks = (unsigned)(((size_t)n + (tc ? LT_TOK : LF_TOK) - 1) / (tc ? LT_TOK : LF_TOK));
+    size_t smem = tc ? lt_smem(in, out) : 0;
+    if (tc)
+        linear_fused_tc_kernel<TX, TY, TR><<<blocks, 256, smem, cx->stream>>>(
+            n, in, out, x, w, f->ln_w, f->ln_b, f->bias, f->gelu, res, y, f->ln_out, f->split[0], f->split[1], f->y1,
+            f->y2, band);
+    else
+        linear_fused_kernel<TX, TY, TR><<<blocks, 256, 0, cx->stream>>>(
+            n, in, out, x, w, f->ln_w, f->ln_b, f->bias, f->gelu, res, y, f->ln_out, f->split[0], f->split[1], f->y1,
+            f->y2, band);
+}
+template <typename TX, typename TY>
+static void lf_launch_r(CatanetCudaCtx *cx, bool tc, int n, int in, int out, const TX *x, const float *w,
+                        const CatanetLinearFusion *f, TY *y)
+{
+    if (f->res_fp16)
+        lf_launch<TX, TY, __half>(cx, tc, n, in, out, x, w, f, y);
+    else
+        lf_launch<TX, TY, float>(cx, tc, n, in, out, x, w, f, y);
+}
+template <typename TX>
+static void lf_launch_y(CatanetCudaCtx *cx, bool tc, int n, int in, int out, const TX *x, const float *w,
+                        const CatanetLinearFusion *f, float *y)
+{
+    if (f->y_fp16)
+        lf_launch_r<TX, __half>(cx, tc, n, in, out, x, w, f, (__half *)y);
+    else
+        lf_launch_r<TX, float>(cx, tc, n, in, out, x, w, f, y);
+}
+
 int catanet_linear_fused_fwd_cuda(CatanetCudaCtx *cx, int n, int in, int out, const float *x, const float *w,
                                   const CatanetLinearFusion *f, float *y)
 {
@@ -290,48 +328,21 @@ int catanet_linear_fused_fwd_cuda(CatanetCudaCtx *cx, int n, int in, int out, co
     CUDA_REQUIRE(cx, (s0 == 0 && s1 == 0) || (0 < s0 && s0 < s1 && s1 <= out && f->y1 && (s1 == out || f->y2) &&
                                               !f->res && (const float *)f->y1 != x && (const float *)f->y2 != x),
                  "linear_fused_fwd_cuda");
-    /* an fp16 y beside an fp32 res: never the same buffer */
-    CUDA_REQUIRE(cx, !f->y_fp16 || !f->res || (const float *)y != f->res, "linear_fused_fwd_cuda");
-    LfBand band = { f->band_wr, f->band_wc, f->band_cr, f->band_cc, f->band_w };
-    CUDA_REQUIRE(cx, !band.wr || (band.wc && band.cr && band.cc && band.w > 0 && n % band.w == 0 && f->res &&
-                                  s0 == 0 && !f->gelu),
+    /* y in place on res only when both have the same type */
+    CUDA_REQUIRE(cx, !f->res || (const float *)y != f->res || f->y_fp16 == f->res_fp16, "linear_fused_fwd_cuda");
+    CUDA_REQUIRE(cx, !f->res_fp16 || f->res, "linear_fused_fwd_cuda");
+    CUDA_REQUIRE(cx, !f->band_wr || (f->band_wc && f->band_cr && f->band_cc && f->band_w > 0 && n % f->band_w == 0 &&
+                                     f->res && s0 == 0 && !f->gelu),
                  "linear_fused_fwd_cuda");
     if (n == 0)
         return 0;
-    const __half *xh = (const __half *)x;
-    __half *yh = (__half *)y;
-    size_t smem = lt_smem(in, out);
-    if (cx->gemm_fp16 && smem <= 48 * 1024) { /* the fp16 mode: tensor cores */
-        unsigned tb = (unsigned)(((size_t)n + LT_TOK - 1) / LT_TOK);
-        if (f->x_fp16 && f->y_fp16)
-            linear_fused_tc_kernel<__half, __half><<<tb, 256, smem, cx->stream>>>(
-                n, in, out, xh, w, f->ln_w, f->ln_b, f->bias, f->gelu, f->res, yh, f->ln_out, s0, s1, f->y1, f->y2, band);
-        else if (f->x_fp16)
-            linear_fused_tc_kernel<__half, float><<<tb, 256, smem, cx->stream>>>(
-                n, in, out, xh, w, f->ln_w, f->ln_b, f->bias, f->gelu, f->res, y, f->ln_out, s0, s1, f->y1, f->y2, band);
-        else if (f->y_fp16)
-            linear_fused_tc_kernel<float, __half><<<tb, 256, smem, cx->stream>>>(
-                n, in, out, x, w, f->ln_w, f->ln_b, f->bias, f->gelu, f->res, yh, f->ln_out, s0, s1, f->y1, f->y2, band);
-        else
-            linear_fused_tc_kernel<float, float><<<tb, 256, smem, cx->stream>>>(
-                n, in, out, x, w, f->ln_w, f->ln_b, f->bias, f->gelu, f->res, y, f->ln_out, s0, s1, f->y1, f->y2, band);
-        CUDA_LAUNCHED(cx, "linear_fused (tensor cores)");
-        return 0;
-    }
-    unsigned blocks = (unsigned)(((size_t)n + LF_TOK - 1) / LF_TOK);
-    if (f->x_fp16 && f->y_fp16)
-        linear_fused_kernel<__half, __half><<<blocks, 256, 0, cx->stream>>>(n, in, out, xh, w, f->ln_w, f->ln_b, f->bias, f->gelu,
-                                                             f->res, yh, f->ln_out, s0, s1, f->y1, f->y2, band);
-    else if (f->x_fp16)
-        linear_fused_kernel<__half, float><<<blocks, 256, 0, cx->stream>>>(n, in, out, xh, w, f->ln_w, f->ln_b, f->bias, f->gelu,
-                                                             f->res, y, f->ln_out, s0, s1, f->y1, f->y2, band);
-    else if (f->y_fp16)
-        linear_fused_kernel<float, __half><<<blocks, 256, 0, cx->stream>>>(n, in, out, x, w, f->ln_w, f->ln_b, f->bias, f->gelu,
-                                                             f->res, yh, f->ln_out, s0, s1, f->y1, f->y2, band);
+    /* the fp16 mode: tensor cores (while the weights and a tile fit the default shared memory) */
+    const bool tc = cx->gemm_fp16 && lt_smem(in, out) <= 48 * 1024;
+    if (f->x_fp16)
+        lf_launch_y<__half>(cx, tc, n, in, out, (const __half *)x, w, f, y);
     else
-        linear_fused_kernel<float, float><<<blocks, 256, 0, cx->stream>>>(n, in, out, x, w, f->ln_w, f->ln_b, f->bias, f->gelu,
-                                                             f->res, y, f->ln_out, s0, s1, f->y1, f->y2, band);
-    CUDA_LAUNCHED(cx, "linear_fused");
+        lf_launch_y<float>(cx, tc, n, in, out, x, w, f, y);
+    CUDA_LAUNCHED(cx, tc ? "linear_fused (tensor cores)" : "linear_fused");
     return 0;
 }
 

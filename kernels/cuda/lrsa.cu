@@ -237,7 +237,8 @@ int catanet_lrsa_fwd_cuda(CatanetCudaCtx *cx, const CatanetLrsaArgs *a, const Ca
     CUDA_REQUIRE(cx, a->h >= a->ps && a->w >= a->ps && a->ps >= 3 && a->c > 0 && a->heads > 0, "lrsa_fwd_cuda");
     CUDA_REQUIRE(cx, a->dqk > 0 && a->dqk <= ATT_MAX_HEAD && a->dv > 0 && a->dv <= ATT_MAX_HEAD, "lrsa_fwd_cuda");
     CUDA_REQUIRE(cx, dev_table && s->ln && s->q && s->k && s->v && s->asum, "lrsa_fwd_cuda");
-    CUDA_REQUIRE(cx, !cx->qkv_fp16, "lrsa_fwd_cuda (its projections are fp32: unset cx->qkv_fp16)");
+    CUDA_REQUIRE(cx, !cx->qkv_fp16 && !cx->lrsa_x_fp16,
+                 "lrsa_fwd_cuda (its LayerNorm and projections are fp32: unset cx->qkv_fp16, lrsa_x_fp16)");
     int N = a->h * a->w, C = a->c, hq = a->heads * a->dqk, hv = a->heads * a->dv;
     int ret;
     if ((ret = catanet_layernorm_fwd_cuda(cx, N, C, x, wt->norm_w, wt->norm_b, s->ln)) < 0 ||
@@ -269,9 +270,10 @@ int catanet_lrsa_attend_fwd_cuda(CatanetCudaCtx *cx, const CatanetLrsaArgs *a, c
         return ret;
     /* the projection and the band-weighted combine in one pass: out = f (cnt x + asum wproj^T)
      * (linear.cu's fused layer; on tensor cores in the fp16 mode, as the cuBLAS GEMM was), stored as
-     * fp16 when cx->lrsa_out_fp16 says so (linear.cu then requires out != x) */
-    CatanetLinearFusion comb = { .res = x, .y_fp16 = cx->lrsa_out_fp16, .band_wr = tb.wr, .band_wc = tb.wc,
-                                 .band_cr = tb.cr, .band_cc = tb.cc, .band_w = a->w };
+     * fp16 when cx->lrsa_out_fp16 says so, from an fp16 x when cx->lrsa_x_fp16 does */
+    CatanetLinearFusion comb = { .res = x, .y_fp16 = cx->lrsa_out_fp16, .res_fp16 = cx->lrsa_x_fp16,
+                                 .band_wr = tb.wr, .band_wc = tb.wc, .band_cr = tb.cr, .band_cc = tb.cc,
+                                 .band_w = a->w };
     return catanet_linear_fused_fwd_cuda(cx, N, hv, C, s->asum, wproj, &comb, out);
 }
 
