@@ -77,6 +77,7 @@ typedef struct CudaState {
     int ffn_one_ok;           /* convffn.cu's kernel fits this device (catanet_convffn_fp16_setup) */
     int f_half;               /* the ConvFFNs' outputs s->f, the residual stream inside a group, are
                                  stored as fp16: set after the picks (f_half_ok), 0 while timing them */
+    int g_half;               /* with f_half, the groups' inputs and outputs f0 and s->res too */
     cudaGraph_t graph;
     cudaGraphExec_t exec;     /* NULL: run the forward eagerly (capture unavailable) */
     /* catanet_cuda_profile only: an event recorded after each step of the forward, and its name */
@@ -422,7 +423,8 @@ static int iasa(CudaState *s, const CatanetModel *m, int g)
 }
 
 /* s->q, s->k, s->v = the projections of LN(x), and s->t1 = LN(x) for TAB's clustering (lrsa: LRSA's
- * weights, else TAB's; LRSA's x is s->f, fp16 when s->f_half) */
+ * weights, else TAB's; LRSA's x is s->f, fp16 when s->f_half; TAB's the group's input, fp16 when
+ * s->g_half) */
 static int ln_qkv(CudaState *s, const CatanetModel *m, int g, int lrsa, const float *x)
 {
     const CatanetModelInfo *a = &m->info;
@@ -446,8 +448,8 @@ static int ln_qkv(CudaState *s, const CatanetModel *m, int g, int lrsa, const fl
      * LN(x) to t1 for the clustering (LRSA has no other use for it) */
     const float *stacked = s->stacked + s->stacked_group * g + (size_t)lrsa * (2 * qk + d) * d;
     CatanetLinearFusion f = { .ln_w = dev_w(s, m, nw), .ln_b = dev_w(s, m, nb), .ln_out = lrsa ? NULL : s->t1,
-                              .split = { qk, 2 * qk }, .y1 = s->k, .y2 = s->v, .x_fp16 = lrsa && s->f_half,
-                              .y_fp16 = qkv_half(s) };
+                              .split = { qk, 2 * qk }, .y1 = s->k, .y2 = s->v,
+                              .x_fp16 = lrsa ? s->f_half : s->g_half, .y_fp16 = qkv_half(s) };
     return catanet_linear_fused_fwd_cuda(cx, N, d, 2 * qk + d, x, stacked, &f, s->q);
 }
 
@@ -467,7 +469,7 @@ static int tab(CudaState *s, const CatanetModel *m, int g, const float *x, float
     /* proj then conv1x1 are two linear maps in a row: one pass with their product, plus the residual
      * (the fp16 mode's attention output s->att is fp16: iasa()) */
     const float *pc = s->stacked + s->stacked_group * g + 2 * (size_t)(2 * qk + d) * d;
-    CatanetLinearFusion res = { .res = x, .x_fp16 = s->fp16, .y_fp16 = use_ffn_one(s) };
+    CatanetLinearFusion res = { .res = x, .x_fp16 = s->fp16, .y_fp16 = use_ffn_one(s), .res_fp16 = s->g_half };
     float *mid = use_ffn_one(s) ? s->y : x_out; /* the one-kernel ConvFFN cannot work in place: its fp16 input */
     K(catanet_linear_fused_fwd_cuda(cx, N, d, d, s->att, pc, &res, mid));
     mark(s, "tab: proj.conv1x1 + residual");
@@ -525,7 +527,9 @@ static int upsample(CudaState *s, const CatanetModel *m, int stage, int im2col, 
     const float *w = dev_w(s, m, m->up_w[stage]), *b = dev_w(s, m, m->up_b[stage]);
     if (!im2col) {
         float *dst = in == s->us ? s->u : s->us;
+        s->cx.conv_in_fp16 = stage == 0 && s->g_half; /* s->res */
         int ret = catanet_conv2d_shuffle_lrelu_fwd_cuda(&s->cx, &up, in, w, b, r, dst);
+        s->cx.conv_in_fp16 = 0;
         if (ret != CATANET_ERR_UNSUPPORTED) {
             K(ret);
             *out = dst;
@@ -554,7 +558,10 @@ static int forward(CudaState *s, const CatanetModel *m)
     mark(s, "frame in (mirror, NHWC)");
     const float *src = s->padded ? s->src_pad : s->d_in;
     CatanetConv2dArgs first = { 1, H, W, 3, d, 3 };
-    K(catanet_conv2d_fwd_cuda(cx, &first, s->xin, dev_w(s, m, m->first_w), dev_w(s, m, m->first_b), s->f0));
+    cx->conv_out_fp16 = s->g_half; /* f0 */
+    int ret = catanet_conv2d_fwd_cuda(cx, &first, s->xin, dev_w(s, m, m->first_w), dev_w(s, m, m->first_b), s->f0);
+    cx->conv_out_fp16 = 0;
+    K(ret);
     mark(s, "conv3x3 first");
     /* group g: out = in + conv(LRSA(TAB(in))). TAB reads in and writes f, LRSA works in place on f,
      * and the conv adds in to its output in res, which is the next group's input (the first group's
@@ -566,11 +573,12 @@ static int forward(CudaState *s, const CatanetModel *m)
         K(lrsa(s, m, g, s->f));
         CatanetConv2dArgs mid = { 1, H, W, d, d, 3 };
         int last = g == a->num_groups - 1;
-        cx->conv_in_fp16 = s->f_half; /* s->f */
-        int ret = catanet_conv2d_res_fwd_cuda(cx, &mid, s->f, dev_w(s, m, m->groups[g].mid_w),
-                                              dev_w(s, m, m->groups[g].mid_b), gin, last ? s->f0 : NULL, s->res,
-                                              s->pick.conv_mid);
-        cx->conv_in_fp16 = 0;
+        cx->conv_in_fp16 = s->f_half;  /* s->f */
+        cx->conv_out_fp16 = s->g_half; /* gin, f0 and s->res */
+        ret = catanet_conv2d_res_fwd_cuda(cx, &mid, s->f, dev_w(s, m, m->groups[g].mid_w),
+                                          dev_w(s, m, m->groups[g].mid_b), gin, last ? s->f0 : NULL, s->res,
+                                          s->pick.conv_mid);
+        cx->conv_in_fp16 = cx->conv_out_fp16 = 0;
         K(ret);
         mark(s, "conv3x3 + group residual"); /* the last group's adds the global residual too */
         gin = s->res;
@@ -716,7 +724,19 @@ static int f_half_ok(CudaState *s, const CatanetModel *m)
 {
     CatanetConv2dArgs mid = { 1, s->h, s->w, m->info.dim, m->info.dim, 3 };
     return use_ffn_one(s) && !s->pick.qkv && !s->pick.conv_mid && m->info.num_groups > 0 &&
-           catanet_conv2d_takes_fp16_in(&s->cx, &mid);
+           catanet_conv2d_takes_fp16(&s->cx, &mid, 1, 0);
+}
+/* ... and whether the groups' inputs and outputs (f0, s->res) may be too: with f_half, their other
+ * writers and readers take fp16: the first conv (the direct kernel for 3 input channels), the group
+ * conv's residuals and output, TAB's LN + q|k|v and proj residual, and the first upsampling conv (the
+ * tensor cores, not the im2col pick). 5 reads or writes of 80 bytes less a token a group. */
+static int g_half_ok(CudaState *s, const CatanetModel *m)
+{
+    int d = m->info.dim, r = m->info.upscale == 4 ? 2 : m->info.upscale;
+    CatanetConv2dArgs first = { 1, s->h, s->w, 3, d, 3 }, mid = { 1, s->h, s->w, d, d, 3 },
+                      up = { 1, s->h, s->w, d, d * r * r, 3 };
+    return s->f_half && !s->pick.conv_up[0] && m->up_w[0] && catanet_conv2d_takes_fp16(&s->cx, &first, 0, 0) &&
+           catanet_conv2d_takes_fp16(&s->cx, &mid, 1, 1) && catanet_conv2d_takes_fp16(&s->cx, &up, 1, 0);
 }
 
 /* Fill s->pick from cfg.kernels. AUTO runs the forward once (every buffer then holds finite values
@@ -727,7 +747,7 @@ static int pick_kernels(CatanetEngine *e, CudaState *s)
     const CatanetModel *m = e->model;
     const CatanetModelInfo *a = &m->info;
     memset(&s->pick, 0, sizeof(s->pick));
-    s->f_half = 0; /* the timings run on fp32 s->f, which every kernel of a pair reads */
+    s->f_half = s->g_half = 0; /* the timings run on fp32 features, which every kernel of a pair reads */
     /* convffn.cu's kernel needs more shared memory than a kernel gets by default: its limit is
      * raised here, outside any capture; a device (or a model shape) it does not fit keeps the passes */
     s->ffn_one_ok = 0;
@@ -937,9 +957,11 @@ int catanet_cuda_prepare(CatanetEngine *e, int width, int height)
         goto fail;
     }
     s->f_half = f_half_ok(s, m);
+    s->g_half = g_half_ok(s, m);
     if (s->fp16)
-        catanet_log(e, CATANET_LOG_INFO, "catanet: residual stream %dx%d: the ConvFFN outputs stored as %s", s->w,
-                    s->h, s->f_half ? "fp16" : "fp32 (a kernel chosen reads fp32)");
+        catanet_log(e, CATANET_LOG_INFO, "catanet: residual stream %dx%d: the ConvFFN outputs stored as %s, the groups' "
+                    "inputs and outputs as %s", s->w, s->h, s->f_half ? "fp16" : "fp32 (a kernel chosen reads fp32)",
+                    s->g_half ? "fp16" : "fp32");
     CU(cudaStreamSynchronize(s->stream));
 
     /* capture the forward; where capture is unavailable the forward runs eagerly */

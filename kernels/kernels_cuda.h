@@ -43,9 +43,11 @@ typedef struct CatanetCudaCtx {
     int lrsa_out_fp16;       /* catanet_lrsa_attend_fwd_cuda stores its output as __half (out must not
                                 be x; forward only) */
     int lrsa_x_fp16;         /* the residual x given to catanet_lrsa_attend_fwd_cuda holds __half */
-    int conv_in_fp16;        /* the input of the forward convs holds __half: only the tensor-core
-                                implicit GEMM takes it (catanet_conv2d_takes_fp16_in); other shapes
-                                give CATANET_ERR_UNSUPPORTED, the im2col path an argument error */
+    int conv_in_fp16;        /* the input of the forward convs holds __half, and */
+    int conv_out_fp16;       /* their output, residuals included (not a shuffled output): only the
+                                tensor-core implicit GEMM and the direct kernel for cin <= 4 (fp32
+                                input, no residual) take them (catanet_conv2d_takes_fp16); other
+                                shapes give CATANET_ERR_UNSUPPORTED, the im2col path an argument error */
     float *work;             /* device scratch, work_floats floats (see the *_cuda_work functions) */
     size_t work_floats;
     char err[256];           /* detail of the last failure */
@@ -102,9 +104,11 @@ int catanet_conv2d_res_fwd_cuda(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, 
  * catanet_pixel_shuffle_lrelu_fwd_cuda apart */
 int catanet_conv2d_shuffle_lrelu_fwd_cuda(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, const float *in,
                                           const float *wt, const float *bias, int r, float *out);
-/* whether a forward conv of this shape can read fp16 input (cx->conv_in_fp16): the fp16 mode's
- * tensor-core implicit GEMM (3x3, cin % 4 == 0, an 8-byte aligned input) */
-int catanet_conv2d_takes_fp16_in(const CatanetCudaCtx *cx, const CatanetConv2dArgs *a);
+/* whether a forward conv of this shape can keep fp16 storage (cx->conv_out_fp16, and cx->conv_in_fp16
+ * when in_fp16; with_res: a residual in the epilogue): the fp16 mode's tensor-core implicit GEMM (3x3,
+ * cin % 4 == 0) or the direct kernel for cin <= 4 (fp32 input, no residual, cout % 4 == 0); the
+ * buffers 8-byte aligned */
+int catanet_conv2d_takes_fp16(const CatanetCudaCtx *cx, const CatanetConv2dArgs *a, int in_fp16, int with_res);
 /* the im2col + cuBLAS path alone (catanet_conv2d_fwd_cuda takes it for the shapes its direct and
  * implicit-GEMM kernels do not): its twin test and test_twins --bench's baseline */
 int catanet_conv2d_im2col_fwd_cuda(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, const float *in,

@@ -692,51 +692,71 @@ static double t_conv2d_shuffle_fp16(void)
                     conv_fp16_run(1, 13, 11, 40, 360, 0, 3) /* x3's upsampler */ };
     return worst_of(e, 3);
 }
-/* fp16 input (cx.conv_in_fp16, the fp16 mode's residual stream): the tensor cores' staging rounds the
- * input to fp16 anyway, so the output must be bit-identical to the one from the same values stored
- * as fp32. res: the group conv (residual in place); shuf: the upsampler. Returns the worst |difference|. */
-static double conv_fp16_in_exact(int batch, int h, int w, int cin, int cout, int res, int shuf)
+/* fp16 storage in the convs (the fp16 mode's residual stream): ih, input stored as fp16
+ * (cx.conv_in_fp16: the tensor cores' staging rounds it to fp16 anyway); oh, output and residuals
+ * stored as fp16 (cx.conv_out_fp16). Against the same conv on the same values stored as fp32, its
+ * output rounded to fp16 when oh: bit-identical, so the result is the worst |difference|. res: the
+ * group conv's residual in place (and res2 with it: the last group's global residual); shuf: the
+ * upsampler; cin <= 4 without res: the direct kernel (the first conv). */
+static double conv_fp16_io_exact(int batch, int h, int w, int cin, int cout, int res, int res2, int shuf, int ih,
+                                 int oh)
 {
     Rng r = { 27 };
     CatanetConv2dArgs a = { batch, h, w, cin, cout, 3 };
     size_t ni = (size_t)batch * h * w * cin, no = (size_t)batch * h * w * cout, nw = (size_t)cout * cin * 9;
     float *x = randv(&r, ni, 1.0f), *wt = randv(&r, nw, 0.1f), *b = randv(&r, cout, 0.1f), *rv = randv(&r, no, 1.0f);
-    uint16_t *xbits = to_half(x, ni);
-    void *dxh = up(xbits, sizeof(uint16_t) * ni);
-    float *dx = up(x, sizeof(float) * ni), *dwt = up(wt, sizeof(float) * nw), *db = up(b, sizeof(float) * cout);
-    float *dy[2] = { res ? up(rv, sizeof(float) * no) : dmalloc(sizeof(float) * no),
-                     res ? up(rv, sizeof(float) * no) : dmalloc(sizeof(float) * no) };
+    float *rv2 = randv(&r, no, 1.0f);
+    uint16_t *xbits = to_half(x, ni), *rbits = to_half(rv, no), *r2bits = to_half(rv2, no);
+    size_t is = ih ? sizeof(uint16_t) : sizeof(float), os = oh ? sizeof(uint16_t) : sizeof(float);
+    /* k 0: the fp16 storage asked for; k 1: everything fp32 */
+    void *din[2] = { ih ? up(xbits, is * ni) : up(x, sizeof(float) * ni), up(x, sizeof(float) * ni) };
+    void *dy[2] = { res ? (oh ? up(rbits, os * no) : up(rv, os * no)) : dmalloc(os * no),
+                    res ? up(rv, sizeof(float) * no) : dmalloc(sizeof(float) * no) };
+    void *dr2[2] = { res2 ? (oh ? up(r2bits, os * no) : up(rv2, os * no)) : NULL,
+                     res2 ? up(rv2, sizeof(float) * no) : NULL };
+    float *dwt = up(wt, sizeof(float) * nw), *db = up(b, sizeof(float) * cout);
     cx.gemm_fp16 = 1;
     int ret = 0;
-    for (int k = 0; k < 2 && ret >= 0; k++) { /* k 0: fp16 input, 1: fp32 */
-        const float *in = k ? dx : (const float *)dxh;
-        cx.conv_in_fp16 = !k;
-        ret = launched(shuf ? catanet_conv2d_shuffle_lrelu_fwd_cuda(&cx, &a, in, dwt, db, shuf, dy[k])
-                       : res ? catanet_conv2d_res_fwd_cuda(&cx, &a, in, dwt, db, dy[k], NULL, dy[k], 0)
-                             : catanet_conv2d_fwd_cuda(&cx, &a, in, dwt, db, dy[k]), "conv2d fp16 input");
-        cx.conv_in_fp16 = 0;
+    for (int k = 0; k < 2 && ret >= 0; k++) {
+        const float *in = din[k];
+        float *out = dy[k];
+        cx.conv_in_fp16 = !k && ih;
+        cx.conv_out_fp16 = !k && oh;
+        ret = launched(shuf ? catanet_conv2d_shuffle_lrelu_fwd_cuda(&cx, &a, in, dwt, db, shuf, out)
+                       : res ? catanet_conv2d_res_fwd_cuda(&cx, &a, in, dwt, db, out, dr2[k], out, 0)
+                             : catanet_conv2d_fwd_cuda(&cx, &a, in, dwt, db, out), "conv2d fp16 storage");
+        cx.conv_in_fp16 = cx.conv_out_fp16 = 0;
     }
     cx.gemm_fp16 = 0;
     double worst = -1;
     if (ret >= 0) {
         float *g16 = malloc(sizeof(float) * no), *g32 = malloc(sizeof(float) * no);
         size_t where;
-        down(g16, dy[0], sizeof(float) * no);
+        if (oh)
+            down_half(g16, dy[0], no);
+        else
+            down(g16, dy[0], sizeof(float) * no);
         down(g32, dy[1], sizeof(float) * no);
+        for (size_t i = 0; oh && i < no; i++)
+            g32[i] = half_value(half_bits(g32[i]));
         worst = max_abs_diff(g16, g32, no, &where);
         free(g16); free(g32);
     }
-    cudaFree(dxh); cudaFree(dx); cudaFree(dwt); cudaFree(db); cudaFree(dy[0]); cudaFree(dy[1]);
-    free(x); free(wt); free(b); free(rv); free(xbits);
+    for (int k = 0; k < 2; k++) {
+        cudaFree(din[k]); cudaFree(dy[k]); cudaFree(dr2[k]);
+    }
+    cudaFree(dwt); cudaFree(db);
+    free(x); free(wt); free(b); free(rv); free(rv2); free(xbits); free(rbits); free(r2bits);
     return worst;
 }
-/* fp16 input where no kernel takes it: an error, nothing launched (the im2col path, a 3-channel
- * conv, the fp32 mode); 0 when all three were refused */
-static double conv_fp16_in_refused(void)
+/* fp16 storage where no kernel takes it: an error, nothing launched (fp16 input on the im2col path,
+ * to a 3-channel conv and in the fp32 mode; a shuffled output as fp16; a 3-channel conv with a
+ * residual into fp16); 0 when all five were refused */
+static double conv_fp16_refused(void)
 {
-    CatanetConv2dArgs mid = { 1, 9, 11, 40, 40, 3 }, first = { 1, 9, 11, 3, 40, 3 };
-    float *dx = dmalloc(sizeof(float) * 9 * 11 * 40), *dw = dmalloc(sizeof(float) * 40 * 40 * 9);
-    float *dy = dmalloc(sizeof(float) * 9 * 11 * 40);
+    CatanetConv2dArgs mid = { 1, 9, 11, 40, 40, 3 }, first = { 1, 9, 11, 3, 40, 3 }, up = { 1, 9, 11, 40, 160, 3 };
+    float *dx = dmalloc(sizeof(float) * 9 * 11 * 40), *dw = dmalloc(sizeof(float) * 160 * 40 * 9);
+    float *dy = dmalloc(sizeof(float) * 9 * 11 * 160), *dr = dmalloc(sizeof(float) * 9 * 11 * 40);
     cx.conv_in_fp16 = 1;
     cx.gemm_fp16 = 1;
     int a = catanet_conv2d_res_fwd_cuda(&cx, &mid, dx, dw, NULL, dy, NULL, dy, 1) < 0;
@@ -744,18 +764,27 @@ static double conv_fp16_in_refused(void)
     cx.gemm_fp16 = 0;
     int c = catanet_conv2d_fwd_cuda(&cx, &mid, dx, dw, NULL, dy) < 0;
     cx.conv_in_fp16 = 0;
-    cudaFree(dx); cudaFree(dw); cudaFree(dy);
-    if (!(a && b && c))
-        printf("  conv2d fp16 input not refused: im2col %d, 3 channels %d, fp32 mode %d\n", a, b, c);
-    return a && b && c ? 0 : INFINITY;
+    cx.gemm_fp16 = cx.conv_out_fp16 = 1;
+    int d = catanet_conv2d_shuffle_lrelu_fwd_cuda(&cx, &up, dx, dw, NULL, 2, dy) < 0;
+    int f = catanet_conv2d_res_fwd_cuda(&cx, &first, dx, dw, NULL, dr, NULL, dy, 0) < 0;
+    cx.gemm_fp16 = cx.conv_out_fp16 = 0;
+    cudaFree(dx); cudaFree(dw); cudaFree(dy); cudaFree(dr);
+    if (!(a && b && c && d && f))
+        printf("  conv2d fp16 storage not refused: im2col %d, 3 channels %d, fp32 mode %d, shuffled out %d, "
+               "3 channels with a residual %d\n", a, b, c, d, f);
+    return a && b && c && d && f ? 0 : INFINITY;
 }
-static double t_conv2d_fp16_in(void)
+static double t_conv2d_fp16_io(void)
 {
-    double e[4] = { conv_fp16_in_exact(2, 13, 17, 40, 40, 1, 0) /* the group conv, residual in place */,
-                    conv_fp16_in_exact(1, 35, 19, 40, 160, 0, 2) /* the x2 upsampler */,
-                    conv_fp16_in_exact(2, 9, 20, 36, 144, 0, 0) /* dim 36: passes of 5 + 4 fragments */,
-                    conv_fp16_in_refused() };
-    return worst_of(e, 4);
+    double e[8] = { conv_fp16_io_exact(2, 13, 17, 40, 40, 1, 0, 0, 1, 0) /* group conv: fp16 in, fp32 stream */,
+                    conv_fp16_io_exact(2, 13, 17, 40, 40, 1, 0, 0, 1, 1) /* ... fp16 in, residual, out */,
+                    conv_fp16_io_exact(1, 21, 18, 40, 40, 1, 1, 0, 1, 1) /* ... the last group's: res2 too */,
+                    conv_fp16_io_exact(1, 35, 19, 40, 160, 0, 0, 2, 1, 0) /* the x2 upsampler, fp16 in */,
+                    conv_fp16_io_exact(2, 9, 20, 36, 144, 0, 0, 0, 1, 0) /* dim 36: passes of 5 + 4 fragments */,
+                    conv_fp16_io_exact(1, 33, 35, 3, 40, 0, 0, 0, 0, 1) /* the first conv, fp16 out (direct) */,
+                    conv_fp16_io_exact(2, 17, 16, 3, 36, 0, 0, 0, 0, 1) /* ... dim 36, two images */,
+                    conv_fp16_refused() };
+    return worst_of(e, 8);
 }
 /* the same in fp32 (the implicit GEMM on CUDA cores) against conv -> shuffle -> LeakyReLU on the CPU */
 static double conv_shuffle_case(int batch, int h, int w, int cin, int cout, int r)
@@ -2511,7 +2540,7 @@ static const Twin twins[] = {
     { "conv2d im2col chunks + cuBLAS", "catanet_conv2d_im2col_fwd_cuda", 1e-5, t_conv2d_im2col },
     { "conv2d + residual(s) (implicit GEMM; im2col)", "catanet_conv2d_res_fwd_cuda", 1e-5, t_conv2d_res },
     { "conv2d fp16 tensor-core implicit GEMM (err/bound)", "catanet_conv2d_fwd_cuda", 1, t_conv2d_fp16 },
-    { "conv2d fp16 input = same values fp32; refused elsewhere", "catanet_conv2d_fwd_cuda", 0, t_conv2d_fp16_in },
+    { "conv2d fp16 in/out = fp32 rounded; refused elsewhere", "catanet_conv2d_fwd_cuda", 0, t_conv2d_fp16_io },
     { "conv2d + pixel shuffle + lrelu (implicit GEMM)", "catanet_conv2d_shuffle_lrelu_fwd_cuda", 1e-5, t_conv2d_shuffle },
     { "conv2d + shuffle + lrelu fp16 (err/bound)", "catanet_conv2d_shuffle_lrelu_fwd_cuda", 1, t_conv2d_shuffle_fp16 },
     { "dwconv 5x5 and 3x3 (tiled; fallback c=6)", "catanet_dwconv_fwd_cuda", 1e-5, t_dwconv },
@@ -2779,6 +2808,39 @@ static double psnr(const float *a, const float *b, size_t n)
         se += (x - y) * (x - y);
     }
     return se == 0 ? 200.0 : 10 * log10(n / se);
+}
+
+/* fp16 (the primary kernels: the residual stream in fp16 then) against fp32 at x3 and x4, where the
+ * upsampler differs (one 40 -> 360 stage; two 40 -> 160 stages, the second reading fp32): the
+ * reference cases' random weights on a 30x28 random image, the same 50 dB bound as Set5's */
+static void fp16_scales(void)
+{
+    static const char *files[] = { "weights_x3_random.safetensors", "weights_x4_random.safetensors" };
+    for (int f = 0; f < 2; f++) {
+        char wpath[512];
+        ref_path(wpath, sizeof(wpath), files[f]);
+        CatanetEngine *e32 = open_engine(wpath, CATANET_DEVICE_CUDA, CATANET_PRECISION_FP32, NULL, NULL);
+        engine_kernels = CATANET_KERNELS_PRIMARY;
+        CatanetEngine *e16 = open_engine(wpath, CATANET_DEVICE_CUDA, CATANET_PRECISION_FP16, NULL, NULL);
+        engine_kernels = CATANET_KERNELS_AUTO;
+        int w = 30, h = 28, sc = e16 ? catanet_engine_model(e16)->upscale : 0;
+        size_t ni = (size_t)3 * w * h, no = ni * sc * sc;
+        float *x = malloc(sizeof(float) * ni), *o32 = malloc(sizeof(float) * no), *o16 = malloc(sizeof(float) * no);
+        Rng r = { 61 + (uint64_t)f };
+        for (size_t i = 0; i < ni; i++)
+            x[i] = rng_uniform(&r);
+        if (e32 && e16 && prepare(e32, w, h) == 0 && prepare(e16, w, h) == 0 &&
+            catanet_engine_process(e32, x, o32) == 0 && catanet_engine_process(e16, x, o16) == 0) {
+            double p = psnr(o16, o32, no);
+            test_check(p >= 50.0, "%s %dx%d x%d: fp16 (primary kernels) vs fp32 PSNR %.2f dB (bound 50 dB)", files[f], w,
+                       h, sc, p);
+        } else {
+            test_check(0, "%s: fp16 vs fp32: %s", files[f], e16 ? catanet_engine_last_error(e16) : "not opened");
+        }
+        free(x); free(o32); free(o16);
+        catanet_engine_close(&e32);
+        catanet_engine_close(&e16);
+    }
 }
 
 static void fp16_set5(void)
@@ -3400,6 +3462,7 @@ int main(int argc, char **argv)
     if (!quick) {
         model_sizes();
         fp16_set5();
+        fp16_scales();
         frames();
     }
     test_check(engine_warnings == 0, "the engines logged %d warnings (0 expected: e.g. no CUDA graph capture fell back "

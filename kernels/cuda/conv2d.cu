@@ -32,21 +32,22 @@ __host__ __device__ static inline int round16(int n)
  * and then + res2 (CATANet's global residual, in the last group's conv), or, with shuf = r > 0, the
  * upsampler's PixelShuffle(r) and LeakyReLU(0.1) (co = c r^2 + i r + j goes to
  * out[img][y r + i][x r + j][c], PyTorch's order), so the conv's [N, C r^2] output is never stored */
-__device__ static inline void conv_put(const CatanetConv2dArgs &a, int shuf, const float *res, const float *res2,
-                                       float *out, int img, int y, int x, int co, float v)
+template <typename TO>
+__device__ static inline void conv_put(const CatanetConv2dArgs &a, int shuf, const TO *res, const TO *res2,
+                                       TO *out, int img, int y, int x, int co, float v)
 {
     if (shuf) {
         int rr = shuf * shuf, c = co / rr, ij = co - c * rr, i = ij / shuf, j = ij - i * shuf;
         size_t oy = (size_t)img * a.h * shuf + (size_t)y * shuf + i, ox = (size_t)x * shuf + j;
-        out[(oy * a.w * shuf + ox) * (a.cout / rr) + c] = v >= 0.0f ? v : CATANET_LRELU_SLOPE * v;
+        st_act(out + (oy * a.w * shuf + ox) * (a.cout / rr) + c, v >= 0.0f ? v : CATANET_LRELU_SLOPE * v);
         return;
     }
     size_t at = (((size_t)img * a.h + y) * a.w + x) * a.cout + co;
     if (res)
-        v = res[at] + v; /* res may be out */
+        v = ld_act(res + at) + v; /* res may be out */
     if (res2)
-        v += res2[at];   /* the order of the separate add it replaces: (res + conv) + res2 */
-    out[at] = v;
+        v += ld_act(res2 + at);   /* the order of the separate add it replaces: (res + conv) + res2 */
+    st_act(out + at, v);
 }
 
 /* fp16 weights of the tensor-core path: [9][cin rounded to 16][cout rounded to 16] halves, + 32 bytes
@@ -232,9 +233,9 @@ static size_t ci_smem(int cin, int cout)
     return sizeof(float) * ((size_t)9 * cin * cout + (size_t)(CI_T + 2) * (CI_T + 2) * cin);
 }
 
-template <int CIN>
+template <int CIN, typename TO>
 __global__ void __launch_bounds__(256)
-    conv_cin_small_kernel(CatanetConv2dArgs a, const float *in, const float *wt, const float *bias, float *out)
+    conv_cin_small_kernel(CatanetConv2dArgs a, const float *in, const float *wt, const float *bias, TO *out)
 {
     extern __shared__ float4 ci_smem_f4[];
     constexpr int S = CI_T + 2, KK = 9 * CIN;
@@ -266,7 +267,7 @@ __global__ void __launch_bounds__(256)
 #pragma unroll
             for (int kx = 0; kx < 3; kx++)
                 v[c * 9 + ky * 3 + kx] = tile[((ty + ky) * S + tx + kx) * CIN + c];
-    float4 *dst = (float4 *)(out + (((size_t)img * a.h + y) * a.w + x) * a.cout);
+    TO *dst = out + (((size_t)img * a.h + y) * a.w + x) * a.cout;
     for (int q = 0; q < cq; q++) {
         float o0 = bias ? bias[4 * q] : 0.0f, o1 = bias ? bias[4 * q + 1] : 0.0f;
         float o2 = bias ? bias[4 * q + 2] : 0.0f, o3 = bias ? bias[4 * q + 3] : 0.0f;
@@ -278,8 +279,7 @@ __global__ void __launch_bounds__(256)
             o2 += v[t] * w4.z;
             o3 += v[t] * w4.w;
         }
-        float4 r = { o0, o1, o2, o3 };
-        dst[q] = r;
+        st_act4(dst + 4 * q, make_float4(o0, o1, o2, o3));
     }
 }
 
@@ -427,10 +427,10 @@ __global__ void conv_weights_half_kernel(int cout, int cin, int coutp, int cinp,
 
 namespace wmma = nvcuda::wmma;
 
-template <int NF, typename TI>
+template <int NF, typename TI, typename TO>
 __global__ void __launch_bounds__(256) conv_igemm_tc_kernel(CatanetConv2dArgs a, const TI *in, const __half *wh,
-                                                            const float *bias, const float *res, const float *res2,
-                                                            int shuf, float *out)
+                                                            const float *bias, const TO *res, const TO *res2,
+                                                            int shuf, TO *out)
 {
     extern __shared__ float4 tc_smem_f4[]; /* 128-byte aligned (no static shared memory here) */
     constexpr int SW = TC_TW + 2, SH = TC_TH + 2;
@@ -532,7 +532,8 @@ static int launch_permute(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, const 
 static int im2col_fwd(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, const float *in, const float *wt,
                       const float *bias, const float *res, const float *res2, float *out)
 {
-    CUDA_REQUIRE(cx, !cx->conv_in_fp16, "conv2d im2col (its input is fp32: unset cx->conv_in_fp16)");
+    CUDA_REQUIRE(cx, !cx->conv_in_fp16 && !cx->conv_out_fp16,
+                 "conv2d im2col (fp32 only: unset cx->conv_in_fp16 and conv_out_fp16)");
     int total = a->batch * a->h * a->w, ncol = a->cin * a->ksize * a->ksize, ret;
     float *wp = cx->work, *col = cx->work + wperm_floats(a);
     if ((ret = launch_permute(cx, a, wt, wp)) < 0)
@@ -566,10 +567,45 @@ static bool tc_takes(const CatanetCudaCtx *cx, const CatanetConv2dArgs *a, const
            ((uintptr_t)in & (in_fp16 ? 7 : 15)) == 0 && tc_smem(a->cin) <= 48 * 1024 &&
            (a->h + TC_TH - 1) / TC_TH <= 65535;
 }
-
-int catanet_conv2d_takes_fp16_in(const CatanetCudaCtx *cx, const CatanetConv2dArgs *a)
+/* the direct few-input-channel kernel takes it (fp32 input, no residual; fp16 output: 8-byte aligned) */
+static bool ci_takes(const CatanetConv2dArgs *a, const void *out, int out_fp16)
 {
-    return tc_takes(cx, a, NULL, 1);
+    return a->ksize == 3 && a->batch <= 65535 && a->cin <= 4 && a->cout % 4 == 0 &&
+           ((uintptr_t)out & (out_fp16 ? 7 : 15)) == 0 && ci_smem(a->cin, a->cout) <= 48 * 1024 &&
+           (a->h + CI_T - 1) / CI_T <= 65535;
+}
+
+int catanet_conv2d_takes_fp16(const CatanetCudaCtx *cx, const CatanetConv2dArgs *a, int in_fp16, int with_res)
+{
+    return tc_takes(cx, a, NULL, in_fp16) || (!in_fp16 && !with_res && ci_takes(a, NULL, 1));
+}
+
+template <typename TO>
+static void ci_launch(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, const float *in, const float *wt,
+                      const float *bias, TO *out)
+{
+    dim3 grid((a->w + CI_T - 1) / CI_T, (a->h + CI_T - 1) / CI_T, a->batch);
+    size_t smem = ci_smem(a->cin, a->cout);
+    if (a->cin == 1)
+        conv_cin_small_kernel<1, TO><<<grid, 256, smem, cx->stream>>>(*a, in, wt, bias, out);
+    else if (a->cin == 2)
+        conv_cin_small_kernel<2, TO><<<grid, 256, smem, cx->stream>>>(*a, in, wt, bias, out);
+    else if (a->cin == 3)
+        conv_cin_small_kernel<3, TO><<<grid, 256, smem, cx->stream>>>(*a, in, wt, bias, out);
+    else
+        conv_cin_small_kernel<4, TO><<<grid, 256, smem, cx->stream>>>(*a, in, wt, bias, out);
+}
+
+template <typename TI, typename TO>
+static void tc_launch(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, const TI *in, const __half *wh,
+                      const float *bias, const TO *res, const TO *res2, int shuf, TO *out)
+{
+    dim3 grid((a->w + TC_TW - 1) / TC_TW, (a->h + TC_TH - 1) / TC_TH, a->batch);
+    size_t smem = tc_smem(a->cin);
+    if (round16(a->cout) <= 48)
+        conv_igemm_tc_kernel<3, TI, TO><<<grid, 256, smem, cx->stream>>>(*a, in, wh, bias, res, res2, shuf, out);
+    else
+        conv_igemm_tc_kernel<5, TI, TO><<<grid, 256, smem, cx->stream>>>(*a, in, wh, bias, res, res2, shuf, out);
 }
 
 /* in [B,H,W,cin], wt [cout,cin,k,k], bias [cout] or NULL, res [B,H,W,cout] or NULL (may be out), res2
@@ -586,10 +622,24 @@ static int conv_fwd(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, const float 
     CUDA_REQUIRE(cx, res != in, "conv2d_fwd_cuda");
     int total = a->batch * a->h * a->w;
     bool k3 = a->ksize == 3 && a->batch <= 65535;
-    if (cx->conv_in_fp16 && !tc_takes(cx, a, in, 1))
-        return cuda_fail(cx, CATANET_ERR_UNSUPPORTED, "conv2d: fp16 input only on the tensor-core implicit GEMM "
-                         "(fp16 mode, 3x3, cin %% 4 == 0): %d -> %d, k %d", a->cin, a->cout, a->ksize);
-    if (res || shuf || cx->conv_in_fp16)
+    const int ih = cx->conv_in_fp16, oh = cx->conv_out_fp16;
+    CUDA_REQUIRE(cx, !oh || !shuf, "conv2d (a shuffled output is fp32: unset cx->conv_out_fp16)");
+    if (ih || oh) { /* fp16 storage: the direct few-input-channel kernel or the tensor cores */
+        if (!ih && !res && ci_takes(a, out, oh)) {
+            if (oh)
+                ci_launch(cx, a, in, wt, bias, (__half *)out);
+            else
+                ci_launch(cx, a, in, wt, bias, out);
+            CUDA_LAUNCHED(cx, "conv2d direct (cin <= 4)");
+            return 0;
+        }
+        if (!tc_takes(cx, a, in, ih))
+            return cuda_fail(cx, CATANET_ERR_UNSUPPORTED, "conv2d: fp16 storage only on the tensor-core implicit "
+                             "GEMM (fp16 mode, 3x3, cin %% 4 == 0) or the direct kernel for cin <= 4: %d -> %d, k %d",
+                             a->cin, a->cout, a->ksize);
+        goto gemm;
+    }
+    if (res || shuf)
         goto gemm;
     if (k3 && a->cout <= 4 && a->cin % 4 == 0 && aligned16(in) && co_smem(a->cin) <= 48 * 1024 &&
         (a->h + CO_TH - 1) / CO_TH <= 65535) {
@@ -606,18 +656,8 @@ static int conv_fwd(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, const float 
         CUDA_LAUNCHED(cx, "conv2d direct (cout <= 4)");
         return 0;
     }
-    if (k3 && a->cin <= 4 && a->cout % 4 == 0 && aligned16(out) && ci_smem(a->cin, a->cout) <= 48 * 1024 &&
-        (a->h + CI_T - 1) / CI_T <= 65535) {
-        dim3 grid((a->w + CI_T - 1) / CI_T, (a->h + CI_T - 1) / CI_T, a->batch);
-        size_t smem = ci_smem(a->cin, a->cout);
-        if (a->cin == 1)
-            conv_cin_small_kernel<1><<<grid, 256, smem, cx->stream>>>(*a, in, wt, bias, out);
-        else if (a->cin == 2)
-            conv_cin_small_kernel<2><<<grid, 256, smem, cx->stream>>>(*a, in, wt, bias, out);
-        else if (a->cin == 3)
-            conv_cin_small_kernel<3><<<grid, 256, smem, cx->stream>>>(*a, in, wt, bias, out);
-        else
-            conv_cin_small_kernel<4><<<grid, 256, smem, cx->stream>>>(*a, in, wt, bias, out);
+    if (ci_takes(a, out, 0)) {
+        ci_launch(cx, a, in, wt, bias, out);
         CUDA_LAUNCHED(cx, "conv2d direct (cin <= 4)");
         return 0;
     }
@@ -628,23 +668,21 @@ static int conv_fwd(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, const float 
         return 0;
     }
 gemm:
-    if (tc_takes(cx, a, in, cx->conv_in_fp16)) {
+    if (tc_takes(cx, a, in, ih)) {
         int cinp = round16(a->cin), coutp = round16(a->cout);
         __half *wh = (__half *)(((uintptr_t)cx->work + 31) & ~(uintptr_t)31);
         conv_weights_half_kernel<<<grid_for((size_t)9 * cinp * coutp, CUDA_THREADS), CUDA_THREADS, 0, cx->stream>>>(
             a->cout, a->cin, coutp, cinp, wt, wh);
         CUDA_LAUNCHED(cx, "conv2d fp16 weights");
-        dim3 grid((a->w + TC_TW - 1) / TC_TW, (a->h + TC_TH - 1) / TC_TH, a->batch);
+        /* the forms the engine uses: fp32 -> fp32, fp16 -> fp32 (the upsampler, a group conv into fp32),
+         * fp16 -> fp16 (a group conv in the fp16 residual stream) */
         const __half *inh = (const __half *)in;
-        size_t smem = tc_smem(a->cin);
-        if (coutp <= 48 && cx->conv_in_fp16)
-            conv_igemm_tc_kernel<3, __half><<<grid, 256, smem, cx->stream>>>(*a, inh, wh, bias, res, res2, shuf, out);
-        else if (coutp <= 48)
-            conv_igemm_tc_kernel<3, float><<<grid, 256, smem, cx->stream>>>(*a, in, wh, bias, res, res2, shuf, out);
-        else if (cx->conv_in_fp16)
-            conv_igemm_tc_kernel<5, __half><<<grid, 256, smem, cx->stream>>>(*a, inh, wh, bias, res, res2, shuf, out);
+        if (oh)
+            tc_launch(cx, a, inh, wh, bias, (const __half *)res, (const __half *)res2, shuf, (__half *)out);
+        else if (ih)
+            tc_launch(cx, a, inh, wh, bias, res, res2, shuf, out);
         else
-            conv_igemm_tc_kernel<5, float><<<grid, 256, smem, cx->stream>>>(*a, in, wh, bias, res, res2, shuf, out);
+            tc_launch(cx, a, in, wh, bias, res, res2, shuf, out);
         CUDA_LAUNCHED(cx, "conv2d implicit GEMM (tensor cores)");
         return 0;
     }

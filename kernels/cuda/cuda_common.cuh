@@ -75,6 +75,16 @@ __device__ static inline float4 ld_act4(const __half *p)
     float2 a = __half22float2(lo), b = __half22float2(hi);
     return make_float4(a.x, a.y, b.x, b.y);
 }
+/* ... and stored (16- or 8-byte aligned) */
+__device__ static inline void st_act4(float *p, float4 v) { *(float4 *)p = v; }
+__device__ static inline void st_act4(__half *p, float4 v)
+{
+    __half2 lo = __floats2half2_rn(v.x, v.y), hi = __floats2half2_rn(v.z, v.w);
+    float2 raw;
+    memcpy(&raw.x, &lo, sizeof(lo));
+    memcpy(&raw.y, &hi, sizeof(hi));
+    *(float2 *)p = raw;
+}
 
 #define CUDA_THREADS 256
 
