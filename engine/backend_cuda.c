@@ -381,9 +381,8 @@ static int ffn(CudaState *s, const CatanetModel *m, const CatanetFfnW *w, const 
 
 /* the fp16 mode's ConvFFN in one kernel (convffn.cu): x -> x_out, which must not be x. Its input is
  * always s->y, stored as fp16 by the pass before it (TAB's proj + residual, LRSA's combine), which
- * nothing else reads: 320 bytes a token a group less, for two fp16 roundings of the residual a group
- * (the emulated fp16 engine: 82.7 dB PSNR against fp32 on the Set5 crop, was 87.9). Its output, the
- * residual stream, stays fp32. */
+ * nothing else reads: 320 bytes a token a group less, for two fp16 roundings of the residual a group.
+ * Its output s->f is fp16 too when s->f_half (f_half_ok). */
 static int use_ffn_one(const CudaState *s)
 {
     return s->fp16 && s->ffn_one_ok && !s->pick.ffn_passes;
@@ -729,7 +728,7 @@ static int f_half_ok(CudaState *s, const CatanetModel *m)
 /* ... and whether the groups' inputs and outputs (f0, s->res) may be too: with f_half, their other
  * writers and readers take fp16: the first conv (the direct kernel for 3 input channels), the group
  * conv's residuals and output, TAB's LN + q|k|v and proj residual, and the first upsampling conv (the
- * tensor cores, not the im2col pick). 5 reads or writes of 80 bytes less a token a group. */
+ * tensor cores, not the im2col pick). 320 bytes a token a group less, and 240 once. */
 static int g_half_ok(CudaState *s, const CatanetModel *m)
 {
     int d = m->info.dim, r = m->info.upscale == 4 ? 2 : m->info.upscale;

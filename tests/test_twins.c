@@ -3161,14 +3161,14 @@ static int op_linear_fused_fc2_h(void *p)
     return op_linear_fused_fp16_mode(b->n, 96, 40, b->big2, b->wt, &f, b->y);
 }
 /* the whole fp16 ConvFFN in one kernel (convffn.cu): the three lines above in one pass; b->wt and
- * b->b serve as every weight matrix and vector */
-static int op_convffn_h(void *p)
+ * b->b serve as every weight matrix and vector; x and y fp32 or stored as fp16 */
+static int bench_convffn(BenchBufs *b, const float *x, int x_fp16, int y_fp16)
 {
-    BenchBufs *b = p;
     CatanetConvffnArgs a = { b->h, b->w, 40, 96 };
     CatanetConvffnWeights w = { b->b, b->b, b->wt, b->b, b->wt, b->b, b->wt, b->b };
-    return catanet_convffn_fp16_fwd_cuda(&cx, &a, &w, b->x, 0, b->z, 0);
+    return catanet_convffn_fp16_fwd_cuda(&cx, &a, &w, x, x_fp16, b->z, y_fp16);
 }
+static int op_convffn_h(void *p) { BenchBufs *b = p; return bench_convffn(b, b->x, 0, 0); }
 /* the fp16 engine's way into it: TAB's proj + fp32 residual stored as fp16 (b->big, from the fp16
  * b->big2 the dwconv line left), then the one kernel reading that */
 static int op_linear_fused_proj_h(void *p)
@@ -3177,20 +3177,8 @@ static int op_linear_fused_proj_h(void *p)
     CatanetLinearFusion f = { .res = b->y, .x_fp16 = 1, .y_fp16 = 1 };
     return op_linear_fused_fp16_mode(b->n, 40, 40, b->big2, b->wt, &f, b->big);
 }
-static int op_convffn_xh(void *p)
-{
-    BenchBufs *b = p;
-    CatanetConvffnArgs a = { b->h, b->w, 40, 96 };
-    CatanetConvffnWeights w = { b->b, b->b, b->wt, b->b, b->wt, b->b, b->wt, b->b };
-    return catanet_convffn_fp16_fwd_cuda(&cx, &a, &w, b->big, 1, b->z, 0);
-}
-static int op_convffn_xyh(void *p)
-{
-    BenchBufs *b = p;
-    CatanetConvffnArgs a = { b->h, b->w, 40, 96 };
-    CatanetConvffnWeights w = { b->b, b->b, b->wt, b->b, b->wt, b->b, b->wt, b->b };
-    return catanet_convffn_fp16_fwd_cuda(&cx, &a, &w, b->big, 1, b->z, 1);
-}
+static int op_convffn_xh(void *p) { BenchBufs *b = p; return bench_convffn(b, b->big, 1, 0); }
+static int op_convffn_xyh(void *p) { BenchBufs *b = p; return bench_convffn(b, b->big, 1, 1); }
 static int op_linear_fused_qkv_tc(void *p)
 {
     BenchBufs *b = p;
