@@ -1652,29 +1652,21 @@ static double t_lrsa_qkv_half_exact(void)
     cx.attn_fp16 = 0;
     return worst_of(e, 3);
 }
-/* LRSA's output stored as fp16 (the fp16 mode's input of the one-kernel ConvFFN): exactly the fp32
- * output rounded, on CUDA cores and on tensor cores (cx.gemm_fp16: the combine's GEMM too) */
-static double t_lrsa_out_half_exact(void)
+/* LRSA's output stored as fp16 (the fp16 mode's input of the one-kernel ConvFFN; attend 4), and with
+ * its residual x stored as fp16 as well (the fp16 residual stream; attend 5): exactly the fp32 output
+ * rounded, on CUDA cores and on tensor cores (cx.gemm_fp16: the combine's GEMM too) */
+static double lrsa_half_storage_cases(int attend)
 {
     double e[3];
-    e[0] = lrsa_run(40, 37, 16, 4, 9, 10, 4);
+    e[0] = lrsa_run(40, 37, 16, 4, 9, 10, attend);
     cx.attn_fp16 = cx.gemm_fp16 = 1;
-    e[1] = lrsa_run(40, 37, 16, 4, 9, 10, 4);
-    e[2] = lrsa_run(33, 29, 16, 4, 9, 9, 4); /* XS/S head dims */
+    e[1] = lrsa_run(40, 37, 16, 4, 9, 10, attend);
+    e[2] = lrsa_run(33, 29, 16, 4, 9, 9, attend); /* XS/S head dims */
     cx.attn_fp16 = cx.gemm_fp16 = 0;
     return worst_of(e, 3);
 }
-/* ... and with its residual x stored as fp16 as well (the fp16 mode's residual stream) */
-static double t_lrsa_x_half_exact(void)
-{
-    double e[3];
-    e[0] = lrsa_run(40, 37, 16, 4, 9, 10, 5);
-    cx.attn_fp16 = cx.gemm_fp16 = 1;
-    e[1] = lrsa_run(40, 37, 16, 4, 9, 10, 5);
-    e[2] = lrsa_run(33, 29, 16, 4, 9, 9, 5);
-    cx.attn_fp16 = cx.gemm_fp16 = 0;
-    return worst_of(e, 3);
-}
+static double t_lrsa_out_half_exact(void) { return lrsa_half_storage_cases(4); }
+static double t_lrsa_x_half_exact(void) { return lrsa_half_storage_cases(5); }
 
 /* ---- colour conversion: device images against engine/image.c ---- */
 typedef struct ImgCase {
