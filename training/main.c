@@ -152,7 +152,6 @@ static float *read_npy(const char *path, int64_t *shape, int *ndim)
 /* ---- checkpoints: weights (official names), adam.m./adam.v.<name>, metadata ---- */
 /* A student's provenance (catanet_kd_prov_keys, which prune/extract/distill write), carried from a
  * `train --from` model through the checkpoint (resume keeps it) to `export`, which adds the stage */
-#define PROV_KEYS CATANET_KD_PROV_KEYS
 #define PROV_MAX 1024
 
 typedef struct TrainState {
@@ -162,12 +161,12 @@ typedef struct TrainState {
     char data_state[CATANET_DATA_STATE_MAX];
     double last_psnr[MAX_DIRS], last_ssim[MAX_DIRS];
     int have_val;
-    char prov[PROV_KEYS][PROV_MAX]; /* "" where the key is absent */
+    char prov[CATANET_KD_PROV_KEYS][PROV_MAX]; /* "" where the key is absent */
 } TrainState;
 
-static void prov_read(const CatanetSt *st, char prov[PROV_KEYS][PROV_MAX])
+static void prov_read(const CatanetSt *st, char prov[CATANET_KD_PROV_KEYS][PROV_MAX])
 {
-    for (int k = 0; k < PROV_KEYS; k++) {
+    for (int k = 0; k < CATANET_KD_PROV_KEYS; k++) {
         const char *v = catanet_st_meta(st, catanet_kd_prov_keys[k]);
         snprintf(prov[k], PROV_MAX, "%s", v ? v : "");
     }
@@ -283,12 +282,12 @@ static int save_ckpt(const char *path, const TrainCfg *cfg, TrainState *ts, char
     snprintf(skipped, sizeof(skipped), "%lld", (long long)ts->skipped);
     snprintf(elapsed, sizeof(elapsed), "%.3f", ts->elapsed);
     snprintf(rng, sizeof(rng), "%llu", (unsigned long long)cfg->seed);
-    const char *keys[9 + PROV_KEYS] = { CATANET_ARCH_KEY, "train_config", "step", "adam_t", "skipped", "elapsed_s",
+    const char *keys[9 + CATANET_KD_PROV_KEYS] = { CATANET_ARCH_KEY, "train_config", "step", "adam_t", "skipped", "elapsed_s",
                                         "rng_seed", "data_state", "format" };
-    const char *vals[9 + PROV_KEYS] = { arch, cj, step, adam_t, skipped, elapsed, rng, ts->data_state,
+    const char *vals[9 + CATANET_KD_PROV_KEYS] = { arch, cj, step, adam_t, skipped, elapsed, rng, ts->data_state,
                                         "catanet-train checkpoint 1" };
     int nk = 9;
-    for (int p = 0; p < PROV_KEYS; p++)
+    for (int p = 0; p < CATANET_KD_PROV_KEYS; p++)
         if (ts->prov[p][0]) {
             keys[nk] = catanet_kd_prov_keys[p];
             vals[nk++] = ts->prov[p];
@@ -1094,7 +1093,7 @@ int main(int argc, char **argv)
         if (catanet_model_load(&m, pos[0], err, sizeof(err)) < 0)
             die("%s", err);
         CatanetSt *st;
-        char step[64] = "", prov[PROV_KEYS][PROV_MAX] = { "" };
+        char step[64] = "", prov[CATANET_KD_PROV_KEYS][PROV_MAX] = { "" };
         TrainCfg tc = cfg;
         if (catanet_st_open(&st, pos[0], err, sizeof(err)) == 0) {
             const char *sv = catanet_st_meta(st, "step"), *cj = catanet_st_meta(st, "train_config");
@@ -1114,9 +1113,9 @@ int main(int argc, char **argv)
                 snprintf(note + l, PROV_MAX - l, ", x%g at %lld", tc.gamma, (long long)tc.milestones[i]);
             }
         }
-        const char *k[1 + PROV_KEYS] = { "trained_steps" }, *v[1 + PROV_KEYS] = { step };
+        const char *k[1 + CATANET_KD_PROV_KEYS] = { "trained_steps" }, *v[1 + CATANET_KD_PROV_KEYS] = { step };
         int nk = step[0] ? 1 : 0;
-        for (int p = 0; p < PROV_KEYS; p++)
+        for (int p = 0; p < CATANET_KD_PROV_KEYS; p++)
             if (prov[p][0]) {
                 k[nk] = catanet_kd_prov_keys[p];
                 v[nk++] = prov[p];
