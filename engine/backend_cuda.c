@@ -4,7 +4,8 @@
  *
  * open:    device (or the caller's CUcontext), stream (the caller's or our own), cuBLAS handle
  *          bound to it with a fixed workspace, the weights uploaded once, IRCA keys/values of the
- *          centers computed once (on the host, as the CPU plan does) and uploaded.
+ *          centers computed once (on the host, as the CPU plan does) and uploaded, the 3x3 convs'
+ *          weights and the token centers put in their kernels' forms once.
  * prepare: every device buffer for the size in one allocation, the LRSA patch tables uploaded,
  *          the whole forward captured into a CUDA graph (planar float in -> planar float out),
  *          then run once to surface any fault at prepare instead of at the first frame.
@@ -12,6 +13,7 @@
  *          GPU and never touches the host. No allocation and no weight copy per frame.
  */
 #include <cuda.h> /* CUcontext and the driver function types only: no libcuda link */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +63,10 @@ typedef struct CudaState {
     float *stacked;           /* per group: TAB and LRSA [wq; wk; wv] (one fused LN + q|k|v pass each),
                                  then TAB's conv1x1 . proj as one matrix (two linear maps in a row) */
     size_t stacked_group;     /* floats per group */
+    float *conv_w;            /* weights in their kernels' forms, made once at open (make_weight_forms): */
+    const float *mid_wp[CATANET_MAX_GROUPS], *up_wp[2]; /* each group's conv and upsampling conv's, */
+    const void *mid_wh[CATANET_MAX_GROUPS], *up_wh[2];  /* fp32 permuted, and fp16 in the fp16 mode */
+    const float *centers_n[CATANET_MAX_GROUPS];         /* each group's token centers, normalised */
     int64_t weight_bytes;
     /* the plan for one size */
     int in_w, in_h, w, h, padded;
@@ -186,6 +192,7 @@ void catanet_cuda_close(CatanetEngine *e)
     cudaFree(s->wdev);
     cudaFree(s->kgvg);
     cudaFree(s->stacked);
+    cudaFree(s->conv_w);
     if (s->own_stream && s->stream)
         cudaStreamDestroy(s->stream);
     if (entered)
@@ -193,6 +200,68 @@ void catanet_cuda_close(CatanetEngine *e)
     free(s->kg);
     free(s);
     e->cuda = NULL;
+}
+
+/* Weights some kernels read in a form of their own, made here once, in one allocation, so that no
+ * frame makes them again: the 3x3 convs of the groups and of the upsampler (conv2d.cu) permuted to
+ * [cout][3][3][cin] in fp32 (the fp32 implicit GEMM, im2col + cuBLAS) and, in the fp16 mode, as
+ * fp16 [9][cin][cout] (the tensor-core implicit GEMM), set as cx.conv_wp and cx.conv_wh at each call;
+ * each group's token centers normalised for the clustering (cx.cluster_cn). */
+static int make_weight_forms(CatanetEngine *e, CudaState *s, const CatanetModel *m)
+{
+    const CatanetModelInfo *a = &m->info;
+    int ret = 0, d = a->dim, r = a->upscale == 4 ? 2 : a->upscale, nup = 0;
+    while (nup < 2 && m->up_w[nup])
+        nup++;
+    CatanetConv2dArgs mid = { 1, 1, 1, d, d, 3 }, up = { 1, 1, 1, d, d * r * r, 3 };
+    /* in floats, each rounded up to 8 (32 bytes: wmma's alignment for the fp16 ones) */
+    size_t pmid = ((size_t)d * d * 9 + 7) & ~(size_t)7, pup = ((size_t)d * d * r * r * 9 + 7) & ~(size_t)7;
+    size_t hmid = s->fp16 ? (catanet_conv2d_weights_half_count(&mid) / 2 + 8) & ~(size_t)7 : 0;
+    size_t hup = s->fp16 ? (catanet_conv2d_weights_half_count(&up) / 2 + 8) & ~(size_t)7 : 0;
+    size_t floats = (pmid + hmid) * a->num_groups + (pup + hup) * nup;
+    for (int g = 0; g < a->num_groups; g++)
+        floats += ((size_t)a->groups[g].num_tokens * d + 7) & ~(size_t)7;
+    CU(cudaMalloc((void **)&s->conv_w, sizeof(float) * (floats ? floats : 1)));
+    float *at = s->conv_w;
+    for (int g = 0; g < a->num_groups; g++) {
+        int M = a->groups[g].num_tokens;
+        if ((ret = catanet_cluster_centers_norm_cuda(&s->cx, M, d, dev_w(s, m, m->groups[g].tab.means), at)) < 0)
+            return catanet_engine_fail(e, ret, "token centers: %s", s->cx.err);
+        s->centers_n[g] = at;
+        at += ((size_t)M * d + 7) & ~(size_t)7;
+    }
+    for (int i = 0; i < a->num_groups + nup; i++) {
+        int g = i < a->num_groups, stage = i - a->num_groups;
+        const CatanetConv2dArgs *ca = g ? &mid : &up;
+        const float *wt = dev_w(s, m, g ? m->groups[i].mid_w : m->up_w[stage]);
+        if ((ret = catanet_conv2d_weights_permute_cuda(&s->cx, ca, wt, at)) < 0)
+            return catanet_engine_fail(e, ret, "conv weights: %s", s->cx.err);
+        *(g ? &s->mid_wp[i] : &s->up_wp[stage]) = at;
+        at += g ? pmid : pup;
+        if (!s->fp16)
+            continue;
+        if ((ret = catanet_conv2d_weights_half_cuda(&s->cx, ca, wt, at)) < 0)
+            return catanet_engine_fail(e, ret, "conv weights: %s", s->cx.err);
+        *(g ? &s->mid_wh[i] : &s->up_wh[stage]) = at;
+        at += g ? hmid : hup;
+    }
+    CU(cudaStreamSynchronize(s->stream));
+    s->weight_bytes += (int64_t)(sizeof(float) * floats);
+    return 0;
+fail:
+    return ret;
+}
+
+/* a group's conv (stage < 0: group g's) or an upsampling conv (stage 0, 1) with its prepared weights */
+static void conv_weights_for(CudaState *s, int g, int stage)
+{
+    s->cx.conv_wp = stage < 0 ? s->mid_wp[g] : s->up_wp[stage];
+    s->cx.conv_wh = stage < 0 ? s->mid_wh[g] : s->up_wh[stage];
+}
+static void conv_weights_none(CudaState *s)
+{
+    s->cx.conv_wp = NULL;
+    s->cx.conv_wh = NULL;
 }
 
 int catanet_cuda_open(CatanetEngine *e)
@@ -323,6 +392,8 @@ int catanet_cuda_open(CatanetEngine *e)
         s->weight_bytes += (int64_t)(sizeof(float) * n);
     }
     s->weight_bytes += (int64_t)wbytes + (int64_t)(sizeof(float) * kv) + (int64_t)BLAS_WORKSPACE_BYTES;
+    if ((ret = make_weight_forms(e, s, m)) < 0)
+        goto fail;
     leave(s);
     return 0;
 fail:
@@ -461,7 +532,10 @@ static int tab(CudaState *s, const CatanetModel *m, int g, const float *x, float
     int N = s->w * s->h, d = a->dim, qk = a->qk_dim, M = a->groups[g].num_tokens;
     K(ln_qkv(s, m, g, 0, x));
     mark(s, "tab: LN + q|k|v");
-    K(catanet_cluster_fwd_cuda(cx, N, d, M, s->t1, dev_w(s, m, w->means), s->cid, s->ord));
+    cx->cluster_cn = s->centers_n[g];
+    int ret = catanet_cluster_fwd_cuda(cx, N, d, M, s->t1, dev_w(s, m, w->means), s->cid, s->ord);
+    cx->cluster_cn = NULL;
+    K(ret);
     mark(s, "tab: cluster assignment + sort");
     K(iasa(s, m, g));
     mark(s, "tab: iasa + irca attention");
@@ -527,8 +601,10 @@ static int upsample(CudaState *s, const CatanetModel *m, int stage, int im2col, 
     if (!im2col) {
         float *dst = in == s->us ? s->u : s->us;
         s->cx.conv_in_fp16 = stage == 0 && s->g_half; /* s->res */
+        conv_weights_for(s, 0, stage);
         int ret = catanet_conv2d_shuffle_lrelu_fwd_cuda(&s->cx, &up, in, w, b, r, dst);
         s->cx.conv_in_fp16 = 0;
+        conv_weights_none(s);
         if (ret != CATANET_ERR_UNSUPPORTED) {
             K(ret);
             *out = dst;
@@ -536,7 +612,10 @@ static int upsample(CudaState *s, const CatanetModel *m, int stage, int im2col, 
             return 0;
         }
     }
-    K(conv3x3(s, im2col, &up, in, w, b, s->u));
+    conv_weights_for(s, 0, stage);
+    int ret = conv3x3(s, im2col, &up, in, w, b, s->u);
+    conv_weights_none(s);
+    K(ret);
     mark(s, "conv3x3 upsampling");
     CatanetShuffleArgs sa = { 1, fh, fw, d, r };
     K(catanet_pixel_shuffle_lrelu_fwd_cuda(&s->cx, &sa, s->u, s->us));
@@ -574,10 +653,12 @@ static int forward(CudaState *s, const CatanetModel *m)
         int last = g == a->num_groups - 1;
         cx->conv_in_fp16 = s->f_half;  /* s->f */
         cx->conv_out_fp16 = s->g_half; /* gin, f0 and s->res */
+        conv_weights_for(s, g, -1);
         ret = catanet_conv2d_res_fwd_cuda(cx, &mid, s->f, dev_w(s, m, m->groups[g].mid_w),
                                           dev_w(s, m, m->groups[g].mid_b), gin, last ? s->f0 : NULL, s->res,
                                           s->pick.conv_mid);
         cx->conv_in_fp16 = cx->conv_out_fp16 = 0;
+        conv_weights_none(s);
         K(ret);
         mark(s, "conv3x3 + group residual"); /* the last group's adds the global residual too */
         gin = s->res;
@@ -652,8 +733,11 @@ static int op_conv_mid(CudaState *s, const CatanetModel *m, int fb, int arg)
 {
     int d = m->info.dim;
     CatanetConv2dArgs mid = { 1, s->h, s->w, d, d, 3 };
-    return catanet_conv2d_res_fwd_cuda(&s->cx, &mid, s->f, dev_w(s, m, m->groups[arg].mid_w),
-                                       dev_w(s, m, m->groups[arg].mid_b), s->res, NULL, s->y, fb);
+    conv_weights_for(s, arg, -1);
+    int ret = catanet_conv2d_res_fwd_cuda(&s->cx, &mid, s->f, dev_w(s, m, m->groups[arg].mid_w),
+                                          dev_w(s, m, m->groups[arg].mid_b), s->res, NULL, s->y, fb);
+    conv_weights_none(s);
+    return ret;
 }
 static int op_conv_up(CudaState *s, const CatanetModel *m, int fb, int stage)
 {

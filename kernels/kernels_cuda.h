@@ -48,6 +48,13 @@ typedef struct CatanetCudaCtx {
                                 tensor-core implicit GEMM and the direct kernel for cin <= 4 (fp32
                                 input, no residual) take them (catanet_conv2d_takes_fp16); other
                                 shapes give CATANET_ERR_UNSUPPORTED, the im2col path an argument error */
+    const void *conv_wh;     /* the forward conv's weights for the tensor-core implicit GEMM, made once
+                                from the same wt by catanet_conv2d_weights_half_cuda, or NULL: made
+                                from wt into work on each call (one launch more) */
+    const float *conv_wp;    /* the same for the fp32 implicit GEMM and the im2col path: wt permuted
+                                once by catanet_conv2d_weights_permute_cuda, or NULL */
+    const float *cluster_cn; /* catanet_cluster_fwd_cuda's centers normalised once by
+                                catanet_cluster_centers_norm_cuda (16-byte aligned), or NULL: now */
     float *work;             /* device scratch, work_floats floats (see the *_cuda_work functions) */
     size_t work_floats;
     char err[256];           /* detail of the last failure */
@@ -104,6 +111,15 @@ int catanet_conv2d_res_fwd_cuda(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, 
  * catanet_pixel_shuffle_lrelu_fwd_cuda apart */
 int catanet_conv2d_shuffle_lrelu_fwd_cuda(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, const float *in,
                                           const float *wt, const float *bias, int r, float *out);
+/* the tensor-core implicit GEMM's weights: wt [cout][cin][3][3] -> wh [9][cin][cout] in fp16, both
+ * counts rounded up to 16 with zeros (catanet_conv2d_weights_half_count halves; wh 32-byte aligned).
+ * Weights do not change between frames: made once and given as cx->conv_wh, they spare each conv a
+ * launch */
+size_t catanet_conv2d_weights_half_count(const CatanetConv2dArgs *a);
+int catanet_conv2d_weights_half_cuda(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, const float *wt, void *wh);
+/* the fp32 implicit GEMM's and the im2col path's weights: wt [cout][cin][k][k] -> wp [cout][k][k][cin]
+ * (cout cin k^2 floats, wp 16-byte aligned): made once and given as cx->conv_wp, likewise */
+int catanet_conv2d_weights_permute_cuda(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, const float *wt, float *wp);
 /* whether a forward conv of this shape can keep fp16 storage (cx->conv_out_fp16, and cx->conv_in_fp16
  * when in_fp16; with_res: a residual in the epilogue): the fp16 mode's tensor-core implicit GEMM (3x3,
  * cin % 4 == 0) or the direct kernel for cin <= 4 (fp32 input, no residual, cout % 4 == 0); the
@@ -171,6 +187,9 @@ int catanet_bilinear_add_fwd_cuda(CatanetCudaCtx *cx, int h, int w, int s, const
 
 /* ---- cluster.cu: similarity + argmax in fp32, stable counting sort; m <= CATANET_MAX_CENTERS ---- */
 size_t catanet_cluster_cuda_work(int n, int c, int m);  /* floats of cx->work */
+/* F.normalize of each center row, centers [m][c] -> cn [m][c]: centers are weights at inference, so
+ * made once and given as cx->cluster_cn they spare each catanet_cluster_fwd_cuda a launch */
+int catanet_cluster_centers_norm_cuda(CatanetCudaCtx *cx, int m, int c, const float *centers, float *cn);
 int catanet_cluster_fwd_cuda(CatanetCudaCtx *cx, int n, int c, int m, const float *xn,
                              const float *centers, int32_t *cid, int32_t *ord);
 

@@ -786,6 +786,145 @@ static double t_conv2d_fp16_io(void)
                     conv_fp16_refused() };
     return worst_of(e, 8);
 }
+/* the tensor-core convs' fp16 weights made once (catanet_conv2d_weights_half_cuda, the engine's
+ * cx.conv_wh): (1) the layout [9][cin][cout], counts rounded up to 16 with zeros, each weight
+ * rounded to nearest even, against the same built on the host (bit for bit: the number of halves that
+ * differ); (2) a conv given them as cx.conv_wh equals the conv that makes them per call (bit for bit),
+ * with its own wt argument NaN-filled, so a conv that ignored conv_wh would not pass. Shapes: the
+ * group conv (fp16 in, residual and out, as in the engine) and the x2 upsampler with its shuffle. */
+static double conv_wh_layout(int cin, int cout)
+{
+    Rng r = { 29 };
+    CatanetConv2dArgs a = { 1, 1, 1, cin, cout, 3 };
+    int cinp = (cin + 15) & ~15, coutp = (cout + 15) & ~15;
+    size_t nw = (size_t)cout * cin * 9, nh = catanet_conv2d_weights_half_count(&a);
+    if (nh != (size_t)9 * cinp * coutp)
+        return INFINITY;
+    float *wt = randv(&r, nw, 0.1f), *dwt = up(wt, sizeof(float) * nw);
+    uint16_t *got = malloc(sizeof(uint16_t) * nh);
+    void *dwh = dmalloc(sizeof(uint16_t) * nh);
+    double bad = -1;
+    if (launched(catanet_conv2d_weights_half_cuda(&cx, &a, dwt, dwh), "conv2d fp16 weights") >= 0) {
+        down(got, dwh, sizeof(uint16_t) * nh);
+        bad = 0;
+        for (int t = 0; t < 9; t++)
+            for (int c = 0; c < cinp; c++)
+                for (int o = 0; o < coutp; o++) {
+                    uint16_t want = c < cin && o < cout ? half_bits(wt[((size_t)o * cin + c) * 9 + t]) : 0;
+                    bad += got[((size_t)t * cinp + c) * coutp + o] != want;
+                }
+    }
+    cudaFree(dwt); cudaFree(dwh);
+    free(wt); free(got);
+    return bad;
+}
+static double conv_wh_premade(int h, int w, int cin, int cout, int shuf)
+{
+    Rng r = { 31 };
+    CatanetConv2dArgs a = { 1, h, w, cin, cout, 3 };
+    size_t ni = (size_t)h * w * cin, no = (size_t)h * w * cout, nw = (size_t)cout * cin * 9;
+    float *x = randv(&r, ni, 1.0f), *wt = randv(&r, nw, 0.1f), *b = randv(&r, cout, 0.1f), *rv = randv(&r, no, 1.0f);
+    uint16_t *xbits = to_half(x, ni), *rbits = to_half(rv, no);
+    size_t os = shuf ? sizeof(float) : sizeof(uint16_t); /* the group conv's output is fp16, a shuffled one fp32 */
+    void *din = up(xbits, sizeof(uint16_t) * ni), *dy[2], *dwh = dmalloc(sizeof(uint16_t) * catanet_conv2d_weights_half_count(&a));
+    float *dwt = up(wt, sizeof(float) * nw), *db = up(b, sizeof(float) * cout), *dnan = dmalloc(sizeof(float) * nw);
+    cudaMemset(dnan, 0xff, sizeof(float) * nw);
+    for (int k = 0; k < 2; k++)
+        dy[k] = shuf ? dmalloc(os * no) : up(rbits, os * no);
+    cx.gemm_fp16 = cx.conv_in_fp16 = 1;
+    cx.conv_out_fp16 = !shuf;
+    int ret = launched(catanet_conv2d_weights_half_cuda(&cx, &a, dwt, dwh), "conv2d fp16 weights");
+    for (int k = 0; k < 2 && ret >= 0; k++) { /* k 0: made per call from dwt; k 1: cx.conv_wh, wt NaN */
+        const float *wk = k ? dnan : dwt;
+        cx.conv_wh = k ? dwh : NULL;
+        ret = launched(shuf ? catanet_conv2d_shuffle_lrelu_fwd_cuda(&cx, &a, din, wk, db, shuf, dy[k])
+                            : catanet_conv2d_res_fwd_cuda(&cx, &a, din, wk, db, dy[k], NULL, dy[k], 0),
+                       "conv2d with fp16 weights made once");
+        cx.conv_wh = NULL;
+    }
+    cx.gemm_fp16 = cx.conv_in_fp16 = cx.conv_out_fp16 = 0;
+    double worst = -1;
+    if (ret >= 0) {
+        size_t nout = shuf ? no : no / 2; /* compared as floats: the fp16 outputs two halves a float */
+        float *g0 = malloc(sizeof(float) * nout), *g1 = malloc(sizeof(float) * nout);
+        size_t where;
+        if (shuf) {
+            down(g0, dy[0], sizeof(float) * no);
+            down(g1, dy[1], sizeof(float) * no);
+            worst = max_abs_diff(g0, g1, no, &where);
+        } else {
+            uint16_t *h0 = (uint16_t *)g0, *h1 = (uint16_t *)g1;
+            down(h0, dy[0], sizeof(uint16_t) * no);
+            down(h1, dy[1], sizeof(uint16_t) * no);
+            worst = 0;
+            for (size_t i = 0; i < no; i++)
+                worst += h0[i] != h1[i]; /* the halves that differ */
+        }
+        free(g0); free(g1);
+    }
+    cudaFree(din); cudaFree(dy[0]); cudaFree(dy[1]); cudaFree(dwh); cudaFree(dwt); cudaFree(db); cudaFree(dnan);
+    free(x); free(wt); free(b); free(rv); free(xbits); free(rbits);
+    return worst;
+}
+static double t_conv2d_weights_half(void)
+{
+    double e[5] = { conv_wh_layout(40, 40), conv_wh_layout(36, 144) /* channels padded to 48 */,
+                    conv_wh_layout(8, 20), conv_wh_premade(13, 17, 40, 40, 0) /* the group conv, fp16 stream */,
+                    conv_wh_premade(35, 19, 40, 160, 2) /* the x2 upsampler */ };
+    return worst_of(e, 5);
+}
+/* the fp32 convs' permuted weights made once (catanet_conv2d_weights_permute_cuda, cx.conv_wp): the
+ * layout [cout][k][k][cin] against the host's (the floats that differ), then the fp32 implicit GEMM
+ * (with the group residual) and the im2col path given them, with their own wt NaN-filled, against
+ * the same convs permuting wt per call: bit for bit */
+static double conv_wp_case(int h, int w, int cin, int cout, int ksize)
+{
+    Rng r = { 37 };
+    CatanetConv2dArgs a = { 1, h, w, cin, cout, ksize };
+    int kk = ksize * ksize;
+    size_t ni = (size_t)h * w * cin, no = (size_t)h * w * cout, nw = (size_t)cout * cin * kk;
+    float *x = randv(&r, ni, 1.0f), *wt = randv(&r, nw, 0.1f), *b = randv(&r, cout, 0.1f), *rv = randv(&r, no, 1.0f);
+    float *got = malloc(sizeof(float) * (nw > no ? nw : no)), *g2 = malloc(sizeof(float) * no);
+    float *dx = up(x, sizeof(float) * ni), *dwt = up(wt, sizeof(float) * nw), *db = up(b, sizeof(float) * cout);
+    float *dwp = dmalloc(sizeof(float) * nw), *dnan = dmalloc(sizeof(float) * nw), *dy[2];
+    cudaMemset(dnan, 0xff, sizeof(float) * nw);
+    double bad = -1;
+    int ret = launched(catanet_conv2d_weights_permute_cuda(&cx, &a, dwt, dwp), "conv2d permuted weights");
+    if (ret >= 0) {
+        down(got, dwp, sizeof(float) * nw);
+        bad = 0;
+        for (int o = 0; o < cout; o++)
+            for (int t = 0; t < kk; t++)
+                for (int c = 0; c < cin; c++)
+                    bad += memcmp(&got[((size_t)o * kk + t) * cin + c], &wt[((size_t)o * cin + c) * kk + t], 4) != 0;
+    }
+    for (int path = 0; path < 2 && ret >= 0; path++) { /* 0: the fp32 implicit GEMM + residual, 1: im2col */
+        for (int k = 0; k < 2 && ret >= 0; k++) {      /* k 0: permuted per call; k 1: cx.conv_wp, wt NaN */
+            dy[k] = up(rv, sizeof(float) * no);
+            cx.conv_wp = k ? dwp : NULL;
+            ret = launched(path ? catanet_conv2d_im2col_fwd_cuda(&cx, &a, dx, k ? dnan : dwt, db, dy[k])
+                                : catanet_conv2d_res_fwd_cuda(&cx, &a, dx, k ? dnan : dwt, db, dy[k], NULL, dy[k], 0),
+                           "conv2d with permuted weights made once");
+            cx.conv_wp = NULL;
+        }
+        if (ret >= 0) {
+            down(got, dy[0], sizeof(float) * no);
+            down(g2, dy[1], sizeof(float) * no);
+            for (size_t i = 0; i < no; i++)
+                bad += memcmp(&got[i], &g2[i], 4) != 0;
+        }
+        cudaFree(dy[0]); cudaFree(dy[1]);
+    }
+    cudaFree(dx); cudaFree(dwt); cudaFree(db); cudaFree(dwp); cudaFree(dnan);
+    free(x); free(wt); free(b); free(rv); free(got); free(g2);
+    return ret < 0 ? -1 : bad;
+}
+static double t_conv2d_weights_permute(void)
+{
+    double e[3] = { conv_wp_case(13, 17, 40, 40, 3) /* the group conv */, conv_wp_case(9, 11, 36, 144, 3) /* S's upsampler */,
+                    conv_wp_case(7, 9, 8, 12, 5) /* another kernel size (im2col) */ };
+    return worst_of(e, 3);
+}
 /* the same in fp32 (the implicit GEMM on CUDA cores) against conv -> shuffle -> LeakyReLU on the CPU */
 static double conv_shuffle_case(int batch, int h, int w, int cin, int cout, int r)
 {
@@ -1268,6 +1407,56 @@ static double cluster_case(int n, int c, int m)
     cudaFree(dx); cudaFree(dc); cudaFree(dcid); cudaFree(dord);
     free(cent); free(x); free(cu); free(cid); free(ord); free(gcid); free(gord);
     return bad;
+}
+/* the centers normalised once (catanet_cluster_centers_norm_cuda, the engine's cx.cluster_cn): against
+ * F.normalize in double on the host (scaled error), then the clustering given them, with its own
+ * centers argument NaN-filled, against the clustering that normalises them per call (cid and ord
+ * mismatches: the same kernels, so none; the CPU twin's entry above holds both to the CPU): the sum */
+static double cluster_cn_case(int n, int c, int m)
+{
+    Rng r = { 41 };
+    float *cent = randv(&r, (size_t)m * c, 1.0f), *want = malloc(sizeof(float) * m * c), *got = malloc(sizeof(float) * m * c);
+    for (int j = 0; j < m; j++) {
+        double s = 0;
+        for (int d = 0; d < c; d++)
+            s += (double)cent[j * c + d] * cent[j * c + d];
+        for (int d = 0; d < c; d++)
+            want[j * c + d] = (float)(cent[j * c + d] / fmax(sqrt(s), 1e-12));
+    }
+    float *x = randv(&r, (size_t)n * c, 1.0f), *dx = up(x, sizeof(float) * n * c), *dc = up(cent, sizeof(float) * m * c);
+    float *dcn = dmalloc(sizeof(float) * m * c), *dnan = dmalloc(sizeof(float) * m * c);
+    cudaMemset(dnan, 0xff, sizeof(float) * m * c);
+    int32_t *cid = malloc(sizeof(int32_t) * n), *ord = malloc(sizeof(int32_t) * n);
+    int32_t *gcid = malloc(sizeof(int32_t) * n), *gord = malloc(sizeof(int32_t) * n);
+    int32_t *dcid = dmalloc(sizeof(int32_t) * n), *dord = dmalloc(sizeof(int32_t) * n);
+    double e = -1;
+    if (launched(catanet_cluster_fwd_cuda(&cx, n, c, m, dx, dc, dcid, dord), "cluster") >= 0 &&
+        launched(catanet_cluster_centers_norm_cuda(&cx, m, c, dc, dcn), "cluster centers norm") >= 0) {
+        down(cid, dcid, sizeof(int32_t) * n);
+        down(ord, dord, sizeof(int32_t) * n);
+        down(got, dcn, sizeof(float) * m * c);
+        e = scaled_err(got, want, (size_t)m * c);
+        cx.cluster_cn = dcn;
+        int ret = launched(catanet_cluster_fwd_cuda(&cx, n, c, m, dx, dnan, dcid, dord), "cluster, centers normalised once");
+        cx.cluster_cn = NULL;
+        if (ret < 0)
+            e = -1;
+        else {
+            down(gcid, dcid, sizeof(int32_t) * n);
+            down(gord, dord, sizeof(int32_t) * n);
+            for (int i = 0; i < n; i++)
+                e += (gcid[i] != cid[i]) + (gord[i] != ord[i]);
+        }
+    }
+    cudaFree(dx); cudaFree(dc); cudaFree(dcn); cudaFree(dnan); cudaFree(dcid); cudaFree(dord);
+    free(cent); free(want); free(got); free(x); free(cid); free(ord); free(gcid); free(gord);
+    return e;
+}
+static double t_cluster_centers_norm(void)
+{
+    double e[2] = { cluster_cn_case(3000, 40, 16) /* the register-blocked similarity */,
+                    cluster_cn_case(1000, 38, 20) /* the general one */ };
+    return worst_of(e, 2);
 }
 /* c = 40, 36, 64 take the register-blocked similarity kernel (c <= 64, c % 4 == 0; 65 and 128
  * centers: more than one 64-center tile), c = 100, 200, 38 the general one */
@@ -2533,6 +2722,8 @@ static const Twin twins[] = {
     { "conv2d + residual(s) (implicit GEMM; im2col)", "catanet_conv2d_res_fwd_cuda", 1e-5, t_conv2d_res },
     { "conv2d fp16 tensor-core implicit GEMM (err/bound)", "catanet_conv2d_fwd_cuda", 1, t_conv2d_fp16 },
     { "conv2d fp16 in/out = fp32 rounded; refused elsewhere", "catanet_conv2d_fwd_cuda", 0, t_conv2d_fp16_io },
+    { "conv2d fp16 weights made once: layout; = made per call", "catanet_conv2d_weights_half_cuda", 0, t_conv2d_weights_half },
+    { "conv2d fp32 weights permuted once: layout; = per call", "catanet_conv2d_weights_permute_cuda", 0, t_conv2d_weights_permute },
     { "conv2d + pixel shuffle + lrelu (implicit GEMM)", "catanet_conv2d_shuffle_lrelu_fwd_cuda", 1e-5, t_conv2d_shuffle },
     { "conv2d + shuffle + lrelu fp16 (err/bound)", "catanet_conv2d_shuffle_lrelu_fwd_cuda", 1, t_conv2d_shuffle_fp16 },
     { "dwconv 5x5 and 3x3 (tiled; fallback c=6)", "catanet_dwconv_fwd_cuda", 1e-5, t_dwconv },
@@ -2553,6 +2744,7 @@ static const Twin twins[] = {
     { "mirror index (mismatches)", "catanet_mirror_index_cuda", 0, t_mirror },
     { "frame staging (mirror pad, NHWC)", "catanet_frame_in_fwd_cuda", 0, t_frame_in },
     { "cluster: cid + ord (mismatches)", "catanet_cluster_fwd_cuda", 0, t_cluster },
+    { "cluster centers normalised once; cid + ord with them", "catanet_cluster_centers_norm_cuda", 1e-6, t_cluster_centers_norm },
     { "iasa (fused, online softmax)", "catanet_iasa_fwd_cuda", 2e-5, t_iasa },
     { "iasa fp16 mode (tensor-core attention)", "catanet_iasa_fwd_cuda", 3e-3, t_iasa_fp16 },
     { "lrsa (fused attention, band weights)", "catanet_lrsa_fwd_cuda", 2e-5, t_lrsa },

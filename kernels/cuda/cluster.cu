@@ -5,7 +5,7 @@
  * each warp walks its chunk in token order, so ties keep ascending token order as on the CPU.
  * Nothing here depends on scheduling: the result is deterministic. The similarity has a
  * register-blocked kernel for the model dims (assign_vec_kernel) and a general one.
- * defines: catanet_cluster_cuda_work, catanet_cluster_fwd_cuda
+ * defines: catanet_cluster_cuda_work, catanet_cluster_centers_norm_cuda, catanet_cluster_fwd_cuda
  */
 #include "cuda_common.cuh"
 
@@ -180,7 +180,9 @@ __global__ void chunk_hist_kernel(int n, int m, int chunks, const int32_t *cid, 
         counts[(size_t)j * chunks + ch] = hist[j];
 }
 
-/* exclusive scan of counts[0..total) in place, one block: each thread scans a contiguous segment */
+/* exclusive scan of counts[0..total) in place, one block: each thread scans a contiguous segment;
+ * the segments' sums are scanned in shared memory in log2(CL_SCAN_THREADS) steps (Hillis-Steele),
+ * not by one thread walking all of them (integers: exact in any order) */
 __global__ void scan_kernel(size_t total, int32_t *counts)
 {
     __shared__ int32_t part[CL_SCAN_THREADS];
@@ -191,16 +193,14 @@ __global__ void scan_kernel(size_t total, int32_t *counts)
         s += counts[i];
     part[threadIdx.x] = s;
     __syncthreads();
-    if (threadIdx.x == 0) {
-        int32_t run = 0;
-        for (int t = 0; t < CL_SCAN_THREADS; t++) {
-            int32_t v = part[t];
-            part[t] = run;
-            run += v;
-        }
+    const int t = (int)threadIdx.x;
+    for (int off = 1; off < CL_SCAN_THREADS; off <<= 1) {
+        int32_t add = t >= off ? part[t - off] : 0;
+        __syncthreads();
+        part[t] += add;
+        __syncthreads();
     }
-    __syncthreads();
-    int32_t run = part[threadIdx.x];
+    int32_t run = part[t] - s; /* inclusive -> exclusive */
     for (size_t i = b; i < e; i++) {
         int32_t v = counts[i];
         counts[i] = run;
@@ -235,6 +235,14 @@ __global__ void scatter_kernel(int n, int m, int chunks, const int32_t *cid, con
     }
 }
 
+int catanet_cluster_centers_norm_cuda(CatanetCudaCtx *cx, int m, int c, const float *centers, float *cn)
+{
+    CUDA_REQUIRE(cx, m > 0 && c > 0 && centers && cn, "cluster_centers_norm_cuda");
+    center_norm_kernel<<<(m + 127) / 128, 128, 0, cx->stream>>>(m, c, centers, cn);
+    CUDA_LAUNCHED(cx, "cluster center_norm");
+    return 0;
+}
+
 /* xn [N,C], centers [M,C] -> cid [N], ord [N] */
 int catanet_cluster_fwd_cuda(CatanetCudaCtx *cx, int n, int c, int m, const float *xn,
                              const float *centers, int32_t *cid, int32_t *ord)
@@ -243,10 +251,14 @@ int catanet_cluster_fwd_cuda(CatanetCudaCtx *cx, int n, int c, int m, const floa
     CUDA_REQUIRE(cx, m > 0 && m <= CATANET_MAX_CENTERS, "cluster_fwd_cuda");
     CUDA_REQUIRE(cx, cx->work && cx->work_floats >= catanet_cluster_cuda_work(n, c, m), "cluster_fwd_cuda");
     int chunks = (int)n_chunks(n);
-    float *cn = cx->work;
+    const float *cn = cx->cluster_cn; /* normalised once by the caller, or now */
     int32_t *counts = (int32_t *)(cx->work + (size_t)m * c);
-    center_norm_kernel<<<(m + 127) / 128, 128, 0, cx->stream>>>(m, c, centers, cn);
-    CUDA_LAUNCHED(cx, "cluster center_norm");
+    if (!cn) {
+        int ret = catanet_cluster_centers_norm_cuda(cx, m, c, centers, cx->work);
+        if (ret < 0)
+            return ret;
+        cn = cx->work;
+    }
     if (c <= CL_VEC_MAX_C && c % 4 == 0 && (uintptr_t)xn % 16 == 0 && (uintptr_t)cn % 16 == 0) {
         unsigned blocks = (unsigned)(((size_t)n + CL_VEC_TOKENS - 1) / CL_VEC_TOKENS);
         assign_vec_kernel<<<blocks, CL_VEC_TOKENS, 0, cx->stream>>>(n, c, m, xn, cn, cid);

@@ -5,6 +5,8 @@
  * and else im2col of a fixed chunk of output pixels
  * into cx->work, then one cuBLAS GEMM per chunk.
  * defines: catanet_conv2d_cuda_work, catanet_conv2d_fwd_cuda, catanet_conv2d_res_fwd_cuda,
+ *          catanet_conv2d_weights_half_count, catanet_conv2d_weights_half_cuda,
+ *          catanet_conv2d_weights_permute_cuda,
  *          catanet_conv2d_shuffle_lrelu_fwd_cuda, catanet_conv2d_im2col_fwd_cuda,
  *          catanet_conv2d_bwd_cuda_work, catanet_conv2d_bwd_cuda
  */
@@ -55,6 +57,11 @@ __device__ static inline void conv_put(const CatanetConv2dArgs &a, int shuf, con
 static size_t whalf_floats(const CatanetConv2dArgs *a)
 {
     return ((size_t)9 * round16(a->cin) * round16(a->cout) + 1) / 2 + 8;
+}
+
+size_t catanet_conv2d_weights_half_count(const CatanetConv2dArgs *a)
+{
+    return (size_t)9 * round16(a->cin) * round16(a->cout);
 }
 
 size_t catanet_conv2d_cuda_work(const CatanetConv2dArgs *a)
@@ -425,6 +432,17 @@ __global__ void conv_weights_half_kernel(int cout, int cin, int coutp, int cinp,
     }
 }
 
+int catanet_conv2d_weights_half_cuda(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, const float *wt, void *wh)
+{
+    CUDA_REQUIRE(cx, a->ksize == 3 && a->cin > 0 && a->cout > 0 && wt && ((uintptr_t)wh & 31) == 0,
+                 "conv2d_weights_half_cuda");
+    int cinp = round16(a->cin), coutp = round16(a->cout);
+    conv_weights_half_kernel<<<grid_for((size_t)9 * cinp * coutp, CUDA_THREADS), CUDA_THREADS, 0, cx->stream>>>(
+        a->cout, a->cin, coutp, cinp, wt, (__half *)wh);
+    CUDA_LAUNCHED(cx, "conv2d fp16 weights");
+    return 0;
+}
+
 namespace wmma = nvcuda::wmma;
 
 template <int NF, typename TI, typename TO>
@@ -520,8 +538,10 @@ static int check_fwd(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, const float
     return 0;
 }
 
-static int launch_permute(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, const float *wt, float *wp)
+int catanet_conv2d_weights_permute_cuda(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, const float *wt, float *wp)
 {
+    CUDA_REQUIRE(cx, a->ksize > 0 && a->cin > 0 && a->cout > 0 && wt && ((uintptr_t)wp & 15) == 0,
+                 "conv2d_weights_permute_cuda");
     int kk = a->ksize * a->ksize;
     conv_permute_kernel<<<grid_for((size_t)a->cout * a->cin * kk, CUDA_THREADS), CUDA_THREADS, 0, cx->stream>>>(
         a->cout, a->cin, kk, wt, wp);
@@ -535,9 +555,11 @@ static int im2col_fwd(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, const floa
     CUDA_REQUIRE(cx, !cx->conv_in_fp16 && !cx->conv_out_fp16,
                  "conv2d im2col (fp32 only: unset cx->conv_in_fp16 and conv_out_fp16)");
     int total = a->batch * a->h * a->w, ncol = a->cin * a->ksize * a->ksize, ret;
-    float *wp = cx->work, *col = cx->work + wperm_floats(a);
-    if ((ret = launch_permute(cx, a, wt, wp)) < 0)
+    const float *wp = cx->conv_wp; /* permuted once by the caller, or now from wt */
+    float *col = cx->work + wperm_floats(a);
+    if (!wp && (ret = catanet_conv2d_weights_permute_cuda(cx, a, wt, cx->work)) < 0)
         return ret;
+    wp = wp ? wp : cx->work;
     if (bias || res) {
         unsigned blocks = (unsigned)((total + 7) / 8 < 65535 * 16 ? (total + 7) / 8 : 65535 * 16);
         conv_bias_kernel<<<blocks, dim3(32, 8), 0, cx->stream>>>(total, a->cout, bias, res, res2, out);
@@ -669,11 +691,14 @@ static int conv_fwd(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, const float 
     }
 gemm:
     if (tc_takes(cx, a, in, ih)) {
-        int cinp = round16(a->cin), coutp = round16(a->cout);
-        __half *wh = (__half *)(((uintptr_t)cx->work + 31) & ~(uintptr_t)31);
-        conv_weights_half_kernel<<<grid_for((size_t)9 * cinp * coutp, CUDA_THREADS), CUDA_THREADS, 0, cx->stream>>>(
-            a->cout, a->cin, coutp, cinp, wt, wh);
-        CUDA_LAUNCHED(cx, "conv2d fp16 weights");
+        const __half *wh = (const __half *)cx->conv_wh; /* made once by the caller, or now from wt */
+        CUDA_REQUIRE(cx, ((uintptr_t)wh & 31) == 0, "conv2d_fwd_cuda (cx->conv_wh: 32-byte aligned)");
+        if (!wh) {
+            __half *w16 = (__half *)(((uintptr_t)cx->work + 31) & ~(uintptr_t)31);
+            if ((ret = catanet_conv2d_weights_half_cuda(cx, a, wt, w16)) < 0)
+                return ret;
+            wh = w16;
+        }
         /* the forms the engine uses: fp32 -> fp32, fp16 -> fp32 (the upsampler, a group conv into fp32),
          * fp16 -> fp16 (a group conv in the fp16 residual stream) */
         const __half *inh = (const __half *)in;
@@ -686,10 +711,10 @@ gemm:
         CUDA_LAUNCHED(cx, "conv2d implicit GEMM (tensor cores)");
         return 0;
     }
-    if (k3 && !cx->gemm_fp16 && a->cin % 4 == 0 && aligned16(in) && aligned16(cx->work) &&
+    const float *wp = cx->conv_wp ? cx->conv_wp : cx->work; /* permuted once by the caller, or below */
+    if (k3 && !cx->gemm_fp16 && a->cin % 4 == 0 && aligned16(in) && aligned16(wp) &&
         ig_smem(a->cin) <= 48 * 1024 && (a->h + IG_TH - 1) / IG_TH <= 65535) {
-        float *wp = cx->work;
-        if ((ret = launch_permute(cx, a, wt, wp)) < 0)
+        if (!cx->conv_wp && (ret = catanet_conv2d_weights_permute_cuda(cx, a, wt, cx->work)) < 0)
             return ret;
         dim3 grid((a->w + IG_TW - 1) / IG_TW, (a->h + IG_TH - 1) / IG_TH, a->batch);
         conv_igemm_kernel<<<grid, 256, ig_smem(a->cin), cx->stream>>>(*a, ig_csp(a->cin), in, wp, bias, res, res2,
