@@ -187,7 +187,7 @@ check-emu: emu-build
 	@sh tests/t_cuda_emu.sh --run-only
 
 emu-build: $(EMU_B)/test_twins $(EMU_B)/test_train_cuda $(EMU_B)/catanet-train $(EMU_B)/wmma_selftest \
-           $(EMU_B)/catanet-gpubench
+           $(EMU_B)/catanet-gpubench $(EMU_B)/census
 
 $(EMU_B)/config.h: $(CONFIG)
 	@mkdir -p $(dir $@)
@@ -237,6 +237,22 @@ $(EMU_B)/catanet-gpubench.o: tools/catanet-gpubench.c $(EMU_B)/config.h $(wildca
 	$(CC) $(EMU_INC) $(CPPFLAGS) $(CFLAGS) $(EMU_SANITIZE) -c $< -o $@
 $(EMU_B)/catanet-gpubench: $(EMU_B)/catanet-gpubench.o $(EMU_OBJS) $(EMU_ENGINE_OBJS)
 	$(EMU_CXX) $(LDFLAGS) $(EMU_SANITIZE) $^ $(LIBS) -lpthread -o $@
+# the launch census of one frame (tests/cuda_emu/census.c, tools/census.sh): shapes, not results
+$(EMU_B)/census.o: tests/cuda_emu/census.c $(EMU_B)/config.h $(wildcard tests/cuda_emu/include/*.h)
+	$(CC) $(EMU_INC) $(CPPFLAGS) $(CFLAGS) $(EMU_SANITIZE) -c $< -o $@
+$(EMU_B)/census: $(EMU_B)/census.o $(EMU_OBJS) $(EMU_ENGINE_OBJS)
+	$(EMU_CXX) $(LDFLAGS) $(EMU_SANITIZE) -rdynamic $^ $(LIBS) -lpthread -ldl -o $@
+# make census [CENSUS_MODEL=file] [CENSUS_SIZE=WxH] [CENSUS_ARGS="fp16 primary"]: the table of
+# tools/census.sh (one frame's launches and how full each keeps an sm_90 GPU; counted, not timed),
+# by default for a random-weight 8-group x2 model at 960x540 (docs/roofline.md)
+CENSUS_MODEL ?= $(B)/census/l8_x2.safetensors
+CENSUS_SIZE ?= 960x540
+CENSUS_ARGS ?= fp16 primary
+.PHONY: census
+census: $(EMU_B)/census $(B)/tools/catanet-mkmodel
+	@mkdir -p $(B)/census
+	@[ -f $(CENSUS_MODEL) ] || $(B)/tools/catanet-mkmodel -o $(CENSUS_MODEL) -s 2 -g 8
+	sh tools/census.sh -b $(B) $(CENSUS_MODEL) $(CENSUS_SIZE) $(CENSUS_ARGS)
 # ---- end check-emu ----
 
 # ---- GPU check (tools/gpu-check.sh; issue 3) ----

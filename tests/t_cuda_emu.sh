@@ -5,10 +5,12 @@
 # --device cuda` smoke run on a tiny network, the CUDA training loop (train/resume --device cuda)
 # against the CPU loop on a tiny network (tests/train_cuda_loop.sh: losses, kill -9 and resume,
 # checkpoints across devices, non-finite steps; 11 emulated device steps, about 13 s of one core),
-# catanet-gpubench on a one-group model (gpu-check's bench step: kernel picks, step profile),
-# and one CUDA training step against the CPU step on the reference cases (test_train_cuda); PASS/FAIL
-# lines. What the emulator can and cannot catch: the comment opening tests/cuda_emu/emu.cpp. No GPU or CUDA toolkit needed; skipped (77) when the C++
-# compiler or the ucontext fibers it needs are missing.
+# catanet-gpubench on a one-group model (gpu-check's bench step: kernel picks, step profile), the
+# launch census of a 960x540 frame (tests/cuda_emu/census.c: no per-frame weight work), and one
+# CUDA training step against the CPU step on the reference cases (test_train_cuda); PASS/FAIL
+# lines. What the emulator can and cannot catch: the comment opening tests/cuda_emu/emu.cpp. No GPU
+# or CUDA toolkit needed; skipped (77) when the C++ compiler or the ucontext fibers it needs are
+# missing.
 # Usage: BUILDDIR=build sh tests/t_cuda_emu.sh [--run-only]   (--with-train is accepted: it is always on)
 #   --run-only: make check-emu built it
 cd "$(dirname "$0")/.." || exit 1
@@ -79,6 +81,45 @@ if [ -x "$B/emu/catanet-gpubench" ] && [ -x "$B/tools/catanet-mkmodel" ]; then
     rm -rf "$gdir"
 else
     echo "FAIL: t_cuda_emu: $B/emu/catanet-gpubench or $B/tools/catanet-mkmodel is not built"
+    fail=1
+fi
+# one frame's launches at 960x540 (tests/cuda_emu/census.c, dry: nothing runs, so the size costs
+# nothing; tools/census.sh's input) for an 8-group x2 model on NV12 device frames. In both
+# precisions, with the primary and the fallback kernels, no weight is put in a kernel's form per
+# frame (the convs' layouts and the normalised token centers are made once at open); with the
+# primary kernels the frame is kernel launches only (no memset, copy or cuBLAS GEMM); the fp16
+# frame has each group's 9 LRSA patch-class launches, its IASA and its two ConvFFN kernels
+if [ -x "$B/emu/census" ] && [ -x "$B/tools/catanet-mkmodel" ]; then
+    cdir=$(mktemp -d)
+    "$B/tools/catanet-mkmodel" -o "$cdir/l8.safetensors" -s 2 -g 8 > "$cdir/mk.log" 2>&1
+    cfail=
+    for mode in "fp16 primary" "fp32 primary" "fp16 fallback"; do
+        set -- $mode
+        if ! "$B/emu/census" "$cdir/l8.safetensors" 960x540 $1 $2 > "$cdir/$1$2" 2> "$cdir/err"; then
+            cfail="$cfail; $1 $2: census failed ($(tail -n 1 "$cdir/err"))"
+            continue
+        fi
+        nk=$(grep -c '^kernel' "$cdir/$1$2")
+        conv=$(grep -c '^kernel.\(conv_weights_half\|conv_permute\|center_norm\)_kernel' "$cdir/$1$2")
+        other=$(grep -c '^\(memset\|memcpy\|gemm\)' "$cdir/$1$2")
+        [ "$nk" -gt 0 ] || cfail="$cfail; $1 $2: no kernel launch listed"
+        [ "$conv" = 0 ] || cfail="$cfail; $1 $2: $conv weight conversions in a frame"
+        [ "$2" = fallback ] || [ "$other" = 0 ] || cfail="$cfail; $1 $2: $other memsets, copies or GEMMs in a frame"
+        echo "t_cuda_emu: census 960x540 $1 $2: $nk kernel launches, $other other operations a frame"
+    done
+    f=$cdir/fp16primary
+    lrsa=$(grep -c '^kernel.lrsa_attn_tc_kernel' "$f"); iasa=$(grep -c '^kernel.iasa_tc_kernel' "$f")
+    ffn=$(grep -c '^kernel.convffn_fp16_kernel' "$f")
+    [ "$lrsa $iasa $ffn" = "72 8 16" ] || cfail="$cfail; fp16: LRSA/IASA/ConvFFN launches $lrsa/$iasa/$ffn, want 72/8/16"
+    if [ -z "$cfail" ]; then
+        echo "PASS: census (emulated launches of a 960x540 frame, 8 groups): no per-frame weight conversion; primary kernels only kernels; 72/8/16 LRSA/IASA/ConvFFN launches in fp16"
+    else
+        echo "FAIL: census${cfail}"
+        fail=1
+    fi
+    rm -rf "$cdir"
+else
+    echo "FAIL: t_cuda_emu: $B/emu/census or $B/tools/catanet-mkmodel is not built"
     fail=1
 fi
 # the CUDA training loop against the CPU loop (tests/train_cuda_loop.sh; gpu-check runs it on the GPU)

@@ -26,6 +26,8 @@
  * would run once, outside the graph, which is never what the engine means). Other streams queue
  * their work as outside a capture. A stream used after cudaStreamDestroy is an invalid handle.
  */
+#include <dlfcn.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <chrono>
@@ -135,14 +137,37 @@ static cudaError_t enqueue(cudaStream_t s, std::function<void()> op, const char 
     return 0;
 }
 
+/* the launch census (emu_census, tests/cuda_emu/census.c): each kernel, GEMM, copy and memset is
+ * written as one tab-separated line when it runs (so a graph's work once per replay); a dry census
+ * runs no kernel and no GEMM and leaves new device memory unfilled: the shapes of a frame's work at
+ * sizes the emulator could not compute in time, which is all it is for */
+static FILE *census_out;
+static bool census_dry;
+
 /* a kernel launch (emu_device.h's Launcher): the configuration is checked now, as the GPU does at
  * the launch (the error goes to cudaGetLastError), the kernel runs now or when the graph runs */
-void launch(dim3 grid, dim3 block, size_t smem, void *stream, const void *kernel, std::function<void()> body)
+void launch(dim3 grid, dim3 block, size_t smem, void *stream, const void *kernel, const char *name,
+            std::function<void()> body)
 {
     size_t limit = kernel_smem_limit(kernel);
     if (!launch_config_ok(grid, block, smem, limit))
         return;
-    cudaError_t e = enqueue((cudaStream_t)stream, [=] { run(grid, block, smem, limit, body); }, "a kernel launch");
+    cudaError_t e = enqueue(
+        (cudaStream_t)stream,
+        [=] {
+            if (census_out) {
+                /* the kernel's symbol (linked with -rdynamic): g++ mangles a kernel as nvcc does,
+                 * so it names the very instantiation ptxas reports */
+                Dl_info di;
+                const char *sym = dladdr(kernel, &di) && di.dli_sname ? di.dli_sname : "-";
+                fprintf(census_out, "kernel\t%s\t%llu\t%u\t%zu\t%ux%ux%u\t%ux%ux%u\t%s\n", name,
+                        (unsigned long long)grid.x * grid.y * grid.z, block.x * block.y * block.z, smem, grid.x,
+                        grid.y, grid.z, block.x, block.y, block.z, sym);
+            }
+            if (!census_dry)
+                run(grid, block, smem, limit, body);
+        },
+        "a kernel launch");
     if (e)
         last_err = e;
 }
@@ -207,7 +232,8 @@ cudaError_t cudaMalloc(void **p, size_t n)
     /* 256-byte aligned, as cudaMalloc's (wmma needs 32); the exact size, so ASan sees overruns */
     if (posix_memalign(p, 256, n ? n : 4))
         return ErrMemoryAllocation;
-    memset(*p, 0xff, n); /* never-written device memory reads as NaN floats, -1 ints */
+    if (!census_dry)
+        memset(*p, 0xff, n); /* never-written device memory reads as NaN floats, -1 ints */
     return 0;
 }
 cudaError_t cudaFree(void *p)
@@ -248,11 +274,23 @@ cudaError_t cudaMemset2D(void *d, size_t pitch, int v, size_t width, size_t heig
 }
 cudaError_t cudaMemcpyAsync(void *d, const void *s, size_t n, enum cudaMemcpyKind, cudaStream_t st)
 {
-    return enqueue(st, [=] { memmove(d, s, n); }, "cudaMemcpyAsync");
+    return enqueue(st,
+                   [=] {
+                       if (census_out)
+                           fprintf(census_out, "memcpy\t%zu\n", n);
+                       memmove(d, s, n);
+                   },
+                   "cudaMemcpyAsync");
 }
 cudaError_t cudaMemsetAsync(void *d, int v, size_t n, cudaStream_t st)
 {
-    return enqueue(st, [=] { memset(d, v, n); }, "cudaMemsetAsync");
+    return enqueue(st,
+                   [=] {
+                       if (census_out)
+                           fprintf(census_out, "memset\t%zu\n", n);
+                       memset(d, v, n);
+                   },
+                   "cudaMemsetAsync");
 }
 cudaError_t cudaMemGetInfo(size_t *fr, size_t *total)
 {
@@ -437,6 +475,11 @@ cudaError_t cudaGetDriverEntryPointByVersion(const char *sym, void **fn, unsigne
     return 0;
 }
 int emu_ctx_depth(void) { return ctx_depth; }
+void emu_census(FILE *f, int dry)
+{
+    census_out = f;
+    census_dry = dry;
+}
 
 cublasStatus_t cublasCreate(cublasHandle_t *h)
 {
@@ -471,8 +514,15 @@ cublasStatus_t cublasSgemm(cublasHandle_t h, cublasOperation_t ta, cublasOperati
         return CUBLAS_STATUS_INVALID_VALUE;
     }
     float al = *alpha, be = *beta; /* host pointer mode: read at the call, also when captured */
-    cudaError_t e = enqueue(h->stream, [=] { sgemm_now(ta, tb, m, n, k, al, A, lda, B, ldb, be, C, ldc); },
-                            "cublasSgemm");
+    cudaError_t e = enqueue(
+        h->stream,
+        [=] {
+            if (census_out)
+                fprintf(census_out, "gemm\t%d\t%d\t%d\n", m, n, k);
+            if (!census_dry)
+                sgemm_now(ta, tb, m, n, k, al, A, lda, B, ldb, be, C, ldc);
+        },
+        "cublasSgemm");
     return e ? CUBLAS_STATUS_EXECUTION_FAILED : 0;
 }
 cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,

@@ -6,6 +6,7 @@
 #define EMU_CUDA_RUNTIME_H
 #include <math.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,10 @@ enum cudaFuncAttribute { cudaFuncAttributeMaxDynamicSharedMemorySize = 8 };
 #define cudaStreamNonBlocking 1
 enum cudaDriverEntryPointQueryResult { cudaDriverEntryPointSuccess = 0, cudaDriverEntryPointSymbolNotFound = 1 };
 #define cudaEnableDefault 0
+/* emulator only: from now on each kernel, GEMM, async copy and memset that runs is written to f as
+ * one tab-separated line (the launch census, tests/cuda_emu/census.c; f may be NULL); dry: none of them runs and new
+ * device memory is left unfilled (shapes only, results meaningless); emu_census(NULL, 0): back to normal */
+void emu_census(FILE *f, int dry);
 cudaError_t cudaMalloc(void **p, size_t n);
 cudaError_t cudaFree(void *p);
 cudaError_t cudaMemcpy(void *d, const void *s, size_t n, enum cudaMemcpyKind k);

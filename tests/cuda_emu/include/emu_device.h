@@ -46,20 +46,22 @@ int func_set_attribute(const void *kernel, int attr, int value);
 int device_smem_optin();
 void run(dim3 grid, dim3 block, size_t smem, size_t smem_limit, std::function<void()> body);
 /* a launch on a stream (emu_runtime.cpp): queued on the stream (stream 0: runs now), recorded while it is captured */
-void launch(dim3 grid, dim3 block, size_t smem, void *stream, const void *kernel, std::function<void()> body);
-/* what prep.sh turns `kernel<<<g, b, smem, stream>>>(args)` into: Launcher(g, b, smem, stream).bind(kernel)(args);
- * the arguments are held by value, as a captured graph holds a kernel node's */
+void launch(dim3 grid, dim3 block, size_t smem, void *stream, const void *kernel, const char *name,
+            std::function<void()> body);
+/* what prep.sh turns `kernel<<<g, b, smem, stream>>>(args)` into:
+ * Launcher(g, b, smem, stream).bind(kernel, "kernel")(args); the arguments are held by value, as a
+ * captured graph holds a kernel node's; the name, as written at the launch, is for the launch census */
 struct Launcher {
     dim3 g, b;
     size_t smem;
     void *stream;
     Launcher(dim3 g_, dim3 b_, size_t s = 0, void *st = 0) : g(g_), b(b_), smem(s), stream(st) {}
-    template <class... P> auto bind(void (*k)(P...))
+    template <class... P> auto bind(void (*k)(P...), const char *name)
     {
         dim3 g_ = g, b_ = b;
         size_t s_ = smem;
         void *st_ = stream;
-        return [=](P... args) { launch(g_, b_, s_, st_, (const void *)k, [=] { k(args...); }); };
+        return [=](P... args) { launch(g_, b_, s_, st_, (const void *)k, name, [=] { k(args...); }); };
     }
 };
 template <class T> static inline uint64_t bits_of(T v)
