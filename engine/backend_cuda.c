@@ -84,6 +84,7 @@ typedef struct CudaState {
     int f_half;               /* the ConvFFNs' outputs s->f, the residual stream inside a group, are
                                  stored as fp16: set after the picks (f_half_ok), 0 while timing them */
     int g_half;               /* with f_half, the groups' inputs and outputs f0 and s->res too */
+    int u_half;               /* with g_half, the upsampled features (s->us, s->u) too (u_half_ok) */
     cudaGraph_t graph;
     cudaGraphExec_t exec;     /* NULL: run the forward eagerly (capture unavailable) */
     /* catanet_cuda_profile only: an event recorded after each step of the forward, and its name */
@@ -600,10 +601,11 @@ static int upsample(CudaState *s, const CatanetModel *m, int stage, int im2col, 
     const float *w = dev_w(s, m, m->up_w[stage]), *b = dev_w(s, m, m->up_b[stage]);
     if (!im2col) {
         float *dst = in == s->us ? s->u : s->us;
-        s->cx.conv_in_fp16 = stage == 0 && s->g_half; /* s->res */
+        s->cx.conv_in_fp16 = stage == 0 ? s->g_half : s->u_half; /* s->res, or stage 0's output */
+        s->cx.conv_out_fp16 = s->u_half;
         conv_weights_for(s, 0, stage);
         int ret = catanet_conv2d_shuffle_lrelu_fwd_cuda(&s->cx, &up, in, w, b, r, dst);
-        s->cx.conv_in_fp16 = 0;
+        s->cx.conv_in_fp16 = s->cx.conv_out_fp16 = 0;
         conv_weights_none(s);
         if (ret != CATANET_ERR_UNSUPPORTED) {
             K(ret);
@@ -677,7 +679,10 @@ static int forward(CudaState *s, const CatanetModel *m)
         fw *= r;
     }
     CatanetConv2dArgs last = { 1, H * sc, W * sc, d, 3, 3 };
-    K(catanet_conv2d_fwd_cuda(cx, &last, feat, dev_w(s, m, m->last_w), dev_w(s, m, m->last_b), s->out));
+    cx->conv_in_fp16 = s->u_half && m->up_w[0]; /* the upsampled features */
+    ret = catanet_conv2d_fwd_cuda(cx, &last, feat, dev_w(s, m, m->last_w), dev_w(s, m, m->last_b), s->out);
+    cx->conv_in_fp16 = 0;
+    K(ret);
     mark(s, "conv3x3 last");
     K(catanet_bilinear_add_fwd_cuda(cx, H, W, sc, src, s->out, s->in_h * sc, s->in_w * sc, s->d_out));
     mark(s, "bilinear + add, crop");
@@ -807,7 +812,7 @@ static int f_half_ok(CudaState *s, const CatanetModel *m)
 {
     CatanetConv2dArgs mid = { 1, s->h, s->w, m->info.dim, m->info.dim, 3 };
     return use_ffn_one(s) && !s->pick.qkv && !s->pick.conv_mid && m->info.num_groups > 0 &&
-           catanet_conv2d_takes_fp16(&s->cx, &mid, 1, 0);
+           catanet_conv2d_takes_fp16(&s->cx, &mid, 1, 0, 0);
 }
 /* ... and whether the groups' inputs and outputs (f0, s->res) may be too: with f_half, their other
  * writers and readers take fp16: the first conv (the direct kernel for 3 input channels), the group
@@ -818,8 +823,21 @@ static int g_half_ok(CudaState *s, const CatanetModel *m)
     int d = m->info.dim, r = m->info.upscale == 4 ? 2 : m->info.upscale;
     CatanetConv2dArgs first = { 1, s->h, s->w, 3, d, 3 }, mid = { 1, s->h, s->w, d, d, 3 },
                       up = { 1, s->h, s->w, d, d * r * r, 3 };
-    return s->f_half && !s->pick.conv_up[0] && m->up_w[0] && catanet_conv2d_takes_fp16(&s->cx, &first, 0, 0) &&
-           catanet_conv2d_takes_fp16(&s->cx, &mid, 1, 1) && catanet_conv2d_takes_fp16(&s->cx, &up, 1, 0);
+    return s->f_half && !s->pick.conv_up[0] && m->up_w[0] && catanet_conv2d_takes_fp16(&s->cx, &first, 0, 1, 0) &&
+           catanet_conv2d_takes_fp16(&s->cx, &mid, 1, 1, 1) && catanet_conv2d_takes_fp16(&s->cx, &up, 1, 0, 0);
+}
+/* ... and whether the upsampled features may be too: with g_half, each upsampling conv on the tensor
+ * cores (not the im2col pick) writes its shuffled output as fp16 and the next stage or the last conv
+ * (the direct kernel for 3 outputs) reads it: 4 bytes a channel less per upsampled pixel (2 written,
+ * 2 read); at x2 960x540, 40 channels, ~0.33 GB a frame; at x4 480x270, ~0.41 GB. */
+static int u_half_ok(CudaState *s, const CatanetModel *m)
+{
+    int d = m->info.dim, sc = m->info.upscale, r = sc == 4 ? 2 : sc;
+    CatanetConv2dArgs up0 = { 1, s->h, s->w, d, d * r * r, 3 }, up1 = { 1, s->h * r, s->w * r, d, d * r * r, 3 },
+                      last = { 1, s->h * sc, s->w * sc, d, 3, 3 };
+    return s->g_half && catanet_conv2d_takes_fp16(&s->cx, &up0, 1, 1, 0) &&
+           (!m->up_w[1] || (!s->pick.conv_up[1] && catanet_conv2d_takes_fp16(&s->cx, &up1, 1, 1, 0))) &&
+           catanet_conv2d_takes_fp16(&s->cx, &last, 1, 0, 0);
 }
 
 /* Fill s->pick from cfg.kernels. AUTO runs the forward once (every buffer then holds finite values
@@ -830,7 +848,7 @@ static int pick_kernels(CatanetEngine *e, CudaState *s)
     const CatanetModel *m = e->model;
     const CatanetModelInfo *a = &m->info;
     memset(&s->pick, 0, sizeof(s->pick));
-    s->f_half = s->g_half = 0; /* the timings run on fp32 features, which every kernel of a pair reads */
+    s->f_half = s->g_half = s->u_half = 0; /* the timings run on fp32 features: both kernels of a pair read them */
     /* convffn.cu's kernel needs more shared memory than a kernel gets by default: its limit is
      * raised here, outside any capture; a device (or a model shape) it does not fit keeps the passes */
     s->ffn_one_ok = 0;
@@ -1041,10 +1059,12 @@ int catanet_cuda_prepare(CatanetEngine *e, int width, int height)
     }
     s->f_half = f_half_ok(s, m);
     s->g_half = g_half_ok(s, m);
+    s->u_half = u_half_ok(s, m);
     if (s->fp16)
         catanet_log(e, CATANET_LOG_INFO, "catanet: residual stream %dx%d: the ConvFFN outputs stored as %s, the groups' "
-                    "inputs and outputs as %s", s->w, s->h, s->f_half ? "fp16" : "fp32 (a kernel chosen reads fp32)",
-                    s->g_half ? "fp16" : "fp32");
+                    "inputs and outputs as %s, the upsampled features as %s", s->w, s->h,
+                    s->f_half ? "fp16" : "fp32 (a kernel chosen reads fp32)", s->g_half ? "fp16" : "fp32",
+                    s->u_half ? "fp16" : "fp32");
     CU(cudaStreamSynchronize(s->stream));
 
     /* capture the forward; where capture is unavailable the forward runs eagerly */

@@ -44,10 +44,9 @@ typedef struct CatanetCudaCtx {
                                 be x; forward only) */
     int lrsa_x_fp16;         /* the residual x given to catanet_lrsa_attend_fwd_cuda holds __half */
     int conv_in_fp16;        /* the input of the forward convs holds __half, and */
-    int conv_out_fp16;       /* their output, residuals included (not a shuffled output): only the
-                                tensor-core implicit GEMM and the direct kernel for cin <= 4 (fp32
-                                input, no residual) take them (catanet_conv2d_takes_fp16); other
-                                shapes give CATANET_ERR_UNSUPPORTED, the im2col path an argument error */
+    int conv_out_fp16;       /* their output, residuals included (a shuffled output too): the kernels
+                                catanet_conv2d_takes_fp16 names take them; other shapes give
+                                CATANET_ERR_UNSUPPORTED, the im2col path an argument error */
     const void *conv_wh;     /* the forward conv's weights for the tensor-core implicit GEMM, made once
                                 from the same wt by catanet_conv2d_weights_half_cuda, or NULL: made
                                 from wt into work on each call (one launch more) */
@@ -120,11 +119,14 @@ int catanet_conv2d_weights_half_cuda(CatanetCudaCtx *cx, const CatanetConv2dArgs
 /* the fp32 implicit GEMM's and the im2col path's weights: wt [cout][cin][k][k] -> wp [cout][k][k][cin]
  * (cout cin k^2 floats, wp 16-byte aligned): made once and given as cx->conv_wp, likewise */
 int catanet_conv2d_weights_permute_cuda(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, const float *wt, float *wp);
-/* whether a forward conv of this shape can keep fp16 storage (cx->conv_out_fp16, and cx->conv_in_fp16
- * when in_fp16; with_res: a residual in the epilogue): the fp16 mode's tensor-core implicit GEMM (3x3,
- * cin % 4 == 0) or the direct kernel for cin <= 4 (fp32 input, no residual, cout % 4 == 0); the
- * buffers 8-byte aligned */
-int catanet_conv2d_takes_fp16(const CatanetCudaCtx *cx, const CatanetConv2dArgs *a, int in_fp16, int with_res);
+/* whether a forward conv of this shape takes fp16 storage (cx->conv_in_fp16 when in_fp16,
+ * cx->conv_out_fp16 when out_fp16; with_res: residuals in the epilogue, of the output's type): with an
+ * fp16 input, the fp16 mode's tensor-core implicit GEMM (3x3, cin % 4 == 0; any output, residuals, a
+ * shuffle) or, into fp32 without residuals, the direct kernel for cout <= 4; with an fp32 input and
+ * an fp16 output, the direct kernel for cin <= 4 (no residual, cout % 4 == 0). The buffers 8-byte
+ * aligned */
+int catanet_conv2d_takes_fp16(const CatanetCudaCtx *cx, const CatanetConv2dArgs *a, int in_fp16, int out_fp16,
+                              int with_res);
 /* the im2col + cuBLAS path alone (catanet_conv2d_fwd_cuda takes it for the shapes its direct and
  * implicit-GEMM kernels do not): its twin test and test_twins --bench's baseline */
 int catanet_conv2d_im2col_fwd_cuda(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, const float *in,

@@ -750,8 +750,8 @@ static double conv_fp16_io_exact(int batch, int h, int w, int cin, int cout, int
     return worst;
 }
 /* fp16 storage where no kernel takes it: an error, nothing launched (fp16 input on the im2col path,
- * to a 3-channel conv and in the fp32 mode; a shuffled output as fp16; a 3-channel conv with a
- * residual into fp16); 0 when all five were refused */
+ * to a 3-channel conv and in the fp32 mode; an fp16 output, shuffled or not, of an fp32 input with
+ * more than 4 channels; a 3-channel conv with a residual into fp16); 0 when all six were refused */
 static double conv_fp16_refused(void)
 {
     CatanetConv2dArgs mid = { 1, 9, 11, 40, 40, 3 }, first = { 1, 9, 11, 3, 40, 3 }, up = { 1, 9, 11, 40, 160, 3 };
@@ -767,24 +767,29 @@ static double conv_fp16_refused(void)
     cx.gemm_fp16 = cx.conv_out_fp16 = 1;
     int d = catanet_conv2d_shuffle_lrelu_fwd_cuda(&cx, &up, dx, dw, NULL, 2, dy) < 0;
     int f = catanet_conv2d_res_fwd_cuda(&cx, &first, dx, dw, NULL, dr, NULL, dy, 0) < 0;
+    int g = catanet_conv2d_fwd_cuda(&cx, &mid, dx, dw, NULL, dy) < 0;
     cx.gemm_fp16 = cx.conv_out_fp16 = 0;
     cudaFree(dx); cudaFree(dw); cudaFree(dy); cudaFree(dr);
-    if (!(a && b && c && d && f))
-        printf("  conv2d fp16 storage not refused: im2col %d, 3 channels %d, fp32 mode %d, shuffled out %d, "
-               "3 channels with a residual %d\n", a, b, c, d, f);
-    return a && b && c && d && f ? 0 : INFINITY;
+    if (!(a && b && c && d && f && g))
+        printf("  conv2d fp16 storage not refused: im2col %d, 3 channels %d, fp32 mode %d, fp32 in -> fp16 shuffled "
+               "out %d, 3 channels with a residual %d, fp32 in -> fp16 out %d\n", a, b, c, d, f, g);
+    return a && b && c && d && f && g ? 0 : INFINITY;
 }
 static double t_conv2d_fp16_io(void)
 {
-    double e[8] = { conv_fp16_io_exact(2, 13, 17, 40, 40, 1, 0, 0, 1, 0) /* group conv: fp16 in, fp32 stream */,
+    double e[12] = { conv_fp16_io_exact(2, 13, 17, 40, 40, 1, 0, 0, 1, 0) /* group conv: fp16 in, fp32 stream */,
                     conv_fp16_io_exact(2, 13, 17, 40, 40, 1, 0, 0, 1, 1) /* ... fp16 in, residual, out */,
                     conv_fp16_io_exact(1, 21, 18, 40, 40, 1, 1, 0, 1, 1) /* ... the last group's: res2 too */,
                     conv_fp16_io_exact(1, 35, 19, 40, 160, 0, 0, 2, 1, 0) /* the x2 upsampler, fp16 in */,
                     conv_fp16_io_exact(2, 9, 20, 36, 144, 0, 0, 0, 1, 0) /* dim 36: passes of 5 + 4 fragments */,
                     conv_fp16_io_exact(1, 33, 35, 3, 40, 0, 0, 0, 0, 1) /* the first conv, fp16 out (direct) */,
                     conv_fp16_io_exact(2, 17, 16, 3, 36, 0, 0, 0, 0, 1) /* ... dim 36, two images */,
+                    conv_fp16_io_exact(1, 35, 19, 40, 160, 0, 0, 2, 1, 1) /* the x2 upsampler, fp16 shuffled out */,
+                    conv_fp16_io_exact(1, 13, 11, 40, 360, 0, 0, 3, 1, 1) /* ... x3's */,
+                    conv_fp16_io_exact(1, 70, 38, 40, 3, 0, 0, 0, 1, 0) /* the last conv: fp16 in (direct) */,
+                    conv_fp16_io_exact(2, 33, 20, 36, 3, 0, 0, 0, 1, 0) /* ... dim 36, two images */,
                     conv_fp16_refused() };
-    return worst_of(e, 8);
+    return worst_of(e, 12);
 }
 /* the tensor-core convs' fp16 weights made once (catanet_conv2d_weights_half_cuda, the engine's
  * cx.conv_wh): (1) the layout [9][cin][cout], counts rounded up to 16 with zeros, each weight

@@ -152,9 +152,17 @@ static size_t co_smem(int cin)
     return sizeof(float) * (CO_CC * CO_PLANE + (size_t)cin * 9 * 4); /* 18.5 KB + 5.8 KB for cin = 40 */
 }
 
-template <int COUT>
+/* the direct few-output-channel kernel takes it (its input fp32, 16-byte aligned, or fp16, 8) */
+static bool co_takes(const CatanetConv2dArgs *a, const void *in, int in_fp16)
+{
+    return a->ksize == 3 && a->batch <= 65535 && a->cout <= 4 && a->cin % 4 == 0 &&
+           ((uintptr_t)in & (in_fp16 ? 7 : 15)) == 0 && co_smem(a->cin) <= 48 * 1024 &&
+           (a->h + CO_TH - 1) / CO_TH <= 65535;
+}
+
+template <int COUT, typename TI>
 __global__ void __launch_bounds__(256)
-    conv_cout_small_kernel(CatanetConv2dArgs a, const float *in, const float *wt, const float *bias, float *out)
+    conv_cout_small_kernel(CatanetConv2dArgs a, const TI *in, const float *wt, const float *bias, float *out)
 {
     extern __shared__ float4 co_smem_f4[];
     constexpr int SW = CO_TW + 2;
@@ -172,7 +180,7 @@ __global__ void __launch_bounds__(256)
     }
     const int img = blockIdx.z, x0 = blockIdx.x * CO_TW, y0 = blockIdx.y * CO_TH;
     const int lx = threadIdx.x, ly = threadIdx.y * CO_RY;
-    const float *src = in + (size_t)img * a.h * a.w * cin;
+    const TI *src = in + (size_t)img * a.h * a.w * cin;
     float acc[CO_RY][COUT];
 #pragma unroll
     for (int r = 0; r < CO_RY; r++)
@@ -185,7 +193,7 @@ __global__ void __launch_bounds__(256)
             int sy = p / SW, sx = p - sy * SW, gy = y0 + sy - 1, gx = x0 + sx - 1;
             float4 v = { 0.0f, 0.0f, 0.0f, 0.0f };
             if ((unsigned)gy < (unsigned)a.h && (unsigned)gx < (unsigned)a.w)
-                v = *(const float4 *)(src + ((size_t)gy * a.w + gx) * cin + c0);
+                v = ld_act4(src + ((size_t)gy * a.w + gx) * cin + c0);
             planes[p] = v.x;
             planes[CO_PLANE + p] = v.y;
             planes[2 * CO_PLANE + p] = v.z;
@@ -226,6 +234,22 @@ __global__ void __launch_bounds__(256)
             for (int o = 0; o < COUT; o++)
                 out[(((size_t)img * a.h + y) * a.w + x) * COUT + o] = acc[r][o];
     }
+}
+
+template <typename TI>
+static void co_launch(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, const TI *in, const float *wt,
+                      const float *bias, float *out)
+{
+    dim3 grid((a->w + CO_TW - 1) / CO_TW, (a->h + CO_TH - 1) / CO_TH, a->batch), th(32, 8);
+    size_t smem = co_smem(a->cin);
+    if (a->cout == 1)
+        conv_cout_small_kernel<1, TI><<<grid, th, smem, cx->stream>>>(*a, in, wt, bias, out);
+    else if (a->cout == 2)
+        conv_cout_small_kernel<2, TI><<<grid, th, smem, cx->stream>>>(*a, in, wt, bias, out);
+    else if (a->cout == 3)
+        conv_cout_small_kernel<3, TI><<<grid, th, smem, cx->stream>>>(*a, in, wt, bias, out);
+    else
+        conv_cout_small_kernel<4, TI><<<grid, th, smem, cx->stream>>>(*a, in, wt, bias, out);
 }
 
 /* ---- direct 3x3 conv with cin <= 4 (the first conv, 3 -> C) ----
@@ -597,9 +621,12 @@ static bool ci_takes(const CatanetConv2dArgs *a, const void *out, int out_fp16)
            (a->h + CI_T - 1) / CI_T <= 65535;
 }
 
-int catanet_conv2d_takes_fp16(const CatanetCudaCtx *cx, const CatanetConv2dArgs *a, int in_fp16, int with_res)
+int catanet_conv2d_takes_fp16(const CatanetCudaCtx *cx, const CatanetConv2dArgs *a, int in_fp16, int out_fp16,
+                              int with_res)
 {
-    return tc_takes(cx, a, NULL, in_fp16) || (!in_fp16 && !with_res && ci_takes(a, NULL, 1));
+    if (in_fp16) /* the tensor cores (any output, residuals, a shuffle), or few outputs into fp32 */
+        return tc_takes(cx, a, NULL, 1) || (!out_fp16 && !with_res && co_takes(a, NULL, 1));
+    return !out_fp16 || (!with_res && ci_takes(a, NULL, 1)); /* fp16 out of fp32 in: few inputs only */
 }
 
 template <typename TO>
@@ -645,9 +672,8 @@ static int conv_fwd(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, const float 
     int total = a->batch * a->h * a->w;
     bool k3 = a->ksize == 3 && a->batch <= 65535;
     const int ih = cx->conv_in_fp16, oh = cx->conv_out_fp16;
-    CUDA_REQUIRE(cx, !oh || !shuf, "conv2d (a shuffled output is fp32: unset cx->conv_out_fp16)");
-    if (ih || oh) { /* fp16 storage: the direct few-input-channel kernel or the tensor cores */
-        if (!ih && !res && ci_takes(a, out, oh)) {
+    if (ih || oh) { /* fp16 storage (the kernels catanet_conv2d_takes_fp16 names) */
+        if (!ih && !res && !shuf && ci_takes(a, out, oh)) { /* few inputs, fp16 out */
             if (oh)
                 ci_launch(cx, a, in, wt, bias, (__half *)out);
             else
@@ -655,26 +681,22 @@ static int conv_fwd(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, const float 
             CUDA_LAUNCHED(cx, "conv2d direct (cin <= 4)");
             return 0;
         }
-        if (!tc_takes(cx, a, in, ih))
+        if (ih && !oh && !res && !shuf && co_takes(a, in, 1)) { /* few outputs, fp16 in */
+            co_launch(cx, a, (const __half *)in, wt, bias, out);
+            CUDA_LAUNCHED(cx, "conv2d direct (cout <= 4)");
+            return 0;
+        }
+        if (!ih || !tc_takes(cx, a, in, 1))
             return cuda_fail(cx, CATANET_ERR_UNSUPPORTED, "conv2d: fp16 storage only on the tensor-core implicit "
-                             "GEMM (fp16 mode, 3x3, cin %% 4 == 0) or the direct kernel for cin <= 4: %d -> %d, k %d",
-                             a->cin, a->cout, a->ksize);
+                             "GEMM (fp16 mode, 3x3, cin %% 4 == 0, fp16 input) or the direct kernels for cin <= 4 "
+                             "(fp32 in) and cout <= 4 (fp32 out): %d -> %d, k %d, in %s, out %s", a->cin, a->cout,
+                             a->ksize, ih ? "fp16" : "fp32", oh ? "fp16" : "fp32");
         goto gemm;
     }
     if (res || shuf)
         goto gemm;
-    if (k3 && a->cout <= 4 && a->cin % 4 == 0 && aligned16(in) && co_smem(a->cin) <= 48 * 1024 &&
-        (a->h + CO_TH - 1) / CO_TH <= 65535) {
-        dim3 grid((a->w + CO_TW - 1) / CO_TW, (a->h + CO_TH - 1) / CO_TH, a->batch), th(32, 8);
-        size_t smem = co_smem(a->cin);
-        if (a->cout == 1)
-            conv_cout_small_kernel<1><<<grid, th, smem, cx->stream>>>(*a, in, wt, bias, out);
-        else if (a->cout == 2)
-            conv_cout_small_kernel<2><<<grid, th, smem, cx->stream>>>(*a, in, wt, bias, out);
-        else if (a->cout == 3)
-            conv_cout_small_kernel<3><<<grid, th, smem, cx->stream>>>(*a, in, wt, bias, out);
-        else
-            conv_cout_small_kernel<4><<<grid, th, smem, cx->stream>>>(*a, in, wt, bias, out);
+    if (co_takes(a, in, 0)) {
+        co_launch(cx, a, in, wt, bias, out);
         CUDA_LAUNCHED(cx, "conv2d direct (cout <= 4)");
         return 0;
     }
