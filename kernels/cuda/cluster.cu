@@ -209,20 +209,29 @@ __global__ void scan_kernel(size_t total, int32_t *counts)
 }
 
 /* one warp per chunk, 32 tokens at a time in token order: lanes with the same center get
- * consecutive slots in lane order (match_any + popc), then the center's cursor advances */
+ * consecutive slots in lane order (match_any + popc), then the center's cursor advances. The
+ * chunk's centers are loaded first, all at once (32 loads in flight a lane): the walk then waits on
+ * no global load (ord's stores could alias cid for the compiler, which so could not hoist them) */
 __global__ void scatter_kernel(int n, int m, int chunks, const int32_t *cid, const int32_t *offsets, int32_t *ord)
 {
     extern __shared__ int32_t cursor[];
     int ch = blockIdx.x, lane = threadIdx.x;
+    int i0 = ch * CL_CHUNK;
+    int32_t cv[CL_CHUNK / 32];
+#pragma unroll
+    for (int k = 0; k < CL_CHUNK / 32; k++) {
+        int i = i0 + k * 32 + lane;
+        cv[k] = i < n ? cid[i] : -1;
+    }
     for (int j = lane; j < m; j += 32)
         cursor[j] = offsets[(size_t)j * chunks + ch];
     __syncwarp();
     unsigned lt = (1u << lane) - 1u;
-    int i0 = ch * CL_CHUNK;
-    for (int it = 0; it < CL_CHUNK; it += 32) {
-        int i = i0 + it + lane;
+#pragma unroll
+    for (int k = 0; k < CL_CHUNK / 32; k++) {
+        int i = i0 + k * 32 + lane;
         bool valid = i < n;
-        int c = valid ? cid[i] : -1;
+        int c = cv[k];
         unsigned peers = __match_any_sync(0xffffffffu, c);
         int slot = valid ? cursor[c] + __popc(peers & lt) : 0;
         __syncwarp();
