@@ -496,6 +496,14 @@ static int iasa(CudaState *s, const CatanetModel *m, int g)
 /* s->q, s->k, s->v = the projections of LN(x), and s->t1 = LN(x) for TAB's clustering (lrsa: LRSA's
  * weights, else TAB's; LRSA's x is s->f, fp16 when s->f_half; TAB's the group's input, fp16 when
  * s->g_half) */
+/* TAB's clustering applies its LayerNorm itself (catanet_cluster_ln_fwd_cuda) when the one-pass
+ * LN + q|k|v is picked: LN(x) is then never stored (160 bytes a token a group written, and read
+ * back, less than t1; the cuBLAS passes need t1 for their GEMMs anyway) */
+static int cluster_ln(const CudaState *s, const CatanetModel *m)
+{
+    return !s->pick.qkv && catanet_cluster_ln_takes(m->info.dim);
+}
+
 static int ln_qkv(CudaState *s, const CatanetModel *m, int g, int lrsa, const float *x)
 {
     const CatanetModelInfo *a = &m->info;
@@ -516,9 +524,10 @@ static int ln_qkv(CudaState *s, const CatanetModel *m, int g, int lrsa, const fl
         return catanet_linear_fwd_cuda(cx, N, d, d, s->t1, dev_w(s, m, wv), NULL, s->v);
     }
     /* one pass: LN while staging, the stacked [wq; wk; wv], split into q, k, v; TAB also writes
-     * LN(x) to t1 for the clustering (LRSA has no other use for it) */
+     * LN(x) to t1 for a clustering that does not apply it itself (LRSA has no other use for it) */
     const float *stacked = s->stacked + s->stacked_group * g + (size_t)lrsa * (2 * qk + d) * d;
-    CatanetLinearFusion f = { .ln_w = dev_w(s, m, nw), .ln_b = dev_w(s, m, nb), .ln_out = lrsa ? NULL : s->t1,
+    CatanetLinearFusion f = { .ln_w = dev_w(s, m, nw), .ln_b = dev_w(s, m, nb),
+                              .ln_out = lrsa || cluster_ln(s, m) ? NULL : s->t1,
                               .split = { qk, 2 * qk }, .y1 = s->k, .y2 = s->v,
                               .x_fp16 = lrsa ? s->f_half : s->g_half, .y_fp16 = qkv_half(s) };
     return catanet_linear_fused_fwd_cuda(cx, N, d, 2 * qk + d, x, stacked, &f, s->q);
@@ -534,7 +543,10 @@ static int tab(CudaState *s, const CatanetModel *m, int g, const float *x, float
     K(ln_qkv(s, m, g, 0, x));
     mark(s, "tab: LN + q|k|v");
     cx->cluster_cn = s->centers_n[g];
-    int ret = catanet_cluster_fwd_cuda(cx, N, d, M, s->t1, dev_w(s, m, w->means), s->cid, s->ord);
+    int ret = cluster_ln(s, m) ? catanet_cluster_ln_fwd_cuda(cx, N, d, M, x, s->g_half, dev_w(s, m, w->norm_w),
+                                                             dev_w(s, m, w->norm_b), dev_w(s, m, w->means), s->cid,
+                                                             s->ord)
+                               : catanet_cluster_fwd_cuda(cx, N, d, M, s->t1, dev_w(s, m, w->means), s->cid, s->ord);
     cx->cluster_cn = NULL;
     K(ret);
     mark(s, "tab: cluster assignment + sort");

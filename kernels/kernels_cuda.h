@@ -194,6 +194,14 @@ size_t catanet_cluster_cuda_work(int n, int c, int m);  /* floats of cx->work */
 int catanet_cluster_centers_norm_cuda(CatanetCudaCtx *cx, int m, int c, const float *centers, float *cn);
 int catanet_cluster_fwd_cuda(CatanetCudaCtx *cx, int n, int c, int m, const float *xn,
                              const float *centers, int32_t *cid, int32_t *ord);
+/* the same with the LayerNorm applied inside (x [N,C], stored as fp16 when x_fp16; ln_w, ln_b [C]):
+ * TAB's LN(x) then need not be stored for the clustering. One thread a row, in a fixed fp32 order.
+ * Dims <= 64 and a multiple of 4 (catanet_cluster_ln_takes; CATANET_ERR_UNSUPPORTED otherwise); x and
+ * cx->cluster_cn 16-byte aligned (x 8 when fp16) */
+int catanet_cluster_ln_takes(int c);
+int catanet_cluster_ln_fwd_cuda(CatanetCudaCtx *cx, int n, int c, int m, const void *x, int x_fp16,
+                                const float *ln_w, const float *ln_b, const float *centers, int32_t *cid,
+                                int32_t *ord);
 
 /* ---- iasa.cu: fused IASA + IRCA, online softmax, one block per (subgroup, head, query chunk) ---- */
 int catanet_iasa_fwd_cuda(CatanetCudaCtx *cx, const CatanetIasaArgs *a, const float *q,

@@ -1463,6 +1463,83 @@ static double t_cluster_centers_norm(void)
                     cluster_cn_case(1000, 38, 20) /* the general one */ };
     return worst_of(e, 2);
 }
+/* the clustering with its LayerNorm inside (catanet_cluster_ln_fwd_cuda: x, not LN(x), stored as fp32
+ * or fp16) against the CPU's LayerNorm then clustering: cid and ord must match exactly, on random
+ * tokens kept only when, after the CPU's LayerNorm, their best center beats the second by 1e-4 in
+ * cosine; a dim the kernel does not take (38) must be refused with nothing launched. The
+ * mismatches, plus 1 if not refused */
+static double cluster_ln_case(int n, int c, int m, int x_fp16)
+{
+    Rng r = { 43 + (uint64_t)c };
+    float *cent = randv(&r, (size_t)m * c, 1.0f), *x = malloc(sizeof(float) * n * c), *y = malloc(sizeof(float) * n * c);
+    float *g = randv(&r, c, 0.3f), *b = randv(&r, c, 0.3f);
+    for (int k = 0; k < c; k++)
+        g[k] += 1.0f;
+    double *cu = malloc(sizeof(double) * m * c);
+    for (int j = 0; j < m; j++) {
+        double s = 0;
+        for (int d = 0; d < c; d++)
+            s += (double)cent[j * c + d] * cent[j * c + d];
+        for (int d = 0; d < c; d++)
+            cu[j * c + d] = cent[j * c + d] / sqrt(s);
+    }
+    for (int i = 0; i < n; i++) {
+        float *xi = x + (size_t)i * c, *yi = y + (size_t)i * c;
+        for (int tries = 0;; tries++) { /* no pull toward a center: many tokens near a boundary,
+                                           so that a LayerNorm off by a rounding-sized amount shows */
+            for (int d = 0; d < c; d++)
+                xi[d] = rng_normal(&r) * (1.0f + 0.02f * d) + 0.5f;
+            if (x_fp16)
+                free(to_half(xi, c)); /* the values the device reads */
+            catanet_layernorm_fwd_ref(1, c, xi, g, b, yi, NULL, NULL);
+            double b1 = -2, b2 = -2, ny = 0;
+            for (int d = 0; d < c; d++)
+                ny += (double)yi[d] * yi[d];
+            for (int j = 0; j < m; j++) {
+                double s = 0;
+                for (int d = 0; d < c; d++)
+                    s += yi[d] * cu[j * c + d];
+                s /= sqrt(ny);
+                if (s > b1) { b2 = b1; b1 = s; } else if (s > b2) b2 = s;
+            }
+            if (b1 - b2 > 1e-4 || tries > 50)
+                break;
+        }
+    }
+    int32_t *cid = malloc(sizeof(int32_t) * n), *ord = malloc(sizeof(int32_t) * n);
+    int32_t *gcid = malloc(sizeof(int32_t) * n), *gord = malloc(sizeof(int32_t) * n);
+    catanet_cluster_fwd_ref(n, c, m, y, cent, cid, ord);
+    uint16_t *xb = x_fp16 ? to_half(x, (size_t)n * c) : NULL;
+    void *dx = x_fp16 ? up(xb, sizeof(uint16_t) * n * c) : up(x, sizeof(float) * n * c);
+    float *dc = up(cent, sizeof(float) * m * c), *dg = up(g, sizeof(float) * c), *db = up(b, sizeof(float) * c);
+    int32_t *dcid = dmalloc(sizeof(int32_t) * n), *dord = dmalloc(sizeof(int32_t) * n);
+    int ret = launched(catanet_cluster_ln_fwd_cuda(&cx, n, c, m, dx, x_fp16, dg, db, dc, dcid, dord), "cluster + LN");
+    double bad = -1;
+    if (ret >= 0) {
+        down(gcid, dcid, sizeof(int32_t) * n);
+        down(gord, dord, sizeof(int32_t) * n);
+        bad = 0;
+        for (int i = 0; i < n; i++)
+            bad += (gcid[i] != cid[i]) + (gord[i] != ord[i]);
+        if (bad)
+            printf("  cluster + LN n=%d c=%d m=%d fp16 %d: %.0f mismatches in cid/ord\n", n, c, m, x_fp16, bad);
+    }
+    cudaFree(dx); cudaFree(dc); cudaFree(dg); cudaFree(db); cudaFree(dcid); cudaFree(dord);
+    free(cent); free(x); free(y); free(g); free(b); free(cu); free(cid); free(ord); free(gcid); free(gord); free(xb);
+    return bad;
+}
+static double t_cluster_ln(void)
+{
+    double e[4] = { cluster_ln_case(4000, 40, 16, 0), cluster_ln_case(3000, 40, 128, 1) /* two center tiles */,
+                    cluster_ln_case(1500, 36, 20, 1), cluster_ln_case(999, 64, 7, 0) };
+    /* refused: dim 38 */
+    float *d = dmalloc(sizeof(float) * 64 * 38);
+    int32_t *di = dmalloc(sizeof(int32_t) * 64);
+    int refused = catanet_cluster_ln_fwd_cuda(&cx, 64, 38, 4, d, 0, d, d, d, di, di) == CATANET_ERR_UNSUPPORTED;
+    cudaFree(d); cudaFree(di);
+    double w = worst_of(e, 4);
+    return w < 0 ? w : w + !refused;
+}
 /* c = 40, 36, 64 take the register-blocked similarity kernel (c <= 64, c % 4 == 0; 65 and 128
  * centers: more than one 64-center tile), c = 100, 200, 38 the general one */
 static double t_cluster(void)
@@ -2750,6 +2827,7 @@ static const Twin twins[] = {
     { "frame staging (mirror pad, NHWC)", "catanet_frame_in_fwd_cuda", 0, t_frame_in },
     { "cluster: cid + ord (mismatches)", "catanet_cluster_fwd_cuda", 0, t_cluster },
     { "cluster centers normalised once; cid + ord with them", "catanet_cluster_centers_norm_cuda", 1e-6, t_cluster_centers_norm },
+    { "cluster with its LayerNorm (x fp32 or fp16): cid + ord", "catanet_cluster_ln_fwd_cuda", 0, t_cluster_ln },
     { "iasa (fused, online softmax)", "catanet_iasa_fwd_cuda", 2e-5, t_iasa },
     { "iasa fp16 mode (tensor-core attention)", "catanet_iasa_fwd_cuda", 3e-3, t_iasa_fp16 },
     { "lrsa (fused attention, band weights)", "catanet_lrsa_fwd_cuda", 2e-5, t_lrsa },

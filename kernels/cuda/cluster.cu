@@ -5,7 +5,8 @@
  * each warp walks its chunk in token order, so ties keep ascending token order as on the CPU.
  * Nothing here depends on scheduling: the result is deterministic. The similarity has a
  * register-blocked kernel for the model dims (assign_vec_kernel) and a general one.
- * defines: catanet_cluster_cuda_work, catanet_cluster_centers_norm_cuda, catanet_cluster_fwd_cuda
+ * defines: catanet_cluster_cuda_work, catanet_cluster_centers_norm_cuda, catanet_cluster_fwd_cuda,
+ *          catanet_cluster_ln_takes, catanet_cluster_ln_fwd_cuda
  */
 #include "cuda_common.cuh"
 
@@ -104,20 +105,67 @@ __global__ void assign_kernel(int n, int c, int m, int tile, const float *xn, co
 #define CL_VEC_MAX_C 64
 #define CL_VEC_CENTERS 64 /* centers per shared-memory tile: 64 x 64 floats = 16 KB at most */
 
-__global__ void __launch_bounds__(CL_VEC_TOKENS) assign_vec_kernel(int n, int c, int m, const float *xn,
+/* LN: the rows are x, not LN(x), and the kernel applies the LayerNorm itself (lnw, lnb), one thread
+ * per row in a fixed order (two passes in fp32, every step rounded as written: no contraction), so
+ * LN(x) is never stored (catanet_cluster_ln_fwd_cuda). x may be stored as fp16 (TX). */
+template <typename TX, bool LN>
+__global__ void __launch_bounds__(CL_VEC_TOKENS) assign_vec_kernel(int n, int c, int m, const TX *xn,
+                                                                   const float *lnw, const float *lnb,
                                                                    const float *cn, int32_t *cid)
 {
     __shared__ float4 ct[CL_VEC_CENTERS * CL_VEC_MAX_C / 4];
+    __shared__ float4 lw[LN ? CL_VEC_MAX_C / 4 : 1], lb[LN ? CL_VEC_MAX_C / 4 : 1];
     int c4 = c / 4;
     size_t t = (size_t)blockIdx.x * CL_VEC_TOKENS + threadIdx.x;
     bool active = t < (size_t)n;
     float4 u[CL_VEC_MAX_C / 4];
-    float s = 0.0f;
 #pragma unroll
     for (int q = 0; q < CL_VEC_MAX_C / 4; q++) {
         u[q] = float4{ 0.0f, 0.0f, 0.0f, 0.0f };
+        if (active && q < c4)
+            u[q] = ld_act4(xn + t * c + 4 * q);
+    }
+    if (LN) {
+        for (int k = threadIdx.x; k < c; k += blockDim.x) {
+            reinterpret_cast<float *>(lw)[k] = lnw[k];
+            reinterpret_cast<float *>(lb)[k] = lnb[k];
+        }
+        __syncthreads();
+        float sum = 0.0f, var = 0.0f;
+#pragma unroll
+        for (int q = 0; q < CL_VEC_MAX_C / 4; q++)
+            if (q < c4)
+                sum = __fadd_rn(__fadd_rn(__fadd_rn(__fadd_rn(sum, u[q].x), u[q].y), u[q].z), u[q].w);
+        float mean = __fdiv_rn(sum, (float)c);
+#pragma unroll
+        for (int q = 0; q < CL_VEC_MAX_C / 4; q++)
+            if (q < c4) {
+                float e[4] = { u[q].x, u[q].y, u[q].z, u[q].w };
+#pragma unroll
+                for (int k = 0; k < 4; k++) {
+                    float dv = __fsub_rn(e[k], mean);
+                    var = __fadd_rn(var, __fmul_rn(dv, dv));
+                }
+            }
+        float rstd = __fdiv_rn(1.0f, __fsqrt_rn(__fadd_rn(__fdiv_rn(var, (float)c), CATANET_LN_EPS)));
+#pragma unroll
+        for (int q = 0; q < CL_VEC_MAX_C / 4; q++)
+            if (q < c4) {
+                float4 w4 = lw[q], b4 = lb[q];
+                u[q].x = __fadd_rn(__fmul_rn(__fmul_rn(__fsub_rn(u[q].x, mean), rstd), w4.x), b4.x);
+                u[q].y = __fadd_rn(__fmul_rn(__fmul_rn(__fsub_rn(u[q].y, mean), rstd), w4.y), b4.y);
+                u[q].z = __fadd_rn(__fmul_rn(__fmul_rn(__fsub_rn(u[q].z, mean), rstd), w4.z), b4.z);
+                u[q].w = __fadd_rn(__fmul_rn(__fmul_rn(__fsub_rn(u[q].w, mean), rstd), w4.w), b4.w);
+            }
+        if (!active)
+#pragma unroll
+            for (int q = 0; q < CL_VEC_MAX_C / 4; q++)
+                u[q] = float4{ 0.0f, 0.0f, 0.0f, 0.0f };
+    }
+    float s = 0.0f;
+#pragma unroll
+    for (int q = 0; q < CL_VEC_MAX_C / 4; q++) {
         if (active && q < c4) {
-            u[q] = reinterpret_cast<const float4 *>(xn + t * c)[q];
             s += u[q].x * u[q].x;
             s += u[q].y * u[q].y;
             s += u[q].z * u[q].z;
@@ -252,6 +300,21 @@ int catanet_cluster_centers_norm_cuda(CatanetCudaCtx *cx, int m, int c, const fl
     return 0;
 }
 
+/* the stable counting sort of the tokens by center: cid [n] -> ord [n] (scratch after the normalised
+ * centers in cx->work) */
+static int sort_by_center(CatanetCudaCtx *cx, int n, int c, int m, const int32_t *cid, int32_t *ord)
+{
+    int chunks = (int)n_chunks(n);
+    int32_t *counts = (int32_t *)(cx->work + (size_t)m * c);
+    chunk_hist_kernel<<<chunks, 256, sizeof(int32_t) * m, cx->stream>>>(n, m, chunks, cid, counts);
+    CUDA_LAUNCHED(cx, "cluster chunk_hist");
+    scan_kernel<<<1, CL_SCAN_THREADS, 0, cx->stream>>>((size_t)m * chunks, counts);
+    CUDA_LAUNCHED(cx, "cluster scan");
+    scatter_kernel<<<chunks, 32, sizeof(int32_t) * m, cx->stream>>>(n, m, chunks, cid, counts, ord);
+    CUDA_LAUNCHED(cx, "cluster scatter");
+    return 0;
+}
+
 /* xn [N,C], centers [M,C] -> cid [N], ord [N] */
 int catanet_cluster_fwd_cuda(CatanetCudaCtx *cx, int n, int c, int m, const float *xn,
                              const float *centers, int32_t *cid, int32_t *ord)
@@ -259,9 +322,7 @@ int catanet_cluster_fwd_cuda(CatanetCudaCtx *cx, int n, int c, int m, const floa
     CUDA_REQUIRE(cx, n > 0 && c > 0 && c <= CATANET_MAX_DIM, "cluster_fwd_cuda");
     CUDA_REQUIRE(cx, m > 0 && m <= CATANET_MAX_CENTERS, "cluster_fwd_cuda");
     CUDA_REQUIRE(cx, cx->work && cx->work_floats >= catanet_cluster_cuda_work(n, c, m), "cluster_fwd_cuda");
-    int chunks = (int)n_chunks(n);
     const float *cn = cx->cluster_cn; /* normalised once by the caller, or now */
-    int32_t *counts = (int32_t *)(cx->work + (size_t)m * c);
     if (!cn) {
         int ret = catanet_cluster_centers_norm_cuda(cx, m, c, centers, cx->work);
         if (ret < 0)
@@ -270,7 +331,7 @@ int catanet_cluster_fwd_cuda(CatanetCudaCtx *cx, int n, int c, int m, const floa
     }
     if (c <= CL_VEC_MAX_C && c % 4 == 0 && (uintptr_t)xn % 16 == 0 && (uintptr_t)cn % 16 == 0) {
         unsigned blocks = (unsigned)(((size_t)n + CL_VEC_TOKENS - 1) / CL_VEC_TOKENS);
-        assign_vec_kernel<<<blocks, CL_VEC_TOKENS, 0, cx->stream>>>(n, c, m, xn, cn, cid);
+        assign_vec_kernel<float, false><<<blocks, CL_VEC_TOKENS, 0, cx->stream>>>(n, c, m, xn, NULL, NULL, cn, cid);
     } else {
         int tile = sim_tile(c);
         size_t smem = sizeof(float) * ((size_t)tile * (c + 1) + (size_t)tile * c);
@@ -278,11 +339,39 @@ int catanet_cluster_fwd_cuda(CatanetCudaCtx *cx, int n, int c, int m, const floa
         assign_kernel<<<blocks, tile < 32 ? 32 : tile, smem, cx->stream>>>(n, c, m, tile, xn, cn, cid);
     }
     CUDA_LAUNCHED(cx, "cluster assign");
-    chunk_hist_kernel<<<chunks, 256, sizeof(int32_t) * m, cx->stream>>>(n, m, chunks, cid, counts);
-    CUDA_LAUNCHED(cx, "cluster chunk_hist");
-    scan_kernel<<<1, CL_SCAN_THREADS, 0, cx->stream>>>((size_t)m * chunks, counts);
-    CUDA_LAUNCHED(cx, "cluster scan");
-    scatter_kernel<<<chunks, 32, sizeof(int32_t) * m, cx->stream>>>(n, m, chunks, cid, counts, ord);
-    CUDA_LAUNCHED(cx, "cluster scatter");
-    return 0;
+    return sort_by_center(cx, n, c, m, cid, ord);
+}
+
+int catanet_cluster_ln_takes(int c)
+{
+    return c > 0 && c <= CL_VEC_MAX_C && c % 4 == 0;
+}
+
+int catanet_cluster_ln_fwd_cuda(CatanetCudaCtx *cx, int n, int c, int m, const void *x, int x_fp16,
+                                const float *ln_w, const float *ln_b, const float *centers, int32_t *cid,
+                                int32_t *ord)
+{
+    CUDA_REQUIRE(cx, n > 0 && m > 0 && m <= CATANET_MAX_CENTERS && ln_w && ln_b, "cluster_ln_fwd_cuda");
+    CUDA_REQUIRE(cx, cx->work && cx->work_floats >= catanet_cluster_cuda_work(n, c, m), "cluster_ln_fwd_cuda");
+    if (!catanet_cluster_ln_takes(c))
+        return cuda_fail(cx, CATANET_ERR_UNSUPPORTED, "cluster_ln_fwd_cuda: dim %d (wants <= %d, a multiple of 4)",
+                         c, CL_VEC_MAX_C);
+    CUDA_REQUIRE(cx, ((uintptr_t)x & (x_fp16 ? 7 : 15)) == 0, "cluster_ln_fwd_cuda (x's alignment)");
+    const float *cn = cx->cluster_cn; /* normalised once by the caller, or now */
+    if (!cn) {
+        int ret = catanet_cluster_centers_norm_cuda(cx, m, c, centers, cx->work);
+        if (ret < 0)
+            return ret;
+        cn = cx->work;
+    }
+    CUDA_REQUIRE(cx, (uintptr_t)cn % 16 == 0, "cluster_ln_fwd_cuda (cx->cluster_cn: 16-byte aligned)");
+    unsigned blocks = (unsigned)(((size_t)n + CL_VEC_TOKENS - 1) / CL_VEC_TOKENS);
+    if (x_fp16)
+        assign_vec_kernel<__half, true><<<blocks, CL_VEC_TOKENS, 0, cx->stream>>>(n, c, m, (const __half *)x, ln_w,
+                                                                                ln_b, cn, cid);
+    else
+        assign_vec_kernel<float, true><<<blocks, CL_VEC_TOKENS, 0, cx->stream>>>(n, c, m, (const float *)x, ln_w,
+                                                                               ln_b, cn, cid);
+    CUDA_LAUNCHED(cx, "cluster assign (LayerNorm in)");
+    return sort_by_center(cx, n, c, m, cid, ord);
 }
