@@ -1298,3 +1298,18 @@ const char *catanet_cuda_device_name(const CatanetEngine *e)
     const CudaState *s = e->cuda;
     return s ? s->name : "none";
 }
+
+int catanet_cuda_debug_cid(CatanetEngine *e, int32_t *cid, size_t n)
+{
+    CudaState *s = e->cuda;
+    if (!s || !s->block || !e->model->info.num_groups || n != (size_t)s->w * s->h)
+        return catanet_engine_fail(e, CATANET_ERR_INVALID_ARG, "debug_cid: no plan, no group or %zu tokens", n);
+    int ret = enter(e, s);
+    if (ret < 0)
+        return ret;
+    cudaError_t st = cudaStreamSynchronize(s->stream);
+    if (st == cudaSuccess)
+        st = cudaMemcpy(cid, s->cid, sizeof(int32_t) * n, cudaMemcpyDeviceToHost);
+    leave(s);
+    return st == cudaSuccess ? 0 : catanet_engine_fail(e, CATANET_ERR_CUDA, "debug_cid: %s", cudaGetErrorString(st));
+}

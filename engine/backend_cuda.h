@@ -15,5 +15,8 @@ int64_t catanet_cuda_memory_bytes(const CatanetEngine *e);
 int catanet_cuda_profile(CatanetEngine *e, char *report, size_t size);
 /* the GPU's name, e.g. "NVIDIA H100 80GB HBM3" (valid while the engine lives) */
 const char *catanet_cuda_device_name(const CatanetEngine *e);
+/* tests only (tests/test_twins.c): the last residual group's token centers (cid) of the last frame,
+ * n = the prepared width x height, copied to the host */
+int catanet_cuda_debug_cid(CatanetEngine *e, int32_t *cid, size_t n);
 
 #endif

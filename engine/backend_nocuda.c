@@ -45,3 +45,8 @@ int catanet_cuda_profile(CatanetEngine *e, char *report, size_t size)
 {
     return CATANET_ERR_NO_DEVICE;
 }
+
+int catanet_cuda_debug_cid(CatanetEngine *e, int32_t *cid, size_t n)
+{
+    return CATANET_ERR_NO_DEVICE;
+}
