@@ -22,6 +22,9 @@ check "size change via concat: 2 frames 32x24 then 2 frames 24x16 (got $big, $sm
     sh -c "[ $rc = 0 ] && [ $big = 2 ] && [ $small = 2 ] && [ $reuse -ge 1 ]"
 
 # loopback streaming: sender upscales and streams MPEG-TS, receiver counts the frames
+if ! "$FF" -hide_banner -encoders 2>/dev/null | grep -q ' libx264 '; then
+    fail "loopback streaming: $FF has no libx264 (tools/install-deps.sh installs libx264-dev; rebuild FFmpeg)"
+fi
 port=$((20000 + $$ % 20000))
 send_src="testsrc2=size=32x24:rate=10:duration=1,format=yuv420p,catanet_xs=model=$M:threads=1"
 enc="-c:v libx264 -preset ultrafast -tune zerolatency -g 10 -bf 0 -f mpegts"

@@ -4,8 +4,9 @@
 #        --plot gnuplot for catanet-train's loss/PSNR plot (optional),
 #        --fuzz what 'make fuzz' needs: clang, libFuzzer and its sanitizer runtimes, OpenMP headers for clang)
 set -e
-pkgs="build-essential pkg-config libopenblas-openmp-dev libjansson-dev libpng-dev libjpeg62-turbo-dev zip"
-case " $* " in *" --ffmpeg "*) pkgs="$pkgs nasm libx264-dev dpkg-dev libffmpeg-nvenc-dev zlib1g-dev" ;; esac
+# libx264-dev: make check builds FFmpeg for the filter tests, whose live-streaming test sends H.264
+pkgs="build-essential pkg-config libopenblas-openmp-dev libjansson-dev libpng-dev libjpeg62-turbo-dev zip libx264-dev"
+case " $* " in *" --ffmpeg "*) pkgs="$pkgs nasm dpkg-dev libffmpeg-nvenc-dev zlib1g-dev" ;; esac
 case " $* " in *" --fuzz "*) pkgs="$pkgs clang libclang-rt-dev libomp-dev" ;; esac
 case " $* " in *" --plot "*) pkgs="$pkgs gnuplot-nox" ;; esac
 missing=
