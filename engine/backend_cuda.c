@@ -63,7 +63,7 @@ typedef struct CudaState {
     float *stacked;           /* per group: TAB and LRSA [wq; wk; wv] (one fused LN + q|k|v pass each),
                                  then TAB's conv1x1 . proj as one matrix (two linear maps in a row) */
     size_t stacked_group;     /* floats per group */
-    float *conv_w;            /* weights in their kernels' forms, made once at open (make_weight_forms): */
+    float *forms;             /* weights in their kernels' forms, made once at open (make_weight_forms): */
     const float *mid_wp[CATANET_MAX_GROUPS], *up_wp[2]; /* each group's conv and upsampling conv's, */
     const void *mid_wh[CATANET_MAX_GROUPS], *up_wh[2];  /* fp32 permuted, and fp16 in the fp16 mode */
     const float *centers_n[CATANET_MAX_GROUPS];         /* each group's token centers, normalised */
@@ -193,7 +193,7 @@ void catanet_cuda_close(CatanetEngine *e)
     cudaFree(s->wdev);
     cudaFree(s->kgvg);
     cudaFree(s->stacked);
-    cudaFree(s->conv_w);
+    cudaFree(s->forms);
     if (s->own_stream && s->stream)
         cudaStreamDestroy(s->stream);
     if (entered)
@@ -222,8 +222,8 @@ static int make_weight_forms(CatanetEngine *e, CudaState *s, const CatanetModel 
     size_t floats = (pmid + hmid) * a->num_groups + (pup + hup) * nup;
     for (int g = 0; g < a->num_groups; g++)
         floats += ((size_t)a->groups[g].num_tokens * d + 7) & ~(size_t)7;
-    CU(cudaMalloc((void **)&s->conv_w, sizeof(float) * (floats ? floats : 1)));
-    float *at = s->conv_w;
+    CU(cudaMalloc((void **)&s->forms, sizeof(float) * (floats ? floats : 1)));
+    float *at = s->forms;
     for (int g = 0; g < a->num_groups; g++) {
         int M = a->groups[g].num_tokens;
         if ((ret = catanet_cluster_centers_norm_cuda(&s->cx, M, d, dev_w(s, m, m->groups[g].tab.means), at)) < 0)
@@ -231,20 +231,20 @@ static int make_weight_forms(CatanetEngine *e, CudaState *s, const CatanetModel 
         s->centers_n[g] = at;
         at += ((size_t)M * d + 7) & ~(size_t)7;
     }
-    for (int i = 0; i < a->num_groups + nup; i++) {
-        int g = i < a->num_groups, stage = i - a->num_groups;
-        const CatanetConv2dArgs *ca = g ? &mid : &up;
-        const float *wt = dev_w(s, m, g ? m->groups[i].mid_w : m->up_w[stage]);
+    for (int i = 0; i < a->num_groups + nup; i++) { /* the groups' convs, then the upsampling ones */
+        int group = i < a->num_groups, stage = i - a->num_groups;
+        const CatanetConv2dArgs *ca = group ? &mid : &up;
+        const float *wt = dev_w(s, m, group ? m->groups[i].mid_w : m->up_w[stage]);
         if ((ret = catanet_conv2d_weights_permute_cuda(&s->cx, ca, wt, at)) < 0)
             return catanet_engine_fail(e, ret, "conv weights: %s", s->cx.err);
-        *(g ? &s->mid_wp[i] : &s->up_wp[stage]) = at;
-        at += g ? pmid : pup;
+        *(group ? &s->mid_wp[i] : &s->up_wp[stage]) = at;
+        at += group ? pmid : pup;
         if (!s->fp16)
             continue;
         if ((ret = catanet_conv2d_weights_half_cuda(&s->cx, ca, wt, at)) < 0)
             return catanet_engine_fail(e, ret, "conv weights: %s", s->cx.err);
-        *(g ? &s->mid_wh[i] : &s->up_wh[stage]) = at;
-        at += g ? hmid : hup;
+        *(group ? &s->mid_wh[i] : &s->up_wh[stage]) = at;
+        at += group ? hmid : hup;
     }
     CU(cudaStreamSynchronize(s->stream));
     s->weight_bytes += (int64_t)(sizeof(float) * floats);

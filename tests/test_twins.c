@@ -1354,12 +1354,9 @@ static double t_frame_in(void)
 }
 
 /* ---- cluster: cid and ord must match exactly (inputs drawn away from near-ties) ---- */
-static double cluster_case(int n, int c, int m)
+/* the centers as unit rows in double, for cos_margin */
+static double *unit_centers(const float *cent, int m, int c)
 {
-    Rng r = { 20 + (uint64_t)n + c };
-    float *cent = randv(&r, (size_t)m * c, 1.0f), *x = malloc(sizeof(float) * n * c);
-    if (m > 5)
-        memcpy(cent + 5 * c, cent + 3 * c, sizeof(float) * c); /* an exact tie: the first center wins */
     double *cu = malloc(sizeof(double) * m * c);
     for (int j = 0; j < m; j++) {
         double s = 0;
@@ -1368,6 +1365,44 @@ static double cluster_case(int n, int c, int m)
         for (int d = 0; d < c; d++)
             cu[j * c + d] = cent[j * c + d] / sqrt(s);
     }
+    return cu;
+}
+/* the device's cid and ord (fetched into gcid, gord) against the expected ones: the mismatches */
+static double cid_ord_mismatches(const int32_t *dcid, const int32_t *dord, const int32_t *cid, const int32_t *ord,
+                                 int32_t *gcid, int32_t *gord, int n)
+{
+    down(gcid, dcid, sizeof(int32_t) * n);
+    down(gord, dord, sizeof(int32_t) * n);
+    double bad = 0;
+    for (int i = 0; i < n; i++)
+        bad += (gcid[i] != cid[i]) + (gord[i] != ord[i]);
+    return bad;
+}
+/* by how much the token's most similar center (cosine, in double) beats the second (skip: a center
+ * left out of the comparison, or -1) */
+static double cos_margin(const float *x, const double *cu, int m, int c, int skip)
+{
+    double b1 = -2, b2 = -2, nx = 0;
+    for (int d = 0; d < c; d++)
+        nx += (double)x[d] * x[d];
+    for (int j = 0; j < m; j++) {
+        if (j == skip)
+            continue;
+        double s = 0;
+        for (int d = 0; d < c; d++)
+            s += x[d] * cu[j * c + d];
+        s /= sqrt(nx);
+        if (s > b1) { b2 = b1; b1 = s; } else if (s > b2) b2 = s;
+    }
+    return b1 - b2;
+}
+static double cluster_case(int n, int c, int m)
+{
+    Rng r = { 20 + (uint64_t)n + c };
+    float *cent = randv(&r, (size_t)m * c, 1.0f), *x = malloc(sizeof(float) * n * c);
+    if (m > 5)
+        memcpy(cent + 5 * c, cent + 3 * c, sizeof(float) * c); /* an exact tie: the first center wins */
+    double *cu = unit_centers(cent, m, c);
     for (int i = 0; i < n; i++) {
         float *xi = x + (size_t)i * c;
         if (i % 97 == 5 && i > 10) { /* exact duplicates of earlier tokens: ties in the sort */
@@ -1378,19 +1413,7 @@ static double cluster_case(int n, int c, int m)
             int j0 = (int)(rng_u32(&r) % m);
             for (int d = 0; d < c; d++)
                 xi[d] = 2.0f * cent[j0 * c + d] + rng_normal(&r) * 1.5f;
-            double b1 = -2, b2 = -2, nx = 0;
-            for (int d = 0; d < c; d++)
-                nx += (double)xi[d] * xi[d];
-            for (int j = 0; j < m; j++) {
-                if (m > 5 && j == 5)
-                    continue; /* the duplicate of center 3 */
-                double s = 0;
-                for (int d = 0; d < c; d++)
-                    s += xi[d] * cu[j * c + d];
-                s /= sqrt(nx);
-                if (s > b1) { b2 = b1; b1 = s; } else if (s > b2) b2 = s;
-            }
-            if (b1 - b2 > 1e-4 || tries > 50)
+            if (cos_margin(xi, cu, m, c, m > 5 ? 5 : -1 /* the duplicate of center 3 */) > 1e-4 || tries > 50)
                 break;
         }
     }
@@ -1400,16 +1423,9 @@ static double cluster_case(int n, int c, int m)
     float *dx = up(x, sizeof(float) * n * c), *dc = up(cent, sizeof(float) * m * c);
     int32_t *dcid = dmalloc(sizeof(int32_t) * n), *dord = dmalloc(sizeof(int32_t) * n);
     int ret = launched(catanet_cluster_fwd_cuda(&cx, n, c, m, dx, dc, dcid, dord), "cluster");
-    double bad = -1;
-    if (ret >= 0) {
-        down(gcid, dcid, sizeof(int32_t) * n);
-        down(gord, dord, sizeof(int32_t) * n);
-        bad = 0;
-        for (int i = 0; i < n; i++)
-            bad += (gcid[i] != cid[i]) + (gord[i] != ord[i]);
-        if (bad)
-            printf("  cluster n=%d c=%d m=%d: %.0f mismatches in cid/ord\n", n, c, m, bad);
-    }
+    double bad = ret < 0 ? -1 : cid_ord_mismatches(dcid, dord, cid, ord, gcid, gord, n);
+    if (bad > 0)
+        printf("  cluster n=%d c=%d m=%d: %.0f mismatches in cid/ord\n", n, c, m, bad);
     cudaFree(dx); cudaFree(dc); cudaFree(dcid); cudaFree(dord);
     free(cent); free(x); free(cu); free(cid); free(ord); free(gcid); free(gord);
     return bad;
@@ -1445,14 +1461,7 @@ static double cluster_cn_case(int n, int c, int m)
         cx.cluster_cn = dcn;
         int ret = launched(catanet_cluster_fwd_cuda(&cx, n, c, m, dx, dnan, dcid, dord), "cluster, centers normalised once");
         cx.cluster_cn = NULL;
-        if (ret < 0)
-            e = -1;
-        else {
-            down(gcid, dcid, sizeof(int32_t) * n);
-            down(gord, dord, sizeof(int32_t) * n);
-            for (int i = 0; i < n; i++)
-                e += (gcid[i] != cid[i]) + (gord[i] != ord[i]);
-        }
+        e = ret < 0 ? -1 : e + cid_ord_mismatches(dcid, dord, cid, ord, gcid, gord, n);
     }
     cudaFree(dx); cudaFree(dc); cudaFree(dcn); cudaFree(dnan); cudaFree(dcid); cudaFree(dord);
     free(cent); free(want); free(got); free(x); free(cid); free(ord); free(gcid); free(gord);
@@ -1476,14 +1485,7 @@ static double cluster_ln_case(int n, int c, int m, int x_fp16)
     float *g = randv(&r, c, 0.3f), *b = randv(&r, c, 0.3f);
     for (int k = 0; k < c; k++)
         g[k] += 1.0f;
-    double *cu = malloc(sizeof(double) * m * c);
-    for (int j = 0; j < m; j++) {
-        double s = 0;
-        for (int d = 0; d < c; d++)
-            s += (double)cent[j * c + d] * cent[j * c + d];
-        for (int d = 0; d < c; d++)
-            cu[j * c + d] = cent[j * c + d] / sqrt(s);
-    }
+    double *cu = unit_centers(cent, m, c);
     for (int i = 0; i < n; i++) {
         float *xi = x + (size_t)i * c, *yi = y + (size_t)i * c;
         for (int tries = 0;; tries++) { /* no pull toward a center: many tokens near a boundary,
@@ -1493,17 +1495,7 @@ static double cluster_ln_case(int n, int c, int m, int x_fp16)
             if (x_fp16)
                 free(to_half(xi, c)); /* the values the device reads */
             catanet_layernorm_fwd_ref(1, c, xi, g, b, yi, NULL, NULL);
-            double b1 = -2, b2 = -2, ny = 0;
-            for (int d = 0; d < c; d++)
-                ny += (double)yi[d] * yi[d];
-            for (int j = 0; j < m; j++) {
-                double s = 0;
-                for (int d = 0; d < c; d++)
-                    s += yi[d] * cu[j * c + d];
-                s /= sqrt(ny);
-                if (s > b1) { b2 = b1; b1 = s; } else if (s > b2) b2 = s;
-            }
-            if (b1 - b2 > 1e-4 || tries > 50)
+            if (cos_margin(yi, cu, m, c, -1) > 1e-4 || tries > 50)
                 break;
         }
     }
@@ -1515,16 +1507,9 @@ static double cluster_ln_case(int n, int c, int m, int x_fp16)
     float *dc = up(cent, sizeof(float) * m * c), *dg = up(g, sizeof(float) * c), *db = up(b, sizeof(float) * c);
     int32_t *dcid = dmalloc(sizeof(int32_t) * n), *dord = dmalloc(sizeof(int32_t) * n);
     int ret = launched(catanet_cluster_ln_fwd_cuda(&cx, n, c, m, dx, x_fp16, dg, db, dc, dcid, dord), "cluster + LN");
-    double bad = -1;
-    if (ret >= 0) {
-        down(gcid, dcid, sizeof(int32_t) * n);
-        down(gord, dord, sizeof(int32_t) * n);
-        bad = 0;
-        for (int i = 0; i < n; i++)
-            bad += (gcid[i] != cid[i]) + (gord[i] != ord[i]);
-        if (bad)
-            printf("  cluster + LN n=%d c=%d m=%d fp16 %d: %.0f mismatches in cid/ord\n", n, c, m, x_fp16, bad);
-    }
+    double bad = ret < 0 ? -1 : cid_ord_mismatches(dcid, dord, cid, ord, gcid, gord, n);
+    if (bad > 0)
+        printf("  cluster + LN n=%d c=%d m=%d fp16 %d: %.0f mismatches in cid/ord\n", n, c, m, x_fp16, bad);
     cudaFree(dx); cudaFree(dc); cudaFree(dg); cudaFree(db); cudaFree(dcid); cudaFree(dord);
     free(cent); free(x); free(y); free(g); free(b); free(cu); free(cid); free(ord); free(gcid); free(gord); free(xb);
     return bad;

@@ -315,6 +315,13 @@ static int sort_by_center(CatanetCudaCtx *cx, int n, int c, int m, const int32_t
     return 0;
 }
 
+/* the centers normalised once by the caller (cx->cluster_cn), or now into the scratch */
+static int normalised_centers(CatanetCudaCtx *cx, int m, int c, const float *centers, const float **cn)
+{
+    *cn = cx->cluster_cn ? cx->cluster_cn : cx->work;
+    return cx->cluster_cn ? 0 : catanet_cluster_centers_norm_cuda(cx, m, c, centers, cx->work);
+}
+
 /* xn [N,C], centers [M,C] -> cid [N], ord [N] */
 int catanet_cluster_fwd_cuda(CatanetCudaCtx *cx, int n, int c, int m, const float *xn,
                              const float *centers, int32_t *cid, int32_t *ord)
@@ -322,13 +329,10 @@ int catanet_cluster_fwd_cuda(CatanetCudaCtx *cx, int n, int c, int m, const floa
     CUDA_REQUIRE(cx, n > 0 && c > 0 && c <= CATANET_MAX_DIM, "cluster_fwd_cuda");
     CUDA_REQUIRE(cx, m > 0 && m <= CATANET_MAX_CENTERS, "cluster_fwd_cuda");
     CUDA_REQUIRE(cx, cx->work && cx->work_floats >= catanet_cluster_cuda_work(n, c, m), "cluster_fwd_cuda");
-    const float *cn = cx->cluster_cn; /* normalised once by the caller, or now */
-    if (!cn) {
-        int ret = catanet_cluster_centers_norm_cuda(cx, m, c, centers, cx->work);
-        if (ret < 0)
-            return ret;
-        cn = cx->work;
-    }
+    const float *cn;
+    int ret = normalised_centers(cx, m, c, centers, &cn);
+    if (ret < 0)
+        return ret;
     if (c <= CL_VEC_MAX_C && c % 4 == 0 && (uintptr_t)xn % 16 == 0 && (uintptr_t)cn % 16 == 0) {
         unsigned blocks = (unsigned)(((size_t)n + CL_VEC_TOKENS - 1) / CL_VEC_TOKENS);
         assign_vec_kernel<float, false><<<blocks, CL_VEC_TOKENS, 0, cx->stream>>>(n, c, m, xn, NULL, NULL, cn, cid);
@@ -357,13 +361,10 @@ int catanet_cluster_ln_fwd_cuda(CatanetCudaCtx *cx, int n, int c, int m, const v
         return cuda_fail(cx, CATANET_ERR_UNSUPPORTED, "cluster_ln_fwd_cuda: dim %d (wants <= %d, a multiple of 4)",
                          c, CL_VEC_MAX_C);
     CUDA_REQUIRE(cx, ((uintptr_t)x & (x_fp16 ? 7 : 15)) == 0, "cluster_ln_fwd_cuda (x's alignment)");
-    const float *cn = cx->cluster_cn; /* normalised once by the caller, or now */
-    if (!cn) {
-        int ret = catanet_cluster_centers_norm_cuda(cx, m, c, centers, cx->work);
-        if (ret < 0)
-            return ret;
-        cn = cx->work;
-    }
+    const float *cn;
+    int ret = normalised_centers(cx, m, c, centers, &cn);
+    if (ret < 0)
+        return ret;
     CUDA_REQUIRE(cx, (uintptr_t)cn % 16 == 0, "cluster_ln_fwd_cuda (cx->cluster_cn: 16-byte aligned)");
     unsigned blocks = (unsigned)(((size_t)n + CL_VEC_TOKENS - 1) / CL_VEC_TOKENS);
     if (x_fp16)
