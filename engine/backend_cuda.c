@@ -208,6 +208,10 @@ void catanet_cuda_close(CatanetEngine *e)
  * [cout][3][3][cin] in fp32 (the fp32 implicit GEMM, im2col + cuBLAS) and, in the fp16 mode, as
  * fp16 [9][cin][cout] (the tensor-core implicit GEMM), set as cx.conv_wp and cx.conv_wh at each call;
  * each group's token centers normalised for the clustering (cx.cluster_cn). */
+static size_t round8(size_t n)
+{
+    return (n + 7) & ~(size_t)7;
+}
 static int make_weight_forms(CatanetEngine *e, CudaState *s, const CatanetModel *m)
 {
     const CatanetModelInfo *a = &m->info;
@@ -215,13 +219,13 @@ static int make_weight_forms(CatanetEngine *e, CudaState *s, const CatanetModel 
     while (nup < 2 && m->up_w[nup])
         nup++;
     CatanetConv2dArgs mid = { 1, 1, 1, d, d, 3 }, up = { 1, 1, 1, d, d * r * r, 3 };
-    /* in floats, each rounded up to 8 (32 bytes: wmma's alignment for the fp16 ones) */
-    size_t pmid = ((size_t)d * d * 9 + 7) & ~(size_t)7, pup = ((size_t)d * d * r * r * 9 + 7) & ~(size_t)7;
-    size_t hmid = s->fp16 ? (catanet_conv2d_weights_half_count(&mid) / 2 + 8) & ~(size_t)7 : 0;
-    size_t hup = s->fp16 ? (catanet_conv2d_weights_half_count(&up) / 2 + 8) & ~(size_t)7 : 0;
+    /* in floats, each part rounded up to 8 (32 bytes: wmma's alignment for the fp16 ones) */
+    size_t pmid = round8((size_t)d * d * 9), pup = round8((size_t)d * d * r * r * 9);
+    size_t hmid = s->fp16 ? round8(catanet_conv2d_weights_half_count(&mid) / 2) : 0;
+    size_t hup = s->fp16 ? round8(catanet_conv2d_weights_half_count(&up) / 2) : 0;
     size_t floats = (pmid + hmid) * a->num_groups + (pup + hup) * nup;
     for (int g = 0; g < a->num_groups; g++)
-        floats += ((size_t)a->groups[g].num_tokens * d + 7) & ~(size_t)7;
+        floats += round8((size_t)a->groups[g].num_tokens * d);
     CU(cudaMalloc((void **)&s->forms, sizeof(float) * (floats ? floats : 1)));
     float *at = s->forms;
     for (int g = 0; g < a->num_groups; g++) {
@@ -229,7 +233,7 @@ static int make_weight_forms(CatanetEngine *e, CudaState *s, const CatanetModel 
         if ((ret = catanet_cluster_centers_norm_cuda(&s->cx, M, d, dev_w(s, m, m->groups[g].tab.means), at)) < 0)
             return catanet_engine_fail(e, ret, "token centers: %s", s->cx.err);
         s->centers_n[g] = at;
-        at += ((size_t)M * d + 7) & ~(size_t)7;
+        at += round8((size_t)M * d);
     }
     for (int i = 0; i < a->num_groups + nup; i++) { /* the groups' convs, then the upsampling ones */
         int group = i < a->num_groups, stage = i - a->num_groups;

@@ -54,14 +54,14 @@ __device__ static inline void conv_put(const CatanetConv2dArgs &a, int shuf, con
 
 /* fp16 weights of the tensor-core path: [9][cin rounded to 16][cout rounded to 16] halves, + 32 bytes
  * to align them */
-static size_t whalf_floats(const CatanetConv2dArgs *a)
-{
-    return ((size_t)9 * round16(a->cin) * round16(a->cout) + 1) / 2 + 8;
-}
-
 size_t catanet_conv2d_weights_half_count(const CatanetConv2dArgs *a)
 {
     return (size_t)9 * round16(a->cin) * round16(a->cout);
+}
+
+static size_t whalf_floats(const CatanetConv2dArgs *a)
+{
+    return (catanet_conv2d_weights_half_count(a) + 1) / 2 + 8;
 }
 
 size_t catanet_conv2d_cuda_work(const CatanetConv2dArgs *a)
@@ -579,11 +579,10 @@ static int im2col_fwd(CatanetCudaCtx *cx, const CatanetConv2dArgs *a, const floa
     CUDA_REQUIRE(cx, !cx->conv_in_fp16 && !cx->conv_out_fp16,
                  "conv2d im2col (fp32 only: unset cx->conv_in_fp16 and conv_out_fp16)");
     int total = a->batch * a->h * a->w, ncol = a->cin * a->ksize * a->ksize, ret;
-    const float *wp = cx->conv_wp; /* permuted once by the caller, or now from wt */
+    const float *wp = cx->conv_wp ? cx->conv_wp : cx->work; /* permuted once by the caller, or now */
     float *col = cx->work + wperm_floats(a);
-    if (!wp && (ret = catanet_conv2d_weights_permute_cuda(cx, a, wt, cx->work)) < 0)
+    if (!cx->conv_wp && (ret = catanet_conv2d_weights_permute_cuda(cx, a, wt, cx->work)) < 0)
         return ret;
-    wp = wp ? wp : cx->work;
     if (bias || res) {
         unsigned blocks = (unsigned)((total + 7) / 8 < 65535 * 16 ? (total + 7) / 8 : 65535 * 16);
         conv_bias_kernel<<<blocks, dim3(32, 8), 0, cx->stream>>>(total, a->cout, bias, res, res2, out);
@@ -721,8 +720,9 @@ gemm:
                 return ret;
             wh = w16;
         }
-        /* the forms the engine uses: fp32 -> fp32, fp16 -> fp32 (the upsampler, a group conv into fp32),
-         * fp16 -> fp16 (a group conv in the fp16 residual stream) */
+        /* the forms the engine uses: fp32 -> fp32; fp16 -> fp32 (a group conv into an fp32 stream, the
+         * upsampler into fp32 features); fp16 -> fp16 (a group conv in the fp16 stream, the upsampler
+         * into fp16 features) */
         const __half *inh = (const __half *)in;
         if (oh)
             tc_launch(cx, a, inh, wh, bias, (const __half *)res, (const __half *)res2, shuf, (__half *)out);

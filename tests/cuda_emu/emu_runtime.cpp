@@ -143,6 +143,11 @@ static cudaError_t enqueue(cudaStream_t s, std::function<void()> op, const char 
  * sizes the emulator could not compute in time, which is all it is for */
 static FILE *census_out;
 static bool census_dry;
+static void census_op(const char *what, size_t bytes)
+{
+    if (census_out)
+        fprintf(census_out, "%s\t%zu\n", what, bytes);
+}
 
 /* a kernel launch (emu_device.h's Launcher): the configuration is checked now, as the GPU does at
  * the launch (the error goes to cudaGetLastError), the kernel runs now or when the graph runs */
@@ -274,23 +279,11 @@ cudaError_t cudaMemset2D(void *d, size_t pitch, int v, size_t width, size_t heig
 }
 cudaError_t cudaMemcpyAsync(void *d, const void *s, size_t n, enum cudaMemcpyKind, cudaStream_t st)
 {
-    return enqueue(st,
-                   [=] {
-                       if (census_out)
-                           fprintf(census_out, "memcpy\t%zu\n", n);
-                       memmove(d, s, n);
-                   },
-                   "cudaMemcpyAsync");
+    return enqueue(st, [=] { census_op("memcpy", n); memmove(d, s, n); }, "cudaMemcpyAsync");
 }
 cudaError_t cudaMemsetAsync(void *d, int v, size_t n, cudaStream_t st)
 {
-    return enqueue(st,
-                   [=] {
-                       if (census_out)
-                           fprintf(census_out, "memset\t%zu\n", n);
-                       memset(d, v, n);
-                   },
-                   "cudaMemsetAsync");
+    return enqueue(st, [=] { census_op("memset", n); memset(d, v, n); }, "cudaMemsetAsync");
 }
 cudaError_t cudaMemGetInfo(size_t *fr, size_t *total)
 {
