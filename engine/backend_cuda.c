@@ -581,8 +581,9 @@ static int lrsa_attn(CudaState *s, const CatanetModel *m, int g, const float *x,
     s->cx.qkv_fp16 = qkv_half(s);
     s->cx.lrsa_out_fp16 = use_ffn_one(s); /* x_out is then s->y, the one-kernel ConvFFN's fp16 input */
     s->cx.lrsa_x_fp16 = s->f_half;        /* x is s->f */
+    s->cx.lrsa_asum_fp16 = s->fp16;       /* the combine's tensor cores round the sums to fp16 anyway */
     int ret = catanet_lrsa_attend_fwd_cuda(&s->cx, &la, dev_w(s, m, w->proj), s->lrsa_tab[g], &sc, x, x_out);
-    s->cx.lrsa_x_fp16 = 0;
+    s->cx.lrsa_x_fp16 = s->cx.lrsa_asum_fp16 = 0;
     K(ret);
     mark(s, "lrsa: patch attention + proj + combine");
     return 0;

@@ -43,6 +43,9 @@ typedef struct CatanetCudaCtx {
     int lrsa_out_fp16;       /* catanet_lrsa_attend_fwd_cuda stores its output as __half (out must not
                                 be x; forward only) */
     int lrsa_x_fp16;         /* the residual x given to catanet_lrsa_attend_fwd_cuda holds __half */
+    int lrsa_asum_fp16;      /* LRSA's per-token sums of its patches' attention outputs (the scratch's
+                                asum) stored as __half between the attention and the combine
+                                (each add in fp32; forward only) */
     int conv_in_fp16;        /* the input of the forward convs holds __half, and */
     int conv_out_fp16;       /* their output, residuals included (a shuffled output too): the kernels
                                 catanet_conv2d_takes_fp16 names take them; other shapes give

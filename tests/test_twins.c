@@ -1924,6 +1924,27 @@ static double lrsa_half_storage_cases(int attend)
 }
 static double t_lrsa_out_half_exact(void) { return lrsa_half_storage_cases(4); }
 static double t_lrsa_x_half_exact(void) { return lrsa_half_storage_cases(5); }
+/* the per-token sums of the patches' outputs stored as fp16 between the attention and the combine
+ * (cx.lrsa_asum_fp16, the fp16 mode's way), against the fp32 reference; asum starts as NaN halves, so
+ * an entry added to before its first write fails. Tolerance t_lrsa_fp16's 2e-3: each store rounds the
+ * sum (|A| <= max |v| ~ 3) by u = 4.9e-4 relative, at most four stores a token (four covering
+ * patches), so ~6e-3 absolute at the very worst before the proj (gain ~1) and the band weights
+ * (<= 1), ~6e-4 of max |out| (~10); the tensor-core combine rounded asum once anyway. An add that
+ * overwrote instead would move a token's output by O(|A|), ~5e-2 scaled; reading the halves as
+ * floats, by far more. Cases: the CUDA-core kernels (head dims 9/10 and generic) on fp32 q/k/v; the
+ * tensor cores with the tensor-core combine on fp16 q|k|v from the fused pass (the engine's way),
+ * also at the XS/S head dims and T 400 */
+static double t_lrsa_asum_half(void)
+{
+    cx.lrsa_asum_fp16 = 1;
+    double e[5] = { lrsa_run(40, 37, 16, 4, 9, 10, 1), lrsa_run(30, 26, 12, 2, 8, 12, 1) };
+    cx.attn_fp16 = cx.gemm_fp16 = 1;
+    e[2] = lrsa_run(40, 37, 16, 4, 9, 10, 2);
+    e[3] = lrsa_run(33, 29, 16, 4, 9, 9, 2);
+    e[4] = quick ? 0 : lrsa_run(31, 45, 20, 4, 9, 10, 2);
+    cx.attn_fp16 = cx.gemm_fp16 = cx.lrsa_asum_fp16 = 0;
+    return worst_of(e, 5);
+}
 
 /* ---- colour conversion: device images against engine/image.c ---- */
 typedef struct ImgCase {
@@ -2827,6 +2848,7 @@ static const Twin twins[] = {
     { "lrsa attend, fp16 q|k|v = same values fp32", "catanet_lrsa_attend_fwd_cuda", 0, t_lrsa_qkv_half_exact },
     { "lrsa attend, fp16 output = fp32 output rounded", "catanet_lrsa_attend_fwd_cuda", 0, t_lrsa_out_half_exact },
     { "lrsa attend, fp16 x and output = fp32 rounded", "catanet_lrsa_attend_fwd_cuda", 0, t_lrsa_x_half_exact },
+    { "lrsa attend, patch sums stored as fp16", "catanet_lrsa_attend_fwd_cuda", 2e-3, t_lrsa_asum_half },
     { "image to rgb (13 formats)", "catanet_image_to_rgb_cuda", 1e-5, t_image_to_rgb },
     { "image from rgb (codes apart)", "catanet_image_from_rgb_cuda", 1, t_image_from_rgb },
     /* backward twins (kernels.h's _bwd_ref ops; tolerances: see the comment above linear_bwd_case) */

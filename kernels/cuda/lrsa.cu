@@ -13,7 +13,9 @@
  * (lrsa_attn_tc_kernel: fp16 Q/K/V/P, fp32 softmax and accumulation, attn_tc.cuh); everything
  * else, the nine patch classes and the band weights included, is the same code. The attention
  * reads q, k and v as fp16 when the caller stored them so (cx->qkv_fp16; catanet_lrsa_attend_fwd_cuda
- * only): half the bytes of the ~1.3 patches' re-reads.
+ * only): half the bytes of the ~1.3 patches' re-reads. With cx->lrsa_asum_fp16 asum is stored as
+ * fp16 (each patch's add in fp32, then rounded): the combine's tensor cores round it to fp16 anyway,
+ * and its write, ~0.3 read-modify-writes and read a token are half the bytes.
  * defines: catanet_lrsa_cuda_table_bytes, catanet_lrsa_cuda_table_fill, catanet_lrsa_fwd_cuda,
  *          catanet_lrsa_attend_fwd_cuda,
  *          catanet_lrsa_bwd_cuda_work, catanet_lrsa_bwd_cuda
@@ -124,10 +126,10 @@ __device__ static bool lrsa_reached_before(const LrsaTable &tb, int nr, int nc, 
 }
 
 /* one (patch, head, query chunk) per block; the patches of class (cr0, cc0) mod 3 */
-template <int DQK, int DV, typename TQ>
+template <int DQK, int DV, typename TQ, typename TA>
 __global__ void __launch_bounds__(LRSA_QUERIES)
 lrsa_attn_kernel(CatanetLrsaArgs a, LrsaTable tb, int nr, int nc, int cr0, int cc0, float scale,
-                 const TQ *q, const TQ *k, const TQ *v, float *asum)
+                 const TQ *q, const TQ *k, const TQ *v, TA *asum)
 {
     __shared__ AttSmem<DQK, DV> sm;
     const int dqk = DQK ? DQK : a.dqk, dv = DV ? DV : a.dv;
@@ -147,20 +149,20 @@ lrsa_attn_kernel(CatanetLrsaArgs a, LrsaTable tb, int nr, int nc, int cr0, int c
     if (!active)
         return;
     float il = 1.0f / st.l;
-    float *o = asum + (size_t)tok * hv + h * dv;
+    TA *o = asum + (size_t)tok * hv + h * dv;
     const bool add = lrsa_reached_before(tb, nr, nc, a.ps, pr, pc, rowof.top + t / a.ps, rowof.left + t % a.ps);
 #pragma unroll
     for (int e = 0; e < (DV ? DV : ATT_MAX_HEAD); e++)
         if (DV || e < dv)
-            o[e] = (add ? o[e] : 0.0f) + st.acc[e] * il;
+            st_act(o + e, (add ? ld_act(o + e) : 0.0f) + st.acc[e] * il);
 }
 
 /* the fp16 mode's attention (cx->attn_fp16): the same blocks, on tensor cores (attn_tc.cuh); one
  * (patch, head, chunk of TC_ROWS queries) per block, every key of the patch streamed in tiles */
-template <typename TQ>
+template <typename TQ, typename TA>
 __global__ void __launch_bounds__(TC_THREADS, TC_MIN_BLOCKS)
 lrsa_attn_tc_kernel(CatanetLrsaArgs a, LrsaTable tb, int nr, int nc, int cr0, int cc0, float qscale, const TQ *q,
-                    const TQ *k, const TQ *v, float *asum)
+                    const TQ *k, const TQ *v, TA *asum)
 {
     __shared__ TcSmem sm;
     const int hq = a.heads * a.dqk, hv = a.heads * a.dv, T = a.ps * a.ps;
@@ -191,23 +193,26 @@ lrsa_attn_tc_kernel(CatanetLrsaArgs a, LrsaTable tb, int nr, int nc, int cr0, in
         int qi = q0 + tc_out_row(i);
         if (qi >= T)
             continue;
-        float il = 1.0f / ss.l[i >> 1], *o = asum + (size_t)rowof(qi) * hv + h * a.dv;
+        float il = 1.0f / ss.l[i >> 1];
+        TA *o = asum + (size_t)rowof(qi) * hv + h * a.dv;
         const bool add = lrsa_reached_before(tb, nr, nc, a.ps, pr, pc, rowof.top + qi / a.ps, rowof.left + qi % a.ps);
 #pragma unroll
         for (int n = 0; n < 2; n++) {
             int e = tc_out_dim(n, i);
             if (e < a.dv)
-                o[e] = (add ? o[e] : 0.0f) + st.o[n][i] * il;
+                st_act(o + e, (add ? ld_act(o + e) : 0.0f) + st.o[n][i] * il);
         }
     }
 }
 
-/* the nine patch classes' attention into asum (q, k, v as TQ: float, or __half when stored so) */
-template <typename TQ>
+/* the nine patch classes' attention into asum (q, k, v as TQ: float, or __half when stored so; asum
+ * as TA: float, or __half when cx->lrsa_asum_fp16 says so) */
+template <typename TQ, typename TA>
 static int lrsa_attend_classes(CatanetCudaCtx *cx, const CatanetLrsaArgs *a, LrsaTable tb, int nr, int nc, bool tc,
                                const CatanetLrsaCudaScratch *s)
 {
     const TQ *q = (const TQ *)s->q, *k = (const TQ *)s->k, *v = (const TQ *)s->v;
+    TA *asum = (TA *)s->asum;
     float scale = 1.0f / sqrtf((float)a->dqk);
     int T = a->ps * a->ps, threads = T < LRSA_QUERIES ? (T + 31) / 32 * 32 : LRSA_QUERIES;
     for (int cr0 = 0; cr0 < 3 && cr0 < nr; cr0++)
@@ -216,14 +221,14 @@ static int lrsa_attend_classes(CatanetCudaCtx *cx, const CatanetLrsaArgs *a, Lrs
             dim3 grid((unsigned)(nrp * ncp), (unsigned)a->heads, (unsigned)((T + threads - 1) / threads));
             if (tc) {
                 grid.z = (unsigned)((T + TC_ROWS - 1) / TC_ROWS);
-                lrsa_attn_tc_kernel<TQ><<<grid, TC_THREADS, 0, cx->stream>>>(*a, tb, nr, nc, cr0, cc0,
-                                                                           scale * 1.4426950408889634f, q, k, v, s->asum);
+                lrsa_attn_tc_kernel<TQ, TA><<<grid, TC_THREADS, 0, cx->stream>>>(
+                    *a, tb, nr, nc, cr0, cc0, scale * 1.4426950408889634f, q, k, v, asum);
             } else if (a->dqk == 9 && a->dv == 10)
-                lrsa_attn_kernel<9, 10, TQ><<<grid, threads, 0, cx->stream>>>(*a, tb, nr, nc, cr0, cc0, scale, q, k, v,
-                                                                            s->asum);
+                lrsa_attn_kernel<9, 10, TQ, TA><<<grid, threads, 0, cx->stream>>>(*a, tb, nr, nc, cr0, cc0, scale, q,
+                                                                                k, v, asum);
             else
-                lrsa_attn_kernel<0, 0, TQ><<<grid, threads, 0, cx->stream>>>(*a, tb, nr, nc, cr0, cc0, scale, q, k, v,
-                                                                          s->asum);
+                lrsa_attn_kernel<0, 0, TQ, TA><<<grid, threads, 0, cx->stream>>>(*a, tb, nr, nc, cr0, cc0, scale, q,
+                                                                              k, v, asum);
             CUDA_LAUNCHED(cx, "lrsa attention");
         }
     return 0;
@@ -264,14 +269,18 @@ int catanet_lrsa_attend_fwd_cuda(CatanetCudaCtx *cx, const CatanetLrsaArgs *a, c
     /* fp16 mode: tensor cores when the head dims fit one mma k step with a padding dim to spare for
      * the row sums (attn_tc.cuh; CATANet's 9/10 do) */
     const bool tc = cx->attn_fp16 && a->dqk <= TC_D && a->dv < TC_D;
-    int ret = cx->qkv_fp16 ? lrsa_attend_classes<__half>(cx, a, tb, nr, nc, tc, s)
-                           : lrsa_attend_classes<float>(cx, a, tb, nr, nc, tc, s);
+    int ret = cx->qkv_fp16 ? (cx->lrsa_asum_fp16 ? lrsa_attend_classes<__half, __half>(cx, a, tb, nr, nc, tc, s)
+                                                 : lrsa_attend_classes<__half, float>(cx, a, tb, nr, nc, tc, s))
+                           : (cx->lrsa_asum_fp16 ? lrsa_attend_classes<float, __half>(cx, a, tb, nr, nc, tc, s)
+                                                 : lrsa_attend_classes<float, float>(cx, a, tb, nr, nc, tc, s));
     if (ret < 0)
         return ret;
     /* the projection and the band-weighted combine in one pass: out = f (cnt x + asum wproj^T)
      * (linear.cu's fused layer; on tensor cores in the fp16 mode, as the cuBLAS GEMM was), stored as
-     * fp16 when cx->lrsa_out_fp16 says so, from an fp16 x when cx->lrsa_x_fp16 does */
-    CatanetLinearFusion comb = { .res = x, .y_fp16 = cx->lrsa_out_fp16, .res_fp16 = cx->lrsa_x_fp16,
+     * fp16 when cx->lrsa_out_fp16 says so, from an fp16 x when cx->lrsa_x_fp16 does, and an fp16
+     * asum when cx->lrsa_asum_fp16 does */
+    CatanetLinearFusion comb = { .res = x, .x_fp16 = cx->lrsa_asum_fp16, .y_fp16 = cx->lrsa_out_fp16,
+                                 .res_fp16 = cx->lrsa_x_fp16,
                                  .band_wr = tb.wr, .band_wc = tb.wc, .band_cr = tb.cr, .band_cc = tb.cc,
                                  .band_w = a->w };
     return catanet_linear_fused_fwd_cuda(cx, N, hv, C, s->asum, wproj, &comb, out);
