@@ -78,6 +78,19 @@ if [ -x "$B/emu/catanet-gpubench" ] && [ -x "$B/tools/catanet-mkmodel" ]; then
         tail -n 5 "$gdir/out" "$gdir/err"
         fail=1
     fi
+    # gpu-check's DRAM-bytes step records only between cudaProfilerStart and Stop (-P 1): that range
+    # must hold exactly one frame's kernels, the census's list for the same model, size and kernels
+    "$B/emu/catanet-gpubench" -m "$gdir/g1.safetensors" -p fp16 -f nv12 -k primary -P 1 -s 32x28 > "$gdir/pout" 2> "$gdir/perr"
+    rc=$?
+    inrange=$(sed -n 's/^emu: \([0-9]*\) kernel launches between cudaProfilerStart and cudaProfilerStop$/\1/p' "$gdir/perr")
+    frame=$([ -x "$B/emu/census" ] && "$B/emu/census" "$gdir/g1.safetensors" 32x28 fp16 primary 2> /dev/null | grep -c '^kernel')
+    if [ $rc = 0 ] && grep -q '^PROFILED 32x28: one frame' "$gdir/pout" && [ -n "$inrange" ] && [ "$inrange" = "$frame" ]; then
+        echo "PASS: catanet-gpubench -P 1 (emulated): the profiled range holds one frame's $inrange kernel launches (the census: $frame)"
+    else
+        echo "FAIL: catanet-gpubench -P 1 (emulated): exit $rc, ${inrange:-no} launches in the profiled range, the census lists ${frame:-none}"
+        tail -n 5 "$gdir/pout" "$gdir/perr"
+        fail=1
+    fi
     rm -rf "$gdir"
 else
     echo "FAIL: t_cuda_emu: $B/emu/catanet-gpubench or $B/tools/catanet-mkmodel is not built"

@@ -5,6 +5,10 @@
  *   "sync":      the engine's own stream, each call returns when the frame is done (latency)
  *   "pipelined": the caller's stream, frames queued back to back, one sync at the end (throughput)
  *   catanet-gpubench -m MODEL [-p fp32|fp16] [-f nv12|p010|rgbf] [-s WxH]... [-n RUNS] [-w WARMUP] [-g GPU]
+ *                    [-k auto|primary|fallback] [-P 1]
+ * -P 1: no timing; after the warm-up (at least one frame: the graph is then made), one frame per size
+ * between cudaProfilerStart and cudaProfilerStop, on the engine's own stream, for a profiler told to
+ * record only there (ncu --profile-from-start off: tools/gpu-check.sh's DRAM bytes a kernel).
  * Exit 77 when the build or the machine has no CUDA.
  */
 #include <stdio.h>
@@ -22,6 +26,7 @@ int main(void)
     return 77;
 }
 #else
+#include <cuda_profiler_api.h>
 #include <cuda_runtime.h>
 
 static double now_ms(void)
@@ -87,7 +92,7 @@ int main(int argc, char **argv)
     cfg.log = log_stderr;
     cfg.log_level = CATANET_LOG_INFO;
     const char *kernel_names[] = { "auto", "primary", "fallback" };
-    int runs = 20, warmup = 3, nsizes = 0, sizes[16][2], fmt = 0;
+    int runs = 20, warmup = 3, nsizes = 0, sizes[16][2], fmt = 0, profile_frame = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         const char *a = argv[i], *v = argv[i + 1];
         if (!strcmp(a, "-m"))
@@ -105,14 +110,18 @@ int main(int argc, char **argv)
                           !strcmp(v, "primary") ? CATANET_KERNELS_PRIMARY : CATANET_KERNELS_FALLBACK;
         else if (!strcmp(a, "-g"))
             cfg.gpu = atoi(v);
+        else if (!strcmp(a, "-P"))
+            profile_frame = atoi(v) != 0;
         else if (!strcmp(a, "-s") && nsizes < 16 && sscanf(v, "%dx%d", &sizes[nsizes][0], &sizes[nsizes][1]) == 2)
             nsizes++;
         else {
             fprintf(stderr, "usage: catanet-gpubench -m MODEL [-p fp32|fp16] [-f nv12|p010|rgbf] [-s WxH]... [-n RUNS] "
-                            "[-w WARMUP] [-g GPU] [-k auto|primary|fallback]\n");
+                            "[-w WARMUP] [-g GPU] [-k auto|primary|fallback] [-P 1]\n");
             return 2;
         }
     }
+    if (profile_frame && warmup < 1)
+        warmup = 1; /* the profiled frame replays the graph the first frame made */
     if (!model || runs < 1 || warmup < 0) {
         fprintf(stderr, "catanet-gpubench: -m MODEL is required\n");
         return 2;
@@ -132,7 +141,7 @@ int main(int argc, char **argv)
         return 1;
     }
     int rc = 0;
-    for (int mode = 0; mode < 2; mode++) {
+    for (int mode = 0; mode < (profile_frame ? 1 : 2); mode++) {
         char err[1024];
         CatanetEngine *e;
         cfg.cuda_stream = mode ? stream : NULL;
@@ -161,6 +170,31 @@ int main(int argc, char **argv)
                 ret = catanet_engine_process_image(e, &in, &out);
             if (ret >= 0 && mode == 1)
                 cudaStreamSynchronize(stream);
+            if (profile_frame) {
+                cudaError_t st = ret >= 0 ? cudaDeviceSynchronize() : cudaSuccess;
+                if (ret >= 0 && st == cudaSuccess && (st = cudaProfilerStart()) == cudaSuccess) {
+                    ret = catanet_engine_process_image(e, &in, &out);
+                    st = cudaDeviceSynchronize();
+                    cudaError_t st2 = cudaProfilerStop();
+                    st = st != cudaSuccess ? st : st2;
+                }
+                if (st != cudaSuccess && ret >= 0) {
+                    fprintf(stderr, "catanet-gpubench: profiled frame: %s\n", cudaGetErrorString(st));
+                    ret = -7;
+                }
+                if (ret >= 0) {
+                    printf("PROFILED %dx%d: one frame between cudaProfilerStart and cudaProfilerStop\n", w, h);
+                } else {
+                    if (st == cudaSuccess)
+                        fprintf(stderr, "catanet-gpubench: %dx%d: %s\n", w, h, catanet_engine_last_error(e));
+                    rc = 1;
+                }
+                fflush(stdout);
+                free(t);
+                frame_free(&in);
+                frame_free(&out);
+                continue;
+            }
             if (mode == 0) {
                 for (int r = 0; ret >= 0 && r < runs; r++) {
                     t0 = now_ms();

@@ -5,7 +5,8 @@
 # one-minute training benchmark (catanet-train bench --device cuda), the training loop on the GPU
 # against the CPU's (tests/train_cuda_loop.sh) and its speed (iterations/s of `catanet-train train
 # --device cuda`, CATANet-L, batch 16 of 64x64 and batch 4 of 32x32), the twin tests once more under
-# compute-sanitizer memcheck (small cases), then, as the last step, whatever budget is left on the
+# compute-sanitizer memcheck (small cases), one frame's DRAM bytes by kernel under Nsight Compute
+# (tools/ncu-summary.py), then, as the last step, whatever budget is left on the
 # CATANet-L x2 teacher (tools/gpu-train.sh: its new checkpoint and logs in logs.tar.gz,
 # gputrain/; GPU_CHECK_SKIP_TRAIN=1 skips it, GPU_CHECK_TRAIN_SECS caps it),
 # and, when GPU_CHECK_CHECK=1, the CPU test suite. Every step has a timeout and the whole run a
@@ -272,6 +273,25 @@ if [ -n "$CS" ]; then
     fi
 else
     say "SKIP memcheck: compute-sanitizer not installed"
+fi
+
+# ---- the DRAM bytes of one frame, kernel by kernel, measured (Nsight Compute): the 8-group x2
+# model at 960x540, fp16, primary kernels, the frame between cudaProfilerStart and Stop
+# (catanet-gpubench -P 1); against docs/roofline.md's count (~11.0 GB) and the census's 176
+# launches. ncu serialises the kernels and replays each: its times are each kernel alone ----
+NCU=$(command -v ncu || true)
+[ -z "$NCU" ] && [ -x /usr/local/cuda/bin/ncu ] && NCU=/usr/local/cuda/bin/ncu
+if [ -n "$NCU" ] && [ -x "$B/tools/catanet-gpubench" ] && [ -f "$M/l8_x2.safetensors" ] && command -v python3 > /dev/null; then
+    step ncu 75 "$NCU" --profile-from-start off --clock-control none --csv --print-units base \
+        --metrics dram__bytes_read.sum,dram__bytes_write.sum,gpu__time_duration.sum \
+        "$B/tools/catanet-gpubench" -m "$M/l8_x2.safetensors" -p fp16 -f nv12 -k primary -P 1 -s 960x540
+    nrc=$rc
+    python3 tools/ncu-summary.py "$LOG/ncu.log" "960x540 fp16 primary" > "$LOG/ncu-summary.txt"
+    head -1 "$LOG/ncu-summary.txt" | sed 's/^/INFO /' | tee -a "$SUMMARY"
+    tail -n +2 "$LOG/ncu-summary.txt" >> "$SUMMARY"
+    [ $nrc = 0 ] || say "INFO ncu: rc $nrc in $dt s ($(grep -m1 '==ERROR==' "$LOG/ncu.log"))"
+else
+    say "SKIP ncu: Nsight Compute (ncu), python3, catanet-gpubench or the 8-group model missing"
 fi
 
 # ---- training on the GPU (training/model_train_cuda.c): one step against the CPU step and the

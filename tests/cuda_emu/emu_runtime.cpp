@@ -38,6 +38,7 @@
 #include <vector>
 
 #include "cublas_v2.h"
+#include "cuda_profiler_api.h"
 #include "cuda.h"
 #include "cuda_runtime.h"
 
@@ -143,6 +144,8 @@ static cudaError_t enqueue(cudaStream_t s, std::function<void()> op, const char 
  * sizes the emulator could not compute in time, which is all it is for */
 static FILE *census_out;
 static bool census_dry;
+/* the profiler range (cudaProfilerStart .. Stop): kernels run inside it, or -1 outside */
+static long profiled_kernels = -1;
 static void census_op(const char *what, size_t bytes)
 {
     if (census_out)
@@ -169,6 +172,8 @@ void launch(dim3 grid, dim3 block, size_t smem, void *stream, const void *kernel
                         (unsigned long long)grid.x * grid.y * grid.z, block.x * block.y * block.z, smem, grid.x,
                         grid.y, grid.z, block.x, block.y, block.z, sym);
             }
+            if (profiled_kernels >= 0)
+                profiled_kernels++;
             if (!census_dry)
                 run(grid, block, smem, limit, body);
         },
@@ -308,6 +313,21 @@ cudaError_t cudaDeviceSynchronize(void)
     if (forbidden_in_capture("cudaDeviceSynchronize"))
         return ErrCaptureUnsupported;
     flush_all();
+    return 0;
+}
+/* the work queued before the start runs before it, the work queued before the stop inside it */
+cudaError_t cudaProfilerStart(void)
+{
+    flush_all();
+    profiled_kernels = 0;
+    return 0;
+}
+cudaError_t cudaProfilerStop(void)
+{
+    flush_all();
+    if (profiled_kernels >= 0)
+        fprintf(stderr, "emu: %ld kernel launches between cudaProfilerStart and cudaProfilerStop\n", profiled_kernels);
+    profiled_kernels = -1;
     return 0;
 }
 cudaError_t cudaGetLastError(void)
