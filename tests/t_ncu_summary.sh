@@ -55,6 +55,20 @@ check "$d/out2" '^NCU r total: 2 kernels, DRAM 2.000 GB read + 1.000 GB written 
     "raw page: the totals, units from the units row (rc $rc)"
 check "$d/out2" '^NCU r kernel iasa_tc_kernel: 2 launches, DRAM 2.000 + 1.000 GB, 2.000 ms, 1500 GB/s' "raw page: the kernel line"
 
+# gpu-check's second run: percentages (how busy a pipe was), averaged over a name's launches
+# weighted by their times: xu (20% for 1 us, 60% for 3 us) = 50%, issue (40, 80) = 70%
+cat > "$d/pct.csv" <<EOF
+"ID","Process ID","Process Name","Host Name","Kernel Name","gpu__time_duration.sum","sm__inst_executed_pipe_xu.avg.pct_of_peak_sustained_active","sm__issue_active.avg.pct_of_peak_sustained_active"
+"","","","","","nsecond","%","%"
+"1","1","catanet-gpubench","host","void lrsa_attn_tc_kernel<__half, __half>(int)","1,000","20","40"
+"2","1","catanet-gpubench","host","void lrsa_attn_tc_kernel<__half, __half>(int)","3,000","60","80"
+EOF
+python3 $S "$d/pct.csv" p > "$d/out4"; rc=$?
+check "$d/out4" '^NCU p kernel lrsa_attn_tc_kernel: 2 launches, DRAM 0.000 + 0.000 GB, 0.004 ms, 0 GB/s, xu 50%, issue 70%$' \
+    "percentages: time-weighted means by short name (rc $rc)"
+check "$d/out4" '^NCU p total: 2 kernels, .* kernel time 0.004 ms .*, 2 kernels without every byte and time metric$' \
+    "percentages: kernels without byte metrics are named in the total"
+
 # no rows (ncu could not read the counters): exit 1 with a line that says so
 printf '==ERROR== ERR_NVGPUCTRPERM - The user does not have permission\n' > "$d/none.csv"
 python3 $S "$d/none.csv" n > "$d/out3"; rc=$?

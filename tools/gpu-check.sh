@@ -290,6 +290,18 @@ if [ -n "$NCU" ] && [ -x "$B/tools/catanet-gpubench" ] && [ -f "$M/l8_x2.safeten
     head -1 "$LOG/ncu-summary.txt" | sed 's/^/INFO /' | tee -a "$SUMMARY"
     tail -n +2 "$LOG/ncu-summary.txt" >> "$SUMMARY"
     [ $nrc = 0 ] || say "INFO ncu: rc $nrc in $dt s ($(grep -m1 '==ERROR==' "$LOG/ncu.log"))"
+    # a second run for what bounds each kernel: how busy the DRAM, the SMs, the XU pipe (the
+    # softmax's exp2: the count says the attention may be bound there, ~2.4 ms a frame at 16 a clock
+    # per SM), the issue slots and the tensor pipe were. Apart, so that a metric this ncu lacks
+    # costs only this run
+    step ncu2 60 "$NCU" --profile-from-start off --clock-control none --csv --print-units base \
+        --metrics gpu__time_duration.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed,sm__throughput.avg.pct_of_peak_sustained_elapsed,sm__inst_executed_pipe_xu.avg.pct_of_peak_sustained_active,sm__issue_active.avg.pct_of_peak_sustained_active,sm__pipe_tensor_op_hmma_cycles_active.avg.pct_of_peak_sustained_active \
+        "$B/tools/catanet-gpubench" -m "$M/l8_x2.safetensors" -p fp16 -f nv12 -k primary -P 1 -s 960x540
+    nrc=$rc
+    python3 tools/ncu-summary.py "$LOG/ncu2.log" "960x540 fp16 primary, busy" > "$LOG/ncu2-summary.txt"
+    head -1 "$LOG/ncu2-summary.txt" | sed 's/^/INFO /' | tee -a "$SUMMARY"
+    tail -n +2 "$LOG/ncu2-summary.txt" >> "$SUMMARY"
+    [ $nrc = 0 ] || say "INFO ncu2: rc $nrc in $dt s ($(grep -m1 '==ERROR==' "$LOG/ncu2.log"))"
 else
     say "SKIP ncu: Nsight Compute (ncu), python3, catanet-gpubench or the 8-group model missing"
 fi

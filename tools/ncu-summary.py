@@ -12,25 +12,35 @@ own output) are skipped.
 
 Prints "NCU LABEL total: ..." (kernels, DRAM bytes read and written, the sum of the kernels' own
 times: ncu serialises kernels, so this is not the frame's time) and then one "NCU LABEL kernel
-NAME: ..." line per kernel name (templates and parameters cut off), largest traffic first.
-Exit 1 when no kernel row was found.
+NAME: ..." line per kernel name (templates and parameters cut off), largest traffic first (or
+longest, without byte metrics). Percentages (unit %: gpu-check's second run, how busy the DRAM,
+the SMs, the transcendental (XU) pipe that computes the softmax's exp2, the issue slots and the
+tensor pipe were) are averaged over a name's launches weighted by their times and appended to its
+line by short name. Exit 1 when no kernel row was found.
 """
 import csv
 import sys
 
-METRICS = ("dram__bytes_read.sum", "dram__bytes_write.sum", "gpu__time_duration.sum")
+READ, WRITE, TIME = "dram__bytes_read.sum", "dram__bytes_write.sum", "gpu__time_duration.sum"
+SHORT = {"dram__throughput": "dram", "sm__throughput": "sm", "sm__inst_executed_pipe_xu": "xu",
+         "sm__issue_active": "issue", "sm__pipe_tensor_op_hmma_cycles_active": "tensor"}
 SCALE = {"byte": 1, "kbyte": 1e3, "mbyte": 1e6, "gbyte": 1e9, "tbyte": 1e12,
          "nsecond": 1e-9, "usecond": 1e-6, "msecond": 1e-3, "second": 1,
          "ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1, "b": 1, "kb": 1e3, "mb": 1e6, "gb": 1e9}
 
 
 def number(text, unit):
-    """a metric's value in bytes or seconds; None when it is not a number (n/a)"""
+    """a metric's value in bytes, seconds or percent; None when it is not a number (n/a)"""
     try:
         v = float(text.replace(",", ""))
     except ValueError:
         return None
     return v * SCALE.get(unit.strip().lower(), 1)
+
+
+def is_metric(name):
+    """a raw metric name (unit.counter.rollup): the columns and rows this script reads"""
+    return "__" in name and "." in name
 
 
 def base_name(name):
@@ -42,7 +52,7 @@ def base_name(name):
 
 
 def read_rows(lines):
-    """kernel id -> (name, {metric: value}) from either layout"""
+    """kernel id -> (name, {metric: value}, {metric: is a percentage}) from either layout"""
     rows = [r for r in csv.reader(l for l in lines if l.startswith('"'))]
     kernels = {}
     i = 0
@@ -57,12 +67,13 @@ def read_rows(lines):
             while i < len(rows) and rows[i] != head and len(rows[i]) == len(head):
                 r = rows[i]
                 i += 1
-                m = r[col["Metric Name"]]
-                if m in METRICS:
-                    v = number(r[col["Metric Value"]], r[col["Metric Unit"]])
-                    k = kernels.setdefault(r[col["ID"]], (r[col["Kernel Name"]], {}))
+                m, unit = r[col["Metric Name"]], r[col["Metric Unit"]]
+                if is_metric(m):
+                    v = number(r[col["Metric Value"]], unit)
+                    k = kernels.setdefault(r[col["ID"]], (r[col["Kernel Name"]], {}, {}))
                     if v is not None:
                         k[1][m] = v
+                        k[2][m] = unit.strip() == "%"
         else:  # raw page: a column per metric, units in the next row
             units = rows[i] if i < len(rows) and not rows[i][col["ID"]].strip().isdigit() else None
             if units:
@@ -70,12 +81,14 @@ def read_rows(lines):
             while i < len(rows) and rows[i] != head and len(rows[i]) == len(head):
                 r = rows[i]
                 i += 1
-                k = kernels.setdefault(r[col["ID"]], (r[col["Kernel Name"]], {}))
-                for m in METRICS:
-                    if m in col:
-                        v = number(r[col[m]], units[col[m]] if units else "")
+                k = kernels.setdefault(r[col["ID"]], (r[col["Kernel Name"]], {}, {}))
+                for m in col:
+                    if is_metric(m):
+                        unit = units[col[m]] if units else ""
+                        v = number(r[col[m]], unit)
                         if v is not None:
                             k[1][m] = v
+                            k[2][m] = unit.strip() == "%"
     return kernels
 
 
@@ -89,23 +102,31 @@ def main():
     if not kernels:
         print(f"NCU {label}: no kernel rows in {sys.argv[1]}")
         return 1
-    by_name = {}
-    for name, m in kernels.values():
-        s = by_name.setdefault(base_name(name), [0, 0.0, 0.0, 0.0])
+    by_name = {}  # name -> [launches, read, written, time, {pct metric: [time-weighted sum, weight]}]
+    for name, m, pct in kernels.values():
+        s = by_name.setdefault(base_name(name), [0, 0.0, 0.0, 0.0, {}])
         s[0] += 1
-        s[1] += m.get(METRICS[0], 0.0)
-        s[2] += m.get(METRICS[1], 0.0)
-        s[3] += m.get(METRICS[2], 0.0)
+        s[1] += m.get(READ, 0.0)
+        s[2] += m.get(WRITE, 0.0)
+        s[3] += m.get(TIME, 0.0)
+        w = m.get(TIME, 1.0)
+        for k, v in m.items():
+            if pct.get(k):
+                a = s[4].setdefault(k, [0.0, 0.0])
+                a[0] += v * w
+                a[1] += w
     n = sum(s[0] for s in by_name.values())
     rd, wr, t = (sum(s[j] for s in by_name.values()) for j in (1, 2, 3))
-    missing = sum(1 for _, m in kernels.values() if any(x not in m for x in METRICS))
+    missing = sum(1 for _, m, _ in kernels.values() if any(x not in m for x in (READ, WRITE, TIME)))
     print(f"NCU {label} total: {n} kernels, DRAM {rd / 1e9:.3f} GB read + {wr / 1e9:.3f} GB written = "
           f"{(rd + wr) / 1e9:.3f} GB, kernel time {t * 1e3:.3f} ms (summed; ncu serialises kernels)"
-          + (f", {missing} kernels without every metric" if missing else ""))
-    for name, s in sorted(by_name.items(), key=lambda kv: -(kv[1][1] + kv[1][2])):
+          + (f", {missing} kernels without every byte and time metric" if missing else ""))
+    for name, s in sorted(by_name.items(), key=lambda kv: (-(kv[1][1] + kv[1][2]), -kv[1][3])):
         bw = (s[1] + s[2]) / s[3] / 1e9 if s[3] > 0 else 0.0
+        pcts = "".join(f", {SHORT.get(k.split('.')[0], k.split('.')[0])} {a[0] / a[1]:.0f}%"
+                       for k, a in sorted(s[4].items()) if a[1] > 0)
         print(f"NCU {label} kernel {name}: {s[0]} launches, DRAM {s[1] / 1e9:.3f} + {s[2] / 1e9:.3f} GB, "
-              f"{s[3] * 1e3:.3f} ms, {bw:.0f} GB/s")
+              f"{s[3] * 1e3:.3f} ms, {bw:.0f} GB/s{pcts}")
     return 0
 
 
