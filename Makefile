@@ -187,7 +187,7 @@ check-emu: emu-build
 	@sh tests/t_cuda_emu.sh --run-only
 
 emu-build: $(EMU_B)/test_twins $(EMU_B)/test_train_cuda $(EMU_B)/catanet-train $(EMU_B)/wmma_selftest \
-           $(EMU_B)/catanet-gpubench $(EMU_B)/census
+           $(EMU_B)/exp2_selftest $(EMU_B)/catanet-gpubench $(EMU_B)/census
 
 $(EMU_B)/config.h: $(CONFIG)
 	@mkdir -p $(dir $@)
@@ -209,6 +209,12 @@ $(EMU_B)/wmma_selftest: tests/cuda_emu/wmma_selftest.cu tests/cuda_emu/prep.sh k
 	@mkdir -p $(EMU_B)/src
 	sh tests/cuda_emu/prep.sh $< $(EMU_B)/src/wmma_selftest.cu
 	$(EMU_CXX) $(EMU_CXXFLAGS) -Itests/cuda_emu/include -Ikernels/cuda -x c++ $(EMU_B)/src/wmma_selftest.cu -x none $(EMU_RT) -o $@
+
+# attn_tc.cuh's exp2_fma against exp2 in double (tests/cuda_emu/exp2_selftest.cu)
+$(EMU_B)/exp2_selftest: tests/cuda_emu/exp2_selftest.cu tests/cuda_emu/prep.sh $(EMU_SRC) $(EMU_RT) $(EMU_B)/config.h \
+                        $(wildcard tests/cuda_emu/include/*.h)
+	sh tests/cuda_emu/prep.sh $< $(EMU_B)/src/exp2_selftest.cu
+	$(EMU_CXX) $(EMU_CXXFLAGS) $(EMU_INC) -x c++ $(EMU_B)/src/exp2_selftest.cu -x none $(EMU_RT) -o $@
 
 # C sources that call CUDA (the tests, the CUDA training step) compiled against the stub headers
 $(EMU_B)/test_%.o: tests/test_%.c $(EMU_B)/config.h $(wildcard tests/cuda_emu/include/*.h)

@@ -44,6 +44,9 @@ typedef struct KernelPicks {
                                  instead of convffn.cu's one kernel (passes anyway where the device's
                                  shared memory cannot hold that kernel's tile: s->ffn_one_ok) */
     unsigned char iasa[CATANET_MAX_GROUPS], lrsa[CATANET_MAX_GROUPS]; /* fp16 mode, 1: CUDA-core attention */
+    int exp2_fma;             /* fp16 mode, 1: the tensor-core attention takes one softmax exp2 in four
+                                 on the FMA pipe (cx.attn_exp2_fma; AUTO only: an alternative, not a
+                                 kernel it replaced, so PRIMARY and FALLBACK leave it 0) */
 } KernelPicks;
 
 typedef struct CudaState {
@@ -492,6 +495,7 @@ static int iasa(CudaState *s, const CatanetModel *m, int g)
     CatanetIasaArgs ia = { N, a->groups[g].group_size, a->groups[g].num_tokens, a->heads, qk / a->heads,
                            d / a->heads };
     s->cx.attn_fp16 = s->fp16 && !s->pick.iasa[g];
+    s->cx.attn_exp2_fma = s->pick.exp2_fma;
     s->cx.qkv_fp16 = qkv_half(s);
     s->cx.iasa_out_fp16 = s->fp16; /* read by tab()'s proj pass, which rounds its input to fp16 anyway */
     return catanet_iasa_fwd_cuda(&s->cx, &ia, s->q, s->k, s->v, s->ord, s->kg[g], s->vg[g], s->att);
@@ -578,6 +582,7 @@ static int lrsa_attn(CudaState *s, const CatanetModel *m, int g, const float *x,
     K(ln_qkv(s, m, g, 1, x));
     mark(s, "lrsa: LN + q|k|v");
     s->cx.attn_fp16 = s->fp16 && !s->pick.lrsa[g];
+    s->cx.attn_exp2_fma = s->pick.exp2_fma;
     s->cx.qkv_fp16 = qkv_half(s);
     s->cx.lrsa_out_fp16 = use_ffn_one(s); /* x_out is then s->y, the one-kernel ConvFFN's fp16 input */
     s->cx.lrsa_x_fp16 = s->f_half;        /* x is s->f */
@@ -784,6 +789,21 @@ static int op_lrsa(CudaState *s, const CatanetModel *m, int fb, int g)
     return ret;
 }
 
+/* group g's IASA and LRSA attention on tensor cores, with the softmax's exp2 all on the XU pipe (0)
+ * or one in four on the FMA pipe (1): which is faster depends on what bounds the attention on this
+ * GPU (the XU pipe's 16 exp2 a clock per SM, or issue and memory) */
+static int op_exp2(CudaState *s, const CatanetModel *m, int fb, int g)
+{
+    KernelPicks keep = s->pick;
+    s->pick.exp2_fma = fb;
+    s->pick.iasa[g] = s->pick.lrsa[g] = 0;
+    int ret = iasa(s, m, g);
+    if (ret >= 0)
+        ret = lrsa_attn(s, m, g, s->f, s->y);
+    s->pick = keep;
+    return ret;
+}
+
 #define PICK_RUNS 2 /* timed runs of each kernel after a warm-up one; the faster counts */
 
 static int time_op(CudaState *s, const CatanetModel *m, PickOp op, int fb, int arg, cudaEvent_t ev[2], float *ms)
@@ -956,6 +976,14 @@ static int pick_kernels(CatanetEngine *e, CudaState *s)
         if ((ret = pick_one(e, s, op_lrsa, g, ev, what, "tensor cores", "CUDA cores", &pk)) < 0)
             goto done;
         s->pick.lrsa[g] = (unsigned char)pk;
+    }
+    if (s->fp16) { /* on the group with the largest patches: the most exp2 a query */
+        int big = 0;
+        for (int g = 1; g < a->num_groups; g++)
+            big = a->groups[g].patch_size > a->groups[big].patch_size ? g : big;
+        snprintf(what, sizeof(what), "attention exp2 (iasa + lrsa group %d, tensor cores)", big);
+        if ((ret = pick_one(e, s, op_exp2, big, ev, what, "XU pipe", "1 in 4 on the FMA pipe", &s->pick.exp2_fma)) < 0)
+            goto done;
     }
 done:
     if (ev[0])

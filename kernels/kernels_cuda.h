@@ -36,6 +36,8 @@ typedef struct CatanetCudaCtx {
                                 (CUBLAS_COMPUTE_32F_FAST_16F); 0: pure fp32 GEMMs */
     int attn_fp16;           /* LRSA/IASA attention on tensor cores: Q/K/V/P in fp16, softmax and
                                 accumulation in fp32 (kernels/cuda/attn_tc.cuh); 0: fp32 CUDA cores */
+    int attn_exp2_fma;       /* with attn_fp16: one softmax exp2 in four on the FMA pipe (attn_tc.cuh's
+                                exp2_fma), the rest on the XU pipe; an option the GPU's timings decide */
     int qkv_fp16;            /* the q, k, v given to catanet_iasa_fwd_cuda / catanet_lrsa_attend_fwd_cuda
                                 hold __half values behind their float pointers (either attention
                                 kernel); forward only, not with catanet_lrsa_fwd_cuda's own projections */

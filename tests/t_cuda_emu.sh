@@ -51,6 +51,7 @@ run() { # name, command...
     { echo "FAIL: t_cuda_emu: $B/emu is not built (make emu-build)"; exit 1; }
 run "$B/emu/test_twins"
 run "$B/emu/wmma_selftest" # the emulator's wmma/fp16 against host arithmetic (tests/cuda_emu/wmma_selftest.cu)
+run "$B/emu/exp2_selftest" # attn_tc.cuh's exp2_fma against exp2 in double (tests/cuda_emu/exp2_selftest.cu)
 # catanet-train bench --device cuda on a tiny network: the CUDA training step, Adam included, runs
 out=$("$B/emu/catanet-train" bench --device cuda --dim 8 --qk-dim 8 --heads 2 --mlp-dim 16 --groups 1 --tokens 4 \
     --group-size 64 --patch-size 8 --batch 1 --patch 16 --iters 1 2>&1)

@@ -1619,6 +1619,20 @@ static double t_iasa_fp16(void)
     return worst_of(e, 8);
 }
 
+/* the same with one softmax exp2 in four on the FMA pipe (cx.attn_exp2_fma, attn_tc.cuh's exp2_fma:
+ * relative error <= 3.6e-6 before P's fp16 rounding, tests/cuda_emu/exp2_selftest.cu): t_iasa_fp16's
+ * 3e-3, whose derivation it does not change (a P one fp16 step off in ~0.2% of the moved scores).
+ * Both softmaxes (window and centers) take it; the fp16 q/k/v in and out as the engine runs it */
+static double t_iasa_fp16_exp2_fma(void)
+{
+    cx.attn_fp16 = cx.attn_exp2_fma = 1;
+    double e[3] = { iasa_case(1000, 256, 16, 4, 9, 10), iasa_case(1001, 48, 20, 4, 9, 10), 0 };
+    cx.qkv_fp16 = cx.iasa_out_fp16 = 1;
+    e[2] = iasa_case(500, 64, 16, 4, 9, 9); /* XS/S head dims */
+    cx.attn_fp16 = cx.attn_exp2_fma = cx.qkv_fp16 = cx.iasa_out_fp16 = 0;
+    return worst_of(e, 3);
+}
+
 /* q, k, v stored as fp16 (cx.qkv_fp16, the fp16 mode's LN + q|k|v pass writes them so): the
  * reference reads the same rounded values, so the CUDA-core kernels keep the fp32 twin's 2e-5 and
  * the tensor cores their 3e-3 (t_iasa_fp16). A half read at a float's offset, or the wrong half of
@@ -1878,6 +1892,19 @@ static double t_lrsa_fp16(void)
     };
     cx.attn_fp16 = 0;
     return worst_of(e, 6);
+}
+
+/* one softmax exp2 in four on the FMA pipe (cx.attn_exp2_fma): t_lrsa_fp16's 2e-3 (see
+ * t_iasa_fp16_exp2_fma); on fp32 q/k/v, then as the engine runs the fp16 mode (q|k|v from the fused
+ * pass, the patch sums stored as fp16, the tensor-core combine) */
+static double t_lrsa_fp16_exp2_fma(void)
+{
+    cx.attn_fp16 = cx.attn_exp2_fma = 1;
+    double e[3] = { lrsa_case(40, 37, 16, 4, 9, 10), quick ? 0 : lrsa_case(31, 45, 20, 4, 9, 10), 0 };
+    cx.gemm_fp16 = cx.lrsa_asum_fp16 = 1;
+    e[2] = lrsa_run(33, 29, 16, 4, 9, 9, 2); /* XS/S head dims */
+    cx.attn_fp16 = cx.attn_exp2_fma = cx.gemm_fp16 = cx.lrsa_asum_fp16 = 0;
+    return worst_of(e, 3);
 }
 
 /* q, k, v stored as fp16 by the fused LN + q|k|v pass (the fp16 mode's way, lrsa_attend_half) and
@@ -2840,9 +2867,11 @@ static const Twin twins[] = {
     { "lrsa (fused attention, band weights)", "catanet_lrsa_fwd_cuda", 2e-5, t_lrsa },
     { "lrsa attend (projections by the caller)", "catanet_lrsa_attend_fwd_cuda", 2e-5, t_lrsa_attend },
     { "lrsa fp16 mode (tensor-core attention)", "catanet_lrsa_fwd_cuda", 2e-3, t_lrsa_fp16 },
+    { "lrsa fp16 mode, exp2 1 in 4 on the FMA pipe", "catanet_lrsa_fwd_cuda", 2e-3, t_lrsa_fp16_exp2_fma },
     { "iasa, q/k/v stored as fp16", "catanet_iasa_fwd_cuda", 2e-5, t_iasa_qkv_half },
     { "iasa, output stored as fp16 (err/bound)", "catanet_iasa_fwd_cuda", 1, t_iasa_out_half },
     { "iasa fp16 mode, fp16 q/k/v in, fp16 out", "catanet_iasa_fwd_cuda", 3e-3, t_iasa_fp16_qkv_half },
+    { "iasa fp16 mode, exp2 1 in 4 on the FMA pipe", "catanet_iasa_fwd_cuda", 3e-3, t_iasa_fp16_exp2_fma },
     { "lrsa attend, q|k|v fp16 from the fused pass", "catanet_lrsa_attend_fwd_cuda", 2e-3, t_lrsa_qkv_half },
     { "lrsa attend fp16 mode, q|k|v fp16", "catanet_lrsa_attend_fwd_cuda", 2e-3, t_lrsa_fp16_qkv_half },
     { "lrsa attend, fp16 q|k|v = same values fp32", "catanet_lrsa_attend_fwd_cuda", 0, t_lrsa_qkv_half_exact },
@@ -3201,9 +3230,10 @@ static void fp16_set5(void)
                 } else {
                     test_check(0, "Set5 %s: fp16 %s: %s", imgs[i], label, ek ? catanet_engine_last_error(ek) : "not opened");
                 }
-                /* AUTO in fp16 times 6 pairs (dwconv, ConvFFN passes, ConvFFN in one kernel, q|k|v, mid
-                 * conv, upsampling conv) and one per distinct IASA (group size, centers) and LRSA patch */
-                int want = 6;
+                /* AUTO in fp16 times 7 pairs (dwconv, ConvFFN passes, ConvFFN in one kernel, q|k|v, mid
+                 * conv, upsampling conv, the attention's exp2) and one per distinct IASA (group size,
+                 * centers) and LRSA patch */
+                int want = 7;
                 for (int g = 0; k && mi && g < mi->num_groups; g++) {
                     int newi = 1, newl = 1;
                     for (int q = 0; q < g; q++) {
@@ -3650,7 +3680,11 @@ static void op_bench(void)
         printf("  iasa gs=%-3d M=%-3d fp16 (tensor cores) %8.3f  (%.0f Gscores/s)\n", cfg[i][1], cfg[i][0], ms,
                (double)b.n * 4 * (2 * gs + cfg[i][0]) / (ms * 1e6));
         printf("  iasa gs=%-3d M=%-3d fp16, fp16 q/k/v/out %6.3f\n", cfg[i][1], cfg[i][0], time_op(op_iasa_half, &b));
-        cx.attn_fp16 = 0;
+        /* the engine's way with one exp2 in four on the FMA pipe: faster only if the XU pipe bounds it */
+        cx.attn_exp2_fma = 1;
+        printf("  iasa gs=%-3d M=%-3d fp16, fp16 q/k/v/out, exp2 1/4 FMA %6.3f\n", cfg[i][1], cfg[i][0],
+               time_op(op_iasa_half, &b));
+        cx.attn_fp16 = cx.attn_exp2_fma = 0;
     }
     for (int i = 0; i < 4; i++) {
         CatanetLrsaArgs la = { b.h, b.w, 40, cfg[i][2], 4, 9, 10 };
@@ -3673,7 +3707,10 @@ static void op_bench(void)
         /* the attention + combine alone, the engine's half: fp32 q/k/v against fp16 */
         printf("  lrsa ps=%-3d fp16, attend only      %8.3f\n", cfg[i][2], time_op(op_lrsa_attend, &b));
         printf("  lrsa ps=%-3d fp16, attend, fp16 q/k/v %6.3f\n", cfg[i][2], time_op(op_lrsa_attend_half, &b));
-        cx.attn_fp16 = 0;
+        cx.attn_exp2_fma = 1;
+        printf("  lrsa ps=%-3d fp16, attend, fp16 q/k/v, exp2 1/4 FMA %6.3f\n", cfg[i][2],
+               time_op(op_lrsa_attend_half, &b));
+        cx.attn_fp16 = cx.attn_exp2_fma = 0;
         cudaFree(b.tab);
     }
     cudaError_t st = cudaDeviceSynchronize();

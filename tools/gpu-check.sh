@@ -232,7 +232,8 @@ if [ -x "$B/tools/catanet-gpubench" ] && [ -f "$M/g3_x2.safetensors" ]; then
     bench g3_x2_fp16 "$M/g3_x2.safetensors" fp16 960x540 1920x1080
     bench l8_x2_fp16 "$M/l8_x2.safetensors" fp16 960x540 1920x1080
     # the kernel picks AUTO made at 960x540, each with both kernels' times on this GPU (backend_cuda.c:
-    # 14 for this model: 6 pairs, 4 distinct IASA and 4 distinct LRSA configurations)
+    # 15 for this model: 7 pairs, the attention's exp2 among them, 4 distinct IASA and 4 distinct LRSA
+    # configurations)
     grep -E 'kernel pick 960x540|residual stream 960x540' "$LOG/bench_l8_x2_fp16.log" | head -21 |
         sed 's/^catanet: /PICK /' | tee -a "$SUMMARY"
     # where the time of that frame goes, step by step (catanet_engine_profile: one eager forward)

@@ -135,9 +135,29 @@ __device__ static inline void tc_load_query(TcFragQ &fq, int q0, int nq, RowOf r
     }
 }
 
+/* 2^x for x <= 0 on the FMA pipe, not the XU pipe (MUFU.EX2) that exp2f uses: the softmax of the
+ * fp16 attention computes one exp2 a score, and the XU pipe does 16 a clock per SM against the FMA
+ * pipe's 128 lanes, so a share of them done here may finish sooner (FlashAttention-4 does this).
+ * x = j + f with j = round(x) (the 1.5 * 2^23 trick: adds and an integer subtract, no conversion
+ * instruction) and f in [-0.5, 0.5]; 2^f by a degree-4 polynomial (interpolating 2^f at the
+ * Chebyshev nodes of [-0.5, 0.5]: relative error <= 3.5e-6, far under the fp16 rounding of P, 2.4e-4);
+ * then j added to the exponent. x below -125 gives 2^-125 (> 0, far under fp16's smallest value:
+ * P rounds to 0 as exp2f's would). NaN is not expected (x = s - max of finite scores). */
+__device__ static inline float exp2_fma(float x)
+{
+    const float magic = 12582912.0f; /* 1.5 * 2^23: x + magic rounds x to an integer in the low bits */
+    x = fmaxf(x, -125.0f);
+    float t = x + magic;
+    int j = __float_as_int(t) - __float_as_int(magic);
+    float f = x - (t - magic);
+    float p = fmaf(fmaf(fmaf(fmaf(0.00966636852f, f, 0.0559219758f), f, 0.24022349f), f, 0.693121045f), f, 1.0f);
+    return __int_as_float(__float_as_int(p) + (int)((unsigned)j << 23));
+}
+
 /* warp-wide: the staged tile's keys lo <= p < hi (at least one) into the warp's 16 rows; MASK false:
- * every key of the tile (lo = 0, hi = TC_KEYS) */
-template <bool MASK>
+ * every key of the tile (lo = 0, hi = TC_KEYS). EXP_FMA: one score in four takes its exp2 on the FMA
+ * pipe (exp2_fma; cx->attn_exp2_fma), the rest on the XU pipe */
+template <bool MASK, bool EXP_FMA>
 __device__ static inline void tc_attend_keys(TcRow &st, const TcFragQ &fq, const TcSmem &sm, int lo, int hi)
 {
     const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
@@ -188,7 +208,9 @@ __device__ static inline void tc_attend_keys(TcRow &st, const TcFragQ &fq, const
 #pragma unroll
                 for (int x = 0; x < 2; x++) {
                     int p = 16 * c + 8 * h + 2 * t + x;
-                    pv[x] = !MASK || (p >= lo && p < hi) ? exp2f(s[2 * c + h][2 * r + x] - st.m[r]) : 0.0f;
+                    float arg = s[2 * c + h][2 * r + x] - st.m[r];
+                    pv[x] = !MASK || (p >= lo && p < hi) ? (EXP_FMA && h == 1 && x == 1 ? exp2_fma(arg) : exp2f(arg))
+                                                         : 0.0f;
                 }
                 pa[2 * h + r] = mma_pack_half2(pv[0], pv[1]);
             }
@@ -201,12 +223,13 @@ __device__ static inline void tc_attend_keys(TcRow &st, const TcFragQ &fq, const
     }
 }
 
+template <bool EXP_FMA = false>
 __device__ static inline void tc_attend(TcRow &st, const TcFragQ &fq, const TcSmem &sm, int lo, int hi)
 {
     if (lo == 0 && hi == TC_KEYS)
-        tc_attend_keys<false>(st, fq, sm, lo, hi);
+        tc_attend_keys<false, EXP_FMA>(st, fq, sm, lo, hi);
     else
-        tc_attend_keys<true>(st, fq, sm, lo, hi);
+        tc_attend_keys<true, EXP_FMA>(st, fq, sm, lo, hi);
 }
 
 /* warp-wide, once after the last tile: the row sums, from the lane of the quad that holds output

@@ -79,7 +79,7 @@ struct SortedRow {
  * streams the union of its subgroups' windows, [jf gs, (jl + 2) gs) (mirror-padded, through ord),
  * and each warp attends to the keys of its own 2gs window in it; then the M centers, in a second,
  * separate softmax. The two results are summed as in iasa_kernel. */
-template <typename T, typename TO>
+template <typename T, typename TO, bool EXP_FMA>
 __global__ void __launch_bounds__(TC_THREADS, TC_MIN_BLOCKS_IASA)
 iasa_tc_kernel(CatanetIasaArgs a, int gs, float qscale, const T *q, const T *k, const T *v,
                const int32_t *ord, const float *kg, const float *vg, TO *out)
@@ -104,7 +104,7 @@ iasa_tc_kernel(CatanetIasaArgs a, int gs, float qscale, const T *q, const T *k, 
         tc_stage(sm, t0, cnt, wr, k, hq, h * dqk, v, hv, h * dv, dqk, dv);
         __syncthreads();
         if (busy && l0 < h0)
-            tc_attend(loc, fq, sm, l0, h0);
+            tc_attend<EXP_FMA>(loc, fq, sm, l0, h0);
     }
     /* the window's result, normalised, so that its running max and sums are free for the centers */
     float res[2][4];
@@ -123,7 +123,7 @@ iasa_tc_kernel(CatanetIasaArgs a, int gs, float qscale, const T *q, const T *k, 
         tc_stage(sm, t0, cnt, IdentityRow(), kg, hq, h * dqk, vg, hv, h * dv, dqk, dv);
         __syncthreads();
         if (busy)
-            tc_attend(glb, fq, sm, 0, cnt);
+            tc_attend<EXP_FMA>(glb, fq, sm, 0, cnt);
     }
     if (!busy)
         return;
@@ -155,8 +155,13 @@ static void iasa_launch(CatanetCudaCtx *cx, const CatanetIasaArgs *a, bool tc, d
     TO *ot = (TO *)out;
     if (tc) {
         dim3 tgrid((unsigned)((a->n + TC_ROWS - 1) / TC_ROWS), (unsigned)a->heads);
-        iasa_tc_kernel<T, TO><<<tgrid, TC_THREADS, 0, cx->stream>>>(*a, gs, scale * 1.4426950408889634f, qt, kt, vt,
-                                                                    ord, kg, vg, ot);
+        float qscale = scale * 1.4426950408889634f;
+        if (cx->attn_exp2_fma)
+            iasa_tc_kernel<T, TO, true><<<tgrid, TC_THREADS, 0, cx->stream>>>(*a, gs, qscale, qt, kt, vt, ord, kg, vg,
+                                                                              ot);
+        else
+            iasa_tc_kernel<T, TO, false><<<tgrid, TC_THREADS, 0, cx->stream>>>(*a, gs, qscale, qt, kt, vt, ord, kg, vg,
+                                                                               ot);
     } else if (a->dqk == 9 && a->dv == 10)
         iasa_kernel<9, 10, T, TO><<<grid, threads, 0, cx->stream>>>(*a, gs, ng, spb, scale, qt, kt, vt, ord, kg, vg, ot);
     else

@@ -159,7 +159,7 @@ lrsa_attn_kernel(CatanetLrsaArgs a, LrsaTable tb, int nr, int nc, int cr0, int c
 
 /* the fp16 mode's attention (cx->attn_fp16): the same blocks, on tensor cores (attn_tc.cuh); one
  * (patch, head, chunk of TC_ROWS queries) per block, every key of the patch streamed in tiles */
-template <typename TQ, typename TA>
+template <typename TQ, typename TA, bool EXP_FMA>
 __global__ void __launch_bounds__(TC_THREADS, TC_MIN_BLOCKS)
 lrsa_attn_tc_kernel(CatanetLrsaArgs a, LrsaTable tb, int nr, int nc, int cr0, int cc0, float qscale, const TQ *q,
                     const TQ *k, const TQ *v, TA *asum)
@@ -183,7 +183,7 @@ lrsa_attn_tc_kernel(CatanetLrsaArgs a, LrsaTable tb, int nr, int nc, int cr0, in
         tc_stage(sm, t0, cnt, rowof, k, hq, h * a.dqk, v, hv, h * a.dv, a.dqk, a.dv);
         __syncthreads();
         if (busy)
-            tc_attend(st, fq, sm, 0, cnt);
+            tc_attend<EXP_FMA>(st, fq, sm, 0, cnt);
     }
     if (!busy)
         return;
@@ -221,8 +221,13 @@ static int lrsa_attend_classes(CatanetCudaCtx *cx, const CatanetLrsaArgs *a, Lrs
             dim3 grid((unsigned)(nrp * ncp), (unsigned)a->heads, (unsigned)((T + threads - 1) / threads));
             if (tc) {
                 grid.z = (unsigned)((T + TC_ROWS - 1) / TC_ROWS);
-                lrsa_attn_tc_kernel<TQ, TA><<<grid, TC_THREADS, 0, cx->stream>>>(
-                    *a, tb, nr, nc, cr0, cc0, scale * 1.4426950408889634f, q, k, v, asum);
+                float qscale = scale * 1.4426950408889634f;
+                if (cx->attn_exp2_fma)
+                    lrsa_attn_tc_kernel<TQ, TA, true><<<grid, TC_THREADS, 0, cx->stream>>>(*a, tb, nr, nc, cr0, cc0,
+                                                                                       qscale, q, k, v, asum);
+                else
+                    lrsa_attn_tc_kernel<TQ, TA, false><<<grid, TC_THREADS, 0, cx->stream>>>(*a, tb, nr, nc, cr0, cc0,
+                                                                                        qscale, q, k, v, asum);
             } else if (a->dqk == 9 && a->dv == 10)
                 lrsa_attn_kernel<9, 10, TQ, TA><<<grid, threads, 0, cx->stream>>>(*a, tb, nr, nc, cr0, cc0, scale, q,
                                                                                 k, v, asum);

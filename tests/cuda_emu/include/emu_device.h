@@ -89,6 +89,9 @@ template <class T> static inline T __shfl_xor_sync(unsigned, T v, int o) { retur
 template <class T> static inline unsigned __match_any_sync(unsigned, T v) { return emu::match_any(emu::bits_of(v)); }
 static inline int __popc(unsigned v) { return __builtin_popcount(v); }
 static inline int __clz(unsigned v) { return v ? __builtin_clz(v) : 32; }
+/* bit casts */
+static inline int __float_as_int(float v) { int i; memcpy(&i, &v, sizeof(i)); return i; }
+static inline float __int_as_float(int i) { float v; memcpy(&v, &i, sizeof(v)); return v; }
 /* the _rn intrinsics: IEEE round-to-nearest, which the host's SSE arithmetic is (built with -ffp-contract=off) */
 static inline float __fmul_rn(float a, float b) { return a * b; }
 static inline float __fadd_rn(float a, float b) { return a + b; }
