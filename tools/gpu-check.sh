@@ -282,27 +282,25 @@ fi
 # launches. ncu serialises the kernels and replays each: its times are each kernel alone ----
 NCU=$(command -v ncu || true)
 [ -z "$NCU" ] && [ -x /usr/local/cuda/bin/ncu ] && NCU=/usr/local/cuda/bin/ncu
-if [ -n "$NCU" ] && [ -x "$B/tools/catanet-gpubench" ] && [ -f "$M/l8_x2.safetensors" ] && command -v python3 > /dev/null; then
-    step ncu 75 "$NCU" --profile-from-start off --clock-control none --csv --print-units base \
-        --metrics dram__bytes_read.sum,dram__bytes_write.sum,gpu__time_duration.sum \
+# ncu_frame NAME LIMIT LABEL METRICS: one profiled frame, summed by tools/ncu-summary.py into the summary
+ncu_frame() {
+    name=$1 lim=$2 label=$3 metrics=$4
+    step "$name" "$lim" "$NCU" --profile-from-start off --clock-control none --csv --print-units base \
+        --metrics "$metrics" \
         "$B/tools/catanet-gpubench" -m "$M/l8_x2.safetensors" -p fp16 -f nv12 -k primary -P 1 -s 960x540
     nrc=$rc
-    python3 tools/ncu-summary.py "$LOG/ncu.log" "960x540 fp16 primary" > "$LOG/ncu-summary.txt"
-    head -1 "$LOG/ncu-summary.txt" | sed 's/^/INFO /' | tee -a "$SUMMARY"
-    tail -n +2 "$LOG/ncu-summary.txt" >> "$SUMMARY"
-    [ $nrc = 0 ] || say "INFO ncu: rc $nrc in $dt s ($(grep -m1 '==ERROR==' "$LOG/ncu.log"))"
+    python3 tools/ncu-summary.py "$LOG/$name.log" "$label" > "$LOG/$name-summary.txt"
+    head -1 "$LOG/$name-summary.txt" | sed 's/^/INFO /' | tee -a "$SUMMARY"
+    tail -n +2 "$LOG/$name-summary.txt" >> "$SUMMARY"
+    [ $nrc = 0 ] || say "INFO $name: rc $nrc in $dt s ($(grep -m1 '==ERROR==' "$LOG/$name.log"))"
+}
+if [ -n "$NCU" ] && [ -x "$B/tools/catanet-gpubench" ] && [ -f "$M/l8_x2.safetensors" ] && command -v python3 > /dev/null; then
+    ncu_frame ncu 75 "960x540 fp16 primary" dram__bytes_read.sum,dram__bytes_write.sum,gpu__time_duration.sum
     # a second run for what bounds each kernel: how busy the DRAM, the SMs, the XU pipe (the
     # softmax's exp2: the count says the attention may be bound there, ~2.4 ms a frame at 16 a clock
     # per SM), the issue slots and the tensor pipe were. Apart, so that a metric this ncu lacks
     # costs only this run
-    step ncu2 60 "$NCU" --profile-from-start off --clock-control none --csv --print-units base \
-        --metrics gpu__time_duration.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed,sm__throughput.avg.pct_of_peak_sustained_elapsed,sm__inst_executed_pipe_xu.avg.pct_of_peak_sustained_active,sm__issue_active.avg.pct_of_peak_sustained_active,sm__pipe_tensor_op_hmma_cycles_active.avg.pct_of_peak_sustained_active \
-        "$B/tools/catanet-gpubench" -m "$M/l8_x2.safetensors" -p fp16 -f nv12 -k primary -P 1 -s 960x540
-    nrc=$rc
-    python3 tools/ncu-summary.py "$LOG/ncu2.log" "960x540 fp16 primary, busy" > "$LOG/ncu2-summary.txt"
-    head -1 "$LOG/ncu2-summary.txt" | sed 's/^/INFO /' | tee -a "$SUMMARY"
-    tail -n +2 "$LOG/ncu2-summary.txt" >> "$SUMMARY"
-    [ $nrc = 0 ] || say "INFO ncu2: rc $nrc in $dt s ($(grep -m1 '==ERROR==' "$LOG/ncu2.log"))"
+    ncu_frame ncu2 60 "960x540 fp16 primary, busy" gpu__time_duration.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed,sm__throughput.avg.pct_of_peak_sustained_elapsed,sm__inst_executed_pipe_xu.avg.pct_of_peak_sustained_active,sm__issue_active.avg.pct_of_peak_sustained_active,sm__pipe_tensor_op_hmma_cycles_active.avg.pct_of_peak_sustained_active
 else
     say "SKIP ncu: Nsight Compute (ncu), python3, catanet-gpubench or the 8-group model missing"
 fi
