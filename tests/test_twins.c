@@ -1791,7 +1791,10 @@ static double lrsa_case(int h, int w, int ps, int heads, int dqk, int dv) { retu
  * must change nothing but the loads).
  * attend 4: the separate passes, then the attention storing its output as fp16 and again as fp32
  * (lrsa_attend_out_half): the result is the difference of the fp16 output and the fp32 one rounded.
- * attend 5: as 4 with x rounded to fp16 and the first run reading it stored as fp16. */
+ * attend 5: as 4 with x rounded to fp16 and the first run reading it stored as fp16.
+ * attend 6: the one-kernel LRSA (catanet_lrsa_fused_fwd_cuda), in place; attend 7: the same the
+ * fp16 mode's way, x stored as fp16 (rounded first, the reference too) and the patch sums as fp16,
+ * into an fp32 out. */
 static double lrsa_run(int h, int w, int ps, int heads, int dqk, int dv, int attend)
 {
     Rng r = { 22 + (uint64_t)h * w };
@@ -1799,6 +1802,7 @@ static double lrsa_run(int h, int w, int ps, int heads, int dqk, int dv, int att
     CatanetLrsaArgs a = { h, w, c, ps, heads, dqk, dv };
     size_t n = (size_t)h * w, hq = (size_t)heads * dqk, hv = (size_t)heads * dv;
     float *x = randv(&r, n * c, 1.0f), *nw = randv(&r, c, 0.1f), *nb = randv(&r, c, 0.1f);
+    uint16_t *xbits = attend == 7 ? to_half(x, n * c) : NULL; /* x as the fp16 copy holds it */
     float *wq = randv(&r, hq * c, 0.16f), *wk = randv(&r, hq * c, 0.16f), *wv = randv(&r, hv * c, 0.16f);
     float *wp = randv(&r, (size_t)c * hv, 0.16f), *ref = malloc(sizeof(float) * n * c);
     for (int i = 0; i < c; i++)
@@ -1829,24 +1833,36 @@ static double lrsa_run(int h, int w, int ps, int heads, int dqk, int dv, int att
         if (ret >= 0)
             ret = catanet_lrsa_attend_fwd_cuda(&cx, &a, dw.wproj, dtab, &sc, dx, dx);
         ret = launched(ret, "lrsa attend");
-    } else if (attend >= 4) {
+    } else if (attend == 4 || attend == 5) {
         if (attend == 5) { /* x rounded to fp16 first: the values the fp16 copy holds exactly */
             uint16_t *bits = to_half(x, n * c);
             free(bits);
             cudaMemcpy(dx, x, sizeof(float) * n * c, cudaMemcpyHostToDevice);
         }
         ret = lrsa_attend_out_half(&a, &dw, dtab, &sc, dx, attend == 5, &exact);
+    } else if (attend >= 6) {
+        ret = catanet_lrsa_fused_setup(&cx, ps);
+        if (ret >= 0 && attend == 6) {
+            ret = catanet_lrsa_fused_fwd_cuda(&cx, &a, &dw, dtab, sc.asum, dx, dx);
+        } else if (ret >= 0) {
+            float *dxh = up(xbits, sizeof(uint16_t) * n * c);
+            cx.lrsa_x_fp16 = cx.lrsa_asum_fp16 = 1;
+            ret = catanet_lrsa_fused_fwd_cuda(&cx, &a, &dw, dtab, sc.asum, dxh, dx);
+            cx.lrsa_x_fp16 = cx.lrsa_asum_fp16 = 0;
+            cudaFree(dxh);
+        }
+        ret = launched(ret, "lrsa fused");
     } else if (attend >= 2) {
         ret = lrsa_attend_half(&a, &hw, &dw, dtab, &sc, dx, attend == 3 ? &exact : NULL);
     } else {
         ret = launched(catanet_lrsa_fwd_cuda(&cx, &a, &dw, dtab, &sc, dx, dx), "lrsa");
     }
-    double e = ret < 0 ? -1 : attend >= 3 ? exact : finish(dx, ref, n * c);
+    double e = ret < 0 ? -1 : attend >= 3 && attend <= 5 ? exact : finish(dx, ref, n * c);
     cudaFree(dx); cudaFree(dtab);
     cudaFree((void *)dw.norm_w); cudaFree((void *)dw.norm_b); cudaFree((void *)dw.wq); cudaFree((void *)dw.wk);
     cudaFree((void *)dw.wv); cudaFree((void *)dw.wproj);
     cudaFree(sc.ln); cudaFree(sc.q); cudaFree(sc.k); cudaFree(sc.v); cudaFree(sc.asum); cudaFree(sc.proj);
-    free(x); free(nw); free(nb); free(wq); free(wk); free(wv); free(wp); free(ref); free(htab);
+    free(x); free(nw); free(nb); free(wq); free(wk); free(wv); free(wp); free(ref); free(htab); free(xbits);
     return e;
 }
 static double t_lrsa_attend(void)
@@ -1892,6 +1908,32 @@ static double t_lrsa_fp16(void)
     };
     cx.attn_fp16 = 0;
     return worst_of(e, 6);
+}
+
+/* the one-kernel LRSA (its LayerNorm and q, k, v made inside the attention, tensor cores) against the
+ * fp32 reference: t_lrsa_fp16's 2e-3 and its derivation (the same roundings: LN(x), the weights, k, v,
+ * the scaled q and P in fp16, sums in fp32; q is rounded once here, not twice). asum starts as NaN:
+ * every entry must be written before it is added to. A key or value row of the wrong token, a
+ * missing key tile or a LayerNorm off by a channel moves outputs by O(0.1..1). Cases: two query
+ * tiles' worth (T 256), T 400 (a partial key tile, uneven query tiles over the warps; the band
+ * quirk), patch 28 (T 784, 71 KB of shared memory: the raised limit), other head dims (dim 24, 8/12),
+ * the XS/S dims (36, 9/9), and the fp16 mode's way (x and the patch sums as fp16; exp2 1 in 4 on the
+ * FMA pipe in one case) */
+static double t_lrsa_fused(void)
+{
+    double e[7] = {
+        lrsa_run(40, 37, 16, 4, 9, 10, 6),
+        quick ? 0 : lrsa_run(31, 45, 20, 4, 9, 10, 6),
+        quick ? 0 : lrsa_run(30, 57, 28, 4, 9, 10, 6),
+        lrsa_run(30, 26, 12, 2, 8, 12, 6),
+        lrsa_run(33, 29, 16, 4, 9, 9, 6),
+        lrsa_run(40, 37, 16, 4, 9, 10, 7),
+        0,
+    };
+    cx.attn_exp2_fma = 1;
+    e[6] = lrsa_run(31, 45, 20, 4, 9, 10, 7);
+    cx.attn_exp2_fma = 0;
+    return worst_of(e, 7);
 }
 
 /* one softmax exp2 in four on the FMA pipe (cx.attn_exp2_fma): t_lrsa_fp16's 2e-3 (see
@@ -2868,6 +2910,7 @@ static const Twin twins[] = {
     { "lrsa attend (projections by the caller)", "catanet_lrsa_attend_fwd_cuda", 2e-5, t_lrsa_attend },
     { "lrsa fp16 mode (tensor-core attention)", "catanet_lrsa_fwd_cuda", 2e-3, t_lrsa_fp16 },
     { "lrsa fp16 mode, exp2 1 in 4 on the FMA pipe", "catanet_lrsa_fwd_cuda", 2e-3, t_lrsa_fp16_exp2_fma },
+    { "lrsa in one kernel a class (LN + q|k|v inside)", "catanet_lrsa_fused_fwd_cuda", 2e-3, t_lrsa_fused },
     { "iasa, q/k/v stored as fp16", "catanet_iasa_fwd_cuda", 2e-5, t_iasa_qkv_half },
     { "iasa, output stored as fp16 (err/bound)", "catanet_iasa_fwd_cuda", 1, t_iasa_out_half },
     { "iasa fp16 mode, fp16 q/k/v in, fp16 out", "catanet_iasa_fwd_cuda", 3e-3, t_iasa_fp16_qkv_half },

@@ -158,13 +158,14 @@ __device__ static inline float exp2_fma(float x)
  * every key of the tile (lo = 0, hi = TC_KEYS). EXP_FMA: one score in four takes its exp2 on the FMA
  * pipe (exp2_fma; cx->attn_exp2_fma), the rest on the XU pipe */
 template <bool MASK, bool EXP_FMA>
-__device__ static inline void tc_attend_keys(TcRow &st, const TcFragQ &fq, const TcSmem &sm, int lo, int hi)
+__device__ static inline void tc_attend_keys(TcRow &st, const TcFragQ &fq, const uint32_t *kt, const uint32_t *vt,
+                                             int vw, int lo, int hi)
 {
     const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
     float s[TC_KEYS / 8][4];
 #pragma unroll
     for (int j = 0; j < TC_KEYS / 8; j++) { /* B = K^T: column g is key 8j + g */
-        const uint32_t *kr = sm.k + (8 * j + g) * TC_KW + t;
+        const uint32_t *kr = kt + (8 * j + g) * TC_KW + t;
         uint32_t b[2] = { kr[0], kr[4] };
 #pragma unroll
         for (int i = 0; i < 4; i++)
@@ -216,20 +217,29 @@ __device__ static inline void tc_attend_keys(TcRow &st, const TcFragQ &fq, const
             }
 #pragma unroll
         for (int n = 0; n < 2; n++) { /* B = V rows 16c .., columns (output dims) 8n + g */
-            const uint32_t *vr = sm.vt + (8 * n + g) * TC_VW + 8 * c + t;
+            const uint32_t *vr = vt + (8 * n + g) * vw + 8 * c + t;
             uint32_t b[2] = { vr[0], vr[4] };
             mma_16816(st.o[n], pa, b);
         }
     }
 }
 
+/* the tile at kt (TC_KEYS rows of TC_KW words) and vt (TC_D rows of the key pairs, vw words apart:
+ * vw % 32 == 4 keeps the fragment loads on 32 banks): a staged TcSmem, or a slice of a whole patch's
+ * keys kept in shared memory (lrsa.cu's fused kernel) */
+template <bool EXP_FMA = false>
+__device__ static inline void tc_attend_at(TcRow &st, const TcFragQ &fq, const uint32_t *kt, const uint32_t *vt, int vw,
+                                           int lo, int hi)
+{
+    if (lo == 0 && hi == TC_KEYS)
+        tc_attend_keys<false, EXP_FMA>(st, fq, kt, vt, vw, lo, hi);
+    else
+        tc_attend_keys<true, EXP_FMA>(st, fq, kt, vt, vw, lo, hi);
+}
 template <bool EXP_FMA = false>
 __device__ static inline void tc_attend(TcRow &st, const TcFragQ &fq, const TcSmem &sm, int lo, int hi)
 {
-    if (lo == 0 && hi == TC_KEYS)
-        tc_attend_keys<false, EXP_FMA>(st, fq, sm, lo, hi);
-    else
-        tc_attend_keys<true, EXP_FMA>(st, fq, sm, lo, hi);
+    tc_attend_at<EXP_FMA>(st, fq, sm.k, sm.vt, TC_VW, lo, hi);
 }
 
 /* warp-wide, once after the last tile: the row sums, from the lane of the quad that holds output

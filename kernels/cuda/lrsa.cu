@@ -17,7 +17,8 @@
  * fp16 (each patch's add in fp32, then rounded): the combine's tensor cores round it to fp16 anyway,
  * and its write, ~0.3 read-modify-writes and read a token are half the bytes.
  * defines: catanet_lrsa_cuda_table_bytes, catanet_lrsa_cuda_table_fill, catanet_lrsa_fwd_cuda,
- *          catanet_lrsa_attend_fwd_cuda,
+ *          catanet_lrsa_attend_fwd_cuda, catanet_lrsa_fused_smem, catanet_lrsa_fused_setup,
+ *          catanet_lrsa_fused_fwd_cuda,
  *          catanet_lrsa_bwd_cuda_work, catanet_lrsa_bwd_cuda
  */
 #include <stdlib.h>
@@ -239,6 +240,285 @@ static int lrsa_attend_classes(CatanetCudaCtx *cx, const CatanetLrsaArgs *a, Lrs
     return 0;
 }
 
+/* ---------------- the fp16 mode's LRSA with its LayerNorm and q, k, v made in the attention ----------------
+ * lrsa_fused_tc_kernel: one block per (patch, head) of a patch class. The separate path writes q, k
+ * and v of every token (224 bytes a token in fp16) and the attention reads them back for each of the
+ * ~1.3 patches covering a token; here the block reads the patch's x (80 bytes a token in fp16) and
+ * makes its head's q, k and v itself, on the tensor cores:
+ *   0. the head's rows of Wq, Wk, Wv as fp16 in shared memory, zero-padded to 16 outputs each and
+ *      48 inputs (C <= 48: three k steps);
+ *   1. every key of the patch, a warp per 16 tokens: LayerNorm in fp32 (the four lanes of a quad hold
+ *      a row's C values between them, in the A fragment's columns), rounded to fp16 as the A
+ *      operand; k and v by mma.sync; stored as fp16 in the attention's tile layouts (attn_tc.cuh:
+ *      K rows of TC_KW words, V^T rows of vw words with dim TC_D - 1 set to 1 for the row sums), the
+ *      whole patch at once (tpad = T rounded up to TC_KEYS keys; rows past T are zeros);
+ *   2. each warp's 16-query tiles: their LayerNorm and q again by mma.sync (scale folded in, as the
+ *      separate path's attention does when it loads q), the accumulators packed to fp16 as the A
+ *      fragment of Q K^T; the online softmax over the patch's keys straight from shared memory
+ *      (tc_attend_at), the outputs into asum as lrsa_attn_tc_kernel writes them.
+ * The rounding points are the separate path's (LN(x), the weights, k, v and the scaled q in fp16; every
+ * sum in fp32), but q is rounded once instead of twice. Shared memory: 5.25 KB of weights, tpad * 48 B
+ * of K and 64 (tpad / 2 + 4) B of V^T: 71 KB for patch 28, above the default 48 KB, so
+ * catanet_lrsa_fused_setup raises the limit once, outside any graph capture. A block per (patch,
+ * head) instead of per (patch, head, 128 queries): the keys are made once for all the patch's
+ * queries. */
+#define LF_KS 3                /* k steps of the projection: C <= 48 */
+#define LF_N 48                /* projection outputs: q [0, 16), k [16, 32), v [32, 48) */
+#define LF_WS 56               /* row stride of the staged weights in halves: 28 words, conflict-free B loads */
+
+static inline int lf_tpad(int ps) { return (ps * ps + TC_KEYS - 1) / TC_KEYS * TC_KEYS; }
+
+size_t catanet_lrsa_fused_smem(int ps)
+{
+    size_t tpad = (size_t)lf_tpad(ps);
+    return sizeof(__half) * LF_N * LF_WS + sizeof(uint32_t) * (tpad * TC_KW + (size_t)TC_D * (tpad / 2 + 4));
+}
+
+/* the A fragments of LN(x) for the warp's 16 patch tokens r0 .. r0 + 15 (rows >= T: zeros). Lane (g, t)
+ * holds columns 16 ks + 2t + {0, 1, 8, 9} of rows g and g + 8, so a quad holds whole rows: the sums
+ * for the mean and the variance (two passes, fp32) close with two shuffles */
+template <typename TX>
+__device__ static inline void lf_ln_rows(uint32_t af[LF_KS][4], int r0, int T, PatchRow rowof, const TX *x, int C,
+                                         const float *lnw, const float *lnb)
+{
+    const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+    float v[2][LF_KS][4];
+#pragma unroll
+    for (int hr = 0; hr < 2; hr++) {
+        const int r = r0 + g + 8 * hr;
+        const bool ok = r < T;
+        const TX *xr = x + (size_t)(ok ? rowof(r) : 0) * C;
+        float s = 0.0f;
+#pragma unroll
+        for (int ks = 0; ks < LF_KS; ks++)
+#pragma unroll
+            for (int j = 0; j < 4; j++) {
+                int col = 16 * ks + 2 * t + (j & 1) + 8 * (j >> 1);
+                v[hr][ks][j] = ok && col < C ? ld_act(xr + col) : 0.0f;
+                s += v[hr][ks][j];
+            }
+        s += __shfl_xor_sync(0xffffffffu, s, 1);
+        s += __shfl_xor_sync(0xffffffffu, s, 2);
+        const float mean = s / C;
+        float q = 0.0f;
+#pragma unroll
+        for (int ks = 0; ks < LF_KS; ks++)
+#pragma unroll
+            for (int j = 0; j < 4; j++) {
+                int col = 16 * ks + 2 * t + (j & 1) + 8 * (j >> 1);
+                float d = v[hr][ks][j] - mean;
+                q += col < C ? d * d : 0.0f;
+            }
+        q += __shfl_xor_sync(0xffffffffu, q, 1);
+        q += __shfl_xor_sync(0xffffffffu, q, 2);
+        const float rstd = rsqrtf(q / C + CATANET_LN_EPS);
+#pragma unroll
+        for (int ks = 0; ks < LF_KS; ks++)
+#pragma unroll
+            for (int j = 0; j < 4; j++) {
+                int col = 16 * ks + 2 * t + (j & 1) + 8 * (j >> 1);
+                v[hr][ks][j] = ok && col < C ? (v[hr][ks][j] - mean) * rstd * lnw[col] + lnb[col] : 0.0f;
+            }
+    }
+#pragma unroll
+    for (int ks = 0; ks < LF_KS; ks++) { /* a[i]: row g + 8 (i & 1), columns 2t + 8 (i >> 1) and one more */
+        af[ks][0] = mma_pack_half2(v[0][ks][0], v[0][ks][1]);
+        af[ks][1] = mma_pack_half2(v[1][ks][0], v[1][ks][1]);
+        af[ks][2] = mma_pack_half2(v[0][ks][2], v[0][ks][3]);
+        af[ks][3] = mma_pack_half2(v[1][ks][2], v[1][ks][3]);
+    }
+}
+
+/* outputs n0 .. n0 + 7 of the projection for the warp's 16 rows: acc[0..1] row g, acc[2..3] row g + 8,
+ * columns n0 + 2t and n0 + 2t + 1 */
+__device__ static inline void lf_mma(float acc[4], const uint32_t af[LF_KS][4], const __half *ws, int n0)
+{
+    const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+    acc[0] = acc[1] = acc[2] = acc[3] = 0.0f;
+#pragma unroll
+    for (int ks = 0; ks < LF_KS; ks++) {
+        const __half *p = ws + (n0 + g) * LF_WS + 16 * ks + 2 * t;
+        uint32_t b[2] = { *(const uint32_t *)p, *(const uint32_t *)(p + 8) };
+        mma_16816(acc, af[ks], b);
+    }
+}
+
+template <typename TX, typename TA, bool EXP_FMA>
+__global__ void __launch_bounds__(TC_THREADS)
+lrsa_fused_tc_kernel(CatanetLrsaArgs a, LrsaTable tb, int nr, int nc, int cr0, int cc0, float qscale, const TX *x,
+                     const float *lnw, const float *lnb, const float *wq, const float *wk, const float *wv,
+                     TA *asum)
+{
+    extern __shared__ uint32_t lf_smem[];
+    const int T = a.ps * a.ps, tpad = (T + TC_KEYS - 1) / TC_KEYS * TC_KEYS, vw = tpad / 2 + 4, C = a.c;
+    const int dqk = a.dqk, dv = a.dv, hv = a.heads * dv, h = blockIdx.y;
+    __half *ws = (__half *)lf_smem;
+    uint32_t *kt = lf_smem + LF_N * LF_WS / 2, *vt = kt + (size_t)tpad * TC_KW;
+    __half *vth = (__half *)vt;
+    const int ncp = (nc - cc0 + 2) / 3;
+    const int pr = cr0 + 3 * (int)(blockIdx.x / ncp), pc = cc0 + 3 * (int)(blockIdx.x % ncp);
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+    PatchRow rowof = { tb.rs[pr], tb.cs[pc], a.ps, a.w };
+    /* 0. the head's weights */
+    for (int i = threadIdx.x; i < LF_N * LF_WS; i += blockDim.x) {
+        int n = i / LF_WS, c = i - n * LF_WS, part = n >> 4, e = n & 15;
+        float w = 0.0f;
+        if (c < C && part < 2 && e < dqk)
+            w = (part ? wk : wq)[(size_t)(h * dqk + e) * C + c];
+        else if (c < C && part == 2 && e < dv)
+            w = wv[(size_t)(h * dv + e) * C + c];
+        ws[i] = __float2half_rn(w);
+    }
+    __syncthreads();
+    /* 1. k and v of the patch's keys */
+    for (int mt = warp; mt < tpad / 16; mt += TC_WARPS) {
+        const int r0 = mt * 16;
+        uint32_t af[LF_KS][4];
+        lf_ln_rows<TX>(af, r0, T, rowof, x, C, lnw, lnb);
+#pragma unroll
+        for (int nt = 0; nt < 4; nt++) { /* k dims 0..15, then v dims 0..15 */
+            float acc[4];
+            lf_mma(acc, af, ws, 16 + 8 * nt);
+#pragma unroll
+            for (int hr = 0; hr < 2; hr++) {
+                const int p = r0 + g + 8 * hr;
+                const bool ok = p < T;
+                const float c0 = ok ? acc[2 * hr] : 0.0f, c1 = ok ? acc[2 * hr + 1] : 0.0f;
+                if (nt < 2) {
+                    kt[p * TC_KW + 4 * nt + t] = mma_pack_half2(c0, c1);
+                } else {
+                    const int e = 8 * (nt - 2) + 2 * t;
+                    vth[(size_t)e * 2 * vw + p] = __float2half_rn(c0);
+                    /* dim TC_D - 1 is never a value dim (dv < TC_D): the row sums' ones */
+                    vth[(size_t)(e + 1) * 2 * vw + p] = __float2half_rn(e + 1 == TC_D - 1 ? (ok ? 1.0f : 0.0f) : c1);
+                }
+            }
+        }
+    }
+    __syncthreads();
+    /* 2. the warp's query tiles against every key of the patch */
+    for (int mt = warp; mt < (T + 15) / 16; mt += TC_WARPS) {
+        const int q0 = mt * 16;
+        uint32_t af[LF_KS][4];
+        lf_ln_rows<TX>(af, q0, T, rowof, x, C, lnw, lnb);
+        float qa[4], qb[4];
+        lf_mma(qa, af, ws, 0);
+        lf_mma(qb, af, ws, 8);
+        TcFragQ fq; /* a[i]: row g + 8 (i & 1), dims 2t + 8 (i >> 1): the accumulators' own places */
+        fq.a[0] = mma_pack_half2(qa[0] * qscale, qa[1] * qscale);
+        fq.a[1] = mma_pack_half2(qa[2] * qscale, qa[3] * qscale);
+        fq.a[2] = mma_pack_half2(qb[0] * qscale, qb[1] * qscale);
+        fq.a[3] = mma_pack_half2(qb[2] * qscale, qb[3] * qscale);
+        TcRow st;
+        tc_row_init(st);
+        for (int t0 = 0; t0 < T; t0 += TC_KEYS)
+            tc_attend_at<EXP_FMA>(st, fq, kt + (size_t)t0 * TC_KW, vt + t0 / 2, vw, 0,
+                                  T - t0 < TC_KEYS ? T - t0 : TC_KEYS);
+        const TcSums ss = tc_row_sums(st);
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            int qi = q0 + tc_out_row(i);
+            if (qi >= T)
+                continue;
+            float il = 1.0f / ss.l[i >> 1];
+            TA *o = asum + (size_t)rowof(qi) * hv + h * dv;
+            const bool add = lrsa_reached_before(tb, nr, nc, a.ps, pr, pc, rowof.top + qi / a.ps, rowof.left + qi % a.ps);
+#pragma unroll
+            for (int n = 0; n < 2; n++) {
+                int e = tc_out_dim(n, i);
+                if (e < dv)
+                    st_act(o + e, (add ? ld_act(o + e) : 0.0f) + st.o[n][i] * il);
+            }
+        }
+    }
+}
+
+/* every instantiation lrsa_fused_launch may take */
+template <typename TX, typename TA>
+static cudaError_t lf_raise(int smem)
+{
+    cudaError_t e = cudaFuncSetAttribute(lrsa_fused_tc_kernel<TX, TA, false>,
+                                         cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+    return e != cudaSuccess ? e
+                            : cudaFuncSetAttribute(lrsa_fused_tc_kernel<TX, TA, true>,
+                                                   cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+}
+
+int catanet_lrsa_fused_setup(CatanetCudaCtx *cx, int max_ps)
+{
+    CUDA_REQUIRE(cx, max_ps >= 3, "lrsa_fused_setup");
+    size_t smem = catanet_lrsa_fused_smem(max_ps);
+    int dev = 0, optin = 0;
+    CUDA_TRY(cx, cudaGetDevice(&dev));
+    CUDA_TRY(cx, cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+    if (smem > (size_t)optin)
+        return cuda_fail(cx, CATANET_ERR_UNSUPPORTED,
+                         "lrsa_fused: patch %d needs %zu bytes of shared memory a block, the device allows %d", max_ps,
+                         smem, optin);
+    CUDA_TRY(cx, (lf_raise<float, float>((int)smem)));
+    CUDA_TRY(cx, (lf_raise<float, __half>((int)smem)));
+    CUDA_TRY(cx, (lf_raise<__half, float>((int)smem)));
+    CUDA_TRY(cx, (lf_raise<__half, __half>((int)smem)));
+    return 0;
+}
+
+template <typename TX, typename TA>
+static int lrsa_fused_classes(CatanetCudaCtx *cx, const CatanetLrsaArgs *a, const CatanetLrsaWeights *wt, LrsaTable tb,
+                               int nr, int nc, const float *x, float *asum)
+{
+    const float qscale = 1.0f / sqrtf((float)a->dqk) * 1.4426950408889634f;
+    const size_t smem = catanet_lrsa_fused_smem(a->ps);
+    for (int cr0 = 0; cr0 < 3 && cr0 < nr; cr0++)
+        for (int cc0 = 0; cc0 < 3 && cc0 < nc; cc0++) {
+            int nrp = (nr - cr0 + 2) / 3, ncp = (nc - cc0 + 2) / 3;
+            dim3 grid((unsigned)(nrp * ncp), (unsigned)a->heads);
+            if (cx->attn_exp2_fma)
+                lrsa_fused_tc_kernel<TX, TA, true><<<grid, TC_THREADS, smem, cx->stream>>>(
+                    *a, tb, nr, nc, cr0, cc0, qscale, (const TX *)x, wt->norm_w, wt->norm_b, wt->wq, wt->wk, wt->wv,
+                    (TA *)asum);
+            else
+                lrsa_fused_tc_kernel<TX, TA, false><<<grid, TC_THREADS, smem, cx->stream>>>(
+                    *a, tb, nr, nc, cr0, cc0, qscale, (const TX *)x, wt->norm_w, wt->norm_b, wt->wq, wt->wk, wt->wv,
+                    (TA *)asum);
+            CUDA_LAUNCHED(cx, "lrsa fused attention");
+        }
+    return 0;
+}
+
+/* the projection and the band-weighted combine in one pass: out = f (cnt x + asum wproj^T)
+ * (linear.cu's fused layer; on tensor cores in the fp16 mode, as the cuBLAS GEMM was), stored as
+ * fp16 when cx->lrsa_out_fp16 says so, from an fp16 x when cx->lrsa_x_fp16 does, and an fp16
+ * asum when cx->lrsa_asum_fp16 does */
+static int lrsa_combine(CatanetCudaCtx *cx, const CatanetLrsaArgs *a, const float *wproj, LrsaTable tb,
+                        const float *asum, const float *x, float *out)
+{
+    CatanetLinearFusion comb = { .res = x, .x_fp16 = cx->lrsa_asum_fp16, .y_fp16 = cx->lrsa_out_fp16,
+                                 .res_fp16 = cx->lrsa_x_fp16, .band_wr = tb.wr, .band_wc = tb.wc, .band_cr = tb.cr,
+                                 .band_cc = tb.cc, .band_w = a->w };
+    return catanet_linear_fused_fwd_cuda(cx, a->h * a->w, a->heads * a->dv, a->c, asum, wproj, &comb, out);
+}
+
+int catanet_lrsa_fused_fwd_cuda(CatanetCudaCtx *cx, const CatanetLrsaArgs *a, const CatanetLrsaWeights *wt,
+                                const void *dev_table, float *asum, const float *x, float *out)
+{
+    CUDA_REQUIRE(cx, a->h >= a->ps && a->w >= a->ps && a->ps >= 3 && a->heads > 0, "lrsa_fused_fwd_cuda");
+    CUDA_REQUIRE(cx, a->c > 0 && a->c <= 16 * LF_KS && a->dqk > 0 && a->dqk <= TC_D && a->dv > 0 && a->dv < TC_D,
+                 "lrsa_fused_fwd_cuda (C <= 48, head dims <= 16 and < 16)");
+    CUDA_REQUIRE(cx, dev_table && asum && x && out && wt && wt->norm_w && wt->norm_b && wt->wq && wt->wk && wt->wv &&
+                     wt->wproj, "lrsa_fused_fwd_cuda");
+    CUDA_REQUIRE(cx, !cx->lrsa_out_fp16 || (const float *)out != x, "lrsa_fused_fwd_cuda (an fp16 out apart from x)");
+    int nr, nc;
+    starts_count(a, &nr, &nc);
+    LrsaTable tb = table_view(a, dev_table);
+    int ret = cx->lrsa_x_fp16 ? (cx->lrsa_asum_fp16 ? lrsa_fused_classes<__half, __half>(cx, a, wt, tb, nr, nc, x, asum)
+                                                    : lrsa_fused_classes<__half, float>(cx, a, wt, tb, nr, nc, x, asum))
+                              : (cx->lrsa_asum_fp16 ? lrsa_fused_classes<float, __half>(cx, a, wt, tb, nr, nc, x, asum)
+                                                    : lrsa_fused_classes<float, float>(cx, a, wt, tb, nr, nc, x, asum));
+    if (ret < 0)
+        return ret;
+    return lrsa_combine(cx, a, wt->wproj, tb, asum, x, out);
+}
+
 /* x [H,W,C] -> out [H,W,C] */
 int catanet_lrsa_fwd_cuda(CatanetCudaCtx *cx, const CatanetLrsaArgs *a, const CatanetLrsaWeights *wt,
                           const void *dev_table, const CatanetLrsaCudaScratch *s, const float *x,
@@ -266,7 +546,6 @@ int catanet_lrsa_attend_fwd_cuda(CatanetCudaCtx *cx, const CatanetLrsaArgs *a, c
     CUDA_REQUIRE(cx, a->h >= a->ps && a->w >= a->ps && a->ps >= 3 && a->c > 0 && a->heads > 0, "lrsa_attend_fwd_cuda");
     CUDA_REQUIRE(cx, a->dqk > 0 && a->dqk <= ATT_MAX_HEAD && a->dv > 0 && a->dv <= ATT_MAX_HEAD, "lrsa_attend_fwd_cuda");
     CUDA_REQUIRE(cx, dev_table && wproj && s->q && s->k && s->v && s->asum, "lrsa_attend_fwd_cuda");
-    int N = a->h * a->w, C = a->c, hv = a->heads * a->dv;
     int nr, nc;
     starts_count(a, &nr, &nc);
     LrsaTable tb = table_view(a, dev_table);
@@ -280,15 +559,7 @@ int catanet_lrsa_attend_fwd_cuda(CatanetCudaCtx *cx, const CatanetLrsaArgs *a, c
                                                  : lrsa_attend_classes<float, float>(cx, a, tb, nr, nc, tc, s));
     if (ret < 0)
         return ret;
-    /* the projection and the band-weighted combine in one pass: out = f (cnt x + asum wproj^T)
-     * (linear.cu's fused layer; on tensor cores in the fp16 mode, as the cuBLAS GEMM was), stored as
-     * fp16 when cx->lrsa_out_fp16 says so, from an fp16 x when cx->lrsa_x_fp16 does, and an fp16
-     * asum when cx->lrsa_asum_fp16 does */
-    CatanetLinearFusion comb = { .res = x, .x_fp16 = cx->lrsa_asum_fp16, .y_fp16 = cx->lrsa_out_fp16,
-                                 .res_fp16 = cx->lrsa_x_fp16,
-                                 .band_wr = tb.wr, .band_wc = tb.wc, .band_cr = tb.cr, .band_cc = tb.cc,
-                                 .band_w = a->w };
-    return catanet_linear_fused_fwd_cuda(cx, N, hv, C, s->asum, wproj, &comb, out);
+    return lrsa_combine(cx, a, wproj, tb, s->asum, x, out);
 }
 
 /* ---------------- backward (twin of catanet_lrsa_bwd_ref) ----------------
