@@ -44,6 +44,9 @@ typedef struct KernelPicks {
                                  instead of convffn.cu's one kernel (passes anyway where the device's
                                  shared memory cannot hold that kernel's tile: s->ffn_one_ok) */
     unsigned char iasa[CATANET_MAX_GROUPS], lrsa[CATANET_MAX_GROUPS]; /* fp16 mode, 1: CUDA-core attention */
+    unsigned char lrsa_passes[CATANET_MAX_GROUPS]; /* fp16 mode, tensor-core attention, 1: LRSA's LN + q|k|v
+                                 pass, then the attention (0: the one kernel a patch class that makes
+                                 LN(x) and q, k, v itself, where s->lrsa_fused_ok) */
     int exp2_fma;             /* fp16 mode, 1: the tensor-core attention takes one softmax exp2 in four
                                  on the FMA pipe (cx.attn_exp2_fma; AUTO only: an alternative, not a
                                  kernel it replaced, so PRIMARY and FALLBACK leave it 0) */
@@ -84,6 +87,7 @@ typedef struct CudaState {
                                  ConvFFN keeps its two [N,mlp] intermediates in fp16 */
     KernelPicks pick;         /* chosen at prepare (pick_kernels) */
     int ffn_one_ok;           /* convffn.cu's kernel fits this device (catanet_convffn_fp16_setup) */
+    int lrsa_fused_ok;        /* lrsa.cu's one-kernel LRSA fits this device and model (catanet_lrsa_fused_setup) */
     int f_half;               /* the ConvFFNs' outputs s->f, the residual stream inside a group, are
                                  stored as fp16: set after the picks (f_half_ok), 0 while timing them */
     int g_half;               /* with f_half, the groups' inputs and outputs f0 and s->res too */
@@ -578,6 +582,20 @@ static int lrsa_attn(CudaState *s, const CatanetModel *m, int g, const float *x,
     const CatanetLrsaW *w = &m->groups[g].lrsa;
     CatanetLrsaArgs la = { s->h, s->w, a->dim, a->groups[g].patch_size, a->heads, a->qk_dim / a->heads,
                            a->dim / a->heads };
+    if (s->fp16 && s->lrsa_fused_ok && !s->pick.lrsa[g] && !s->pick.lrsa_passes[g]) {
+        /* one kernel a patch class: q, k, v never leave the chip (~2 GB a frame less at x2 960x540) */
+        CatanetLrsaWeights lw = { dev_w(s, m, w->norm_w), dev_w(s, m, w->norm_b), dev_w(s, m, w->q),
+                                  dev_w(s, m, w->k), dev_w(s, m, w->v), dev_w(s, m, w->proj) };
+        s->cx.attn_exp2_fma = s->pick.exp2_fma;
+        s->cx.lrsa_out_fp16 = use_ffn_one(s);
+        s->cx.lrsa_x_fp16 = s->f_half;
+        s->cx.lrsa_asum_fp16 = 1;
+        int ret = catanet_lrsa_fused_fwd_cuda(&s->cx, &la, &lw, s->lrsa_tab[g], s->att, x, x_out);
+        s->cx.lrsa_x_fp16 = s->cx.lrsa_asum_fp16 = 0;
+        K(ret);
+        mark(s, "lrsa: patch attention with its LN + q|k|v, proj + combine");
+        return 0;
+    }
     CatanetLrsaCudaScratch sc = { s->t1, s->q, s->k, s->v, s->att, NULL };
     K(ln_qkv(s, m, g, 1, x));
     mark(s, "lrsa: LN + q|k|v");
@@ -780,6 +798,15 @@ static int op_iasa(CudaState *s, const CatanetModel *m, int fb, int g)
     s->pick.iasa[g] = (unsigned char)keep;
     return ret;
 }
+static int op_lrsa_fused(CudaState *s, const CatanetModel *m, int fb, int g)
+{
+    KernelPicks keep = s->pick;
+    s->pick.lrsa[g] = 0;
+    s->pick.lrsa_passes[g] = (unsigned char)fb;
+    int ret = lrsa_attn(s, m, g, s->f, s->y);
+    s->pick = keep;
+    return ret;
+}
 static int op_lrsa(CudaState *s, const CatanetModel *m, int fb, int g)
 {
     int keep = s->pick.lrsa[g], ret;
@@ -897,12 +924,26 @@ static int pick_kernels(CatanetEngine *e, CudaState *s)
         if (ret < 0)
             catanet_log(e, CATANET_LOG_INFO, "catanet: the one-kernel ConvFFN is not available: %s", s->cx.err);
     }
+    /* likewise lrsa.cu's one-kernel LRSA, for the largest patch of the model */
+    s->lrsa_fused_ok = 0;
+    if (s->fp16 && a->num_groups > 0 && catanet_lrsa_fused_takes(a->dim, a->qk_dim / a->heads, a->dim / a->heads)) {
+        int ps = 0;
+        for (int g = 0; g < a->num_groups; g++)
+            ps = a->groups[g].patch_size > ps ? a->groups[g].patch_size : ps;
+        int ret = catanet_lrsa_fused_setup(&s->cx, ps);
+        if (ret < 0 && ret != CATANET_ERR_UNSUPPORTED && ret != CATANET_ERR_INVALID_ARG)
+            return ret;
+        s->lrsa_fused_ok = ret == 0;
+        if (ret < 0)
+            catanet_log(e, CATANET_LOG_INFO, "catanet: the one-kernel LRSA is not available: %s", s->cx.err);
+    }
     if (e->cfg.kernels != CATANET_KERNELS_AUTO) {
         int fb = e->cfg.kernels == CATANET_KERNELS_FALLBACK;
         s->pick.conv_mid = s->pick.conv_up[0] = s->pick.conv_up[1] = s->pick.dwconv = s->pick.ffn = s->pick.qkv = fb;
         s->pick.ffn_passes = fb;
         memset(s->pick.iasa, fb, sizeof(s->pick.iasa));
         memset(s->pick.lrsa, fb, sizeof(s->pick.lrsa));
+        memset(s->pick.lrsa_passes, fb, sizeof(s->pick.lrsa_passes));
         return 0;
     }
     if (a->num_groups < 1)
@@ -969,6 +1010,7 @@ static int pick_kernels(CatanetEngine *e, CudaState *s)
                 same = p;
         if (same >= 0) {
             s->pick.lrsa[g] = s->pick.lrsa[same];
+            s->pick.lrsa_passes[g] = s->pick.lrsa_passes[same];
             continue;
         }
         int pk = 0;
@@ -976,6 +1018,15 @@ static int pick_kernels(CatanetEngine *e, CudaState *s)
         if ((ret = pick_one(e, s, op_lrsa, g, ev, what, "tensor cores", "CUDA cores", &pk)) < 0)
             goto done;
         s->pick.lrsa[g] = (unsigned char)pk;
+        if (!s->lrsa_fused_ok)
+            continue;
+        /* then, on tensor cores, the one kernel against the pass + attention (used when the tensor
+         * cores won above: a GPU where the CUDA cores beat the tensor-core pair keeps them) */
+        snprintf(what, sizeof(what), "lrsa group %d (patch %d), tensor cores", g, a->groups[g].patch_size);
+        if ((ret = pick_one(e, s, op_lrsa_fused, g, ev, what, "one kernel with its LN + q|k|v",
+                            "LN + q|k|v pass, then the attention", &pk)) < 0)
+            goto done;
+        s->pick.lrsa_passes[g] = (unsigned char)pk;
     }
     if (s->fp16) { /* on the group with the largest patches: the most exp2 a query */
         int big = 0;

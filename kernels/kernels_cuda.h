@@ -236,11 +236,12 @@ int catanet_lrsa_attend_fwd_cuda(CatanetCudaCtx *cx, const CatanetLrsaArgs *a, c
                                  const void *dev_table, const CatanetLrsaCudaScratch *s, const float *x,
                                  float *out);
 /* the fp16 mode's whole LRSA with its LayerNorm and q, k, v made inside the attention kernel from x
- * (tensor cores; C <= 48, dqk <= 16, dv < 16): no q, k, v pass. asum [H*W,heads*dv] is scratch;
+ * (tensor cores; C <= 48, dqk <= 16, dv < 16: catanet_lrsa_fused_takes): no q, k, v pass. asum [H*W,heads*dv] is scratch;
  * cx->lrsa_x_fp16 / lrsa_asum_fp16 / lrsa_out_fp16 / attn_exp2_fma as for catanet_lrsa_attend_fwd_cuda.
  * Its kernel takes catanet_lrsa_fused_smem(ps) bytes of shared memory a block, more than the default:
  * catanet_lrsa_fused_setup raises the limit for patches up to max_ps once, outside any graph capture
  * (CATANET_ERR_UNSUPPORTED where the device cannot give that much) */
+int catanet_lrsa_fused_takes(int c, int dqk, int dv); /* the shapes it takes */
 size_t catanet_lrsa_fused_smem(int ps);
 int catanet_lrsa_fused_setup(CatanetCudaCtx *cx, int max_ps);
 int catanet_lrsa_fused_fwd_cuda(CatanetCudaCtx *cx, const CatanetLrsaArgs *a, const CatanetLrsaWeights *wt,

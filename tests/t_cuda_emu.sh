@@ -122,7 +122,7 @@ if [ -x "$B/emu/census" ] && [ -x "$B/tools/catanet-mkmodel" ]; then
         echo "t_cuda_emu: census 960x540 $1 $2: $nk kernel launches, $other other operations a frame"
     done
     f=$cdir/fp16primary
-    lrsa=$(grep -c '^kernel.lrsa_attn_tc_kernel' "$f"); iasa=$(grep -c '^kernel.iasa_tc_kernel' "$f")
+    lrsa=$(grep -c '^kernel.lrsa_\(attn\|fused\)_tc_kernel' "$f"); iasa=$(grep -c '^kernel.iasa_tc_kernel' "$f")
     ffn=$(grep -c '^kernel.convffn_fp16_kernel' "$f")
     [ "$lrsa $iasa $ffn" = "72 8 16" ] || cfail="$cfail; fp16: LRSA/IASA/ConvFFN launches $lrsa/$iasa/$ffn, want 72/8/16"
     if [ -z "$cfail" ]; then

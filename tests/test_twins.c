@@ -3274,9 +3274,17 @@ static void fp16_set5(void)
                     test_check(0, "Set5 %s: fp16 %s: %s", imgs[i], label, ek ? catanet_engine_last_error(ek) : "not opened");
                 }
                 /* AUTO in fp16 times 7 pairs (dwconv, ConvFFN passes, ConvFFN in one kernel, q|k|v, mid
-                 * conv, upsampling conv, the attention's exp2) and one per distinct IASA (group size,
-                 * centers) and LRSA patch */
-                int want = 7;
+                 * conv, upsampling conv, the attention's exp2), one per distinct IASA (group size,
+                 * centers), and one or two per distinct LRSA patch (tensor against CUDA cores, then the
+                 * one-kernel LRSA against the pass + attention where the device gives its shared
+                 * memory to the largest patch) */
+                int want = 7, big = 0, optin = 0, dev = 0;
+                for (int g = 0; mi && g < mi->num_groups; g++)
+                    big = mi->groups[g].patch_size > big ? mi->groups[g].patch_size : big;
+                cudaGetDevice(&dev);
+                cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
+                int fused = mi && catanet_lrsa_fused_takes(mi->dim, mi->qk_dim / mi->heads, mi->dim / mi->heads) &&
+                            catanet_lrsa_fused_smem(big) <= (size_t)optin;
                 for (int g = 0; k && mi && g < mi->num_groups; g++) {
                     int newi = 1, newl = 1;
                     for (int q = 0; q < g; q++) {
@@ -3284,7 +3292,7 @@ static void fp16_set5(void)
                                   mi->groups[q].num_tokens == mi->groups[g].num_tokens);
                         newl &= mi->groups[q].patch_size != mi->groups[g].patch_size;
                     }
-                    want += newi + newl;
+                    want += newi + newl * (1 + fused);
                 }
                 want = k ? want : 0;
                 test_check(engine_picks - picks0 == want, "Set5 %s: fp16 %s: %d kernel pairs timed at prepare (want %d)",

@@ -232,9 +232,9 @@ if [ -x "$B/tools/catanet-gpubench" ] && [ -f "$M/g3_x2.safetensors" ]; then
     bench g3_x2_fp16 "$M/g3_x2.safetensors" fp16 960x540 1920x1080
     bench l8_x2_fp16 "$M/l8_x2.safetensors" fp16 960x540 1920x1080
     # the kernel picks AUTO made at 960x540, each with both kernels' times on this GPU (backend_cuda.c:
-    # 15 for this model: 7 pairs, the attention's exp2 among them, 4 distinct IASA and 4 distinct LRSA
-    # configurations)
-    grep -E 'kernel pick 960x540|residual stream 960x540' "$LOG/bench_l8_x2_fp16.log" | head -21 |
+    # 19 for this model: 7 pairs, the attention's exp2 among them, 4 distinct IASA configurations and
+    # 2 picks for each of the 4 distinct LRSA patches)
+    grep -E 'kernel pick 960x540|residual stream 960x540' "$LOG/bench_l8_x2_fp16.log" | head -24 |
         sed 's/^catanet: /PICK /' | tee -a "$SUMMARY"
     # where the time of that frame goes, step by step (catanet_engine_profile: one eager forward)
     grep '^PROFILE 960x540' "$LOG/bench_l8_x2_fp16.log" | tee -a "$SUMMARY"
@@ -278,7 +278,7 @@ fi
 
 # ---- the DRAM bytes of one frame, kernel by kernel, measured (Nsight Compute): the 8-group x2
 # model at 960x540, fp16, primary kernels, the frame between cudaProfilerStart and Stop
-# (catanet-gpubench -P 1); against docs/roofline.md's count (~11.0 GB) and the census's 176
+# (catanet-gpubench -P 1); against docs/roofline.md's count (~9.0 GB) and the census's 168
 # launches. ncu serialises the kernels and replays each: its times are each kernel alone ----
 NCU=$(command -v ncu || true)
 [ -z "$NCU" ] && [ -x /usr/local/cuda/bin/ncu ] && NCU=/usr/local/cuda/bin/ncu

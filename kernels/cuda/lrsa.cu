@@ -17,7 +17,8 @@
  * fp16 (each patch's add in fp32, then rounded): the combine's tensor cores round it to fp16 anyway,
  * and its write, ~0.3 read-modify-writes and read a token are half the bytes.
  * defines: catanet_lrsa_cuda_table_bytes, catanet_lrsa_cuda_table_fill, catanet_lrsa_fwd_cuda,
- *          catanet_lrsa_attend_fwd_cuda, catanet_lrsa_fused_smem, catanet_lrsa_fused_setup,
+ *          catanet_lrsa_attend_fwd_cuda, catanet_lrsa_fused_takes, catanet_lrsa_fused_smem,
+ *          catanet_lrsa_fused_setup,
  *          catanet_lrsa_fused_fwd_cuda,
  *          catanet_lrsa_bwd_cuda_work, catanet_lrsa_bwd_cuda
  */
@@ -268,6 +269,11 @@ static int lrsa_attend_classes(CatanetCudaCtx *cx, const CatanetLrsaArgs *a, Lrs
 
 static inline int lf_tpad(int ps) { return (ps * ps + TC_KEYS - 1) / TC_KEYS * TC_KEYS; }
 
+int catanet_lrsa_fused_takes(int c, int dqk, int dv)
+{
+    return c > 0 && c <= 16 * LF_KS && dqk > 0 && dqk <= TC_D && dv > 0 && dv < TC_D;
+}
+
 size_t catanet_lrsa_fused_smem(int ps)
 {
     size_t tpad = (size_t)lf_tpad(ps);
@@ -502,7 +508,7 @@ int catanet_lrsa_fused_fwd_cuda(CatanetCudaCtx *cx, const CatanetLrsaArgs *a, co
                                 const void *dev_table, float *asum, const float *x, float *out)
 {
     CUDA_REQUIRE(cx, a->h >= a->ps && a->w >= a->ps && a->ps >= 3 && a->heads > 0, "lrsa_fused_fwd_cuda");
-    CUDA_REQUIRE(cx, a->c > 0 && a->c <= 16 * LF_KS && a->dqk > 0 && a->dqk <= TC_D && a->dv > 0 && a->dv < TC_D,
+    CUDA_REQUIRE(cx, catanet_lrsa_fused_takes(a->c, a->dqk, a->dv),
                  "lrsa_fused_fwd_cuda (C <= 48, head dims <= 16 and < 16)");
     CUDA_REQUIRE(cx, dev_table && asum && x && out && wt && wt->norm_w && wt->norm_b && wt->wq && wt->wk && wt->wv &&
                      wt->wproj, "lrsa_fused_fwd_cuda");
