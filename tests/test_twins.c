@@ -3615,6 +3615,16 @@ static int op_lrsa_attend_half(void *p)
     return ret;
 }
 static int op_lrsa(void *p) { BenchBufs *b = p; return catanet_lrsa_fwd_cuda(&cx, &b->la, &b->lw, b->tab, &b->sc, b->x, b->z); }
+/* the one-kernel LRSA as the engine runs it: x and the patch sums as fp16 (x is b->x's bits read as
+ * halves: any finite values time the same) */
+static int op_lrsa_fused(void *p)
+{
+    BenchBufs *b = p;
+    cx.lrsa_x_fp16 = cx.lrsa_asum_fp16 = 1;
+    int ret = catanet_lrsa_fused_fwd_cuda(&cx, &b->la, &b->lw, b->tab, b->sc.asum, b->x, b->z);
+    cx.lrsa_x_fp16 = cx.lrsa_asum_fp16 = 0;
+    return ret;
+}
 static int op_shuffle(void *p)
 {
     BenchBufs *b = p;
@@ -3761,6 +3771,11 @@ static void op_bench(void)
         cx.attn_exp2_fma = 1;
         printf("  lrsa ps=%-3d fp16, attend, fp16 q/k/v, exp2 1/4 FMA %6.3f\n", cfg[i][2],
                time_op(op_lrsa_attend_half, &b));
+        cx.attn_exp2_fma = 0;
+        if (catanet_lrsa_fused_setup(&cx, cfg[i][2]) == 0) /* against the two lines above plus the q|k|v pass */
+            printf("  lrsa ps=%-3d fp16, one kernel (LN + q|k|v inside) %6.3f\n", cfg[i][2], time_op(op_lrsa_fused, &b));
+        else
+            printf("  lrsa ps=%-3d fp16, one kernel: not available (%s)\n", cfg[i][2], cx.err);
         cx.attn_fp16 = cx.attn_exp2_fma = 0;
         cudaFree(b.tab);
     }
