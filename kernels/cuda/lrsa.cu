@@ -159,6 +159,31 @@ lrsa_attn_kernel(CatanetLrsaArgs a, LrsaTable tb, int nr, int nc, int cr0, int c
             st_act(o + e, (add ? ld_act(o + e) : 0.0f) + st.acc[e] * il);
 }
 
+/* warp-wide, after a warp's last key tile: its 16 queries q0 .. (those in the patch) normalised into
+ * asum, written by the first patch to reach a token and added by the later ones */
+template <typename TA>
+__device__ static inline void lrsa_tc_store(const TcRow &st, int q0, const CatanetLrsaArgs &a, const LrsaTable &tb,
+                                            int nr, int nc, int pr, int pc, int h, PatchRow rowof, TA *asum)
+{
+    const TcSums ss = tc_row_sums(st);
+    const int T = a.ps * a.ps, hv = a.heads * a.dv;
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        int qi = q0 + tc_out_row(i);
+        if (qi >= T)
+            continue;
+        float il = 1.0f / ss.l[i >> 1];
+        TA *o = asum + (size_t)rowof(qi) * hv + h * a.dv;
+        const bool add = lrsa_reached_before(tb, nr, nc, a.ps, pr, pc, rowof.top + qi / a.ps, rowof.left + qi % a.ps);
+#pragma unroll
+        for (int n = 0; n < 2; n++) {
+            int e = tc_out_dim(n, i);
+            if (e < a.dv)
+                st_act(o + e, (add ? ld_act(o + e) : 0.0f) + st.o[n][i] * il);
+        }
+    }
+}
+
 /* the fp16 mode's attention (cx->attn_fp16): the same blocks, on tensor cores (attn_tc.cuh); one
  * (patch, head, chunk of TC_ROWS queries) per block, every key of the patch streamed in tiles */
 template <typename TQ, typename TA, bool EXP_FMA>
@@ -187,24 +212,8 @@ lrsa_attn_tc_kernel(CatanetLrsaArgs a, LrsaTable tb, int nr, int nc, int cr0, in
         if (busy)
             tc_attend<EXP_FMA>(st, fq, sm, 0, cnt);
     }
-    if (!busy)
-        return;
-    const TcSums ss = tc_row_sums(st);
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-        int qi = q0 + tc_out_row(i);
-        if (qi >= T)
-            continue;
-        float il = 1.0f / ss.l[i >> 1];
-        TA *o = asum + (size_t)rowof(qi) * hv + h * a.dv;
-        const bool add = lrsa_reached_before(tb, nr, nc, a.ps, pr, pc, rowof.top + qi / a.ps, rowof.left + qi % a.ps);
-#pragma unroll
-        for (int n = 0; n < 2; n++) {
-            int e = tc_out_dim(n, i);
-            if (e < a.dv)
-                st_act(o + e, (add ? ld_act(o + e) : 0.0f) + st.o[n][i] * il);
-        }
-    }
+    if (busy)
+        lrsa_tc_store(st, q0, a, tb, nr, nc, pr, pc, h, rowof, asum);
 }
 
 /* the nine patch classes' attention into asum (q, k, v as TQ: float, or __half when stored so; asum
@@ -280,6 +289,10 @@ size_t catanet_lrsa_fused_smem(int ps)
     return sizeof(__half) * LF_N * LF_WS + sizeof(uint32_t) * (tpad * TC_KW + (size_t)TC_D * (tpad / 2 + 4));
 }
 
+/* the channel of a lane's j-th value (0..3) in k step ks: the A fragment's columns 2t, 2t + 1, 2t + 8,
+ * 2t + 9 */
+__device__ static inline int lf_col(int ks, int j, int t) { return 16 * ks + 2 * t + (j & 1) + 8 * (j >> 1); }
+
 /* the A fragments of LN(x) for the warp's 16 patch tokens r0 .. r0 + 15 (rows >= T: zeros). Lane (g, t)
  * holds columns 16 ks + 2t + {0, 1, 8, 9} of rows g and g + 8, so a quad holds whole rows: the sums
  * for the mean and the variance (two passes, fp32) close with two shuffles */
@@ -299,7 +312,7 @@ __device__ static inline void lf_ln_rows(uint32_t af[LF_KS][4], int r0, int T, P
         for (int ks = 0; ks < LF_KS; ks++)
 #pragma unroll
             for (int j = 0; j < 4; j++) {
-                int col = 16 * ks + 2 * t + (j & 1) + 8 * (j >> 1);
+                int col = lf_col(ks, j, t);
                 v[hr][ks][j] = ok && col < C ? ld_act(xr + col) : 0.0f;
                 s += v[hr][ks][j];
             }
@@ -311,7 +324,7 @@ __device__ static inline void lf_ln_rows(uint32_t af[LF_KS][4], int r0, int T, P
         for (int ks = 0; ks < LF_KS; ks++)
 #pragma unroll
             for (int j = 0; j < 4; j++) {
-                int col = 16 * ks + 2 * t + (j & 1) + 8 * (j >> 1);
+                int col = lf_col(ks, j, t);
                 float d = v[hr][ks][j] - mean;
                 q += col < C ? d * d : 0.0f;
             }
@@ -322,7 +335,7 @@ __device__ static inline void lf_ln_rows(uint32_t af[LF_KS][4], int r0, int T, P
         for (int ks = 0; ks < LF_KS; ks++)
 #pragma unroll
             for (int j = 0; j < 4; j++) {
-                int col = 16 * ks + 2 * t + (j & 1) + 8 * (j >> 1);
+                int col = lf_col(ks, j, t);
                 v[hr][ks][j] = ok && col < C ? (v[hr][ks][j] - mean) * rstd * lnw[col] + lnb[col] : 0.0f;
             }
     }
@@ -357,7 +370,7 @@ lrsa_fused_tc_kernel(CatanetLrsaArgs a, LrsaTable tb, int nr, int nc, int cr0, i
 {
     extern __shared__ uint32_t lf_smem[];
     const int T = a.ps * a.ps, tpad = (T + TC_KEYS - 1) / TC_KEYS * TC_KEYS, vw = tpad / 2 + 4, C = a.c;
-    const int dqk = a.dqk, dv = a.dv, hv = a.heads * dv, h = blockIdx.y;
+    const int dqk = a.dqk, dv = a.dv, h = blockIdx.y;
     __half *ws = (__half *)lf_smem;
     uint32_t *kt = lf_smem + LF_N * LF_WS / 2, *vt = kt + (size_t)tpad * TC_KW;
     __half *vth = (__half *)vt;
@@ -420,22 +433,7 @@ lrsa_fused_tc_kernel(CatanetLrsaArgs a, LrsaTable tb, int nr, int nc, int cr0, i
         for (int t0 = 0; t0 < T; t0 += TC_KEYS)
             tc_attend_at<EXP_FMA>(st, fq, kt + (size_t)t0 * TC_KW, vt + t0 / 2, vw, 0,
                                   T - t0 < TC_KEYS ? T - t0 : TC_KEYS);
-        const TcSums ss = tc_row_sums(st);
-#pragma unroll
-        for (int i = 0; i < 4; i++) {
-            int qi = q0 + tc_out_row(i);
-            if (qi >= T)
-                continue;
-            float il = 1.0f / ss.l[i >> 1];
-            TA *o = asum + (size_t)rowof(qi) * hv + h * dv;
-            const bool add = lrsa_reached_before(tb, nr, nc, a.ps, pr, pc, rowof.top + qi / a.ps, rowof.left + qi % a.ps);
-#pragma unroll
-            for (int n = 0; n < 2; n++) {
-                int e = tc_out_dim(n, i);
-                if (e < dv)
-                    st_act(o + e, (add ? ld_act(o + e) : 0.0f) + st.o[n][i] * il);
-            }
-        }
+        lrsa_tc_store(st, q0, a, tb, nr, nc, pr, pc, h, rowof, asum);
     }
 }
 
