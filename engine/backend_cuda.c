@@ -807,12 +807,15 @@ static int op_lrsa_fused(CudaState *s, const CatanetModel *m, int fb, int g)
     s->pick = keep;
     return ret;
 }
+/* the pass + attention on tensor cores against the same on CUDA cores (the one-kernel LRSA is timed
+ * against the first of these apart: op_lrsa_fused) */
 static int op_lrsa(CudaState *s, const CatanetModel *m, int fb, int g)
 {
-    int keep = s->pick.lrsa[g], ret;
+    KernelPicks keep = s->pick;
     s->pick.lrsa[g] = (unsigned char)fb;
-    ret = lrsa_attn(s, m, g, s->f, s->y);
-    s->pick.lrsa[g] = (unsigned char)keep;
+    s->pick.lrsa_passes[g] = 1;
+    int ret = lrsa_attn(s, m, g, s->f, s->y);
+    s->pick = keep;
     return ret;
 }
 
