@@ -6,7 +6,8 @@
 # against the CPU's (tests/train_cuda_loop.sh) and its speed (iterations/s of `catanet-train train
 # --device cuda`, CATANet-L, batch 16 of 64x64 and batch 4 of 32x32), the twin tests once more under
 # compute-sanitizer memcheck (small cases), one frame's DRAM bytes by kernel under Nsight Compute
-# (tools/ncu-summary.py), then, as the last step, whatever budget is left on the
+# (tools/ncu-summary.py), the FFmpeg filter on CUDA frames when staged, then, as the last step,
+# whatever budget is left on the
 # CATANet-L x2 teacher (tools/gpu-train.sh: its new checkpoint and logs in logs.tar.gz,
 # gputrain/; GPU_CHECK_SKIP_TRAIN=1 skips it, GPU_CHECK_TRAIN_SECS caps it),
 # and, when GPU_CHECK_CHECK=1, the CPU test suite. Every step has a timeout and the whole run a
@@ -276,35 +277,6 @@ else
     say "SKIP memcheck: compute-sanitizer not installed"
 fi
 
-# ---- the DRAM bytes of one frame, kernel by kernel, measured (Nsight Compute): the 8-group x2
-# model at 960x540, fp16, primary kernels, the frame between cudaProfilerStart and Stop
-# (catanet-gpubench -P 1); against docs/roofline.md's count (~9.0 GB) and the census's 168
-# launches. ncu serialises the kernels and replays each: its times are each kernel alone ----
-NCU=$(command -v ncu || true)
-[ -z "$NCU" ] && [ -x /usr/local/cuda/bin/ncu ] && NCU=/usr/local/cuda/bin/ncu
-# ncu_frame NAME LIMIT LABEL METRICS: one profiled frame, summed by tools/ncu-summary.py into the summary
-ncu_frame() {
-    name=$1 lim=$2 label=$3 metrics=$4
-    step "$name" "$lim" "$NCU" --profile-from-start off --clock-control none --csv --print-units base \
-        --metrics "$metrics" \
-        "$B/tools/catanet-gpubench" -m "$M/l8_x2.safetensors" -p fp16 -f nv12 -k primary -P 1 -s 960x540
-    nrc=$rc
-    python3 tools/ncu-summary.py "$LOG/$name.log" "$label" > "$LOG/$name-summary.txt"
-    head -1 "$LOG/$name-summary.txt" | sed 's/^/INFO /' | tee -a "$SUMMARY"
-    tail -n +2 "$LOG/$name-summary.txt" >> "$SUMMARY"
-    [ $nrc = 0 ] || say "INFO $name: rc $nrc in $dt s ($(grep -m1 '==ERROR==' "$LOG/$name.log"))"
-}
-if [ -n "$NCU" ] && [ -x "$B/tools/catanet-gpubench" ] && [ -f "$M/l8_x2.safetensors" ] && command -v python3 > /dev/null; then
-    ncu_frame ncu 75 "960x540 fp16 primary" dram__bytes_read.sum,dram__bytes_write.sum,gpu__time_duration.sum
-    # a second run for what bounds each kernel: how busy the DRAM, the SMs, the XU pipe (the
-    # softmax's exp2: the count says the attention may be bound there, ~2.4 ms a frame at 16 a clock
-    # per SM), the issue slots and the tensor pipe were. Apart, so that a metric this ncu lacks
-    # costs only this run
-    ncu_frame ncu2 60 "960x540 fp16 primary, busy" gpu__time_duration.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed,sm__throughput.avg.pct_of_peak_sustained_elapsed,sm__inst_executed_pipe_xu.avg.pct_of_peak_sustained_active,sm__issue_active.avg.pct_of_peak_sustained_active,sm__pipe_tensor_op_hmma_cycles_active.avg.pct_of_peak_sustained_active
-else
-    say "SKIP ncu: Nsight Compute (ncu), python3, catanet-gpubench or the 8-group model missing"
-fi
-
 # ---- training on the GPU (training/model_train_cuda.c): one step against the CPU step and the
 # reference cases, then a one-minute training benchmark (CATANet-L, batch 16 of 64x64 LR patches) ----
 if [ -x "$B/tests/test_train_cuda" ]; then
@@ -339,6 +311,36 @@ if [ -x "$B/training/catanet-train" ]; then
             --log "$LOG/trainloop$1/loop.csv" --cache "$LOG/trainloop$1/cache"
         say "$([ $rc = 0 ] && echo INFO || echo FAIL) trainloop$1: $(grep -m1 'steps in .* it/s' "$LOG/trainloop$1.log" || tail -n 1 "$LOG/trainloop$1.log") (rc $rc, $dt s; includes the first step)"
     done
+fi
+
+# ---- the DRAM bytes of one frame, kernel by kernel, measured (Nsight Compute): the 8-group x2
+# model at 960x540, fp16, primary kernels, the frame between cudaProfilerStart and Stop
+# (catanet-gpubench -P 1); against docs/roofline.md's count (~9.0 GB) and the census's 168
+# launches. ncu serialises the kernels and replays each: its times are each kernel alone. Before the
+# FFmpeg step, which builds FFmpeg and takes what is left of the budget: ~20-40 s expected here ----
+NCU=$(command -v ncu || true)
+[ -z "$NCU" ] && [ -x /usr/local/cuda/bin/ncu ] && NCU=/usr/local/cuda/bin/ncu
+# ncu_frame NAME LIMIT LABEL METRICS: one profiled frame, summed by tools/ncu-summary.py into the summary
+ncu_frame() {
+    name=$1 lim=$2 label=$3 metrics=$4
+    step "$name" "$lim" "$NCU" --profile-from-start off --clock-control none --csv --print-units base \
+        --metrics "$metrics" \
+        "$B/tools/catanet-gpubench" -m "$M/l8_x2.safetensors" -p fp16 -f nv12 -k primary -P 1 -s 960x540
+    nrc=$rc
+    python3 tools/ncu-summary.py "$LOG/$name.log" "$label" > "$LOG/$name-summary.txt"
+    head -1 "$LOG/$name-summary.txt" | sed 's/^/INFO /' | tee -a "$SUMMARY"
+    tail -n +2 "$LOG/$name-summary.txt" >> "$SUMMARY"
+    [ $nrc = 0 ] || say "INFO $name: rc $nrc in $dt s ($(grep -m1 '==ERROR==' "$LOG/$name.log"))"
+}
+if [ -n "$NCU" ] && [ -x "$B/tools/catanet-gpubench" ] && [ -f "$M/l8_x2.safetensors" ] && command -v python3 > /dev/null; then
+    ncu_frame ncu 60 "960x540 fp16 primary" dram__bytes_read.sum,dram__bytes_write.sum,gpu__time_duration.sum
+    # a second run for what bounds each kernel: how busy the DRAM, the SMs, the XU pipe (the
+    # softmax's exp2: the count says the attention may be bound there, ~2.4 ms a frame at 16 a clock
+    # per SM), the issue slots and the tensor pipe were. Apart, so that a metric this ncu lacks
+    # costs only this run
+    ncu_frame ncu2 45 "960x540 fp16 primary, busy" gpu__time_duration.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed,sm__throughput.avg.pct_of_peak_sustained_elapsed,sm__inst_executed_pipe_xu.avg.pct_of_peak_sustained_active,sm__issue_active.avg.pct_of_peak_sustained_active,sm__pipe_tensor_op_hmma_cycles_active.avg.pct_of_peak_sustained_active
+else
+    say "SKIP ncu: Nsight Compute (ncu), python3, catanet-gpubench or the 8-group model missing"
 fi
 
 # ---- the FFmpeg filter on the GPU (issue 4: CUDA frames, NVDEC -> catanet_xs -> NVENC), when
