@@ -3615,8 +3615,8 @@ static int op_lrsa_attend_half(void *p)
     return ret;
 }
 static int op_lrsa(void *p) { BenchBufs *b = p; return catanet_lrsa_fwd_cuda(&cx, &b->la, &b->lw, b->tab, &b->sc, b->x, b->z); }
-/* the one-kernel LRSA as the engine runs it: x and the patch sums as fp16 (x is b->x's bits read as
- * halves: any finite values time the same) */
+/* the one-kernel LRSA as the engine runs it: x and the patch sums as fp16 (b->x's float bits read
+ * as halves: the values do not change the kernel's time) */
 static int op_lrsa_fused(void *p)
 {
     BenchBufs *b = p;
