@@ -276,7 +276,10 @@ static int lrsa_attend_classes(CatanetCudaCtx *cx, const CatanetLrsaArgs *a, Lrs
 #define LF_N 48                /* projection outputs: q [0, 16), k [16, 32), v [32, 48) */
 #define LF_WS 56               /* row stride of the staged weights in halves: 28 words, conflict-free B loads */
 
-static inline int lf_tpad(int ps) { return (ps * ps + TC_KEYS - 1) / TC_KEYS * TC_KEYS; }
+/* the shared-memory geometry of a patch of ps x ps keys, for the host's size and the kernel's layout
+ * alike: the keys rounded up to whole tiles, and V^T's row stride in words (vw % 32 == 4) */
+__host__ __device__ static inline int lf_tpad(int ps) { return (ps * ps + TC_KEYS - 1) / TC_KEYS * TC_KEYS; }
+__host__ __device__ static inline int lf_vw(int ps) { return lf_tpad(ps) / 2 + 4; }
 
 int catanet_lrsa_fused_takes(int c, int dqk, int dv)
 {
@@ -285,8 +288,7 @@ int catanet_lrsa_fused_takes(int c, int dqk, int dv)
 
 size_t catanet_lrsa_fused_smem(int ps)
 {
-    size_t tpad = (size_t)lf_tpad(ps);
-    return sizeof(__half) * LF_N * LF_WS + sizeof(uint32_t) * (tpad * TC_KW + (size_t)TC_D * (tpad / 2 + 4));
+    return sizeof(__half) * LF_N * LF_WS + sizeof(uint32_t) * ((size_t)lf_tpad(ps) * TC_KW + (size_t)TC_D * lf_vw(ps));
 }
 
 /* the channel of a lane's j-th value (0..3) in k step ks: the A fragment's columns 2t, 2t + 1, 2t + 8,
@@ -369,7 +371,7 @@ lrsa_fused_tc_kernel(CatanetLrsaArgs a, LrsaTable tb, int nr, int nc, int cr0, i
                      TA *asum)
 {
     extern __shared__ uint32_t lf_smem[];
-    const int T = a.ps * a.ps, tpad = (T + TC_KEYS - 1) / TC_KEYS * TC_KEYS, vw = tpad / 2 + 4, C = a.c;
+    const int T = a.ps * a.ps, tpad = lf_tpad(a.ps), vw = lf_vw(a.ps), C = a.c;
     const int dqk = a.dqk, dv = a.dv, h = blockIdx.y;
     __half *ws = (__half *)lf_smem;
     uint32_t *kt = lf_smem + LF_N * LF_WS / 2, *vt = kt + (size_t)tpad * TC_KW;
@@ -437,7 +439,7 @@ lrsa_fused_tc_kernel(CatanetLrsaArgs a, LrsaTable tb, int nr, int nc, int cr0, i
     }
 }
 
-/* every instantiation lrsa_fused_launch may take */
+/* the shared-memory limit of every instantiation lrsa_fused_classes may launch */
 template <typename TX, typename TA>
 static cudaError_t lf_raise(int smem)
 {
