@@ -80,15 +80,19 @@ if [ -x "$B/emu/catanet-gpubench" ] && [ -x "$B/tools/catanet-mkmodel" ]; then
         fail=1
     fi
     # gpu-check's DRAM-bytes step records only between cudaProfilerStart and Stop (-P 1): that range
-    # must hold exactly one frame's kernels, the census's list for the same model, size and kernels
-    "$B/emu/catanet-gpubench" -m "$gdir/g1.safetensors" -p fp16 -f nv12 -k primary -P 1 -s 32x28 > "$gdir/pout" 2> "$gdir/perr"
+    # must hold exactly one frame's kernels, the census's list for the same model, size and kernels,
+    # and make no graph: the profiled frame replays the graph that prepare captured, even when no
+    # warm-up frame is asked for (-w 0)
+    "$B/emu/catanet-gpubench" -m "$gdir/g1.safetensors" -p fp16 -f nv12 -k primary -P 1 -w 0 -s 32x28 > "$gdir/pout" 2> "$gdir/perr"
     rc=$?
-    inrange=$(sed -n 's/^emu: \([0-9]*\) kernel launches between cudaProfilerStart and cudaProfilerStop$/\1/p' "$gdir/perr")
+    inrange=$(sed -n 's/^emu: \([0-9]*\) kernel launches and [0-9]* graphs instantiated between cudaProfilerStart and cudaProfilerStop$/\1/p' "$gdir/perr")
+    graphs=$(sed -n 's/^emu: [0-9]* kernel launches and \([0-9]*\) graphs instantiated between .*$/\1/p' "$gdir/perr")
     frame=$([ -x "$B/emu/census" ] && "$B/emu/census" "$gdir/g1.safetensors" 32x28 fp16 primary 2> /dev/null | grep -c '^kernel')
-    if [ $rc = 0 ] && grep -q '^PROFILED 32x28: one frame' "$gdir/pout" && [ -n "$inrange" ] && [ "$inrange" = "$frame" ]; then
-        echo "PASS: catanet-gpubench -P 1 (emulated): the profiled range holds one frame's $inrange kernel launches (the census: $frame)"
+    if [ $rc = 0 ] && grep -q '^PROFILED 32x28: one frame' "$gdir/pout" && [ -n "$inrange" ] && [ "$inrange" = "$frame" ] \
+        && [ "$graphs" = 0 ]; then
+        echo "PASS: catanet-gpubench -P 1 -w 0 (emulated): the profiled range holds one frame's $inrange kernel launches (the census: $frame) and makes no graph"
     else
-        echo "FAIL: catanet-gpubench -P 1 (emulated): exit $rc, ${inrange:-no} launches in the profiled range, the census lists ${frame:-none}"
+        echo "FAIL: catanet-gpubench -P 1 -w 0 (emulated): exit $rc, ${inrange:-no} launches in the profiled range (the census lists ${frame:-none}), ${graphs:-?} graphs made there (want 0)"
         tail -n 5 "$gdir/pout" "$gdir/perr"
         fail=1
     fi

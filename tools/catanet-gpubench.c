@@ -6,7 +6,8 @@
  *   "pipelined": the caller's stream, frames queued back to back, one sync at the end (throughput)
  *   catanet-gpubench -m MODEL [-p fp32|fp16] [-f nv12|p010|rgbf] [-s WxH]... [-n RUNS] [-w WARMUP] [-g GPU]
  *                    [-k auto|primary|fallback] [-P 1]
- * -P 1: no timing; after the warm-up (at least one frame: the graph is then made), one frame per size
+ * -P 1: no timing; after the warm-up (at least one frame, for the first launches outside the graph that
+ * prepare made and ran once: the colour conversions of device frames, lazily loaded), one frame per size
  * between cudaProfilerStart and cudaProfilerStop, on the engine's own stream, for a profiler told to
  * record only there (ncu --profile-from-start off: tools/gpu-check.sh's DRAM bytes a kernel).
  * Exit 77 when the build or the machine has no CUDA.
@@ -121,7 +122,7 @@ int main(int argc, char **argv)
         }
     }
     if (profile_frame && warmup < 1)
-        warmup = 1; /* the profiled frame replays the graph the first frame made */
+        warmup = 1; /* the frame conversions' first launches (module loading) stay out of the profile */
     if (!model || runs < 1 || warmup < 0) {
         fprintf(stderr, "catanet-gpubench: -m MODEL is required\n");
         return 2;

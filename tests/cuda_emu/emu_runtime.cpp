@@ -144,8 +144,9 @@ static cudaError_t enqueue(cudaStream_t s, std::function<void()> op, const char 
  * sizes the emulator could not compute in time, which is all it is for */
 static FILE *census_out;
 static bool census_dry;
-/* the profiler range (cudaProfilerStart .. Stop): kernels run inside it, or -1 outside */
-static long profiled_kernels = -1;
+/* the profiler range (cudaProfilerStart .. Stop): kernels run inside it, or -1 outside, and the
+ * graphs instantiated inside it (a profiled frame should replay a graph made before, not make one) */
+static long profiled_kernels = -1, profiled_graphs;
 static void census_op(const char *what, size_t bytes)
 {
     if (census_out)
@@ -319,14 +320,15 @@ cudaError_t cudaDeviceSynchronize(void)
 cudaError_t cudaProfilerStart(void)
 {
     flush_all();
-    profiled_kernels = 0;
+    profiled_kernels = profiled_graphs = 0;
     return 0;
 }
 cudaError_t cudaProfilerStop(void)
 {
     flush_all();
     if (profiled_kernels >= 0)
-        fprintf(stderr, "emu: %ld kernel launches between cudaProfilerStart and cudaProfilerStop\n", profiled_kernels);
+        fprintf(stderr, "emu: %ld kernel launches and %ld graphs instantiated between cudaProfilerStart and cudaProfilerStop\n",
+                profiled_kernels, profiled_graphs);
     profiled_kernels = -1;
     return 0;
 }
@@ -429,6 +431,8 @@ cudaError_t cudaGraphInstantiate(cudaGraphExec_t *x, cudaGraph_t g, unsigned lon
     if (!g)
         return ErrInvalidValue;
     *x = new CUgraphExec_st{ g->ops };
+    if (profiled_kernels >= 0)
+        profiled_graphs++;
     return 0;
 }
 cudaError_t cudaGraphLaunch(cudaGraphExec_t x, cudaStream_t s)
