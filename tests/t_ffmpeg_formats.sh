@@ -55,6 +55,27 @@ for f in yuv420p nv12 p010le rgb24; do
         cmp -s "$TMP/ff.raw" "$TMP/ref.raw"
 done
 
+# x3: the only scale whose output can be odd (17x13 -> 51x39, 1x1 -> 3x3), where 4:2:0 and 4:2:2
+# chroma of the output round up; the reference cases' x3 weights (random, so every output byte is
+# the network's, not a copy of bicubic)
+M3=$SHARED/reference/catanet/weights_x3_random.safetensors
+for size in 17x13 1x1; do
+    w=${size%x*} h=${size#*x}
+    for f in yuv420p yuvj420p yuv422p nv12 p010le rgb24; do
+        range=limited loc=left
+        [ $f = yuvj420p ] && range=full loc=center
+        ff -lavfi "testsrc2=size=64x48:rate=5:duration=0.2,scale=$w:$h,format=$f" -f rawvideo "$TMP/in.raw"
+        if ! ff -f rawvideo -pix_fmt $f -s $size -i "$TMP/in.raw" -vf "catanet_xs=model=$M3:threads=1" \
+                -f rawvideo -pix_fmt $f "$TMP/ff.raw"; then
+            fail "x3 $f $size: ffmpeg failed"
+            continue
+        fi
+        "$TMP/ffmpeg_ref" "$M3" $f $w $h 601 $range $loc "$TMP/in.raw" "$TMP/ref.raw"
+        check "x3 $f $size -> $((3 * w))x$((3 * h)): filter output equals libcatanet's ($(wc -c < "$TMP/ff.raw") bytes)" \
+            cmp -s "$TMP/ff.raw" "$TMP/ref.raw"
+    done
+done
+
 # colour tags and the untagged default: each case must match the library with the expected
 # matrix/range, and not the library with the other matrix (so the case tells them apart)
 tagcase() { # description size pix_fmt filter-prefix matrix range other-matrix [catanet_xs options]
