@@ -1,0 +1,49 @@
+#!/bin/sh
+# The shipped models (weights/catanet_{l,xs,s}_x{2,3,4}.safetensors), what `make install` puts
+# where the filter looks: each loads, upscales by the factor its name says, and beats bicubic on
+# Set5's bird (LR given, catanet-eval's protocol) by at least 2 dB (the shipped ones gain 2.8 to
+# 5.7; an untrained or damaged file loses to bicubic). The product's size claim for the default
+# filter model: XS x2 under 230,000 parameters and under the hand-designed baseline S x2.
+B=${BUILDDIR:-build}
+E=$B/tools/catanet-eval
+BENCH=$B/tools/catanet-bench
+SHARED=${CATANET_SHARED:-../shared}
+[ -x "$E" ] && [ -x "$BENCH" ] || { echo "FAIL: $E or $BENCH not built"; exit 1; }
+W=$(mktemp -d)
+trap 'rm -rf "$W"' EXIT
+fail=0
+check() {  # check OK MESSAGE
+    if [ "$1" = 0 ]; then echo "PASS: $2"; else echo "FAIL: $2"; fail=1; fi
+}
+
+# a one-image set in the benchmark layout, LR given for every scale
+mkdir -p "$W/bird/HR"
+cp "$SHARED/data/eval/Set5/HR/bird.png" "$W/bird/HR/"
+for s in 2 3 4; do
+    mkdir -p "$W/bird/LR_bicubic/X$s"
+    cp "$SHARED/data/eval/Set5/LR_bicubic/X$s/birdx$s.png" "$W/bird/LR_bicubic/X$s/"
+done
+
+n=0
+for f in weights/catanet_*_x[0-9].safetensors; do
+    [ -f "$f" ] || continue
+    n=$((n + 1))
+    name=$(basename "$f" .safetensors)
+    s=${name##*_x}
+    "$E" -m "$f" -t 1 --json "$W/bird" > "$W/out" 2> "$W/err"
+    rc=$?
+    model=$(sed -n 's/.*"method": "model", "scale": \([0-9]*\),.*"lr": "given", "psnr": \([0-9.]*\).*/\1 \2/p' "$W/out")
+    bic=$(sed -n 's/.*"method": "bicubic", "scale": [0-9]*,.*"psnr": \([0-9.]*\).*/\1/p' "$W/out")
+    ok=1
+    [ $rc = 0 ] && [ "${model%% *}" = "$s" ] && [ -n "$bic" ] &&
+        awk -v m="${model#* }" -v b="$bic" 'BEGIN { exit !(m >= b + 2) }' && ok=0
+    check $ok "$name: x${model%% *} (name: x$s), bird ${model#* } dB against bicubic's ${bic:-?} $(head -c 200 "$W/err")"
+done
+check $([ $n -ge 9 ] && echo 0 || echo 1) "$n shipped models found (L, XS and S at x2, x3 and x4: 9)"
+
+params() { "$BENCH" -m "$1" -t 1 -s 16x16 -n 1 2> /dev/null | sed -n 's/.*"params":\([0-9]*\).*/\1/p' | head -1; }
+xs=$(params weights/catanet_xs_x2.safetensors)
+base=$(params weights/catanet_s_x2.safetensors)
+ok=1; [ -n "$xs" ] && [ -n "$base" ] && [ "$xs" -lt 230000 ] && [ "$xs" -lt "$base" ] && ok=0
+check $ok "XS x2 has ${xs:-?} parameters: under 230,000 and under the baseline S x2's ${base:-?}"
+exit $fail
