@@ -19,24 +19,31 @@ if ! cc -std=c11 -O2 $(PKG_CONFIG_PATH=$PC pkg-config --cflags catanet) tests/ff
     finish
 fi
 
+# fmt_case MODEL SCALE PIXFMT WxH [LABEL]: one raw frame through the filter and through libcatanet
+# (untagged: BT.601, limited range and left-sited chroma; yuvj420p: full range, centred), byte for byte
+fmt_case() {
+    model=$1 s=$2 f=$3 size=$4 label=$5
+    w=${size%x*} h=${size#*x}
+    range=limited loc=left
+    [ $f = yuvj420p ] && range=full loc=center
+    ff -lavfi "testsrc2=size=64x48:rate=5:duration=0.2,scale=$w:$h,format=$f" -f rawvideo "$TMP/in.raw"
+    if ! ff -f rawvideo -pix_fmt $f -s $size -i "$TMP/in.raw" -vf "catanet_xs=model=$model:threads=1" \
+            -f rawvideo -pix_fmt $f "$TMP/ff.raw"; then
+        fail "$label$f $size: ffmpeg failed"
+        return
+    fi
+    "$TMP/ffmpeg_ref" "$model" $f $w $h 601 $range $loc "$TMP/in.raw" "$TMP/ref.raw"
+    check "$label$f $size -> $((s * w))x$((s * h)): filter output equals libcatanet's ($(wc -c < "$TMP/ff.raw") bytes)" \
+        cmp -s "$TMP/ff.raw" "$TMP/ref.raw"
+}
+
 fmts="yuv420p yuvj420p yuv422p yuv444p nv12 rgb24 bgr24 gbrp gray yuv420p10le yuv444p10le p010le"
 for size in 17x13 1x1 2x2; do
-    w=${size%x*} h=${size#*x}
     list=$fmts
     # 2x2: only where chroma geometry differs from 1x1 (subsampled formats)
     [ $size = 2x2 ] && list="yuv420p yuv422p nv12 p010le"
     for f in $list; do
-        range=limited loc=left
-        [ $f = yuvj420p ] && range=full loc=center
-        ff -lavfi "testsrc2=size=64x48:rate=5:duration=0.2,scale=$w:$h,format=$f" -f rawvideo "$TMP/in.raw"
-        if ! ff -f rawvideo -pix_fmt $f -s $size -i "$TMP/in.raw" -vf "catanet_xs=model=$M:threads=1" \
-                -f rawvideo -pix_fmt $f "$TMP/ff.raw"; then
-            fail "$f $size: ffmpeg failed"
-            continue
-        fi
-        "$TMP/ffmpeg_ref" "$M" $f $w $h 601 $range $loc "$TMP/in.raw" "$TMP/ref.raw"
-        check "$f $size -> $((2 * w))x$((2 * h)): filter output equals libcatanet's ($(wc -c < "$TMP/ff.raw") bytes)" \
-            cmp -s "$TMP/ff.raw" "$TMP/ref.raw"
+        fmt_case "$M" 2 $f $size
     done
 done
 
@@ -60,19 +67,8 @@ done
 # the network's, not a copy of bicubic)
 M3=$SHARED/reference/catanet/weights_x3_random.safetensors
 for size in 17x13 1x1; do
-    w=${size%x*} h=${size#*x}
     for f in yuv420p yuvj420p yuv422p nv12 p010le rgb24; do
-        range=limited loc=left
-        [ $f = yuvj420p ] && range=full loc=center
-        ff -lavfi "testsrc2=size=64x48:rate=5:duration=0.2,scale=$w:$h,format=$f" -f rawvideo "$TMP/in.raw"
-        if ! ff -f rawvideo -pix_fmt $f -s $size -i "$TMP/in.raw" -vf "catanet_xs=model=$M3:threads=1" \
-                -f rawvideo -pix_fmt $f "$TMP/ff.raw"; then
-            fail "x3 $f $size: ffmpeg failed"
-            continue
-        fi
-        "$TMP/ffmpeg_ref" "$M3" $f $w $h 601 $range $loc "$TMP/in.raw" "$TMP/ref.raw"
-        check "x3 $f $size -> $((3 * w))x$((3 * h)): filter output equals libcatanet's ($(wc -c < "$TMP/ff.raw") bytes)" \
-            cmp -s "$TMP/ff.raw" "$TMP/ref.raw"
+        fmt_case "$M3" 3 $f $size "x3 "
     done
 done
 
