@@ -12,7 +12,7 @@
 # The budget (batch 4 of 32x32 equivalents, counted as in weights/README.md): the teacher's 31,328
 # steps are 33,593 (its first 151 steps were 16 of 64x64), + 1,120 + 3,000 + 3,000 = 40,713.
 #
-# usage (repo root): sh weights/ckpt/run11/run.sh xs|s. Each part is resumable: it picks up from its
+# usage (repo root): [THREADS=N] sh weights/ckpt/run11/run.sh xs|s (THREADS: the s part's, 1 by default). Each part is resumable: it picks up from its
 # checkpoint, or skips a stage whose output is already in weights/ckpt/run11/.
 set -e
 R=weights/ckpt/run11
@@ -21,6 +21,10 @@ D="--data ../shared/data/train/T91 --data ../shared/data/train/BSD200 --data ../
 V="--val ../shared/data/eval/Set5 --val ../shared/data/eval/Set14"
 B=40713
 
+# the step a checkpoint is at (catanet-train exits 0 when a signal stops it, checkpoint written)
+ckpt_step() {
+    python3 -c 'import json, struct, sys; f = open(sys.argv[1], "rb"); n = struct.unpack("<Q", f.read(8))[0]; print(json.loads(f.read(n))["__metadata__"]["step"])' "$1"
+}
 stage() {  # stage CKPT FROM OUT ITERS LR MILESTONES: train --from FROM (or resume CKPT), export to OUT
     [ -f "$3" ] && return 0
     if [ -f "$1" ]; then
@@ -29,6 +33,7 @@ stage() {  # stage CKPT FROM OUT ITERS LR MILESTONES: train --from FROM (or resu
         $T train --from "$2" $D $V --batch 4 --patch 32 --iters "$4" --lr "$5" --milestones "$6" --gamma 0.5 \
             --threads 1 --val-every 1000 --ckpt "$1" --log "${1%.ckpt.safetensors}.csv" --quiet
     fi
+    [ "$(ckpt_step "$1")" = "$4" ] || { echo "run.sh: $1 stopped before step $4; run it again to go on" >&2; exit 1; }
     $T export "$1" "$3"
 }
 
@@ -56,7 +61,10 @@ s)
     C=weights/ckpt/catanet_s_x2.ckpt.safetensors
     [ -f $C ] || git show 77a5244:$C > $C  # the step-18,121 checkpoint (left the tree in session 8)
     [ -f $R/s.safetensors ] && exit 0
-    $T resume $C --iters $B --milestones 37713,39213 --threads 1 --quiet >> $R/s.log 2>&1
+    $T resume $C --iters $B --milestones 37713,39213 --threads ${THREADS:-1} --quiet >> $R/s.log 2>&1
+    # catanet-train exits 0 when a signal stops it (checkpoint written): export only a finished run
+    step=$(ckpt_step $C)
+    [ "$step" = $B ] || { echo "run.sh s: stopped at step $step of $B; run it again to go on" >&2; exit 1; }
     $T export $C $R/s.safetensors
     ;;
 *) echo "usage: $0 xs|s" >&2; exit 2 ;;
