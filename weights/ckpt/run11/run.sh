@@ -56,6 +56,9 @@ xs)
         >> $R/xs.log 2>&1
     stage weights/ckpt/catanet_xs11_x2_ft2.ckpt.safetensors $R/xs_ft.safetensors $R/xs_ft2.safetensors 3000 1e-4 1500 \
         >> $R/xs.log 2>&1
+    # shipped (weights/README.md), with the note's first clause added (the intermediate exports in
+    # ckpt/run11 then left the tree)
+    python3 $R/add_note.py $R/xs_ft2.safetensors weights/catanet_xs_x2.safetensors
     ;;
 s)
     C=weights/ckpt/catanet_s_x2.ckpt.safetensors

@@ -11,18 +11,7 @@ for s in 3 4; do
         --quiet --iters 250 --val-every 250 --ckpt $W/xs_x$s.ckpt.safetensors --log $R/xs_x$s.csv > $R/xs_x$s.log 2>&1
     build/training/catanet-train export $W/xs_x$s.ckpt.safetensors $W/catanet_xs_x$s.safetensors
 done
-# Shipped (weights/README.md): each export copied to weights/catanet_xs_x$s.safetensors with the note's
-# first clause (the teacher's step) added by a header-only edit, as for the XS x2 of this session:
+# Shipped (weights/README.md): each export copied to weights/ with the note's first clause added
 for s in 3 4; do
-    python3 - $W/catanet_xs_x$s.safetensors weights/catanet_xs_x$s.safetensors <<'PY'
-import json, struct, sys
-raw = open(sys.argv[1], 'rb').read()
-n = struct.unpack('<Q', raw[:8])[0]
-h = json.loads(raw[8:8 + n]); body = raw[8 + n:]
-h['__metadata__']['catanet_note'] = ('training/xs_pipeline.sh from weights/catanet_l_x2.safetensors at step 31,328 '
-    '(session 11; prune 3 x 120, recovery 2 x 80); ' + h['__metadata__']['catanet_note'])
-hb = json.dumps(h, separators=(',', ':')).encode()
-hb += b' ' * (-len(hb) % 8)
-open(sys.argv[2], 'wb').write(struct.pack('<Q', len(hb)) + hb + body)
-PY
+    python3 $R/add_note.py $W/catanet_xs_x$s.safetensors weights/catanet_xs_x$s.safetensors
 done
