@@ -59,7 +59,15 @@ while [ $i -lt 600 ]; do
 done
 kill -TERM $pid
 wait $pid
+rc=$?
 last=$(tail -n 1 "$W/c.csv" | cut -d, -f1)
+# stopped, not finished: the program ends by the signal (128 + 15 in the shell)
+if [ $rc = 143 ]; then
+    echo "PASS: a run stopped by SIGTERM ends by it (status $rc)"
+else
+    echo "FAIL: a run stopped by SIGTERM exited with status $rc, not 143 (a caller would take it for finished)"
+    fail=1
+fi
 $T resume "$W/c.ckpt" --iters $((last + 2)) --quiet 2>"$W/c.err" || { echo "FAIL: resume after SIGTERM"; cat "$W/c.err"; exit 1; }
 if grep -q "resuming .* at step $last " "$W/c.err"; then
     echo "PASS: SIGTERM at step $last wrote a checkpoint of that step"

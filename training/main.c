@@ -60,12 +60,14 @@ typedef struct TrainCfg {
     double t_start;    /* now_s() at the start of the program */
 } TrainCfg;
 
+/* the signal that asked the loop to stop (0: none); main re-raises it once the checkpoint is written,
+ * so a caller sees a run stopped by a signal as stopped by it (a script chaining stages must not take
+ * it for a finished run), while --time-limit, a stop that was asked for, exits 0 */
 static volatile sig_atomic_t g_stop;
 
 static void on_signal(int sig)
 {
-    (void)sig;
-    g_stop = 1;
+    g_stop = sig;
 }
 
 static double now_s(void)
@@ -1202,5 +1204,9 @@ int main(int argc, char **argv)
     catanet_model_free(ts.grads);
     catanet_model_free(ts.adam_m);
     catanet_model_free(ts.adam_v);
+    if (g_stop) {
+        signal(g_stop, SIG_DFL);
+        raise(g_stop);
+    }
     return ret;
 }
