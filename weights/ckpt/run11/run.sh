@@ -21,7 +21,8 @@ D="--data ../shared/data/train/T91 --data ../shared/data/train/BSD200 --data ../
 V="--val ../shared/data/eval/Set5 --val ../shared/data/eval/Set14"
 B=40713
 
-# the step a checkpoint is at (catanet-train exits 0 when a signal stops it, checkpoint written)
+# the step a checkpoint is at (catanet-train exited 0 when a signal stopped it until session 12; it now ends
+# by the signal, and set -e stops the script, but the step check stays: it is what "finished" means)
 ckpt_step() {
     python3 -c 'import json, struct, sys; f = open(sys.argv[1], "rb"); n = struct.unpack("<Q", f.read(8))[0]; print(json.loads(f.read(n))["__metadata__"]["step"])' "$1"
 }
@@ -65,7 +66,7 @@ s)
     [ -f $C ] || git show 77a5244:$C > $C  # the step-18,121 checkpoint (left the tree in session 8)
     [ -f $R/s.safetensors ] && exit 0
     $T resume $C --iters $B --milestones 37713,39213 --threads ${THREADS:-1} --quiet >> $R/s.log 2>&1
-    # catanet-train exits 0 when a signal stops it (checkpoint written): export only a finished run
+    # export only a finished run (see ckpt_step)
     step=$(ckpt_step $C)
     [ "$step" = $B ] || { echo "run.sh s: stopped at step $step of $B; run it again to go on" >&2; exit 1; }
     $T export $C $R/s.safetensors
