@@ -276,7 +276,8 @@ gpu-stage:
 	sh tools/gpu-check.sh --stage
 	sh tools/gpu-train.sh --stage || echo "gpu-stage: no training images staged (gpu-check's loop speed uses Set5)"
 	sh tools/ffmpeg-gpu-check.sh --stage || echo "gpu-stage: the FFmpeg part was not staged (gpu-check will skip it)"
-	sh tools/gpu-travel.sh $(wildcard build/gpu-carry/shared build/gpu-carry/deps.tar.xz build/gpu-carry/ffmpeg)
+	@# the carries as staged by the lines above: make expands a whole recipe before running it, so not $$(wildcard)
+	sh tools/gpu-travel.sh $$(ls -d build/gpu-carry/shared build/gpu-carry/deps.tar.xz build/gpu-carry/ffmpeg 2>/dev/null)
 # ---- end GPU check ----
 
 # ---- FFmpeg with catanet_xs (filter/, patches/, tools/ffmpeg-*.sh; see patches/README) ----

@@ -15,14 +15,20 @@
 cd "$(dirname "$0")/.." || exit 1
 CARRY=build/gpu-carry/ffmpeg
 if [ "$1" = "--stage" ]; then
-    rm -rf "$CARRY" && mkdir -p "$CARRY/ffnvcodec/include" || exit 1
+    # staged in a new folder that replaces the old stage only when complete: a failed stage leaves
+    # the previous one as it was
+    pkg-config --exists ffnvcodec ||
+        { echo "ffmpeg-gpu-check --stage: no ffnvcodec headers here (tools/install-deps.sh --ffmpeg installs them)" >&2; exit 1; }
+    NEW=$CARRY.new
+    rm -rf "$NEW" && mkdir -p "$NEW/ffnvcodec/include" || exit 1
     orig=$(ls build/ffmpeg-src-default/ffmpeg_5.1*.orig.tar.xz 2>/dev/null | head -n 1)
     [ -n "$orig" ] || { sh tools/ffmpeg-fetch.sh build > /dev/null && orig=$(ls build/ffmpeg-src-default/ffmpeg_5.1*.orig.tar.xz | head -n 1); }
-    cp "$orig" "$CARRY/" || exit 1
-    cp -r /usr/include/ffnvcodec "$CARRY/ffnvcodec/include/" || exit 1
-    sed 's|^prefix=.*|prefix=@PREFIX@|' "$(pkg-config --variable=pcfiledir ffnvcodec)/ffnvcodec.pc" > "$CARRY/ffnvcodec/ffnvcodec.pc.in"
+    cp "$orig" "$NEW/" || exit 1
+    cp -r "$(pkg-config --variable=includedir ffnvcodec)/ffnvcodec" "$NEW/ffnvcodec/include/" || exit 1
+    sed 's|^prefix=.*|prefix=@PREFIX@|' "$(pkg-config --variable=pcfiledir ffnvcodec)/ffnvcodec.pc" > "$NEW/ffnvcodec/ffnvcodec.pc.in" || exit 1
     SH=${CATANET_SHARED:-../shared}
-    cp "$SH/data/video/openh264_street_1080p.264" "$CARRY/" || exit 1
+    cp "$SH/data/video/openh264_street_1080p.264" "$NEW/" || exit 1
+    rm -rf "$CARRY" && mv "$NEW" "$CARRY" || exit 1
     echo "ffmpeg-gpu-check --stage: $(du -sh "$CARRY" | cut -f1) in $CARRY"
     exit 0
 fi
