@@ -32,11 +32,11 @@ TRAIN_BIN := $(if $(wildcard training/main.c),$(B)/training/catanet-train)
 
 TOOLS := $(basename $(notdir $(wildcard tools/catanet-*.c)))
 TOOL_BINS := $(TOOLS:%=$(B)/tools/%)
-TOOL_COMMON := $(B)/tools/imageio.o
+TOOL_COMMON := $(B)/tools/imageio.o $(B)/tools/cli.o
 
 TEST_SRCS := $(wildcard tests/test_*.c)
 TEST_BINS := $(TEST_SRCS:%.c=$(B)/%)
-TEST_COMMON := $(B)/tests/testutil.o $(B)/tools/imageio.o
+TEST_COMMON := $(B)/tests/testutil.o $(B)/tools/imageio.o $(B)/tools/cli.o
 
 .PHONY: all check install uninstall clean distclean check-twins
 
