@@ -18,6 +18,7 @@ const char *catanet_strerror(int err)
     case CATANET_ERR_CUDA: return "CUDA error";
     case CATANET_ERR_CUBLAS: return "cuBLAS error";
     case CATANET_ERR_STATE: return "call out of order";
+    case CATANET_ERR_NONFINITE: return "non-finite output (NaN or Inf)";
     }
     return "unknown error";
 }

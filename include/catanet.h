@@ -42,6 +42,7 @@ typedef enum CatanetError {
     CATANET_ERR_CUDA = -7,         /**< a CUDA runtime or driver call failed */
     CATANET_ERR_CUBLAS = -8,       /**< a cuBLAS call failed */
     CATANET_ERR_STATE = -9,        /**< call order: process before prepare, ... */
+    CATANET_ERR_NONFINITE = -10,   /**< the network's output holds NaN or Inf (weights or input out of range) */
 } CatanetError;
 
 /** A static string for an error code (never NULL). */
