@@ -40,7 +40,7 @@ TEST_COMMON := $(B)/tests/testutil.o $(B)/tools/imageio.o $(B)/tools/cli.o
 
 .PHONY: all check install uninstall clean distclean check-twins
 
-all: $(LIB) $(TRAIN_LIB) $(TRAIN_BIN) $(TOOL_BINS) $(TEST_BINS)
+all: $(LIB) $(TRAIN_LIB) $(TRAIN_BIN) $(TOOL_BINS) $(TEST_BINS) $(B)/tests/blas_threads
 
 # keep the objects of programs (make would otherwise delete them as intermediates)
 .SECONDARY:
@@ -71,6 +71,10 @@ $(B)/tools/%: $(B)/tools/%.o $(TOOL_COMMON) $(TRAIN_LIB) $(LIB)
 	$(CC) $(LDFLAGS) $< $(TOOL_COMMON) $(TRAIN_LIB) $(ALL_LIBS) $(PNG_LIBS) $(TRAIN_EXTRA_LIBS) -lpthread -o $@
 
 $(B)/tests/test_%: $(B)/tests/test_%.o $(TEST_COMMON) $(TRAIN_LIB) $(LIB)
+	$(CC) $(LDFLAGS) $< $(TEST_COMMON) $(TRAIN_LIB) $(ALL_LIBS) $(PNG_LIBS) $(TRAIN_EXTRA_LIBS) -lpthread -o $@
+
+# run by tests/t_blas_threads.sh under each OpenBLAS build (not a test_ program: it needs its arguments)
+$(B)/tests/blas_threads: $(B)/tests/blas_threads.o $(TEST_COMMON) $(TRAIN_LIB) $(LIB)
 	$(CC) $(LDFLAGS) $< $(TEST_COMMON) $(TRAIN_LIB) $(ALL_LIBS) $(PNG_LIBS) $(TRAIN_EXTRA_LIBS) -lpthread -o $@
 
 # The test suite: every tests/test_*.c binary, then the shell tests; tests/run.sh prints the summary.

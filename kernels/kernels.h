@@ -35,10 +35,12 @@ typedef struct CatanetCpu {
     size_t work_per_thread;
 } CatanetCpu;
 
-/* Our parallel regions call OpenBLAS; with a team of one thread OpenBLAS would start its own
- * threads and split GEMMs differently. Setting the calling task's nthreads ICV to 1 (a
- * per-task setting, not global state) keeps every GEMM single-threaded and the bits stable. */
-#define CATANET_BLAS_SERIAL() omp_set_num_threads(1)
+/* Our parallel regions call the BLAS, which must then run on one thread whatever its build
+ * (OpenMP, pthreads, serial): blas_threads.c says how. Call at the start of every region (or
+ * function) that calls a GEMM. catanet_blas_describe names the BLAS build linked at run time. */
+void catanet_blas_serial(void);
+const char *catanet_blas_describe(void);
+#define CATANET_BLAS_SERIAL() catanet_blas_serial()
 
 /* rows per GEMM chunk in the fast paths: fixed, so results do not depend on the thread count */
 #define CATANET_ROW_CHUNK 256

@@ -7,7 +7,7 @@ set -e
 # libx264-dev: make check builds FFmpeg for the filter tests, whose live-streaming test sends H.264
 # python3 (stdlib only): tests/t_train_grad.sh writes its NPY inputs with it, tests/t_ncu_summary.sh runs
 # tools/ncu-summary.py
-pkgs="build-essential pkg-config libopenblas-openmp-dev libjansson-dev libpng-dev libjpeg62-turbo-dev zip libx264-dev python3"
+pkgs="build-essential pkg-config libopenblas-openmp-dev libopenblas0-pthread libopenblas0-serial libjansson-dev libpng-dev libjpeg62-turbo-dev zip libx264-dev python3"
 case " $* " in *" --ffmpeg "*) pkgs="$pkgs nasm dpkg-dev libffmpeg-nvenc-dev zlib1g-dev" ;; esac
 case " $* " in *" --fuzz "*) pkgs="$pkgs clang libclang-rt-dev libomp-dev" ;; esac
 case " $* " in *" --plot "*) pkgs="$pkgs gnuplot-nox" ;; esac
