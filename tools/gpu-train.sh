@@ -43,7 +43,7 @@ SECS=${2:-300}
 ITERS=${GPU_TRAIN_ITERS:-800000} # the official schedule's length: the time limit is what stops the run
 [ -n "$OUT" ] || { echo "usage: gpu-train.sh OUTDIR [SECONDS] | gpu-train.sh --stage"; exit 2; }
 mkdir -p "$OUT" || exit 1
-CKPT=${GPU_TRAIN_CKPT:-weights/ckpt/catanet_l_x2.ckpt.safetensors}
+CKPT=${GPU_TRAIN_CKPT:-experiments/teacher-x2/catanet_l_x2.ckpt.safetensors}
 T=${GPU_TRAIN_BIN:-${GPU_CHECK_BUILDDIR:-build/gpu}/training/catanet-train}
 [ -x "$T" ] || T=build/training/catanet-train
 S="$OUT/summary.txt"
