@@ -3,7 +3,9 @@
 # where the filter looks: each loads, upscales by the factor its name says, and beats bicubic on
 # Set5's bird (LR given, catanet-eval's protocol) by at least 2 dB (the shipped ones gain 2.8 to
 # 5.7; an untrained or damaged file loses to bicubic). The product's size claim for the default
-# filter model: XS x2 under 230,000 parameters and under the hand-designed baseline S x2.
+# filter model: XS x2 under 230,000 parameters and under the hand-designed baseline S x2. Each file
+# carries its provenance as data (catanet_provenance: a JSON object whose recipe is a script of the
+# tree, and the training data and machine), as experiments/provenance.py gives it.
 B=${BUILDDIR:-build}
 E=$B/tools/catanet-eval
 BENCH=$B/tools/catanet-bench
@@ -40,6 +42,38 @@ for f in weights/catanet_*_x[0-9].safetensors; do
     check $ok "$name: x${model%% *} (name: x$s), bird ${model#* } dB against bicubic's ${bic:-?} $(head -c 200 "$W/err")"
 done
 check $([ $n -ge 9 ] && echo 0 || echo 1) "$n shipped models found (L, XS and S at x2, x3 and x4: 9)"
+
+# provenance: the file's catanet_provenance equals experiments/provenance.py's for its name, and its
+# recipe names a script of the tree
+prov() {  # prov FILE NAME: prints the recipe, or what is wrong and fails
+    python3 - "$1" "$2" <<'PY'
+import json, os, struct, subprocess, sys
+f, name = sys.argv[1], sys.argv[2]
+raw = open(f, 'rb').read()
+n = struct.unpack('<Q', raw[:8])[0]
+meta = json.loads(raw[8:8 + n]).get('__metadata__', {})
+if 'catanet_provenance' not in meta:
+    sys.exit('no catanet_provenance')
+p = json.loads(meta['catanet_provenance'])
+want = json.loads(subprocess.run([sys.executable, 'experiments/provenance.py', name], capture_output=True,
+                                 text=True).stdout or 'null')
+if p != want:
+    sys.exit('catanet_provenance differs from experiments/provenance.py %s' % name)
+script = p['recipe'].split()[1]
+if not os.path.isfile(script):
+    sys.exit('recipe %s: no such script' % script)
+if not p.get('data') or not p.get('hardware'):
+    sys.exit('no data or hardware')
+print(p['recipe'])
+PY
+}
+command -v python3 > /dev/null || { echo "FAIL: python3 is needed to read the models' metadata"; exit 1; }
+for f in weights/catanet_*_x[0-9].safetensors; do
+    [ -f "$f" ] || continue
+    name=$(basename "$f" .safetensors)
+    out=$(prov "$f" "${name#catanet_}" 2>&1)
+    check $? "$name: provenance as data: $out"
+done
 
 params() { "$BENCH" -m "$1" -t 1 -s 16x16 -n 1 2> /dev/null | sed -n 's/.*"params":\([0-9]*\).*/\1/p' | head -1; }
 xs=$(params weights/catanet_xs_x2.safetensors)

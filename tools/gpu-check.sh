@@ -1,31 +1,31 @@
 #!/bin/sh
-# gpu-check.sh OUTDIR: everything that needs a GPU, in one go, for the rare machine that has one.
-# Builds for the GPU it finds (its SM only: fast), runs the CUDA twin tests, the benchmarks (device
-# frames and host frames), one CUDA training step against the CPU's (test_train_cuda), a
-# one-minute training benchmark (catanet-train bench --device cuda), the training loop on the GPU
-# against the CPU's (tests/train_cuda_loop.sh) and its speed (iterations/s of `catanet-train train
-# --device cuda`, CATANet-L, batch 16 of 64x64 and batch 4 of 32x32), the twin tests once more under
+# gpu-check.sh OUTDIR: everything that needs a GPU, in one go, on a machine with an NVIDIA GPU and
+# the CUDA toolkit (`make gpu-check OUT=dir`). Builds for the GPU it finds (its SM only: fast), runs
+# the CUDA twin tests (every op against its CPU twin, the whole model against the reference cases,
+# fp16 against fp32 on Set5, device frames), the benchmarks (device frames and host frames), one
+# CUDA training step against the CPU's (test_train_cuda), a one-minute training benchmark
+# (catanet-train bench --device cuda), the training loop on the GPU against the CPU's
+# (tests/train_cuda_loop.sh) and its speed (iterations/s of `catanet-train train --device cuda`,
+# CATANet-L, batch 16 of 64x64 and batch 4 of 32x32), the twin tests once more under
 # compute-sanitizer memcheck (small cases), one frame's DRAM bytes by kernel under Nsight Compute
-# (tools/ncu-summary.py), the FFmpeg filter on CUDA frames when staged, then, as the last step,
-# whatever budget is left on the
-# CATANet-L x2 teacher (tools/gpu-train.sh: its new checkpoint and logs in logs.tar.gz,
-# gputrain/; GPU_CHECK_SKIP_TRAIN=1 skips it, GPU_CHECK_TRAIN_SECS caps it),
-# and, when GPU_CHECK_CHECK=1, the CPU test suite. Every step has a timeout and the whole run a
-# deadline (GPU_CHECK_BUDGET seconds, default 420: under the issue's 8 minutes with the build; session 1
-# measured about 65 s on an H200 before the training steps were added, which may take up to ~195 s).
-# Environment: GPU_CHECK_BUDGET, GPU_CHECK_JOBS (16), GPU_CHECK_BUILDDIR (build/gpu), GPU_CHECK_CHECK.
+# (tools/ncu-summary.py) and the FFmpeg filter on CUDA frames when staged. Optional steps:
+# GPU_CHECK_TRAIN_SECS=S spends up to S seconds continuing the CATANet-L x2 teacher on the GPU
+# (tools/gpu-train.sh: its new checkpoint and logs in logs.tar.gz, gputrain/), GPU_CHECK_CHECK=1
+# runs the CPU test suite too. Every step has a timeout and the whole run a deadline
+# (GPU_CHECK_BUDGET seconds, default 900; the steps without training take about 3 minutes on an
+# H200, the build included).
+# Environment: GPU_CHECK_BUDGET, GPU_CHECK_JOBS (16), GPU_CHECK_BUILDDIR (build/gpu), GPU_CHECK_CHECK,
+# GPU_CHECK_TRAIN_SECS, GPU_CHECK_SKIP_FFMPEG.
 # OUTDIR gets at most 8 files: summary.txt (one verdict line per step), twins.log, opbench.log,
 # bench.jsonl, memcheck.log, build.log, check.log and logs.tar.gz (every log); the work happens in
 # build/gpu*.
 #
-# gpu-check.sh --stage (here, before a GPU run): copies what the GPU machine lacks into
-# build/gpu-carry (ignored by git, about 15 MB): the reference cases (eval: without activations) and Set5
-# LR images from the shared folder, and the jansson/libpng/libjpeg headers and libraries of this
-# machine (used there only when ./configure fails without them; GPU_CHECK_STAGE_BLAS=1 adds
-# OpenBLAS, +5 MB). The transfer to the GPU machine is limited to 64 MiB for the working tree
-# (tracked and untracked-not-ignored files) plus what is carried. Then run there, carrying
-# build/gpu-carry/shared and build/gpu-carry/deps.tar.xz (and build/gpu-carry/ffmpeg, staged by
-# `make gpu-stage`, for the FFmpeg step):
+# gpu-check.sh --stage (`make gpu-stage`): a self-contained bundle for a GPU machine that has no
+# network access or no copy of the shared data folder, in build/gpu-carry (ignored by git, about
+# 15 MB): the reference cases (eval: inputs and outputs only) and Set5's LR images from the shared
+# folder, and the jansson/libpng/libjpeg headers and libraries of this machine (used there only
+# when ./configure fails without them; GPU_CHECK_STAGE_BLAS=1 adds OpenBLAS, +5 MB). Copy the
+# checkout with build/gpu-carry to the GPU machine and run there:
 #     sh tools/gpu-check.sh "$OUT"
 # Exit status: 0 when build and twin tests passed, 1 otherwise.
 cd "$(dirname "$0")/.." || exit 1
@@ -39,8 +39,8 @@ if [ "$1" = "--stage" ]; then
         "$CARRY/deps/include" || exit 1
     cp "$SH"/reference/catanet/cases.json "$SH"/reference/catanet/weights_x*_*.safetensors \
         "$SH"/reference/catanet/train_x2_*.safetensors "$CARRY/shared/reference/catanet/" || exit 1
-    # the eval cases without their act.* activations (the twin test reads input and output only):
-    # the working tree that travels to the GPU machine is limited to 64 MiB
+    # the eval cases without their act.* activations (the twin test reads input and output only),
+    # which keeps the bundle small
     for f in "$SH"/reference/catanet/eval_*.safetensors; do
         python3 - "$f" "$CARRY/shared/reference/catanet/$(basename "$f")" <<'PY' || exit 1
 import json, struct, sys
@@ -93,7 +93,7 @@ mkdir -p "$OUT" || exit 1
 OUT=$(cd "$OUT" && pwd)
 B=${GPU_CHECK_BUILDDIR:-build/gpu}
 LOG=build/gpu-logs
-BUDGET=${GPU_CHECK_BUDGET:-420}
+BUDGET=${GPU_CHECK_BUDGET:-900}
 JOBS=${GPU_CHECK_JOBS:-16}
 START=$(date +%s)
 rm -rf "$LOG"
@@ -343,7 +343,7 @@ else
     say "SKIP ncu: Nsight Compute (ncu), python3, catanet-gpubench or the 8-group model missing"
 fi
 
-# ---- the FFmpeg filter on the GPU (issue 4: CUDA frames, NVDEC -> catanet_xs -> NVENC), when
+# ---- the FFmpeg filter on the GPU (CUDA frames, NVDEC -> catanet_xs -> NVENC), when
 # `tools/ffmpeg-gpu-check.sh --stage` staged its inputs (make gpu-stage does) and they were carried ----
 if [ -d build/gpu-carry/ffmpeg ] && [ -z "$GPU_CHECK_SKIP_FFMPEG" ]; then
     export FFMPEG_GPU_BUDGET=$(left 300) GPU_CHECK_BUILDDIR="$B"
@@ -356,13 +356,14 @@ else
     say "SKIP ffmpeg: build/gpu-carry/ffmpeg not carried (make gpu-stage, then carry it)"
 fi
 
-# ---- the rest of the budget on the CATANet-L x2 teacher (tools/gpu-train.sh: resumes a copy of
-# weights/ckpt/catanet_l_x2.ckpt.safetensors with --time-limit; weights/ is not written). 60 s of
-# the budget stay for the start (data, device), the final checkpoint and the packing ----
+# ---- when asked (GPU_CHECK_TRAIN_SECS), GPU time on the CATANet-L x2 teacher (tools/gpu-train.sh:
+# resumes a copy of experiments/teacher-x2/catanet_l_x2.ckpt.safetensors with --time-limit; the
+# tree is not written), within what is left of the budget. 60 s of the budget stay for the start
+# (data, device), the final checkpoint and the packing ----
 tsecs=$(( BUDGET - $(elapsed) - 60 ))
 [ -n "$GPU_CHECK_TRAIN_SECS" ] && [ "$GPU_CHECK_TRAIN_SECS" -lt "$tsecs" ] && tsecs=$GPU_CHECK_TRAIN_SECS
-if [ -n "$GPU_CHECK_SKIP_TRAIN" ]; then
-    say "SKIP gputrain: GPU_CHECK_SKIP_TRAIN is set"
+if [ -z "$GPU_CHECK_TRAIN_SECS" ] || [ -n "$GPU_CHECK_SKIP_TRAIN" ]; then
+    say "SKIP gputrain: GPU_CHECK_TRAIN_SECS is not set (set it to continue the teacher on this GPU)"
 elif [ "$tsecs" -lt 60 ]; then
     say "SKIP gputrain: $tsecs s of budget left (needs 60)"
 elif [ -x "$B/training/catanet-train" ]; then

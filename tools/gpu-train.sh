@@ -1,26 +1,25 @@
 #!/bin/sh
 # gpu-train.sh OUTDIR [SECONDS]: spends SECONDS (default 300) of GPU time on the CATANet-L x2 teacher.
-# Copies weights/ckpt/catanet_l_x2.ckpt.safetensors into OUTDIR (weights/ is never written) and
-# resumes the copy with `catanet-train resume --device cuda --time-limit`, which stops at a step
-# boundary with a checkpoint. OUTDIR then holds (5 files): catanet_l_x2.ckpt.safetensors (the new
-# checkpoint: resume it here with `catanet-train resume`, CPU or GPU), train.csv (step,loss,lr,
-# elapsed_s of this run), train.csv.val.csv, train.log and summary.txt.
+# Copies experiments/teacher-x2/catanet_l_x2.ckpt.safetensors into OUTDIR (the tree is never
+# written) and resumes the copy with `catanet-train resume --device cuda --time-limit`, which stops
+# at a step boundary with a checkpoint. OUTDIR then holds (5 files): catanet_l_x2.ckpt.safetensors
+# (the new checkpoint: resume it anywhere with `catanet-train resume`, CPU or GPU), train.csv
+# (step,loss,lr,elapsed_s of this run), train.csv.val.csv, train.log and summary.txt.
 # The training images: the checkpoint's own four folders when $CATANET_SHARED/data/train has them
-# (the same image set: the data position carries over exactly); else the subset staged by
-# `gpu-train.sh --stage` in build/gpu-carry/shared/data/train-gpu (the full set is ~100 MB, over the
-# GPU machine's 64 MiB transfer), resumed with --new-data: the run goes on at the same sample number
-# in that subset, and the new checkpoint records the subset as its data (resume it here with the
-# four --data folders and --new-data). Validation (CPU engine, every 250 steps as in the
-# checkpoint) on Set5 when its HR images are there, else off (--val-every 0, recorded in the
-# checkpoint: give --val-every 250 when resuming here).
+# (the same image set: the data position carries over exactly); else the subset that
+# `gpu-train.sh --stage` put in the bundle (build/gpu-carry/shared/data/train-gpu), resumed with
+# --new-data: the run goes on at the same sample number in that subset, and the new checkpoint
+# records the subset as its data (resume it where the full set is with the four --data folders and
+# --new-data). Validation (CPU engine, every 250 steps as in the checkpoint) on Set5 when its HR
+# images are there, else off (--val-every 0, recorded in the checkpoint: give --val-every 250 when
+# resuming elsewhere).
 # Environment: GPU_TRAIN_BIN (catanet-train of a CUDA build; default $GPU_CHECK_BUILDDIR or
 # build/gpu, then build), GPU_TRAIN_CKPT (the checkpoint to continue), GPU_TRAIN_ITERS (--iters,
-# 800000: the schedule's end, so that the time limit stops the run), GPU_TRAIN_STAGE_MB (--stage: 4; the transfer holds 64 MiB in all:
-# `make gpu-stage` ends with tools/gpu-travel.sh, which adds it up; on 2026-11-27 the tree was 23.4 MiB
-# and the carry 31.9 with these 4 MB, 8.7 MiB left).
+# 800000: the schedule's end, so that the time limit stops the run), GPU_TRAIN_STAGE_MB (--stage:
+# how many MB of T91 the bundle takes, default 4; the full set is about 100 MB).
 #
-# gpu-train.sh --stage (here): copies flutter-landscapes and as much of T91 as fits in
-# GPU_TRAIN_STAGE_MB, and Set5's HR images, into build/gpu-carry/shared (carried with gpu-check's).
+# gpu-train.sh --stage (`make gpu-stage`): copies flutter-landscapes, as much of T91 as fits in
+# GPU_TRAIN_STAGE_MB and Set5's HR images into the bundle, build/gpu-carry/shared.
 cd "$(dirname "$0")/.." || exit 1
 SH=${CATANET_SHARED:-../shared}
 CARRY=build/gpu-carry/shared
@@ -43,7 +42,7 @@ SECS=${2:-300}
 ITERS=${GPU_TRAIN_ITERS:-800000} # the official schedule's length: the time limit is what stops the run
 [ -n "$OUT" ] || { echo "usage: gpu-train.sh OUTDIR [SECONDS] | gpu-train.sh --stage"; exit 2; }
 mkdir -p "$OUT" || exit 1
-CKPT=${GPU_TRAIN_CKPT:-weights/ckpt/catanet_l_x2.ckpt.safetensors}
+CKPT=${GPU_TRAIN_CKPT:-experiments/teacher-x2/catanet_l_x2.ckpt.safetensors}
 T=${GPU_TRAIN_BIN:-${GPU_CHECK_BUILDDIR:-build/gpu}/training/catanet-train}
 [ -x "$T" ] || T=build/training/catanet-train
 S="$OUT/summary.txt"
