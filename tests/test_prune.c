@@ -1,5 +1,5 @@
 /*
- * test_prune.c: depth pruning and distillation (issue 6):
+ * test_prune.c: depth pruning and distillation:
  *   - FAKD affinity loss: reference vs finite differences, tiled fast path vs reference, work
  *     memory well below N^2 for a 64x64 patch;
  *   - hard Gumbel-softmax: the forward is one-hot at the argmax, the relaxed (straight-through)

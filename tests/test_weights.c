@@ -1,5 +1,5 @@
 /*
- * test_weights.c: the weight readers and writers (issue 2 acceptance).
+ * test_weights.c: the weight readers and writers.
  *   - each reference .pth converts (library and catanet-convert) to tensors equal to the reference
  *     .safetensors (names, order, shapes, bytes), which catanet_model_load accepts;
  *   - safetensors and .pth writers round-trip; hand-made checkpoints in the shapes torch writes

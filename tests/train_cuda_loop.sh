@@ -19,7 +19,7 @@
 # device's gradient norm, not only that a step ran: control runs on the CPU with the clipping off,
 # with a threshold twice as large (a norm off by 2x) and without updates (--lr 0) must each differ
 # from the CPU run by more than 10 x REL_TOL, else the comparison could not tell them apart.
-# 11 device steps in all: about 13 s of one core under the emulator (2026-11-26, its register-saving
+# 11 device steps in all: about 13 s of one core under the emulator (its register-saving
 # fiber switch; ~90 s with the earlier swapcontext one).
 T=$1
 W=${2:-}
