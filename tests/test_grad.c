@@ -214,6 +214,55 @@ static void test_dwconv(Rng *r)
     free(c.x); free(c.w); free(c.b); free(c.y); free(g); free(dx); free(dw); free(db);
 }
 
+/* the fast forward against the reference: channel counts with and without a partial vector,
+ * widths below, at and past the interior block (4 pixels + the 2 x 2 border columns) */
+static void test_dwconv_fwd(Rng *r)
+{
+    static const int shapes[][4] = { /* batch, h, w, c */
+        { 1, 1, 1, 16 }, { 2, 3, 5, 20 }, { 1, 7, 8, 16 }, { 1, 9, 13, 96 }, { 2, 6, 11, 7 }, { 1, 12, 9, 40 },
+    };
+    for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++) {
+        CatanetDwconvArgs a = { shapes[i][0], shapes[i][1], shapes[i][2], shapes[i][3], 5 };
+        size_t n = (size_t)a.batch * a.h * a.w * a.c;
+        float *x = rnd(r, n, 1), *w = rnd(r, (size_t)a.c * 25, 1), *b = rnd(r, a.c, 1);
+        float *y1 = zeros(n), *y2 = zeros(n);
+        CatanetCpu cpu = make_cpu(2, 16);
+        catanet_dwconv_fwd_ref(&a, x, w, b, y1);
+        catanet_dwconv_fwd_cpu(&cpu, &a, x, w, b, y2);
+        char name[64];
+        snprintf(name, sizeof(name), "dwconv forward %dx%dx%dx%d", a.batch, a.h, a.w, a.c);
+        twin_check(name, y2, y1, n, 1e-6);
+        free(cpu.work); free(x); free(w); free(b); free(y1); free(y2);
+    }
+}
+
+/* the fused attention against its reference: key counts with and without a partial vector or a
+ * partial 4-vector step, odd row counts (the last row alone), accumulate on and off */
+static void test_attention(Rng *r)
+{
+    static const int shapes[][4] = { /* rows, T, dqk, dv */
+        { 1, 1, 9, 10 }, { 3, 15, 9, 10 }, { 2, 16, 4, 4 }, { 5, 17, 3, 5 }, { 7, 83, 9, 10 }, { 4, 784, 9, 10 },
+        { 2, 128, 16, 16 },
+    };
+    for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++)
+        for (int acc = 0; acc < 2; acc++) {
+            int rows = shapes[i][0], T = shapes[i][1], dqk = shapes[i][2], dv = shapes[i][3];
+            int ldq = dqk + 3, ldk = T + 5, ldv = T + 2, ldo = dv + 1;
+            float *q = rnd(r, (size_t)rows * ldq, 1.5f), *kt = rnd(r, (size_t)dqk * ldk, 1.5f);
+            float *vt = rnd(r, (size_t)dv * ldv, 1), *o1 = rnd(r, (size_t)rows * ldo, 1);
+            float *o2 = malloc(sizeof(float) * rows * ldo), *work = zeros(2 * (size_t)T);
+            double *dwork = malloc(sizeof(double) * T);
+            memcpy(o2, o1, sizeof(float) * rows * ldo);
+            catanet_attention_fwd_ref(rows, T, dqk, dv, 0.33f, q, ldq, kt, ldk, vt, ldv, o1, ldo, acc, dwork);
+            catanet_attention_fwd_cpu(rows, T, dqk, dv, 0.33f, q, ldq, kt, ldk, vt, ldv, o2, ldo, acc, work);
+            char name[80];
+            snprintf(name, sizeof(name), "attention rows %d T %d dqk %d dv %d%s", rows, T, dqk, dv,
+                     acc ? " accumulate" : "");
+            twin_check(name, o2, o1, (size_t)rows * ldo, 1e-5);
+            free(q); free(kt); free(vt); free(o1); free(o2); free(work); free(dwork);
+        }
+}
+
 /* ---------------- layernorm ---------------- */
 typedef struct LnCtx { int n, c; float *x, *w, *b, *y; } LnCtx;
 static void ln_fwd(void *p)
@@ -423,7 +472,14 @@ static void test_iasa(Rng *r, int n, int gs)
     fd_check(&f, name, "v", c.v, (size_t)n * hv, dv, 3e-3f);
     fd_check(&f, name, "kg", c.kg, (size_t)m * hq, dkg, 3e-3f);
     fd_check(&f, name, "vg", c.vg, (size_t)m * hv, dvg, 3e-3f);
-    /* the fast path */
+    /* the fast path: forward (fused attention), then backward */
+    float *out1 = zeros((size_t)n * hv), *out2 = zeros((size_t)n * hv);
+    CatanetCpu fcpu = make_cpu(2, catanet_iasa_work(&c.a));
+    catanet_iasa_fwd_ref(&c.a, c.q, c.k, c.v, c.ord, c.kg, c.vg, out1);
+    catanet_iasa_fwd_cpu(&fcpu, &c.a, c.q, c.k, c.v, c.ord, c.kg, c.vg, out2);
+    snprintf(name, sizeof(name), "iasa N=%d gs=%d forward", n, gs);
+    twin_check(name, out2, out1, (size_t)n * hv, 1e-5);
+    free(fcpu.work); free(out1); free(out2);
     float *dq2 = zeros((size_t)n * hq), *dk2 = zeros((size_t)n * hq), *dv2 = zeros((size_t)n * hv);
     float *dkg2 = zeros((size_t)m * hq), *dvg2 = zeros((size_t)m * hv);
     float *tw = zeros(catanet_iasa_bwd_task_work(&c.a));
@@ -483,6 +539,13 @@ static void test_lrsa(Rng *r, int h, int w, int ps)
     fd_check(&f, name, "to_k", wk, hq * C, gk, 1e-2f);
     fd_check(&f, name, "to_v", wv, hv * C, gv, 1e-2f);
     fd_check(&f, name, "proj", wp, C * hv, gp, 1e-2f);
+    float *out1 = zeros(n), *out2 = zeros(n);
+    CatanetCpu fcpu = make_cpu(2, catanet_lrsa_work(&c.a));
+    catanet_lrsa_fwd_ref(&c.a, &c.w, c.x, out1);
+    catanet_lrsa_fwd_cpu(&fcpu, &c.a, &c.w, c.x, out2);
+    snprintf(name, sizeof(name), "lrsa %dx%d ps %d forward", h, w, ps);
+    twin_check(name, out2, out1, n, 1e-5);
+    free(fcpu.work); free(out1); free(out2);
     float *dx2 = zeros(n), *g2[6];
     size_t sz[6] = { C, C, hq * C, hq * C, hv * C, C * hv };
     for (int i = 0; i < 6; i++)
@@ -546,5 +609,7 @@ int main(void)
     test_lrsa(&r, 7, 8, 4);  /* 7: the compounding halving (row weight 0.25, covered 3 times) */
     test_lrsa(&r, 4, 4, 4);  /* one patch, step = ps */
     test_adam(&r);
+    test_dwconv_fwd(&r);
+    test_attention(&r);
     return test_finish();
 }

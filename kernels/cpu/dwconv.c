@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "vec.h"
 
 /* one output row y of image bi; the tap order (ky, kx) is the same in both paths */
 static void dw_row(const CatanetDwconvArgs *a, int bi, int y, const float *in, const float *wt,
@@ -40,13 +41,88 @@ void catanet_dwconv_fwd_ref(const CatanetDwconvArgs *a, const float *in, const f
             dw_row(a, bi, y, in, wt, bias, out);
 }
 
+/* ---- fast forward: weights as [tap][channel], 16 channels by 4 pixels at a time ---- */
+FAST_BEGIN
+
+/* pixels per step of the interior loop: independent FMA chains over the taps */
+#define DW_PIX 4
+
+/* one output row; the taps are summed in the reference's order (ky, kx), from the bias */
+CLONES_FMA static void dw_row_fast(const CatanetDwconvArgs *a, int bi, int y, const float *in, const float *wtt,
+                                   const float *bias, float *out)
+{
+    int k = a->ksize, p = k / 2, c = a->c, H = a->h, W = a->w;
+    int ky0 = p - y > 0 ? p - y : 0, ky1 = H - y + p < k ? H - y + p : k; /* taps inside the image */
+    const float *img = in + (size_t)bi * H * W * c;
+    float *orow = out + ((size_t)bi * H + y) * W * c;
+    int x = 0;
+    while (x < W) {
+        int interior = x >= p && x + DW_PIX - 1 + p < W; /* every column tap inside, for DW_PIX pixels */
+        int np = interior ? DW_PIX : 1;
+        int kx0 = p - x > 0 ? p - x : 0, kx1 = W - x + p < k ? W - x + p : k;
+        int ch = 0;
+        for (; ch + VL <= c; ch += VL) {
+            vf acc[DW_PIX], b = { 0 };
+            if (bias)
+                VLOAD(b, bias + ch);
+            for (int i = 0; i < DW_PIX; i++)
+                acc[i] = b;
+            for (int ky = ky0; ky < ky1; ky++) {
+                const float *row = img + (size_t)(y + ky - p) * W * c + ch;
+                for (int kx = kx0; kx < kx1; kx++) {
+                    vf w;
+                    VLOAD(w, wtt + (size_t)(ky * k + kx) * c + ch);
+                    const float *src = row + (size_t)(x + kx - p) * c;
+                    if (interior) {
+#pragma GCC unroll 4
+                        for (int i = 0; i < DW_PIX; i++) {
+                            vf v;
+                            VLOAD(v, src + (size_t)i * c);
+                            acc[i] += v * w;
+                        }
+                    } else {
+                        vf v;
+                        VLOAD(v, src);
+                        acc[0] += v * w;
+                    }
+                }
+            }
+            for (int i = 0; i < np; i++)
+                VSTORE(orow + (size_t)(x + i) * c + ch, acc[i]);
+        }
+        for (; ch < c; ch++) /* channels past the last whole vector */
+            for (int i = 0; i < np; i++) {
+                float acc = bias ? bias[ch] : 0.0f;
+                for (int ky = ky0; ky < ky1; ky++)
+                    for (int kx = kx0; kx < kx1; kx++)
+                        acc += img[((size_t)(y + ky - p) * W + x + i + kx - p) * c + ch] * wtt[(size_t)(ky * k + kx) * c + ch];
+                orow[(size_t)(x + i) * c + ch] = acc;
+            }
+        x += np;
+    }
+}
+FAST_END
+
+/* the weights' [tap][channel] copy lives on the caller's stack up to this many floats */
+#define DW_MAX_WEIGHTS 16384
+
 void catanet_dwconv_fwd_cpu(const CatanetCpu *cpu, const CatanetDwconvArgs *a, const float *in,
                             const float *wt, const float *bias, float *out)
 {
-    int rows = a->batch * a->h;
+    int rows = a->batch * a->h, c = a->c, kk = a->ksize * a->ksize;
+    if ((size_t)c * kk > DW_MAX_WEIGHTS) { /* wider than any CATANet: the plain loop */
+#pragma omp parallel for num_threads(cpu->threads) schedule(static)
+        for (int r = 0; r < rows; r++)
+            dw_row(a, r / a->h, r % a->h, in, wt, bias, out);
+        return;
+    }
+    float wtt[DW_MAX_WEIGHTS];
+    for (int ch = 0; ch < c; ch++)
+        for (int j = 0; j < kk; j++)
+            wtt[(size_t)j * c + ch] = wt[(size_t)ch * kk + j];
 #pragma omp parallel for num_threads(cpu->threads) schedule(static)
     for (int r = 0; r < rows; r++)
-        dw_row(a, r / a->h, r % a->h, in, wt, bias, out);
+        dw_row_fast(a, r / a->h, r % a->h, in, wtt, bias, out);
 }
 
 /* forward: out[b,y,x,c] = bias[c] + sum_{ky,kx} in[b,y+ky-p,x+kx-p,c] wt[c,ky,kx] */

@@ -94,55 +94,57 @@ void catanet_iasa_fwd_ref(const CatanetIasaArgs *a, const float *q, const float 
 /* per-thread scratch of the fast path, in floats */
 size_t catanet_iasa_work(const CatanetIasaArgs *a)
 {
-    size_t gs = a->group_size < a->n ? a->group_size : a->n;
+    size_t gs = a->group_size < a->n ? a->group_size : a->n, m = a->m;
     size_t hq = (size_t)a->heads * a->dqk, hv = (size_t)a->heads * a->dv;
-    return gs * hq          /* Q of the subgroup */
-           + 2 * gs * hq    /* K window */
-           + 2 * gs * hv    /* V window */
-           + gs * 2 * gs    /* local scores, one head */
-           + gs * a->m      /* global scores, one head */
-           + gs * hv;       /* output of the subgroup */
+    return gs * hq                        /* Q of the subgroup */
+           + 2 * gs * (hq + hv)           /* K and V window, transposed */
+           + m * (hq + hv)                /* the centers' keys and values, transposed */
+           + 2 * (2 * gs > m ? 2 * gs : m) /* the attention's scores of two rows */
+           + gs * hv;                     /* output of the subgroup */
 }
 
 
-/* One task per subgroup: gather its queries and 2gs-wide key/value window, GEMMs per head,
- * scatter the real rows back. Only one subgroup's scores exist at a time per thread. */
+/* One task per subgroup: gather its queries and its 2gs-wide key/value window (transposed, one
+ * row per channel: the fused attention runs along the keys), then per head the window's and the
+ * centers' attention, summed, and scatter the real rows back. No score matrix is stored. */
 void catanet_iasa_fwd_cpu(const CatanetCpu *cpu, const CatanetIasaArgs *a, const float *q,
                           const float *k, const float *v, const int32_t *ord, const float *kg,
                           const float *vg, float *out)
 {
     int n = a->n, gs = a->group_size < n ? a->group_size : n;
-    int ng = (n + gs - 1) / gs;
+    int ng = (n + gs - 1) / gs, W = 2 * gs;
     int hq = a->heads * a->dqk, hv = a->heads * a->dv, m = a->m;
     float scale = 1.0f / sqrtf((float)a->dqk);
 #pragma omp parallel num_threads(cpu->threads)
     {
-    CATANET_BLAS_SERIAL();
+    float *Q = cpu->work + (size_t)omp_get_thread_num() * cpu->work_per_thread;
+    float *Kt = Q + (size_t)gs * hq, *Vt = Kt + (size_t)W * hq;
+    float *KGt = Vt + (size_t)W * hv, *VGt = KGt + (size_t)m * hq;
+    float *S = VGt + (size_t)m * hv, *O = S + 2 * (W > m ? W : m);
+    for (int c = 0; c < m; c++) {
+        for (int e = 0; e < hq; e++)
+            KGt[(size_t)e * m + c] = kg[(size_t)c * hq + e];
+        for (int e = 0; e < hv; e++)
+            VGt[(size_t)e * m + c] = vg[(size_t)c * hv + e];
+    }
 #pragma omp for schedule(dynamic, 1)
     for (int j = 0; j < ng; j++) {
-        float *Q = cpu->work + (size_t)omp_get_thread_num() * cpu->work_per_thread;
-        float *K = Q + (size_t)gs * hq, *V = K + (size_t)2 * gs * hq;
-        float *S = V + (size_t)2 * gs * hv, *G = S + (size_t)gs * 2 * gs;
-        float *O = G + (size_t)gs * m;
         int rows = n - j * gs < gs ? n - j * gs : gs; /* real query rows */
         for (int i = 0; i < rows; i++)
             memcpy(Q + (size_t)i * hq, q + (size_t)ord[j * gs + i] * hq, sizeof(float) * hq);
-        for (int p = 0; p < 2 * gs; p++) {
+        for (int p = 0; p < W; p++) {
             int t = token_at(a, ord, (int64_t)j * gs + p);
-            memcpy(K + (size_t)p * hq, k + (size_t)t * hq, sizeof(float) * hq);
-            memcpy(V + (size_t)p * hv, v + (size_t)t * hv, sizeof(float) * hv);
+            for (int e = 0; e < hq; e++)
+                Kt[(size_t)e * W + p] = k[(size_t)t * hq + e];
+            for (int e = 0; e < hv; e++)
+                Vt[(size_t)e * W + p] = v[(size_t)t * hv + e];
         }
         for (int h = 0; h < a->heads; h++) {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, 2 * gs, a->dqk, scale,
-                        Q + h * a->dqk, hq, K + h * a->dqk, hq, 0.0f, S, 2 * gs);
-            catanet_softmax_rows_cpu(rows, 2 * gs, S);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, a->dv, 2 * gs, 1.0f, S,
-                        2 * gs, V + h * a->dv, hv, 0.0f, O + h * a->dv, hv);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, m, a->dqk, scale,
-                        Q + h * a->dqk, hq, kg + h * a->dqk, hq, 0.0f, G, m);
-            catanet_softmax_rows_cpu(rows, m, G);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, a->dv, m, 1.0f, G, m,
-                        vg + h * a->dv, hv, 1.0f, O + h * a->dv, hv);
+            const float *qh = Q + h * a->dqk;
+            catanet_attention_fwd_cpu(rows, W, a->dqk, a->dv, scale, qh, hq, Kt + (size_t)h * a->dqk * W, W,
+                                      Vt + (size_t)h * a->dv * W, W, O + h * a->dv, hv, 0, S);
+            catanet_attention_fwd_cpu(rows, m, a->dqk, a->dv, scale, qh, hq, KGt + (size_t)h * a->dqk * m, m,
+                                      VGt + (size_t)h * a->dv * m, m, O + h * a->dv, hv, 1, S);
         }
         for (int i = 0; i < rows; i++)
             memcpy(out + (size_t)ord[j * gs + i] * hv, O + (size_t)i * hv, sizeof(float) * hv);
