@@ -44,13 +44,13 @@ const char *catanet_blas_describe(void);
 
 /* ---------------- attention.c: fused softmax attention of a block of query rows ----------------
  * out[r][e] (+)= sum_t softmax_t(scale q_r . k_t) v_t[e] for r < rows, t < T, e < dv; q [rows][ldq],
- * keys and values transposed: kt [dqk][ldk], vt [dv][ldv] (key t in column t); accumulate: add into
- * out instead of overwriting it. work: 2 T floats (ref: T doubles). */
+ * keys [T][ldk], values [T][ldv]; accumulate: add into out instead of overwriting it.
+ * work: 16 T floats (ref: T doubles). */
 void catanet_attention_fwd_ref(int rows, int T, int dqk, int dv, float scale, const float *q, int ldq,
-                               const float *kt, int ldk, const float *vt, int ldv, float *out, int ldo,
+                               const float *k, int ldk, const float *v, int ldv, float *out, int ldo,
                                int accumulate, double *work);
 void catanet_attention_fwd_cpu(int rows, int T, int dqk, int dv, float scale, const float *q, int ldq,
-                               const float *kt, int ldk, const float *vt, int ldv, float *out, int ldo,
+                               const float *k, int ldk, const float *v, int ldv, float *out, int ldo,
                                int accumulate, float *work);
 
 /* rows per GEMM chunk in the fast paths: fixed, so results do not depend on the thread count */

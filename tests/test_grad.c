@@ -236,21 +236,22 @@ static void test_dwconv_fwd(Rng *r)
     }
 }
 
-/* the fused attention against its reference: key counts with and without a partial vector or a
- * partial 4-vector step, odd row counts (the last row alone), accumulate on and off */
+/* the fused attention against its reference: row counts below, at and past a 16-row block, key
+ * counts with and without a partial 8-key step, heads wider than the register block (the row
+ * loop), accumulate on and off */
 static void test_attention(Rng *r)
 {
     static const int shapes[][4] = { /* rows, T, dqk, dv */
         { 1, 1, 9, 10 }, { 3, 15, 9, 10 }, { 2, 16, 4, 4 }, { 5, 17, 3, 5 }, { 7, 83, 9, 10 }, { 4, 784, 9, 10 },
-        { 2, 128, 16, 16 },
+        { 2, 128, 16, 16 }, { 33, 64, 9, 10 }, { 3, 20, 17, 5 }, { 2, 9, 4, 18 },
     };
     for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++)
         for (int acc = 0; acc < 2; acc++) {
             int rows = shapes[i][0], T = shapes[i][1], dqk = shapes[i][2], dv = shapes[i][3];
-            int ldq = dqk + 3, ldk = T + 5, ldv = T + 2, ldo = dv + 1;
-            float *q = rnd(r, (size_t)rows * ldq, 1.5f), *kt = rnd(r, (size_t)dqk * ldk, 1.5f);
-            float *vt = rnd(r, (size_t)dv * ldv, 1), *o1 = rnd(r, (size_t)rows * ldo, 1);
-            float *o2 = malloc(sizeof(float) * rows * ldo), *work = zeros(2 * (size_t)T);
+            int ldq = dqk + 3, ldk = dqk + 5, ldv = dv + 2, ldo = dv + 1;
+            float *q = rnd(r, (size_t)rows * ldq, 1.5f), *kt = rnd(r, (size_t)T * ldk, 1.5f);
+            float *vt = rnd(r, (size_t)T * ldv, 1), *o1 = rnd(r, (size_t)rows * ldo, 1);
+            float *o2 = malloc(sizeof(float) * rows * ldo), *work = zeros(16 * (size_t)T);
             double *dwork = malloc(sizeof(double) * T);
             memcpy(o2, o1, sizeof(float) * rows * ldo);
             catanet_attention_fwd_ref(rows, T, dqk, dv, 0.33f, q, ldq, kt, ldk, vt, ldv, o1, ldo, acc, dwork);

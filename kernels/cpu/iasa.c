@@ -96,17 +96,16 @@ size_t catanet_iasa_work(const CatanetIasaArgs *a)
 {
     size_t gs = a->group_size < a->n ? a->group_size : a->n, m = a->m;
     size_t hq = (size_t)a->heads * a->dqk, hv = (size_t)a->heads * a->dv;
-    return gs * hq                        /* Q of the subgroup */
-           + 2 * gs * (hq + hv)           /* K and V window, transposed */
-           + m * (hq + hv)                /* the centers' keys and values, transposed */
-           + 2 * (2 * gs > m ? 2 * gs : m) /* the attention's scores of two rows */
-           + gs * hv;                     /* output of the subgroup */
+    return gs * hq                          /* Q of the subgroup */
+           + 2 * gs * (hq + hv)             /* K and V window */
+           + 16 * (2 * gs > m ? 2 * gs : m) /* the attention's scores of 16 rows */
+           + gs * hv;                       /* output of the subgroup */
 }
 
 
-/* One task per subgroup: gather its queries and its 2gs-wide key/value window (transposed, one
- * row per channel: the fused attention runs along the keys), then per head the window's and the
- * centers' attention, summed, and scatter the real rows back. No score matrix is stored. */
+/* One task per subgroup: gather its queries and its 2gs-wide key/value window, then per head the
+ * window's and the centers' attention (fused: no score matrix), summed, and scatter the real rows
+ * back. */
 void catanet_iasa_fwd_cpu(const CatanetCpu *cpu, const CatanetIasaArgs *a, const float *q,
                           const float *k, const float *v, const int32_t *ord, const float *kg,
                           const float *vg, float *out)
@@ -115,40 +114,28 @@ void catanet_iasa_fwd_cpu(const CatanetCpu *cpu, const CatanetIasaArgs *a, const
     int ng = (n + gs - 1) / gs, W = 2 * gs;
     int hq = a->heads * a->dqk, hv = a->heads * a->dv, m = a->m;
     float scale = 1.0f / sqrtf((float)a->dqk);
-#pragma omp parallel num_threads(cpu->threads)
-    {
-    float *Q = cpu->work + (size_t)omp_get_thread_num() * cpu->work_per_thread;
-    float *Kt = Q + (size_t)gs * hq, *Vt = Kt + (size_t)W * hq;
-    float *KGt = Vt + (size_t)W * hv, *VGt = KGt + (size_t)m * hq;
-    float *S = VGt + (size_t)m * hv, *O = S + 2 * (W > m ? W : m);
-    for (int c = 0; c < m; c++) {
-        for (int e = 0; e < hq; e++)
-            KGt[(size_t)e * m + c] = kg[(size_t)c * hq + e];
-        for (int e = 0; e < hv; e++)
-            VGt[(size_t)e * m + c] = vg[(size_t)c * hv + e];
-    }
-#pragma omp for schedule(dynamic, 1)
+#pragma omp parallel for num_threads(cpu->threads) schedule(dynamic, 1)
     for (int j = 0; j < ng; j++) {
+        float *Q = cpu->work + (size_t)omp_get_thread_num() * cpu->work_per_thread;
+        float *K = Q + (size_t)gs * hq, *V = K + (size_t)W * hq;
+        float *S = V + (size_t)W * hv, *O = S + 16 * (size_t)(W > m ? W : m);
         int rows = n - j * gs < gs ? n - j * gs : gs; /* real query rows */
         for (int i = 0; i < rows; i++)
             memcpy(Q + (size_t)i * hq, q + (size_t)ord[j * gs + i] * hq, sizeof(float) * hq);
         for (int p = 0; p < W; p++) {
             int t = token_at(a, ord, (int64_t)j * gs + p);
-            for (int e = 0; e < hq; e++)
-                Kt[(size_t)e * W + p] = k[(size_t)t * hq + e];
-            for (int e = 0; e < hv; e++)
-                Vt[(size_t)e * W + p] = v[(size_t)t * hv + e];
+            memcpy(K + (size_t)p * hq, k + (size_t)t * hq, sizeof(float) * hq);
+            memcpy(V + (size_t)p * hv, v + (size_t)t * hv, sizeof(float) * hv);
         }
         for (int h = 0; h < a->heads; h++) {
             const float *qh = Q + h * a->dqk;
-            catanet_attention_fwd_cpu(rows, W, a->dqk, a->dv, scale, qh, hq, Kt + (size_t)h * a->dqk * W, W,
-                                      Vt + (size_t)h * a->dv * W, W, O + h * a->dv, hv, 0, S);
-            catanet_attention_fwd_cpu(rows, m, a->dqk, a->dv, scale, qh, hq, KGt + (size_t)h * a->dqk * m, m,
-                                      VGt + (size_t)h * a->dv * m, m, O + h * a->dv, hv, 1, S);
+            catanet_attention_fwd_cpu(rows, W, a->dqk, a->dv, scale, qh, hq, K + h * a->dqk, hq, V + h * a->dv, hv,
+                                      O + h * a->dv, hv, 0, S);
+            catanet_attention_fwd_cpu(rows, m, a->dqk, a->dv, scale, qh, hq, kg + h * a->dqk, hq, vg + h * a->dv, hv,
+                                      O + h * a->dv, hv, 1, S);
         }
         for (int i = 0; i < rows; i++)
             memcpy(out + (size_t)ord[j * gs + i] * hv, O + (size_t)i * hv, sizeof(float) * hv);
-    }
     }
 }
 

@@ -191,11 +191,10 @@ void catanet_lrsa_fwd_cpu(const CatanetCpu *cpu, const CatanetLrsaArgs *a,
                                               Pn + (size_t)t0 * C);
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, hq, C, 1.0f, Pn + (size_t)t0 * C,
                                 C, wt->wq, C, 0.0f, Qm + (size_t)t0 * hq, hq);
-                    /* K and V transposed ([hq][T], [hv][T]): the attention runs along the keys */
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hq, rows, C, 1.0f, wt->wk, C,
-                                Pn + (size_t)t0 * C, C, 0.0f, Km + t0, T);
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, hv, rows, C, 1.0f, wt->wv, C,
-                                Pn + (size_t)t0 * C, C, 0.0f, Vm + t0, T);
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, hq, C, 1.0f, Pn + (size_t)t0 * C,
+                                C, wt->wk, C, 0.0f, Km + (size_t)t0 * hq, hq);
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, hv, C, 1.0f, Pn + (size_t)t0 * C,
+                                C, wt->wv, C, 0.0f, Vm + (size_t)t0 * hv, hv);
                 }
                 /* attention: one task per (head, block of query rows) */
 #pragma omp for schedule(static)
@@ -203,8 +202,8 @@ void catanet_lrsa_fwd_cpu(const CatanetCpu *cpu, const CatanetLrsaArgs *a,
                     int h = task / nblk, r0 = task % nblk * LRSA_ROW_BLOCK;
                     int rows = T - r0 < LRSA_ROW_BLOCK ? T - r0 : LRSA_ROW_BLOCK;
                     catanet_attention_fwd_cpu(rows, T, a->dqk, a->dv, scale, Qm + (size_t)r0 * hq + h * a->dqk, hq,
-                                              Km + (size_t)h * a->dqk * T, T, Vm + (size_t)h * a->dv * T, T,
-                                              A + (size_t)r0 * hv + h * a->dv, hv, 0, S);
+                                              Km + h * a->dqk, hq, Vm + h * a->dv, hv, A + (size_t)r0 * hv + h * a->dv,
+                                              hv, 0, S);
                 }
                 /* P + proj(A), added into the image (the rows of one patch are distinct pixels) */
 #pragma omp for schedule(static)
