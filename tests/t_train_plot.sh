@@ -12,7 +12,7 @@ W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 fail=0
 # a validation set of one image, in a folder whose name is hostile
-VAL="$W/v\$(touch INJECTED_VAL)'"
+VAL="$W/v'\$(touch INJECTED_VAL)'"
 mkdir -p "$VAL" && cp "$SHARED/data/eval/Set5/HR/baby.png" "$VAL/" || { echo "FAIL: setup"; exit 1; }
 SET=$(basename "$VAL")
 ARGS="--data $SHARED/data/eval/Set5/HR --dim 8 --qk-dim 8 --heads 2 --mlp-dim 16 --groups 1 --tokens 4 \
@@ -27,7 +27,10 @@ exit 0
 EOF
 chmod +x "$W/bin/gnuplot"
 
-LOG="$W/x\$(touch INJECTED)'\";system('touch INJECTED_GP').csv"
+# runs a command in a shell whether it is pasted bare, in single or in double quotes
+LOG="$W/x'\$(touch INJECTED_A)'\$(touch INJECTED_B).csv"
+# ends a string of gnuplot code and runs a command there
+GLOG="$W/g');system('touch INJECTED_GP');print('.csv"
 (cd "$W" && PATH="$W/bin:$PATH" GP_RECORD="$W/rec" "$T" train $ARGS --val "$VAL" --log "$LOG" 2>"$W/err")
 rc=$?
 printf '%s\n' -c SCRIPT "$LOG" "$LOG.val.csv" "$LOG.png" "$SET" > "$W/expected"
@@ -55,10 +58,11 @@ fi
 if command -v gnuplot >/dev/null 2>&1; then
     rm -f "$W"/x*.png
     (cd "$W" && "$T" train $ARGS --val "$VAL" --log "$LOG" 2>"$W/err2" &&
+        "$T" train $ARGS --val "$VAL" --log "$GLOG" 2>>"$W/err2" &&
         "$T" train $ARGS --val-every 0 --log "<touch INJECTED_LT" 2>>"$W/err2")
     rc=$?
-    if [ $rc = 0 ] && [ -s "$LOG.png" ] && [ -s "$W/<touch INJECTED_LT.png" ] && ! grep -q gnuplot "$W/err2"; then
-        echo "PASS: gnuplot drew both plots"
+    if [ $rc = 0 ] && [ -s "$LOG.png" ] && [ -s "$GLOG.png" ] && [ -s "$W/<touch INJECTED_LT.png" ] && ! grep -q gnuplot "$W/err2"; then
+        echo "PASS: gnuplot drew the three plots"
     else
         echo "FAIL: real gnuplot (exit $rc): $(ls "$W"; cat "$W/err2")"; fail=1
     fi
@@ -66,7 +70,7 @@ else
     echo "PASS: (no gnuplot installed: the real plot is not drawn here)"
 fi
 ran=
-for f in INJECTED INJECTED_VAL INJECTED_GP INJECTED_LT; do
+for f in INJECTED_A INJECTED_B INJECTED_VAL INJECTED_GP INJECTED_LT; do
     [ -e "$W/$f" ] || [ -e "$f" ] && ran="$ran $f"
 done
 if [ -n "$ran" ]; then
