@@ -1305,7 +1305,7 @@ static int cmd_export(const char *in, const char *out, const TrainCfg *cfg)
         die("out of memory");
     for (int i = 0; i < 3 * side * side; i++)
         img[i] = 0.5f + 0.4f * sinf(0.37f * i);
-    int r = output_finite(m, img, side, side, cfg->threads, err, sizeof(err));
+    int r = output_finite(m, img, side, side, cfg->threads ? cfg->threads : 1, err, sizeof(err)); /* a small image */
     free(img);
     if (r < 0)
         die("%s: cannot run the model: %s", in, err);
