@@ -1369,6 +1369,7 @@ int main(int argc, char **argv)
         av[i - 1] = argv[i];
     Args args;
     parse_args(argc - 1, av, &args);
+    free(av); /* args points at argv's strings, not into av */
     /* a run that meets a full disk must report it, not die of SIGXFSZ half-way through a write */
     signal(SIGXFSZ, SIG_IGN);
     if (!strcmp(cmd, "grad")) {
@@ -1471,7 +1472,6 @@ int main(int argc, char **argv)
     catanet_model_free(ts.adam_m);
     catanet_model_free(ts.adam_v);
     catanet_ckpt_cfg_release(&cfg);
-    free(av);
     if (g_stop) {
         signal(g_stop, SIG_DFL);
         raise(g_stop);
