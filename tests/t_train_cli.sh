@@ -1,5 +1,5 @@
 #!/bin/sh
-# catanet-train's command line: --help on stdout with exit 0, --version, and numbers read whole and
+# catanet-train's command line: --help on stdout with exit 0 (also for prune, extract, distill), --version, and numbers read whole and
 # range-checked (exit 2 with a message naming the option), also for prune and distill.
 B=${BUILDDIR:-build}
 T=$B/training/catanet-train
@@ -15,6 +15,15 @@ else
     echo "FAIL: --help: exit $rc, stdout $(wc -c < "$W/out") bytes, stderr: $(cat "$W/err")"; fail=1
 fi
 $T train --help > "$W/out2" 2>&1 && cmp -s "$W/out" "$W/out2" || { echo "FAIL: train --help differs or fails"; fail=1; }
+for c in prune extract distill; do
+    $T $c --help > "$W/sub" 2> "$W/sub.err"
+    rc=$?
+    if [ $rc = 0 ] && grep -q "^usage: catanet-train $c" "$W/sub" && [ ! -s "$W/sub.err" ]; then
+        echo "PASS: $c --help prints its usage to stdout, exit 0"
+    else
+        echo "FAIL: $c --help: exit $rc: $(cat "$W/sub" "$W/sub.err")"; fail=1
+    fi
+done
 v=$($T --version 2>&1)
 case "$v" in "catanet-train (catanet) "[0-9]*) echo "PASS: --version: $v" ;;
 *) echo "FAIL: --version printed '$v'"; fail=1 ;; esac

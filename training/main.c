@@ -758,6 +758,13 @@ static void kd_log(void *opaque, int level, const char *msg)
     fflush(stdout);
 }
 
+static void help_log(void *opaque, int level, const char *msg)
+{
+    (void)opaque;
+    (void)level;
+    printf("%s\n", msg);
+}
+
 static void usage(FILE *f, int code)
 {
     fprintf(f,
@@ -1352,9 +1359,19 @@ int main(int argc, char **argv)
     cfg.t_start = now_s(); /* --time-limit counts the data loading and the device setup too */
     int flag = 0;
     char err[1024];
-    if (!strcmp(cmd, "prune") || !strcmp(cmd, "extract") || !strcmp(cmd, "distill")) /* training/prune.c, distill.c */
-        return (!strcmp(cmd, "prune") ? catanet_prune_main : !strcmp(cmd, "extract") ? catanet_extract_main
-                : catanet_distill_main)(argc - 1, argv + 1, kd_log, NULL) < 0;
+    if (!strcmp(cmd, "prune") || !strcmp(cmd, "extract") || !strcmp(cmd, "distill")) { /* training/prune.c, distill.c */
+        int (*sub)(int, char **, CatanetLogFn, void *) = !strcmp(cmd, "prune")     ? catanet_prune_main
+                                                         : !strcmp(cmd, "extract") ? catanet_extract_main
+                                                                                   : catanet_distill_main;
+        for (int i = 2; i < argc; i++)
+            if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+                /* the subcommand without options answers with its usage: printed to stdout */
+                char *only[] = { argv[1], NULL };
+                sub(1, only, help_log, NULL);
+                return 0;
+            }
+        return sub(argc - 1, argv + 1, kd_log, NULL) < 0;
+    }
     if (strcmp(cmd, "grad") && strcmp(cmd, "bench") && strcmp(cmd, "export") && strcmp(cmd, "resume") &&
         strcmp(cmd, "train")) {
         fprintf(stderr, "catanet-train: unknown command '%s' (see catanet-train --help)\n", cmd);
