@@ -110,6 +110,8 @@ distclean:
 # make fuzz            builds build-fuzz/fuzz_weights (clang, libFuzzer + ASan + UBSan) and its seed corpus
 # make fuzz-smoke      runs it for FUZZ_TIME seconds (default 30) on the seeds
 # make fuzz-run        the same for FUZZ_TIME (set it: e.g. make fuzz-run FUZZ_TIME=600)
+# make fuzz-ckpt       builds build-fuzz/fuzz_ckpt (catanet-train's checkpoint metadata reader,
+#                      training/ckpt.c) and runs it FUZZ_TIME seconds on tests/fuzz/ckpt_seeds
 # make check-sanitize  the C test programs in build-san (gcc, --sanitize=address,undefined, CPU only);
 #                      tests see CATANET_SANITIZE=1 and may shrink their sizes (ASan makes them ~5-10x slower)
 FUZZ_CC ?= clang
@@ -122,7 +124,7 @@ FUZZ_LIB_SRCS := engine/safetensors.c engine/pth.c engine/model.c engine/error.c
 FUZZ_REF := $(CATANET_SHARED)/reference/catanet/weights_x2_random.pth
 SAN_B := build-san
 
-.PHONY: fuzz fuzz-deps fuzz-smoke fuzz-run check-sanitize
+.PHONY: fuzz fuzz-deps fuzz-smoke fuzz-run fuzz-ckpt check-sanitize
 
 fuzz-deps:
 	@sh tools/install-deps.sh --fuzz
@@ -130,6 +132,11 @@ fuzz-deps:
 $(FUZZ_B)/fuzz_weights: tests/fuzz/fuzz_weights.c $(FUZZ_LIB_SRCS) $(wildcard engine/*.h)
 	@mkdir -p $(FUZZ_B)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $(FUZZ_SAN) tests/fuzz/fuzz_weights.c $(FUZZ_LIB_SRCS) $(FUZZ_LIBS) -o $@
+
+$(FUZZ_B)/fuzz_ckpt: tests/fuzz/fuzz_ckpt.c training/ckpt.c training/ckpt.h $(FUZZ_LIB_SRCS) $(wildcard engine/*.h)
+	@mkdir -p $(FUZZ_B)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Itraining -fsanitize=fuzzer $(FUZZ_SAN) tests/fuzz/fuzz_ckpt.c training/ckpt.c \
+		$(FUZZ_LIB_SRCS) $(FUZZ_LIBS) -o $@
 
 $(FUZZ_B)/make_seeds: tests/fuzz/make_seeds.c $(FUZZ_LIB_SRCS) $(wildcard engine/*.h)
 	@mkdir -p $(FUZZ_B)
@@ -143,6 +150,13 @@ $(FUZZ_B)/seeds/.done: $(FUZZ_B)/make_seeds
 fuzz: fuzz-deps
 	@$(MAKE) --no-print-directory $(FUZZ_B)/fuzz_weights $(FUZZ_B)/seeds/.done
 	@echo "run: $(FUZZ_B)/fuzz_weights -dict=tests/fuzz/weights.dict -max_len=65536 $(FUZZ_B)/corpus $(FUZZ_B)/seeds"
+
+fuzz-ckpt: fuzz-deps
+	@$(MAKE) --no-print-directory $(FUZZ_B)/fuzz_ckpt
+	@mkdir -p $(FUZZ_B)/corpus-ckpt
+	ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 $(FUZZ_B)/fuzz_ckpt -dict=tests/fuzz/ckpt.dict \
+		-max_len=8192 -rss_limit_mb=2048 -timeout=10 -max_total_time=$(FUZZ_TIME) -print_final_stats=1 \
+		-artifact_prefix=$(FUZZ_B)/ckpt- $(FUZZ_B)/corpus-ckpt tests/fuzz/ckpt_seeds
 
 # new inputs go to build-fuzz/corpus (kept between runs); crashes to build-fuzz/crash-*
 fuzz-smoke fuzz-run: fuzz

@@ -28,9 +28,19 @@ while [ $i -lt 600 ]; do
 done
 kill -9 $pid 2>/dev/null
 wait $pid 2>/dev/null
+krc=$?
 killed_at=$(($(wc -l < "$W/b.csv") - 1))
 [ -f "$W/b.ckpt" ] || { echo "FAIL: no checkpoint before the kill"; exit 1; }
-$T resume "$W/b.ckpt" --quiet || { echo "FAIL: resume"; exit 1; }
+$T resume "$W/b.ckpt" --threads 1 --quiet 2>"$W/b.err" || { echo "FAIL: resume: $(cat "$W/b.err")"; exit 1; }
+# the kill must have landed part-way: the run died of SIGKILL (137), before its last step, and the
+# resume went on from a checkpoint before the end (else nothing here was resumed)
+resumed_at=$(sed -n 's/.*resuming .* at step \([0-9]*\) of .*/\1/p' "$W/b.err")
+if [ $krc = 137 ] && [ "$killed_at" -lt 60 ] && [ -n "$resumed_at" ] && [ "$resumed_at" -lt 60 ]; then
+    echo "PASS: the kill landed at step $killed_at (status $krc), the resume went on from step $resumed_at"
+else
+    echo "FAIL: the kill did not land part-way (status $krc, $killed_at steps logged, resumed at '$resumed_at')"
+    fail=1
+fi
 # every logged (step, loss) of the killed and the resumed run equals the uninterrupted one
 bad=$(awk -F, 'NR==FNR { if (FNR > 1) a[$1] = $2; next } FNR > 1 && a[$1] != $2 { print $1 }' "$W/a.csv" "$W/b.csv" | head -3)
 steps=$(awk -F, 'FNR > 1 { s[$1] = 1 } END { n = 0; for (k in s) n++; print n }' "$W/b.csv")

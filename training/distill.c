@@ -2,12 +2,15 @@
  * distill.c: `catanet-train distill` (see distill.h). The teacher is frozen: its training-mode
  * forward gives the features and the output, and its `means` are restored after every step.
  */
+#include <float.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "cli.h"
 #include "data.h"
 #include "distill.h"
 #include "error.h"
@@ -26,9 +29,15 @@ typedef struct DistillOpts {
     uint64_t seed;
 } DistillOpts;
 
+/* a number of an option through tools/cli.h (which says why on stderr), else an error naming it */
+#define PROG "catanet-train distill"
+#define NUM(x) do { if ((x) < 0) return catanet_errf(err, es, CATANET_ERR_INVALID_ARG, "distill: bad value for %s", o_); } while (0)
+
 static int distill_opts(int argc, char **argv, DistillOpts *o, char *err, size_t es)
 {
     memset(o, 0, sizeof(*o));
+    int64_t seed = 3407;
+    char o_[64];
     o->batch = 4;
     o->patch = 32;
     o->threads = 1;
@@ -39,11 +48,11 @@ static int distill_opts(int argc, char **argv, DistillOpts *o, char *err, size_t
     o->w_hr = 0.5;
     o->w_kd = 0.5;
     o->clip = 0;
-    o->seed = 3407;
     for (int i = 1; i < argc; i++) {
         const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strncmp(k, "--", 2) || !v)
             return catanet_errf(err, es, CATANET_ERR_INVALID_ARG, "distill: expected --option value, got '%s'", k);
+        snprintf(o_, sizeof(o_), "%.60s", k);
         k += 2;
         i++;
         if (!strcmp(k, "teacher"))
@@ -59,30 +68,31 @@ static int distill_opts(int argc, char **argv, DistillOpts *o, char *err, size_t
         else if (!strcmp(k, "val") && o->n_val < MAX_DIRS)
             o->val[o->n_val++] = v;
         else if (!strcmp(k, "batch"))
-            o->batch = atoi(v);
+            NUM(cli_int(PROG, o_, v, 1, 4096, &o->batch));
         else if (!strcmp(k, "patch"))
-            o->patch = atoi(v);
+            NUM(cli_int(PROG, o_, v, 1, 4096, &o->patch));
         else if (!strcmp(k, "threads"))
-            o->threads = atoi(v);
+            NUM(cli_int(PROG, o_, v, 0, 1024, &o->threads));
         else if (!strcmp(k, "log-every"))
-            o->log_every = atoi(v);
+            NUM(cli_int(PROG, o_, v, 0, INT_MAX, &o->log_every));
         else if (!strcmp(k, "iters"))
-            o->iters = (int64_t)strtod(v, NULL);
+            NUM(cli_int64(PROG, o_, v, 0, INT64_C(1000000000000), &o->iters));
         else if (!strcmp(k, "lr"))
-            o->lr = strtod(v, NULL);
+            NUM(cli_double(PROG, o_, v, 0, DBL_MAX, &o->lr));
         else if (!strcmp(k, "beta"))
-            o->beta = strtod(v, NULL);
+            NUM(cli_double(PROG, o_, v, 0, DBL_MAX, &o->beta));
         else if (!strcmp(k, "hr-weight"))
-            o->w_hr = strtod(v, NULL);
+            NUM(cli_double(PROG, o_, v, 0, DBL_MAX, &o->w_hr));
         else if (!strcmp(k, "kd-weight"))
-            o->w_kd = strtod(v, NULL);
+            NUM(cli_double(PROG, o_, v, 0, DBL_MAX, &o->w_kd));
         else if (!strcmp(k, "clip"))
-            o->clip = strtod(v, NULL);
+            NUM(cli_double(PROG, o_, v, 0, DBL_MAX, &o->clip));
         else if (!strcmp(k, "seed"))
-            o->seed = strtoull(v, NULL, 10);
+            NUM(cli_int64(PROG, o_, v, 0, INT64_MAX, &seed));
         else
             return catanet_errf(err, es, CATANET_ERR_INVALID_ARG, "distill: unknown option --%s", k);
     }
+    o->seed = (uint64_t)seed;
     if (!o->teacher || !o->student || !o->out || !o->n_data)
         return catanet_errf(err, es, CATANET_ERR_INVALID_ARG,
                             "usage: catanet-train distill --teacher T --student S --out OUT --data DIR [--val SET]"
@@ -93,6 +103,8 @@ static int distill_opts(int argc, char **argv, DistillOpts *o, char *err, size_t
         return catanet_errf(err, es, CATANET_ERR_INVALID_ARG, "distill: bad batch or iters");
     return 0;
 }
+#undef NUM
+#undef PROG
 
 static double now_s(void)
 {

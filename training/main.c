@@ -9,8 +9,13 @@
  *   catanet-train bench [--batch B] [--patch P] [--steps N] [--threads T] [--device cpu|cuda] [arch options]
  *   catanet-train prune|extract|distill ...   depth pruning and distillation (training/prune.h, distill.h)
  */
+#include <ctype.h>
 #include <errno.h>
-#include <jansson.h>
+#include <getopt.h>
+#include <fcntl.h>
+#include <float.h>
+#include <dirent.h>
+#include <spawn.h>
 #include <math.h>
 #include <omp.h>
 #include <signal.h>
@@ -21,6 +26,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -30,35 +36,12 @@
 #include "model.h"
 #include "model_train.h"
 #include "model_train_cuda.h"
-#include "prune.h"
+#include "ckpt.h"
+#include "cli.h"
 #include "distill.h"
+#include "prune.h"
 #include "safetensors.h"
 
-#define MAX_DIRS 16
-#define MAX_MILESTONES 16
-
-typedef struct TrainCfg {
-    CatanetModelInfo arch;
-    int batch, patch, threads;
-    int64_t iters;
-    double lr, gamma, clip;
-    int64_t milestones[MAX_MILESTONES];
-    int n_milestones;
-    uint64_t seed;
-    const char *data[MAX_DIRS];
-    int n_data;
-    const char *val[MAX_DIRS];
-    int n_val;
-    int64_t val_every, ckpt_every;
-    double ckpt_secs;
-    int max_bad;
-    const char *ckpt, *log, *from, *cache;
-    int quiet;
-    int new_data; /* resume: accept a changed image set (--new-data) */
-    int cuda;     /* --device cuda: the step on the GPU (training/model_train_cuda.h) */
-    double time_limit; /* --time-limit S: stop with a checkpoint S seconds after the program started */
-    double t_start;    /* now_s() at the start of the program */
-} TrainCfg;
 
 /* the signal that asked the loop to stop (0: none); main re-raises it once the checkpoint is written,
  * so a caller sees a run stopped by a signal as stopped by it (a script chaining stages must not take
@@ -174,82 +157,6 @@ static void prov_read(const CatanetSt *st, char prov[CATANET_KD_PROV_KEYS][PROV_
     }
 }
 
-static char *cfg_to_json(const TrainCfg *c)
-{
-    json_t *o = json_object(), *d = json_array(), *v = json_array(), *ms = json_array();
-    for (int i = 0; i < c->n_data; i++)
-        json_array_append_new(d, json_string(c->data[i]));
-    for (int i = 0; i < c->n_val; i++)
-        json_array_append_new(v, json_string(c->val[i]));
-    for (int i = 0; i < c->n_milestones; i++)
-        json_array_append_new(ms, json_integer(c->milestones[i]));
-    json_object_set_new(o, "batch", json_integer(c->batch));
-    json_object_set_new(o, "patch", json_integer(c->patch));
-    json_object_set_new(o, "iters", json_integer(c->iters));
-    json_object_set_new(o, "lr", json_real(c->lr));
-    json_object_set_new(o, "gamma", json_real(c->gamma));
-    json_object_set_new(o, "clip", json_real(c->clip));
-    json_object_set_new(o, "milestones", ms);
-    json_object_set_new(o, "seed", json_integer((json_int_t)c->seed));
-    json_object_set_new(o, "data", d);
-    json_object_set_new(o, "val", v);
-    json_object_set_new(o, "val_every", json_integer(c->val_every));
-    json_object_set_new(o, "ckpt_every", json_integer(c->ckpt_every));
-    json_object_set_new(o, "ckpt_secs", json_real(c->ckpt_secs));
-    json_object_set_new(o, "max_bad", json_integer(c->max_bad));
-    if (c->log)
-        json_object_set_new(o, "log", json_string(c->log));
-    if (c->cache)
-        json_object_set_new(o, "cache", json_string(c->cache));
-    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(o);
-    return s;
-}
-
-/* strings from the checkpoint's JSON must outlive it: kept in a small pool */
-static const char *keep(const char *s)
-{
-    return s ? strdup(s) : NULL;
-}
-
-static void cfg_from_json(TrainCfg *c, const char *text)
-{
-    json_error_t e;
-    json_t *o = json_loads(text, 0, &e);
-    if (!o)
-        die("checkpoint train_config is not JSON: %s", e.text);
-    c->batch = (int)json_integer_value(json_object_get(o, "batch"));
-    c->patch = (int)json_integer_value(json_object_get(o, "patch"));
-    c->iters = json_integer_value(json_object_get(o, "iters"));
-    c->lr = json_number_value(json_object_get(o, "lr"));
-    c->gamma = json_number_value(json_object_get(o, "gamma"));
-    c->clip = json_number_value(json_object_get(o, "clip"));
-    c->seed = (uint64_t)json_integer_value(json_object_get(o, "seed"));
-    c->val_every = json_integer_value(json_object_get(o, "val_every"));
-    c->ckpt_every = json_integer_value(json_object_get(o, "ckpt_every"));
-    c->ckpt_secs = json_number_value(json_object_get(o, "ckpt_secs"));
-    c->max_bad = (int)json_integer_value(json_object_get(o, "max_bad"));
-    json_t *a;
-    size_t i;
-    json_t *x;
-    c->n_milestones = 0;
-    a = json_object_get(o, "milestones");
-    json_array_foreach(a, i, x) if (c->n_milestones < MAX_MILESTONES) c->milestones[c->n_milestones++] = json_integer_value(x);
-    c->n_data = 0;
-    a = json_object_get(o, "data");
-    json_array_foreach(a, i, x) if (c->n_data < MAX_DIRS) c->data[c->n_data++] = keep(json_string_value(x));
-    c->n_val = 0;
-    a = json_object_get(o, "val");
-    json_array_foreach(a, i, x) if (c->n_val < MAX_DIRS) c->val[c->n_val++] = keep(json_string_value(x));
-    if (json_object_get(o, "log"))
-        c->log = keep(json_string_value(json_object_get(o, "log")));
-    if (json_object_get(o, "cache"))
-        c->cache = keep(json_string_value(json_object_get(o, "cache")));
-    json_decref(o);
-    if (c->batch < 1 || c->patch < 1 || c->iters < 0)
-        die("checkpoint train_config is incomplete");
-}
-
 static int save_ckpt(const char *path, const TrainCfg *cfg, TrainState *ts, char *err, size_t es)
 {
     CatanetModel *m = ts->model;
@@ -261,6 +168,7 @@ static int save_ckpt(const char *path, const TrainCfg *cfg, TrainState *ts, char
         free(e);
         free(names);
         free(initted_names);
+        snprintf(err, es, "out of memory");
         return -1;
     }
     /* the model as catanet_model_save writes it, then Adam's moments of every parameter */
@@ -277,7 +185,7 @@ static int save_ckpt(const char *path, const TrainCfg *cfg, TrainState *ts, char
             k++;
         }
     }
-    char *arch = catanet_arch_to_json(&m->info), *cj = cfg_to_json(cfg);
+    char *arch = catanet_arch_to_json(&m->info), *cj = catanet_ckpt_config_json(cfg);
     char step[32], adam_t[32], skipped[32], elapsed[64], rng[32];
     snprintf(step, sizeof(step), "%lld", (long long)ts->step);
     snprintf(adam_t, sizeof(adam_t), "%lld", (long long)ts->adam_t);
@@ -294,7 +202,9 @@ static int save_ckpt(const char *path, const TrainCfg *cfg, TrainState *ts, char
             keys[nk] = catanet_kd_prov_keys[p];
             vals[nk++] = ts->prov[p];
         }
-    int ret = catanet_st_write(path, e, k, keys, vals, nk, err, es);
+    int ret = arch && cj ? catanet_st_write(path, e, k, keys, vals, nk, err, es) : -1;
+    if (!arch || !cj)
+        snprintf(err, es, "out of memory");
     free(arch);
     free(cj);
     free(e);
@@ -312,6 +222,15 @@ static CatanetModel *new_like(const CatanetModel *m)
     return x;
 }
 
+/* the metadata of an opened checkpoint, validated (ckpt.c): the config into cfg, the state into ts */
+static int read_ckpt_meta(const CatanetSt *st, TrainCfg *cfg, CkptProgress *p, char *err, size_t es)
+{
+    const char *meta[CKPT_META_N];
+    for (int k = 0; k < CKPT_META_N; k++)
+        meta[k] = catanet_st_meta(st, catanet_ckpt_meta_keys[k]);
+    return catanet_ckpt_parse_meta(meta, cfg, p, err, es);
+}
+
 static void load_ckpt(const char *path, TrainCfg *cfg, TrainState *ts)
 {
     char err[512];
@@ -320,18 +239,15 @@ static void load_ckpt(const char *path, TrainCfg *cfg, TrainState *ts)
     CatanetSt *st;
     if (catanet_st_open(&st, path, err, sizeof(err)) < 0)
         die("%s", err);
-    const char *cj = catanet_st_meta(st, "train_config"), *step = catanet_st_meta(st, "step");
-    const char *at = catanet_st_meta(st, "adam_t"), *ds = catanet_st_meta(st, "data_state");
-    if (!cj || !step || !at || !ds)
-        die("%s: not a catanet-train checkpoint (metadata missing)", path);
-    cfg_from_json(cfg, cj);
+    CkptProgress p;
+    if (read_ckpt_meta(st, cfg, &p, err, sizeof(err)) < 0)
+        die("%s: %s", path, err);
     cfg->arch = ts->model->info;
-    ts->step = strtoll(step, NULL, 10);
-    ts->adam_t = strtoll(at, NULL, 10);
-    const char *sk = catanet_st_meta(st, "skipped"), *el = catanet_st_meta(st, "elapsed_s");
-    ts->skipped = sk ? strtoll(sk, NULL, 10) : 0;
-    ts->elapsed = el ? strtod(el, NULL) : 0;
-    snprintf(ts->data_state, sizeof(ts->data_state), "%s", ds);
+    ts->step = p.step;
+    ts->adam_t = p.adam_t;
+    ts->skipped = p.skipped;
+    ts->elapsed = p.elapsed;
+    snprintf(ts->data_state, sizeof(ts->data_state), "%s", p.data_state);
     prov_read(st, ts->prov);
     ts->grads = new_like(ts->model);
     ts->adam_m = new_like(ts->model);
@@ -350,6 +266,12 @@ static void load_ckpt(const char *path, TrainCfg *cfg, TrainState *ts)
         }
     }
     catanet_st_close(st);
+    /* a non-finite value would spread through Adam into every weight it touches, and be checkpointed */
+    const char *bad = NULL;
+    if (!catanet_ckpt_finite(ts->model, &bad))
+        die("%s: weight tensor %s holds NaN or Inf: not resumable", path, bad);
+    if (!catanet_ckpt_finite(ts->adam_m, &bad) || !catanet_ckpt_finite(ts->adam_v, &bad))
+        die("%s: Adam moment of %s holds NaN or Inf: not resumable", path, bad);
 }
 
 /* ---- validation with the eval-mode engine forward ---- */
@@ -404,25 +326,190 @@ static double grad_norm(const CatanetModel *g)
     return sqrt(ss);
 }
 
-/* loss and one validation PSNR curve per set, with gnuplot when it is installed */
-static void plot(const TrainCfg *cfg, CatanetEvalSet *const *vs)
+/* The plot: gnuplot runs this fixed script, and the paths and set names reach it only as its
+ * arguments (ARG1..ARGn, strings), never as text of a shell or of gnuplot code. ARG1 the loss log,
+ * ARG2 the validation log, ARG3 the PNG, ARG4.. the validation sets' names. */
+static const char plot_script[] =
+    "set terminal png size 1000,600 noenhanced\n"
+    "set output ARG3\n"
+    "set datafile separator ','\n"
+    "set key noenhanced\n"
+    "set xlabel 'iteration'\n"
+    "set ylabel 'L1 loss'\n"
+    "set logscale y\n"
+    "if (ARGC < 4) {\n"
+    "  plot ARG1 using 1:2 every ::1 with lines title 'loss'\n"
+    "} else {\n"
+    "  set y2label 'val PSNR (dB)'\n"
+    "  set y2tics\n"
+    "  plot ARG1 using 1:2 every ::1 with lines title 'loss', \\\n"
+    "    for [i=4:ARGC] ARG2 using 1:(strcol(2) eq value(sprintf('ARG%d', i)) ? $3 : NaN) axes x1y2 \\\n"
+    "    with points title value(sprintf('ARG%d', i)).' PSNR'\n"
+    "}\n";
+extern char **environ;
+#define PLOT_MAX_SETS 6 /* gnuplot -c passes at most 9 arguments */
+
+/* gnuplot reads a file name that starts with '<' as a command to run, and an output that starts
+ * with '|' as one to pipe to; "-" and "" are special too: a relative path goes as ./PATH */
+static void plot_path(char *out, size_t n, const char *path, const char *suffix)
 {
-    if (!cfg->log || system("command -v gnuplot >/dev/null 2>&1") != 0)
+    snprintf(out, n, "%s%s%s", path[0] == '/' ? "" : "./", path, suffix);
+}
+
+/* loss and one validation PSNR curve per set, with gnuplot when it is installed */
+static void plot(const TrainCfg *cfg, CatanetEvalSet *const *vs, const int *validated)
+{
+    if (!cfg->log)
         return;
-    char cmd[8192], val[4096] = "";
-    for (int i = 0; i < cfg->n_val && vs[i]; i++) {
-        size_t l = strlen(val);
-        snprintf(val + l, sizeof(val) - l,
-                 ", '< grep -F ,%s, %s.val.csv' using 1:3 axes x1y2 with linespoints title '%s PSNR'", vs[i]->name,
-                 cfg->log, vs[i]->name);
+    const char *tmpdir = getenv("TMPDIR");
+    if (!tmpdir || !*tmpdir || strlen(tmpdir) > 3000)
+        tmpdir = "/tmp";
+    char spath[4096];
+    snprintf(spath, sizeof(spath), "%s/catanet-plot-XXXXXX", tmpdir);
+    int fd = mkstemp(spath);
+    if (fd < 0) {
+        fprintf(stderr, "catanet-train: plot skipped: cannot create %s: %s\n", spath, strerror(errno));
+        return;
     }
-    snprintf(cmd, sizeof(cmd),
-             "gnuplot -e \"set terminal png size 1000,600; set output '%s.png'; set datafile separator ',';"
-             " set xlabel 'iteration'; set ylabel 'L1 loss'; set y2label 'val PSNR (dB)'; set y2tics; set logscale y;"
-             " plot '%s' using 1:2 every ::1 with lines title 'loss'%s\" >/dev/null 2>&1",
-             cfg->log, cfg->log, val);
-    if (system(cmd) != 0)
+    size_t len = sizeof(plot_script) - 1;
+    int wrote = write(fd, plot_script, len) == (ssize_t)len;
+    close(fd);
+    char logp[4200], valp[4200], png[4200];
+    plot_path(logp, sizeof(logp), cfg->log, "");
+    plot_path(valp, sizeof(valp), cfg->log, ".val.csv");
+    plot_path(png, sizeof(png), cfg->log, ".png");
+    char *argv[7 + PLOT_MAX_SETS] = { "gnuplot", "-c", spath, logp, valp, png };
+    int argc = 6;
+    for (int i = 0; i < cfg->n_val && argc < 6 + PLOT_MAX_SETS; i++)
+        if (vs[i] && validated[i]) /* a set without a point would fail the plot */
+            argv[argc++] = vs[i]->name;
+    argv[argc] = NULL;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    pid_t pid;
+    int err = wrote ? posix_spawnp(&pid, "gnuplot", &fa, NULL, argv, environ) : EIO;
+    posix_spawn_file_actions_destroy(&fa);
+    int status = 0;
+    if (err == 0)
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+            ;
+    unlink(spath);
+    if (err == ENOENT)
+        return; /* no gnuplot: no plot */
+    if (err)
+        fprintf(stderr, "catanet-train: plot skipped: cannot run gnuplot: %s\n", strerror(err));
+    else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
         fprintf(stderr, "catanet-train: gnuplot failed (plot skipped)\n");
+}
+
+/* 1 when the eval-mode output of the model on the planar image is finite, 0 when not, -1 when it
+ * could not run (the plan's error in err) */
+static int output_finite(const CatanetModel *m, const float *img, int w, int h, int threads, char *err, size_t es)
+{
+    CatanetCpuPlan *p;
+    if (catanet_cpu_plan_create(&p, m, w, h, threads, err, es) < 0)
+        return -1;
+    size_t n = (size_t)3 * w * h * m->info.upscale * m->info.upscale;
+    float *out = malloc(sizeof(float) * n);
+    if (!out) {
+        catanet_cpu_plan_free(p);
+        snprintf(err, es, "out of memory");
+        return -1;
+    }
+    catanet_cpu_forward(p, img, out);
+    int ok = 1;
+    for (size_t i = 0; i < n && ok; i++)
+        ok = isfinite(out[i]);
+    free(out);
+    catanet_cpu_plan_free(p);
+    return ok;
+}
+
+/* Whether the training state is fit to be kept: every weight, buffer and Adam moment finite, and the
+ * network's output on a probe patch (the first LR patch of the last batch) finite, for weights that
+ * have grown huge stay finite while giving NaN. NULL when it is, else what is wrong (in buf). */
+static const char *state_broken(const TrainState *ts, const float *probe, int patch, int threads, char *buf,
+                                size_t n)
+{
+    const char *bad;
+    if (!catanet_ckpt_finite(ts->model, &bad))
+        snprintf(buf, n, "weight tensor %s holds NaN or Inf", bad);
+    else if (!catanet_ckpt_finite(ts->adam_m, &bad) || !catanet_ckpt_finite(ts->adam_v, &bad))
+        snprintf(buf, n, "an Adam moment of %s holds NaN or Inf", bad);
+    else {
+        char err[256];
+        int r = output_finite(ts->model, probe, patch, patch, threads, err, sizeof(err));
+        if (r == 1)
+            return NULL;
+        if (r == 0)
+            snprintf(buf, n, "the network's output on a training patch holds NaN or Inf");
+        else /* the patch is too small for the eval-mode forward: only the finite checks above */
+            return NULL;
+    }
+    return buf;
+}
+
+/* what is on disk after a stop */
+static const char *kept_msg(const TrainCfg *cfg, int64_t saved_step, char *buf, size_t n)
+{
+    if (!cfg->ckpt)
+        snprintf(buf, n, "no checkpoint (no --ckpt)");
+    else if (saved_step < 0)
+        snprintf(buf, n, "no checkpoint was written");
+    else
+        snprintf(buf, n, "the checkpoint %s of step %lld is kept", cfg->ckpt, (long long)saved_step);
+    return buf;
+}
+
+#define LOG_HEADER "step,loss,lr,elapsed_s\n"
+#define VLOG_HEADER "step,set,psnr,ssim\n"
+
+/* A log of the run. `train` starts its logs afresh (an old run's log at the same path would read as
+ * this run's); `resume` appends. A path from the command line is the user's to choose. A path from a
+ * checkpoint is only a claim of the file that wrote it: the run appends to it only if it is still a
+ * regular file (not a symbolic link) that starts with this log's header, so a crafted checkpoint
+ * cannot make the run write into any other file; the validation log beside an accepted log may be
+ * created (sibling, may_create). Otherwise the run logs nothing, and says so. */
+static FILE *open_log(const char *path, const char *header, const TrainCfg *cfg, int may_create)
+{
+    size_t hl = strlen(header);
+    int fd;
+    if (!cfg->resumed)
+        fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_APPEND, 0644);
+    else if (!cfg->log_from_ckpt)
+        fd = open(path, O_RDWR | O_CREAT | O_APPEND, 0644);
+    else {
+        fd = open(path, O_RDWR | O_APPEND | O_NOFOLLOW);
+        if (fd < 0 && errno == ENOENT && may_create)
+            fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_APPEND | O_NOFOLLOW, 0644);
+        char head[64] = "";
+        struct stat sb;
+        if (fd >= 0 && (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) ||
+                        (sb.st_size > 0 && (pread(fd, head, hl, 0) != (ssize_t)hl || memcmp(head, header, hl))) ||
+                        (sb.st_size == 0 && !may_create))) {
+            close(fd);
+            fprintf(stderr, "catanet-train: the checkpoint's log path %s is not this run's log: not logging "
+                            "(give --log to log)\n", path);
+            return NULL;
+        }
+    }
+    if (fd < 0) {
+        if (cfg->log_from_ckpt)
+            fprintf(stderr, "catanet-train: the checkpoint's log %s: %s: not logging (give --log to log)\n", path,
+                    strerror(errno));
+        else
+            die("cannot open the log %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    FILE *f = fdopen(fd, "a+");
+    if (!f)
+        die("cannot open the log %s: %s", path, strerror(errno));
+    if (lseek(fd, 0, SEEK_END) == 0)
+        fputs(header, f);
+    return f;
 }
 
 static int train_loop(TrainCfg *cfg, TrainState *ts)
@@ -442,6 +529,7 @@ static int train_loop(TrainCfg *cfg, TrainState *ts)
     if (ts->data_state[0] && catanet_data_set_state_ex(data, ts->data_state, cfg->new_data) < 0)
         die("data state: %s (resume with --new-data to go on in the new image set)", catanet_data_last_error(data));
     CatanetEvalSet *vs[MAX_DIRS] = { 0 };
+    int validated[MAX_DIRS] = { 0 }; /* the sets validated in this run */
     for (int i = 0; i < cfg->n_val && cfg->val_every > 0; i++) /* --val-every 0: the sets are not read */
         if (catanet_evalset_open(&vs[i], cfg->val[i], m->info.upscale, err, sizeof(err)) < 0)
             die("validation set %s: %s", cfg->val[i], err);
@@ -465,21 +553,16 @@ static int train_loop(TrainCfg *cfg, TrainState *ts)
     uint8_t initted_save[CATANET_MAX_GROUPS];
     FILE *log = NULL, *vlog = NULL;
     if (cfg->log) {
-        char vpath[1024];
+        char vpath[4200];
         snprintf(vpath, sizeof(vpath), "%s.val.csv", cfg->log);
-        /* a run from step 0 starts its logs afresh (an old run's log at the same path would read as
-         * this run's); a resumed one appends */
-        const char *mode = ts->step == 0 ? "w" : "a";
-        int fresh = ts->step == 0 || access(cfg->log, F_OK) != 0;
-        log = fopen(cfg->log, mode);
-        int vfresh = ts->step == 0 || access(vpath, F_OK) != 0;
-        vlog = fopen(vpath, mode);
-        if (!log || !vlog)
-            die("cannot open the log %s: %s", cfg->log, strerror(errno));
-        if (fresh)
-            fprintf(log, "step,loss,lr,elapsed_s\n");
-        if (vfresh)
-            fprintf(vlog, "step,set,psnr,ssim\n");
+        log = open_log(cfg->log, LOG_HEADER, cfg, 0);
+        vlog = log ? open_log(vpath, VLOG_HEADER, cfg, 1) : NULL;
+        if (!vlog && log) {
+            fclose(log);
+            log = NULL;
+        }
+        if (!log)
+            cfg->log = NULL; /* no plot either */
     }
     if (!lr || !hr || !means_save)
         die("out of memory");
@@ -487,6 +570,9 @@ static int train_loop(TrainCfg *cfg, TrainState *ts)
     signal(SIGTERM, on_signal);
     double t0 = now_s(), last_ckpt = t0, last_print = 0, base_elapsed = ts->elapsed, loss_avg = NAN;
     int64_t start_step = ts->step;
+    /* the step of the checkpoint on disk (-1: none) and of the last state found sound */
+    int64_t saved_step = cfg->resumed ? ts->step : -1, verified_step = ts->step;
+    char kept[4300];
     int ret = 0, timed_out = 0;
     while (ts->step < cfg->iters && !g_stop && !timed_out) {
         if (catanet_data_next(data, lr, hr) < 0)
@@ -529,7 +615,8 @@ static int train_loop(TrainCfg *cfg, TrainState *ts)
             fprintf(stderr, "\ncatanet-train: step %lld: non-finite %s, step skipped (%lld in a row)\n",
                     (long long)ts->step, isfinite(loss) ? "gradient" : "loss", (long long)ts->bad_in_row);
             if (ts->bad_in_row >= cfg->max_bad) {
-                fprintf(stderr, "catanet-train: %d non-finite steps in a row: stopping\n", cfg->max_bad);
+                fprintf(stderr, "catanet-train: %d non-finite steps in a row: stopping; %s\n", cfg->max_bad,
+                        kept_msg(cfg, saved_step, kept, sizeof(kept)));
                 ret = 2;
                 break;
             }
@@ -577,6 +664,7 @@ static int train_loop(TrainCfg *cfg, TrainState *ts)
                     continue;
                 }
                 ts->last_psnr[i] = r.psnr;
+                validated[i] = 1;
                 ts->last_ssim[i] = r.ssim;
                 ts->have_val = 1;
                 if (vlog) {
@@ -586,7 +674,7 @@ static int train_loop(TrainCfg *cfg, TrainState *ts)
             }
             if (log)
                 fflush(log);
-            plot(cfg, vs);
+            plot(cfg, vs, validated);
         }
         if (!cfg->quiet && (t - last_print > 1.0 || ts->step == cfg->iters)) {
             double ips = (ts->step - start_step) / (t - t0);
@@ -607,17 +695,41 @@ static int train_loop(TrainCfg *cfg, TrainState *ts)
             if (dev && (catanet_train_cuda_get_weights(dev, m) < 0 ||
                         catanet_train_cuda_get_adam(dev, ts->adam_m, ts->adam_v) < 0))
                 die("--device cuda: reading the state back for the checkpoint: %s", catanet_train_cuda_error(dev));
+            /* a diverged state is never saved over the last good one */
+            const char *why = state_broken(ts, lr, cfg->patch, cfg->threads, err, sizeof(err));
+            if (why) {
+                fprintf(stderr, "\ncatanet-train: step %lld: the training diverged (%s): stopping; %s\n",
+                        (long long)ts->step, why, kept_msg(cfg, saved_step, kept, sizeof(kept)));
+                ret = 2;
+                break;
+            }
+            verified_step = ts->step;
             catanet_data_get_state(data, ts->data_state, sizeof(ts->data_state));
+            /* a run whose checkpoints cannot be written would lose all its work at the end */
             if (save_ckpt(cfg->ckpt, cfg, ts, err, sizeof(err)) < 0)
-                fprintf(stderr, "\ncatanet-train: checkpoint failed: %s\n", err);
+                die("step %lld: checkpoint %s not written: %s; %s", (long long)ts->step, cfg->ckpt, err,
+                    kept_msg(cfg, saved_step, kept, sizeof(kept)));
+            saved_step = ts->step;
             last_ckpt = t;
+        }
+    }
+    /* a run that ends without a checkpoint of its last step still says whether its state is sound */
+    if (ret == 0 && verified_step != ts->step && ts->step > start_step) {
+        if (dev && (catanet_train_cuda_get_weights(dev, m) < 0 ||
+                    catanet_train_cuda_get_adam(dev, ts->adam_m, ts->adam_v) < 0))
+            die("--device cuda: reading the state back: %s", catanet_train_cuda_error(dev));
+        const char *why = state_broken(ts, lr, cfg->patch, cfg->threads, err, sizeof(err));
+        if (why) {
+            fprintf(stderr, "\ncatanet-train: step %lld: the training diverged (%s); %s\n", (long long)ts->step, why,
+                    kept_msg(cfg, saved_step, kept, sizeof(kept)));
+            ret = 2;
         }
     }
     if (!cfg->quiet)
         fprintf(stderr, "\n");
     if (g_stop || timed_out)
         fprintf(stderr, "catanet-train: stopped by %s at step %lld%s\n", g_stop ? "signal" : "--time-limit",
-                (long long)ts->step, cfg->ckpt ? " (checkpoint written)" : "");
+                (long long)ts->step, saved_step == ts->step ? " (checkpoint written)" : "");
     double run_s = now_s() - t0;
     fprintf(stderr, "catanet-train: %lld steps in %.1f s, %.3f it/s, batch %d of %dx%d, on %s\n",
             (long long)(ts->step - start_step), run_s, run_s > 0 ? (ts->step - start_step) / run_s : 0.0, cfg->batch,
@@ -626,7 +738,7 @@ static int train_loop(TrainCfg *cfg, TrainState *ts)
         fclose(log);
     if (vlog)
         fclose(vlog);
-    plot(cfg, vs);
+    plot(cfg, vs, validated);
     for (int i = 0; i < cfg->n_val; i++)
         catanet_evalset_close(vs[i]);
     catanet_data_close(data);
@@ -646,43 +758,68 @@ static void kd_log(void *opaque, int level, const char *msg)
     fflush(stdout);
 }
 
-static void usage(void)
+static void help_log(void *opaque, int level, const char *msg)
 {
-    fprintf(stderr,
+    (void)opaque;
+    (void)level;
+    printf("%s\n", msg);
+}
+
+static void usage(FILE *f, int code)
+{
+    fprintf(f,
             "usage:\n"
             "  catanet-train train --data DIR [--data DIR...] [--val DIR...] [options]\n"
             "  catanet-train resume CKPT [--iters N] [--threads T] [--batch B --patch P] [--new-data] [--quiet]\n"
-            "                            [--device cpu|cuda] [--time-limit S] [--data DIR.. --val DIR..]\n"
+            "                            [--device cpu|cuda] [--time-limit S] [--log CSV] [--data DIR.. --val DIR..]\n"
             "  catanet-train export CKPT OUT.safetensors\n"
             "  catanet-train grad -m MODEL --input X.npy --target Y.npy --out G.safetensors [--first-step]\n"
             "  catanet-train bench [--batch B] [--patch P] [--steps N] [--device cpu|cuda] [arch options]\n"
             "  catanet-train prune|extract|distill (run one without options for its usage)\n"
+            "  catanet-train --help | --version\n"
             "options: --scale S (2)  --arch L | --dim D --qk-dim Q --heads H --mlp-dim M --groups K\n"
             "  --tokens a,b,.. --group-size a,b,.. --patch-size a,b,.. (per group, repeated cyclically)\n"
             "  --from MODEL (initial weights)  --batch B (16)  --patch P (LR side, 64)  --iters N (800000)\n"
             "  --lr X (2e-4)  --milestones a,b,.. (300k,500k,650k,700k,750k)  --gamma G (0.5)  --clip X (off)\n"
-            "  --seed N (3407)  --threads T  --val-every N (2500)  --ckpt PATH  --ckpt-every N  --ckpt-secs S (600)\n"
-            "  --log CSV  --max-bad K (5)  --cache DIR  --quiet  --config FILE (lines of 'option value')\n"
-            "  --device cpu|cuda (train, resume, bench)  --time-limit S (stop with a checkpoint after S seconds)\n"
+            "  --seed N (3407)  --threads T (0: all)  --val-every N (2500)  --ckpt PATH  --ckpt-every N\n"
+            "  --ckpt-secs S (600)  --log CSV  --max-bad K (5)  --cache DIR  --quiet\n"
+            "  --config FILE (lines of 'option value')  --device cpu|cuda (train, resume, bench)\n"
+            "  --time-limit S (stop with a checkpoint after S seconds)\n"
             "resume: --data/--val on its command line replace the checkpoint's lists (with --new-data when the\n"
-            "  image set changes)\n");
-    exit(2);
+            "  image set changes); --log replaces the checkpoint's log path\n"
+            "exit status: 0 done, 1 error (a checkpoint that could not be written included), 2 bad usage or\n"
+            "  a diverged run (non-finite state or --max-bad non-finite steps in a row); a run stopped by a\n"
+            "  signal ends by that signal\n");
+    exit(code);
 }
 
-static int parse_list(const char *s, int64_t *out, int max)
+/* a bad option value: cli.h has said why */
+#define OPT_CHECK(x) do { if ((x) < 0) exit(2); } while (0)
+
+/* "a,b,c" (each with an optional k for thousands), every entry in [lo, hi]; "" is an empty list */
+static int parse_list(const char *opt, const char *s, int64_t lo, int64_t hi, int64_t *out, int max)
 {
     int n = 0;
-    while (*s && n < max) {
-        char *e;
-        double v = strtod(s, &e);
-        if (e == s)
-            die("bad number list '%s'", s);
-        if (*e == 'k' || *e == 'K') {
-            v *= 1000;
-            e++;
+    while (*s) {
+        char item[64];
+        size_t l = strcspn(s, ",");
+        if (n >= max) {
+            fprintf(stderr, "catanet-train: %s: more than %d entries\n", opt, max);
+            exit(2);
         }
-        out[n++] = (int64_t)v;
-        s = *e == ',' ? e + 1 : e;
+        snprintf(item, sizeof(item), "%.*s", (int)(l < sizeof(item) ? l : sizeof(item) - 1), s);
+        int64_t mult = 1, v;
+        if (l > 1 && l < sizeof(item) && (item[l - 1] == 'k' || item[l - 1] == 'K')) {
+            mult = 1000;
+            item[l - 1] = 0;
+        }
+        OPT_CHECK(cli_int64("catanet-train", opt, l < sizeof(item) ? item : s, lo, hi / mult, &v));
+        out[n++] = v * mult;
+        s += l;
+        if (*s == ',' && !*++s) { /* a trailing comma */
+            fprintf(stderr, "catanet-train: %s: empty entry\n", opt);
+            exit(2);
+        }
     }
     return n;
 }
@@ -736,94 +873,103 @@ static void defaults(TrainCfg *c)
     c->max_bad = 5;
 }
 
-/* one option (name without dashes, value); returns 1 when it took the value */
-static int set_opt(TrainCfg *c, ArchOpts *ao, const char *k, const char *v, int *extra_flag)
+/* one option (name without dashes, value: NULL for a flag) of the command line or a --config file */
+static void set_opt(TrainCfg *c, ArchOpts *ao, const char *k, const char *v, int *extra_flag)
 {
-#define NEED() do { if (!v) die("--%s needs a value", k); } while (0)
-    if (!strcmp(k, "quiet")) {
+    static const char P[] = "catanet-train";
+    char o[64];
+    snprintf(o, sizeof(o), "--%s", k);
+    int iv;
+    int64_t lv;
+    if (!strcmp(k, "quiet"))
         c->quiet = 1;
-        return 0;
-    }
-    if (!strcmp(k, "new-data")) {
+    else if (!strcmp(k, "new-data"))
         c->new_data = 1;
-        return 0;
-    }
-    if (!strcmp(k, "first-step")) {
+    else if (!strcmp(k, "first-step"))
         *extra_flag = 1;
-        return 0;
-    }
-    NEED();
-    if (!strcmp(k, "data") && c->n_data < MAX_DIRS)
-        c->data[c->n_data++] = v;
-    else if (!strcmp(k, "val") && c->n_val < MAX_DIRS)
-        c->val[c->n_val++] = v;
-    else if (!strcmp(k, "scale"))
-        ao->scale = atoi(v);
+    else if (!v) {
+        fprintf(stderr, "%s: %s needs a value\n", P, o);
+        exit(2);
+    } else if (!strcmp(k, "data") || !strcmp(k, "val")) {
+        int *n = k[0] == 'd' ? &c->n_data : &c->n_val;
+        if (*n >= MAX_DIRS) {
+            fprintf(stderr, "%s: %s: at most %d folders\n", P, o, MAX_DIRS);
+            exit(2);
+        }
+        (k[0] == 'd' ? c->data : c->val)[(*n)++] = v;
+    } else if (!strcmp(k, "scale"))
+        OPT_CHECK(cli_int(P, o, v, 1, 4, &ao->scale));
     else if (!strcmp(k, "arch")) {
-        if (strcmp(v, "L"))
-            die("--arch: only L (the official CATANet-L); use --dim/--groups/... for others");
+        if (strcmp(v, "L")) {
+            fprintf(stderr, "%s: --arch: only L (the official CATANet-L); use --dim/--groups/... for others\n", P);
+            exit(2);
+        }
     } else if (!strcmp(k, "dim"))
-        ao->dim = atoi(v);
+        OPT_CHECK(cli_int(P, o, v, 1, 4096, &ao->dim));
     else if (!strcmp(k, "qk-dim"))
-        ao->qk = atoi(v);
+        OPT_CHECK(cli_int(P, o, v, 1, 4096, &ao->qk));
     else if (!strcmp(k, "heads"))
-        ao->heads = atoi(v);
+        OPT_CHECK(cli_int(P, o, v, 1, 4096, &ao->heads));
     else if (!strcmp(k, "mlp-dim"))
-        ao->mlp = atoi(v);
+        OPT_CHECK(cli_int(P, o, v, 1, 65536, &ao->mlp));
     else if (!strcmp(k, "groups"))
-        ao->groups = atoi(v);
+        OPT_CHECK(cli_int(P, o, v, 1, CATANET_MAX_GROUPS, &ao->groups));
     else if (!strcmp(k, "tokens"))
-        ao->nt = parse_list(v, ao->tokens, 64);
+        ao->nt = parse_list(o, v, 1, 65536, ao->tokens, 64);
     else if (!strcmp(k, "group-size"))
-        ao->ng = parse_list(v, ao->gsz, 64);
+        ao->ng = parse_list(o, v, 1, 65536, ao->gsz, 64);
     else if (!strcmp(k, "patch-size"))
-        ao->np = parse_list(v, ao->psz, 64);
+        ao->np = parse_list(o, v, 1, 65536, ao->psz, 64);
     else if (!strcmp(k, "from"))
         c->from = v;
     else if (!strcmp(k, "batch"))
-        c->batch = atoi(v);
+        OPT_CHECK(cli_int(P, o, v, 1, TRAIN_MAX_BATCH, &c->batch));
     else if (!strcmp(k, "patch"))
-        c->patch = atoi(v);
-    else if (!strcmp(k, "iters") || !strcmp(k, "steps"))
-        c->iters = (int64_t)strtod(v, NULL);
-    else if (!strcmp(k, "lr"))
-        c->lr = strtod(v, NULL);
+        OPT_CHECK(cli_int(P, o, v, 1, TRAIN_MAX_PATCH, &c->patch));
+    else if (!strcmp(k, "iters") || !strcmp(k, "steps")) /* 0: set up (data, device) and stop */
+        OPT_CHECK(cli_int64(P, o, v, 0, TRAIN_MAX_STEPS, &c->iters));
+    else if (!strcmp(k, "lr")) /* 0: no update at all (a control run) */
+        OPT_CHECK(cli_double(P, o, v, 0, DBL_MAX, &c->lr));
     else if (!strcmp(k, "milestones"))
-        c->n_milestones = parse_list(v, c->milestones, MAX_MILESTONES);
+        c->n_milestones = parse_list(o, v, 0, TRAIN_MAX_STEPS, c->milestones, MAX_MILESTONES);
     else if (!strcmp(k, "gamma"))
-        c->gamma = strtod(v, NULL);
+        OPT_CHECK(cli_double(P, o, v, DBL_MIN, 1, &c->gamma));
     else if (!strcmp(k, "clip"))
-        c->clip = strtod(v, NULL);
-    else if (!strcmp(k, "seed"))
-        c->seed = strtoull(v, NULL, 10);
-    else if (!strcmp(k, "threads"))
-        c->threads = atoi(v);
+        OPT_CHECK(cli_double(P, o, v, 0, DBL_MAX, &c->clip));
+    else if (!strcmp(k, "seed")) {
+        OPT_CHECK(cli_int64(P, o, v, 0, INT64_MAX, &lv));
+        c->seed = (uint64_t)lv;
+    } else if (!strcmp(k, "threads"))
+        OPT_CHECK(cli_int(P, o, v, 0, TRAIN_MAX_THREADS, &c->threads));
     else if (!strcmp(k, "device")) {
-        if (strcmp(v, "cpu") && strcmp(v, "cuda"))
-            die("--device cpu|cuda, not '%s'", v);
+        if (strcmp(v, "cpu") && strcmp(v, "cuda")) {
+            fprintf(stderr, "%s: --device cpu|cuda, not '%s'\n", P, v);
+            exit(2);
+        }
         c->cuda = !strcmp(v, "cuda");
-    }
-    else if (!strcmp(k, "val-every"))
-        c->val_every = (int64_t)strtod(v, NULL);
+    } else if (!strcmp(k, "val-every"))
+        OPT_CHECK(cli_int64(P, o, v, 0, TRAIN_MAX_STEPS, &c->val_every));
     else if (!strcmp(k, "ckpt"))
         c->ckpt = v;
     else if (!strcmp(k, "ckpt-every"))
-        c->ckpt_every = (int64_t)strtod(v, NULL);
+        OPT_CHECK(cli_int64(P, o, v, 0, TRAIN_MAX_STEPS, &c->ckpt_every));
     else if (!strcmp(k, "ckpt-secs"))
-        c->ckpt_secs = strtod(v, NULL);
+        OPT_CHECK(cli_double(P, o, v, 0, TRAIN_MAX_SECONDS, &c->ckpt_secs));
     else if (!strcmp(k, "time-limit"))
-        c->time_limit = strtod(v, NULL);
-    else if (!strcmp(k, "log"))
+        OPT_CHECK(cli_double(P, o, v, 0, TRAIN_MAX_SECONDS, &c->time_limit));
+    else if (!strcmp(k, "log")) {
         c->log = v;
-    else if (!strcmp(k, "max-bad"))
-        c->max_bad = atoi(v);
-    else if (!strcmp(k, "cache"))
+        c->log_from_ckpt = 0;
+    } else if (!strcmp(k, "max-bad")) {
+        OPT_CHECK(cli_int(P, o, v, 1, TRAIN_MAX_BAD, &iv));
+        c->max_bad = iv;
+    } else if (!strcmp(k, "cache"))
         c->cache = v;
-    else
-        die("unknown option --%s", k);
+    else {
+        fprintf(stderr, "%s: unknown option %s\n", P, o);
+        exit(2);
+    }
     ao->set = 1;
-    return 1;
-#undef NEED
 }
 
 static void load_config_file(TrainCfg *c, ArchOpts *ao, const char *path, int *flag)
@@ -844,52 +990,120 @@ static void load_config_file(TrainCfg *c, ArchOpts *ao, const char *path, int *f
         }
         while (*k == '-')
             k++;
-        set_opt(c, ao, k, *v ? strdup(v) : NULL, flag);
+        char *val = *v ? strdup(v) : NULL;
+        if (*v && !val)
+            die("out of memory");
+        set_opt(c, ao, k, val, flag); /* the value lives as long as the program (cfg points at it) */
     }
     fclose(f);
 }
 
-static void parse_opts(int argc, char **argv, int first, TrainCfg *c, ArchOpts *ao, const char **positional,
-                       int npos, int *flag, const char **model, const char **in, const char **tgt, const char **out)
+/* a subcommand's command line, read by getopt_long; the options are applied in their order later
+ * (resume first loads the checkpoint they override) */
+#define MAX_OPTS 512
+typedef struct Args {
+    const char *k[MAX_OPTS], *v[MAX_OPTS];
+    int n;
+    const char *pos[4];
+    int npos;
+    const char *model, *in, *tgt, *out;
+} Args;
+
+static void parse_args(int argc, char **argv, Args *a)
 {
-    int pos = 0;
-    for (int i = first; i < argc; i++) {
-        const char *a = argv[i];
-        if (a[0] != '-' || a[1] != '-') {
-            if (!strcmp(a, "-m") && i + 1 < argc) {
-                *model = argv[++i];
-                continue;
-            }
-            if (pos >= npos)
-                die("unexpected argument '%s'", a);
-            positional[pos++] = a;
-            continue;
+    static const struct option lo[] = {
+        { "data", 1, 0, 0 },       { "val", 1, 0, 0 },        { "scale", 1, 0, 0 },      { "arch", 1, 0, 0 },
+        { "dim", 1, 0, 0 },        { "qk-dim", 1, 0, 0 },     { "heads", 1, 0, 0 },      { "mlp-dim", 1, 0, 0 },
+        { "groups", 1, 0, 0 },     { "tokens", 1, 0, 0 },     { "group-size", 1, 0, 0 }, { "patch-size", 1, 0, 0 },
+        { "from", 1, 0, 0 },       { "batch", 1, 0, 0 },      { "patch", 1, 0, 0 },      { "iters", 1, 0, 0 },
+        { "steps", 1, 0, 0 },      { "lr", 1, 0, 0 },         { "milestones", 1, 0, 0 }, { "gamma", 1, 0, 0 },
+        { "clip", 1, 0, 0 },       { "seed", 1, 0, 0 },       { "threads", 1, 0, 0 },    { "device", 1, 0, 0 },
+        { "val-every", 1, 0, 0 },  { "ckpt", 1, 0, 0 },       { "ckpt-every", 1, 0, 0 }, { "ckpt-secs", 1, 0, 0 },
+        { "time-limit", 1, 0, 0 }, { "log", 1, 0, 0 },        { "max-bad", 1, 0, 0 },    { "cache", 1, 0, 0 },
+        { "config", 1, 0, 0 },     { "quiet", 0, 0, 0 },      { "new-data", 0, 0, 0 },   { "first-step", 0, 0, 0 },
+        { "model", 1, 0, 'm' },    { "input", 1, 0, 'i' },    { "target", 1, 0, 't' },   { "out", 1, 0, 'o' },
+        { "help", 0, 0, 'h' },     { "version", 0, 0, 'V' },  { 0, 0, 0, 0 }
+    };
+    memset(a, 0, sizeof(*a));
+    optind = 1;
+    int c, idx;
+    while ((c = getopt_long(argc, argv, "m:h", lo, &idx)) != -1) {
+        switch (c) {
+        case 0:
+            if (a->n >= MAX_OPTS)
+                die("more than %d options", MAX_OPTS);
+            a->k[a->n] = lo[idx].name;
+            a->v[a->n++] = optarg;
+            break;
+        case 'm': a->model = optarg; break;
+        case 'i': a->in = optarg; break;
+        case 't': a->tgt = optarg; break;
+        case 'o': a->out = optarg; break;
+        case 'h': usage(stdout, 0); break;
+        case 'V':
+            cli_version("catanet-train");
+            exit(0);
+        default: /* getopt_long has named the option */
+            fprintf(stderr, "catanet-train: see catanet-train --help\n");
+            exit(2);
         }
-        const char *k = a + 2, *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(k, "help"))
-            usage();
-        if (!strcmp(k, "config")) {
-            if (!v)
-                die("--config needs a file");
-            load_config_file(c, ao, v, flag);
-            i++;
-        } else if (!strcmp(k, "model") && v) {
-            *model = v;
-            i++;
-        } else if (!strcmp(k, "input") && v) {
-            *in = v;
-            i++;
-        } else if (!strcmp(k, "target") && v) {
-            *tgt = v;
-            i++;
-        } else if (!strcmp(k, "out") && v) {
-            *out = v;
-            i++;
-        } else
-            i += set_opt(c, ao, k, v, flag);
     }
-    if (pos < npos)
-        usage();
+    for (; optind < argc; optind++) {
+        if (a->npos >= (int)(sizeof(a->pos) / sizeof(a->pos[0])))
+            die("unexpected argument '%s'", argv[optind]);
+        a->pos[a->npos++] = argv[optind];
+    }
+}
+
+static void apply_opts(const Args *a, TrainCfg *c, ArchOpts *ao, int *flag)
+{
+    for (int i = 0; i < a->n; i++)
+        if (!strcmp(a->k[i], "config"))
+            load_config_file(c, ao, a->v[i], flag);
+        else
+            set_opt(c, ao, a->k[i], a->v[i], flag);
+}
+
+/* the subcommand takes exactly npos arguments */
+static void need_pos(const Args *a, const char *cmd, int npos)
+{
+    if (a->npos != npos) {
+        fprintf(stderr, "catanet-train: %s takes %d argument%s, not %d (see catanet-train --help)\n", cmd, npos,
+                npos == 1 ? "" : "s", a->npos);
+        exit(2);
+    }
+}
+
+/* A checkpoint write killed part-way leaves CKPT.tmpXXXXXX beside the checkpoint (catanet_st_write
+ * writes there, then renames): a run on that checkpoint removes them when it starts. */
+static void remove_stale_tmp(const char *ckpt)
+{
+    const char *slash = strrchr(ckpt, '/'), *base = slash ? slash + 1 : ckpt;
+    char dir[4096];
+    snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - ckpt) + 1 : 2, slash ? ckpt : "./");
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    size_t bl = strlen(base);
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        const char *n = e->d_name;
+        if (strlen(n) != bl + 10 || strncmp(n, base, bl) || strncmp(n + bl, ".tmp", 4))
+            continue;
+        int ok = 1;
+        for (int i = 0; i < 6; i++)
+            ok &= isalnum((unsigned char)n[bl + 4 + i]) != 0;
+        char path[8400];
+        struct stat sb;
+        snprintf(path, sizeof(path), "%s%s", dir, n);
+        if (ok && lstat(path, &sb) == 0 && S_ISREG(sb.st_mode)) {
+            if (unlink(path) == 0)
+                fprintf(stderr, "catanet-train: removed %s, left by a checkpoint write that was stopped\n", path);
+            else
+                fprintf(stderr, "catanet-train: cannot remove %s: %s\n", path, strerror(errno));
+        }
+    }
+    closedir(d);
 }
 
 /* ---- commands ---- */
@@ -899,8 +1113,10 @@ static int cmd_grad(const char *model_path, const char *in, const char *tgt, con
 {
     char err[1024];
     CatanetModel *m, *g;
-    if (!model_path || !in || !tgt || !out)
-        usage();
+    if (!model_path || !in || !tgt || !out) {
+        fprintf(stderr, "catanet-train: grad needs -m MODEL --input X.npy --target Y.npy --out G.safetensors\n");
+        exit(2);
+    }
     if (catanet_model_load(&m, model_path, err, sizeof(err)) < 0)
         die("%s", err);
     g = new_like(m);
@@ -1063,89 +1279,149 @@ static int cmd_bench(TrainCfg *c, ArchOpts *ao)
     return 0;
 }
 
+/* export: the model of a checkpoint (or of any model file) for the engine; a checkpoint's metadata is
+ * checked as resume checks it, and a model whose weights or output are not finite is not exported */
+static int cmd_export(const char *in, const char *out, const TrainCfg *cfg)
+{
+    char err[1024];
+    CatanetModel *m;
+    if (catanet_model_load(&m, in, err, sizeof(err)) < 0)
+        die("%s", err);
+    CatanetSt *st;
+    char step[64] = "", prov[CATANET_KD_PROV_KEYS][PROV_MAX] = { "" };
+    TrainCfg tc = *cfg;
+    int64_t nstep = 0;
+    if (catanet_st_open(&st, in, err, sizeof(err)) == 0) {
+        prov_read(st, prov);
+        if (catanet_st_meta(st, "train_config") || catanet_st_meta(st, "step")) {
+            CkptProgress p;
+            if (read_ckpt_meta(st, &tc, &p, err, sizeof(err)) < 0)
+                die("%s: %s", in, err);
+            nstep = p.step;
+            snprintf(step, sizeof(step), "%lld", (long long)nstep);
+        }
+        catanet_st_close(st);
+    }
+    const char *bad;
+    if (!catanet_ckpt_finite(m, &bad))
+        die("%s: tensor %s holds NaN or Inf: not exported", in, bad);
+    /* weights grown huge are finite and still give NaN: the output of a probe image must be finite */
+    int side = catanet_min_side(&m->info) > 16 ? catanet_min_side(&m->info) : 16;
+    float *img = malloc(sizeof(float) * 3 * side * side);
+    if (!img)
+        die("out of memory");
+    for (int i = 0; i < 3 * side * side; i++)
+        img[i] = 0.5f + 0.4f * sinf(0.37f * i);
+    int r = output_finite(m, img, side, side, cfg->threads ? cfg->threads : 1, err, sizeof(err)); /* a small image */
+    free(img);
+    if (r < 0)
+        die("%s: cannot run the model: %s", in, err);
+    if (!r)
+        die("%s: the network's output holds NaN or Inf (the training diverged): not exported", in);
+    char *note = prov[CATANET_KD_PROV_NOTE];
+    if (note[0] && step[0]) { /* a student trained further: the stage joins its note */
+        size_t l = strlen(note);
+        snprintf(note + l, PROV_MAX - l, "; then train --from it: %s iterations, batch %d of %d LR, lr %g", step,
+                 tc.batch, tc.patch, tc.lr);
+        for (int i = 0; i < tc.n_milestones && tc.milestones[i] < nstep; i++) {
+            l = strlen(note);
+            snprintf(note + l, PROV_MAX - l, ", x%g at %lld", tc.gamma, (long long)tc.milestones[i]);
+        }
+    }
+    const char *k[1 + CATANET_KD_PROV_KEYS] = { "trained_steps" }, *v[1 + CATANET_KD_PROV_KEYS] = { step };
+    int nk = step[0] ? 1 : 0;
+    for (int p = 0; p < CATANET_KD_PROV_KEYS; p++)
+        if (prov[p][0]) {
+            k[nk] = catanet_kd_prov_keys[p];
+            v[nk++] = prov[p];
+        }
+    if (catanet_model_save(m, out, k, v, nk, err, sizeof(err)) < 0)
+        die("%s", err);
+    catanet_model_free(m);
+    catanet_ckpt_cfg_release(&tc);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2)
-        usage();
+        usage(stderr, 2);
     const char *cmd = argv[1];
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help"))
+        usage(stdout, 0);
+    if (!strcmp(cmd, "--version")) {
+        cli_version("catanet-train");
+        return 0;
+    }
     TrainCfg cfg;
     ArchOpts ao = { .scale = 0 }; /* 0: not given (x2, or the --from model's scale) */
     defaults(&cfg);
     cfg.t_start = now_s(); /* --time-limit counts the data loading and the device setup too */
-    const char *pos[2] = { 0 }, *model = NULL, *in = NULL, *tgt = NULL, *out = NULL;
     int flag = 0;
     char err[1024];
-    if (!strcmp(cmd, "prune") || !strcmp(cmd, "extract") || !strcmp(cmd, "distill")) /* training/prune.c, distill.c */
-        return (!strcmp(cmd, "prune") ? catanet_prune_main : !strcmp(cmd, "extract") ? catanet_extract_main
-                : catanet_distill_main)(argc - 1, argv + 1, kd_log, NULL) < 0;
+    if (!strcmp(cmd, "prune") || !strcmp(cmd, "extract") || !strcmp(cmd, "distill")) { /* training/prune.c, distill.c */
+        int (*sub)(int, char **, CatanetLogFn, void *) = !strcmp(cmd, "prune")     ? catanet_prune_main
+                                                         : !strcmp(cmd, "extract") ? catanet_extract_main
+                                                                                   : catanet_distill_main;
+        for (int i = 2; i < argc; i++)
+            if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+                /* the subcommand without options answers with its usage: printed to stdout */
+                char *only[] = { argv[1], NULL };
+                sub(1, only, help_log, NULL);
+                return 0;
+            }
+        return sub(argc - 1, argv + 1, kd_log, NULL) < 0;
+    }
+    if (strcmp(cmd, "grad") && strcmp(cmd, "bench") && strcmp(cmd, "export") && strcmp(cmd, "resume") &&
+        strcmp(cmd, "train")) {
+        fprintf(stderr, "catanet-train: unknown command '%s' (see catanet-train --help)\n", cmd);
+        return 2;
+    }
+    /* getopt_long over the subcommand's arguments, its messages under the program's name */
+    char **av = calloc((size_t)argc, sizeof(*av));
+    if (!av)
+        die("out of memory");
+    av[0] = "catanet-train";
+    for (int i = 2; i < argc; i++)
+        av[i - 1] = argv[i];
+    Args args;
+    parse_args(argc - 1, av, &args);
+    free(av); /* args points at argv's strings, not into av */
+    /* a run that meets a full disk must report it, not die of SIGXFSZ half-way through a write */
+    signal(SIGXFSZ, SIG_IGN);
     if (!strcmp(cmd, "grad")) {
-        parse_opts(argc, argv, 2, &cfg, &ao, pos, 0, &flag, &model, &in, &tgt, &out);
-        return cmd_grad(model, in, tgt, out, flag, cfg.threads);
+        need_pos(&args, cmd, 0);
+        apply_opts(&args, &cfg, &ao, &flag);
+        return cmd_grad(args.model, args.in, args.tgt, args.out, flag, cfg.threads);
     }
     if (!strcmp(cmd, "bench")) {
         cfg.batch = 4;
         cfg.patch = 32;
         cfg.iters = 5;
-        parse_opts(argc, argv, 2, &cfg, &ao, pos, 0, &flag, &model, &in, &tgt, &out);
+        need_pos(&args, cmd, 0);
+        apply_opts(&args, &cfg, &ao, &flag);
         return cmd_bench(&cfg, &ao);
     }
     if (!strcmp(cmd, "export")) {
-        parse_opts(argc, argv, 2, &cfg, &ao, pos, 2, &flag, &model, &in, &tgt, &out);
-        CatanetModel *m;
-        if (catanet_model_load(&m, pos[0], err, sizeof(err)) < 0)
-            die("%s", err);
-        CatanetSt *st;
-        char step[64] = "", prov[CATANET_KD_PROV_KEYS][PROV_MAX] = { "" };
-        TrainCfg tc = cfg;
-        if (catanet_st_open(&st, pos[0], err, sizeof(err)) == 0) {
-            const char *sv = catanet_st_meta(st, "step"), *cj = catanet_st_meta(st, "train_config");
-            snprintf(step, sizeof(step), "%s", sv ? sv : "");
-            prov_read(st, prov);
-            if (cj)
-                cfg_from_json(&tc, cj);
-            catanet_st_close(st);
-        }
-        char *note = prov[CATANET_KD_PROV_NOTE];
-        if (note[0] && step[0]) { /* a student trained further: the stage joins its note */
-            size_t l = strlen(note);
-            snprintf(note + l, PROV_MAX - l, "; then train --from it: %s iterations, batch %d of %d LR, lr %g",
-                     step, tc.batch, tc.patch, tc.lr);
-            for (int i = 0; i < tc.n_milestones && tc.milestones[i] < strtoll(step, NULL, 10); i++) {
-                l = strlen(note);
-                snprintf(note + l, PROV_MAX - l, ", x%g at %lld", tc.gamma, (long long)tc.milestones[i]);
-            }
-        }
-        const char *k[1 + CATANET_KD_PROV_KEYS] = { "trained_steps" }, *v[1 + CATANET_KD_PROV_KEYS] = { step };
-        int nk = step[0] ? 1 : 0;
-        for (int p = 0; p < CATANET_KD_PROV_KEYS; p++)
-            if (prov[p][0]) {
-                k[nk] = catanet_kd_prov_keys[p];
-                v[nk++] = prov[p];
-            }
-        if (catanet_model_save(m, pos[1], k, v, nk, err, sizeof(err)) < 0)
-            die("%s", err);
-        catanet_model_free(m);
-        return 0;
+        need_pos(&args, cmd, 2);
+        apply_opts(&args, &cfg, &ao, &flag);
+        return cmd_export(args.pos[0], args.pos[1], &cfg);
     }
     TrainState ts;
     memset(&ts, 0, sizeof(ts));
     if (!strcmp(cmd, "resume")) {
         /* the checkpoint's config, then the command line on top (e.g. a longer --iters) */
-        const char *ckpt = NULL;
-        for (int i = 2; i < argc; i++)
-            if (argv[i][0] != '-') {
-                ckpt = argv[i];
-                break;
-            } else if (i + 1 < argc && strcmp(argv[i], "--quiet") && strcmp(argv[i], "--new-data"))
-                i++;
-        if (!ckpt)
-            usage();
+        need_pos(&args, cmd, 1);
+        const char *ckpt = args.pos[0];
+        remove_stale_tmp(ckpt);
         load_ckpt(ckpt, &cfg, &ts);
         cfg.ckpt = ckpt;
+        cfg.resumed = 1;
+        cfg.log_from_ckpt = cfg.log != NULL; /* --log on the command line replaces it (set_opt) */
         /* --data/--val on the command line replace the checkpoint's lists (another machine's paths) */
         TrainCfg saved = cfg;
         cfg.n_data = cfg.n_val = 0;
-        parse_opts(argc, argv, 2, &cfg, &ao, pos, 1, &flag, &model, &in, &tgt, &out);
+        apply_opts(&args, &cfg, &ao, &flag);
         if (!cfg.n_data) {
             cfg.n_data = saved.n_data;
             memcpy(cfg.data, saved.data, sizeof(cfg.data));
@@ -1154,10 +1430,13 @@ int main(int argc, char **argv)
             cfg.n_val = saved.n_val;
             memcpy(cfg.val, saved.val, sizeof(cfg.val));
         }
+        if (strcmp(cfg.ckpt, ckpt))
+            die("resume writes its checkpoint %s: --ckpt does not apply", ckpt);
         fprintf(stderr, "catanet-train: resuming %s at step %lld of %lld\n", ckpt, (long long)ts.step,
                 (long long)cfg.iters);
-    } else if (!strcmp(cmd, "train")) {
-        parse_opts(argc, argv, 2, &cfg, &ao, pos, 0, &flag, &model, &in, &tgt, &out);
+    } else { /* train */
+        need_pos(&args, cmd, 0);
+        apply_opts(&args, &cfg, &ao, &flag);
         if (!cfg.n_data)
             die("train needs --data DIR");
         if (cfg.from) {
@@ -1183,6 +1462,9 @@ int main(int argc, char **argv)
                 catanet_model_free(ts.model);
                 ts.model = m;
             }
+            const char *bad;
+            if (!catanet_ckpt_finite(ts.model, &bad))
+                die("%s: tensor %s holds NaN or Inf", cfg.from, bad);
         } else {
             apply_arch(&ao, &cfg.arch);
             if (catanet_model_create(&ts.model, &cfg.arch, err, sizeof(err)) < 0)
@@ -1192,18 +1474,21 @@ int main(int argc, char **argv)
         ts.grads = new_like(ts.model);
         ts.adam_m = new_like(ts.model);
         ts.adam_v = new_like(ts.model);
-        if (cfg.ckpt && access(cfg.ckpt, F_OK) == 0)
-            die("%s exists: use 'catanet-train resume %s' or remove it", cfg.ckpt, cfg.ckpt);
+        if (cfg.ckpt) {
+            remove_stale_tmp(cfg.ckpt);
+            if (access(cfg.ckpt, F_OK) == 0)
+                die("%s exists: use 'catanet-train resume %s' or remove it", cfg.ckpt, cfg.ckpt);
+        }
         fprintf(stderr, "catanet-train: %lld parameters, x%d, %d groups, batch %d of %dx%d LR patches, %lld iterations\n",
                 (long long)ts.model->info.num_params, ts.model->info.upscale, ts.model->info.num_groups, cfg.batch,
                 cfg.patch, cfg.patch, (long long)cfg.iters);
-    } else
-        usage();
+    }
     int ret = train_loop(&cfg, &ts);
     catanet_model_free(ts.model);
     catanet_model_free(ts.grads);
     catanet_model_free(ts.adam_m);
     catanet_model_free(ts.adam_v);
+    catanet_ckpt_cfg_release(&cfg);
     if (g_stop) {
         signal(g_stop, SIG_DFL);
         raise(g_stop);

@@ -2,7 +2,9 @@
  * prune.c: `catanet-train prune` (learnable group masks, see prune.h) and `catanet-train extract`
  * (model surgery), plus small helpers shared with distill.c.
  */
+#include <float.h>
 #include <jansson.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -10,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cli.h"
 #include "data.h"
 #include "error.h"
 #include "forward_cpu.h"
@@ -252,9 +255,15 @@ typedef struct PruneOpts {
     uint64_t seed;
 } PruneOpts;
 
+/* a number of an option through tools/cli.h (which says why on stderr), else an error naming it */
+#define PROG "catanet-train prune"
+#define NUM(x) do { if ((x) < 0) return catanet_errf(err, es, CATANET_ERR_INVALID_ARG, "prune: bad value for %s", o_); } while (0)
+
 static int prune_opts(int argc, char **argv, PruneOpts *o, char *err, size_t es)
 {
     memset(o, 0, sizeof(*o));
+    int64_t seed = 3407;
+    char o_[64];
     o->budget = 230000 - 1; /* fewer than CATANet-S's 230K parameters */
     o->batch = 4;
     o->patch = 32;
@@ -268,13 +277,13 @@ static int prune_opts(int argc, char **argv, PruneOpts *o, char *err, size_t es)
     o->tau1 = 0.1;
     o->ema = -1;
     o->clip = 1.0;
-    o->seed = 3407;
     o->latency_factor = 1.0;
     o->latency_w = o->latency_h = 128;
     for (int i = 1; i < argc; i++) {
         const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strncmp(k, "--", 2) || !v)
             return catanet_errf(err, es, CATANET_ERR_INVALID_ARG, "prune: expected --option value, got '%s'", k);
+        snprintf(o_, sizeof(o_), "%.60s", k);
         k += 2;
         i++;
         if (!strcmp(k, "teacher"))
@@ -286,46 +295,47 @@ static int prune_opts(int argc, char **argv, PruneOpts *o, char *err, size_t es)
         else if (!strcmp(k, "data") && o->n_data < MAX_DIRS)
             o->data[o->n_data++] = v;
         else if (!strcmp(k, "keep"))
-            o->keep = atoi(v);
+            NUM(cli_int(PROG, o_, v, 1, CATANET_MAX_GROUPS, &o->keep));
         else if (!strcmp(k, "budget"))
-            o->budget = (int64_t)strtod(v, NULL);
+            NUM(cli_int64(PROG, o_, v, 0, INT64_C(1000000000000), &o->budget));
         else if (!strcmp(k, "batch"))
-            o->batch = atoi(v);
+            NUM(cli_int(PROG, o_, v, 1, 4096, &o->batch));
         else if (!strcmp(k, "patch"))
-            o->patch = atoi(v);
+            NUM(cli_int(PROG, o_, v, 1, 4096, &o->patch));
         else if (!strcmp(k, "threads"))
-            o->threads = atoi(v);
+            NUM(cli_int(PROG, o_, v, 0, 1024, &o->threads));
         else if (!strcmp(k, "log-every"))
-            o->log_every = atoi(v);
+            NUM(cli_int(PROG, o_, v, 0, INT_MAX, &o->log_every));
         else if (!strcmp(k, "iters"))
-            o->iters = (int64_t)strtod(v, NULL);
+            NUM(cli_int64(PROG, o_, v, 1, INT64_C(1000000000000), &o->iters));
         else if (!strcmp(k, "lr"))
-            o->lr = strtod(v, NULL);
+            NUM(cli_double(PROG, o_, v, 0, DBL_MAX, &o->lr));
         else if (!strcmp(k, "logit-lr-mult"))
-            o->logit_mult = strtod(v, NULL);
+            NUM(cli_double(PROG, o_, v, 0, DBL_MAX, &o->logit_mult));
         else if (!strcmp(k, "logit-scale"))
-            o->scale = strtod(v, NULL);
+            NUM(cli_double(PROG, o_, v, DBL_MIN, DBL_MAX, &o->scale));
         else if (!strcmp(k, "tau")) {
             if (sscanf(v, "%lf,%lf", &o->tau0, &o->tau1) != 2)
                 return catanet_errf(err, es, CATANET_ERR_INVALID_ARG, "--tau needs FROM,TO");
         } else if (!strcmp(k, "ema"))
-            o->ema = strtod(v, NULL);
+            NUM(cli_double(PROG, o_, v, 0, 1, &o->ema));
         else if (!strcmp(k, "clip"))
-            o->clip = strtod(v, NULL);
+            NUM(cli_double(PROG, o_, v, 0, DBL_MAX, &o->clip));
         else if (!strcmp(k, "seed"))
-            o->seed = strtoull(v, NULL, 10);
+            NUM(cli_int64(PROG, o_, v, 0, INT64_MAX, &seed));
         else if (!strcmp(k, "latency-of"))
             o->latency_of = v;
         else if (!strcmp(k, "latency-factor"))
-            o->latency_factor = strtod(v, NULL);
+            NUM(cli_double(PROG, o_, v, DBL_MIN, DBL_MAX, &o->latency_factor));
         else if (!strcmp(k, "latency-size")) {
             if (sscanf(v, "%dx%d", &o->latency_w, &o->latency_h) != 2 || o->latency_w < 1 || o->latency_h < 1)
                 return catanet_errf(err, es, CATANET_ERR_INVALID_ARG, "--latency-size needs WxH");
         } else if (!strcmp(k, "final-keep"))
-            o->final_keep = atoi(v);
+            NUM(cli_int(PROG, o_, v, 0, CATANET_MAX_GROUPS, &o->final_keep));
         else
             return catanet_errf(err, es, CATANET_ERR_INVALID_ARG, "prune: unknown option --%s", k);
     }
+    o->seed = (uint64_t)seed;
     if (!o->teacher || !o->n_data)
         return catanet_errf(err, es, CATANET_ERR_INVALID_ARG,
                             "usage: catanet-train prune --teacher MODEL --data DIR [--keep K] [--budget P (229999)]"
@@ -341,6 +351,8 @@ static int prune_opts(int argc, char **argv, PruneOpts *o, char *err, size_t es)
         o->ema = fmax(0.0, fmin(0.999, 1.0 - 5.0 / (double)o->iters));
     return 0;
 }
+#undef NUM
+#undef PROG
 
 /* Keeps the candidates whose students fit the latency budget (o->latency_of's measured time x
  * factor): at the final stage their predicted time, at an earlier one the fastest final_keep-group
