@@ -24,7 +24,8 @@
         p_ = p_ * r_ + 0.5f;                                                                  \
         p_ = p_ * r_ + 1.0f;                                                                  \
         p_ = p_ * r_ + 1.0f;                                                                  \
-        union { int32_t i; float f; } s_ = { ((int32_t)n_ + 127) << 23 }; /* 2^n, n <= 0 */   \
+        /* 2^n, n <= 0; shifted unsigned, so that a NaN's n (INT_MIN here) stays defined */ \
+        union { uint32_t i; float f; } s_ = { (uint32_t)((int32_t)n_ + 127) << 23 };           \
         (out) = p_ * s_.f;                                                                    \
     } while (0)
 

@@ -6,49 +6,57 @@
  * (x <= 0 after subtracting the row maximum). The reference paths keep libm's exp.
  * defines: catanet_softmax_rows_cpu, catanet_softmax_bwd_rows_cpu
  */
+#include <math.h>
 #include <stdint.h>
 
 #include "kernels.h"
 
 #include "fastmath.h"
 
+#include "vec.h"
+
 #define LANES 8
 
-/* s [rows, len]: each row replaced by softmax(row). Max and sum use 8 lanes (a fixed order,
- * so the result does not depend on threads) so that every loop vectorises. */
-CLONES void catanet_softmax_rows_cpu(int rows, int len, float *s)
+FAST_BEGIN
+/* s [rows, len]: each row replaced by softmax(row). Max and sum in 16 lanes, then across the
+ * lanes in a fixed order, so the result does not depend on threads; the exp is vec.h's. */
+CLONES_FMA void catanet_softmax_rows_cpu(int rows, int len, float *s)
 {
+    int body = len - len % VL;
     for (int r = 0; r < rows; r++) {
         float *x = s + (size_t)r * len;
-        float lane[LANES];
-        int i = 0, body = len - len % LANES;
-        for (int j = 0; j < LANES; j++)
-            lane[j] = x[0];
-        for (; i < body; i += LANES)
-            for (int j = 0; j < LANES; j++)
-                lane[j] = x[i + j] > lane[j] ? x[i + j] : lane[j];
-        float mx = lane[0];
-        for (int j = 1; j < LANES; j++)
-            mx = lane[j] > mx ? lane[j] : mx;
+        vf m = (vf){ 0 } - INFINITY, sum = { 0 };
+        int i;
+        for (i = 0; i < body; i += VL) {
+            vf v;
+            VLOAD(v, x + i);
+            m = VSELECT(v > m, v, m);
+        }
+        float mx = -INFINITY;
+        for (int j = 0; j < VL; j++)
+            mx = m[j] > mx ? m[j] : mx;
         for (; i < len; i++)
             mx = x[i] > mx ? x[i] : mx;
-        for (i = 0; i < len; i++)
+        for (i = 0; i < body; i += VL) {
+            vf v, e;
+            VLOAD(v, x + i);
+            VEXP(e, v - mx);
+            sum += e;
+            VSTORE(x + i, e);
+        }
+        float tot = 0.0f;
+        for (int j = 0; j < VL; j++)
+            tot += sum[j];
+        for (; i < len; i++) {
             EXP_POLY(x[i], x[i] - mx);
-        for (int j = 0; j < LANES; j++)
-            lane[j] = 0.0f;
-        for (i = 0; i < body; i += LANES)
-            for (int j = 0; j < LANES; j++)
-                lane[j] += x[i + j];
-        float sum = 0.0f;
-        for (int j = 0; j < LANES; j++)
-            sum += lane[j];
-        for (; i < len; i++)
-            sum += x[i];
-        float inv = 1.0f / sum;
+            tot += x[i];
+        }
+        float inv = 1.0f / tot;
         for (i = 0; i < len; i++)
             x[i] *= inv;
     }
 }
+FAST_END
 
 /* Backward of the row softmax, given its output: d [rows, len] (dL/dp on entry) becomes
  * dL/ds = p * (d - sum_j p_j d_j). The dot product uses 8 lanes for the same reason as the sums

@@ -25,9 +25,28 @@
 #define VL 16
 typedef float vf __attribute__((vector_size(VL * sizeof(float))));
 typedef int32_t vi __attribute__((vector_size(VL * sizeof(float))));
+typedef uint32_t vu __attribute__((vector_size(VL * sizeof(float))));
 
 #define VLOAD(dst, p) memcpy(&(dst), (p), sizeof(vf))
 #define VSTORE(p, src) memcpy((p), &(src), sizeof(vf))
 #define VSELECT(mask, a, b) ((vf)(((mask) & (vi)(a)) | (~(mask) & (vi)(b))))
+
+/* exp of every lane of x <= 0, the same steps as fastmath.h's EXP_POLY (Cody-Waite, degree 6) */
+#define VEXP(out, xin)                                                                        \
+    do {                                                                                      \
+        vf lo_ = (vf){ 0 } - 87.3f, x_ = (xin);                                               \
+        x_ = VSELECT(x_ < lo_, lo_, x_);                                                      \
+        vf n_ = (x_ * 1.44269504088896341f + 12582912.0f) - 12582912.0f;                      \
+        vf r_ = x_ - n_ * 0.693145751953125f;                                                 \
+        r_ = r_ - n_ * 1.42860682030941723212e-6f;                                            \
+        vf p_ = r_ * (1.0f / 720.0f) + 1.0f / 120.0f;                                         \
+        p_ = p_ * r_ + 1.0f / 24.0f;                                                          \
+        p_ = p_ * r_ + 1.0f / 6.0f;                                                           \
+        p_ = p_ * r_ + 0.5f;                                                                  \
+        p_ = p_ * r_ + 1.0f;                                                                  \
+        p_ = p_ * r_ + 1.0f;                                                                  \
+        vu s_ = (vu)(__builtin_convertvector(n_, vi) + 127) << 23;                            \
+        (out) = p_ * (vf)s_;                                                                  \
+    } while (0)
 
 #endif
