@@ -1,7 +1,8 @@
 #!/bin/sh
 # The patched ffmpeg's catanet_xs on the CPU: registered with its options; framemd5
 # deterministic (run twice, 1 and 2 threads); cpu_threads really sets the network's threads (counted
-# in /proc/PID/task of every built ffmpeg); output size 2x, SAR kept; rgb24 output equal,
+# in /proc/PID/task of every built ffmpeg: 5.1, and 7.1 and 9.0 when built, each also giving the
+# same frames); output size 2x, SAR kept; rgb24 output equal,
 # byte for byte, to catanet-upscale on the same frames; timeline (enable=) keeps the size
 # and uses bicubic while disabled, the network while enabled.
 . tests/ffmpeg_lib.sh
@@ -29,44 +30,53 @@ n=$(hashes "$TMP/a.md5" | wc -l)
 check "framemd5 deterministic: 2 runs and 1 vs 2 threads give the same $n frame hashes" \
     sh -c "[ $n = 2 ] && cmp -s '$TMP/a.md5' '$TMP/b.md5' && cmp -s '$TMP/a.md5' '$TMP/c.md5'"
 
+check "output is 2x: 32x24 -> 64x48" grep -q '^#dimensions 0: 64x48$' "$TMP/a.md5"
+
+# the other FFmpeg builds, when they were made (make ffmpeg-new: 7.1 from trixie;
+# tools/ffmpeg-build.sh BUILDDIR ffmpeg-9 unstable: 9.0), first brought up to date with the
+# library and the patches
+others=
+for nb in ffmpeg-new:trixie ffmpeg-9:unstable; do
+    name=${nb%%:*} suite=${nb#*:}
+    [ -x "$B/$name/ffmpeg" ] || { echo "($B/$name was not built: FFmpeg from $suite is not checked)"; continue; }
+    stale=0
+    for f in "$B/libcatanet.a" patches/ffmpeg-*/0*.patch; do
+        [ "$f" -nt "$B/$name/ffmpeg" ] && stale=1
+    done
+    if [ $stale = 1 ] && ! sh tools/ffmpeg-build.sh "$B" $name $suite > "$TMP/$name-build.log" 2>&1; then
+        tail -n 5 "$TMP/$name-build.log"
+        fail "rebuilding $B/$name (FFmpeg from $suite)"
+        continue
+    fi
+    others="$others $name"
+done
+
+# each of them gives the same frames
+for name in $others; do
+    "$B/$name/ffmpeg" -nostdin -hide_banner -v error -y -lavfi "$src,catanet_xs=model=$M:cpu_threads=2" -bitexact \
+        -f framemd5 "$TMP/$name.md5"
+    hn=$(hashes "$TMP/$name.md5" | tr '\n' ' ')
+    ho=$(hashes "$TMP/a.md5" | tr '\n' ' ')
+    check "FFmpeg $(cat "$B/$name/.catanet-version") ($B/$name) gives the frame hashes of FFmpeg $(cat "$B/ffmpeg/.catanet-version")" \
+        [ -n "$hn" -a "$hn" = "$ho" ]
+done
+
 # cpu_threads takes effect: the threads the process really has, counted while it runs (-re: 2 s of
 # frames at their rate, so the network's OpenMP team, which lives from the first frame to the exit,
 # is seen), on every FFmpeg built here. 2 threads are one more than 1; 0 (all cores) is nproc - 1
 # more than 1. Everything else in the command line is the same, so FFmpeg's own threads cancel.
 ncpu=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)
-for name in ffmpeg ffmpeg-new ffmpeg-9; do
-    bin=$B/$name/ffmpeg
-    [ -x "$bin" ] || continue
-    [ "$bin" -nt "$B/libcatanet.a" ] || [ $name = ffmpeg ] ||
-        { echo "($bin is older than $B/libcatanet.a: not checked)"; continue; }
-    v=$(cat "$B/$name/.catanet-version" 2> /dev/null)
+for name in ffmpeg $others; do
     counts= rcs=
     for t in 1 2 0; do
-        counts="$counts $(peak_threads "$bin" -re -f lavfi -i "testsrc2=size=16x12:rate=10:duration=2,format=yuv420p" \
+        counts="$counts $(peak_threads "$B/$name/ffmpeg" -re -f lavfi -i "testsrc2=size=16x12:rate=10:duration=2,format=yuv420p" \
             -vf "catanet_xs=model=weights/catanet_xs_x2.safetensors:cpu_threads=$t" -f null -)"
         rcs="$rcs $(cat "$TMP/peak.rc")"
     done
     set -- $counts
-    check "FFmpeg $v: cpu_threads=1, 2, 0 run with $1, $2, $3 threads in all (want 2 = 1 + 1, 0 = 1 + $ncpu - 1; exits$rcs)" \
+    check "FFmpeg $(cat "$B/$name/.catanet-version"): cpu_threads=1, 2, 0 run with $1, $2, $3 threads in all (want 2 = 1 + 1, 0 = 1 + $ncpu - 1; exits$rcs)" \
         [ "$rcs" = " 0 0 0" -a $(($2 - $1)) = 1 -a $(($3 - $1)) = $((ncpu - 1)) ]
 done
-check "output is 2x: 32x24 -> 64x48" grep -q '^#dimensions 0: 64x48$' "$TMP/a.md5"
-
-# the newer FFmpeg (make ffmpeg-new), when it was built: registered, and the same frames
-NEW=$B/ffmpeg-new/ffmpeg
-if [ -x "$NEW" ]; then
-    if [ "$B/libcatanet.a" -nt "$NEW" ]; then
-        sh tools/ffmpeg-build.sh "$B" ffmpeg-new trixie > "$TMP/new-build.log" 2>&1 || cat "$TMP/new-build.log"
-    fi
-    "$NEW" -nostdin -hide_banner -v error -y -lavfi "$src,catanet_xs=model=$M:cpu_threads=2" -bitexact -f framemd5 \
-        "$TMP/new.md5"
-    hn=$(hashes "$TMP/new.md5" | tr '\n' ' ')
-    ho=$(hashes "$TMP/a.md5" | tr '\n' ' ')
-    check "FFmpeg $(cat "$B/ffmpeg-new/.catanet-version") (make ffmpeg-new) gives the frame hashes of FFmpeg $(cat "$B/ffmpeg/.catanet-version")" \
-        [ -n "$hn" -a "$hn" = "$ho" ]
-else
-    echo "(make ffmpeg-new was not run: the newer FFmpeg is not checked)"
-fi
 
 ff -lavfi "testsrc2=size=18x12:rate=5:duration=0.2,setsar=4/3,format=yuv420p,catanet_xs=model=$M" -bitexact \
     -f framemd5 "$TMP/sar.md5"
