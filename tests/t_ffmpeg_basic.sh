@@ -76,6 +76,15 @@ for name in ffmpeg $others; do
     set -- $counts
     check "FFmpeg $(cat "$B/$name/.catanet-version"): cpu_threads=1, 2, 0 run with $1, $2, $3 threads in all (want 2 = 1 + 1, 0 = 1 + $ncpu - 1; exits$rcs)" \
         [ "$rcs" = " 0 0 0" -a $(($2 - $1)) = 1 -a $(($3 - $1)) = $((ncpu - 1)) ]
+    # and the generic threads= (which used to take the value silently) and cpu_threads=5000 are refused
+    "$B/$name/ffmpeg" -nostdin -hide_banner -v error -lavfi "$src,catanet_xs=model=$M:threads=2" -f null - \
+        > "$TMP/gen.log" 2>&1
+    rg=$?
+    "$B/$name/ffmpeg" -nostdin -hide_banner -v error -lavfi "$src,catanet_xs=model=$M:cpu_threads=5000" -f null - \
+        > "$TMP/big.log" 2>&1
+    rb=$?
+    check "FFmpeg $(cat "$B/$name/.catanet-version"): threads=2 refused naming cpu_threads (exit $rg), cpu_threads=5000 refused (exit $rb)" \
+        sh -c "[ $rg != 0 ] && [ $rb != 0 ] && grep -q 'use; set the network.s CPU threads with cpu_threads=N' '$TMP/gen.log' && grep -q \"'cpu_threads' out of range\" '$TMP/big.log'"
 done
 
 ff -lavfi "testsrc2=size=18x12:rate=5:duration=0.2,setsar=4/3,format=yuv420p,catanet_xs=model=$M" -bitexact \
