@@ -73,3 +73,24 @@ peak_threads() {
     echo $? > "$TMP/peak.rc"
     echo $peak
 }
+
+# find_others: sets $others to the names (under $B) of the other FFmpeg builds, when they were
+# made (make ffmpeg-new: 7.1 from trixie; tools/ffmpeg-build.sh BUILDDIR ffmpeg-9 unstable: 9.0),
+# each first brought up to date with the library and the patches; a failed rebuild is a FAIL
+find_others() {
+    others=
+    for nb in ffmpeg-new:trixie ffmpeg-9:unstable; do
+        name=${nb%%:*} suite=${nb#*:}
+        [ -x "$B/$name/ffmpeg" ] || { echo "($B/$name was not built: FFmpeg from $suite is not checked)"; continue; }
+        stale=0
+        for f in "$B/libcatanet.a" patches/ffmpeg-*/0*.patch; do
+            [ "$f" -nt "$B/$name/ffmpeg" ] && stale=1
+        done
+        if [ $stale = 1 ] && ! sh tools/ffmpeg-build.sh "$B" $name $suite > "$TMP/$name-build.log" 2>&1; then
+            tail -n 5 "$TMP/$name-build.log"
+            fail "rebuilding $B/$name (FFmpeg from $suite)"
+            continue
+        fi
+        others="$others $name"
+    done
+}

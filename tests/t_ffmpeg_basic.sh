@@ -32,24 +32,8 @@ check "framemd5 deterministic: 2 runs and 1 vs 2 threads give the same $n frame 
 
 check "output is 2x: 32x24 -> 64x48" grep -q '^#dimensions 0: 64x48$' "$TMP/a.md5"
 
-# the other FFmpeg builds, when they were made (make ffmpeg-new: 7.1 from trixie;
-# tools/ffmpeg-build.sh BUILDDIR ffmpeg-9 unstable: 9.0), first brought up to date with the
-# library and the patches
-others=
-for nb in ffmpeg-new:trixie ffmpeg-9:unstable; do
-    name=${nb%%:*} suite=${nb#*:}
-    [ -x "$B/$name/ffmpeg" ] || { echo "($B/$name was not built: FFmpeg from $suite is not checked)"; continue; }
-    stale=0
-    for f in "$B/libcatanet.a" patches/ffmpeg-*/0*.patch; do
-        [ "$f" -nt "$B/$name/ffmpeg" ] && stale=1
-    done
-    if [ $stale = 1 ] && ! sh tools/ffmpeg-build.sh "$B" $name $suite > "$TMP/$name-build.log" 2>&1; then
-        tail -n 5 "$TMP/$name-build.log"
-        fail "rebuilding $B/$name (FFmpeg from $suite)"
-        continue
-    fi
-    others="$others $name"
-done
+# the other FFmpeg builds, when they were made (7.1, 9.0), up to date
+find_others
 
 # each of them gives the same frames
 for name in $others; do
