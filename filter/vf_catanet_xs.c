@@ -105,7 +105,7 @@ typedef struct CatanetXSContext {
     enum AVPixelFormat sw_format;   ///< layout of the frames (sw_format for CUDA frames)
     struct SwsContext *sws;         ///< bicubic: while the timeline disables the filter, nonfinite=bicubic
     int warned_siting, warned_matrix, warned_cuda_timeline;
-    int64_t nb_frames;              ///< frames given to the network
+    int64_t nb_frames;              ///< input frames so far
     int64_t nb_nonfinite;           ///< of those, frames whose output held NaN or Inf
 #if CONFIG_CUDA
     AVCUDADeviceContext *hwctx;
@@ -616,6 +616,7 @@ static int filter_frame(AVFilterLink *inlink, AVFrame *in)
     AVFilterLink *outlink = ctx->outputs[0];
     CatanetImage src, dst;
     AVFrame *out;
+    int64_t n = s->nb_frames++;     /* this frame's index, for messages */
     int ret;
 
     if (in->width != inlink->w || in->height != inlink->h) {
@@ -661,13 +662,11 @@ static int filter_frame(AVFilterLink *inlink, AVFrame *in)
     } else
 #endif
         ret = catanet_engine_process_image(s->eng, &src, &dst);
-    s->nb_frames++;
     if (ret == CATANET_ERR_NONFINITE) {
         s->nb_nonfinite++;
         if (s->nonfinite == NONFINITE_BICUBIC && s->sws) {
             av_log(ctx, AV_LOG_WARNING, "frame %"PRId64": the network's output holds NaN or Inf; passing the "
-                   "input through bicubic instead (%"PRId64" such frames so far)\n", s->nb_frames - 1,
-                   s->nb_nonfinite);
+                   "input through bicubic instead (%"PRId64" such frames so far)\n", n, s->nb_nonfinite);
             sws_scale(s->sws, (const uint8_t *const *)in->data, in->linesize, 0, in->height, out->data,
                       out->linesize);
             av_frame_free(&in);
@@ -675,7 +674,7 @@ static int filter_frame(AVFilterLink *inlink, AVFrame *in)
         }
         av_log(ctx, AV_LOG_ERROR, "frame %"PRId64": the network's output holds NaN or Inf (%s): the model's "
                "weights or this input are out of range; nonfinite=bicubic passes such frames through "
-               "bicubic instead of failing\n", s->nb_frames - 1, catanet_engine_last_error(s->eng));
+               "bicubic instead of failing\n", n, catanet_engine_last_error(s->eng));
         ret = catanet_to_averror(ret);
         goto fail;
     }
