@@ -31,6 +31,7 @@
  */
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -79,6 +80,7 @@
 
 enum { DEV_AUTO = -1, DEV_CPU = CATANET_DEVICE_CPU, DEV_CUDA = CATANET_DEVICE_CUDA };
 enum { MATRIX_AUTO = -1 };
+enum { NONFINITE_FAIL, NONFINITE_BICUBIC };
 
 typedef struct PoolEntry PoolEntry;
 
@@ -90,9 +92,10 @@ typedef struct CatanetXSContext {
     int device;
     int gpu;
     int precision;
-    int threads;
+    int cpu_threads;
     int tile;
     int matrix;
+    int nonfinite;
 
     /* state */
     PoolEntry *entry;               ///< the engine this instance holds (from the pool)
@@ -100,8 +103,10 @@ typedef struct CatanetXSContext {
     int scale;
     int on_device;                  ///< input frames are AV_PIX_FMT_CUDA
     enum AVPixelFormat sw_format;   ///< layout of the frames (sw_format for CUDA frames)
-    struct SwsContext *sws;         ///< bicubic fallback while the timeline disables the filter
+    struct SwsContext *sws;         ///< bicubic: while the timeline disables the filter, nonfinite=bicubic
     int warned_siting, warned_matrix, warned_cuda_timeline;
+    int64_t nb_frames;              ///< input frames so far
+    int64_t nb_nonfinite;           ///< of those, frames whose output held NaN or Inf
 #if CONFIG_CUDA
     AVCUDADeviceContext *hwctx;
     CudaFunctions *cu;
@@ -153,6 +158,7 @@ static int catanet_to_averror(int err)
     case CATANET_ERR_CUDA:
     case CATANET_ERR_CUBLAS:      return AVERROR_EXTERNAL;
     case CATANET_ERR_STATE:       return AVERROR_BUG;
+    case CATANET_ERR_NONFINITE:   return AVERROR(ERANGE);
     }
     return err < 0 ? AVERROR_EXTERNAL : err;
 }
@@ -274,6 +280,13 @@ static av_cold int init(AVFilterContext *ctx)
     CatanetXSContext *s = ctx->priv;
     FILE *f;
 
+    /* AVFilterContext's own `threads` (slice threading, which this filter does not do) would
+     * take a value meant for the network and silently do nothing: refuse it, name the option */
+    if (ctx->nb_threads) {
+        av_log(ctx, AV_LOG_ERROR, "threads=%d is FFmpeg's generic slice-threading option, which catanet_xs "
+               "does not use; set the network's CPU threads with cpu_threads=N\n", ctx->nb_threads);
+        return AVERROR(EINVAL);
+    }
     if (!s->model || !*s->model) {
         av_log(ctx, AV_LOG_ERROR, "model is empty: give the path of a CATANet .safetensors file\n");
         return AVERROR(EINVAL);
@@ -287,6 +300,13 @@ static av_cold int init(AVFilterContext *ctx)
                " (this is the default model path: install libcatanet's weights or pass model=FILE)");
         return AVERROR(err);
     }
+    /* a directory opens but does not read (EISDIR): say so here too */
+    if (getc(f) == EOF && ferror(f)) {
+        int err = errno;
+        fclose(f);
+        av_log(ctx, AV_LOG_ERROR, "cannot read model file '%s': %s\n", s->model, strerror(err));
+        return AVERROR(err);
+    }
     fclose(f);
     return 0;
 }
@@ -295,6 +315,9 @@ static av_cold void uninit(AVFilterContext *ctx)
 {
     CatanetXSContext *s = ctx->priv;
 
+    if (s->nb_nonfinite)
+        av_log(ctx, AV_LOG_WARNING, "%"PRId64" of %"PRId64" frames had non-finite network output and were "
+               "passed through bicubic (nonfinite=bicubic)\n", s->nb_nonfinite, s->nb_frames);
     sws_freeContext(s->sws);
     s->sws = NULL;
 #if CONFIG_CUDA
@@ -468,7 +491,7 @@ static int config_output(AVFilterLink *outlink)
     s->sw_format = inlink->format;
     catanet_config_default(&cfg);
     cfg.gpu = s->gpu;
-    cfg.threads = s->threads;
+    cfg.threads = s->cpu_threads;
     cfg.tile = s->tile;
     cfg.precision = s->precision;
 
@@ -479,6 +502,11 @@ static int config_output(AVFilterLink *outlink)
             return AVERROR(EINVAL);
         }
         device = DEV_CUDA;
+        if (s->nonfinite == NONFINITE_BICUBIC) {
+            av_log(ctx, AV_LOG_ERROR, "nonfinite=bicubic needs software frames (no bicubic scaler for CUDA "
+                   "frames here): use nonfinite=fail, or hwdownload before the filter\n");
+            return AVERROR(ENOSYS);
+        }
     } else if (device == DEV_AUTO) {
         device = catanet_cuda_device_count() > 0 ? DEV_CUDA : DEV_CPU;
     }
@@ -560,12 +588,13 @@ opened:
         return catanet_to_averror(ret);
     }
 
-    /* timeline: while disabled, frames are scaled by bicubic so the output size never changes */
-    if (ctx->enable_str && !s->on_device) {
+    /* timeline: while disabled, frames are scaled by bicubic so the output size never changes;
+     * nonfinite=bicubic replaces a frame the network could not give by the same */
+    if ((ctx->enable_str || s->nonfinite == NONFINITE_BICUBIC) && !s->on_device) {
         s->sws = sws_getContext(inlink->w, inlink->h, inlink->format, outlink->w, outlink->h, outlink->format,
                                 SWS_BICUBIC | SWS_ACCURATE_RND | SWS_BITEXACT, NULL, NULL, NULL);
         if (!s->sws) {
-            av_log(ctx, AV_LOG_ERROR, "cannot create the bicubic scaler used while disabled\n");
+            av_log(ctx, AV_LOG_ERROR, "cannot create the bicubic scaler\n");
             return AVERROR(ENOMEM);
         }
     }
@@ -587,6 +616,7 @@ static int filter_frame(AVFilterLink *inlink, AVFrame *in)
     AVFilterLink *outlink = ctx->outputs[0];
     CatanetImage src, dst;
     AVFrame *out;
+    int64_t n = s->nb_frames++;     /* this frame's index, for messages */
     int ret;
 
     if (in->width != inlink->w || in->height != inlink->h) {
@@ -632,6 +662,22 @@ static int filter_frame(AVFilterLink *inlink, AVFrame *in)
     } else
 #endif
         ret = catanet_engine_process_image(s->eng, &src, &dst);
+    if (ret == CATANET_ERR_NONFINITE) {
+        s->nb_nonfinite++;
+        if (s->nonfinite == NONFINITE_BICUBIC && s->sws) {
+            av_log(ctx, AV_LOG_WARNING, "frame %"PRId64": the network's output holds NaN or Inf; passing the "
+                   "input through bicubic instead (%"PRId64" such frames so far)\n", n, s->nb_nonfinite);
+            sws_scale(s->sws, (const uint8_t *const *)in->data, in->linesize, 0, in->height, out->data,
+                      out->linesize);
+            av_frame_free(&in);
+            return ff_filter_frame(outlink, out);
+        }
+        av_log(ctx, AV_LOG_ERROR, "frame %"PRId64": the network's output holds NaN or Inf (%s): the model's "
+               "weights or this input are out of range; nonfinite=bicubic passes such frames through "
+               "bicubic instead of failing\n", n, catanet_engine_last_error(s->eng));
+        ret = catanet_to_averror(ret);
+        goto fail;
+    }
     if (ret < 0) {
         av_log(ctx, AV_LOG_ERROR, "upscaling failed: %s\n", catanet_engine_last_error(s->eng));
         ret = catanet_to_averror(ret);
@@ -682,7 +728,9 @@ static const AVOption catanet_xs_options[] = {
           "precision" },
         { "fp32", NULL, 0, AV_OPT_TYPE_CONST, { .i64 = CATANET_PRECISION_FP32 }, 0, 0, FLAGS, "precision" },
         { "fp16", "CUDA only", 0, AV_OPT_TYPE_CONST, { .i64 = CATANET_PRECISION_FP16 }, 0, 0, FLAGS, "precision" },
-    { "threads", "CPU threads (0: all cores)", OFFSET(threads), AV_OPT_TYPE_INT, { .i64 = 0 }, 0, 1024, FLAGS },
+    /* not "threads": every filter already has a generic option of that name (slice threading) */
+    { "cpu_threads", "CPU threads of the network (0: all cores)", OFFSET(cpu_threads), AV_OPT_TYPE_INT,
+      { .i64 = 0 }, 0, 1024, FLAGS },
     { "tile", "largest input tile side in pixels (0: automatic)", OFFSET(tile), AV_OPT_TYPE_INT, { .i64 = 0 },
       0, 32768, FLAGS },
     { "matrix", "YUV matrix for untagged frames", OFFSET(matrix), AV_OPT_TYPE_INT, { .i64 = MATRIX_AUTO },
@@ -692,6 +740,11 @@ static const AVOption catanet_xs_options[] = {
         { "bt601",  NULL, 0, AV_OPT_TYPE_CONST, { .i64 = CATANET_MATRIX_BT601 },  0, 0, FLAGS, "matrix" },
         { "bt709",  NULL, 0, AV_OPT_TYPE_CONST, { .i64 = CATANET_MATRIX_BT709 },  0, 0, FLAGS, "matrix" },
         { "bt2020", NULL, 0, AV_OPT_TYPE_CONST, { .i64 = CATANET_MATRIX_BT2020 }, 0, 0, FLAGS, "matrix" },
+    { "nonfinite", "a frame whose network output holds NaN or Inf", OFFSET(nonfinite), AV_OPT_TYPE_INT,
+      { .i64 = NONFINITE_FAIL }, NONFINITE_FAIL, NONFINITE_BICUBIC, FLAGS, "nonfinite" },
+        { "fail", "stop with an error", 0, AV_OPT_TYPE_CONST, { .i64 = NONFINITE_FAIL }, 0, 0, FLAGS, "nonfinite" },
+        { "bicubic", "pass the input through bicubic instead, logged and counted", 0, AV_OPT_TYPE_CONST,
+          { .i64 = NONFINITE_BICUBIC }, 0, 0, FLAGS, "nonfinite" },
     { NULL }
 };
 

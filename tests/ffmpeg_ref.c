@@ -10,7 +10,9 @@
  *       compare FFOUT (the filter's output for IN), read back to R'G'B' with the library, with
  *       the network's float output (clipped to [0,1]); print the max error and the 8-bit
  *       quantisation step; exit 0 when the error is below half of that step (an 8-bit
- *       intermediate could not get there).
+ *       intermediate could not get there), 1 when it is not.
+ * Any error (usage, a file, the library) exits 2, so that the precision check's "1" means
+ * only "measured, and too large".
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -132,24 +134,24 @@ int main(int argc, char **argv)
     char err[512];
     if (catanet_engine_open(&e, a[1], &cfg, err, sizeof(err)) < 0) {
         fprintf(stderr, "ffmpeg_ref: %s\n", err);
-        return 1;
+        return 2;
     }
     int s = catanet_engine_scale(e);
     Frame in, out;
     if (frame_init(&in, f, w, h, m, r, loc) < 0 || frame_init(&out, f, s * w, s * h, m, r, loc) < 0 ||
         read_file(a[8], &in) < 0 || catanet_engine_prepare(e, w, h) < 0) {
         fprintf(stderr, "ffmpeg_ref: setup failed: %s\n", catanet_engine_last_error(e));
-        return 1;
+        return 2;
     }
     if (!precision) {
         if (catanet_engine_process_image(e, &in.im, &out.im) < 0) {
             fprintf(stderr, "ffmpeg_ref: %s\n", catanet_engine_last_error(e));
-            return 1;
+            return 2;
         }
         FILE *fp = fopen(a[9], "wb");
         if (!fp || fwrite(out.buf, 1, out.size, fp) != out.size || fclose(fp)) {
             perror(a[9]);
-            return 1;
+            return 2;
         }
         catanet_engine_close(&e);
         return 0;
@@ -161,7 +163,7 @@ int main(int argc, char **argv)
     if (!rin || !rnet || !rff || read_file(a[9], &out) < 0 || catanet_image_to_rgb(&in.im, rin) < 0 ||
         catanet_engine_process(e, rin, rnet) < 0 || catanet_image_to_rgb(&out.im, rff) < 0) {
         fprintf(stderr, "ffmpeg_ref: precision check setup failed\n");
-        return 1;
+        return 2;
     }
     double worst = 0;
     for (size_t i = 0; i < n_out; i++) {

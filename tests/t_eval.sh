@@ -53,7 +53,18 @@ ok=1; [ $rc = 1 ] && grep -q "nope" "$W/t3.err" && ok=0
 check $ok "missing folder: exit 1, named ($(cat "$W/t3.err"))"
 $E -m "$W/missing.safetensors" "$W/tiny" > /dev/null 2> "$W/t4.err"; rc=$?
 check $([ $rc = 1 ] && echo 0 || echo 1) "missing model: exit 1 ($(cat "$W/t4.err"))"
-$E -m "$MODEL" -d cuda "$W/tiny" > /dev/null 2> "$W/t5.err"; rc=$?
-ok=1; [ $rc = 0 ] || [ $rc = 1 ] && ok=0
-check $ok "-d cuda: exit $rc, no crash ($(head -c 200 "$W/t5.err"))"
+# -d cuda: with a GPU (a CUDA build and nvidia-smi listing one) it runs; otherwise it must fail as
+# documented (exit 1, an error; never a silent CPU run) with the library's reason: a build without
+# CUDA, or no CUDA device
+$E -m "$MODEL" -d cuda "$W/tiny" > "$W/t5.out" 2> "$W/t5.err"; rc=$?
+cuda_build=$(sed -n 's/^HAVE_CUDA *= *//p' "$B/config.mk" 2> /dev/null)
+if [ "$cuda_build" = 1 ] && command -v nvidia-smi > /dev/null 2>&1 && nvidia-smi -L > /dev/null 2>&1; then
+    ok=1; [ $rc = 0 ] && grep -q '^tiny  *model ' "$W/t5.out" && ok=0
+    check $ok "-d cuda with a GPU: exit $rc, the model row is printed"
+else
+    if [ "$cuda_build" = 1 ]; then want="no CUDA device|CUDA device [0-9]+ requested, [0-9]+ present"
+    else want="built without CUDA"; fi
+    ok=1; [ $rc = 1 ] && grep -Eq "$want" "$W/t5.err" && ok=0
+    check $ok "-d cuda without a GPU: exit $rc (want 1) and /$want/ ($(head -c 200 "$W/t5.err"))"
+fi
 exit $fail

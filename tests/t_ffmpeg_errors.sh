@@ -1,6 +1,7 @@
 #!/bin/sh
 # Each error case of catanet_xs: the message (naming the file / the device / the sizes) and
-# a failing exit status. Missing model, unreadable model, malformed model, default model
+# a failing exit status. Missing model, unreadable models (a directory, a path through a file,
+# mode 000: as root through setpriv), generic threads= and cpu_threads out of range, malformed model, default model
 # path missing, device=cuda without a GPU, fp16 on the CPU, a frame size change with
 # -reinit_filter 0; device=auto logs its choice.
 . tests/ffmpeg_lib.sh
@@ -30,14 +31,47 @@ expect_error "malformed model: error names the file and says what is wrong" \
     "cannot open model '$TMP/bad.safetensors': .+" \
     -lavfi "$src,catanet_xs=model=$TMP/bad.safetensors" -f null -
 
+# unreadable models that no user, root included, can read: a directory, a path through a file
+mkdir "$TMP/dir.safetensors"
+expect_error "model path is a directory: error names it and says why" \
+    "cannot read model file '$TMP/dir.safetensors': Is a directory" \
+    -lavfi "$src,catanet_xs=model=$TMP/dir.safetensors" -f null -
+cp "$M" "$TMP/m.safetensors"
+expect_error "model path under a regular file: error names it and says why" \
+    "cannot open model file '$TMP/m.safetensors/x.safetensors': Not a directory" \
+    -lavfi "$src,catanet_xs=model=$TMP/m.safetensors/x.safetensors" -f null -
+# a file without read permission: as root, read by an unprivileged user (setpriv), since root
+# reads any file
+cp "$M" "$TMP/locked.safetensors" && chmod 000 "$TMP/locked.safetensors"
 if [ "$(id -u)" != 0 ]; then
-    cp "$M" "$TMP/locked.safetensors" && chmod 000 "$TMP/locked.safetensors"
-    expect_error "unreadable model: permission denied is reported" \
+    expect_error "unreadable model (mode 000): permission denied is reported" \
         "cannot open model file '$TMP/locked.safetensors': Permission denied" \
         -lavfi "$src,catanet_xs=model=$TMP/locked.safetensors" -f null -
+elif command -v setpriv > /dev/null 2>&1; then
+    # nobody must reach ffmpeg and the folder: a copy of the binary in a folder it may enter
+    chmod 711 "$TMP"
+    cp "$FF" "$TMP/ffmpeg" && chmod 755 "$TMP/ffmpeg"
+    setpriv --reuid=65534 --regid=65534 --clear-groups "$TMP/ffmpeg" -nostdin -hide_banner -v error \
+        -lavfi "$src,catanet_xs=model=$TMP/locked.safetensors" -f null - > "$TMP/err.log" 2>&1
+    rc=$?
+    if [ $rc != 0 ] && grep -q "cannot open model file '$TMP/locked.safetensors': Permission denied" "$TMP/err.log"; then
+        pass "unreadable model (mode 000, read as uid 65534): permission denied is reported (exit $rc)"
+    else
+        fail "unreadable model (mode 000, read as uid 65534): exit $rc, wanted non-zero and permission denied"
+        sed 's/^/    /' "$TMP/err.log" | head -n 5
+    fi
 else
-    echo "(unreadable-model case not run: root reads any file)"
+    fail "unreadable model (mode 000): running as root without setpriv (util-linux) to drop privileges"
 fi
+
+# threads: the generic option (slice threading, which the filter does not do) is refused with the
+# name of the filter's own; cpu_threads out of its range is refused
+expect_error "threads= (FFmpeg's generic option) is refused, naming cpu_threads" \
+    "threads=2 is FFmpeg's generic slice-threading option.*cpu_threads=N" \
+    -lavfi "$src,catanet_xs=model=$M:threads=2" -f null -
+expect_error "cpu_threads=5000 is refused (0 to 1024)" \
+    "Value 5000.* for parameter 'cpu_threads' out of range \\[0 - 1024\\]" \
+    -lavfi "$src,catanet_xs=model=$M:cpu_threads=5000" -f null -
 
 # the default model path (PREFIX/share/catanet/...) is used when no model is given
 def=$("$FF" -hide_banner -h filter=catanet_xs 2>&1 | sed -n 's/.*model .*(default "\(.*\)")$/\1/p')
@@ -73,5 +107,5 @@ ff -lavfi "testsrc2=size=12x8:rate=5:duration=0.4" -c:v png "$TMP/b.nut"
 printf "file '%s'\nfile '%s'\n" "$TMP/a.nut" "$TMP/b.nut" > "$TMP/list.txt"
 expect_error "size change with -reinit_filter 0: the frame is rejected with both sizes in the message" \
     "frame size changed from 16x12 to 12x8" \
-    -f concat -safe 0 -reinit_filter 0 -i "$TMP/list.txt" -vf "catanet_xs=model=$M:threads=1" -f null -
+    -f concat -safe 0 -reinit_filter 0 -i "$TMP/list.txt" -vf "catanet_xs=model=$M:cpu_threads=1" -f null -
 finish

@@ -5,7 +5,9 @@
 # raw input frame (tests/ffmpeg_ref.c) with the colour rules the filter documents (untagged:
 # BT.601 below 720 lines, limited range, left-sited chroma; yuvj420p: full range, centred).
 # 10-bit: yuv444p10le output, read back, is within half an 8-bit step of the float network
-# output (8-bit yuv444p, the control, is not).
+# output (8-bit yuv444p, the control, is not). Every ffmpeg and ffmpeg_ref run must succeed: a
+# failed step fails its case (no file of an earlier case is compared), and the control counts
+# only when ffmpeg_ref ran and measured an error too large (its exit 1; errors are exit 2).
 . tests/ffmpeg_lib.sh
 need_ffmpeg
 M=$MODEL
@@ -19,6 +21,16 @@ if ! cc -std=c11 -O2 $(PKG_CONFIG_PATH=$PC pkg-config --cflags catanet) tests/ff
     finish
 fi
 
+# step LABEL COMMAND...: run one step of a case; on failure print why and return 1 (the caller
+# fails the case). Each case starts by removing the files of the previous one.
+step() {
+    label=$1; shift
+    "$@" 2> "$TMP/step.log" && return 0
+    echo "    $label: exit $? from $(basename "$1"): $(head -c 300 "$TMP/step.log")"
+    return 1
+}
+fresh() { rm -f "$TMP/in.raw" "$TMP/ff.raw" "$TMP/ref.raw" "$TMP/other.raw"; }
+
 # fmt_case MODEL SCALE PIXFMT WxH [LABEL]: one raw frame through the filter and through libcatanet
 # (untagged: BT.601, limited range and left-sited chroma; yuvj420p: full range, centred), byte for byte
 fmt_case() {
@@ -26,13 +38,14 @@ fmt_case() {
     w=${size%x*} h=${size#*x}
     range=limited loc=left
     [ $f = yuvj420p ] && range=full loc=center
-    ff -lavfi "testsrc2=size=64x48:rate=5:duration=0.2,scale=$w:$h,format=$f" -f rawvideo "$TMP/in.raw"
-    if ! ff -f rawvideo -pix_fmt $f -s $size -i "$TMP/in.raw" -vf "catanet_xs=model=$model:threads=1" \
-            -f rawvideo -pix_fmt $f "$TMP/ff.raw"; then
-        fail "$label$f $size: ffmpeg failed"
+    fresh
+    if ! step "input frame" ff -lavfi "testsrc2=size=64x48:rate=5:duration=0.2,scale=$w:$h,format=$f" -f rawvideo "$TMP/in.raw" ||
+       ! step "filter" ff -f rawvideo -pix_fmt $f -s $size -i "$TMP/in.raw" -vf "catanet_xs=model=$model:cpu_threads=1" \
+            -f rawvideo -pix_fmt $f "$TMP/ff.raw" ||
+       ! step "library" "$TMP/ffmpeg_ref" "$model" $f $w $h 601 $range $loc "$TMP/in.raw" "$TMP/ref.raw"; then
+        fail "$label$f $size: a step failed"
         return
     fi
-    "$TMP/ffmpeg_ref" "$model" $f $w $h 601 $range $loc "$TMP/in.raw" "$TMP/ref.raw"
     check "$label$f $size -> $((s * w))x$((s * h)): filter output equals libcatanet's ($(wc -c < "$TMP/ff.raw") bytes)" \
         cmp -s "$TMP/ff.raw" "$TMP/ref.raw"
 }
@@ -51,13 +64,14 @@ done
 # 3-group XS model (the 8-group model would take minutes per format on this CPU)
 XS=weights/catanet_xs_x2.safetensors
 for f in yuv420p nv12 p010le rgb24; do
-    ff -lavfi "testsrc2=size=176x144:rate=5:duration=0.2,scale=175:143,format=$f" -f rawvideo "$TMP/in.raw"
-    if ! ff -f rawvideo -pix_fmt $f -s 175x143 -i "$TMP/in.raw" -vf "catanet_xs=model=$XS" \
-            -f rawvideo -pix_fmt $f "$TMP/ff.raw"; then
-        fail "$f 175x143: ffmpeg failed"
+    fresh
+    if ! step "input frame" ff -lavfi "testsrc2=size=176x144:rate=5:duration=0.2,scale=175:143,format=$f" -f rawvideo "$TMP/in.raw" ||
+       ! step "filter" ff -f rawvideo -pix_fmt $f -s 175x143 -i "$TMP/in.raw" -vf "catanet_xs=model=$XS" \
+            -f rawvideo -pix_fmt $f "$TMP/ff.raw" ||
+       ! step "library" "$TMP/ffmpeg_ref" "$XS" $f 175 143 601 limited left "$TMP/in.raw" "$TMP/ref.raw"; then
+        fail "$f 175x143: a step failed"
         continue
     fi
-    "$TMP/ffmpeg_ref" "$XS" $f 175 143 601 limited left "$TMP/in.raw" "$TMP/ref.raw"
     check "$f 175x143 -> 350x286 (XS model): filter output equals libcatanet's ($(wc -c < "$TMP/ff.raw") bytes)" \
         cmp -s "$TMP/ff.raw" "$TMP/ref.raw"
 done
@@ -77,11 +91,15 @@ done
 tagcase() { # description size pix_fmt filter-prefix matrix range other-matrix [catanet_xs options]
     d=$1 size=$2 f=$3 pre=$4 m=$5 r=$6 om=$7 opt=$8
     w=${size%x*} h=${size#*x}
-    ff -lavfi "testsrc2=size=64x48:rate=5:duration=0.2,scale=$w:$h,format=$f" -f rawvideo "$TMP/in.raw"
-    ff -f rawvideo -pix_fmt $f -s $size -i "$TMP/in.raw" -vf "${pre}catanet_xs=model=$M:threads=1$opt" \
-        -f rawvideo -pix_fmt $f "$TMP/ff.raw"
-    "$TMP/ffmpeg_ref" "$M" $f $w $h $m $r left "$TMP/in.raw" "$TMP/ref.raw"
-    "$TMP/ffmpeg_ref" "$M" $f $w $h $om $r left "$TMP/in.raw" "$TMP/other.raw"
+    fresh
+    if ! step "input frame" ff -lavfi "testsrc2=size=64x48:rate=5:duration=0.2,scale=$w:$h,format=$f" -f rawvideo "$TMP/in.raw" ||
+       ! step "filter" ff -f rawvideo -pix_fmt $f -s $size -i "$TMP/in.raw" -vf "${pre}catanet_xs=model=$M:cpu_threads=1$opt" \
+            -f rawvideo -pix_fmt $f "$TMP/ff.raw" ||
+       ! step "library" "$TMP/ffmpeg_ref" "$M" $f $w $h $m $r left "$TMP/in.raw" "$TMP/ref.raw" ||
+       ! step "library, other matrix" "$TMP/ffmpeg_ref" "$M" $f $w $h $om $r left "$TMP/in.raw" "$TMP/other.raw"; then
+        fail "$d: a step failed"
+        return
+    fi
     check "$d" sh -c "cmp -s '$TMP/ff.raw' '$TMP/ref.raw' && ! cmp -s '$TMP/ff.raw' '$TMP/other.raw'"
 }
 tagcase "untagged 4x720 yuv420p uses BT.709 (720 lines and up)" 4x720 yuv420p "" 709 limited 601
@@ -93,11 +111,16 @@ tagcase "matrix=bt2020 overrides untagged frames" 17x13 yuv444p "" 2020 limited 
 
 # 10-bit precision against the float result
 for f in yuv444p10le yuv444p; do
-    ff -lavfi "testsrc2=size=64x48:rate=5:duration=0.2,scale=17:13,format=$f" -f rawvideo "$TMP/in.raw"
-    ff -f rawvideo -pix_fmt $f -s 17x13 -i "$TMP/in.raw" -vf "catanet_xs=model=$M:threads=1" -f rawvideo -pix_fmt $f "$TMP/ff.raw"
-    "$TMP/ffmpeg_ref" --precision "$M" $f 17 13 601 limited left "$TMP/in.raw" "$TMP/ff.raw"
-    eval "rc_$f=\$?"
+    fresh
+    rc=ffmpeg
+    if step "input frame" ff -lavfi "testsrc2=size=64x48:rate=5:duration=0.2,scale=17:13,format=$f" -f rawvideo "$TMP/in.raw" &&
+       step "filter" ff -f rawvideo -pix_fmt $f -s 17x13 -i "$TMP/in.raw" -vf "catanet_xs=model=$M:cpu_threads=1" \
+            -f rawvideo -pix_fmt $f "$TMP/ff.raw"; then
+        "$TMP/ffmpeg_ref" --precision "$M" $f 17 13 601 limited left "$TMP/in.raw" "$TMP/ff.raw"
+        rc=$?
+    fi
+    eval "rc_$f=\$rc"
 done
-check "yuv444p10le keeps 10-bit precision (within half an 8-bit step of the float output; 8-bit yuv444p is not)" \
+check "yuv444p10le keeps 10-bit precision (within half an 8-bit step of the float output; 8-bit yuv444p is not): exits $rc_yuv444p10le and $rc_yuv444p, want 0 and 1" \
     [ "$rc_yuv444p10le" = 0 -a "$rc_yuv444p" = 1 ]
 finish

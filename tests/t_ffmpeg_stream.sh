@@ -13,7 +13,7 @@ ff -lavfi "testsrc2=size=16x12:rate=5:duration=0.4" -c:v png "$TMP/a.nut"
 ff -lavfi "testsrc2=size=12x8:rate=5:duration=0.4" -c:v png "$TMP/b.nut"
 printf "file '%s'\nfile '%s'\n" "$TMP/a.nut" "$TMP/b.nut" > "$TMP/list.txt"
 "$FF" -nostdin -hide_banner -v verbose -f concat -safe 0 -i "$TMP/list.txt" \
-    -vf "catanet_xs=model=$M:threads=1,showinfo" -f null - > "$TMP/concat.log" 2>&1
+    -vf "catanet_xs=model=$M:cpu_threads=1,showinfo" -f null - > "$TMP/concat.log" 2>&1
 rc=$?
 big=$(grep -c 'showinfo.* s:32x24 ' "$TMP/concat.log")
 small=$(grep -c 'showinfo.* s:24x16 ' "$TMP/concat.log")
@@ -26,7 +26,7 @@ if ! "$FF" -hide_banner -encoders 2>/dev/null | grep -q ' libx264 '; then
     fail "loopback streaming: $FF has no libx264 (tools/install-deps.sh installs libx264-dev; rebuild FFmpeg)"
 fi
 port=$((20000 + $$ % 20000))
-send_src="testsrc2=size=32x24:rate=10:duration=1,format=yuv420p,catanet_xs=model=$M:threads=1"
+send_src="testsrc2=size=32x24:rate=10:duration=1,format=yuv420p,catanet_xs=model=$M:cpu_threads=1"
 enc="-c:v libx264 -preset ultrafast -tune zerolatency -g 10 -bf 0 -f mpegts"
 for proto in tcp udp; do
     if [ $proto = tcp ]; then
@@ -81,7 +81,7 @@ at_least() { # at_least "c0 c1 c2 c3": true when c_i >= i for every i
     i=0
     for c in $1; do [ "$c" -ge $i ] || return 1; i=$((i + 1)); done
 }
-cat=$(latency_run "catanet_xs=model=$M:threads=1" 2304 1200)
+cat=$(latency_run "catanet_xs=model=$M:cpu_threads=1" 2304 1200)
 check "latency: after input frame i at least i output frames (the CLI holds at most one): catanet_xs [$cat]" at_least "$cat"
 ctl=$(latency_run tblend 576 30)
 if at_least "$ctl"; then fail "latency control: tblend, which holds a frame, was not caught [$ctl]"
