@@ -1,6 +1,6 @@
 #!/bin/sh
 # catanet_xs in every pixel format it lists, at an odd size (17x13) and tiny ones (1x1, 2x2), and
-# the 175x143 for the formats where odd sizes meet chroma subsampling or packing:
+# an odd size, 175x143, for the formats where odd sizes meet chroma subsampling or packing:
 # the filter's output must equal, byte for byte, what libcatanet itself gives for the same
 # raw input frame (tests/ffmpeg_ref.c) with the colour rules the filter documents (untagged:
 # BT.601 below 720 lines, limited range, left-sited chroma; yuvj420p: full range, centred).
