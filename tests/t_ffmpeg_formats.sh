@@ -60,7 +60,7 @@ for size in 17x13 1x1 2x2; do
     done
 done
 
-# the odd size, 175x143 (odd width and height through 4:2:0 chroma), with the shipped
+# an odd size, 175x143 (odd width and height through 4:2:0 chroma), with the shipped
 # 3-group XS model (the 8-group model would take minutes per format on this CPU)
 XS=weights/catanet_xs_x2.safetensors
 for f in yuv420p nv12 p010le rgb24; do
