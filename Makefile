@@ -316,6 +316,15 @@ ffmpeg-new: $(LIB)
 patches:
 	@test -d $(B)/ffmpeg-src-default || sh tools/ffmpeg-fetch.sh $(B) > /dev/null
 	for t in $(B)/ffmpeg-src-*/ffmpeg-[0-9]*/ $(FFMPEG_SOURCE); do sh tools/gen-patches.sh $$t || exit 1; done
+# catanet against the official PyTorch model, side by side in one run (tools/bench-official.py):
+# CATANET_OFFICIAL=<checkout of github.com/EquationWalker/CATANet> make bench-official. The path
+# reaches the script through the environment, never through a shell command line. PYTHON: an
+# interpreter with torch (Debian's python3-torch is /usr/bin/python3's).
+PYTHON ?= $(if $(wildcard /usr/bin/python3),/usr/bin/python3,python3)
+.PHONY: bench-official
+bench-official: all
+	$(PYTHON) tools/bench-official.py --build $(B)
+
 demo: ffmpeg all
 	sh tools/ffmpeg-demo.sh $(B) $(CATANET_MODEL) $(DEMO_CLIP)
 fps: ffmpeg

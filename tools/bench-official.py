@@ -5,7 +5,7 @@ machine: the forward at several sizes and a training step (L1 + Adam), with the 
 GFLOP/s and its share of the machine's fp32 FMA peak (measured by catanet-peak, not assumed).
 
   tools/bench-official.py --official PATH [--build build] [--model weights/catanet_l_x2.safetensors]
-                          [--threads 2] [--sizes 64x64,256x256,480x270] [--runs 3]
+                          [--threads 2] [--sizes 64x64,96x96,256x256,480x270] [--runs 3]
                           [--train-batch 4] [--train-patch 32] [--train-steps 3] [--json FILE]
 
 PATH is a checkout of github.com/EquationWalker/CATANet (the product cannot download it). Without
@@ -13,7 +13,9 @@ it, or without PyTorch (Debian: python3-torch), the script says so and exits 77 
 The official code runs on Debian's PyTorch as it is, with two shims where that PyTorch lacks what
 the code imports: einops' rearrange (the patterns the model uses) and, before PyTorch 2.0,
 F.scaled_dot_product_attention (softmax(q k^T / sqrt(d)) v, as PyTorch's own math path computes
-it). mkldnn is turned off: its float32 gradients through this model are wrong on some CPUs, and
+it); and its token sort is made stable, as PyTorch's CUDA sort is (otherwise ties among the
+tokens of a cluster are ordered by chance on the CPU and the output changes). Before timing, one
+frame goes through both and the outputs must agree. mkldnn is turned off: its float32 gradients through this model are wrong on some CPUs, and
 the comparison should be of two correct implementations. Both sides use the same number of threads
 and the same weights (the catanet model file, official key names).
 Every external program is started with an argument vector; no shell is involved.
@@ -94,6 +96,11 @@ def load_official(path, torch):
                       ("basicsr.archs.arch_util", util)):
         sys.modules.setdefault(name, mod)
     sys.modules.setdefault("einops", ein)
+    # the official argsort of cluster ids is not stable, and every cluster is a long run of ties:
+    # on the CPU that reorders tokens by chance and changes the output. PyTorch's CUDA sort is
+    # stable (ties by token index), which is what catanet implements: the CPU run does the same.
+    sort = torch.sort
+    torch.argsort = lambda x, dim=-1, descending=False: sort(x, dim=dim, descending=descending, stable=True)[1]
     spec = importlib.util.spec_from_file_location("catanet_arch_official", arch)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
@@ -113,6 +120,23 @@ def read_safetensors(path, torch):
         t = torch.frombuffer(bytearray(data[a:b]), dtype=dt[v["dtype"]]) if b > a else torch.zeros(0, dtype=dt[v["dtype"]])
         out[k] = t.reshape(v["shape"]).clone()
     return out, meta
+
+
+def write_npy(path, t):
+    """float32 C-order array as NPY version 1.0 (the format catanet-upscale reads)"""
+    shape = "(" + ", ".join(str(d) for d in t.shape) + ("," if t.dim() == 1 else "") + ")"
+    head = "{'descr': '<f4', 'fortran_order': False, 'shape': %s, }" % shape
+    head += " " * (63 - (10 + len(head)) % 64) + "\n"
+    with open(path, "wb") as f:
+        f.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(head)) + head.encode() + t.contiguous().numpy().tobytes())
+
+
+def read_npy(path, torch):
+    with open(path, "rb") as f:
+        data = f.read()
+    n = struct.unpack("<H", data[8:10])[0]
+    shape = tuple(int(v) for v in re.search(r"\(([0-9, ]*)\)", data[10:10 + n].decode()).group(1).split(",") if v.strip())
+    return torch.frombuffer(bytearray(data[10 + n:]), dtype=torch.float32).reshape(shape)
 
 
 def run(argv):
@@ -136,13 +160,20 @@ def main():
     ap.add_argument("--build", default="build")
     ap.add_argument("--model", default="weights/catanet_l_x2.safetensors")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--sizes", default="64x64,256x256,480x270")
+    ap.add_argument("--sizes", default="64x64,96x96,256x256,480x270")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--train-batch", type=int, default=4)
     ap.add_argument("--train-patch", type=int, default=32)
     ap.add_argument("--train-steps", type=int, default=3)
     ap.add_argument("--json", default="")
     a = ap.parse_args()
+    # Both sides on the OpenMP build of OpenBLAS where Debian has it: PyTorch calls the BLAS from
+    # its own OpenMP threads too, and the pthreads build (which Debian's alternatives pick once it
+    # is installed) makes its multi-threaded steps many times slower, as it made catanet's.
+    blas = "/usr/lib/x86_64-linux-gnu/openblas-openmp"
+    if os.path.isfile(os.path.join(blas, "libopenblas.so.0")) and os.environ.get("LD_LIBRARY_PATH") != blas:
+        os.environ["LD_LIBRARY_PATH"] = blas
+        os.execv(sys.executable, [sys.executable] + sys.argv)
     if not a.official:
         skip("give the official code's checkout with --official PATH (or CATANET_OFFICIAL)")
     try:
@@ -166,11 +197,33 @@ def main():
         sys.exit(f"bench-official: weights do not fit the official model: missing {missing}, unexpected {unexpected}")
     net.eval()
 
+    # both sides compute the same function: one 64x64 frame through each, compared
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        # a photo-like frame (smooth content, a little noise): pure noise puts many tokens near a
+        # tie between two centres
+        yy, xx = torch.meshgrid(torch.arange(64.0), torch.arange(64.0), indexing="ij")
+        x = torch.stack([0.5 + 0.3 * torch.sin(0.21 * xx + 0.13 * yy + c) for c in range(3)])
+        x = (x + 0.05 * torch.randn(3, 64, 64, generator=torch.Generator().manual_seed(3))).clamp(0, 1)
+        write_npy(os.path.join(tmp, "in.npy"), x)
+        run([os.path.join(tools, "catanet-upscale"), "-m", a.model, "-t", str(a.threads), os.path.join(tmp, "in.npy"),
+             os.path.join(tmp, "out.npy")])
+        with torch.no_grad():
+            ref = net(x[None])[0]
+        err = read_npy(os.path.join(tmp, "out.npy"), torch) - ref
+    # a token whose two best centres are nearly tied may join another cluster in either
+    # implementation (float32 rounding), which moves a few pixels: compare by PSNR, not max |diff|
+    agree = 10 * math.log10(1 / max(err.pow(2).mean().item(), 1e-20))
+    if not agree >= 50:
+        sys.exit(f"bench-official: catanet and the official model disagree on a 64x64 frame: {agree:.1f} dB PSNR "
+                 f"(max |diff| {err.abs().max().item():.3g})")
+
     peak = json.loads(run([os.path.join(tools, "catanet-peak"), "-t", str(a.threads)]))
     rows = []
     print(f"machine: {os.cpu_count()} CPUs, fp32 FMA peak {peak['gflops']:.1f} GFLOP/s on {a.threads} threads "
           f"({peak['isa']}, catanet-peak); torch {torch.__version__} ({torch.get_num_threads()} threads, mkldnn off)")
-    print(f"model: {a.model} (x{scale}, {sum(p.numel() for p in net.parameters())} parameters)")
+    print(f"model: {a.model} (x{scale}, {sum(p.numel() for p in net.parameters())} parameters); outputs agree to "
+          f"{agree:.1f} dB PSNR on a 64x64 frame")
     print(f"{'case':<26}{'official ms':>12}{'catanet ms':>12}{'ratio':>8}{'GFLOP':>9}{'GFLOP/s':>9}{'% peak':>8}")
     for size in a.sizes.split(","):
         w, h = (int(v) for v in size.split("x"))
