@@ -567,6 +567,43 @@ static void test_lrsa(Rng *r, int h, int w, int ps)
     free(gnw); free(gnb); free(gq); free(gk); free(gv); free(gp);
 }
 
+/* the fast backward against the reference where the fused attention takes several 16-row blocks
+ * of a 64-row block and a partial one (T = 100), and where heads wider than 16 take the GEMMs */
+static void test_lrsa_bwd_twin(Rng *r, int h, int w, int ps, int heads, int dqk, int dv)
+{
+    int C = 8, hq = heads * dqk, hv = heads * dv;
+    CatanetLrsaArgs a = { h, w, C, ps, heads, dqk, dv };
+    float *nw = rnd(r, C, 0.3f), *nb = rnd(r, C, 0.3f), *wq = rnd(r, hq * C, 0.5f);
+    float *wk = rnd(r, hq * C, 0.5f), *wv = rnd(r, hv * C, 0.5f), *wp = rnd(r, C * hv, 0.5f);
+    for (int i = 0; i < C; i++)
+        nw[i] += 1.0f;
+    CatanetLrsaWeights wt = { nw, nb, wq, wk, wv, wp };
+    size_t n = (size_t)h * w * C, sz[6] = { C, C, hq * C, hq * C, hv * C, C * hv };
+    float *x = rnd(r, n, 1), *g = rnd(r, n, 1), *dx1 = zeros(n), *dx2 = zeros(n), *g1[6], *g2[6];
+    for (int i = 0; i < 6; i++) {
+        g1[i] = zeros(sz[i]);
+        g2[i] = zeros(sz[i]);
+    }
+    CatanetLrsaGrads gr1 = { g1[0], g1[1], g1[2], g1[3], g1[4], g1[5] };
+    CatanetLrsaGrads gr2 = { g2[0], g2[1], g2[2], g2[3], g2[4], g2[5] };
+    catanet_lrsa_bwd_ref(&a, &wt, x, g, dx1, &gr1);
+    float *tw = zeros(catanet_lrsa_bwd_task_work(&a));
+    CatanetCpu cpu = make_cpu(2, catanet_lrsa_bwd_work(&a));
+    catanet_lrsa_bwd_cpu(&cpu, &a, &wt, x, g, dx2, &gr2, tw);
+    char name[96];
+    snprintf(name, sizeof(name), "lrsa bwd %dx%d ps %d heads %d dqk %d dv %d: dx", h, w, ps, heads, dqk, dv);
+    twin_check(name, dx2, dx1, n, 1e-4);
+    const char *nm[6] = { "dnorm.weight", "dnorm.bias", "dto_q", "dto_k", "dto_v", "dproj" };
+    for (int i = 0; i < 6; i++) {
+        snprintf(name, sizeof(name), "lrsa bwd %dx%d ps %d heads %d dqk %d dv %d: %s", h, w, ps, heads, dqk, dv, nm[i]);
+        twin_check(name, g2[i], g1[i], sz[i], 1e-4);
+        free(g1[i]);
+        free(g2[i]);
+    }
+    free(cpu.work); free(tw); free(x); free(g); free(dx1); free(dx2);
+    free(nw); free(nb); free(wq); free(wk); free(wv); free(wp);
+}
+
 /* ---------------- Adam: the update formula ---------------- */
 static void test_adam(Rng *r)
 {
@@ -612,5 +649,7 @@ int main(void)
     test_adam(&r);
     test_dwconv_fwd(&r);
     test_attention(&r);
+    test_lrsa_bwd_twin(&r, 20, 22, 10, 2, 9, 10);
+    test_lrsa_bwd_twin(&r, 12, 12, 8, 1, 17, 5);
     return test_finish();
 }

@@ -159,4 +159,90 @@ void catanet_attention_fwd_cpu(int rows, int T, int dqk, int dv, float scale, co
         block_fwd(rows - r < RB ? rows - r : RB, T, dqk, dv, scale, q + (size_t)r * ldq, ldq, k, ldk, v, ldv,
                   out + (size_t)r * ldo, ldo, accumulate, work);
 }
+/* ---- backward, for up to CATANET_ATT_BWD_ROWS rows: the same 16-row blocks, four passes ----
+ * scores and softmax as in the forward; then out = p V (recomputed: the weight gradient of the
+ * projection needs it) and dp_t = dA . v_t; D = dA . out; ds_t = p_t (dp_t - D); dq = scale sum_t
+ * ds_t k_t. p and ds stay behind transposed (pt, dst [T][R]) for the caller's dV and dK GEMMs. */
+CLONES_FMA static void block_bwd(int nr, int T, int dqk, int dv, float scale, const float *q, int ldq,
+                                 const float *k, int ldk, const float *v, int ldv, const float *da, int ldda,
+                                 float *out, int ldo, float *dq, int lddq, float *pt, float *dst, int R)
+{
+    vf qt[DMAX];
+    for (int d = 0; d < DMAX; d++)
+        for (int r = 0; r < RB; r++)
+            qt[d][r] = d < dqk && r < nr ? q[(size_t)r * ldq + d] * scale : 0.0f;
+    vf mx = (vf){ 0 } - INFINITY;
+    for (int t = 0; t < T; t++) {
+        vf s = { 0 };
+#pragma GCC unroll 16
+        for (int d = 0; d < DMAX; d++)
+            if (d < dqk)
+                s += qt[d] * k[(size_t)t * ldk + d];
+        VSTORE(pt + (size_t)t * R, s);
+        mx = VSELECT(s > mx, s, mx);
+    }
+    vf sum = { 0 };
+    for (int t = 0; t < T; t++) {
+        vf x, e;
+        VLOAD(x, pt + (size_t)t * R);
+        VEXP(e, x - mx);
+        sum += e;
+        VSTORE(pt + (size_t)t * R, e);
+    }
+    vf inv = 1.0f / sum, acc[DMAX] = { 0 };
+    for (int t = 0; t < T; t++) {
+        vf p;
+        VLOAD(p, pt + (size_t)t * R);
+        p *= inv;
+        VSTORE(pt + (size_t)t * R, p);
+        const float *vr = v + (size_t)t * ldv;
+#pragma GCC unroll 16
+        for (int e = 0; e < DMAX; e++)
+            if (e < dv)
+                acc[e] += p * vr[e];
+    }
+    vf dat[DMAX], D = { 0 };
+    for (int e = 0; e < DMAX; e++) {
+        for (int r = 0; r < RB; r++)
+            dat[e][r] = e < dv && r < nr ? da[(size_t)r * ldda + e] : 0.0f;
+        if (e < dv)
+            D += dat[e] * acc[e];
+    }
+    vf dqa[DMAX] = { 0 };
+    for (int t = 0; t < T; t++) {
+        const float *vr = v + (size_t)t * ldv, *kr = k + (size_t)t * ldk;
+        vf dp = { 0 }, p;
+#pragma GCC unroll 16
+        for (int e = 0; e < DMAX; e++)
+            if (e < dv)
+                dp += dat[e] * vr[e];
+        VLOAD(p, pt + (size_t)t * R);
+        vf ds = p * (dp - D);
+        VSTORE(dst + (size_t)t * R, ds);
+#pragma GCC unroll 16
+        for (int d = 0; d < DMAX; d++)
+            if (d < dqk)
+                dqa[d] += ds * kr[d];
+    }
+    for (int r = 0; r < nr; r++) {
+        for (int e = 0; e < dv; e++)
+            out[(size_t)r * ldo + e] = acc[e][r];
+        for (int d = 0; d < dqk; d++)
+            dq[(size_t)r * lddq + d] = dqa[d][r] * scale;
+    }
+}
+
+int catanet_attention_bwd_cpu(int rows, int T, int dqk, int dv, float scale, const float *q, int ldq,
+                              const float *k, int ldk, const float *v, int ldv, const float *da, int ldda,
+                              float *out, int ldo, float *dq, int lddq, float *pt, float *dst)
+{
+    if (dqk > DMAX || dv > DMAX || rows > CATANET_ATT_BWD_ROWS)
+        return -1;
+    int R = (rows + RB - 1) / RB * RB;
+    for (int r = 0; r < rows; r += RB)
+        block_bwd(rows - r < RB ? rows - r : RB, T, dqk, dv, scale, q + (size_t)r * ldq, ldq, k, ldk, v, ldv,
+                  da + (size_t)r * ldda, ldda, out + (size_t)r * ldo, ldo, dq + (size_t)r * lddq, lddq, pt + r,
+                  dst + r, R);
+    return R;
+}
 FAST_END

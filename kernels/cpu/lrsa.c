@@ -371,7 +371,7 @@ static size_t lrsa_wsize(const CatanetLrsaArgs *a)
 }
 
 /* query rows per block of the fast backward: a block's score rows stay in cache */
-#define LRSA_BWD_ROWS 64
+#define LRSA_BWD_ROWS CATANET_ATT_BWD_ROWS
 
 size_t catanet_lrsa_bwd_work(const CatanetLrsaArgs *a)
 {
@@ -429,6 +429,17 @@ static void patch_bwd_cpu(const CatanetLrsaArgs *a, const CatanetLrsaWeights *wt
         for (int r0 = 0; r0 < T; r0 += LRSA_BWD_ROWS) {
             int rows = T - r0 < LRSA_BWD_ROWS ? T - r0 : LRSA_BWD_ROWS;
             float beta = r0 ? 1.0f : 0.0f;
+            /* fused: scores, softmax, A and dQ in one kernel; dV and dK from its transposed P, dS */
+            int R = catanet_attention_bwd_cpu(rows, T, dqk, dvd, scale, Qh + (size_t)r0 * hq, hq, Kh, hq, Vh, hv,
+                                              dAh + (size_t)r0 * hv, hv, A + (size_t)r0 * hv + h * dvd, hv,
+                                              dQ + (size_t)r0 * hq + h * dqk, hq, S, dS);
+            if (R > 0) {
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, dvd, rows, 1.0f, S, R,
+                            dAh + (size_t)r0 * hv, hv, beta, dV + h * dvd, hv);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, dqk, rows, scale, dS, R,
+                            Qh + (size_t)r0 * hq, hq, beta, dK + h * dqk, hq);
+                continue;
+            }
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, T, dqk, scale,
                         Qh + (size_t)r0 * hq, hq, Kh, hq, 0.0f, S, T);
             catanet_softmax_rows_cpu(rows, T, S);
