@@ -53,15 +53,15 @@ void catanet_attention_fwd_cpu(int rows, int T, int dqk, int dv, float scale, co
                                const float *k, int ldk, const float *v, int ldv, float *out, int ldo,
                                int accumulate, float *work);
 
-/* Backward of the fused attention for rows <= CATANET_ATT_BWD_ROWS query rows (dqk, dv <= 16), given
- * dA = dL/dout [rows][ldda]: writes out (recomputed) and dq = dL/dq; leaves the probabilities and
- * dL/dscores transposed in pt, dst [T][R], R = rows rounded up to 16, for the caller's GEMMs
- * dv += pt dA (over the rows) and dk += scale dst q. Returns R, or -1 for a shape it does not
- * take (the caller then uses GEMMs). pt, dst: T R floats each. */
-#define CATANET_ATT_BWD_ROWS 64
+/* Backward of the fused attention (dqk, dv <= 16), given dA = dL/dout [rows][ldda]: writes out
+ * (recomputed) and dq = dL/dq (acc_dq: added into dq); leaves the probabilities and dL/dscores
+ * transposed in pt, dst [T][R], R = rows rounded up to 16, for the caller's GEMMs dv += pt dA
+ * (over the rows) and dk += scale dst q. Returns R, or -1 for a shape it does not take (the
+ * caller then uses GEMMs). pt, dst: T R floats each. */
+#define CATANET_ATT_BWD_ROWS 64 /* the row block LRSA's backward gives it */
 int catanet_attention_bwd_cpu(int rows, int T, int dqk, int dv, float scale, const float *q, int ldq,
                               const float *k, int ldk, const float *v, int ldv, const float *da, int ldda,
-                              float *out, int ldo, float *dq, int lddq, float *pt, float *dst);
+                              float *out, int ldo, float *dq, int lddq, int acc_dq, float *pt, float *dst);
 
 /* rows per GEMM chunk in the fast paths: fixed, so results do not depend on the thread count */
 #define CATANET_ROW_CHUNK 256

@@ -651,5 +651,6 @@ int main(void)
     test_attention(&r);
     test_lrsa_bwd_twin(&r, 20, 22, 10, 2, 9, 10);
     test_lrsa_bwd_twin(&r, 12, 12, 8, 1, 17, 5);
+    test_iasa(&r, 100, 40); /* the fused attention's several 16-row blocks and a partial one */
     return test_finish();
 }

@@ -159,13 +159,13 @@ void catanet_attention_fwd_cpu(int rows, int T, int dqk, int dv, float scale, co
         block_fwd(rows - r < RB ? rows - r : RB, T, dqk, dv, scale, q + (size_t)r * ldq, ldq, k, ldk, v, ldv,
                   out + (size_t)r * ldo, ldo, accumulate, work);
 }
-/* ---- backward, for up to CATANET_ATT_BWD_ROWS rows: the same 16-row blocks, four passes ----
+/* ---- backward: the same 16-row blocks, four passes ----
  * scores and softmax as in the forward; then out = p V (recomputed: the weight gradient of the
  * projection needs it) and dp_t = dA . v_t; D = dA . out; ds_t = p_t (dp_t - D); dq = scale sum_t
  * ds_t k_t. p and ds stay behind transposed (pt, dst [T][R]) for the caller's dV and dK GEMMs. */
 CLONES_FMA static void block_bwd(int nr, int T, int dqk, int dv, float scale, const float *q, int ldq,
                                  const float *k, int ldk, const float *v, int ldv, const float *da, int ldda,
-                                 float *out, int ldo, float *dq, int lddq, float *pt, float *dst, int R)
+                                 float *out, int ldo, float *dq, int lddq, int acc_dq, float *pt, float *dst, int R)
 {
     vf qt[DMAX];
     for (int d = 0; d < DMAX; d++)
@@ -228,21 +228,21 @@ CLONES_FMA static void block_bwd(int nr, int T, int dqk, int dv, float scale, co
         for (int e = 0; e < dv; e++)
             out[(size_t)r * ldo + e] = acc[e][r];
         for (int d = 0; d < dqk; d++)
-            dq[(size_t)r * lddq + d] = dqa[d][r] * scale;
+            dq[(size_t)r * lddq + d] = dqa[d][r] * scale + (acc_dq ? dq[(size_t)r * lddq + d] : 0.0f);
     }
 }
 
 int catanet_attention_bwd_cpu(int rows, int T, int dqk, int dv, float scale, const float *q, int ldq,
                               const float *k, int ldk, const float *v, int ldv, const float *da, int ldda,
-                              float *out, int ldo, float *dq, int lddq, float *pt, float *dst)
+                              float *out, int ldo, float *dq, int lddq, int acc_dq, float *pt, float *dst)
 {
-    if (dqk > DMAX || dv > DMAX || rows > CATANET_ATT_BWD_ROWS)
+    if (dqk > DMAX || dv > DMAX)
         return -1;
     int R = (rows + RB - 1) / RB * RB;
     for (int r = 0; r < rows; r += RB)
         block_bwd(rows - r < RB ? rows - r : RB, T, dqk, dv, scale, q + (size_t)r * ldq, ldq, k, ldk, v, ldv,
-                  da + (size_t)r * ldda, ldda, out + (size_t)r * ldo, ldo, dq + (size_t)r * lddq, lddq, pt + r,
-                  dst + r, R);
+                  da + (size_t)r * ldda, ldda, out + (size_t)r * ldo, ldo, dq + (size_t)r * lddq, lddq, acc_dq,
+                  pt + r, dst + r, R);
     return R;
 }
 FAST_END

@@ -240,11 +240,12 @@ size_t catanet_iasa_bwd_work(const CatanetIasaArgs *a)
 {
     size_t gs = a->group_size < a->n ? a->group_size : a->n;
     size_t hq = (size_t)a->heads * a->dqk, hv = (size_t)a->heads * a->dv;
+    size_t R = (gs + 15) / 16 * 16; /* the fused attention's rows, padded to whole vectors */
     return gs * hq * 2            /* Q, dQ */
            + 2 * gs * (hq + hv)   /* K, V window */
-           + gs * hv              /* dO */
-           + 2 * gs * 2 * gs      /* P, dP */
-           + 2 * gs * a->m        /* G, dG */
+           + gs * hv * 2          /* dO, the recomputed output */
+           + 2 * 2 * gs * R       /* P, dP */
+           + 2 * a->m * R         /* G, dG */
            + gs;                  /* row sums */
 }
 
@@ -277,8 +278,9 @@ void catanet_iasa_bwd_cpu(const CatanetCpu *cpu, const CatanetIasaArgs *a, const
     for (int j = 0; j < ng; j++) {
         float *Q = cpu->work + (size_t)omp_get_thread_num() * cpu->work_per_thread;
         float *dQ = Q + (size_t)gs * hq, *K = dQ + (size_t)gs * hq, *V = K + (size_t)2 * gs * hq;
-        float *dO = V + (size_t)2 * gs * hv, *P = dO + (size_t)gs * hv, *dP = P + (size_t)gs * 2 * gs;
-        float *G = dP + (size_t)gs * 2 * gs, *dG = G + (size_t)gs * m;
+        float *dO = V + (size_t)2 * gs * hv, *P = dO + (size_t)gs * hv, *dP = P + (size_t)2 * gs * ((gs + 15) / 16 * 16);
+        size_t R = (size_t)(gs + 15) / 16 * 16;
+        float *G = dP + (size_t)2 * gs * R, *dG = G + (size_t)m * R, *Os = dG + (size_t)m * R;
         float *dK = task_work + (size_t)j * task_sz, *dV = dK + (size_t)2 * gs * hq;
         float *dkgp = dV + (size_t)2 * gs * hv, *dvgp = dkgp + (size_t)m * hq;
         int rows = n - j * gs < gs ? n - j * gs : gs;
@@ -293,6 +295,24 @@ void catanet_iasa_bwd_cpu(const CatanetCpu *cpu, const CatanetIasaArgs *a, const
         }
         for (int h = 0; h < a->heads; h++) {
             const float *Qh = Q + h * dqk, *Kh = K + h * dqk, *Vh = V + h * dvd, *dOh = dO + h * dvd;
+            /* fused: each softmax's scores, probabilities and dQ in one kernel (the output of both is
+             * out = O1 + O2, so each gets dO); dK, dV of the window and of the centers by GEMMs from
+             * its transposed P and dS */
+            int Rl = catanet_attention_bwd_cpu(rows, 2 * gs, dqk, dvd, scale, Qh, hq, Kh, hq, Vh, hv, dOh, hv, Os,
+                                               hv, dQ + h * dqk, hq, 0, P, dP);
+            if (Rl > 0) {
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 2 * gs, dvd, rows, 1.0f, P, Rl, dOh, hv,
+                            0.0f, dV + h * dvd, hv);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 2 * gs, dqk, rows, scale, dP, Rl, Qh, hq,
+                            0.0f, dK + h * dqk, hq);
+                catanet_attention_bwd_cpu(rows, m, dqk, dvd, scale, Qh, hq, kg + h * dqk, hq, vg + h * dvd, hv, dOh,
+                                          hv, Os, hv, dQ + h * dqk, hq, 1, G, dG);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, dvd, rows, 1.0f, G, Rl, dOh, hv, 0.0f,
+                            dvgp + h * dvd, hv);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, dqk, rows, scale, dG, Rl, Qh, hq, 0.0f,
+                            dkgp + h * dqk, hq);
+                continue;
+            }
             /* local */
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, 2 * gs, dqk, scale, Qh, hq,
                         Kh, hq, 0.0f, P, 2 * gs);

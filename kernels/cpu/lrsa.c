@@ -432,7 +432,7 @@ static void patch_bwd_cpu(const CatanetLrsaArgs *a, const CatanetLrsaWeights *wt
             /* fused: scores, softmax, A and dQ in one kernel; dV and dK from its transposed P, dS */
             int R = catanet_attention_bwd_cpu(rows, T, dqk, dvd, scale, Qh + (size_t)r0 * hq, hq, Kh, hq, Vh, hv,
                                               dAh + (size_t)r0 * hv, hv, A + (size_t)r0 * hv + h * dvd, hv,
-                                              dQ + (size_t)r0 * hq + h * dqk, hq, S, dS);
+                                              dQ + (size_t)r0 * hq + h * dqk, hq, 0, S, dS);
             if (R > 0) {
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, dvd, rows, 1.0f, S, R,
                             dAh + (size_t)r0 * hv, hv, beta, dV + h * dvd, hv);
