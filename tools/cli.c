@@ -64,6 +64,36 @@ int cli_double(const char *prog, const char *opt, const char *s, double lo, doub
     return 0;
 }
 
+int cli_choice(const char *prog, const char *opt, const char *s, const char *const *names, int *out)
+{
+    for (int i = 0; names[i]; i++)
+        if (s && !strcmp(s, names[i])) {
+            *out = i;
+            return 0;
+        }
+    fprintf(stderr, "%s: %s: '%s' is not one of", prog, opt, s ? s : "");
+    for (int i = 0; names[i]; i++)
+        fprintf(stderr, "%s %s", i ? "," : "", names[i]);
+    fputc('\n', stderr);
+    return -1;
+}
+
+int cli_size(const char *prog, const char *opt, const char *s, int max, int *w, int *h)
+{
+    const char *x = s ? strchr(s, 'x') : NULL;
+    char ws[32];
+    if (!x || (size_t)(x - s) >= sizeof(ws))
+        return refuse(prog, opt, s, "is not a size WxH");
+    memcpy(ws, s, (size_t)(x - s));
+    ws[x - s] = 0;
+    int a, b;
+    if (cli_int(prog, opt, ws, 1, max, &a) < 0 || cli_int(prog, opt, x + 1, 1, max, &b) < 0)
+        return -1;
+    *w = a;
+    *h = b;
+    return 0;
+}
+
 void cli_version(const char *prog)
 {
     printf("%s (catanet) %s\n", prog, catanet_version());

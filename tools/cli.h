@@ -15,6 +15,10 @@ int cli_int(const char *prog, const char *opt, const char *s, long lo, long hi, 
 int cli_int64(const char *prog, const char *opt, const char *s, int64_t lo, int64_t hi, int64_t *out);
 /* finite values only (no "nan", "inf") */
 int cli_double(const char *prog, const char *opt, const char *s, double lo, double hi, double *out);
+/* one of names (a NULL-terminated list): *out = its index */
+int cli_choice(const char *prog, const char *opt, const char *s, const char *const *names, int *out);
+/* "WxH", each side in [1, max] */
+int cli_size(const char *prog, const char *opt, const char *s, int max, int *w, int *h);
 /* prints "PROG (catanet) VERSION" to stdout */
 void cli_version(const char *prog);
 
