@@ -226,8 +226,8 @@ $(EMU_B)/model_train_cuda.o: training/model_train_cuda.c $(EMU_B)/config.h $(wil
 $(EMU_B)/backend_cuda.o: engine/backend_cuda.c $(EMU_B)/config.h $(wildcard tests/cuda_emu/include/*.h)
 	$(CC) $(EMU_INC) $(CPPFLAGS) $(CFLAGS) $(EMU_SANITIZE) -c $< -o $@
 
-$(EMU_B)/test_twins: $(EMU_B)/test_twins.o $(EMU_OBJS) $(EMU_ENGINE_OBJS) $(TEST_COMMON)
-	$(EMU_CXX) $(LDFLAGS) $(EMU_SANITIZE) $^ $(LIBS) $(PNG_LIBS) -lpthread -o $@
+$(EMU_B)/test_twins: $(EMU_B)/test_twins.o $(EMU_OBJS) $(EMU_ENGINE_OBJS) $(TEST_COMMON) $(B)/training/imgload.o
+	$(EMU_CXX) $(LDFLAGS) $(EMU_SANITIZE) $^ $(LIBS) $(PNG_LIBS) $(TRAIN_EXTRA_LIBS) -lpthread -o $@
 
 # the CUDA training step against the CPU one (training/*.o from $(B), model_train_cuda.c emulated)
 EMU_TRAIN_OBJS := $(filter-out $(B)/training/model_train_cuda.o,$(TRAIN_OBJS)) $(EMU_B)/model_train_cuda.o
@@ -241,7 +241,7 @@ $(EMU_B)/catanet-train: $(B)/training/main.o $(TOOL_COMMON) $(EMU_TRAIN_OBJS) $(
 # JSON line) run end to end off-GPU by tests/t_cuda_emu.sh
 $(EMU_B)/catanet-gpubench.o: tools/catanet-gpubench.c $(EMU_B)/config.h $(wildcard tests/cuda_emu/include/*.h)
 	$(CC) $(EMU_INC) $(CPPFLAGS) $(CFLAGS) $(EMU_SANITIZE) -c $< -o $@
-$(EMU_B)/catanet-gpubench: $(EMU_B)/catanet-gpubench.o $(EMU_OBJS) $(EMU_ENGINE_OBJS)
+$(EMU_B)/catanet-gpubench: $(EMU_B)/catanet-gpubench.o $(EMU_OBJS) $(EMU_ENGINE_OBJS) $(B)/tools/cli.o
 	$(EMU_CXX) $(LDFLAGS) $(EMU_SANITIZE) $^ $(LIBS) -lpthread -o $@
 # the launch census of one frame (tests/cuda_emu/census.c, tools/census.sh): shapes, not results
 $(EMU_B)/census.o: tests/cuda_emu/census.c $(EMU_B)/config.h $(wildcard tests/cuda_emu/include/*.h)
