@@ -113,7 +113,6 @@ static int load_png(FILE *f, const char *path, CatanetRaster *img, char *err, si
         free(rowbuf);
         return catanet_errf(err, es, CATANET_ERR_FORMAT, "'%s': bad PNG (%s)", path, pe.msg);
     }
-    png_set_user_limits(png, CATANET_RASTER_MAX_SIDE, CATANET_RASTER_MAX_SIDE);
     png_init_io(png, f);
     png_read_info(png, info);
     /* the header's claim checked before any row is allocated (imgload.h's caps) */
