@@ -80,17 +80,20 @@ int cli_choice(const char *prog, const char *opt, const char *s, const char *con
 
 int cli_size(const char *prog, const char *opt, const char *s, int max, int *w, int *h)
 {
-    const char *x = s ? strchr(s, 'x') : NULL;
-    char ws[32];
-    if (!x || (size_t)(x - s) >= sizeof(ws))
-        return refuse(prog, opt, s, "is not a size WxH");
-    memcpy(ws, s, (size_t)(x - s));
-    ws[x - s] = 0;
-    int a, b;
-    if (cli_int(prog, opt, ws, 1, max, &a) < 0 || cli_int(prog, opt, x + 1, 1, max, &b) < 0)
-        return -1;
-    *w = a;
-    *h = b;
+    long v[2];
+    const char *p = s;
+    for (int i = 0; i < 2; i++) {
+        char *end;
+        errno = 0;
+        v[i] = p && *p >= '0' && *p <= '9' ? strtol(p, &end, 10) : -1;
+        if (v[i] < 1 || v[i] > max || errno == ERANGE || *end != (i ? 0 : 'x')) {
+            fprintf(stderr, "%s: %s: '%s' is not a size WxH with sides 1..%d\n", prog, opt, s ? s : "", max);
+            return -1;
+        }
+        p = end + 1;
+    }
+    *w = (int)v[0];
+    *h = (int)v[1];
     return 0;
 }
 
