@@ -25,11 +25,14 @@ for t in $tools; do
     ok=1; [ $rc = 2 ] && [ ! -s "$W/o" ] && grep -q "usage: $t" "$W/e" && ok=0
     check $ok "$t --no-such-option: exit $rc, usage on stderr only"
 done
-# refused: exit 2, the option and the value named on stderr (each before any file is opened)
+# refused: exit 2, the option and the value named on stderr (each before any file is opened), run in an
+# empty folder that must stay empty
+BA=$(cd "$B" && pwd)
+mkdir "$W/run"
 refuse() {  # refuse TOOL WHAT ARGS...
     t=$1 what=$2
     shift 2
-    "$B/tools/$t" "$@" > "$W/o" 2> "$W/e"; rc=$?
+    (cd "$W/run" && exec "$BA/tools/$t" "$@") > "$W/o" 2> "$W/e"; rc=$?
     ok=1; [ $rc = 2 ] && grep -q -- "$what" "$W/e" && ok=0
     check $ok "$t $*: exit $rc ($(head -1 "$W/e"))"
 }
@@ -52,6 +55,6 @@ refuse catanet-mkmodel "-g: '9'" -o x.safetensors -g 9
 refuse catanet-gpubench "-n: 'abc'" -m m.safetensors -n abc
 refuse catanet-gpubench "-f: 'yuv'" -m m.safetensors -f yuv
 refuse catanet-convert "needs IN and OUT" onlyone.pth
-[ -z "$(ls "$W")" ] || [ "$(ls "$W")" = "e
-o" ] || { check 1 "a refused command line wrote a file: $(ls "$W")"; }
+ok=1; [ -z "$(ls "$W/run")" ] && ok=0
+check $ok "no refused command line wrote a file ($(ls "$W/run"))"
 exit $fail
