@@ -12,7 +12,8 @@ runs=$(sed -n 's/^Done \([0-9]*\) runs.*/\1/p' "$W/log")
 if [ $rc = 0 ] && [ -n "$runs" ] && [ "$runs" -gt 0 ]; then
     echo "PASS: fuzz_images: $runs inputs, no finding ($(grep -o 'average_exec_per_sec: *[0-9]*' "$W/log"), $(grep -o 'peak_rss_mb: *[0-9]*' "$W/log"))"
 else
-    tail -40 "$W/log"
+    tail -30 "$W/log"
+    grep -m 3 "ERROR: \|SUMMARY: \|^    #[0-3] " "$W/log"
     echo "FAIL: fuzz_images: exit $rc after ${runs:-no} runs (input kept as $(ls build-fuzz/crash-* build-fuzz/leak-* 2>/dev/null | tail -1))"
     exit 1
 fi
