@@ -107,11 +107,14 @@ distclean:
 -include $(shell find $(B) -type f -name '*.d' 2>/dev/null)
 
 # ==== fuzzing and sanitizers (tests/fuzz) ======================================================
-# make fuzz            builds build-fuzz/fuzz_weights (clang, libFuzzer + ASan + UBSan) and its seed corpus
-# make fuzz-smoke      runs it for FUZZ_TIME seconds (default 30) on the seeds
+# make fuzz            builds build-fuzz/fuzz_weights and build-fuzz/fuzz_images (clang, libFuzzer + ASan +
+#                      UBSan) and their seed corpora
+# make fuzz-smoke      runs each for FUZZ_TIME seconds (default 30) on the seeds
 # make fuzz-run        the same for FUZZ_TIME (set it: e.g. make fuzz-run FUZZ_TIME=600)
 # make fuzz-ckpt       builds build-fuzz/fuzz_ckpt (catanet-train's checkpoint metadata reader,
 #                      training/ckpt.c) and runs it FUZZ_TIME seconds on tests/fuzz/ckpt_seeds
+# make fuzz-short      fuzz_images for FUZZ_SHORT_TIME seconds (default 20): what make check runs
+#                      (tests/t_fuzz_images.sh; the default tools/install-deps.sh installs clang for it)
 # make check-sanitize  the C test programs in build-san (gcc, --sanitize=address,undefined, CPU only);
 #                      tests see CATANET_SANITIZE=1 and may shrink their sizes (ASan makes them ~5-10x slower)
 FUZZ_CC ?= clang
@@ -122,9 +125,16 @@ FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -Iinclude -Ikernels -Iengine $(shel
 FUZZ_LIBS := $(shell pkg-config --libs jansson 2>/dev/null || echo -ljansson) -lm
 FUZZ_LIB_SRCS := engine/safetensors.c engine/pth.c engine/model.c engine/error.c
 FUZZ_REF := $(CATANET_SHARED)/reference/catanet/weights_x2_random.pth
+FUZZ_SHORT_TIME ?= 20
+FUZZ_IMG_SRCS := tools/imageio.c training/imgload.c engine/image.c engine/error.c
+FUZZ_IMG_FLAGS := -Itools -Itraining $(shell pkg-config --cflags libpng 2>/dev/null)
+FUZZ_IMG_LIBS := $(shell pkg-config --libs libpng 2>/dev/null || echo -lpng) -ljpeg -lm
+FUZZ_IMG_RUN = ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 $(FUZZ_B)/fuzz_images -max_len=16384 \
+	-rss_limit_mb=2048 -timeout=10 -print_final_stats=1 -artifact_prefix=$(FUZZ_B)/ $(FUZZ_B)/corpus_images \
+	$(FUZZ_B)/image_seeds
 SAN_B := build-san
 
-.PHONY: fuzz fuzz-deps fuzz-smoke fuzz-run fuzz-ckpt check-sanitize
+.PHONY: fuzz fuzz-deps fuzz-smoke fuzz-run fuzz-ckpt fuzz-short check-sanitize
 
 fuzz-deps:
 	@sh tools/install-deps.sh --fuzz
@@ -147,9 +157,29 @@ $(FUZZ_B)/seeds/.done: $(FUZZ_B)/make_seeds
 	$(FUZZ_B)/make_seeds $(FUZZ_B)/seeds $(FUZZ_REF)
 	@touch $@
 
+$(FUZZ_B)/fuzz_images: tests/fuzz/fuzz_images.c $(FUZZ_IMG_SRCS) $(wildcard tools/*.h training/imgload.h engine/*.h)
+	@mkdir -p $(FUZZ_B)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_IMG_FLAGS) -fsanitize=fuzzer $(FUZZ_SAN) tests/fuzz/fuzz_images.c $(FUZZ_IMG_SRCS) \
+		$(FUZZ_IMG_LIBS) -o $@
+
+$(FUZZ_B)/make_image_seeds: tests/fuzz/make_image_seeds.c
+	@mkdir -p $(FUZZ_B)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_IMG_FLAGS) tests/fuzz/make_image_seeds.c $(FUZZ_IMG_LIBS) -o $@
+
+$(FUZZ_B)/image_seeds/.done: $(FUZZ_B)/make_image_seeds
+	@rm -rf $(FUZZ_B)/image_seeds && mkdir -p $(FUZZ_B)/image_seeds
+	$(FUZZ_B)/make_image_seeds $(FUZZ_B)/image_seeds
+	@touch $@
+
 fuzz: fuzz-deps
-	@$(MAKE) --no-print-directory $(FUZZ_B)/fuzz_weights $(FUZZ_B)/seeds/.done
+	@$(MAKE) --no-print-directory $(FUZZ_B)/fuzz_weights $(FUZZ_B)/seeds/.done $(FUZZ_B)/fuzz_images $(FUZZ_B)/image_seeds/.done
 	@echo "run: $(FUZZ_B)/fuzz_weights -dict=tests/fuzz/weights.dict -max_len=65536 $(FUZZ_B)/corpus $(FUZZ_B)/seeds"
+	@echo "     $(FUZZ_B)/fuzz_images -max_len=16384 $(FUZZ_B)/corpus_images $(FUZZ_B)/image_seeds"
+
+# the short run make check makes (no fuzz-deps: install-deps.sh has installed clang; no apt from a test)
+fuzz-short: $(FUZZ_B)/fuzz_images $(FUZZ_B)/image_seeds/.done
+	@mkdir -p $(FUZZ_B)/corpus_images
+	$(FUZZ_IMG_RUN) -max_total_time=$(FUZZ_SHORT_TIME)
 
 fuzz-ckpt: fuzz-deps
 	@$(MAKE) --no-print-directory $(FUZZ_B)/fuzz_ckpt
@@ -160,10 +190,11 @@ fuzz-ckpt: fuzz-deps
 
 # new inputs go to build-fuzz/corpus (kept between runs); crashes to build-fuzz/crash-*
 fuzz-smoke fuzz-run: fuzz
-	@mkdir -p $(FUZZ_B)/corpus
+	@mkdir -p $(FUZZ_B)/corpus $(FUZZ_B)/corpus_images
 	ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 $(FUZZ_B)/fuzz_weights -dict=tests/fuzz/weights.dict \
 		-max_len=65536 -rss_limit_mb=2048 -timeout=10 -max_total_time=$(FUZZ_TIME) -print_final_stats=1 \
 		-artifact_prefix=$(FUZZ_B)/ $(FUZZ_B)/corpus $(FUZZ_B)/seeds
+	$(FUZZ_IMG_RUN) -max_total_time=$(FUZZ_TIME)
 
 check-sanitize:
 	@test -f $(SAN_B)/config.mk || ./configure --builddir=$(SAN_B) --sanitize=address,undefined --disable-cuda
@@ -244,8 +275,8 @@ $(EMU_B)/model_train_cuda.o: training/model_train_cuda.c $(EMU_B)/config.h $(wil
 $(EMU_B)/backend_cuda.o: engine/backend_cuda.c $(EMU_B)/config.h $(wildcard tests/cuda_emu/include/*.h)
 	$(CC) $(EMU_INC) $(CPPFLAGS) $(CFLAGS) $(EMU_SANITIZE) -c $< -o $@
 
-$(EMU_B)/test_twins: $(EMU_B)/test_twins.o $(EMU_OBJS) $(EMU_ENGINE_OBJS) $(TEST_COMMON)
-	$(EMU_CXX) $(LDFLAGS) $(EMU_SANITIZE) $^ $(LIBS) $(PNG_LIBS) -lpthread -o $@
+$(EMU_B)/test_twins: $(EMU_B)/test_twins.o $(EMU_OBJS) $(EMU_ENGINE_OBJS) $(TEST_COMMON) $(B)/training/imgload.o
+	$(EMU_CXX) $(LDFLAGS) $(EMU_SANITIZE) $^ $(LIBS) $(PNG_LIBS) $(TRAIN_EXTRA_LIBS) -lpthread -o $@
 
 # the CUDA training step against the CPU one (training/*.o from $(B), model_train_cuda.c emulated)
 EMU_TRAIN_OBJS := $(filter-out $(B)/training/model_train_cuda.o,$(TRAIN_OBJS)) $(EMU_B)/model_train_cuda.o
@@ -259,7 +290,7 @@ $(EMU_B)/catanet-train: $(B)/training/main.o $(TOOL_COMMON) $(EMU_TRAIN_OBJS) $(
 # JSON line) run end to end off-GPU by tests/t_cuda_emu.sh
 $(EMU_B)/catanet-gpubench.o: tools/catanet-gpubench.c $(EMU_B)/config.h $(wildcard tests/cuda_emu/include/*.h)
 	$(CC) $(EMU_INC) $(CPPFLAGS) $(CFLAGS) $(EMU_SANITIZE) -c $< -o $@
-$(EMU_B)/catanet-gpubench: $(EMU_B)/catanet-gpubench.o $(EMU_OBJS) $(EMU_ENGINE_OBJS)
+$(EMU_B)/catanet-gpubench: $(EMU_B)/catanet-gpubench.o $(EMU_OBJS) $(EMU_ENGINE_OBJS) $(B)/tools/cli.o
 	$(EMU_CXX) $(LDFLAGS) $(EMU_SANITIZE) $^ $(LIBS) -lpthread -o $@
 # the launch census of one frame (tests/cuda_emu/census.c, tools/census.sh): shapes, not results
 $(EMU_B)/census.o: tests/cuda_emu/census.c $(EMU_B)/config.h $(wildcard tests/cuda_emu/include/*.h)

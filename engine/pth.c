@@ -316,6 +316,8 @@ typedef struct Vm {
     int nmarks;
     int *memo;              /* len + 1 slots: a valid pickle never memoizes more values than it has bytes */
     size_t nmemo;
+    size_t bytes, budget;   /* what the values, stacks and lists hold; at most budget (PTH_BUDGET) */
+    int over;               /* the budget was hit: the failure is the pickle's, not the machine's */
     char *err;
     size_t es;
 } Vm;
@@ -327,7 +329,23 @@ static int vm_err(Vm *vm, const char *fmt, const char *what)
     return catanet_errf(vm->err, vm->es, CATANET_ERR_FORMAT, "data.pkl offset %zu: %s", vm->op_pos, buf);
 }
 
-static int grow(void **p, int *cap, int need, size_t elem)
+/* A pickle makes at most one value per byte, and a genuine checkpoint's far fewer (its pickle is small
+ * and names tensors stored beside it), but 1-byte opcodes (NONE, EMPTY_TUPLE, ...) cost ~50 bytes of
+ * value each: without a cap a 10 MB pickle would take over 500 MB before it is refused. */
+#define PTH_BUDGET(len) (16 * (size_t)(len) + ((size_t)16 << 20))
+
+/* charges n bytes to the pickle's budget; -1 when it is spent */
+static int charge(Vm *vm, size_t n)
+{
+    if (n > vm->budget - vm->bytes) {
+        vm->over = 1;
+        return -1;
+    }
+    vm->bytes += n;
+    return 0;
+}
+
+static int grow(Vm *vm, void **p, int *cap, int need, size_t elem)
 {
     if (need <= *cap)
         return 0;
@@ -337,6 +355,8 @@ static int grow(void **p, int *cap, int need, size_t elem)
             return -1;
         c *= 2;
     }
+    if (charge(vm, (size_t)(c - *cap) * elem) < 0)
+        return -1;
     void *q = realloc(*p, (size_t)c * elem);
     if (!q)
         return -1;
@@ -347,7 +367,7 @@ static int grow(void **p, int *cap, int need, size_t elem)
 
 static int new_val(Vm *vm, int kind)
 {
-    if (grow((void **)&vm->v, &vm->capv, vm->nv + 1, sizeof(Val)) < 0)
+    if (grow(vm, (void **)&vm->v, &vm->capv, vm->nv + 1, sizeof(Val)) < 0)
         return -1;
     memset(&vm->v[vm->nv], 0, sizeof(Val));
     vm->v[vm->nv].kind = kind;
@@ -358,7 +378,7 @@ static int push(Vm *vm, int idx)
 {
     if (idx < 0)
         return catanet_errf(vm->err, vm->es, CATANET_ERR_NOMEM, "out of memory");
-    if (grow((void **)&vm->stack, &vm->caps, vm->sp + 1, sizeof(int)) < 0)
+    if (grow(vm, (void **)&vm->stack, &vm->caps, vm->sp + 1, sizeof(int)) < 0)
         return catanet_errf(vm->err, vm->es, CATANET_ERR_NOMEM, "out of memory");
     vm->stack[vm->sp++] = idx;
     return 0;
@@ -383,7 +403,7 @@ static int pop_mark(Vm *vm, const char *op)
 static int append_item(Vm *vm, int container, int item)
 {
     Val *c = &vm->v[container];
-    if (grow((void **)&c->items, &c->cap, c->n + 1, sizeof(int)) < 0)
+    if (grow(vm, (void **)&c->items, &c->cap, c->n + 1, sizeof(int)) < 0)
         return catanet_errf(vm->err, vm->es, CATANET_ERR_NOMEM, "out of memory");
     c->items[c->n++] = item;
     return 0;
@@ -396,7 +416,7 @@ static int make_tuple(Vm *vm, int from)
     if (t < 0)
         return catanet_errf(vm->err, vm->es, CATANET_ERR_NOMEM, "out of memory");
     if (n) {
-        vm->v[t].items = malloc(sizeof(int) * n);
+        vm->v[t].items = charge(vm, sizeof(int) * n) < 0 ? NULL : malloc(sizeof(int) * n);
         if (!vm->v[t].items)
             return catanet_errf(vm->err, vm->es, CATANET_ERR_NOMEM, "out of memory");
         memcpy(vm->v[t].items, vm->stack + from, sizeof(int) * n);
@@ -525,7 +545,7 @@ static int rebuild_tensor(Vm *vm, const Val *args)
     }
     t.storage = args->items[0];
     t.ndim = size->n;
-    if (grow((void **)&vm->tens, &vm->capt, vm->nt + 1, sizeof(Tens)) < 0)
+    if (grow(vm, (void **)&vm->tens, &vm->capt, vm->nt + 1, sizeof(Tens)) < 0)
         return catanet_errf(vm->err, vm->es, CATANET_ERR_NOMEM, "out of memory");
     vm->tens[vm->nt] = t;
     int v = new_val(vm, V_TENSOR);
@@ -987,6 +1007,8 @@ int catanet_pth_parse(CatanetSt **out, const uint8_t *buf, size_t size, unsigned
     vm.len = (size_t)pkl->size;
     vm.err = err;
     vm.es = es;
+    vm.budget = PTH_BUDGET(vm.len);
+    vm.bytes = sizeof(int) * (vm.len + 1);
     vm.memo = malloc(sizeof(int) * (vm.len + 1));
     if (!vm.memo) {
         ret = catanet_errf(err, es, CATANET_ERR_NOMEM, "out of memory");
@@ -995,8 +1017,13 @@ int catanet_pth_parse(CatanetSt **out, const uint8_t *buf, size_t size, unsigned
     for (size_t i = 0; i <= vm.len; i++)
         vm.memo[i] = -1;
     int top = -1;
-    if ((ret = vm_run(&vm, &top)) < 0)
+    if ((ret = vm_run(&vm, &top)) < 0) {
+        if (vm.over)
+            ret = catanet_errf(err, es, CATANET_ERR_FORMAT,
+                               "data.pkl (%zu bytes) needs more than %zu MiB to parse (the cap: 16 bytes per "
+                               "byte of pickle + 16 MiB): not a checkpoint", vm.len, vm.budget >> 20);
         goto done;
+    }
     if (vm.v[top].kind != V_DICT) {
         ret = catanet_errf(err, es, CATANET_ERR_FORMAT, "the checkpoint is not a dict (of tensors or with 'params')");
         goto done;

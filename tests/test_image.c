@@ -18,13 +18,18 @@
  *   - odd and tiny sizes (1x1, 2x2, 3x2, 17x13) in every format; strided rows whose padding
  *     must stay untouched; negative linesizes (bottom-up images)
  *   - bad arguments return errors
+ *   - a frame whose output overflows (finite weights scaled up) is CATANET_ERR_NONFINITE from every
+ *     host entry point: float output, 8-bit and 16-bit images, untiled and tiled; a sane model is not
  */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <unistd.h>
+
 #include "catanet.h"
+#include "model.h"
 #include "testutil.h"
 
 #define PAD_BYTES 24          /* extra bytes per row: must never be written */
@@ -643,6 +648,93 @@ static void test_bad_args(void)
     timg_free(&t);
 }
 
+/* a model of the reference weights with last_conv's weights scaled until the output overflows
+ * (largest weight 3e38, still finite); written to tmp */
+static int write_overflow_model(const char *tmp)
+{
+    char path[1024], err[512];
+    CatanetModel *m;
+    if (catanet_model_load(&m, ref_path(path, sizeof(path), "weights_x2_trained.safetensors"), err, sizeof(err)) < 0) {
+        test_check(0, "nonfinite: load the reference model: %s", err);
+        return -1;
+    }
+    size_t n = (size_t)3 * m->info.dim * 9;
+    double k = 3e38 / max_abs(m->last_w, n); /* itself beyond float's range */
+    for (size_t i = 0; i < n; i++)
+        m->last_w[i] = (float)(m->last_w[i] * k);
+    int ret = catanet_model_save(m, tmp, NULL, NULL, 0, err, sizeof(err));
+    test_check(ret == 0, "nonfinite: write the overflowing model (%s)", ret ? err : "ok");
+    catanet_model_free(m);
+    return ret;
+}
+
+static int frame_rc(const char *model, int tile, int kind)
+{
+    enum { W = 120, H = 40 }; /* wider than the 112 tile: two tiles */
+    CatanetConfig cfg;
+    catanet_config_default(&cfg);
+    cfg.threads = 2;
+    cfg.tile = tile;
+    char err[512];
+    CatanetEngine *e;
+    int ret = catanet_engine_open(&e, model, &cfg, err, sizeof(err));
+    if (ret < 0) {
+        test_check(0, "nonfinite: open %s: %s", model, err);
+        return ret;
+    }
+    int s = catanet_engine_scale(e);
+    float *in = malloc(sizeof(float) * 3 * W * H), *out = malloc(sizeof(float) * 3 * W * H * s * s);
+    uint16_t *src = malloc(sizeof(uint16_t) * 3 * W * H), *dst = malloc(sizeof(uint16_t) * 3 * W * H * s * s);
+    for (int i = 0; i < 3 * W * H; i++)
+        in[i] = 0.2f + 0.6f * (float)((i % W) + (i / W % H)) / (W + H);
+    ret = catanet_engine_prepare(e, W, H);
+    if (ret >= 0 && kind == 0)
+        ret = catanet_engine_process(e, in, out);
+    else if (ret >= 0) { /* kind 1: 8-bit RGB24 image, 2: 16-bit RGB48 */
+        int b = kind == 1 ? 8 : 16, bpp = kind == 1 ? 3 : 6;
+        CatanetImage im = { .format = b == 8 ? CATANET_PIX_RGB24 : CATANET_PIX_RGB48, .bits = b, .width = W,
+                            .height = H, .data = { src }, .linesize = { W * bpp } };
+        CatanetImage om = im;
+        om.width = W * s;
+        om.height = H * s;
+        om.data[0] = dst;
+        om.linesize[0] = W * s * bpp;
+        catanet_image_from_rgb(in, &im);
+        ret = catanet_engine_process_image(e, &im, &om);
+    }
+    if (ret == CATANET_ERR_NONFINITE)
+        test_check(strstr(catanet_engine_last_error(e), "non-finite") != NULL, "nonfinite: the message names it: %s",
+                   catanet_engine_last_error(e));
+    free(in);
+    free(out);
+    free(src);
+    free(dst);
+    catanet_engine_close(&e);
+    return ret;
+}
+
+static void test_nonfinite_frames(void)
+{
+    char tmp[] = "/tmp/catanet-overflow-XXXXXX.safetensors", ref[1024];
+    int fd = mkstemps(tmp, 12);
+    if (fd < 0 || (close(fd), write_overflow_model(tmp)) < 0) {
+        test_check(0, "nonfinite: no overflowing model to test with");
+        if (fd >= 0)
+            unlink(tmp);
+        return;
+    }
+    static const char *kinds[] = { "float", "RGB24 (8-bit)", "RGB48 (16-bit)" };
+    for (int tile = 0; tile <= 112; tile += 112)
+        for (int kind = 0; kind < 3; kind++) {
+            int rc = frame_rc(tmp, tile, kind);
+            test_check(rc == CATANET_ERR_NONFINITE, "nonfinite: overflowing model, %s output, tile %d: %d (%s)",
+                       kinds[kind], tile, rc, catanet_strerror(rc));
+        }
+    unlink(tmp);
+    int rc = frame_rc(ref_path(ref, sizeof(ref), "weights_x2_trained.safetensors"), 0, 0);
+    test_check(rc == 0, "nonfinite: the reference model's frame is finite: %d", rc);
+}
+
 int main(void)
 {
     test_published_values();
@@ -658,5 +750,6 @@ int main(void)
     test_rgb_formats();
     test_yuv_output_clamped();
     test_bad_args();
+    test_nonfinite_frames();
     return test_finish();
 }

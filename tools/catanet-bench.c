@@ -4,12 +4,16 @@
  *                 [-n RUNS] [-w WARMUP] [--tile N]
  * Reports the median ms per frame over RUNS after WARMUP runs, fps, and the planned memory.
  */
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "catanet.h"
+#include "cli.h"
+
+#define PROG "catanet-bench"
 
 static double now_ms(void)
 {
@@ -24,11 +28,14 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static void usage(void)
+static int usage(FILE *f, int rc)
 {
-    fprintf(stderr, "usage: catanet-bench -m MODEL [-d cpu|cuda] [-p auto|fp32|fp16] [-t THREADS] [--tile N]\n"
+    fprintf(f, "usage: catanet-bench -m MODEL [-d cpu|cuda] [-p auto|fp32|fp16] [-t THREADS] [--tile N]\n"
                     "                     [-k auto|primary|fallback] (CUDA: which kernel of a pair runs)\n"
-                    "                     [-s WxH]... (default 64x64) [-n RUNS (5)] [-w WARMUP (1)]\n");
+                    "                     [-s WxH]... (default 64x64) [-n RUNS (5)] [-w WARMUP (1)]\n"
+                    "  -t 0..1024 (0: all cores), --tile 0..32768, -s up to 32768x32768 (32 at most),\n"
+                    "  -n 1..100000, -w 0..100000; --help, --version\n");
+    return rc;
 }
 
 int main(int argc, char **argv)
@@ -37,53 +44,64 @@ int main(int argc, char **argv)
     CatanetConfig cfg;
     catanet_config_default(&cfg);
     int runs = 5, warmup = 1, nsizes = 0, sizes[32][2];
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!v && strcmp(a, "-h") && strcmp(a, "--help")) {
-            usage();
-            return 2;
-        }
-        if (!strcmp(a, "-m"))
-            model = v;
-        else if (!strcmp(a, "-d")) {
-            if (strcmp(v, "cpu") && strcmp(v, "cuda")) {
-                fprintf(stderr, "catanet-bench: unknown device '%s'\n", v);
+    static const char *const devices[] = { "cpu", "cuda", NULL }, *const precisions[] = { "auto", "fp32", "fp16", NULL },
+                             *const kernels[] = { "auto", "primary", "fallback", NULL };
+    static const struct option longopts[] = { { "tile", required_argument, NULL, 'T' },
+                                              { "help", no_argument, NULL, 'h' },
+                                              { "version", no_argument, NULL, 'V' },
+                                              { NULL, 0, NULL, 0 } };
+    int c, k;
+    while ((c = getopt_long(argc, argv, "m:d:p:t:k:n:w:s:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'm': model = optarg; break;
+        case 'd':
+            if (cli_choice(PROG, "-d", optarg, devices, &k) < 0)
+                return 2;
+            cfg.device = k ? CATANET_DEVICE_CUDA : CATANET_DEVICE_CPU;
+            break;
+        case 'p':
+            if (cli_choice(PROG, "-p", optarg, precisions, &k) < 0)
+                return 2;
+            cfg.precision = k == 1 ? CATANET_PRECISION_FP32 : k == 2 ? CATANET_PRECISION_FP16 : CATANET_PRECISION_AUTO;
+            break;
+        case 'k':
+            if (cli_choice(PROG, "-k", optarg, kernels, &k) < 0)
+                return 2;
+            cfg.kernels = k == 0 ? CATANET_KERNELS_AUTO : k == 1 ? CATANET_KERNELS_PRIMARY : CATANET_KERNELS_FALLBACK;
+            break;
+        case 't':
+            if (cli_int(PROG, "-t", optarg, 0, 1024, &cfg.threads) < 0)
+                return 2;
+            break;
+        case 'T':
+            if (cli_int(PROG, "--tile", optarg, 0, 32768, &cfg.tile) < 0)
+                return 2;
+            break;
+        case 'n':
+            if (cli_int(PROG, "-n", optarg, 1, 100000, &runs) < 0)
+                return 2;
+            break;
+        case 'w':
+            if (cli_int(PROG, "-w", optarg, 0, 100000, &warmup) < 0)
+                return 2;
+            break;
+        case 's':
+            if (nsizes == 32) {
+                fprintf(stderr, PROG ": at most 32 sizes\n");
                 return 2;
             }
-            cfg.device = !strcmp(v, "cuda") ? CATANET_DEVICE_CUDA : CATANET_DEVICE_CPU;
-        } else if (!strcmp(a, "-p"))
-            cfg.precision = !strcmp(v, "fp32") ? CATANET_PRECISION_FP32 :
-                            !strcmp(v, "fp16") ? CATANET_PRECISION_FP16 : CATANET_PRECISION_AUTO;
-        else if (!strcmp(a, "-t"))
-            cfg.threads = atoi(v);
-        else if (!strcmp(a, "-k")) {
-            if (strcmp(v, "auto") && strcmp(v, "primary") && strcmp(v, "fallback")) {
-                fprintf(stderr, "catanet-bench: unknown kernels choice '%s' (auto, primary, fallback)\n", v);
+            if (cli_size(PROG, "-s", optarg, 32768, &sizes[nsizes][0], &sizes[nsizes][1]) < 0)
                 return 2;
-            }
-            cfg.kernels = !strcmp(v, "auto") ? CATANET_KERNELS_AUTO :
-                          !strcmp(v, "primary") ? CATANET_KERNELS_PRIMARY : CATANET_KERNELS_FALLBACK;
-        } else if (!strcmp(a, "--tile"))
-            cfg.tile = atoi(v);
-        else if (!strcmp(a, "-n"))
-            runs = atoi(v);
-        else if (!strcmp(a, "-w"))
-            warmup = atoi(v);
-        else if (!strcmp(a, "-s") && nsizes < 32) {
-            if (sscanf(v, "%dx%d", &sizes[nsizes][0], &sizes[nsizes][1]) != 2) {
-                fprintf(stderr, "catanet-bench: bad size '%s' (WxH)\n", v);
-                return 2;
-            }
             nsizes++;
-        } else {
-            usage();
-            return 2;
+            break;
+        case 'h': return usage(stdout, 0);
+        case 'V': cli_version(PROG); return 0;
+        default: return usage(stderr, 2);
         }
-        i++;
     }
-    if (!model || runs < 1 || warmup < 0) {
-        usage();
-        return 2;
+    if (!model || optind != argc) {
+        fprintf(stderr, PROG ": %s\n", !model ? "-m MODEL is required" : "unexpected argument");
+        return usage(stderr, 2);
     }
     if (!nsizes) {
         sizes[0][0] = sizes[0][1] = 64;

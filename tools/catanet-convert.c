@@ -6,21 +6,28 @@
  *
  *   catanet-convert [-q] IN OUT
  */
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "model.h"
 #include "pth.h"
 #include "safetensors.h"
 
-static void usage(void)
+#define PROG "catanet-convert"
+
+static int usage(FILE *f, int rc)
 {
-    fprintf(stderr,
+    fprintf(f,
             "usage: catanet-convert [-q] IN OUT\n"
             "  IN   official CATANet checkpoint (.pth, torch.save zip; {'params': state_dict}) or .safetensors\n"
             "  OUT  .safetensors (official names + catanet_arch metadata), or .pth (official checkpoint format)\n"
-            "  -q   no summary line\n");
+            "  -q   no summary line\n"
+            "  --help, --version\n"
+            "OUT is written whole or not at all (a temporary file beside it, renamed at the end).\n");
+    return rc;
 }
 
 static int ends_with(const char *s, const char *suffix)
@@ -70,18 +77,40 @@ static int write_pth(const CatanetModel *m, const char *path, char *err, size_t 
     return ret;
 }
 
+typedef struct Output {
+    const CatanetModel *m;
+    const char *base;
+    int pth;
+} Output;
+
+static int write_model(const char *tmp, void *opaque, char *err, size_t es)
+{
+    const Output *o = opaque;
+    if (o->pth)
+        return write_pth(o->m, tmp, err, es);
+    const char *keys[] = { "source", "format" }, *vals[] = { o->base, "catanet" };
+    return catanet_model_save(o->m, tmp, keys, vals, 2, err, es);
+}
+
 int main(int argc, char **argv)
 {
-    int quiet = 0, a = 1;
-    if (a < argc && !strcmp(argv[a], "-q")) {
-        quiet = 1;
-        a++;
+    static const struct option longopts[] = { { "help", no_argument, NULL, 'h' },
+                                              { "version", no_argument, NULL, 'V' },
+                                              { NULL, 0, NULL, 0 } };
+    int quiet = 0, c;
+    while ((c = getopt_long(argc, argv, "qh", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'q': quiet = 1; break;
+        case 'h': return usage(stdout, 0);
+        case 'V': cli_version(PROG); return 0;
+        default: return usage(stderr, 2);
+        }
     }
-    if (argc - a != 2) {
-        usage();
-        return 2;
+    if (argc - optind != 2) {
+        fprintf(stderr, PROG ": needs IN and OUT\n");
+        return usage(stderr, 2);
     }
-    const char *in = argv[a], *out = argv[a + 1];
+    const char *in = argv[optind], *out = argv[optind + 1];
     char err[1024];
     uint8_t magic[4] = { 0 };
     FILE *f = fopen(in, "rb");
@@ -106,12 +135,8 @@ int main(int argc, char **argv)
         goto fail;
     }
     const char *base = strrchr(in, '/') ? strrchr(in, '/') + 1 : in;
-    if (ends_with(out, ".pth")) {
-        ret = write_pth(m, out, err, sizeof(err));
-    } else {
-        const char *keys[] = { "source", "format" }, *vals[] = { base, "catanet" };
-        ret = catanet_model_save(m, out, keys, vals, 2, err, sizeof(err));
-    }
+    Output o = { m, base, ends_with(out, ".pth") };
+    ret = cli_write_atomic(out, write_model, &o, err, sizeof(err));
     if (ret < 0)
         goto fail;
     if (!quiet)

@@ -14,11 +14,13 @@
  * SXM (3.35 TB/s; 989 TFLOP/s fp16 tensor cores, 67 TFLOP/s fp32) and an H200 (4.8 TB/s, same
  * compute). FLOPs count a multiply-add as 2; exp and other element-wise work is not counted.
  */
+#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "forward_cpu.h"
 #include "kernels.h"
 #include "model.h"
@@ -92,29 +94,44 @@ static void count(const CatanetModelInfo *a, int W, int H, Cost *c, double *fuse
     *fused_elems = fused;
 }
 
+#define PROG "catanet-cost"
+
+static int usage(FILE *f, int rc)
+{
+    fprintf(f, "usage: catanet-cost -m MODEL [-s WxH]... (default 960x540, at most 16, sides up to 32768) [--json]\n"
+               "       [--help] [--version]\n");
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
+    static const struct option longopts[] = { { "json", no_argument, NULL, 'J' },
+                                              { "help", no_argument, NULL, 'h' },
+                                              { "version", no_argument, NULL, 'V' },
+                                              { NULL, 0, NULL, 0 } };
     const char *model = NULL;
-    int json = 0, ns = 0, sizes[16][2];
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-m") && i + 1 < argc)
-            model = argv[++i];
-        else if (!strcmp(argv[i], "-s") && i + 1 < argc && ns < 16) {
-            if (sscanf(argv[++i], "%dx%d", &sizes[ns][0], &sizes[ns][1]) != 2 || sizes[ns][0] < 1 || sizes[ns][1] < 1) {
-                fprintf(stderr, "catanet-cost: -s needs WxH\n");
+    int json = 0, ns = 0, sizes[16][2], c;
+    while ((c = getopt_long(argc, argv, "m:s:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'm': model = optarg; break;
+        case 's':
+            if (ns == 16) {
+                fprintf(stderr, PROG ": at most 16 sizes\n");
                 return 2;
             }
+            if (cli_size(PROG, "-s", optarg, 32768, &sizes[ns][0], &sizes[ns][1]) < 0)
+                return 2;
             ns++;
-        } else if (!strcmp(argv[i], "--json"))
-            json = 1;
-        else {
-            fprintf(stderr, "usage: catanet-cost -m MODEL [-s WxH]... (default 960x540) [--json]\n");
-            return 2;
+            break;
+        case 'J': json = 1; break;
+        case 'h': return usage(stdout, 0);
+        case 'V': cli_version(PROG); return 0;
+        default: return usage(stderr, 2);
         }
     }
-    if (!model) {
-        fprintf(stderr, "usage: catanet-cost -m MODEL [-s WxH]... (default 960x540) [--json]\n");
-        return 2;
+    if (!model || optind != argc) {
+        fprintf(stderr, PROG ": %s\n", !model ? "-m MODEL is required" : "unexpected argument");
+        return usage(stderr, 2);
     }
     if (!ns) {
         sizes[0][0] = 960;

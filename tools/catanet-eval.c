@@ -9,21 +9,29 @@
  * DIR/LR_bicubic/X{s} or DIR/LRbicx{s} when present (otherwise made with the MATLAB-compatible bicubic).
  * Exit status: 0, 1 on an error, 2 on bad usage.
  */
+#include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "catanet.h"
+#include "cli.h"
 #include "metrics.h"
 
-static void usage(void)
+#define PROG "catanet-eval"
+
+static int usage(FILE *f, int rc)
 {
-    fprintf(stderr,
+    fprintf(f,
             "usage: catanet-eval -m MODEL [-d cpu|cuda] [-p auto|fp32|fp16] [-t THREADS] [--json] [--per-image]\n"
             "                    [--no-bicubic] DIR...\n"
             "       catanet-eval -s SCALE [--json] [--per-image] DIR...   (bicubic baseline only)\n"
             "  DIR: HR images, or a set with HR/ or GTmod12/ and LR_bicubic/X{s}/ or LRbicx{s}/ (LR made by\n"
-            "       MATLAB-compatible bicubic when absent). PSNR/SSIM on Y, border = scale, averaged per image.\n");
+            "       MATLAB-compatible bicubic when absent). PSNR/SSIM on Y, border = scale, averaged per image.\n"
+            "  -t THREADS 0..1024 (0: all cores); -s SCALE 1..8; --help, --version\n"
+            "Exit status: 0, 1 on an error (a non-finite metric included), 2 on bad usage.\n");
+    return rc;
 }
 
 static void log_stderr(void *opaque, int level, const char *msg)
@@ -104,7 +112,16 @@ static int run_one(CatanetEvalSet *set, const char *method, CatanetUpscaleFn fn,
     int ret = catanet_eval_set(set, fn, opaque, &r, err, sizeof(err));
     if (ret < 0)
         fprintf(stderr, "catanet-eval: %s\n", err);
-    else {
+    /* NaN or Inf is no measurement (and no JSON): the set fails, nothing of it is printed */
+    for (int i = 0; ret >= 0 && i <= set->n; i++) {
+        double p = i < set->n ? pe[i] : r.psnr, q = i < set->n ? se[i] : r.ssim;
+        if (!isfinite(p) || !isfinite(q)) {
+            fprintf(stderr, "catanet-eval: %s (%s): %s%s has a non-finite PSNR or SSIM\n", set->name, method,
+                    i < set->n ? "image " : "the set mean", i < set->n ? set->images[i].name : "");
+            ret = -1;
+        }
+    }
+    if (ret >= 0) {
         if (per_image)
             for (int i = 0; i < set->n; i++)
                 print_row(json, set, method, set->images[i].name, pe[i], se[i], 1);
@@ -124,69 +141,54 @@ int main(int argc, char **argv)
     catanet_config_default(&cfg);
     cfg.log = log_stderr;
     cfg.log_level = CATANET_LOG_WARNING;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "-m") && v) {
-            model = v;
-            i++;
-        } else if (!strcmp(a, "-d") && v) {
-            if (!strcmp(v, "cpu"))
-                cfg.device = CATANET_DEVICE_CPU;
-            else if (!strcmp(v, "cuda"))
-                cfg.device = CATANET_DEVICE_CUDA;
-            else {
-                fprintf(stderr, "catanet-eval: unknown device '%s' (cpu or cuda)\n", v);
+    static const char *const devices[] = { "cpu", "cuda", NULL }, *const precisions[] = { "auto", "fp32", "fp16", NULL };
+    static const struct option longopts[] = { { "json", no_argument, NULL, 'J' },
+                                              { "per-image", no_argument, NULL, 'I' },
+                                              { "no-bicubic", no_argument, NULL, 'B' },
+                                              { "help", no_argument, NULL, 'h' },
+                                              { "version", no_argument, NULL, 'V' },
+                                              { NULL, 0, NULL, 0 } };
+    int c, k;
+    while ((c = getopt_long(argc, argv, "m:d:p:t:s:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'm': model = optarg; break;
+        case 'd':
+            if (cli_choice(PROG, "-d", optarg, devices, &k) < 0)
                 return 2;
-            }
-            i++;
-        } else if (!strcmp(a, "-p") && v) {
-            if (!strcmp(v, "fp32"))
-                cfg.precision = CATANET_PRECISION_FP32;
-            else if (!strcmp(v, "fp16"))
-                cfg.precision = CATANET_PRECISION_FP16;
-            else if (!strcmp(v, "auto"))
-                cfg.precision = CATANET_PRECISION_AUTO;
-            else {
-                fprintf(stderr, "catanet-eval: unknown precision '%s' (auto, fp32 or fp16)\n", v);
+            cfg.device = k ? CATANET_DEVICE_CUDA : CATANET_DEVICE_CPU;
+            break;
+        case 'p':
+            if (cli_choice(PROG, "-p", optarg, precisions, &k) < 0)
                 return 2;
-            }
-            i++;
-        } else if (!strcmp(a, "-t") && v) {
-            cfg.threads = atoi(v);
-            i++;
-        } else if (!strcmp(a, "-s") && v) {
-            scale = atoi(v);
-            i++;
-        } else if (!strcmp(a, "--json")) {
-            json = 1;
-        } else if (!strcmp(a, "--per-image")) {
-            per_image = 1;
-        } else if (!strcmp(a, "--no-bicubic")) {
-            bicubic = 0;
-        } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            usage();
-            return 0;
-        } else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "catanet-eval: unknown option or missing value '%s'\n", a);
-            usage();
-            return 2;
-        } else if (ndirs < (int)(sizeof(dirs) / sizeof(dirs[0]))) {
-            dirs[ndirs++] = a;
-        } else {
+            cfg.precision = k == 1 ? CATANET_PRECISION_FP32 : k == 2 ? CATANET_PRECISION_FP16 : CATANET_PRECISION_AUTO;
+            break;
+        case 't':
+            if (cli_int(PROG, "-t", optarg, 0, 1024, &cfg.threads) < 0)
+                return 2;
+            break;
+        case 's':
+            if (cli_int(PROG, "-s", optarg, 1, 8, &scale) < 0)
+                return 2;
+            break;
+        case 'J': json = 1; break;
+        case 'I': per_image = 1; break;
+        case 'B': bicubic = 0; break;
+        case 'h': return usage(stdout, 0);
+        case 'V': cli_version(PROG); return 0;
+        default: return usage(stderr, 2);
+        }
+    }
+    for (; optind < argc; optind++) {
+        if (ndirs == (int)(sizeof(dirs) / sizeof(dirs[0]))) {
             fprintf(stderr, "catanet-eval: too many folders\n");
             return 2;
         }
+        dirs[ndirs++] = argv[optind];
     }
     if (ndirs == 0 || (!model && scale == 0) || (model && scale != 0)) {
         if (model && scale)
             fprintf(stderr, "catanet-eval: -s is for the bicubic baseline alone; a model sets its own scale\n");
-        usage();
-        return 2;
-    }
-    if (!model && (scale < 1 || scale > 8)) {
-        fprintf(stderr, "catanet-eval: scale must be 1..8\n");
-        return 2;
+        return usage(stderr, 2);
     }
     char err[1024];
     EngineCtx ctx = { NULL, 0, 0 };

@@ -12,18 +12,105 @@
  * record only there (ncu --profile-from-start off: tools/gpu-check.sh's DRAM bytes a kernel).
  * Exit 77 when the build or the machine has no CUDA.
  */
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "catanet.h"
+#include "cli.h"
 #include "config.h"
 
-#if !HAVE_CUDA
-int main(void)
+#define PROG "catanet-gpubench"
+
+static int usage(FILE *f, int rc)
 {
-    fprintf(stderr, "catanet-gpubench: this build has no CUDA backend\n");
+    fprintf(f, "usage: catanet-gpubench -m MODEL [-p fp32|fp16] [-f nv12|p010|rgbf] [-s WxH]... (at most 16)\n"
+               "       [-n RUNS (20; 1..100000)] [-w WARMUP (3; 0..100000)] [-g GPU (0..63)]\n"
+               "       [-k auto|primary|fallback] [-P 0|1] [--help] [--version]\n"
+               "Exit status: 0, 1 on an error, 2 on bad usage, 77 without CUDA (build or machine).\n");
+    return rc;
+}
+
+typedef struct Opts {
+    const char *model;
+    CatanetConfig cfg;
+    int runs, warmup, nsizes, sizes[16][2], fmt, profile_frame;
+} Opts;
+
+/* 0, or the exit status to leave with */
+static int parse(int argc, char **argv, Opts *o)
+{
+    static const char *const precisions[] = { "fp16", "fp32", NULL }, *const formats[] = { "nv12", "p010", "rgbf", NULL },
+                             *const kernels[] = { "auto", "primary", "fallback", NULL };
+    static const struct option longopts[] = { { "help", no_argument, NULL, 'h' },
+                                              { "version", no_argument, NULL, 'V' },
+                                              { NULL, 0, NULL, 0 } };
+    int c, k;
+    while ((c = getopt_long(argc, argv, "m:p:f:n:w:k:g:P:s:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'm': o->model = optarg; break;
+        case 'p':
+            if (cli_choice(PROG, "-p", optarg, precisions, &k) < 0)
+                return 2;
+            o->cfg.precision = k ? CATANET_PRECISION_FP32 : CATANET_PRECISION_FP16;
+            break;
+        case 'f':
+            if (cli_choice(PROG, "-f", optarg, formats, &o->fmt) < 0)
+                return 2;
+            break;
+        case 'k':
+            if (cli_choice(PROG, "-k", optarg, kernels, &k) < 0)
+                return 2;
+            o->cfg.kernels = k == 0 ? CATANET_KERNELS_AUTO : k == 1 ? CATANET_KERNELS_PRIMARY : CATANET_KERNELS_FALLBACK;
+            break;
+        case 'n':
+            if (cli_int(PROG, "-n", optarg, 1, 100000, &o->runs) < 0)
+                return 2;
+            break;
+        case 'w':
+            if (cli_int(PROG, "-w", optarg, 0, 100000, &o->warmup) < 0)
+                return 2;
+            break;
+        case 'g':
+            if (cli_int(PROG, "-g", optarg, 0, 63, &o->cfg.gpu) < 0)
+                return 2;
+            break;
+        case 'P':
+            if (cli_int(PROG, "-P", optarg, 0, 1, &o->profile_frame) < 0)
+                return 2;
+            break;
+        case 's':
+            if (o->nsizes == 16) {
+                fprintf(stderr, PROG ": at most 16 sizes\n");
+                return 2;
+            }
+            if (cli_size(PROG, "-s", optarg, 32768, &o->sizes[o->nsizes][0], &o->sizes[o->nsizes][1]) < 0)
+                return 2;
+            o->nsizes++;
+            break;
+        case 'h': exit(usage(stdout, 0));
+        case 'V': cli_version(PROG); exit(0);
+        default: return usage(stderr, 2);
+        }
+    }
+    if (!o->model || optind != argc) {
+        fprintf(stderr, PROG ": %s\n", !o->model ? "-m MODEL is required" : "unexpected argument");
+        return usage(stderr, 2);
+    }
+    return 0;
+}
+
+#if !HAVE_CUDA
+int main(int argc, char **argv)
+{
+    Opts o = { .runs = 20, .warmup = 3 };
+    catanet_config_default(&o.cfg);
+    int rc = parse(argc, argv, &o);
+    if (rc)
+        return rc;
+    fprintf(stderr, PROG ": this build has no CUDA backend\n");
     return 77;
 }
 #else
@@ -86,47 +173,24 @@ static void log_stderr(void *opaque, int level, const char *msg)
 
 int main(int argc, char **argv)
 {
-    const char *model = NULL, *fmt_names[] = { "nv12", "p010", "rgbf" };
+    const char *fmt_names[] = { "nv12", "p010", "rgbf" };
     CatanetConfig cfg;
     catanet_config_default(&cfg);
     cfg.device = CATANET_DEVICE_CUDA;
     cfg.log = log_stderr;
     cfg.log_level = CATANET_LOG_INFO;
     const char *kernel_names[] = { "auto", "primary", "fallback" };
-    int runs = 20, warmup = 3, nsizes = 0, sizes[16][2], fmt = 0, profile_frame = 0;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        const char *a = argv[i], *v = argv[i + 1];
-        if (!strcmp(a, "-m"))
-            model = v;
-        else if (!strcmp(a, "-p"))
-            cfg.precision = !strcmp(v, "fp32") ? CATANET_PRECISION_FP32 : CATANET_PRECISION_FP16;
-        else if (!strcmp(a, "-f"))
-            fmt = !strcmp(v, "p010") ? 1 : !strcmp(v, "rgbf") ? 2 : 0;
-        else if (!strcmp(a, "-n"))
-            runs = atoi(v);
-        else if (!strcmp(a, "-w"))
-            warmup = atoi(v);
-        else if (!strcmp(a, "-k") && (!strcmp(v, "auto") || !strcmp(v, "primary") || !strcmp(v, "fallback")))
-            cfg.kernels = !strcmp(v, "auto") ? CATANET_KERNELS_AUTO :
-                          !strcmp(v, "primary") ? CATANET_KERNELS_PRIMARY : CATANET_KERNELS_FALLBACK;
-        else if (!strcmp(a, "-g"))
-            cfg.gpu = atoi(v);
-        else if (!strcmp(a, "-P"))
-            profile_frame = atoi(v) != 0;
-        else if (!strcmp(a, "-s") && nsizes < 16 && sscanf(v, "%dx%d", &sizes[nsizes][0], &sizes[nsizes][1]) == 2)
-            nsizes++;
-        else {
-            fprintf(stderr, "usage: catanet-gpubench -m MODEL [-p fp32|fp16] [-f nv12|p010|rgbf] [-s WxH]... [-n RUNS] "
-                            "[-w WARMUP] [-g GPU] [-k auto|primary|fallback] [-P 1]\n");
-            return 2;
-        }
-    }
+    Opts o = { .runs = 20, .warmup = 3 };
+    o.cfg = cfg;
+    int prc = parse(argc, argv, &o);
+    if (prc)
+        return prc;
+    cfg = o.cfg;
+    const char *model = o.model;
+    int runs = o.runs, warmup = o.warmup, nsizes = o.nsizes, sizes[16][2], fmt = o.fmt, profile_frame = o.profile_frame;
+    memcpy(sizes, o.sizes, sizeof(sizes));
     if (profile_frame && warmup < 1)
         warmup = 1; /* the frame conversions' first launches (module loading) stay out of the profile */
-    if (!model || runs < 1 || warmup < 0) {
-        fprintf(stderr, "catanet-gpubench: -m MODEL is required\n");
-        return 2;
-    }
     if (catanet_cuda_device_count() < 1) {
         fprintf(stderr, "catanet-gpubench: no CUDA device\n");
         return 77;

@@ -7,12 +7,14 @@
  *   GROUPS: a count (the first N of CATANet-L's 8 group configurations, default 8) or a comma list
  *   of configuration indices 0..7, e.g. 0,3,6 (patch 16/28/24, centers 16/128/64).
  */
+#include <getopt.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "model.h"
 
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
@@ -30,41 +32,53 @@ static double normal(void)
     return sqrt(-2.0 * log(uniform01())) * cos(6.283185307179586 * uniform01());
 }
 
-static void usage(void)
+#define PROG "catanet-mkmodel"
+
+static int usage(FILE *f, int rc)
 {
-    fprintf(stderr, "usage: catanet-mkmodel -o OUT.safetensors [-s SCALE] [-g N | -g i,j,k] [--seed N]\n");
+    fprintf(f, "usage: catanet-mkmodel -o OUT.safetensors [-s SCALE (1..4, default 2)] [-g N | -g i,j,k] [--seed N]\n"
+               "       [--help] [--version]\n"
+               "  -g N: the first N (0..8) of CATANet-L's group configurations; i,j,k: configuration indices 0..7\n");
+    return rc;
+}
+
+static int write_model(const char *tmp, void *opaque, char *err, size_t es)
+{
+    const char *keys[] = { "provenance" }, *vals[] = { "catanet-mkmodel: random weights (benchmarks only)" };
+    return catanet_model_save(opaque, tmp, keys, vals, 1, err, es);
 }
 
 int main(int argc, char **argv)
 {
+    static const struct option longopts[] = { { "seed", required_argument, NULL, 'S' },
+                                              { "help", no_argument, NULL, 'h' },
+                                              { "version", no_argument, NULL, 'V' },
+                                              { NULL, 0, NULL, 0 } };
     const char *outp = NULL, *groups = "8";
-    int scale = 2;
-    unsigned long long seed = 1;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!v) {
-            usage();
-            return 2;
+    int scale = 2, c;
+    int64_t seed = 1;
+    while ((c = getopt_long(argc, argv, "o:s:g:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'o': outp = optarg; break;
+        case 's':
+            if (cli_int(PROG, "-s", optarg, 1, 4, &scale) < 0)
+                return 2;
+            break;
+        case 'g': groups = optarg; break;
+        case 'S':
+            if (cli_int64(PROG, "--seed", optarg, 0, INT64_MAX, &seed) < 0)
+                return 2;
+            break;
+        case 'h': return usage(stdout, 0);
+        case 'V': cli_version(PROG); return 0;
+        default: return usage(stderr, 2);
         }
-        if (!strcmp(a, "-o"))
-            outp = v;
-        else if (!strcmp(a, "-s"))
-            scale = atoi(v);
-        else if (!strcmp(a, "-g"))
-            groups = v;
-        else if (!strcmp(a, "--seed"))
-            seed = strtoull(v, NULL, 10);
-        else {
-            usage();
-            return 2;
-        }
-        i++;
     }
-    if (!outp) {
-        usage();
-        return 2;
+    if (!outp || optind != argc) {
+        fprintf(stderr, PROG ": %s\n", !outp ? "-o OUT is required" : "unexpected argument");
+        return usage(stderr, 2);
     }
-    rng_state ^= seed * 0xD1B54A32D192ED03ull;
+    rng_state ^= (uint64_t)seed * 0xD1B54A32D192ED03ull;
     CatanetModelInfo full, info;
     catanet_arch_default(&full, scale);
     info = full;
@@ -81,12 +95,8 @@ int main(int argc, char **argv)
             p = *end == ',' ? end + 1 : end;
         }
     } else {
-        int n = atoi(groups);
-        if (n < 0 || n > 8) {
-            fprintf(stderr, "catanet-mkmodel: group count %d out of range (0..8)\n", n);
+        if (cli_int(PROG, "-g", groups, 0, 8, &info.num_groups) < 0)
             return 2;
-        }
-        info.num_groups = n;
     }
     char err[512];
     CatanetModel *m;
@@ -123,8 +133,7 @@ int main(int argc, char **argv)
                 x[i] = (float)(0.02 * normal());
         }
     }
-    const char *keys[] = { "provenance" }, *vals[] = { "catanet-mkmodel: random weights (benchmarks only)" };
-    if (catanet_model_save(m, outp, keys, vals, 1, err, sizeof(err)) < 0) {
+    if (cli_write_atomic(outp, write_model, m, err, sizeof(err)) < 0) {
         fprintf(stderr, "catanet-mkmodel: %s\n", err);
         catanet_model_free(m);
         return 1;

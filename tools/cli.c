@@ -4,9 +4,14 @@
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "catanet.h"
+#include "error.h"
 
 static int refuse(const char *prog, const char *opt, const char *s, const char *why)
 {
@@ -59,7 +64,70 @@ int cli_double(const char *prog, const char *opt, const char *s, double lo, doub
     return 0;
 }
 
+int cli_choice(const char *prog, const char *opt, const char *s, const char *const *names, int *out)
+{
+    for (int i = 0; names[i]; i++)
+        if (s && !strcmp(s, names[i])) {
+            *out = i;
+            return 0;
+        }
+    fprintf(stderr, "%s: %s: '%s' is not one of", prog, opt, s ? s : "");
+    for (int i = 0; names[i]; i++)
+        fprintf(stderr, "%s %s", i ? "," : "", names[i]);
+    fputc('\n', stderr);
+    return -1;
+}
+
+int cli_size(const char *prog, const char *opt, const char *s, int max, int *w, int *h)
+{
+    long v[2];
+    const char *p = s;
+    for (int i = 0; i < 2; i++) {
+        char *end;
+        errno = 0;
+        v[i] = p && *p >= '0' && *p <= '9' ? strtol(p, &end, 10) : -1;
+        if (v[i] < 1 || v[i] > max || errno == ERANGE || *end != (i ? 0 : 'x')) {
+            fprintf(stderr, "%s: %s: '%s' is not a size WxH with sides 1..%d\n", prog, opt, s ? s : "", max);
+            return -1;
+        }
+        p = end + 1;
+    }
+    *w = (int)v[0];
+    *h = (int)v[1];
+    return 0;
+}
+
 void cli_version(const char *prog)
 {
     printf("%s (catanet) %s\n", prog, catanet_version());
+}
+
+int cli_write_atomic(const char *path, CliWriteFn write, void *opaque, char *err, size_t es)
+{
+    /* past a file-size limit (ulimit -f) write() should fail with EFBIG, not kill us before the cleanup */
+    signal(SIGXFSZ, SIG_IGN);
+    size_t n = strlen(path);
+    char *tmp = malloc(n + 16);
+    if (!tmp)
+        return catanet_errf(err, es, CATANET_ERR_NOMEM, "out of memory");
+    /* the same folder, so rename is atomic; the extension kept last, as the writers choose by it */
+    const char *slash = strrchr(path, '/'), *dot = strrchr(path, '.');
+    size_t stem = dot && (!slash || dot > slash + 1) ? (size_t)(dot - path) : n;
+    snprintf(tmp, n + 16, "%.*s.tmp-XXXXXX%s", (int)stem, path, path + stem);
+    int fd = mkstemps(tmp, (int)(n - stem));
+    if (fd < 0) {
+        free(tmp);
+        return catanet_errf(err, es, CATANET_ERR_IO, "cannot create a temporary file beside '%s'", path);
+    }
+    mode_t um = umask(0); /* mkstemps makes it 0600; give it the mode a plain create would */
+    umask(um);
+    fchmod(fd, 0666 & ~um);
+    close(fd);
+    int ret = write(tmp, opaque, err, es);
+    if (ret >= 0 && rename(tmp, path) != 0)
+        ret = catanet_errf(err, es, CATANET_ERR_IO, "cannot rename '%s' to '%s'", tmp, path);
+    if (ret < 0)
+        unlink(tmp);
+    free(tmp);
+    return ret;
 }

@@ -8,13 +8,25 @@
 #ifndef CATANET_CLI_H
 #define CATANET_CLI_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 int cli_int(const char *prog, const char *opt, const char *s, long lo, long hi, int *out);
 int cli_int64(const char *prog, const char *opt, const char *s, int64_t lo, int64_t hi, int64_t *out);
 /* finite values only (no "nan", "inf") */
 int cli_double(const char *prog, const char *opt, const char *s, double lo, double hi, double *out);
+/* one of names (a NULL-terminated list): *out = its index */
+int cli_choice(const char *prog, const char *opt, const char *s, const char *const *names, int *out);
+/* "WxH", each side in [1, max] */
+int cli_size(const char *prog, const char *opt, const char *s, int max, int *w, int *h);
 /* prints "PROG (catanet) VERSION" to stdout */
 void cli_version(const char *prog);
+
+/* Writes a program's output file whole or not at all: write(tmp, opaque, err, es) is called with a
+ * fresh temporary name in path's folder, which is renamed to path when it returns 0 and removed when it
+ * fails, so a failed write (disk full, file-size limit, a bad frame) never leaves a partial file or
+ * clobbers an earlier good one. Returns write's result, or CATANET_ERR_IO with err set. */
+typedef int (*CliWriteFn)(const char *tmp, void *opaque, char *err, size_t es);
+int cli_write_atomic(const char *path, CliWriteFn write, void *opaque, char *err, size_t es);
 
 #endif

@@ -4,10 +4,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "catanet.h"
 #include "error.h"
 #include "imageio.h"
+#include "imgload.h"
 
 int has_ext(const char *path, const char *ext)
 {
@@ -15,42 +17,24 @@ int has_ext(const char *path, const char *ext)
     return n >= e && !strcasecmp(path + n - e, ext);
 }
 
+/* the training loader's PNG reader: one decoder, with its size caps checked before allocating */
 static int png_read(const char *path, float **rgb, int *w, int *h, int *bits, char *err, size_t es)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return catanet_errf(err, es, CATANET_ERR_IO, "cannot open '%s'", path);
-    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
-    png_infop info = png ? png_create_info_struct(png) : NULL;
-    float *out = NULL;
-    if (!png || !info || setjmp(png_jmpbuf(png))) {
-        png_destroy_read_struct(&png, &info, NULL);
-        fclose(f);
-        free(out);
-        return catanet_errf(err, es, CATANET_ERR_FORMAT, "'%s' is not a readable PNG", path);
+    CatanetRaster r;
+    int ret = catanet_raster_load(path, &r, err, es);
+    if (ret < 0)
+        return ret;
+    float *out = malloc(sizeof(float) * 3 * (size_t)r.w * r.h);
+    if (!out) {
+        catanet_raster_free(&r);
+        return catanet_errf(err, es, CATANET_ERR_NOMEM, "'%s': out of memory", path);
     }
-    png_init_io(png, f);
-    png_read_png(png, info, PNG_TRANSFORM_EXPAND | PNG_TRANSFORM_STRIP_ALPHA | PNG_TRANSFORM_GRAY_TO_RGB, NULL);
-    int W = (int)png_get_image_width(png, info), H = (int)png_get_image_height(png, info);
-    int depth = png_get_bit_depth(png, info);
-    png_bytepp rows = png_get_rows(png, info);
-    out = malloc(sizeof(float) * 3 * (size_t)W * H);
-    if (!out)
-        png_error(png, "out of memory");
-    size_t plane = (size_t)W * H;
-    for (int y = 0; y < H; y++)
-        for (int x = 0; x < W; x++)
-            for (int c = 0; c < 3; c++) {
-                float v = depth == 16 ? (rows[y][6 * x + 2 * c] << 8 | rows[y][6 * x + 2 * c + 1]) / 65535.0f :
-                                        rows[y][3 * x + c] / 255.0f;
-                out[c * plane + (size_t)y * W + x] = v;
-            }
-    png_destroy_read_struct(&png, &info, NULL);
-    fclose(f);
+    catanet_raster_to_float(&r, out);
     *rgb = out;
-    *w = W;
-    *h = H;
-    *bits = depth == 16 ? 16 : 8;
+    *w = r.w;
+    *h = r.h;
+    *bits = r.maxval == 65535 ? 16 : 8;
+    catanet_raster_free(&r);
     return 0;
 }
 
@@ -123,9 +107,25 @@ static int npy_read(const char *path, float **rgb, int *w, int *h, char *err, si
         catanet_errf(err, es, CATANET_ERR_UNSUPPORTED, "'%s': only little-endian float32 C-order NPY is supported", path);
         goto done;
     }
+    /* the shape: (3,H,W) or (1,3,H,W), nothing else (a 5th dimension is not ignored) */
     const char *sp = strstr(hdr, "'shape': (");
-    long d[4] = { 0 };
-    int nd = sp ? sscanf(sp, "'shape': (%ld, %ld, %ld, %ld", &d[0], &d[1], &d[2], &d[3]) : 0;
+    long d[5] = { 0 };
+    int nd = 0, used = 0;
+    if (sp) {
+        const char *p = sp + 10;
+        while (nd < 5 && sscanf(p, " %ld%n", &d[nd], &used) == 1) {
+            nd++;
+            p += used;
+            while (*p == ' ')
+                p++;
+            if (*p == ',')
+                p++;
+        }
+        while (*p == ' ')
+            p++;
+        if (*p != ')')
+            nd = -1; /* more than 5 dimensions, or not a tuple of integers */
+    }
     long C, H, W;
     if (nd == 4 && d[0] == 1) {
         C = d[1]; H = d[2]; W = d[3];
@@ -135,8 +135,18 @@ static int npy_read(const char *path, float **rgb, int *w, int *h, char *err, si
         catanet_errf(err, es, ret, "'%s': shape must be (3,H,W) or (1,3,H,W)", path);
         goto done;
     }
-    if (C != 3 || H < 1 || W < 1 || H > 65536 || W > 65536) {
-        catanet_errf(err, es, ret, "'%s': shape (%ld,%ld,%ld) is not a 3-channel image", path, C, H, W);
+    const char *why = C != 3 ? "not 3 channels" : catanet_raster_size_refusal(W, H);
+    if (why) {
+        catanet_errf(err, es, ret, "'%s': shape (%ld,%ld,%ld): %s", path, C, H, W, why);
+        goto done;
+    }
+    /* the data must be exactly what the shape says: checked against the file size before allocating */
+    long here = ftell(f);
+    struct stat st;
+    long long have = here >= 0 && fstat(fileno(f), &st) == 0 ? (long long)st.st_size - here : -1;
+    if (have != 12LL * H * W) {
+        catanet_errf(err, es, ret, "'%s': the data (%lld bytes) does not match the shape (3,%ld,%ld) of float32",
+                     path, have, H, W);
         goto done;
     }
     size_t n = (size_t)3 * H * W;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <jpeglib.h>   /* after stdio.h and stddef.h: it uses FILE and size_t without including them */
@@ -34,7 +35,7 @@ int catanet_is_image_file(const char *path)
 int catanet_raster_alloc(CatanetRaster *img, int w, int h, int maxval)
 {
     img->px = NULL;
-    if (w < 1 || h < 1 || w > CATANET_RASTER_MAX_SIDE || h > CATANET_RASTER_MAX_SIDE)
+    if (catanet_raster_size_refusal(w, h))
         return CATANET_ERR_INVALID_ARG;
     img->px = malloc(sizeof(uint16_t) * 3 * (size_t)w * h);
     if (!img->px)
@@ -101,6 +102,7 @@ static int load_png(FILE *f, const char *path, CatanetRaster *img, char *err, si
     png_infop info = png ? png_create_info_struct(png) : NULL;
     /* volatile: modified between setjmp and a possible longjmp */
     uint16_t *volatile px = NULL;
+    png_bytep volatile rowbuf = NULL;
     if (!png || !info) {
         png_destroy_read_struct(&png, &info, NULL);
         return catanet_errf(err, es, CATANET_ERR_NOMEM, "'%s': out of memory", path);
@@ -108,19 +110,41 @@ static int load_png(FILE *f, const char *path, CatanetRaster *img, char *err, si
     if (setjmp(png_jmpbuf(png))) {
         png_destroy_read_struct(&png, &info, NULL);
         free(px);
+        free(rowbuf);
         return catanet_errf(err, es, CATANET_ERR_FORMAT, "'%s': bad PNG (%s)", path, pe.msg);
     }
-    png_set_user_limits(png, CATANET_RASTER_MAX_SIDE, CATANET_RASTER_MAX_SIDE);
     png_init_io(png, f);
-    png_read_png(png, info, PNG_TRANSFORM_EXPAND | PNG_TRANSFORM_STRIP_ALPHA | PNG_TRANSFORM_GRAY_TO_RGB, NULL);
+    png_read_info(png, info);
+    /* the header's claim checked before any row is allocated (imgload.h's caps) */
     int w = (int)png_get_image_width(png, info), h = (int)png_get_image_height(png, info);
+    const char *why = catanet_raster_size_refusal(w, h);
+    long fsize = 0;
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0)
+        fsize = (long)st.st_size;
+    if (!why && (double)h * ((double)png_get_rowbytes(png, info) + 1) > (double)CATANET_PNG_MAX_RATIO * fsize)
+        why = "its pixel data cannot fit in the file (deflate expands at most 1032:1)";
+    if (why) {
+        snprintf(pe.msg, sizeof(pe.msg), "%dx%d: %s", w, h, why);
+        longjmp(png_jmpbuf(png), 1);
+    }
+    png_set_expand(png);
+    png_set_strip_alpha(png);
+    png_set_gray_to_rgb(png);
+    png_set_interlace_handling(png);
+    png_read_update_info(png, info);
     int depth = png_get_bit_depth(png, info);
     if (png_get_channels(png, info) != 3 || (depth != 8 && depth != 16))
         png_error(png, "unexpected layout after expansion");
-    png_bytepp rows = png_get_rows(png, info);
+    size_t rb = png_get_rowbytes(png, info);
+    rowbuf = malloc(sizeof(png_bytep) * h + rb * h); /* the row pointers, then the rows */
     px = malloc(sizeof(uint16_t) * 3 * (size_t)w * h);
-    if (!px)
+    if (!rowbuf || !px)
         png_error(png, "out of memory");
+    png_bytepp rows = (png_bytepp)rowbuf;
+    for (int y = 0; y < h; y++)
+        rows[y] = rowbuf + sizeof(png_bytep) * h + rb * y;
+    png_read_image(png, rows);
     size_t plane = (size_t)w * h;
     for (int y = 0; y < h; y++) {
         const png_byte *r = rows[y];
@@ -130,6 +154,7 @@ static int load_png(FILE *f, const char *path, CatanetRaster *img, char *err, si
                     depth == 16 ? (uint16_t)(r[6 * x + 2 * c] << 8 | r[6 * x + 2 * c + 1]) : r[3 * x + c];
     }
     png_destroy_read_struct(&png, &info, NULL);
+    free(rowbuf);
     img->w = w;
     img->h = h;
     img->maxval = depth == 16 ? 65535 : 255;
@@ -185,12 +210,14 @@ static int load_jpeg(FILE *f, const char *path, CatanetRaster *img, char *err, s
         jpeg_destroy_decompress(&cinfo);
         return catanet_errf(err, es, CATANET_ERR_UNSUPPORTED, "'%s': CMYK/YCCK JPEG is not supported", path);
     }
-    jpeg_start_decompress(&cinfo);
-    int w = (int)cinfo.output_width, h = (int)cinfo.output_height, nc = cinfo.output_components;
-    if (w < 1 || h < 1 || w > CATANET_RASTER_MAX_SIDE || h > CATANET_RASTER_MAX_SIDE) {
-        snprintf(je.msg, sizeof(je.msg), "size %dx%d out of range", w, h);
+    /* the header's claim checked before libjpeg or we allocate for it (imgload.h's caps) */
+    const char *why = catanet_raster_size_refusal(cinfo.image_width, cinfo.image_height);
+    if (why) {
+        snprintf(je.msg, sizeof(je.msg), "%ux%u: %s", (unsigned)cinfo.image_width, (unsigned)cinfo.image_height, why);
         longjmp(je.jb, 1);
     }
+    jpeg_start_decompress(&cinfo);
+    int w = (int)cinfo.output_width, h = (int)cinfo.output_height, nc = cinfo.output_components;
     px = malloc(sizeof(uint16_t) * 3 * (size_t)w * h);
     row = malloc((size_t)w * nc);
     if (!px || !row) {
@@ -267,10 +294,8 @@ static int load_bmp(FILE *f, const char *path, CatanetRaster *img, char *err, si
     int top_down = h < 0;
     if (h < 0)
         h = -h;
-    if (w < 1 || h < 1 || w > CATANET_RASTER_MAX_SIDE || h > CATANET_RASTER_MAX_SIDE) {
-        why = "size out of range";
+    if ((why = catanet_raster_size_refusal(w, h)))
         goto bad;
-    }
     if (comp != 0) {
         ret = catanet_errf(err, es, CATANET_ERR_UNSUPPORTED, "'%s': compressed BMP (method %d) is not supported",
                            path, comp);

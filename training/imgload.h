@@ -16,7 +16,26 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Size caps, checked from the file's header before any pixel memory is allocated, so a small file
+ * that claims a huge image is refused at a few kB of memory: each side at most 32768 and at most
+ * 64 Mpixel in all (8192x8192; an 8K UHD frame is 33 Mpixel), i.e. at most 384 MB of raster and
+ * 768 MB as float RGB. A PNG must also be able to hold what it claims: deflate expands at most 1032:1,
+ * so a PNG whose rows (filter bytes included) exceed 1032 times its file size is refused. */
 #define CATANET_RASTER_MAX_SIDE 32768
+#define CATANET_RASTER_MAX_PIXELS ((int64_t)1 << 26)
+#define CATANET_PNG_MAX_RATIO 1032
+
+/* NULL when w x h is within the caps, else why not */
+static inline const char *catanet_raster_size_refusal(int64_t w, int64_t h)
+{
+    if (w < 1 || h < 1)
+        return "empty image";
+    if (w > CATANET_RASTER_MAX_SIDE || h > CATANET_RASTER_MAX_SIDE)
+        return "a side exceeds 32768 pixels";
+    if (w * h > CATANET_RASTER_MAX_PIXELS)
+        return "more than 64 Mpixel (the cap)";
+    return NULL;
+}
 
 /* An RGB image in planar samples [3][h][w], values 0..maxval (255 for 8-bit sources, 65535 for
  * 16-bit PNG). Greyscale sources are expanded to three equal planes. */
