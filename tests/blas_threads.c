@@ -1,13 +1,15 @@
 /*
  * blas_threads: the CPU path under whatever OpenBLAS build the dynamic linker gives it (the shell
  * test tests/t_blas_threads.sh runs it once per installed build, chosen with LD_LIBRARY_PATH).
- *   blas_threads MODEL EXPECTED   EXPECTED: openmp | pthreads | serial (the build that must be loaded)
+ *   blas_threads MODEL EXPECTED MIN_SPEEDUP
+ *   EXPECTED: openmp | pthreads | serial (the build that must be loaded)
  * Checks: the expected build is the one loaded (else the set-up, not the engine, was tested); the
- * output of 1 and 2 engine threads is bit-identical; 2 threads are at least MIN_SPEEDUP times as
- * fast as 1 (the median of RUNS frames each). The bound is far below what two idle cores give
- * (about 1.8x) and far above what oversubscription gives (the pthreads build left to its own thread
- * pool made 2 threads 4-17x slower than 1), so it tells a working build from a broken one, not a
- * fast one from a slow one: the figures themselves are printed for the benchmark notes.
+ * output of 1 and 2 engine threads is bit-identical (the serial build, called from two threads at
+ * once, gave different and wrong bits); 2 threads are at least MIN_SPEEDUP times as fast as 1 (the
+ * median of RUNS frames each). The bound is far below what two idle cores give and far above what
+ * oversubscription gives (the pthreads build left to its own thread pool made 2 threads 4-17x
+ * slower than 1), so it tells a working build from a broken one, not a fast one from a slow one:
+ * the figures themselves are printed for the benchmark notes.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,7 +22,6 @@
 
 #define SIZE 96
 #define RUNS 3
-#define MIN_SPEEDUP 1.3
 
 static double now(void)
 {
@@ -62,10 +63,11 @@ static double run(const char *model, int threads, const float *in, float *out)
 
 int main(int argc, char **argv)
 {
-    if (argc != 3) {
-        fprintf(stderr, "usage: blas_threads MODEL openmp|pthreads|serial\n");
+    if (argc != 4) {
+        fprintf(stderr, "usage: blas_threads MODEL openmp|pthreads|serial MIN_SPEEDUP\n");
         return 2;
     }
+    double min_speedup = atof(argv[3]);
     const char *build = catanet_blas_describe();
     printf("BLAS: %s\n", build);
     test_check(strcasestr(build, argv[2]) != NULL, "the %s build is the one loaded (%s)", argv[2], build);
@@ -77,7 +79,7 @@ int main(int argc, char **argv)
     double t1 = run(argv[1], 1, in, o1), t2 = run(argv[1], 2, in, o2);
     printf("%dx%d: 1 thread %.1f ms, 2 threads %.1f ms: %.2fx\n", SIZE, SIZE, t1 * 1e3, t2 * 1e3, t1 / t2);
     test_check(!memcmp(o1, o2, sizeof(float) * n_out), "1 and 2 threads give the same bits");
-    test_check(t1 / t2 >= MIN_SPEEDUP, "2 threads at least %.1fx as fast as 1 (%.2fx)", MIN_SPEEDUP, t1 / t2);
+    test_check(t1 / t2 >= min_speedup, "2 threads at least %.2fx as fast as 1 (%.2fx)", min_speedup, t1 / t2);
     free(in);
     free(o1);
     free(o2);

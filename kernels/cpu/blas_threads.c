@@ -9,14 +9,19 @@
  *     engine's (17x slower on 2 cores). Debian picks this build by its alternatives as soon as it
  *     is installed. It is kept to one thread by its own API, openblas_set_num_threads(1), called
  *     once: a process-wide setting of OpenBLAS, the only one libcatanet makes;
- *   - serial builds and other CBLAS libraries are single-threaded already.
+ *   - OpenBLAS's serial build runs on one thread, but it is not thread-safe: its work buffers are
+ *     shared between callers, and GEMMs called at once from two engine threads gave wrong results
+ *     that changed from run to run. Under it catanet_sgemm makes the calls one at a time (a
+ *     process-wide lock, since the buffers it protects are process-wide);
+ *   - other CBLAS libraries are taken as thread-safe and single-threaded.
  * The OpenBLAS entry points are weak references, so the library also links against a CBLAS
  * without them.
- * defines: catanet_blas_serial, catanet_blas_describe
+ * defines: catanet_blas_serial, catanet_blas_describe, catanet_sgemm
  */
 #include <pthread.h>
 #include <stdio.h>
 
+#include "blas.h"
 #include "kernels.h"
 
 void openblas_set_num_threads(int num_threads);
@@ -26,18 +31,33 @@ char *openblas_get_config(void);
 #pragma weak openblas_get_parallel
 #pragma weak openblas_get_config
 
-static pthread_once_t pthread_build_once = PTHREAD_ONCE_INIT;
+static pthread_once_t build_once = PTHREAD_ONCE_INIT;
+static int serial_build; /* OpenBLAS's serial build: GEMMs one at a time */
+static pthread_mutex_t serial_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static void pthread_build_to_one_thread(void)
+static void adapt_to_build(void)
 {
-    if (openblas_get_parallel && openblas_set_num_threads && openblas_get_parallel() == 1)
+    int parallel = openblas_get_parallel ? openblas_get_parallel() : -1;
+    if (parallel == 1 && openblas_set_num_threads)
         openblas_set_num_threads(1);
+    serial_build = parallel == 0;
 }
 
 void catanet_blas_serial(void)
 {
-    pthread_once(&pthread_build_once, pthread_build_to_one_thread);
+    pthread_once(&build_once, adapt_to_build);
     omp_set_num_threads(1);
+}
+
+void catanet_sgemm(enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb, int m, int n, int k,
+                   float alpha, const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc)
+{
+    pthread_once(&build_once, adapt_to_build);
+    if (serial_build)
+        pthread_mutex_lock(&serial_lock);
+    cblas_sgemm(order, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    if (serial_build)
+        pthread_mutex_unlock(&serial_lock);
 }
 
 const char *catanet_blas_describe(void)
@@ -45,7 +65,7 @@ const char *catanet_blas_describe(void)
     if (!openblas_get_parallel)
         return "a CBLAS without OpenBLAS's thread controls";
     switch (openblas_get_parallel()) {
-    case 0: return "OpenBLAS, serial build";
+    case 0: return "OpenBLAS, serial build (GEMMs one at a time)";
     case 1: return "OpenBLAS, pthreads build (kept to one thread)";
     case 2: return "OpenBLAS, OpenMP build";
     }

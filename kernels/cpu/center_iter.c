@@ -6,7 +6,7 @@
  * defines: catanet_normalize_fwd_ref, catanet_normalize_bwd_ref, catanet_center_init_ref,
  *          catanet_center_iter_fwd_ref, catanet_center_iter_fwd_cpu, catanet_center_iter_bwd_ref
  */
-#include <cblas.h>
+#include "blas.h"
 #include <math.h>
 #include <omp.h>
 #include <string.h>
@@ -139,7 +139,7 @@ void catanet_center_iter_fwd_cpu(const CatanetCpu *cpu, int n, int c, int m, con
         for (int ch = 0; ch < nchunks; ch++) {
             int r0 = ch * CATANET_ROW_CHUNK;
             int rows = n - r0 < CATANET_ROW_CHUNK ? n - r0 : CATANET_ROW_CHUNK;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, m, c, 1.0f,
+            catanet_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, m, c, 1.0f,
                         xu + (size_t)r0 * c, c, cu_in, c, 0.0f, sim, m);
             for (int r = 0; r < rows; r++) {
                 const float *s = sim + (size_t)r * m;

@@ -4,7 +4,7 @@
  * with a stable counting sort (ties keep ascending token order, as PyTorch's CUDA sort does).
  * defines: catanet_cluster_fwd_ref, catanet_cluster_fwd_cpu
  */
-#include <cblas.h>
+#include "blas.h"
 #include <math.h>
 #include <omp.h>
 #include <string.h>
@@ -84,7 +84,7 @@ void catanet_cluster_fwd_cpu(const CatanetCpu *cpu, int n, int c, int m, const f
             int rows = n - r0 < CATANET_ROW_CHUNK ? n - r0 : CATANET_ROW_CHUNK;
             for (int r = 0; r < rows; r++)
                 unit(c, xn + (size_t)(r0 + r) * c, u + (size_t)r * c);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, m, c, 1.0f, u, c, cu, c,
+            catanet_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, m, c, 1.0f, u, c, cu, c,
                         0.0f, sim, m);
             for (int r = 0; r < rows; r++) {
                 const float *s = sim + (size_t)r * m;

@@ -3,7 +3,7 @@
  * on NHWC activations with PyTorch's [cout][cin][k][k] weights.
  * defines: catanet_conv2d_fwd_ref, catanet_conv2d_work, catanet_conv2d_fwd_cpu, catanet_conv2d_bwd_ref
  */
-#include <cblas.h>
+#include "blas.h"
 #include <omp.h>
 #include <string.h>
 
@@ -91,12 +91,12 @@ void catanet_conv2d_fwd_cpu(const CatanetCpu *cpu, const CatanetConv2dArgs *a, c
             beta = 1.0f;
         }
         if (a->ksize == 1) {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, a->cout, a->cin, 1.0f,
+            catanet_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, a->cout, a->cin, 1.0f,
                         in + p0 * a->cin, a->cin, wt, a->cin, beta, oc, a->cout);
             continue;
         }
         im2col_chunk(a, in, p0, rows, col);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, a->cout, ncol, 1.0f, col, ncol,
+        catanet_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, a->cout, ncol, 1.0f, col, ncol,
                     wt, ncol, beta, oc, a->cout);
     }
     }
@@ -182,12 +182,12 @@ void catanet_conv2d_bwd_cpu(const CatanetCpu *cpu, const CatanetConv2dArgs *a, c
             size_t p0 = (size_t)ch * CATANET_ROW_CHUNK;
             int rows = npix - p0 < CATANET_ROW_CHUNK ? (int)(npix - p0) : CATANET_ROW_CHUNK;
             if (k == 1) {
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, cin, cout, 1.0f,
+                catanet_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, cin, cout, 1.0f,
                             dout + p0 * cout, cout, wt, cin, 1.0f, din + p0 * cin, cin);
                 continue;
             }
             im2col_chunk(&t, dout, p0, rows, col);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, cin, cout * kk, 1.0f, col,
+            catanet_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, cin, cout * kk, 1.0f, col,
                         cout * kk, wf, cout * kk, 1.0f, din + p0 * cin, cin);
         }
     }
@@ -210,7 +210,7 @@ void catanet_conv2d_bwd_cpu(const CatanetCpu *cpu, const CatanetConv2dArgs *a, c
             for (int s = 0; s < nslices; s++) {
                 int o0 = s * CONV_DW_SLICE;
                 int cnt = cout - o0 < CONV_DW_SLICE ? cout - o0 : CONV_DW_SLICE;
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, cnt, ncol, rows, 1.0f,
+                catanet_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, cnt, ncol, rows, 1.0f,
                             dout + b0 * cout + o0, cout, col, ncol, 1.0f, dwt + (size_t)o0 * ncol,
                             ncol);
             }

@@ -13,7 +13,7 @@
  * defines: catanet_fakd_fwd_ref, catanet_fakd_bwd_ref, catanet_fakd_work, catanet_fakd_fwd_cpu,
  *          catanet_fakd_bwd_cpu
  */
-#include <cblas.h>
+#include "blas.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,9 +89,9 @@ static void tile_diff(int n, int cs, int ct, const float *us, const float *ut, i
 {
     *ni = n - i0 < FAKD_TILE ? n - i0 : FAKD_TILE;
     *nj = n - j0 < FAKD_TILE ? n - j0 : FAKD_TILE;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, *ni, *nj, cs, 1.0f, us + (size_t)i0 * cs, cs,
+    catanet_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, *ni, *nj, cs, 1.0f, us + (size_t)i0 * cs, cs,
                 us + (size_t)j0 * cs, cs, 0.0f, as, FAKD_TILE);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, *ni, *nj, ct, 1.0f, ut + (size_t)i0 * ct, ct,
+    catanet_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, *ni, *nj, ct, 1.0f, ut + (size_t)i0 * ct, ct,
                 ut + (size_t)j0 * ct, ct, 0.0f, at, FAKD_TILE);
 }
 
@@ -148,7 +148,7 @@ void catanet_fakd_bwd_cpu(int threads, int n, int cs, int ct, const float *fs, c
                 for (int j = 0; j < nj; j++)
                     as[i * FAKD_TILE + j] = scale * sgnf(as[i * FAKD_TILE + j] - at[i * FAKD_TILE + j]);
             /* dU[i-tile] (+)= G_tile U[j-tile] */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, ni, cs, nj, 1.0f, as, FAKD_TILE,
+            catanet_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, ni, cs, nj, 1.0f, as, FAKD_TILE,
                         us + (size_t)j0 * cs, cs, tj ? 1.0f : 0.0f, du + (size_t)i0 * cs, cs);
         }
     }

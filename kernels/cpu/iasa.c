@@ -4,7 +4,7 @@
  * plus IRCA (cross-attention to the token centers), two separate softmaxes summed per head.
  * defines: catanet_mirror_index, catanet_iasa_fwd_ref, catanet_iasa_work, catanet_iasa_fwd_cpu
  */
-#include <cblas.h>
+#include "blas.h"
 #include <math.h>
 #include <omp.h>
 #include <string.h>
@@ -301,43 +301,43 @@ void catanet_iasa_bwd_cpu(const CatanetCpu *cpu, const CatanetIasaArgs *a, const
             int Rl = catanet_attention_bwd_cpu(rows, 2 * gs, dqk, dvd, scale, Qh, hq, Kh, hq, Vh, hv, dOh, hv, Os,
                                                hv, dQ + h * dqk, hq, 0, P, dP);
             if (Rl > 0) {
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 2 * gs, dvd, rows, 1.0f, P, Rl, dOh, hv,
+                catanet_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 2 * gs, dvd, rows, 1.0f, P, Rl, dOh, hv,
                             0.0f, dV + h * dvd, hv);
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 2 * gs, dqk, rows, scale, dP, Rl, Qh, hq,
+                catanet_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 2 * gs, dqk, rows, scale, dP, Rl, Qh, hq,
                             0.0f, dK + h * dqk, hq);
                 catanet_attention_bwd_cpu(rows, m, dqk, dvd, scale, Qh, hq, kg + h * dqk, hq, vg + h * dvd, hv, dOh,
                                           hv, Os, hv, dQ + h * dqk, hq, 1, G, dG);
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, dvd, rows, 1.0f, G, Rl, dOh, hv, 0.0f,
+                catanet_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, dvd, rows, 1.0f, G, Rl, dOh, hv, 0.0f,
                             dvgp + h * dvd, hv);
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, dqk, rows, scale, dG, Rl, Qh, hq, 0.0f,
+                catanet_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, dqk, rows, scale, dG, Rl, Qh, hq, 0.0f,
                             dkgp + h * dqk, hq);
                 continue;
             }
             /* local */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, 2 * gs, dqk, scale, Qh, hq,
+            catanet_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, 2 * gs, dqk, scale, Qh, hq,
                         Kh, hq, 0.0f, P, 2 * gs);
             catanet_softmax_rows_cpu(rows, 2 * gs, P);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2 * gs, dvd, rows, 1.0f, P, 2 * gs,
+            catanet_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2 * gs, dvd, rows, 1.0f, P, 2 * gs,
                         dOh, hv, 0.0f, dV + h * dvd, hv);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, 2 * gs, dvd, 1.0f, dOh, hv,
+            catanet_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, 2 * gs, dvd, 1.0f, dOh, hv,
                         Vh, hv, 0.0f, dP, 2 * gs);
             catanet_softmax_bwd_rows_cpu(rows, 2 * gs, P, dP);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, dqk, 2 * gs, scale, dP,
+            catanet_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, dqk, 2 * gs, scale, dP,
                         2 * gs, Kh, hq, 0.0f, dQ + h * dqk, hq);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2 * gs, dqk, rows, scale, dP,
+            catanet_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, 2 * gs, dqk, rows, scale, dP,
                         2 * gs, Qh, hq, 0.0f, dK + h * dqk, hq);
             /* centers */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, m, dqk, scale, Qh, hq,
+            catanet_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, m, dqk, scale, Qh, hq,
                         kg + h * dqk, hq, 0.0f, G, m);
             catanet_softmax_rows_cpu(rows, m, G);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, dvd, rows, 1.0f, G, m, dOh, hv,
+            catanet_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, dvd, rows, 1.0f, G, m, dOh, hv,
                         0.0f, dvgp + h * dvd, hv);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, m, dvd, 1.0f, dOh, hv,
+            catanet_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, m, dvd, 1.0f, dOh, hv,
                         vg + h * dvd, hv, 0.0f, dG, m);
             catanet_softmax_bwd_rows_cpu(rows, m, G, dG);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, dqk, m, scale, dG, m,
+            catanet_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, dqk, m, scale, dG, m,
                         kg + h * dqk, hq, 1.0f, dQ + h * dqk, hq);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, dqk, rows, scale, dG, m, Qh, hq,
+            catanet_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, dqk, rows, scale, dG, m, Qh, hq,
                         0.0f, dkgp + h * dqk, hq);
         }
         for (int i = 0; i < rows; i++) {

@@ -2,7 +2,7 @@
  * linear.c: fully connected layer on token rows (nn.Linear).
  * defines: catanet_linear_fwd_ref, catanet_linear_fwd_cpu, catanet_linear_bwd_ref
  */
-#include <cblas.h>
+#include "blas.h"
 #include <string.h>
 
 #include "kernels.h"
@@ -40,7 +40,7 @@ void catanet_linear_fwd_cpu(const CatanetCpu *cpu, int n, int in, int out, const
                 memcpy(yc + (size_t)r * out, b, sizeof(*b) * out);
             beta = 1.0f;
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, out, in, 1.0f,
+        catanet_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, out, in, 1.0f,
                     x + (size_t)r0 * in, in, w, in, beta, yc, out);
     }
     }
@@ -84,7 +84,7 @@ void catanet_linear_bwd_cpu(const CatanetCpu *cpu, int n, int in, int out, const
         for (int ch = 0; ch < nchunks; ch++) {
             int r0 = ch * CATANET_ROW_CHUNK;
             int rows = n - r0 < CATANET_ROW_CHUNK ? n - r0 : CATANET_ROW_CHUNK;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, in, out, 1.0f,
+            catanet_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, in, out, 1.0f,
                         dy + (size_t)r0 * out, out, w, in, 1.0f, dx + (size_t)r0 * in, in);
         }
     }
@@ -93,7 +93,7 @@ void catanet_linear_bwd_cpu(const CatanetCpu *cpu, int n, int in, int out, const
         for (int s = 0; s < nslices; s++) {
             int o0 = s * LIN_DW_SLICE;
             int cnt = out - o0 < LIN_DW_SLICE ? out - o0 : LIN_DW_SLICE;
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, cnt, in, n, 1.0f, dy + o0, out, x,
+            catanet_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, cnt, in, n, 1.0f, dy + o0, out, x,
                         in, 1.0f, dw + (size_t)o0 * in, in);
         }
     }

@@ -6,7 +6,7 @@
  * defines: catanet_lrsa_starts, catanet_lrsa_band_weights, catanet_lrsa_fwd_ref,
  *          catanet_lrsa_work, catanet_lrsa_fwd_cpu
  */
-#include <cblas.h>
+#include "blas.h"
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -189,11 +189,11 @@ void catanet_lrsa_fwd_cpu(const CatanetCpu *cpu, const CatanetLrsaArgs *a,
                     CatanetCpu one = { 1, NULL, 0 };
                     catanet_layernorm_fwd_cpu(&one, rows, C, P + (size_t)t0 * C, wt->norm_w, wt->norm_b,
                                               Pn + (size_t)t0 * C);
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, hq, C, 1.0f, Pn + (size_t)t0 * C,
+                    catanet_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, hq, C, 1.0f, Pn + (size_t)t0 * C,
                                 C, wt->wq, C, 0.0f, Qm + (size_t)t0 * hq, hq);
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, hq, C, 1.0f, Pn + (size_t)t0 * C,
+                    catanet_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, hq, C, 1.0f, Pn + (size_t)t0 * C,
                                 C, wt->wk, C, 0.0f, Km + (size_t)t0 * hq, hq);
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, hv, C, 1.0f, Pn + (size_t)t0 * C,
+                    catanet_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, hv, C, 1.0f, Pn + (size_t)t0 * C,
                                 C, wt->wv, C, 0.0f, Vm + (size_t)t0 * hv, hv);
                 }
                 /* attention: one task per (head, block of query rows) */
@@ -210,7 +210,7 @@ void catanet_lrsa_fwd_cpu(const CatanetCpu *cpu, const CatanetLrsaArgs *a,
                 for (int ch = 0; ch < nchunk; ch++) {
                     int t0 = ch * LRSA_ROW_BLOCK, rows = T - t0 < LRSA_ROW_BLOCK ? T - t0 : LRSA_ROW_BLOCK;
                     memcpy(Y + (size_t)t0 * C, P + (size_t)t0 * C, sizeof(float) * (size_t)rows * C);
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, C, hv, 1.0f, A + (size_t)t0 * hv,
+                    catanet_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, C, hv, 1.0f, A + (size_t)t0 * hv,
                                 hv, wt->wproj, hv, 1.0f, Y + (size_t)t0 * C, C);
                     for (int t = t0; t < t0 + rows; t++) {
                         float *o = out + ((size_t)(top + t / ps) * W + left + t % ps) * C;
@@ -418,11 +418,11 @@ static void patch_bwd_cpu(const CatanetLrsaArgs *a, const CatanetLrsaWeights *wt
         }
     }
     catanet_layernorm_fwd_ref(T, C, P, wt->norm_w, wt->norm_b, Pn, mean, rstd);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, hq, C, 1.0f, Pn, C, wt->wq, C, 0.0f, Qm, hq);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, hq, C, 1.0f, Pn, C, wt->wk, C, 0.0f, Km, hq);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, hv, C, 1.0f, Pn, C, wt->wv, C, 0.0f, Vm, hv);
+    catanet_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, hq, C, 1.0f, Pn, C, wt->wq, C, 0.0f, Qm, hq);
+    catanet_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, hq, C, 1.0f, Pn, C, wt->wk, C, 0.0f, Km, hq);
+    catanet_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, hv, C, 1.0f, Pn, C, wt->wv, C, 0.0f, Vm, hv);
     /* Y = P + A Wproj^T: dA = dY Wproj */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hv, C, 1.0f, dY, C, wt->wproj, hv, 0.0f,
+    catanet_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hv, C, 1.0f, dY, C, wt->wproj, hv, 0.0f,
                 dA, hv);
     for (int h = 0; h < a->heads; h++) {
         const float *Qh = Qm + h * dqk, *Kh = Km + h * dqk, *Vh = Vm + h * dvd, *dAh = dA + h * dvd;
@@ -434,36 +434,36 @@ static void patch_bwd_cpu(const CatanetLrsaArgs *a, const CatanetLrsaWeights *wt
                                               dAh + (size_t)r0 * hv, hv, A + (size_t)r0 * hv + h * dvd, hv,
                                               dQ + (size_t)r0 * hq + h * dqk, hq, 0, S, dS);
             if (R > 0) {
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, dvd, rows, 1.0f, S, R,
+                catanet_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, dvd, rows, 1.0f, S, R,
                             dAh + (size_t)r0 * hv, hv, beta, dV + h * dvd, hv);
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, dqk, rows, scale, dS, R,
+                catanet_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, dqk, rows, scale, dS, R,
                             Qh + (size_t)r0 * hq, hq, beta, dK + h * dqk, hq);
                 continue;
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, T, dqk, scale,
+            catanet_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, T, dqk, scale,
                         Qh + (size_t)r0 * hq, hq, Kh, hq, 0.0f, S, T);
             catanet_softmax_rows_cpu(rows, T, S);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, dvd, T, 1.0f, S, T, Vh, hv, 0.0f,
+            catanet_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, dvd, T, 1.0f, S, T, Vh, hv, 0.0f,
                         A + (size_t)r0 * hv + h * dvd, hv);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, dvd, rows, 1.0f, S, T,
+            catanet_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, dvd, rows, 1.0f, S, T,
                         dAh + (size_t)r0 * hv, hv, beta, dV + h * dvd, hv);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, T, dvd, 1.0f, dAh + (size_t)r0 * hv,
+            catanet_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, T, dvd, 1.0f, dAh + (size_t)r0 * hv,
                         hv, Vh, hv, 0.0f, dS, T);
             catanet_softmax_bwd_rows_cpu(rows, T, S, dS);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, dqk, T, scale, dS, T, Kh, hq, 0.0f,
+            catanet_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, dqk, T, scale, dS, T, Kh, hq, 0.0f,
                         dQ + (size_t)r0 * hq + h * dqk, hq);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, dqk, rows, scale, dS, T,
+            catanet_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, dqk, rows, scale, dS, T,
                         Qh + (size_t)r0 * hq, hq, beta, dK + h * dqk, hq);
         }
     }
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, C, hv, T, 1.0f, dY, C, A, hv, 0.0f, gp, hv);
+    catanet_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, C, hv, T, 1.0f, dY, C, A, hv, 0.0f, gp, hv);
     /* dPn = dQ Wq + dK Wk + dV Wv */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, C, hq, 1.0f, dQ, hq, wt->wq, C, 0.0f, dPn, C);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, C, hq, 1.0f, dK, hq, wt->wk, C, 1.0f, dPn, C);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, C, hv, 1.0f, dV, hv, wt->wv, C, 1.0f, dPn, C);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hq, C, T, 1.0f, dQ, hq, Pn, C, 0.0f, gq, C);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hq, C, T, 1.0f, dK, hq, Pn, C, 0.0f, gk, C);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hv, C, T, 1.0f, dV, hv, Pn, C, 0.0f, gv, C);
+    catanet_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, C, hq, 1.0f, dQ, hq, wt->wq, C, 0.0f, dPn, C);
+    catanet_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, C, hq, 1.0f, dK, hq, wt->wk, C, 1.0f, dPn, C);
+    catanet_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, C, hv, 1.0f, dV, hv, wt->wv, C, 1.0f, dPn, C);
+    catanet_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hq, C, T, 1.0f, dQ, hq, Pn, C, 0.0f, gq, C);
+    catanet_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hq, C, T, 1.0f, dK, hq, Pn, C, 0.0f, gk, C);
+    catanet_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hv, C, T, 1.0f, dV, hv, Pn, C, 0.0f, gv, C);
     memset(gnw, 0, sizeof(float) * 2 * C);
     catanet_layernorm_bwd_ref(T, C, P, wt->norm_w, mean, rstd, dPn, dY, gnw, gnb);
 }
