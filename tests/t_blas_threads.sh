@@ -2,9 +2,10 @@
 # The CPU path under each OpenBLAS build Debian ships (OpenMP, pthreads, serial), whichever its
 # alternatives system would pick: each build chosen in turn with LD_LIBRARY_PATH, and for each
 # tests/blas_threads checks that this build is the one loaded, that 1 and 2 threads give the same
-# bits and that 2 threads are faster than 1: at least 1.3x with the OpenMP and pthreads builds (two
-# idle cores give 1.6-1.9x at 96x96; the pthreads build left to its own thread pool gave 0.06-0.25x),
-# at least 1.1x with the serial build, whose GEMMs run one at a time (it is not thread-safe; 1.4x).
+# bits and, with the OpenMP and pthreads builds, that 2 threads are at least 1.3x as fast as 1 (two
+# idle cores give 1.6-1.9x at 96x96; the pthreads build left to its own thread pool gave 0.06-0.25x).
+# The serial build is not thread-safe, so its GEMMs run one at a time and 2 threads gain only what
+# the rest of the network gains (1.1-1.4x measured): no speed bound there (0), its bits are checked.
 # tools/install-deps.sh installs all three builds.
 B=${BUILDDIR:-build}
 model=weights/catanet_xs_x2.safetensors
@@ -27,9 +28,9 @@ for build in openmp pthread serial; do
     fi
     name=$build min=1.3
     [ $build = pthread ] && name=pthreads
-    [ $build = serial ] && min=1.1
+    [ $build = serial ] && min=0
     echo "-- OpenBLAS $build build ($dir)"
     LD_LIBRARY_PATH=$dir "$B/tests/blas_threads" "$model" "$name" $min || fail=1
 done
-[ $fail = 0 ] && echo "PASS: every OpenBLAS build: same bits, 2 threads faster than 1"
+[ $fail = 0 ] && echo "PASS: every OpenBLAS build: same bits for 1 and 2 threads; the parallel builds faster on 2"
 exit $fail
