@@ -79,6 +79,8 @@ typedef struct CudaState {
     void *block;
     size_t block_bytes;
     float *d_in, *d_out;      /* planar [3][in_h][in_w], [3][s in_h][s in_w] */
+    unsigned *d_nonfinite;    /* NaN/Inf values the last frame wrote into d_out (the tail kernel counts) */
+    unsigned h_nonfinite;     /* its copy, read after the frame's sync */
     float *src_pad;           /* planar [3][h][w] mirrored (only when padded) */
     float *xin, *f0, *f, *res, *t1, *q, *k, *v, *att, *y, *a, *dd, *u, *us, *out;
     int32_t *cid, *ord;
@@ -724,7 +726,7 @@ static int forward(CudaState *s, const CatanetModel *m)
     cx->conv_in_fp16 = 0;
     K(ret);
     mark(s, "conv3x3 last");
-    K(catanet_bilinear_add_fwd_cuda(cx, H, W, sc, src, s->out, s->in_h * sc, s->in_w * sc, s->d_out));
+    K(catanet_bilinear_add_fwd_cuda(cx, H, W, sc, src, s->out, s->in_h * sc, s->in_w * sc, s->d_out, s->d_nonfinite));
     mark(s, "bilinear + add, crop");
     return 0;
 }
@@ -1097,6 +1099,7 @@ int catanet_cuda_prepare(CatanetEngine *e, int width, int height)
         N, N,                                                                   /* cid, ord (int32) */
         work,                                                                   /* cx.work */
         (tab_bytes + 3) / 4,                                                    /* LRSA tables */
+        1,                                                                      /* d_nonfinite */
     };
     enum { NBUF = sizeof(sizes) / sizeof(sizes[0]) };
     size_t off[NBUF], total = 0;
@@ -1128,6 +1131,7 @@ int catanet_cuda_prepare(CatanetEngine *e, int width, int height)
     s->cid = (int32_t *)(b + off[18]);
     s->ord = (int32_t *)(b + off[19]);
     s->cx.work = b + off[20];
+    s->d_nonfinite = (unsigned *)(b + off[NBUF - 1]);
     s->cx.work_floats = work;
     unsigned char *tabs = (unsigned char *)(b + off[21]);
 
@@ -1213,18 +1217,33 @@ fail:
     return ret;
 }
 
-/* launch the planned forward (d_in -> d_out) */
+/* launch the planned forward (d_in -> d_out), the non-finite count zeroed before and copied back
+ * after it (read it with check_nonfinite once the stream is synchronised) */
 static int run(CatanetEngine *e, CudaState *s)
 {
     int ret = 0;
+    CU(cudaMemsetAsync(s->d_nonfinite, 0, sizeof(unsigned), s->stream));
     if (s->exec) {
         CU(cudaGraphLaunch(s->exec, s->stream));
     } else if ((ret = forward(s, e->model)) < 0) {
         return catanet_engine_fail(e, ret, "forward: %s", s->cx.err);
     }
+    CU(cudaMemcpyAsync(&s->h_nonfinite, s->d_nonfinite, sizeof(unsigned), cudaMemcpyDeviceToHost, s->stream));
     return 0;
 fail:
     return ret;
+}
+
+/* NaN or Inf in the frame is an error, as on the CPU (engine.c): counted on the device by the
+ * kernel that writes the output, so nothing is read back but the count */
+static int check_nonfinite(CatanetEngine *e, CudaState *s)
+{
+    if (!s->h_nonfinite)
+        return 0;
+    size_t n = (size_t)3 * s->in_w * s->in_h * e->model->info.upscale * e->model->info.upscale;
+    return catanet_engine_fail(e, CATANET_ERR_NONFINITE,
+                               "the output frame holds %u non-finite values (NaN or Inf) of %zu: the model's "
+                               "weights or the input are out of range", s->h_nonfinite, n);
 }
 
 int catanet_cuda_process(CatanetEngine *e, const float *in, float *out)
@@ -1242,8 +1261,9 @@ int catanet_cuda_process(CatanetEngine *e, const float *in, float *out)
         goto fail;
     CU(cudaMemcpyAsync(out, s->d_out, sizeof(float) * n_out, cudaMemcpyDeviceToHost, s->stream));
     CU(cudaStreamSynchronize(s->stream));
+    ret = check_nonfinite(e, s);
     leave(s);
-    return 0;
+    return ret;
 fail:
     leave(s);
     return ret;
@@ -1279,12 +1299,16 @@ int catanet_cuda_process_image(CatanetEngine *e, const CatanetImage *in, Catanet
             ret = catanet_engine_fail(e, ret, "%s", s->cx.err);
             goto fail;
         }
-        /* on the caller's stream the caller orders what follows; on our own, finish here */
-        if (s->own_stream || !in->on_device)
-            CU(cudaStreamSynchronize(s->stream));
+        /* the frame is finished before it is returned, also on the caller's stream: its non-finite
+         * count must be read (a refused frame is an error of this call, not of the next) */
+        CU(cudaStreamSynchronize(s->stream));
+        if ((ret = check_nonfinite(e, s)) < 0)
+            goto fail;
     } else {
         CU(cudaMemcpyAsync(e->rgb_out, s->d_out, sizeof(float) * n_out, cudaMemcpyDeviceToHost, s->stream));
         CU(cudaStreamSynchronize(s->stream));
+        if ((ret = check_nonfinite(e, s)) < 0)
+            goto fail;
         if ((ret = catanet_image_from_rgb(e->rgb_out, out)) < 0) {
             ret = catanet_engine_fail(e, ret, "unsupported output image (format %d, %d bits)", (int)out->format,
                                       out->bits);

@@ -308,8 +308,8 @@ static int process_tiled(CatanetEngine *e, const float *in, float *out)
  * would turn it into black or white silently. A test of the exponent bits, branch-free so the
  * compiler vectorizes it: one read of the output, about 0.004% of a one-thread CPU forward (480x270,
  * XS x2: 0.5 ms against 13 s). One thread: the engine's thread count is the caller's (cfg.threads).
- * On a CUDA engine it runs on the host copy of the frame (host outputs only; a device frame is not
- * checked: that needs a flag set on the device by the kernel that writes the output). */
+ * A CUDA engine counts them on the device instead, in the kernel that writes the output
+ * (backend_cuda.c: check_nonfinite), for host and device frames alike. */
 static size_t count_nonfinite(const float *x, size_t n)
 {
     size_t bad = 0;
@@ -341,7 +341,7 @@ int catanet_engine_process(CatanetEngine *e, const float *in, float *out)
     if (!e->prepared)
         return catanet_engine_fail(e, CATANET_ERR_STATE, "process called before prepare");
     int ret = e->tiled ? process_tiled(e, in, out) : run_piece(e, in, out);
-    return ret < 0 ? ret : check_finite(e, out);
+    return ret < 0 || e->cfg.device == CATANET_DEVICE_CUDA ? ret : check_finite(e, out);
 }
 
 int catanet_engine_process_image(CatanetEngine *e, const CatanetImage *in, CatanetImage *out)
@@ -366,9 +366,7 @@ int catanet_engine_process_image(CatanetEngine *e, const CatanetImage *in, Catan
             return catanet_engine_fail(e, CATANET_ERR_UNSUPPORTED,
                                        "device images of %dx%d with tile=%d: tiling runs on host frames only "
                                        "(use tile=0, or host frames)", e->width, e->height, e->cfg.tile);
-        int ret = catanet_cuda_process_image(e, in, out);
-        /* host output: the backend staged the float frame in rgb_out; device output is not checked here */
-        return ret < 0 || out->on_device ? ret : check_finite(e, e->rgb_out);
+        return catanet_cuda_process_image(e, in, out); /* the backend checks for NaN/Inf itself */
     }
     int ret = catanet_image_to_rgb(in, e->rgb_in);
     if (ret < 0)

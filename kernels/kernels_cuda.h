@@ -188,9 +188,10 @@ int catanet_bilinear_fwd_cuda(CatanetCudaCtx *cx, int planes, int h, int w, int 
                               float *out);
 /* the network's tail: out[c][y][x] = bilinear(in)[c][y][x] + res[(y*s*w + x)*3 + c] for the
  * top-left crop_h x crop_w of the s*h x s*w result; in planar [3][h][w], res NHWC [s h][s w][3],
- * out planar [3][crop_h][crop_w] */
+ * out planar [3][crop_h][crop_w]; nonfinite: NULL, or a device counter that gets the number of
+ * NaN/Inf outputs added */
 int catanet_bilinear_add_fwd_cuda(CatanetCudaCtx *cx, int h, int w, int s, const float *in,
-                                  const float *res, int crop_h, int crop_w, float *out);
+                                  const float *res, int crop_h, int crop_w, float *out, unsigned *nonfinite);
 
 /* ---- cluster.cu: similarity + argmax in fp32, stable counting sort; m <= CATANET_MAX_CENTERS ---- */
 size_t catanet_cluster_cuda_work(int n, int c, int m);  /* floats of cx->work */

@@ -1300,9 +1300,28 @@ static double t_bilinear_add(void)
                 ref[((size_t)c * ch + y) * cw + xx] = full[((size_t)c * h * s + y) * w * s + xx] +
                                                       res[((size_t)y * w * s + xx) * 3 + c];
     float *dx = up(x, sizeof(float) * ni), *dr = up(res, sizeof(float) * no), *dy = dmalloc(sizeof(float) * 3 * ch * cw);
-    double e = launched(catanet_bilinear_add_fwd_cuda(&cx, h, w, s, dx, dr, ch, cw, dy), "bilinear_add") < 0 ? -1 :
+    unsigned zero = 0, bad = 0, *dbad = up(&zero, sizeof(unsigned));
+    double e = launched(catanet_bilinear_add_fwd_cuda(&cx, h, w, s, dx, dr, ch, cw, dy, dbad), "bilinear_add") < 0 ? -1 :
                finish(dy, ref, (size_t)3 * ch * cw);
-    cudaFree(dx); cudaFree(dr); cudaFree(dy);
+    /* the non-finite count: none for this frame; then one NaN in the residual, which reaches exactly one
+     * output (res pixel (2, 3) of plane 1, inside the crop) */
+    cudaMemcpy(&bad, dbad, sizeof(unsigned), cudaMemcpyDeviceToHost);
+    if (e >= 0 && bad != 0) {
+        printf("  bilinear_add: %u non-finite outputs counted for a finite frame\n", bad);
+        e = 1e30;
+    }
+    res[((size_t)2 * w * s + 3) * 3 + 1] = NAN;
+    cudaMemcpy(dr, res, sizeof(float) * no, cudaMemcpyHostToDevice);
+    cudaMemcpy(dbad, &zero, sizeof(unsigned), cudaMemcpyHostToDevice);
+    if (e >= 0 && launched(catanet_bilinear_add_fwd_cuda(&cx, h, w, s, dx, dr, ch, cw, dy, dbad), "bilinear_add") >= 0) {
+        cudaDeviceSynchronize();
+        cudaMemcpy(&bad, dbad, sizeof(unsigned), cudaMemcpyDeviceToHost);
+        if (bad != 1) {
+            printf("  bilinear_add: %u non-finite outputs counted for one NaN in the residual (want 1)\n", bad);
+            e = 1e30;
+        }
+    }
+    cudaFree(dx); cudaFree(dr); cudaFree(dy); cudaFree(dbad);
     free(x); free(res); free(full); free(ref);
     return e;
 }
@@ -2898,7 +2917,7 @@ static const Twin twins[] = {
     { "pixel_shuffle", "catanet_pixel_shuffle_fwd_cuda", 0, t_shuffle },
     { "pixel_shuffle + lrelu", "catanet_pixel_shuffle_lrelu_fwd_cuda", 0, t_shuffle_lrelu },
     { "bilinear x1..x4", "catanet_bilinear_fwd_cuda", 1e-6, t_bilinear },
-    { "bilinear + residual, cropped", "catanet_bilinear_add_fwd_cuda", 1e-6, t_bilinear_add },
+    { "bilinear + residual, cropped (and its non-finite count)", "catanet_bilinear_add_fwd_cuda", 1e-6, t_bilinear_add },
     { "mirror index (mismatches)", "catanet_mirror_index_cuda", 0, t_mirror },
     { "frame staging (mirror pad, NHWC)", "catanet_frame_in_fwd_cuda", 0, t_frame_in },
     { "cluster: cid + ord (mismatches)", "catanet_cluster_fwd_cuda", 0, t_cluster },
@@ -3631,7 +3650,7 @@ static int op_shuffle(void *p)
     CatanetShuffleArgs a = { 1, b->h, b->w, 40, 2 };
     return catanet_pixel_shuffle_lrelu_fwd_cuda(&cx, &a, b->big, b->big2);
 }
-static int op_bilinear_add(void *p) { BenchBufs *b = p; return catanet_bilinear_add_fwd_cuda(&cx, b->h, b->w, 2, b->x, b->y, 2 * b->h, 2 * b->w, b->z); }
+static int op_bilinear_add(void *p) { BenchBufs *b = p; return catanet_bilinear_add_fwd_cuda(&cx, b->h, b->w, 2, b->x, b->y, 2 * b->h, 2 * b->w, b->z, NULL); }
 
 static void op_bench(void)
 {

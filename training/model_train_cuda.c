@@ -631,7 +631,7 @@ static int forward_enqueue(CatanetTrainCuda *p, const float *lr, const float *hr
     TRY(p, conv(p, oh, ow, C, 3, feat, m->last_w, m->last_b, p->L.out_nhwc));
     for (int b = 0; b < B; b++)
         TRY(p, catanet_bilinear_add_fwd_cuda(cx, H, W, s, p->lr + (size_t)b * 3 * N, p->L.out_nhwc + (size_t)b * on * 3,
-                                             oh, ow, p->L.out + (size_t)b * 3 * on));
+                                             oh, ow, p->L.out + (size_t)b * 3 * on, NULL));
     for (int g = 0; g < a->num_groups; g++)
         TRY(p, tab_update_means(p, g));
     return 0;

@@ -42,15 +42,20 @@ __global__ void bilinear_kernel(int h, int w, int s, const float *in, float *out
 }
 
 /* out [3][ch][cw] = bilinear(in)[3][..crop] + res NHWC [s h][s w][3] */
+/* nonfinite (NULL or a device counter): each NaN or Inf written adds 1, so the engine can refuse
+ * the frame without reading it back; the atomic runs only for such values */
 __global__ void bilinear_add_kernel(int h, int w, int s, const float *in, const float *res, int crop_h,
-                                    int crop_w, float *out)
+                                    int crop_w, float *out, unsigned *nonfinite)
 {
     int ow = w * s, x = blockIdx.x * blockDim.x + threadIdx.x, c = blockIdx.z;
     if (x >= crop_w)
         return;
-    for (int y = blockIdx.y; y < crop_h; y += gridDim.y)
-        out[((size_t)c * crop_h + y) * crop_w + x] =
-            bilinear_at(in + (size_t)c * h * w, h, w, s, y, x) + res[((size_t)y * ow + x) * 3 + c];
+    for (int y = blockIdx.y; y < crop_h; y += gridDim.y) {
+        float v = bilinear_at(in + (size_t)c * h * w, h, w, s, y, x) + res[((size_t)y * ow + x) * 3 + c];
+        out[((size_t)c * crop_h + y) * crop_w + x] = v;
+        if (nonfinite && !isfinite(v))
+            atomicAdd(nonfinite, 1u);
+    }
 }
 
 static dim3 grid_2d(int w, int h, int planes)
@@ -68,12 +73,12 @@ int catanet_bilinear_fwd_cuda(CatanetCudaCtx *cx, int planes, int h, int w, int 
 }
 
 int catanet_bilinear_add_fwd_cuda(CatanetCudaCtx *cx, int h, int w, int s, const float *in,
-                                  const float *res, int crop_h, int crop_w, float *out)
+                                  const float *res, int crop_h, int crop_w, float *out, unsigned *nonfinite)
 {
     CUDA_REQUIRE(cx, h > 0 && w > 0 && s > 0, "bilinear_add_fwd_cuda");
     CUDA_REQUIRE(cx, crop_h > 0 && crop_w > 0 && crop_h <= h * s && crop_w <= w * s, "bilinear_add_fwd_cuda");
     bilinear_add_kernel<<<grid_2d(crop_w, crop_h, 3), CUDA_THREADS, 0, cx->stream>>>(h, w, s, in, res, crop_h,
-                                                                                   crop_w, out);
+                                                                                   crop_w, out, nonfinite);
     CUDA_LAUNCHED(cx, "bilinear_add");
     return 0;
 }
