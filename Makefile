@@ -12,7 +12,7 @@ export CATANET_SHARED
 B := $(BUILDDIR)
 CPPFLAGS := -Iinclude -Ikernels -Iengine -Itraining -Itools -I$(B) -MMD -MP
 
-LIB_SRCS := $(wildcard engine/*.c) $(wildcard kernels/cpu/*.c)
+LIB_SRCS := $(wildcard engine/*.c engine/pth/*.c) $(wildcard kernels/cpu/*.c)
 ifeq ($(HAVE_CUDA),1)
 LIB_SRCS := $(filter-out engine/backend_nocuda.c,$(LIB_SRCS))
 CU_SRCS := $(wildcard kernels/cuda/*.cu)
@@ -123,7 +123,7 @@ FUZZ_TIME ?= 30
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -Iinclude -Ikernels -Iengine $(shell pkg-config --cflags jansson 2>/dev/null)
 FUZZ_LIBS := $(shell pkg-config --libs jansson 2>/dev/null || echo -ljansson) -lm
-FUZZ_LIB_SRCS := engine/safetensors.c engine/pth.c engine/model.c engine/error.c
+FUZZ_LIB_SRCS := engine/safetensors.c $(wildcard engine/pth/*.c) engine/model.c engine/error.c
 FUZZ_REF := $(CATANET_SHARED)/reference/catanet/weights_x2_random.pth
 FUZZ_SHORT_TIME ?= 20
 FUZZ_IMG_SRCS := tools/imageio.c training/imgload.c engine/image.c engine/error.c
@@ -139,16 +139,16 @@ SAN_B := build-san
 fuzz-deps:
 	@sh tools/install-deps.sh --fuzz
 
-$(FUZZ_B)/fuzz_weights: tests/fuzz/fuzz_weights.c $(FUZZ_LIB_SRCS) $(wildcard engine/*.h)
+$(FUZZ_B)/fuzz_weights: tests/fuzz/fuzz_weights.c $(FUZZ_LIB_SRCS) $(wildcard engine/*.h engine/pth/*.h)
 	@mkdir -p $(FUZZ_B)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $(FUZZ_SAN) tests/fuzz/fuzz_weights.c $(FUZZ_LIB_SRCS) $(FUZZ_LIBS) -o $@
 
-$(FUZZ_B)/fuzz_ckpt: tests/fuzz/fuzz_ckpt.c training/ckpt.c training/ckpt.h $(FUZZ_LIB_SRCS) $(wildcard engine/*.h)
+$(FUZZ_B)/fuzz_ckpt: tests/fuzz/fuzz_ckpt.c training/ckpt.c training/ckpt.h $(FUZZ_LIB_SRCS) $(wildcard engine/*.h engine/pth/*.h)
 	@mkdir -p $(FUZZ_B)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -Itraining -fsanitize=fuzzer $(FUZZ_SAN) tests/fuzz/fuzz_ckpt.c training/ckpt.c \
 		$(FUZZ_LIB_SRCS) $(FUZZ_LIBS) -o $@
 
-$(FUZZ_B)/make_seeds: tests/fuzz/make_seeds.c $(FUZZ_LIB_SRCS) $(wildcard engine/*.h)
+$(FUZZ_B)/make_seeds: tests/fuzz/make_seeds.c $(FUZZ_LIB_SRCS) $(wildcard engine/*.h engine/pth/*.h)
 	@mkdir -p $(FUZZ_B)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) tests/fuzz/make_seeds.c $(FUZZ_LIB_SRCS) $(FUZZ_LIBS) -o $@
 
@@ -215,8 +215,8 @@ check-sanitize:
 # in fp32). test_twins' engine parts run libcatanet's CUDA backend, engine/backend_cuda.c compiled
 # against the emulator (its CUDA graph captured and replayed, caller streams and CUcontext), on the
 # subset test_twins.c's EMU_SUBSET names (what is left prints SKIP): the op table ~20 s and the
-# engine parts ~140 s of one core. The CPU twins come from $(B)'s objects (engine/*.c, kernels/cpu/*.c;
-# backend_nocuda.c but in test_twins), whatever HAVE_CUDA is there.
+# engine parts ~140 s of one core. The CPU twins come from $(B)'s objects (engine/*.c, engine/pth/*.c,
+# kernels/cpu/*.c; backend_nocuda.c but in test_twins), whatever HAVE_CUDA is there.
 # EMU_SANITIZE=-fsanitize=address also catches out-of-bounds accesses past a host allocation.
 EMU_B := $(B)/emu
 EMU_CXX ?= g++
@@ -225,7 +225,7 @@ EMU_CU := $(wildcard kernels/cuda/*.cu)
 EMU_SRC := $(patsubst kernels/cuda/%,$(EMU_B)/src/%,$(EMU_CU) $(wildcard kernels/cuda/*.cuh))
 EMU_RT := $(EMU_B)/emu.o $(EMU_B)/emu_runtime.o
 EMU_OBJS := $(EMU_CU:kernels/cuda/%.cu=$(EMU_B)/%.o) $(EMU_RT)
-EMU_CPU_OBJS := $(patsubst %.c,$(B)/%.o,$(filter-out engine/backend_cuda.c,$(wildcard engine/*.c kernels/cpu/*.c)))
+EMU_CPU_OBJS := $(patsubst %.c,$(B)/%.o,$(filter-out engine/backend_cuda.c,$(wildcard engine/*.c engine/pth/*.c kernels/cpu/*.c)))
 # test_twins' engine parts: libcatanet's engine with engine/backend_cuda.c compiled against the emulator
 EMU_ENGINE_OBJS := $(filter-out $(B)/engine/backend_nocuda.o,$(EMU_CPU_OBJS)) $(EMU_B)/backend_cuda.o
 EMU_INC := -Itests/cuda_emu/include -I$(EMU_B) -I$(EMU_B)/src -Iinclude -Ikernels -Iengine
