@@ -107,7 +107,9 @@ fi
 # precisions, with the primary and the fallback kernels, no weight is put in a kernel's form per
 # frame (the convs' layouts and the normalised token centers are made once at open); with the
 # primary kernels the frame is kernel launches only (no memset, copy or cuBLAS GEMM); the fp16
-# frame has each group's 9 LRSA patch-class launches, its IASA and its two ConvFFN kernels
+# frame has each group's 9 LRSA patch-class launches, its IASA and its two ConvFFN kernels. Besides
+# the kernels a frame has exactly two 4-byte operations: the non-finite count's memset before the
+# forward and its read-back after it (backend_cuda.c: run)
 if [ -x "$B/emu/census" ] && [ -x "$B/tools/catanet-mkmodel" ]; then
     cdir=$(mktemp -d)
     "$B/tools/catanet-mkmodel" -o "$cdir/l8.safetensors" -s 2 -g 8 > "$cdir/mk.log" 2>&1
@@ -120,7 +122,9 @@ if [ -x "$B/emu/census" ] && [ -x "$B/tools/catanet-mkmodel" ]; then
         fi
         nk=$(grep -c '^kernel' "$cdir/$1$2")
         conv=$(grep -c '^kernel.\(conv_weights_half\|conv_permute\|center_norm\)_kernel' "$cdir/$1$2")
-        other=$(grep -c '^\(memset\|memcpy\|gemm\)' "$cdir/$1$2")
+        other=$(grep '^\(memset\|memcpy\|gemm\)' "$cdir/$1$2" | grep -v -c -x 'memset.4\|memcpy.4')
+        count_ops=$(grep -c -x 'memset.4\|memcpy.4' "$cdir/$1$2")
+        [ "$count_ops" = 2 ] || cfail="$cfail; $1 $2: $count_ops 4-byte memset/read-back of the non-finite count (want 2)"
         [ "$nk" -gt 0 ] || cfail="$cfail; $1 $2: no kernel launch listed"
         [ "$conv" = 0 ] || cfail="$cfail; $1 $2: $conv weight conversions in a frame"
         [ "$2" = fallback ] || [ "$other" = 0 ] || cfail="$cfail; $1 $2: $other memsets, copies or GEMMs in a frame"
