@@ -44,9 +44,8 @@ int main(int argc, char **argv)
     CatanetConfig cfg;
     catanet_config_default(&cfg);
     int runs = 5, warmup = 1, nsizes = 0, sizes[32][2];
-    static const char *const devices[] = { "cpu", "cuda", NULL }, *const precisions[] = { "auto", "fp32", "fp16", NULL },
-                             *const kernels[] = { "auto", "primary", "fallback", NULL };
-    static const struct option longopts[] = { { "tile", required_argument, NULL, 'T' },
+    static const char *const kernels[] = { "auto", "primary", "fallback", NULL };
+    static const struct option longopts[] = { { "tile", required_argument, NULL, CLI_OPT_TILE },
                                               { "help", no_argument, NULL, 'h' },
                                               { "version", no_argument, NULL, 'V' },
                                               { NULL, 0, NULL, 0 } };
@@ -54,28 +53,14 @@ int main(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "m:d:p:t:k:n:w:s:h", longopts, NULL)) != -1) {
         switch (c) {
         case 'm': model = optarg; break;
-        case 'd':
-            if (cli_choice(PROG, "-d", optarg, devices, &k) < 0)
+        case 'd': case 'p': case 't': case CLI_OPT_TILE:
+            if (cli_engine_option(PROG, c, optarg, &cfg) < 0)
                 return 2;
-            cfg.device = k ? CATANET_DEVICE_CUDA : CATANET_DEVICE_CPU;
-            break;
-        case 'p':
-            if (cli_choice(PROG, "-p", optarg, precisions, &k) < 0)
-                return 2;
-            cfg.precision = k == 1 ? CATANET_PRECISION_FP32 : k == 2 ? CATANET_PRECISION_FP16 : CATANET_PRECISION_AUTO;
             break;
         case 'k':
             if (cli_choice(PROG, "-k", optarg, kernels, &k) < 0)
                 return 2;
             cfg.kernels = k == 0 ? CATANET_KERNELS_AUTO : k == 1 ? CATANET_KERNELS_PRIMARY : CATANET_KERNELS_FALLBACK;
-            break;
-        case 't':
-            if (cli_int(PROG, "-t", optarg, 0, 1024, &cfg.threads) < 0)
-                return 2;
-            break;
-        case 'T':
-            if (cli_int(PROG, "--tile", optarg, 0, 32768, &cfg.tile) < 0)
-                return 2;
             break;
         case 'n':
             if (cli_int(PROG, "-n", optarg, 1, 100000, &runs) < 0)

@@ -141,29 +141,18 @@ int main(int argc, char **argv)
     catanet_config_default(&cfg);
     cfg.log = log_stderr;
     cfg.log_level = CATANET_LOG_WARNING;
-    static const char *const devices[] = { "cpu", "cuda", NULL }, *const precisions[] = { "auto", "fp32", "fp16", NULL };
     static const struct option longopts[] = { { "json", no_argument, NULL, 'J' },
                                               { "per-image", no_argument, NULL, 'I' },
                                               { "no-bicubic", no_argument, NULL, 'B' },
                                               { "help", no_argument, NULL, 'h' },
                                               { "version", no_argument, NULL, 'V' },
                                               { NULL, 0, NULL, 0 } };
-    int c, k;
+    int c;
     while ((c = getopt_long(argc, argv, "m:d:p:t:s:h", longopts, NULL)) != -1) {
         switch (c) {
         case 'm': model = optarg; break;
-        case 'd':
-            if (cli_choice(PROG, "-d", optarg, devices, &k) < 0)
-                return 2;
-            cfg.device = k ? CATANET_DEVICE_CUDA : CATANET_DEVICE_CPU;
-            break;
-        case 'p':
-            if (cli_choice(PROG, "-p", optarg, precisions, &k) < 0)
-                return 2;
-            cfg.precision = k == 1 ? CATANET_PRECISION_FP32 : k == 2 ? CATANET_PRECISION_FP16 : CATANET_PRECISION_AUTO;
-            break;
-        case 't':
-            if (cli_int(PROG, "-t", optarg, 0, 1024, &cfg.threads) < 0)
+        case 'd': case 'p': case 't': case CLI_OPT_TILE:
+            if (cli_engine_option(PROG, c, optarg, &cfg) < 0)
                 return 2;
             break;
         case 's':

@@ -45,9 +45,8 @@ static int write_image(const char *tmp, void *opaque, char *err, size_t es)
 
 int main(int argc, char **argv)
 {
-    static const char *const devices[] = { "cpu", "cuda", NULL }, *const precisions[] = { "auto", "fp32", "fp16", NULL },
-                             *const bit_names[] = { "8", "16", NULL };
-    static const struct option longopts[] = { { "tile", required_argument, NULL, 'T' },
+    static const char *const bit_names[] = { "8", "16", NULL };
+    static const struct option longopts[] = { { "tile", required_argument, NULL, CLI_OPT_TILE },
                                               { "bits", required_argument, NULL, 'b' },
                                               { "help", no_argument, NULL, 'h' },
                                               { "version", no_argument, NULL, 'V' },
@@ -61,22 +60,8 @@ int main(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "m:d:p:t:h", longopts, NULL)) != -1) {
         switch (c) {
         case 'm': model = optarg; break;
-        case 'd':
-            if (cli_choice(PROG, "-d", optarg, devices, &k) < 0)
-                return 2;
-            cfg.device = k ? CATANET_DEVICE_CUDA : CATANET_DEVICE_CPU;
-            break;
-        case 'p':
-            if (cli_choice(PROG, "-p", optarg, precisions, &k) < 0)
-                return 2;
-            cfg.precision = k == 1 ? CATANET_PRECISION_FP32 : k == 2 ? CATANET_PRECISION_FP16 : CATANET_PRECISION_AUTO;
-            break;
-        case 't':
-            if (cli_int(PROG, "-t", optarg, 0, 1024, &cfg.threads) < 0)
-                return 2;
-            break;
-        case 'T':
-            if (cli_int(PROG, "--tile", optarg, 0, 32768, &cfg.tile) < 0)
+        case 'd': case 'p': case 't': case CLI_OPT_TILE:
+            if (cli_engine_option(PROG, c, optarg, &cfg) < 0)
                 return 2;
             break;
         case 'b':

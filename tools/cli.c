@@ -97,6 +97,29 @@ int cli_size(const char *prog, const char *opt, const char *s, int max, int *w, 
     return 0;
 }
 
+int cli_engine_option(const char *prog, int opt, const char *arg, CatanetConfig *cfg)
+{
+    static const char *const devices[] = { "cpu", "cuda", NULL }, *const precisions[] = { "auto", "fp32", "fp16", NULL };
+    int k;
+    switch (opt) {
+    case 'd':
+        if (cli_choice(prog, "-d", arg, devices, &k) < 0)
+            return -1;
+        cfg->device = k ? CATANET_DEVICE_CUDA : CATANET_DEVICE_CPU;
+        return 1;
+    case 'p':
+        if (cli_choice(prog, "-p", arg, precisions, &k) < 0)
+            return -1;
+        cfg->precision = k == 1 ? CATANET_PRECISION_FP32 : k == 2 ? CATANET_PRECISION_FP16 : CATANET_PRECISION_AUTO;
+        return 1;
+    case 't':
+        return cli_int(prog, "-t", arg, 0, 1024, &cfg->threads) < 0 ? -1 : 1;
+    case CLI_OPT_TILE:
+        return cli_int(prog, "--tile", arg, 0, 32768, &cfg->tile) < 0 ? -1 : 1;
+    }
+    return 0;
+}
+
 void cli_version(const char *prog)
 {
     printf("%s (catanet) %s\n", prog, catanet_version());
