@@ -59,11 +59,11 @@ FAST_BEGIN
 /* keys per step of the score loop: independent FMA chains */
 #define KU 8
 
-/* up to RB rows (nr) against all T keys: keys and values row-major (k + t ldk, v + t ldv),
- * P: RB T floats for the scores, kept key by key as vectors of the block's rows */
-CLONES_FMA static void block_fwd(int nr, int T, int dqk, int dv, float scale, const float *q, int ldq,
-                                 const float *k, int ldk, const float *v, int ldv, float *out, int ldo,
-                                 int accumulate, float *P)
+/* scores and softmax numerators of up to RB rows (nr) against all T keys, keys row-major
+ * (k + t ldk): P + t stride gets exp(s_t - max) as a vector of the block's rows, *sum the row sums.
+ * The forward and the backward both start here. */
+CLONES_FMA static void block_exp_scores(int nr, int T, int dqk, float scale, const float *q, int ldq,
+                                        const float *k, int ldk, float *P, size_t stride, vf *sum_out)
 {
     vf qt[DMAX];
     for (int d = 0; d < DMAX; d++)
@@ -81,7 +81,7 @@ CLONES_FMA static void block_fwd(int nr, int T, int dqk, int dv, float scale, co
                     s[u] += qt[d] * k[(size_t)(t + u) * ldk + d];
 #pragma GCC unroll 8
         for (int u = 0; u < KU; u++) {
-            VSTORE(P + (size_t)(t + u) * RB, s[u]);
+            VSTORE(P + (size_t)(t + u) * stride, s[u]);
             mx = VSELECT(s[u] > mx, s[u], mx);
         }
     }
@@ -91,19 +91,30 @@ CLONES_FMA static void block_fwd(int nr, int T, int dqk, int dv, float scale, co
         for (int d = 0; d < DMAX; d++)
             if (d < dqk)
                 s += qt[d] * k[(size_t)t * ldk + d];
-        VSTORE(P + (size_t)t * RB, s);
+        VSTORE(P + (size_t)t * stride, s);
         mx = VSELECT(s > mx, s, mx);
     }
     vf sum = { 0 };
     for (t = 0; t < T; t++) {
         vf x, e;
-        VLOAD(x, P + (size_t)t * RB);
+        VLOAD(x, P + (size_t)t * stride);
         VEXP(e, x - mx);
         sum += e;
-        VSTORE(P + (size_t)t * RB, e);
+        VSTORE(P + (size_t)t * stride, e);
     }
+    *sum_out = sum;
+}
+
+/* up to RB rows (nr) against all T keys: keys and values row-major (k + t ldk, v + t ldv),
+ * P: RB T floats for the scores, kept key by key as vectors of the block's rows */
+CLONES_FMA static void block_fwd(int nr, int T, int dqk, int dv, float scale, const float *q, int ldq,
+                                 const float *k, int ldk, const float *v, int ldv, float *out, int ldo,
+                                 int accumulate, float *P)
+{
+    vf sum;
+    block_exp_scores(nr, T, dqk, scale, q, ldq, k, ldk, P, RB, &sum);
     vf acc[DMAX] = { 0 };
-    for (t = 0; t < T; t++) {
+    for (int t = 0; t < T; t++) {
         vf p;
         VLOAD(p, P + (size_t)t * RB);
         const float *vr = v + (size_t)t * ldv;
@@ -167,28 +178,8 @@ CLONES_FMA static void block_bwd(int nr, int T, int dqk, int dv, float scale, co
                                  const float *k, int ldk, const float *v, int ldv, const float *da, int ldda,
                                  float *out, int ldo, float *dq, int lddq, int acc_dq, float *pt, float *dst, int R)
 {
-    vf qt[DMAX];
-    for (int d = 0; d < DMAX; d++)
-        for (int r = 0; r < RB; r++)
-            qt[d][r] = d < dqk && r < nr ? q[(size_t)r * ldq + d] * scale : 0.0f;
-    vf mx = (vf){ 0 } - INFINITY;
-    for (int t = 0; t < T; t++) {
-        vf s = { 0 };
-#pragma GCC unroll 16
-        for (int d = 0; d < DMAX; d++)
-            if (d < dqk)
-                s += qt[d] * k[(size_t)t * ldk + d];
-        VSTORE(pt + (size_t)t * R, s);
-        mx = VSELECT(s > mx, s, mx);
-    }
-    vf sum = { 0 };
-    for (int t = 0; t < T; t++) {
-        vf x, e;
-        VLOAD(x, pt + (size_t)t * R);
-        VEXP(e, x - mx);
-        sum += e;
-        VSTORE(pt + (size_t)t * R, e);
-    }
+    vf sum;
+    block_exp_scores(nr, T, dqk, scale, q, ldq, k, ldk, pt, R, &sum);
     vf inv = 1.0f / sum, acc[DMAX] = { 0 };
     for (int t = 0; t < T; t++) {
         vf p;
