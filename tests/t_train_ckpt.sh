@@ -7,19 +7,7 @@
 #  - a stale CKPT.tmpXXXXXX of a killed write is removed when a run on CKPT starts (only that);
 #  - a log path stored in a checkpoint is appended to only when it is that run's log: a crafted one
 #    pointing at another file leaves that file as it was.
-B=${BUILDDIR:-build}
-T=$B/training/catanet-train
-SHARED=${CATANET_SHARED:-../shared}
-EDIT="python3 $(dirname "$0")/train_ckpt_edit.py"
-[ -x "$T" ] || { echo "FAIL: $T not built"; exit 1; }
-W=$(mktemp -d)
-trap 'rm -rf "$W"' EXIT
-fail=0
-ARGS="--data $SHARED/data/eval/Set5/HR --dim 8 --qk-dim 8 --heads 2 --mlp-dim 16 --groups 1 --tokens 4 \
- --group-size 64 --patch-size 8 --batch 1 --patch 16 --lr 1e-3 --threads 1 --val-every 0 --ckpt-every 2 \
- --ckpt-secs 0 --quiet"
-$T train $ARGS --iters 4 --ckpt "$W/c.ckpt" --log "$W/c.csv" 2>"$W/err" || { echo "FAIL: train: $(cat "$W/err")"; exit 1; }
-cp "$W/c.ckpt" "$W/c0.ckpt"
+LOG=c.csv . "$(dirname "$0")/train_lib.sh"
 
 # a full disk: the checkpoint (~60 KB) is over the file size limit, the log is not
 (ulimit -f 40 && exec $T resume "$W/c.ckpt" --iters 8 --threads 1 --quiet) 2>"$W/full.err"

@@ -3,19 +3,7 @@
 # export: a learning rate of 1e30 blows the weights up at the first step (finite, but the network's
 # output is NaN), and the run ends (--iters) before --max-bad non-finite steps in a row would stop it.
 # export refuses a checkpoint whose network gives NaN.
-B=${BUILDDIR:-build}
-T=$B/training/catanet-train
-SHARED=${CATANET_SHARED:-../shared}
-EDIT="python3 $(dirname "$0")/train_ckpt_edit.py"
-[ -x "$T" ] || { echo "FAIL: $T not built"; exit 1; }
-W=$(mktemp -d)
-trap 'rm -rf "$W"' EXIT
-fail=0
-ARGS="--data $SHARED/data/eval/Set5/HR --dim 8 --qk-dim 8 --heads 2 --mlp-dim 16 --groups 1 --tokens 4 \
- --group-size 64 --patch-size 8 --batch 1 --patch 16 --lr 1e-3 --threads 1 --val-every 0 --ckpt-every 2 \
- --ckpt-secs 0 --quiet"
-$T train $ARGS --iters 4 --ckpt "$W/c.ckpt" 2>"$W/err" || { echo "FAIL: train: $(cat "$W/err")"; exit 1; }
-cp "$W/c.ckpt" "$W/c0.ckpt"
+LOG= . "$(dirname "$0")/train_lib.sh"
 
 # steps 5..7 at lr 1e30, checkpoints due at 6 and at the end (7); --max-bad 5 is not reached
 $T resume "$W/c.ckpt" --lr 1e30 --iters 7 --max-bad 5 --threads 1 --quiet 2>"$W/div.err" &&
