@@ -75,6 +75,8 @@ int catanet_cpu_plan_create(CatanetCpuPlan **out, const CatanetModel *m, int wid
     }
     CatanetConv2dArgs first = { 1, p->h, p->w, 3, (int)d, 3 };
     work = max_sz(work, catanet_conv2d_work(&first));
+    CatanetConvffnArgs fa = { p->h, p->w, (int)d, (int)mlp };
+    work = max_sz(work, catanet_convffn_work(&fa));
     p->cpu.work_per_thread = (work + 15) & ~(size_t)15;
     p->cpu.work = aligned_alloc(64, sizeof(float) * p->cpu.work_per_thread * p->cpu.threads);
 
@@ -206,12 +208,15 @@ static void ffn(CatanetCpuPlan *p, const CatanetFfnW *w, float *x)
 {
     const CatanetModelInfo *a = &p->model->info;
     int N = p->w * p->h, d = a->dim, mlp = a->mlp_dim;
+    CatanetConvffnArgs fa = { p->h, p->w, d, mlp };
+    CatanetConvffnWeights fw = { w->norm_w, w->norm_b, w->fc1_w, w->fc1_b, w->dw_w, w->dw_b, w->fc2_w, w->fc2_b };
     if (p->use_ref) { /* the reference op (kernels/cpu/convffn.c), the fused CUDA kernel's twin */
-        CatanetConvffnArgs fa = { p->h, p->w, d, mlp };
-        CatanetConvffnWeights fw = { w->norm_w, w->norm_b, w->fc1_w, w->fc1_b, w->dw_w, w->dw_b, w->fc2_w, w->fc2_b };
         catanet_convffn_fwd_ref(&fa, &fw, x, p->t1, p->a, p->d);
         return;
     }
+    if (catanet_convffn_fwd_cpu(&p->cpu, &fa, &fw, x, p->a) == 0)
+        return;
+    /* depthwise weights wider than the fused path keeps: op by op */
     layernorm(p, N, d, x, w->norm_w, w->norm_b, p->t1);
     linear(p, N, d, mlp, p->t1, w->fc1_w, w->fc1_b, p->a);
     gelu(p, (size_t)N * mlp, p->a);

@@ -109,6 +109,13 @@ void catanet_dwconv_fwd_ref(const CatanetDwconvArgs *a, const float *in, const f
                             const float *bias, float *out);
 void catanet_dwconv_fwd_cpu(const CatanetCpu *cpu, const CatanetDwconvArgs *a, const float *in,
                             const float *wt, const float *bias, float *out);
+/* the fast rows' weights as [tap][channel] (wt [C,1,k,k] -> wtt [k k, C]); -1 when C k k is over
+ * CATANET_DW_MAX_WEIGHTS, the largest copy the callers keep on their stack */
+#define CATANET_DW_MAX_WEIGHTS 16384
+int catanet_dwconv_taps(const CatanetDwconvArgs *a, const float *wt, float *wtt);
+/* one output row y of one image img [H,W,C] -> orow [W,C], with wtt from catanet_dwconv_taps */
+void catanet_dwconv_row_cpu(const CatanetDwconvArgs *a, int y, const float *img, const float *wtt,
+                            const float *bias, float *orow);
 void catanet_dwconv_bwd_ref(const CatanetDwconvArgs *a, const float *in, const float *wt,
                             const float *dout, float *din, float *dwt, float *dbias);
 size_t catanet_dwconv_bwd_scratch(const CatanetDwconvArgs *a);
@@ -159,6 +166,13 @@ typedef struct CatanetConvffnWeights {
  * hd [H W, hidden] */
 void catanet_convffn_fwd_ref(const CatanetConvffnArgs *a, const CatanetConvffnWeights *w, float *x, float *t,
                              float *h, float *hd);
+/* The fast twin in two passes over the image instead of eight: row chunks (LayerNorm, fc1, GELU
+ * into h [H W, hidden]), then image rows (depthwise conv, GELU, + a, fc2, + x) on the row while
+ * it is in cache. Per thread cpu->work_per_thread >= catanet_convffn_work(a) floats; -1 when
+ * the depthwise weights are wider than CATANET_DW_MAX_WEIGHTS (nothing done). */
+size_t catanet_convffn_work(const CatanetConvffnArgs *a);
+int catanet_convffn_fwd_cpu(const CatanetCpu *cpu, const CatanetConvffnArgs *a, const CatanetConvffnWeights *w,
+                            float *x, float *h);
 
 /* ---------------- pixel_shuffle.c (NHWC) ----------------
  * out[b][h*r+i][w*r+j][c] = in[b][h][w][c*r*r + i*r + j]   (PyTorch PixelShuffle, in NHWC) */

@@ -642,6 +642,37 @@ static void test_adam(Rng *r)
     free(p); free(p0); free(m); free(v);
 }
 
+/* ---------------- convffn: the fused two-pass CPU forward against the reference op ---------------- */
+static void test_convffn_fwd(Rng *r, int h, int w, int hidden)
+{
+    int d = 40, n = h * w;
+    CatanetConvffnArgs a = { h, w, d, hidden };
+    float *nw = rnd(r, d, 1), *nb = rnd(r, d, 0.1f), *f1 = rnd(r, (size_t)hidden * d, 0.2f), *b1 = rnd(r, hidden, 0.1f);
+    float *dw = rnd(r, (size_t)hidden * 25, 0.2f), *db = rnd(r, hidden, 0.1f);
+    float *f2 = rnd(r, (size_t)d * hidden, 0.1f), *b2 = rnd(r, d, 0.1f);
+    CatanetConvffnWeights fw = { nw, nb, f1, b1, dw, db, f2, b2 };
+    float *x = rnd(r, (size_t)n * d, 1), *x1 = malloc(sizeof(float) * n * d), *x2 = malloc(sizeof(float) * n * d);
+    float *t = zeros((size_t)n * d), *hb = zeros((size_t)n * hidden), *hd = zeros((size_t)n * hidden);
+    memcpy(x1, x, sizeof(float) * n * d);
+    catanet_convffn_fwd_ref(&a, &fw, x1, t, hb, hd);
+    char name[64];
+    for (int threads = 1; threads <= 2; threads++) {
+        CatanetCpu cpu = make_cpu(threads, catanet_convffn_work(&a));
+        memcpy(x2, x, sizeof(float) * n * d);
+        int ret = catanet_convffn_fwd_cpu(&cpu, &a, &fw, x2, hb);
+        snprintf(name, sizeof(name), "convffn %dx%d hidden %d, %d thread(s)", w, h, hidden, threads);
+        test_check(ret == 0, "%s: the fused path runs", name);
+        twin_check(name, x2, x1, (size_t)n * d, 1e-5);
+        if (threads == 1)
+            memcpy(x1, x2, sizeof(float) * n * d); /* from here: 2 threads give the 1-thread bits */
+        else
+            test_check(!memcmp(x1, x2, sizeof(float) * n * d), "%s: the same bits as 1 thread", name);
+        free(cpu.work);
+    }
+    free(nw); free(nb); free(f1); free(b1); free(dw); free(db); free(f2); free(b2);
+    free(x); free(x1); free(x2); free(t); free(hb); free(hd);
+}
+
 int main(void)
 {
     Rng r = { 2024 };
@@ -664,5 +695,7 @@ int main(void)
     test_lrsa_bwd_twin(&r, 20, 22, 10, 2, 9, 10);
     test_lrsa_bwd_twin(&r, 12, 12, 8, 1, 17, 5);
     test_iasa(&r, 100, 40); /* the fused attention's several 16-row blocks and a partial one */
+    test_convffn_fwd(&r, 23, 19, 96); /* two row chunks, the last partial; rows past the conv's taps */
+    test_convffn_fwd(&r, 3, 5, 20);   /* fewer rows than the 5x5 conv spans; hidden not a vector multiple */
     return test_finish();
 }

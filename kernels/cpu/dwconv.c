@@ -1,6 +1,7 @@
 /*
  * dwconv.c: depthwise KxK convolution (groups = channels), zero padding K/2, NHWC.
- * defines: catanet_dwconv_fwd_ref, catanet_dwconv_fwd_cpu, catanet_dwconv_bwd_ref
+ * defines: catanet_dwconv_fwd_ref, catanet_dwconv_fwd_cpu, catanet_dwconv_taps, catanet_dwconv_row_cpu,
+ *          catanet_dwconv_bwd_ref, catanet_dwconv_bwd_scratch, catanet_dwconv_bwd_cpu
  */
 #include <string.h>
 
@@ -48,13 +49,11 @@ FAST_BEGIN
 #define DW_PIX 4
 
 /* one output row; the taps are summed in the reference's order (ky, kx), from the bias */
-CLONES_FMA static void dw_row_fast(const CatanetDwconvArgs *a, int bi, int y, const float *in, const float *wtt,
-                                   const float *bias, float *out)
+CLONES_FMA static void dw_row_fast(const CatanetDwconvArgs *a, int y, const float *img, const float *wtt,
+                                   const float *bias, float *orow)
 {
     int k = a->ksize, p = k / 2, c = a->c, H = a->h, W = a->w;
     int ky0 = p - y > 0 ? p - y : 0, ky1 = H - y + p < k ? H - y + p : k; /* taps inside the image */
-    const float *img = in + (size_t)bi * H * W * c;
-    float *orow = out + ((size_t)bi * H + y) * W * c;
     int x = 0;
     while (x < W) {
         int interior = x >= p && x + DW_PIX - 1 + p < W; /* every column tap inside, for DW_PIX pixels */
@@ -103,8 +102,7 @@ CLONES_FMA static void dw_row_fast(const CatanetDwconvArgs *a, int bi, int y, co
 }
 FAST_END
 
-/* the weights' [tap][channel] copy lives on the caller's stack up to this many floats */
-#define DW_MAX_WEIGHTS 16384
+#define DW_MAX_WEIGHTS CATANET_DW_MAX_WEIGHTS
 
 void catanet_dwconv_fwd_cpu(const CatanetCpu *cpu, const CatanetDwconvArgs *a, const float *in,
                             const float *wt, const float *bias, float *out)
@@ -117,12 +115,28 @@ void catanet_dwconv_fwd_cpu(const CatanetCpu *cpu, const CatanetDwconvArgs *a, c
         return;
     }
     float wtt[DW_MAX_WEIGHTS];
+    catanet_dwconv_taps(a, wt, wtt);
+    size_t plane = (size_t)a->h * a->w * c;
+#pragma omp parallel for num_threads(cpu->threads) schedule(static)
+    for (int r = 0; r < rows; r++)
+        dw_row_fast(a, r % a->h, in + (size_t)(r / a->h) * plane, wtt, bias, out + (size_t)r * a->w * c);
+}
+
+int catanet_dwconv_taps(const CatanetDwconvArgs *a, const float *wt, float *wtt)
+{
+    int c = a->c, kk = a->ksize * a->ksize;
+    if ((size_t)c * kk > DW_MAX_WEIGHTS)
+        return -1;
     for (int ch = 0; ch < c; ch++)
         for (int j = 0; j < kk; j++)
             wtt[(size_t)j * c + ch] = wt[(size_t)ch * kk + j];
-#pragma omp parallel for num_threads(cpu->threads) schedule(static)
-    for (int r = 0; r < rows; r++)
-        dw_row_fast(a, r / a->h, r % a->h, in, wtt, bias, out);
+    return 0;
+}
+
+void catanet_dwconv_row_cpu(const CatanetDwconvArgs *a, int y, const float *img, const float *wtt,
+                            const float *bias, float *orow)
+{
+    dw_row_fast(a, y, img, wtt, bias, orow);
 }
 
 /* forward: out[b,y,x,c] = bias[c] + sum_{ky,kx} in[b,y+ky-p,x+kx-p,c] wt[c,ky,kx] */
