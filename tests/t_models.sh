@@ -3,7 +3,7 @@
 # and gives the same output as its path; an official PyTorch checkpoint (.pth) loads by name and
 # by path in every tool that takes -m, and equals its safetensors twin; a name not found is an
 # error that lists the folders looked in; a malformed name is refused; --list-models (upscale,
-# eval, bench, cost) lists what a name reaches: the first folder wins, NAME.safetensors before
+# eval, bench, cost, gpubench) lists what a name reaches: the first folder wins, NAME.safetensors before
 # NAME.pth, a folder named twice counts once, an unreadable model is named and makes the exit 1.
 B=${BUILDDIR:-build}
 SHARED=${CATANET_SHARED:-../shared}
@@ -97,7 +97,7 @@ check "--list-models: a's models, then b's not shadowed ones, each once (exit $r
     sh -c "[ $rc = 0 ] && cmp -s '$W/got' '$W/want' && head -1 '$W/list' | grep -q '^NAME  *SCALE  *PARAMS  *PATH$'"
 check "--list-models prints the parameter count of each model (catanet_xs_x2: 216515)" \
     grep -q "^catanet_xs_x2  *x2  *216515  " "$W/list"
-for t in catanet-eval catanet-bench catanet-cost; do
+for t in catanet-eval catanet-bench catanet-cost catanet-gpubench; do
     CATANET_MODEL_PATH=$MP $B/tools/$t --list-models > "$W/l2" 2> /dev/null
     check "$t --list-models lists the same" cmp -s "$W/list" "$W/l2"
 done
