@@ -360,8 +360,11 @@ static av_cold int init(AVFilterContext *ctx)
     /* the two lists of software formats agree (a format in pix_fmts the table lacks would fail
      * at the first frame) */
     for (int i = 0; pix_fmts[i] != AV_PIX_FMT_NONE; i++)
-        if (pix_fmts[i] != AV_PIX_FMT_CUDA && !find_format(pix_fmts[i]))
+        if (pix_fmts[i] != AV_PIX_FMT_CUDA && !find_format(pix_fmts[i])) {
+            av_log(ctx, AV_LOG_ERROR, "%s is listed but has no entry in the format table\n",
+                   av_get_pix_fmt_name(pix_fmts[i]));
             return AVERROR_BUG;
+        }
     /* fail here, with the reason, before any graph is configured: a name the library cannot
      * find (the message lists the folders it looked in), a file that cannot be read */
     ret = catanet_model_resolve(s->model, path, sizeof(path), err, sizeof(err));
