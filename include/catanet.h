@@ -149,7 +149,8 @@ typedef int (*CatanetModelFn)(void *opaque, const char *name, const char *path);
  * Enumerate the models a name reaches: the folders in lookup order, each folder's NAME.safetensors
  * and NAME.pth files by name, each reported only where catanet_model_resolve would resolve NAME to
  * it (a copy shadowed by an earlier folder, or NAME.pth beside NAME.safetensors, is left out).
- * Missing folders are skipped. The files are not opened: catanet_model_probe reads one.
+ * Missing folders are skipped. The files are not opened: catanet_model_probe reads one. Each
+ * folder is read with scandir (allocated and freed while the call runs; nothing is kept).
  * Returns 0 after the last one, fn's non-zero value when it stopped, or CATANET_ERR_INVALID_ARG.
  */
 int catanet_model_list(CatanetModelFn fn, void *opaque);
