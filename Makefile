@@ -121,9 +121,10 @@ FUZZ_CC ?= clang
 FUZZ_B := build-fuzz
 FUZZ_TIME ?= 30
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
-FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -Iinclude -Ikernels -Iengine $(shell pkg-config --cflags jansson 2>/dev/null)
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -Iinclude -Ikernels -Iengine -I$(B) $(shell pkg-config --cflags jansson 2>/dev/null)
 FUZZ_LIBS := $(shell pkg-config --libs jansson 2>/dev/null || echo -ljansson) -lm
-FUZZ_LIB_SRCS := engine/safetensors.c $(wildcard engine/pth/*.c) engine/model.c engine/error.c
+# engine/modelpath.c: the model loader resolves names (its installed folder comes from $(B)/config.h)
+FUZZ_LIB_SRCS := engine/safetensors.c $(wildcard engine/pth/*.c) engine/model.c engine/modelpath.c engine/error.c
 FUZZ_REF := $(CATANET_SHARED)/reference/catanet/weights_x2_random.pth
 FUZZ_SHORT_TIME ?= 20
 FUZZ_IMG_SRCS := tools/imageio.c training/imgload.c engine/image.c engine/error.c
@@ -139,16 +140,16 @@ SAN_B := build-san
 fuzz-deps:
 	@sh tools/install-deps.sh --fuzz
 
-$(FUZZ_B)/fuzz_weights: tests/fuzz/fuzz_weights.c $(FUZZ_LIB_SRCS) $(wildcard engine/*.h engine/pth/*.h)
+$(FUZZ_B)/fuzz_weights: $(CONFIG) tests/fuzz/fuzz_weights.c $(FUZZ_LIB_SRCS) $(wildcard engine/*.h engine/pth/*.h)
 	@mkdir -p $(FUZZ_B)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $(FUZZ_SAN) tests/fuzz/fuzz_weights.c $(FUZZ_LIB_SRCS) $(FUZZ_LIBS) -o $@
 
-$(FUZZ_B)/fuzz_ckpt: tests/fuzz/fuzz_ckpt.c training/ckpt.c training/ckpt.h $(FUZZ_LIB_SRCS) $(wildcard engine/*.h engine/pth/*.h)
+$(FUZZ_B)/fuzz_ckpt: $(CONFIG) tests/fuzz/fuzz_ckpt.c training/ckpt.c training/ckpt.h $(FUZZ_LIB_SRCS) $(wildcard engine/*.h engine/pth/*.h)
 	@mkdir -p $(FUZZ_B)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -Itraining -fsanitize=fuzzer $(FUZZ_SAN) tests/fuzz/fuzz_ckpt.c training/ckpt.c \
 		$(FUZZ_LIB_SRCS) $(FUZZ_LIBS) -o $@
 
-$(FUZZ_B)/make_seeds: tests/fuzz/make_seeds.c $(FUZZ_LIB_SRCS) $(wildcard engine/*.h engine/pth/*.h)
+$(FUZZ_B)/make_seeds: $(CONFIG) tests/fuzz/make_seeds.c $(FUZZ_LIB_SRCS) $(wildcard engine/*.h engine/pth/*.h)
 	@mkdir -p $(FUZZ_B)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) tests/fuzz/make_seeds.c $(FUZZ_LIB_SRCS) $(FUZZ_LIBS) -o $@
 

@@ -2,6 +2,7 @@
  * engine.c: the public engine API (include/catanet.h): open a model on a device, plan memory
  * for a frame size, upscale frames.
  */
+#include <limits.h>
 #include <omp.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -69,7 +70,13 @@ int catanet_engine_open(CatanetEngine **out, const char *model_path, const Catan
     if (!e)
         return catanet_errf(err, es, CATANET_ERR_NOMEM, "out of memory");
     e->cfg = *cfg;
-    int ret = catanet_model_load(&e->model, model_path, e->err, sizeof(e->err));
+    /* a model name becomes its file here, so that messages and the log name the file */
+    char path[PATH_MAX];
+    int ret = catanet_model_resolve(model_path, path, sizeof(path), e->err, sizeof(e->err));
+    if (ret < 0)
+        goto fail;
+    model_path = path;
+    ret = catanet_model_load(&e->model, model_path, e->err, sizeof(e->err));
     if (ret < 0)
         goto fail;
     for (int g = 0; g < e->model->info.num_groups; g++)

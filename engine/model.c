@@ -2,6 +2,7 @@
  * model.c: architecture description, the official tensor table, loading and saving models.
  */
 #include <jansson.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 #include "error.h"
 #include "kernels.h"
 #include "model.h"
+#include "pth.h"
 #include "safetensors.h"
 
 /* the official CATANet (the paper's CATANet-L), spec §1.1 */
@@ -487,16 +489,44 @@ done:
     return ret;
 }
 
-int catanet_model_load(CatanetModel **out, const char *path, char *err, size_t es)
+int catanet_model_load(CatanetModel **out, const char *model, char *err, size_t es)
 {
     *out = NULL;
+    char path[PATH_MAX];
+    int ret = catanet_model_resolve(model, path, sizeof(path), err, es);
+    if (ret < 0)
+        return ret;
+    /* the content decides, not the extension: a torch.save zip is a checkpoint, anything else
+     * is read as safetensors (whose parser names what is wrong with it) */
+    uint8_t magic[4] = { 0 };
+    size_t got = 0;
+    FILE *f = fopen(path, "rb");
+    if (f) {
+        got = fread(magic, 1, sizeof(magic), f);
+        fclose(f);
+    }
     CatanetSt *st;
-    int ret = catanet_st_open(&st, path, err, es);
+    ret = catanet_pth_is_zip(magic, got) ? catanet_pth_open(&st, path, err, es) : catanet_st_open(&st, path, err, es);
     if (ret < 0)
         return ret;
     ret = catanet_model_from_st(out, st, path, err, es);
     catanet_st_close(st);
     return ret;
+}
+
+int catanet_model_probe(const char *model, CatanetModelInfo *info, char *err, size_t es)
+{
+    if (err && es)
+        err[0] = 0;
+    if (!model || !info)
+        return catanet_errf(err, es, CATANET_ERR_INVALID_ARG, "model or info is NULL");
+    CatanetModel *m;
+    int ret = catanet_model_load(&m, model, err, es);
+    if (ret < 0)
+        return ret;
+    *info = m->info;
+    catanet_model_free(m);
+    return 0;
 }
 
 int catanet_model_entries(const CatanetModel *m, CatanetStEntry *e, char (*initted_names)[CATANET_NAME_MAX])

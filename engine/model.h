@@ -72,7 +72,8 @@ int catanet_arch_from_json(CatanetModelInfo *info, const char *json, char *err, 
 
 /* Builds the tensor table and a zeroed arena for an architecture. */
 int catanet_model_create(CatanetModel **out, const CatanetModelInfo *info, char *err, size_t es);
-/* Loads a safetensors model: architecture from metadata (or inferred from shapes), every tensor
+/* Loads a model (a name or a path: catanet_model_resolve; safetensors or an official .pth checkpoint,
+ * told apart by content): architecture from metadata (or inferred from shapes), every tensor
  * checked for presence, shape and finiteness. */
 int catanet_model_load(CatanetModel **out, const char *path, char *err, size_t es);
 /* The same from an already parsed container (a safetensors file or a converted .pth); what names

@@ -69,18 +69,13 @@
 #define CHECK_CU(x) FF_CUDA_CHECK_DL(ctx, s->cu, x)
 #endif
 
-/* Where `make install` of libcatanet puts the shipped model; override the directory with
- * --extra-cflags=-DCATANET_XS_DATADIR=/some/prefix/share/catanet (no quotes needed). */
-#ifndef CATANET_XS_DATADIR
-#define CATANET_XS_DATADIR /usr/local/share/catanet
-#endif
-#define XS_STR2(x) #x
-#define XS_STR(x) XS_STR2(x)
-#define DEFAULT_MODEL XS_STR(CATANET_XS_DATADIR) "/catanet_xs_x2.safetensors"
+/* a model name: libcatanet looks it up in CATANET_MODEL_PATH, then in its installed model folder */
+#define DEFAULT_MODEL "catanet_xs_x2"
 
 enum { DEV_AUTO = -1, DEV_CPU = CATANET_DEVICE_CPU, DEV_CUDA = CATANET_DEVICE_CUDA };
 enum { MATRIX_AUTO = -1 };
 enum { NONFINITE_FAIL, NONFINITE_BICUBIC };
+enum { HDR_FAIL, HDR_PASS };
 
 typedef struct PoolEntry PoolEntry;
 
@@ -96,15 +91,19 @@ typedef struct CatanetXSContext {
     int tile;
     int matrix;
     int nonfinite;
+    int hdr;
 
     /* state */
+    char *model_path;               ///< the file the model option resolves to
     PoolEntry *entry;               ///< the engine this instance holds (from the pool)
     CatanetEngine *eng;
     int scale;
     int on_device;                  ///< input frames are AV_PIX_FMT_CUDA
     enum AVPixelFormat sw_format;   ///< layout of the frames (sw_format for CUDA frames)
     struct SwsContext *sws;         ///< bicubic: while the timeline disables the filter, nonfinite=bicubic
-    int warned_siting, warned_matrix, warned_cuda_timeline;
+    struct SwsContext *alpha_sws;   ///< bicubic of the alpha plane (formats with alpha)
+    const struct FormatMap *fmt;    ///< how the library sees sw_format
+    int warned_siting, warned_matrix, warned_cuda_timeline, warned_hdr;
     int64_t nb_frames;              ///< input frames so far
     int64_t nb_nonfinite;           ///< of those, frames whose output held NaN or Inf
 #if CONFIG_CUDA
@@ -144,6 +143,15 @@ static void engine_log(void *opaque, int level, const char *msg)
     static const int levels[] = { AV_LOG_ERROR, AV_LOG_WARNING, AV_LOG_VERBOSE, AV_LOG_DEBUG };
     int l = level >= 0 && level < (int)FF_ARRAY_ELEMS(levels) ? levels[level] : AV_LOG_DEBUG;
     av_log(pe->log_owner, l, "libcatanet: %s\n", msg);
+}
+
+/* the engine's level from FFmpeg's (-v), read when an engine is opened: -v verbose shows its INFO
+ * lines (device, kernel picks, memory plan), -v debug its DEBUG lines too */
+static int engine_log_level(void)
+{
+    int l = av_log_get_level();
+    return l >= AV_LOG_DEBUG ? CATANET_LOG_DEBUG : l >= AV_LOG_VERBOSE ? CATANET_LOG_INFO :
+           l >= AV_LOG_WARNING ? CATANET_LOG_WARNING : CATANET_LOG_ERROR;
 }
 
 static int catanet_to_averror(int err)
@@ -190,7 +198,7 @@ static int pool_acquire(AVFilterContext *ctx, const CatanetConfig *cfg, int keep
     PoolEntry *pe;
     CatanetConfig c;
     int ret = 0;
-    char *key = av_asprintf("%s|%d|%d|%d|%d|%d|%p", s->model, (int)cfg->device, cfg->gpu,
+    char *key = av_asprintf("%s|%d|%d|%d|%d|%d|%p", s->model_path, (int)cfg->device, cfg->gpu,
                             (int)cfg->precision, cfg->threads, cfg->tile, cfg->cuda_context);
     if (!key)
         return AVERROR(ENOMEM);
@@ -201,7 +209,7 @@ static int pool_acquire(AVFilterContext *ctx, const CatanetConfig *cfg, int keep
             p->in_use = 1;
             p->log_owner = ctx;
             *out = p;
-            av_log(ctx, AV_LOG_VERBOSE, "reusing the cached engine for '%s'\n", s->model);
+            av_log(ctx, AV_LOG_VERBOSE, "reusing the cached engine for '%s'\n", s->model_path);
             goto done;
         }
     }
@@ -218,10 +226,10 @@ static int pool_acquire(AVFilterContext *ctx, const CatanetConfig *cfg, int keep
     c = *cfg;
     c.log = engine_log;
     c.log_opaque = pe;
-    c.log_level = CATANET_LOG_WARNING;
+    c.log_level = engine_log_level();
     /* opening reads the model file while holding the lock: simple, and graphs are
      * configured one at a time in practice */
-    ret = catanet_engine_open(&pe->eng, s->model, &c, err, err_size);
+    ret = catanet_engine_open(&pe->eng, s->model_path, &c, err, err_size);
     if (ret < 0) {
         av_free(pe->key);
         av_free(pe);
@@ -259,15 +267,75 @@ static void pool_release(PoolEntry *pe)
     ff_mutex_unlock(&pool_lock);
 }
 
+/* Every software format the filter takes, and how the library reads it: output has the input's
+ * format (4:2:2 stays 4:2:2, 10-bit stays 10-bit). A format not listed is converted by FFmpeg's
+ * negotiation to the closest listed one. Alpha: the network sees the colour planes; the alpha
+ * plane (plane 3) is upscaled with bicubic (swscale) beside it, never dropped. */
+typedef struct FormatMap {
+    enum AVPixelFormat av;
+    CatanetPixelFormat fmt;
+    int bits;
+    int full_range;                 ///< JPEG formats: full range whatever the tag says
+    int gbr;                        ///< FFmpeg's G,B,R planes: reordered to R,G,B
+    enum AVPixelFormat alpha;       ///< format of the alpha plane alone, or AV_PIX_FMT_NONE
+} FormatMap;
+
+#define NO_A AV_PIX_FMT_NONE
+static const FormatMap formats[] = {
+    { AV_PIX_FMT_YUV420P,     CATANET_PIX_YUV420P,  8, 0, 0, NO_A },
+    { AV_PIX_FMT_YUVJ420P,    CATANET_PIX_YUV420P,  8, 1, 0, NO_A },
+    { AV_PIX_FMT_YUV422P,     CATANET_PIX_YUV422P,  8, 0, 0, NO_A },
+    { AV_PIX_FMT_YUVJ422P,    CATANET_PIX_YUV422P,  8, 1, 0, NO_A },
+    { AV_PIX_FMT_YUV444P,     CATANET_PIX_YUV444P,  8, 0, 0, NO_A },
+    { AV_PIX_FMT_YUVJ444P,    CATANET_PIX_YUV444P,  8, 1, 0, NO_A },
+    { AV_PIX_FMT_NV12,        CATANET_PIX_NV12,     8, 0, 0, NO_A },
+    { AV_PIX_FMT_RGB24,       CATANET_PIX_RGB24,    8, 0, 0, NO_A },
+    { AV_PIX_FMT_BGR24,       CATANET_PIX_BGR24,    8, 0, 0, NO_A },
+    { AV_PIX_FMT_GBRP,        CATANET_PIX_RGBP,     8, 0, 1, NO_A },
+    { AV_PIX_FMT_GRAY8,       CATANET_PIX_GRAY,     8, 0, 0, NO_A },
+    { AV_PIX_FMT_YUV420P10LE, CATANET_PIX_YUV420P, 10, 0, 0, NO_A },
+    { AV_PIX_FMT_YUV422P10LE, CATANET_PIX_YUV422P, 10, 0, 0, NO_A },
+    { AV_PIX_FMT_YUV444P10LE, CATANET_PIX_YUV444P, 10, 0, 0, NO_A },
+    { AV_PIX_FMT_YUV420P12LE, CATANET_PIX_YUV420P, 12, 0, 0, NO_A },
+    { AV_PIX_FMT_YUV422P12LE, CATANET_PIX_YUV422P, 12, 0, 0, NO_A },
+    { AV_PIX_FMT_YUV444P12LE, CATANET_PIX_YUV444P, 12, 0, 0, NO_A },
+    { AV_PIX_FMT_P010LE,      CATANET_PIX_P010,    10, 0, 0, NO_A },
+    { AV_PIX_FMT_GRAY10LE,    CATANET_PIX_GRAY,    10, 0, 0, NO_A },
+    { AV_PIX_FMT_GRAY16LE,    CATANET_PIX_GRAY,    16, 0, 0, NO_A },
+    { AV_PIX_FMT_RGB48LE,     CATANET_PIX_RGB48,   16, 0, 0, NO_A },
+    { AV_PIX_FMT_GBRP10LE,    CATANET_PIX_RGBP,    10, 0, 1, NO_A },
+    { AV_PIX_FMT_GBRP16LE,    CATANET_PIX_RGBP,    16, 0, 1, NO_A },
+    { AV_PIX_FMT_YUVA420P,    CATANET_PIX_YUV420P,  8, 0, 0, AV_PIX_FMT_GRAY8 },
+    { AV_PIX_FMT_YUVA422P,    CATANET_PIX_YUV422P,  8, 0, 0, AV_PIX_FMT_GRAY8 },
+    { AV_PIX_FMT_YUVA444P,    CATANET_PIX_YUV444P,  8, 0, 0, AV_PIX_FMT_GRAY8 },
+    { AV_PIX_FMT_GBRAP,       CATANET_PIX_RGBP,     8, 0, 1, AV_PIX_FMT_GRAY8 },
+    { AV_PIX_FMT_YUVA420P10LE, CATANET_PIX_YUV420P, 10, 0, 0, AV_PIX_FMT_GRAY10LE },
+    { AV_PIX_FMT_YUVA422P10LE, CATANET_PIX_YUV422P, 10, 0, 0, AV_PIX_FMT_GRAY10LE },
+    { AV_PIX_FMT_YUVA444P10LE, CATANET_PIX_YUV444P, 10, 0, 0, AV_PIX_FMT_GRAY10LE },
+    { AV_PIX_FMT_GBRAP16LE,   CATANET_PIX_RGBP,    16, 0, 1, AV_PIX_FMT_GRAY16LE },
+};
+
 static const enum AVPixelFormat pix_fmts[] = {
-    AV_PIX_FMT_YUV420P, AV_PIX_FMT_YUVJ420P, AV_PIX_FMT_YUV422P, AV_PIX_FMT_YUV444P,
-    AV_PIX_FMT_NV12, AV_PIX_FMT_RGB24, AV_PIX_FMT_BGR24, AV_PIX_FMT_GBRP, AV_PIX_FMT_GRAY8,
-    AV_PIX_FMT_YUV420P10LE, AV_PIX_FMT_YUV444P10LE, AV_PIX_FMT_P010LE,
+    AV_PIX_FMT_YUV420P, AV_PIX_FMT_YUVJ420P, AV_PIX_FMT_YUV422P, AV_PIX_FMT_YUVJ422P, AV_PIX_FMT_YUV444P,
+    AV_PIX_FMT_YUVJ444P, AV_PIX_FMT_NV12, AV_PIX_FMT_RGB24, AV_PIX_FMT_BGR24, AV_PIX_FMT_GBRP, AV_PIX_FMT_GRAY8,
+    AV_PIX_FMT_YUV420P10LE, AV_PIX_FMT_YUV422P10LE, AV_PIX_FMT_YUV444P10LE, AV_PIX_FMT_YUV420P12LE,
+    AV_PIX_FMT_YUV422P12LE, AV_PIX_FMT_YUV444P12LE, AV_PIX_FMT_P010LE, AV_PIX_FMT_GRAY10LE, AV_PIX_FMT_GRAY16LE,
+    AV_PIX_FMT_RGB48LE, AV_PIX_FMT_GBRP10LE, AV_PIX_FMT_GBRP16LE,
+    AV_PIX_FMT_YUVA420P, AV_PIX_FMT_YUVA422P, AV_PIX_FMT_YUVA444P, AV_PIX_FMT_GBRAP,
+    AV_PIX_FMT_YUVA420P10LE, AV_PIX_FMT_YUVA422P10LE, AV_PIX_FMT_YUVA444P10LE, AV_PIX_FMT_GBRAP16LE,
 #if CONFIG_CUDA
     AV_PIX_FMT_CUDA,
 #endif
     AV_PIX_FMT_NONE
 };
+
+static const FormatMap *find_format(enum AVPixelFormat f)
+{
+    for (int i = 0; i < FF_ARRAY_ELEMS(formats); i++)
+        if (formats[i].av == f)
+            return &formats[i];
+    return NULL;
+}
 
 #if CONFIG_CUDA
 static const enum AVPixelFormat cuda_sw_formats[] = {
@@ -278,7 +346,9 @@ static const enum AVPixelFormat cuda_sw_formats[] = {
 static av_cold int init(AVFilterContext *ctx)
 {
     CatanetXSContext *s = ctx->priv;
+    char path[4096], err[1024];
     FILE *f;
+    int ret;
 
     /* AVFilterContext's own `threads` (slice threading, which this filter does not do) would
      * take a value meant for the network and silently do nothing: refuse it, name the option */
@@ -287,28 +357,40 @@ static av_cold int init(AVFilterContext *ctx)
                "does not use; set the network's CPU threads with cpu_threads=N\n", ctx->nb_threads);
         return AVERROR(EINVAL);
     }
-    if (!s->model || !*s->model) {
-        av_log(ctx, AV_LOG_ERROR, "model is empty: give the path of a CATANet .safetensors file\n");
-        return AVERROR(EINVAL);
+    /* the two lists of software formats agree (a format in pix_fmts the table lacks would fail
+     * at the first frame) */
+    for (int i = 0; pix_fmts[i] != AV_PIX_FMT_NONE; i++)
+        if (pix_fmts[i] != AV_PIX_FMT_CUDA && !find_format(pix_fmts[i])) {
+            av_log(ctx, AV_LOG_ERROR, "%s is listed but has no entry in the format table\n",
+                   av_get_pix_fmt_name(pix_fmts[i]));
+            return AVERROR_BUG;
+        }
+    /* fail here, with the reason, before any graph is configured: a name the library cannot
+     * find (the message lists the folders it looked in), a file that cannot be read */
+    ret = catanet_model_resolve(s->model, path, sizeof(path), err, sizeof(err));
+    if (ret < 0) {
+        av_log(ctx, AV_LOG_ERROR, "model=%s: %s%s\n", s->model ? s->model : "", err,
+               s->model && strcmp(s->model, DEFAULT_MODEL) ? "" :
+               " (this is the default model: install libcatanet's models, set CATANET_MODEL_PATH to the "
+               "folder that holds them, or pass model=NAME|FILE)");
+        return catanet_to_averror(ret);
     }
-    /* fail here, with the reason, before any graph is configured */
-    f = fopen(s->model, "rb");
+    f = fopen(path, "rb");
     if (!f) {
-        int err = errno;
-        av_log(ctx, AV_LOG_ERROR, "cannot open model file '%s': %s%s\n", s->model, strerror(err),
-               strcmp(s->model, DEFAULT_MODEL) ? "" :
-               " (this is the default model path: install libcatanet's weights or pass model=FILE)");
-        return AVERROR(err);
+        ret = errno;
+        av_log(ctx, AV_LOG_ERROR, "cannot open model file '%s': %s\n", path, strerror(ret));
+        return AVERROR(ret);
     }
     /* a directory opens but does not read (EISDIR): say so here too */
     if (getc(f) == EOF && ferror(f)) {
-        int err = errno;
+        ret = errno;
         fclose(f);
-        av_log(ctx, AV_LOG_ERROR, "cannot read model file '%s': %s\n", s->model, strerror(err));
-        return AVERROR(err);
+        av_log(ctx, AV_LOG_ERROR, "cannot read model file '%s': %s\n", path, strerror(ret));
+        return AVERROR(ret);
     }
     fclose(f);
-    return 0;
+    s->model_path = av_strdup(path);
+    return s->model_path ? 0 : AVERROR(ENOMEM);
 }
 
 static av_cold void uninit(AVFilterContext *ctx)
@@ -320,6 +402,8 @@ static av_cold void uninit(AVFilterContext *ctx)
                "passed through bicubic (nonfinite=bicubic)\n", s->nb_nonfinite, s->nb_frames);
     sws_freeContext(s->sws);
     s->sws = NULL;
+    sws_freeContext(s->alpha_sws);
+    s->alpha_sws = NULL;
 #if CONFIG_CUDA
     if (s->entry && s->on_device && s->cu) {
         CUcontext dummy;
@@ -334,6 +418,7 @@ static av_cold void uninit(AVFilterContext *ctx)
     pool_release(s->entry);
     s->entry = NULL;
     s->eng = NULL;
+    av_freep(&s->model_path);
 }
 
 static CatanetColorMatrix pick_matrix(AVFilterContext *ctx, enum AVColorSpace cs, int height)
@@ -364,7 +449,7 @@ static CatanetColorMatrix pick_matrix(AVFilterContext *ctx, enum AVColorSpace cs
     return height >= 720 ? CATANET_MATRIX_BT709 : CATANET_MATRIX_BT601;
 }
 
-static CatanetChromaLoc pick_siting(AVFilterContext *ctx, enum AVChromaLocation loc, enum AVPixelFormat fmt)
+static CatanetChromaLoc pick_siting(AVFilterContext *ctx, enum AVChromaLocation loc)
 {
     CatanetXSContext *s = ctx->priv;
 
@@ -374,7 +459,7 @@ static CatanetChromaLoc pick_siting(AVFilterContext *ctx, enum AVChromaLocation 
     case AVCHROMA_LOC_TOPLEFT: return CATANET_CHROMA_TOPLEFT;
     case AVCHROMA_LOC_UNSPECIFIED:
         /* JPEG-style full-range formats site chroma at the centre; video formats at the left */
-        return fmt == AV_PIX_FMT_YUVJ420P ? CATANET_CHROMA_CENTER : CATANET_CHROMA_LEFT;
+        return s->fmt && s->fmt->full_range ? CATANET_CHROMA_CENTER : CATANET_CHROMA_LEFT;
     default:
         if (!s->warned_siting++)
             av_log(ctx, AV_LOG_WARNING, "chroma location '%s' is approximated by the nearest supported one\n",
@@ -400,33 +485,22 @@ static int frame_to_image(AVFilterContext *ctx, const AVFrame *f, int w, int h, 
         im->data[i] = f->data[i];
         im->linesize[i] = f->linesize[i];
     }
-    switch (fmt) {
-    case AV_PIX_FMT_YUV420P:
-    case AV_PIX_FMT_YUVJ420P:    im->format = CATANET_PIX_YUV420P; break;
-    case AV_PIX_FMT_YUV422P:     im->format = CATANET_PIX_YUV422P; break;
-    case AV_PIX_FMT_YUV444P:     im->format = CATANET_PIX_YUV444P; break;
-    case AV_PIX_FMT_NV12:        im->format = CATANET_PIX_NV12; break;
-    case AV_PIX_FMT_RGB24:       im->format = CATANET_PIX_RGB24; break;
-    case AV_PIX_FMT_BGR24:       im->format = CATANET_PIX_BGR24; break;
-    case AV_PIX_FMT_GRAY8:       im->format = CATANET_PIX_GRAY; break;
-    case AV_PIX_FMT_YUV420P10LE: im->format = CATANET_PIX_YUV420P; im->bits = 10; break;
-    case AV_PIX_FMT_YUV444P10LE: im->format = CATANET_PIX_YUV444P; im->bits = 10; break;
-    case AV_PIX_FMT_P010LE:      im->format = CATANET_PIX_P010; im->bits = 10; break;
-    case AV_PIX_FMT_GBRP:
-        /* FFmpeg stores the planes G, B, R; the library wants R, G, B */
-        im->format = CATANET_PIX_RGBP;
-        im->data[0] = f->data[2]; im->linesize[0] = f->linesize[2];
-        im->data[1] = f->data[0]; im->linesize[1] = f->linesize[0];
-        im->data[2] = f->data[1]; im->linesize[2] = f->linesize[1];
-        break;
-    default:
+    if (!s->fmt) {
         av_log(ctx, AV_LOG_ERROR, "unsupported pixel format %s\n", av_get_pix_fmt_name(fmt));
         return AVERROR(ENOSYS);
     }
+    im->format = s->fmt->fmt;
+    im->bits = s->fmt->bits;
+    if (s->fmt->gbr) {
+        /* FFmpeg stores the planes G, B, R; the library wants R, G, B */
+        im->data[0] = f->data[2]; im->linesize[0] = f->linesize[2];
+        im->data[1] = f->data[0]; im->linesize[1] = f->linesize[0];
+        im->data[2] = f->data[1]; im->linesize[2] = f->linesize[1];
+    }
     im->matrix = pick_matrix(ctx, tags->colorspace, tags->height);
-    im->range = tags->color_range == AVCOL_RANGE_JPEG || fmt == AV_PIX_FMT_YUVJ420P ?
-                CATANET_RANGE_FULL : CATANET_RANGE_LIMITED;
-    im->chroma_loc = pick_siting(ctx, tags->chroma_location, fmt);
+    im->range = tags->color_range == AVCOL_RANGE_JPEG || s->fmt->full_range ? CATANET_RANGE_FULL :
+                CATANET_RANGE_LIMITED;
+    im->chroma_loc = pick_siting(ctx, tags->chroma_location);
     return 0;
 }
 
@@ -452,6 +526,7 @@ static int config_cuda_output(AVFilterContext *ctx, AVFilterLink *inlink, AVFilt
         return AVERROR(ENOSYS);
     }
     s->sw_format = in_fc->sw_format;
+    s->fmt = find_format(s->sw_format);
     s->hwctx = in_fc->device_ctx->hwctx;
     s->cu = s->hwctx->internal->cuda_dl;
 
@@ -486,9 +561,12 @@ static int config_output(AVFilterLink *outlink)
     s->eng = NULL;
     sws_freeContext(s->sws);
     s->sws = NULL;
+    sws_freeContext(s->alpha_sws);
+    s->alpha_sws = NULL;
 
     s->on_device = inlink->format == AV_PIX_FMT_CUDA;
     s->sw_format = inlink->format;
+    s->fmt = find_format(s->sw_format);
     catanet_config_default(&cfg);
     cfg.gpu = s->gpu;
     cfg.threads = s->cpu_threads;
@@ -532,7 +610,7 @@ static int config_output(AVFilterLink *outlink)
         CHECK_CU(s->cu->cuCtxPopCurrent(&dummy));
         if (ret < 0) {
             av_log(ctx, AV_LOG_ERROR, "cannot open model '%s' on the CUDA device of the frames: %s\n",
-                   s->model, err);
+                   s->model_path, err);
             return catanet_to_averror(ret);
         }
         goto opened;
@@ -552,7 +630,7 @@ static int config_output(AVFilterLink *outlink)
         if (ret == CATANET_ERR_NO_DEVICE)
             av_log(ctx, AV_LOG_ERROR, "device=cuda: no usable CUDA GPU: %s\n", err);
         else
-            av_log(ctx, AV_LOG_ERROR, "cannot open model '%s': %s\n", s->model, err);
+            av_log(ctx, AV_LOG_ERROR, "cannot open model '%s': %s\n", s->model_path, err);
         return catanet_to_averror(ret);
     }
 #if CONFIG_CUDA
@@ -598,11 +676,20 @@ opened:
             return AVERROR(ENOMEM);
         }
     }
+    /* the network has no alpha: the alpha plane is upscaled with bicubic beside it */
+    if (s->fmt && s->fmt->alpha != AV_PIX_FMT_NONE) {
+        s->alpha_sws = sws_getContext(inlink->w, inlink->h, s->fmt->alpha, outlink->w, outlink->h, s->fmt->alpha,
+                                      SWS_BICUBIC | SWS_ACCURATE_RND | SWS_BITEXACT, NULL, NULL, NULL);
+        if (!s->alpha_sws) {
+            av_log(ctx, AV_LOG_ERROR, "cannot create the bicubic scaler of the alpha plane\n");
+            return AVERROR(ENOMEM);
+        }
+    }
 
     av_log(ctx, AV_LOG_VERBOSE, "%dx%d %s -> %dx%d on %s (%s), model '%s'\n", inlink->w, inlink->h,
            av_get_pix_fmt_name(s->sw_format), outlink->w, outlink->h,
            catanet_engine_device(s->eng) == CATANET_DEVICE_CUDA ? "CUDA" : "CPU",
-           catanet_engine_precision(s->eng) == CATANET_PRECISION_FP16 ? "fp16" : "fp32", s->model);
+           catanet_engine_precision(s->eng) == CATANET_PRECISION_FP16 ? "fp16" : "fp32", s->model_path);
     if (s->device == DEV_AUTO)
         av_log(ctx, AV_LOG_INFO, "device=auto chose %s\n",
                catanet_engine_device(s->eng) == CATANET_DEVICE_CUDA ? "cuda" : "cpu");
@@ -618,6 +705,20 @@ static int filter_frame(AVFilterLink *inlink, AVFrame *in)
     AVFrame *out;
     int64_t n = s->nb_frames++;     /* this frame's index, for messages */
     int ret;
+
+    if (in->color_trc == AVCOL_TRC_SMPTE2084 || in->color_trc == AVCOL_TRC_ARIB_STD_B67) {
+        if (s->hdr == HDR_FAIL) {
+            av_log(ctx, AV_LOG_ERROR, "frame %"PRId64": HDR input (transfer %s): the network was trained on SDR "
+                   "video and would treat these code values as SDR; tone-map to SDR before the filter, or set "
+                   "hdr=pass to upscale the coded values anyway\n", n, av_color_transfer_name(in->color_trc));
+            av_frame_free(&in);
+            return AVERROR(EINVAL);
+        }
+        if (!s->warned_hdr++)
+            av_log(ctx, AV_LOG_WARNING, "hdr=pass: HDR input (transfer %s) is upscaled as if it were SDR: the "
+                   "network was trained on SDR video, so expect colour and detail errors; the output keeps the "
+                   "input's HDR tags\n", av_color_transfer_name(in->color_trc));
+    }
 
     if (in->width != inlink->w || in->height != inlink->h) {
         av_log(ctx, AV_LOG_ERROR, "frame size changed from %dx%d to %dx%d but the filter graph was not "
@@ -683,6 +784,9 @@ static int filter_frame(AVFilterLink *inlink, AVFrame *in)
         ret = catanet_to_averror(ret);
         goto fail;
     }
+    if (s->alpha_sws)
+        sws_scale(s->alpha_sws, (const uint8_t *const *)&in->data[3], &in->linesize[3], 0, in->height,
+                  &out->data[3], &out->linesize[3]);
     av_frame_free(&in);
     return ff_filter_frame(outlink, out);
 
@@ -712,7 +816,8 @@ static const AVFilterPad catanet_xs_outputs[] = {
 #define FLAGS (AV_OPT_FLAG_FILTERING_PARAM | AV_OPT_FLAG_VIDEO_PARAM)
 
 static const AVOption catanet_xs_options[] = {
-    { "model", "CATANet weights (.safetensors); the scale comes from the model", OFFSET(model),
+    { "model", "a model name (looked up in CATANET_MODEL_PATH, then libcatanet's installed model folder) or "
+      "a .safetensors or .pth file; the scale comes from the model", OFFSET(model),
       AV_OPT_TYPE_STRING, { .str = DEFAULT_MODEL }, 0, 0, FLAGS },
     { "device", "where the network runs", OFFSET(device), AV_OPT_TYPE_INT, { .i64 = DEV_AUTO }, DEV_AUTO, DEV_CUDA,
       FLAGS, "device" },
@@ -745,6 +850,12 @@ static const AVOption catanet_xs_options[] = {
         { "fail", "stop with an error", 0, AV_OPT_TYPE_CONST, { .i64 = NONFINITE_FAIL }, 0, 0, FLAGS, "nonfinite" },
         { "bicubic", "pass the input through bicubic instead, logged and counted", 0, AV_OPT_TYPE_CONST,
           { .i64 = NONFINITE_BICUBIC }, 0, 0, FLAGS, "nonfinite" },
+    { "hdr", "HDR input (PQ or HLG transfer): the network was trained on SDR", OFFSET(hdr), AV_OPT_TYPE_INT,
+      { .i64 = HDR_FAIL }, HDR_FAIL, HDR_PASS, FLAGS, "hdr" },
+        { "fail", "stop with an error at the first HDR frame", 0, AV_OPT_TYPE_CONST, { .i64 = HDR_FAIL }, 0, 0,
+          FLAGS, "hdr" },
+        { "pass", "upscale the coded values as if SDR, with a warning", 0, AV_OPT_TYPE_CONST, { .i64 = HDR_PASS },
+          0, 0, FLAGS, "hdr" },
     { NULL }
 };
 

@@ -121,10 +121,53 @@ typedef struct CatanetModelInfo {
     int64_t num_params;            /**< learnable parameters (buffers excluded) */
 } CatanetModelInfo;
 
+/* ---- models by name ---- */
+
+/** Longest model name catanet_model_resolve accepts (bytes, without the NUL). */
+#define CATANET_MODEL_NAME_MAX 128
+
+/**
+ * Resolve a model argument (what every tool's -m and the filter's model= take) to a file path.
+ * An argument with a '/' or a '.' is a path: copied to path unchanged (it is checked when opened).
+ * Anything else is a model name (letters, digits, '_', '-'; e.g. "catanet_s_x4"), looked up as
+ * NAME.safetensors, then NAME.pth, in each folder of the environment variable CATANET_MODEL_PATH
+ * (colon-separated, empty entries ignored), then in the installed model folder (catanet_model_dir).
+ * A file without an extension in the current folder is therefore given as ./FILE.
+ * Returns 0 with the path (NUL-terminated, at most path_size bytes); CATANET_ERR_INVALID_ARG for a
+ * malformed name or a path that does not fit; CATANET_ERR_IO when no folder holds the name, with
+ * err (when not NULL) listing the folders looked in. catanet_engine_open applies the same rule.
+ */
+int catanet_model_resolve(const char *model, char *path, size_t path_size, char *err, size_t err_size);
+
+/** The installed model folder, last in the lookup (PREFIX/share/catanet unless configured). */
+const char *catanet_model_dir(void);
+
+/** Called by catanet_model_list for each model; a non-zero return stops the listing. */
+typedef int (*CatanetModelFn)(void *opaque, const char *name, const char *path);
+
+/**
+ * Enumerate the models a name reaches: the folders in lookup order, each folder's NAME.safetensors
+ * and NAME.pth files by name, each reported only where catanet_model_resolve would resolve NAME to
+ * it (a copy shadowed by an earlier folder, or NAME.pth beside NAME.safetensors, is left out).
+ * Missing folders are skipped. The files are not opened: catanet_model_probe reads one. Each
+ * folder is read with scandir (allocated and freed while the call runs; nothing is kept).
+ * Returns 0 after the last one, fn's non-zero value when it stopped, or CATANET_ERR_INVALID_ARG.
+ */
+int catanet_model_list(CatanetModelFn fn, void *opaque);
+
+/**
+ * Read the architecture of a model (a name or a path, as catanet_model_resolve resolves it; safetensors
+ * or an official PyTorch .pth checkpoint) without creating an engine. The whole file is read and
+ * checked as catanet_engine_open would; err (when not NULL) gets the reason of a failure.
+ */
+int catanet_model_probe(const char *model, CatanetModelInfo *info, char *err, size_t err_size);
+
 typedef struct CatanetEngine CatanetEngine;
 
 /**
- * Open a model (safetensors) and create an engine on cfg->device.
+ * Open a model and create an engine on cfg->device. model_path is a model name or a path, resolved
+ * by catanet_model_resolve; the file is safetensors or an official PyTorch checkpoint (.pth, read
+ * without Python: the pickle is parsed, never executed), told apart by its content.
  * On failure *out is NULL; when err_msg is not NULL it receives a detail message
  * (up to err_msg_size bytes, NUL-terminated).
  */

@@ -42,6 +42,17 @@ static const Fmt fmts[] = {
     { "yuv420p10le", CATANET_PIX_YUV420P, 10, 2, 3, 1, 1, { 1, 1, 1 }, 0 },
     { "yuv444p10le", CATANET_PIX_YUV444P, 10, 2, 3, 0, 0, { 1, 1, 1 }, 0 },
     { "p010le",      CATANET_PIX_P010,    10, 2, 2, 1, 1, { 1, 2, 0 }, 0 },
+    { "yuvj422p",    CATANET_PIX_YUV422P, 8,  1, 3, 1, 0, { 1, 1, 1 }, 0 },
+    { "yuvj444p",    CATANET_PIX_YUV444P, 8,  1, 3, 0, 0, { 1, 1, 1 }, 0 },
+    { "yuv422p10le", CATANET_PIX_YUV422P, 10, 2, 3, 1, 0, { 1, 1, 1 }, 0 },
+    { "yuv420p12le", CATANET_PIX_YUV420P, 12, 2, 3, 1, 1, { 1, 1, 1 }, 0 },
+    { "yuv422p12le", CATANET_PIX_YUV422P, 12, 2, 3, 1, 0, { 1, 1, 1 }, 0 },
+    { "yuv444p12le", CATANET_PIX_YUV444P, 12, 2, 3, 0, 0, { 1, 1, 1 }, 0 },
+    { "gray10le",    CATANET_PIX_GRAY,    10, 2, 1, 0, 0, { 1, 0, 0 }, 0 },
+    { "gray16le",    CATANET_PIX_GRAY,    16, 2, 1, 0, 0, { 1, 0, 0 }, 0 },
+    { "rgb48le",     CATANET_PIX_RGB48,   16, 2, 1, 0, 0, { 3, 0, 0 }, 0 },
+    { "gbrp10le",    CATANET_PIX_RGBP,    10, 2, 3, 0, 0, { 1, 1, 1 }, 1 },
+    { "gbrp16le",    CATANET_PIX_RGBP,    16, 2, 3, 0, 0, { 1, 1, 1 }, 1 },
 };
 
 typedef struct Frame {

@@ -14,11 +14,11 @@ ff -filters > "$TMP/filters" 2>&1
 check "catanet_xs is registered (ffmpeg -filters)" grep -q ' catanet_xs  *V->V ' "$TMP/filters"
 "$FF" -hide_banner -h filter=catanet_xs > "$TMP/help" 2>&1
 ok=1
-for o in model device gpu precision cpu_threads tile matrix nonfinite; do
+for o in model device gpu precision cpu_threads tile matrix nonfinite hdr; do
     grep -q "^   $o " "$TMP/help" || { ok=0; echo "option $o missing from -h filter=catanet_xs"; }
 done
 grep -q "support for timeline" "$TMP/help" || ok=0
-check "ffmpeg -h filter=catanet_xs documents model, device, gpu, precision, cpu_threads, tile, matrix, nonfinite, timeline" [ $ok = 1 ]
+check "ffmpeg -h filter=catanet_xs documents model, device, gpu, precision, cpu_threads, tile, matrix, nonfinite, hdr, timeline" [ $ok = 1 ]
 
 # deterministic: the output does not depend on the run or on the thread count (by design; whether
 # the thread count takes effect at all is counted below)

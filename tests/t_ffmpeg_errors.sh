@@ -1,9 +1,9 @@
 #!/bin/sh
 # Each error case of catanet_xs: the message (naming the file / the device / the sizes) and
 # a failing exit status. Missing model, unreadable models (a directory, a path through a file,
-# mode 000: as root through setpriv), generic threads= and cpu_threads out of range, malformed model, default model
-# path missing, device=cuda without a GPU, fp16 on the CPU, a frame size change with
-# -reinit_filter 0; device=auto logs its choice.
+# mode 000: as root through setpriv), generic threads= and cpu_threads out of range, malformed model,
+# device=cuda without a GPU, fp16 on the CPU, a frame size change with -reinit_filter 0; device=auto
+# logs its choice. (Models by name, the default model among them: t_ffmpeg_models.sh.)
 . tests/ffmpeg_lib.sh
 need_ffmpeg
 M=$MODEL
@@ -72,17 +72,6 @@ expect_error "threads= (FFmpeg's generic option) is refused, naming cpu_threads"
 expect_error "cpu_threads=5000 is refused (0 to 1024)" \
     "Value 5000.* for parameter 'cpu_threads' out of range \\[0 - 1024\\]" \
     -lavfi "$src,catanet_xs=model=$M:cpu_threads=5000" -f null -
-
-# the default model path (PREFIX/share/catanet/...) is used when no model is given
-def=$("$FF" -hide_banner -h filter=catanet_xs 2>&1 | sed -n 's/.*model .*(default "\(.*\)")$/\1/p')
-if [ -f "$def" ]; then
-    ff -lavfi "$src,catanet_xs" -f null - 2> "$TMP/def.log"
-    check "no model option: the installed default $def is used" [ $? = 0 ]
-else
-    expect_error "no model option and no installed default: error names $def and says how to fix it" \
-        "cannot open model file '$def': No such file or directory \(this is the default model path" \
-        -lavfi "$src,catanet_xs" -f null -
-fi
 
 if command -v nvidia-smi > /dev/null 2>&1 && nvidia-smi -L > /dev/null 2>&1; then
     ff -lavfi "$src,catanet_xs=model=$M:device=cuda" -f null - 2> "$TMP/cuda.log"

@@ -3,7 +3,8 @@
 # an odd size, 175x143, for the formats where odd sizes meet chroma subsampling or packing:
 # the filter's output must equal, byte for byte, what libcatanet itself gives for the same
 # raw input frame (tests/ffmpeg_ref.c) with the colour rules the filter documents (untagged:
-# BT.601 below 720 lines, limited range, left-sited chroma; yuvj420p: full range, centred).
+# BT.601 below 720 lines, limited range, left-sited chroma; yuvj*: full range, centred). Each format
+# comes out in its own format (no conversion by FFmpeg's negotiation: 4:2:2 stays 4:2:2).
 # 10-bit: yuv444p10le output, read back, is within half an 8-bit step of the float network
 # output (8-bit yuv444p, the control, is not). Every ffmpeg and ffmpeg_ref run must succeed: a
 # failed step fails its case (no file of an earlier case is compared), and the control counts
@@ -32,12 +33,12 @@ step() {
 fresh() { rm -f "$TMP/in.raw" "$TMP/ff.raw" "$TMP/ref.raw" "$TMP/other.raw"; }
 
 # fmt_case MODEL SCALE PIXFMT WxH [LABEL]: one raw frame through the filter and through libcatanet
-# (untagged: BT.601, limited range and left-sited chroma; yuvj420p: full range, centred), byte for byte
+# (untagged: BT.601, limited range and left-sited chroma; yuvj*: full range, centred), byte for byte
 fmt_case() {
     model=$1 s=$2 f=$3 size=$4 label=$5
     w=${size%x*} h=${size#*x}
     range=limited loc=left
-    [ $f = yuvj420p ] && range=full loc=center
+    case $f in yuvj*) range=full loc=center ;; esac
     fresh
     if ! step "input frame" ff -lavfi "testsrc2=size=64x48:rate=5:duration=0.2,scale=$w:$h,format=$f" -f rawvideo "$TMP/in.raw" ||
        ! step "filter" ff -f rawvideo -pix_fmt $f -s $size -i "$TMP/in.raw" -vf "catanet_xs=model=$model:cpu_threads=1" \
@@ -50,7 +51,8 @@ fmt_case() {
         cmp -s "$TMP/ff.raw" "$TMP/ref.raw"
 }
 
-fmts="yuv420p yuvj420p yuv422p yuv444p nv12 rgb24 bgr24 gbrp gray yuv420p10le yuv444p10le p010le"
+fmts="yuv420p yuvj420p yuv422p yuvj422p yuv444p yuvj444p nv12 rgb24 bgr24 gbrp gray yuv420p10le yuv422p10le
+ yuv444p10le yuv420p12le yuv422p12le yuv444p12le p010le gray10le gray16le rgb48le gbrp10le gbrp16le"
 for size in 17x13 1x1 2x2; do
     list=$fmts
     # 2x2: only where chroma geometry differs from 1x1 (subsampled formats)

@@ -34,7 +34,7 @@ static int usage(FILE *f, int rc)
                     "                     [-k auto|primary|fallback] (CUDA: which kernel of a pair runs)\n"
                     "                     [-s WxH]... (default 64x64) [-n RUNS (5)] [-w WARMUP (1)]\n"
                     "  -t 0..1024 (0: all cores), --tile 0..32768, -s up to 32768x32768 (32 at most),\n"
-                    "  -n 1..100000, -w 0..100000; --help, --version\n");
+                    "  -n 1..100000, -w 0..100000; --help, --version\n" CLI_MODEL_HELP);
     return rc;
 }
 
@@ -46,6 +46,7 @@ int main(int argc, char **argv)
     int runs = 5, warmup = 1, nsizes = 0, sizes[32][2];
     static const char *const kernels[] = { "auto", "primary", "fallback", NULL };
     static const struct option longopts[] = { { "tile", required_argument, NULL, CLI_OPT_TILE },
+                                              { "list-models", no_argument, NULL, CLI_OPT_LIST_MODELS },
                                               { "help", no_argument, NULL, 'h' },
                                               { "version", no_argument, NULL, 'V' },
                                               { NULL, 0, NULL, 0 } };
@@ -81,6 +82,7 @@ int main(int argc, char **argv)
             break;
         case 'h': return usage(stdout, 0);
         case 'V': cli_version(PROG); return 0;
+        case CLI_OPT_LIST_MODELS: return cli_list_models(PROG);
         default: return usage(stderr, 2);
         }
     }

@@ -99,13 +99,14 @@ static void count(const CatanetModelInfo *a, int W, int H, Cost *c, double *fuse
 static int usage(FILE *f, int rc)
 {
     fprintf(f, "usage: catanet-cost -m MODEL [-s WxH]... (default 960x540, at most 16, sides up to 32768) [--json]\n"
-               "       [--help] [--version]\n");
+               "       [--help] [--version]\n" CLI_MODEL_HELP);
     return rc;
 }
 
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = { { "json", no_argument, NULL, 'J' },
+                                              { "list-models", no_argument, NULL, CLI_OPT_LIST_MODELS },
                                               { "help", no_argument, NULL, 'h' },
                                               { "version", no_argument, NULL, 'V' },
                                               { NULL, 0, NULL, 0 } };
@@ -126,6 +127,7 @@ int main(int argc, char **argv)
         case 'J': json = 1; break;
         case 'h': return usage(stdout, 0);
         case 'V': cli_version(PROG); return 0;
+        case CLI_OPT_LIST_MODELS: return cli_list_models(PROG);
         default: return usage(stderr, 2);
         }
     }

@@ -29,7 +29,7 @@ static int usage(FILE *f, int rc)
             "       catanet-eval -s SCALE [--json] [--per-image] DIR...   (bicubic baseline only)\n"
             "  DIR: HR images, or a set with HR/ or GTmod12/ and LR_bicubic/X{s}/ or LRbicx{s}/ (LR made by\n"
             "       MATLAB-compatible bicubic when absent). PSNR/SSIM on Y, border = scale, averaged per image.\n"
-            "  -t THREADS 0..1024 (0: all cores); -s SCALE 1..8; --help, --version\n"
+            "  -t THREADS 0..1024 (0: all cores); -s SCALE 1..8; --help, --version\n" CLI_MODEL_HELP
             "Exit status: 0, 1 on an error (a non-finite metric included), 2 on bad usage.\n");
     return rc;
 }
@@ -144,6 +144,7 @@ int main(int argc, char **argv)
     static const struct option longopts[] = { { "json", no_argument, NULL, 'J' },
                                               { "per-image", no_argument, NULL, 'I' },
                                               { "no-bicubic", no_argument, NULL, 'B' },
+                                              { "list-models", no_argument, NULL, CLI_OPT_LIST_MODELS },
                                               { "help", no_argument, NULL, 'h' },
                                               { "version", no_argument, NULL, 'V' },
                                               { NULL, 0, NULL, 0 } };
@@ -164,6 +165,7 @@ int main(int argc, char **argv)
         case 'B': bicubic = 0; break;
         case 'h': return usage(stdout, 0);
         case 'V': cli_version(PROG); return 0;
+        case CLI_OPT_LIST_MODELS: return cli_list_models(PROG);
         default: return usage(stderr, 2);
         }
     }

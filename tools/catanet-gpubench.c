@@ -29,6 +29,7 @@ static int usage(FILE *f, int rc)
     fprintf(f, "usage: catanet-gpubench -m MODEL [-p fp32|fp16] [-f nv12|p010|rgbf] [-s WxH]... (at most 16)\n"
                "       [-n RUNS (20; 1..100000)] [-w WARMUP (3; 0..100000)] [-g GPU (0..63)]\n"
                "       [-k auto|primary|fallback] [-P 0|1] [--help] [--version]\n"
+               CLI_MODEL_HELP
                "Exit status: 0, 1 on an error, 2 on bad usage, 77 without CUDA (build or machine).\n");
     return rc;
 }
@@ -44,7 +45,8 @@ static int parse(int argc, char **argv, Opts *o)
 {
     static const char *const precisions[] = { "fp16", "fp32", NULL }, *const formats[] = { "nv12", "p010", "rgbf", NULL },
                              *const kernels[] = { "auto", "primary", "fallback", NULL };
-    static const struct option longopts[] = { { "help", no_argument, NULL, 'h' },
+    static const struct option longopts[] = { { "list-models", no_argument, NULL, CLI_OPT_LIST_MODELS },
+                                              { "help", no_argument, NULL, 'h' },
                                               { "version", no_argument, NULL, 'V' },
                                               { NULL, 0, NULL, 0 } };
     int c, k;
@@ -92,6 +94,7 @@ static int parse(int argc, char **argv, Opts *o)
             break;
         case 'h': exit(usage(stdout, 0));
         case 'V': cli_version(PROG); exit(0);
+        case CLI_OPT_LIST_MODELS: exit(cli_list_models(PROG));
         default: return usage(stderr, 2);
         }
     }

@@ -22,6 +22,7 @@ static int usage(FILE *f, int rc)
                "  IN, OUT: .png (8/16-bit) or .npy (float32 [3,H,W] or [1,3,H,W] in [0,1])\n"
                "  -t THREADS  0..1024 (0: all cores)   --tile N  0..32768 (0: no tiling)\n"
                "  --bits      PNG output depth (default: the input's)\n"
+               CLI_MODEL_HELP
                "  --help, --version\n"
                "Exit status: 0, 1 on an error (OUT is then not written), 2 on bad usage.\n");
     return rc;
@@ -48,6 +49,7 @@ int main(int argc, char **argv)
     static const char *const bit_names[] = { "8", "16", NULL };
     static const struct option longopts[] = { { "tile", required_argument, NULL, CLI_OPT_TILE },
                                               { "bits", required_argument, NULL, 'b' },
+                                              { "list-models", no_argument, NULL, CLI_OPT_LIST_MODELS },
                                               { "help", no_argument, NULL, 'h' },
                                               { "version", no_argument, NULL, 'V' },
                                               { NULL, 0, NULL, 0 } };
@@ -71,6 +73,7 @@ int main(int argc, char **argv)
             break;
         case 'h': return usage(stdout, 0);
         case 'V': cli_version(PROG); return 0;
+        case CLI_OPT_LIST_MODELS: return cli_list_models(PROG);
         default: return usage(stderr, 2);
         }
     }

@@ -120,6 +120,41 @@ int cli_engine_option(const char *prog, int opt, const char *arg, CatanetConfig 
     return 0;
 }
 
+typedef struct ListState {
+    const char *prog;
+    int n, bad;
+} ListState;
+
+static int list_one(void *opaque, const char *name, const char *path)
+{
+    ListState *st = opaque;
+    CatanetModelInfo info;
+    char err[1024];
+    if (!st->n++)
+        printf("%-24s %-5s %10s  %s\n", "NAME", "SCALE", "PARAMS", "PATH");
+    if (catanet_model_probe(path, &info, err, sizeof(err)) < 0) {
+        /* the path is printed by the error message itself */
+        printf("%-24s %-5s %10s  %s: unreadable\n", name, "?", "?", path);
+        fprintf(stderr, "%s: %s\n", st->prog, err);
+        st->bad++;
+    } else {
+        printf("%-24s x%-4d %10lld  %s\n", name, info.upscale, (long long)info.num_params, path);
+    }
+    return 0;
+}
+
+int cli_list_models(const char *prog)
+{
+    ListState st = { prog, 0, 0 };
+    catanet_model_list(list_one, &st);
+    if (!st.n) {
+        const char *env = getenv("CATANET_MODEL_PATH");
+        fprintf(stderr, "%s: no models found in CATANET_MODEL_PATH (%s) nor in %s\n", prog,
+                env && *env ? env : "not set", catanet_model_dir());
+    }
+    return st.bad ? 1 : 0;
+}
+
 void cli_version(const char *prog)
 {
     printf("%s (catanet) %s\n", prog, catanet_version());

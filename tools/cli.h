@@ -26,6 +26,17 @@ int cli_size(const char *prog, const char *opt, const char *s, int max, int *w, 
 struct CatanetConfig;
 int cli_engine_option(const char *prog, int opt, const char *arg, struct CatanetConfig *cfg);
 
+/* --list-models (getopt code CLI_OPT_LIST_MODELS), shared by every tool that takes -m: prints to stdout
+ * one line per model a name reaches (catanet_model_list: CATANET_MODEL_PATH, then the installed
+ * folder): NAME, xSCALE, parameters, path; with none, says on stderr where it looked. Returns the
+ * program's exit status: 0, or 1 when a model file could not be read (its line says why). */
+#define CLI_OPT_LIST_MODELS 0x101
+#define CLI_MODEL_HELP \
+    "  -m MODEL  a model name (e.g. catanet_xs_x2: looked up in CATANET_MODEL_PATH, then the installed\n" \
+    "            model folder) or the path of a .safetensors or official PyTorch .pth file\n" \
+    "  --list-models  list the models a name finds (name, scale, parameters, path) and exit\n"
+int cli_list_models(const char *prog);
+
 /* prints "PROG (catanet) VERSION" to stdout */
 void cli_version(const char *prog);
 

@@ -28,7 +28,6 @@ log() { echo "ffmpeg-build: $*" >&2; }
 [ -f "$B/catanet.pc" ] && [ -f "$B/libcatanet.a" ] ||
     { log "$B/catanet.pc or $B/libcatanet.a missing: run ./configure && make first"; exit 1; }
 src=${FFMPEG_SOURCE:-$(sed -n 's/^FFMPEG_SOURCE *= *//p' "$B/config.mk")}
-prefix=$(sed -n 's/^PREFIX *= *//p' "$B/config.mk")
 if [ -n "$SUITE" ] || [ -z "$src" ]; then
     tag=${SUITE:-default}
     src=$(ls -d "$B/ffmpeg-src-$tag"/ffmpeg-[0-9]*/ 2>/dev/null | head -n 1)
@@ -97,8 +96,7 @@ flags="--disable-everything --disable-doc --disable-autodetect --disable-ffplay 
  --enable-parser=h264,hevc,mpegvideo,mpeg4video,vp9,png,aac,mpegaudio
  --enable-bsf=h264_mp4toannexb,hevc_mp4toannexb,aac_adtstoasc,extract_extradata
  --enable-indev=lavfi
- --enable-filter=catanet_xs,scale,format,null,testsrc,testsrc2,setsar,setparams,fps,trim,concat,split,hstack,psnr,ssim,crop,pad,select,setpts,showinfo,hwupload,hwdownload,anull,aformat,aresample,atrim,anullsrc
- --extra-cflags=-DCATANET_XS_DATADIR=$prefix/share/catanet"
+ --enable-filter=catanet_xs,scale,format,null,testsrc,testsrc2,setsar,setparams,fps,trim,concat,split,hstack,psnr,ssim,crop,pad,select,setpts,showinfo,hwupload,hwdownload,anull,aformat,aresample,atrim,anullsrc"
 # a machine without some optional packages (e.g. a bare GPU machine): build without them
 if ! pkg-config --exists x264 2>/dev/null; then
     log "libx264 not found: building without it (no H.264 software encoder)"
