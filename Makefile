@@ -356,6 +356,22 @@ PYTHON ?= $(if $(wildcard /usr/bin/python3),/usr/bin/python3,python3)
 bench-official: all
 	$(PYTHON) tools/bench-official.py --build $(B)
 
+# regress: fps (end to end and filter alone), PSNR/SSIM and temporal stability of catanet_xs on
+# sample clips, compared with a baseline of this machine and device (tools/regress.py; README
+# "Regression tests on sample clips"). Variables: BASELINE=file (UPDATE=1 writes it), MODEL=,
+# CLIPS=folder or clip, MATCH=regex, FULL=0|1, DEVICES=cpu,cuda, FORCE=1. They reach the tool through
+# the environment, never through a shell command line.
+.PHONY: regress
+regress: export REGRESS_BASELINE = $(BASELINE)
+regress: export REGRESS_UPDATE = $(UPDATE)
+regress: export REGRESS_MODEL = $(or $(MODEL),$(CATANET_MODEL))
+regress: export REGRESS_CLIPS = $(CLIPS)
+regress: export REGRESS_MATCH = $(MATCH)
+regress: export REGRESS_FULL = $(FULL)
+regress: export REGRESS_DEVICES = $(DEVICES)
+regress: export REGRESS_FORCE = $(FORCE)
+regress: ffmpeg all
+	$(PYTHON) tools/regress.py --build $(B)
 demo: ffmpeg all
 	sh tools/ffmpeg-demo.sh $(B) $(CATANET_MODEL) $(DEMO_CLIP)
 fps: ffmpeg
