@@ -276,14 +276,14 @@ def measure(a, clip, dev, work):
            "fps_e2e": mean_spread(e2e),
            "fps_filter": mean_spread(filt),
            "catanet": quality(sr, orig, w, h), "bicubic": quality(bic, orig, w, h)}
-    res["side_by_side"] = side_by_side(a, work, orig, bic, sr, w, h, n)
+    png = re.sub(r"[^A-Za-z0-9._-]", "_", f"{res['clip']}-{dev}.png")
+    res["side_by_side"] = png if side_by_side(a, os.path.join(a.out, png), orig, bic, sr, w, h, n) else None
     return res
 
 
-def side_by_side(a, work, orig, bic, sr, w, h, n):
-    """PNG of the middle frame's central crop: bicubic | catanet | original (None when no PNG encoder)."""
+def side_by_side(a, png, orig, bic, sr, w, h, n):
+    """PNG of the middle frame's central crop: bicubic | catanet | original; False when it failed."""
     cw, ch = min(w, 320), min(h, 240)
-    png = os.path.join(work, "side_by_side.png")
     crop = f"select=eq(n\\,{n // 2}),crop={cw}:{ch}"
     ins = []
     for f in (bic, sr, orig):
@@ -294,9 +294,8 @@ def side_by_side(a, work, orig, bic, sr, w, h, n):
                        "-frames:v", "1", png), "the side-by-side PNG")
     except Error as e:
         log(f"warning: {e}")
-        return None
-    with open(png, "rb") as f:
-        return base64.b64encode(f.read()).decode()
+        return False
+    return True
 
 
 # ---- comparison ---------------------------------------------------------------------------------
@@ -388,6 +387,7 @@ def figures_rows(now):
 
 
 def write_html(path, now, rows, verdict, baseline_path):
+    """One self-contained page: the crops are embedded (they also lie beside it)."""
     e = html.escape
     m, s = now["machine"], now["software"]
     out = ["<!doctype html><html><head><meta charset='utf-8'><title>catanet regress</title><style>",
@@ -412,8 +412,10 @@ def write_html(path, now, rows, verdict, baseline_path):
                        f"<td>{'-' if dl is None else f'{dl:+.4g}'}</td><td>{e(v)}</td></tr>")
         out.append("</table>")
         if r.get("side_by_side"):
-            out.append(f"<p>middle frame, centre: bicubic | catanet_xs | original</p>"
-                       f"<img src='data:image/png;base64,{r['side_by_side']}'>")
+            with open(os.path.join(os.path.dirname(path), r["side_by_side"]), "rb") as f:
+                b64 = base64.b64encode(f.read()).decode()
+            out.append(f"<p>middle frame, centre ({e(r['side_by_side'])}): bicubic | catanet_xs | original</p>"
+                       f"<img src='data:image/png;base64,{b64}'>")
     out.append("</body></html>")
     with open(path, "w") as f:
         f.write("\n".join(out))
@@ -467,6 +469,8 @@ def parse_args(argv):
     for d in a.devices:
         if d not in ("cpu", "cuda"):
             raise Error(f"--devices: unknown device '{d}' (cpu, cuda)")
+        if d == "cuda" and not gpu:
+            raise Error("DEVICES=cuda: no NVIDIA GPU here (nvidia-smi finds none)")
     a.gpu = gpu
     a.full = bool(gpu) if a.full == "auto" else a.full == "1"
     if a.default_clips and not a.full and not a.match:
@@ -515,7 +519,7 @@ def main(argv):
     os.environ.setdefault("OMP_WAIT_POLICY", "passive")   # a busy machine: team threads sleep, not spin
     now = {"tool": "catanet regress", "format": 1,
            "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "gpu": a.gpu, "host": platform.node()},
-           "software": {"ffmpeg": first_line([a.ffmpeg, "-hide_banner", "-version"]),
+           "software": {"ffmpeg": first_line([a.ffmpeg, "-hide_banner", "-version"]).split(" Copyright")[0],
                         "catanet": first_line([os.path.join(a.build, "tools", "catanet-bench"), "--version"]),
                         "model": a.model, "model_sha256": sha256(a.model)},
            "settings": {"full": a.full, "crop": None if a.full else f"{a.crop[0]}x{a.crop[1]}",
@@ -564,9 +568,8 @@ def main(argv):
     write_html(os.path.join(a.out, "report.html"), now, rows, verdict, a.baseline)
     print(f"{PROG}: {results}, {os.path.join(a.out, 'report.html')} ({now['seconds']} s)")
     if a.update:
-        keep = {**now, "results": [{k: v for k, v in r.items() if k != "side_by_side"} for r in now["results"]]}
         with open(a.baseline, "w") as f:
-            json.dump(keep, f, indent=1)
+            json.dump(now, f, indent=1)
         print(f"{PROG}: baseline written: {a.baseline} ({a.repeat} timed runs per clip)")
     elif base is None:
         print(f"{PROG}: nothing compared: BASELINE=file to compare, BASELINE=file UPDATE=1 to write one")
