@@ -58,6 +58,7 @@ check "the HTML report embeds the side-by-side crop" grep -q "img src='data:imag
 regress_run slow --model "$SLOW" --baseline "$TMP/base.json"
 expect slow 1 "^flutter_bee_720p.mp4 +cpu +fps filter .* SLOWER \\(limit" "a slower model fails on fps filter"
 check "... and on fps end to end" grep -Eq "cpu +fps end to end .* SLOWER" "$TMP/slow.log"
+check "... and says that the model changed" grep -q "^changed since the baseline: model_sha256: " "$TMP/slow.log"
 
 "$PY" tests/train_ckpt_edit.py "$XS" "$TMP/worse.safetensors" scale 0.9
 regress_run worse --model "$TMP/worse.safetensors" --baseline "$TMP/base.json"
@@ -83,7 +84,13 @@ regress_run nobase --model "$XS" --baseline "$TMP/none.json"
 expect nobase 2 "cannot read the baseline .*none.json: No such file" "a missing baseline: exit 2, named"
 echo '{"x": 1}' > "$TMP/bad.json"
 regress_run badbase --model "$XS" --baseline "$TMP/bad.json"
-expect badbase 2 "bad.json is not a regress baseline" "a file that is not a baseline: exit 2"
+expect badbase 2 "bad.json is not a regress baseline \\(it lacks 'machine'\\)" "a file that is not a baseline: exit 2"
+"$PY" -c '
+import json, sys
+b = json.load(open(sys.argv[1])); del b["results"][0]["fps_filter"]; json.dump(b, open(sys.argv[2], "w"))
+' "$TMP/base.json" "$TMP/cut.json"
+regress_run cut --model "$XS" --baseline "$TMP/cut.json"
+expect cut 2 "cut.json is not a regress baseline \\(it lacks 'fps_filter'\\)" "a baseline without a figure: exit 2"
 mkdir "$TMP/empty"
 regress_run empty --model "$XS" --clips "$TMP/empty"
 expect empty 2 "no video clips in .*empty" "a folder without clips: exit 2"
