@@ -555,7 +555,7 @@ def main(argv):
         verdict = "REGRESSION" if bad else "no regression"
         rc = EXIT_REGRESSION if bad else 0
     else:
-        rows, verdict = figures_rows(now), "figures (no baseline)"
+        rows, verdict = figures_rows(now), "baseline measured" if a.update else "figures (no baseline)"
     print(f"catanet regress: {verdict}  ({now['machine']['cpu']}, {', '.join(a.devices)}; "
           f"baseline {a.baseline or 'none'}; model {a.model})")
     print_table(rows, sys.stdout)
