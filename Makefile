@@ -335,9 +335,11 @@ gpu-stage:
 #             this machine's suites (bookworm: 5.1.x), patched, built in $(B)/ffmpeg
 # ffmpeg-new: the newer FFmpeg (Debian trixie: 7.1.x) in $(B)/ffmpeg-new
 # patches:    regenerate patches/ffmpeg-* from filter/ for every fetched FFmpeg tree
-# demo:       upscale the bundled clip (tests/data) with CATANET_MODEL, print fps, PSNR/SSIM,
-#             write $(B)/demo/side_by_side.png
-# fps:        fps JSON lines per clip of $(CATANET_SHARED)/data/video and device
+# demo:       make regress's figures for the bundled clip (tests/data) with CATANET_MODEL, no
+#             baseline: fps, PSNR/SSIM and temporal figures against bicubic, $(B)/demo/report.html
+#             with a crop side by side (bicubic | catanet | original)
+# fps:        make regress's figures, whole frames, for the 720p/1080p clips of
+#             $(CATANET_SHARED)/data/video (1 frame each on the CPU): $(B)/fps/results.json
 CATANET_MODEL ?= weights/catanet_xs_x2.safetensors
 DEMO_CLIP ?= tests/data/flutter_bee_720p.mp4
 .PHONY: ffmpeg ffmpeg-new patches demo fps
@@ -357,8 +359,28 @@ PYTHON ?= $(if $(wildcard /usr/bin/python3),/usr/bin/python3,python3)
 bench-official: all
 	$(PYTHON) tools/bench-official.py --build $(B)
 
+# regress: fps (end to end and filter alone), PSNR/SSIM and temporal stability of catanet_xs on
+# sample clips, compared with a baseline of this machine and device (tools/regress.py; README
+# "Regression tests on sample clips"). Variables: BASELINE=file (UPDATE=1 writes it), MODEL=,
+# CLIPS=folder or clip, MATCH=regex, FULL=0|1, DEVICES=cpu,cuda, FORCE=1. They reach the tool through
+# the environment, never through a shell command line.
+.PHONY: regress
+regress: export REGRESS_BASELINE = $(BASELINE)
+regress: export REGRESS_UPDATE = $(UPDATE)
+regress: export REGRESS_MODEL = $(or $(MODEL),$(CATANET_MODEL))
+regress: export REGRESS_CLIPS = $(CLIPS)
+regress: export REGRESS_MATCH = $(MATCH)
+regress: export REGRESS_FULL = $(FULL)
+regress: export REGRESS_DEVICES = $(DEVICES)
+regress: export REGRESS_FORCE = $(FORCE)
+regress: ffmpeg all
+	$(PYTHON) tools/regress.py --build $(B)
+demo fps: export REGRESS_MODEL = $(or $(MODEL),$(CATANET_MODEL))
+demo: export REGRESS_CLIPS = $(DEMO_CLIP)
 demo: ffmpeg all
-	sh tools/ffmpeg-demo.sh $(B) $(CATANET_MODEL) $(DEMO_CLIP)
-fps: ffmpeg
-	sh tools/ffmpeg-fps.sh $(B) $(CATANET_MODEL) $(CATANET_SHARED)/data/video
+	$(PYTHON) tools/regress.py --build $(B) --out $(B)/demo
+fps: export REGRESS_MATCH = (720p|1080p)
+fps: export REGRESS_FULL = 1
+fps: ffmpeg all
+	$(PYTHON) tools/regress.py --build $(B) --out $(B)/fps --frames-cpu 1
 # ---- end FFmpeg ----

@@ -3,15 +3,16 @@
 #
 #   tools/ffmpeg-gpu-check.sh --stage     (here) copy what the GPU machine lacks into
 #       build/gpu-carry/ffmpeg (about 15 MB): the FFmpeg source tarball this build uses, the
-#       ffnvcodec headers, a 1080p clip; carry build/gpu-carry with the run.
+#       ffnvcodec headers, three clips (1080p, 576p, CIF); carry build/gpu-carry with the run.
 #   tools/ffmpeg-gpu-check.sh OUTDIR      (there, after tools/gpu-check.sh built the CUDA
 #       libcatanet in build/gpu) build FFmpeg 5.1 with catanet_xs and CUDA frames against it,
 #       then check: software frames on device=cuda against device=cpu (PSNR), CUDA frames
 #       (hwupload_cuda nv12, p010, yuv444p) against software frames on the GPU, and the
 #       NVDEC -> catanet_xs -> NVENC pipeline's fps at 1080p input (2160p output) and at 540p
-#       input (1080p output). OUTDIR/ffmpeg-gpu.txt gets one verdict line per check,
-#       OUTDIR/ffmpeg-gpu.jsonl the fps lines.
-# Environment: GPU_CHECK_BUILDDIR (build/gpu), FFMPEG_GPU_BUDGET (seconds, default 300).
+#       input (1080p output), then make regress's figures on the staged clips (tools/regress.py,
+#       whole frames on cuda). OUTDIR/ffmpeg-gpu.txt gets one verdict line per check,
+#       OUTDIR/ffmpeg-gpu.jsonl the fps lines, OUTDIR/regress.txt and OUTDIR/regress/ the regress run.
+# Environment: GPU_CHECK_BUILDDIR (build/gpu), FFMPEG_GPU_BUDGET (seconds, default 420), REGRESS_BASELINE.
 cd "$(dirname "$0")/.." || exit 1
 CARRY=build/gpu-carry/ffmpeg
 if [ "$1" = "--stage" ]; then
@@ -27,7 +28,10 @@ if [ "$1" = "--stage" ]; then
     cp -r "$(pkg-config --variable=includedir ffnvcodec)/ffnvcodec" "$NEW/ffnvcodec/include/" || exit 1
     sed 's|^prefix=.*|prefix=@PREFIX@|' "$(pkg-config --variable=pcfiledir ffnvcodec)/ffnvcodec.pc" > "$NEW/ffnvcodec/ffnvcodec.pc.in" || exit 1
     SH=${CATANET_SHARED:-../shared}
-    cp "$SH/data/video/openh264_street_1080p.264" "$NEW/" || exit 1
+    # the clips of make regress on the GPU (tools/regress.py, whole frames): 1080p, CIF, 576p
+    mkdir -p "$NEW/clips" && for c in openh264_street_1080p.264 openh264_foreman_cif.mp4 mecavideo_balle_720x576.mp4; do
+        cp "$SH/data/video/$c" "$NEW/clips/" || exit 1
+    done
     rm -rf "$CARRY" && mv "$NEW" "$CARRY" || exit 1
     echo "ffmpeg-gpu-check --stage: $(du -sh "$CARRY" | cut -f1) in $CARRY"
     exit 0
@@ -35,7 +39,7 @@ fi
 OUT=${1:?usage: tools/ffmpeg-gpu-check.sh OUTDIR | --stage}
 mkdir -p "$OUT"
 B=${GPU_CHECK_BUILDDIR:-build/gpu}
-deadline=$(( $(date +%s) + ${FFMPEG_GPU_BUDGET:-300} ))
+deadline=$(( $(date +%s) + ${FFMPEG_GPU_BUDGET:-420} ))
 SUM=$OUT/ffmpeg-gpu.txt
 : > "$SUM"
 say() { echo "$*" | tee -a "$SUM"; }
@@ -100,7 +104,7 @@ for f in nv12 p010le yuv444p; do
     fi
 done
 # 3. fps, never leaving the GPU: NVDEC -> catanet_xs -> NVENC
-clip=$CARRY/openh264_street_1080p.264
+clip=$CARRY/clips/openh264_street_1080p.264
 [ -f "$clip" ] || clip=../shared/data/video/openh264_street_1080p.264
 fps_run() { # $1 name, $2 frames, then ffmpeg args: prints a JSON line
     name=$1 n=$2; shift 2
@@ -125,5 +129,26 @@ say "INFO fps 540p->1080p (software decode+scale, CUDA frames, NVENC): $l"
 l=$(fps_run sw-frames-540p-1080p-nvenc 54 -r 25 -i "$clip" -vf "scale=960:540,catanet_xs=model=$M:device=cuda" \
     -c:v h264_nvenc -preset p1 -f null -)
 say "INFO fps 540p->1080p (software frames through the GPU engine, NVENC): $l"
+# 4. make regress on the GPU (tools/regress.py): whole frames of the staged clips (60 frames each) on
+#    cuda; the figures in OUT/regress.txt, the HTML report and JSON in OUT/regress/. A baseline of this
+#    GPU and machine is compared with when REGRESS_BASELINE names one (no baseline: figures only).
+if ! nvidia-smi -L > /dev/null 2>&1; then
+    say "SKIP regress: no NVIDIA GPU (nvidia-smi -L)"
+elif ! python3 -c 'import numpy' 2> /dev/null; then
+    say "SKIP regress: python3 with numpy is missing"
+else
+    timeout $(left) python3 tools/regress.py --build "$B" --model "$M" --clips "$CARRY/clips" --full 1 --devices cuda \
+        --frames-cuda 60 --out "$OUT/regress" > "$OUT/regress.txt" 2>&1
+    rc=$?
+    case $rc in
+    0) v=PASS ;;
+    1) v="FAIL (a regression against $REGRESS_BASELINE)" ;;
+    3) v="FAIL (the baseline $REGRESS_BASELINE is of another machine or GPU)" ;;
+    124|137) v="FAIL (out of time)" ;;
+    *) v="FAIL (exit $rc: $(grep '^regress:' "$OUT/regress.txt" | tail -n 2 | tr '\n' ' '))" ;;
+    esac
+    say "$v regress: whole frames of $CARRY/clips on cuda, OUT/regress/report.html"
+    grep -E ' (fps|catanet|bicubic) ' "$OUT/regress.txt" | sed 's/^/INFO regress /' >> "$SUM"
+fi
 grep -q '^FAIL' "$SUM" && exit 1
 exit 0

@@ -8,7 +8,8 @@
 # (tests/train_cuda_loop.sh) and its speed (iterations/s of `catanet-train train --device cuda`,
 # CATANet-L, batch 16 of 64x64 and batch 4 of 32x32), the twin tests once more under
 # compute-sanitizer memcheck (small cases), one frame's DRAM bytes by kernel under Nsight Compute
-# (tools/ncu-summary.py) and the FFmpeg filter on CUDA frames when staged. Optional steps:
+# (tools/ncu-summary.py) and the FFmpeg filter on CUDA frames when staged, with make regress's
+# figures on the staged clips (tools/regress.py on cuda, whole frames). Optional steps:
 # GPU_CHECK_TRAIN_SECS=S spends up to S seconds continuing the CATANet-L x2 teacher on the GPU
 # (tools/gpu-train.sh: its new checkpoint and logs in logs.tar.gz, gputrain/), GPU_CHECK_CHECK=1
 # runs the CPU test suite too. Every step has a timeout and the whole run a deadline
@@ -347,7 +348,7 @@ fi
 # `tools/ffmpeg-gpu-check.sh --stage` staged its inputs (make gpu-stage does) and they were carried ----
 if [ -d build/gpu-carry/ffmpeg ] && [ -z "$GPU_CHECK_SKIP_FFMPEG" ]; then
     export FFMPEG_GPU_BUDGET=$(left 300) GPU_CHECK_BUILDDIR="$B"
-    step ffmpeg 300 sh tools/ffmpeg-gpu-check.sh "$LOG/ffmpeg"
+    step ffmpeg 430 sh tools/ffmpeg-gpu-check.sh "$LOG/ffmpeg"
     sed 's/^/FFMPEG /' "$LOG/ffmpeg/ffmpeg-gpu.txt" 2>/dev/null >> "$SUMMARY"
     cat "$LOG/ffmpeg/ffmpeg-gpu.jsonl" >> "$LOG/bench.jsonl" 2>/dev/null
     say "$([ $rc = 0 ] && echo PASS || echo FAIL) ffmpeg: tools/ffmpeg-gpu-check.sh rc $rc in $dt s"
