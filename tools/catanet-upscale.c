@@ -229,8 +229,9 @@ static int check_names(const Job *jobs, int n)
             continue;
         for (int k = 0; k < n && !rc; k++)
             if (ins[k].st_ino && same_file(&st, &ins[k])) {
-                fprintf(stderr, PROG ": '%s' (the output of '%s') is an input: it is never overwritten; "
-                                "choose another OUT, -f or --suffix\n", jobs[i].out, jobs[i].in);
+                fprintf(stderr, PROG ": '%s', the output of '%s', is %s: an input is never overwritten "
+                                "(choose another OUT, -f or --suffix)\n", jobs[i].out, jobs[i].in,
+                        k == i ? "that input itself" : "an input too");
                 rc = 2;
             }
     }
