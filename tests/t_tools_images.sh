@@ -5,8 +5,8 @@
 #     output rounded at 65535, most values not a multiple of 257, so not 8 bits widened); --bits 8 gives 8
 #   - RGBA in -> RGBA out: the colour is the network's, the alpha plane is MATLAB's bicubic of the
 #     input's, both checked value by value against oracles here (a PNG decoder and a bicubic in Python)
-#   - a folder of 3 images (PNG, JPEG, a corrupt PNG) and a text file: 2 outputs, the bad one named with
-#     the reason, a progress line per image, a summary, exit 1
+#   - a folder of 3 images (PNG, a corrupt PNG, JPEG, in that order) and a text file: 2 outputs (the one
+#     after the bad one too), the bad one named with the reason, a progress line per image, a summary, exit 1
 #   - refused before any work (exit 2, no output; the model is a path that does not exist, so only a
 #     check made before opening it can answer): a .bmp OUT, -f disagreeing with OUT, -f bmp, --bits 16
 #     with JPEG, an OUT folder equal to IN whose names would overwrite the inputs, two inputs with one
@@ -188,14 +188,14 @@ check $ok "RGBA in, NPY out: alpha dropped with a warning ($(cat "$W/e_npy"))"
 # ---- a folder: 2 good images, a corrupt one, a text file
 mkdir "$W/in"
 cp "$W/rgb.png" "$W/in/a.png"
-cp "$W/x2.jpg" "$W/in/b.jpg"
-printf 'not a png at all' > "$W/in/c.png"
+printf 'not a png at all' > "$W/in/b.png"
+cp "$W/x2.jpg" "$W/in/c.jpg"
 echo notes > "$W/in/notes.txt"
 up "$W/in" "$W/out" 2> "$W/e"; rc=$?
 outs=$(ls "$W/out" | tr '\n' ' ')
-ok=1; [ $rc = 1 ] && [ "$outs" = "a.png b.png " ] && grep -q "^\[3/3\] c.png: error: .*c.png.*not a PNG" "$W/e" &&
-    grep -q "^\[1/3\] a.png 40x32 -> 80x64 [0-9.]* s$" "$W/e" && grep -q "^\[2/3\] b.jpg 80x64 -> 160x128 [0-9.]* s$" "$W/e" &&
-    grep -q "2 of 3 images written to .*; 1 failed: c.png$" "$W/e" && ok=0
+ok=1; [ $rc = 1 ] && [ "$outs" = "a.png c.png " ] && grep -q "^\[2/3\] b.png: error: .*b.png.*not a PNG" "$W/e" &&
+    grep -q "^\[1/3\] a.png 40x32 -> 80x64 [0-9.]* s$" "$W/e" && grep -q "^\[3/3\] c.jpg 80x64 -> 160x128 [0-9.]* s$" "$W/e" &&
+    grep -q "2 of 3 images written to .*; 1 failed: b.png$" "$W/e" && ok=0
 check $ok "folder of 3 images, one corrupt: exit $rc, outputs: $outs($(cat "$W/e" | tr '\n' '|'))"
 res=$(python3 - "$W" <<'EOF'
 import sys
@@ -241,7 +241,7 @@ check $ok "a .bmp OUT with a real model: exit $rc, nothing written ($(cat "$W/e"
 cp -r "$W/in" "$W/in_copy"
 up --suffix _x2 "$W/in" "$W/in" 2> "$W/e"; rc=$?
 outs=$(ls "$W/in" | tr '\n' ' ')
-ok=1; [ $rc = 1 ] && [ "$outs" = "a.png a_x2.png b.jpg b_x2.png c.png notes.txt " ] && cmp -s "$W/in/a.png" "$W/in_copy/a.png" &&
-    cmp -s "$W/in/b.jpg" "$W/in_copy/b.jpg" && cmp -s "$W/in/c.png" "$W/in_copy/c.png" && ok=0
-check $ok "--suffix _x2 into the input folder: exit $rc (c.png still bad), files: $outs inputs unchanged"
+ok=1; [ $rc = 1 ] && [ "$outs" = "a.png a_x2.png b.png c.jpg c_x2.png notes.txt " ] && cmp -s "$W/in/a.png" "$W/in_copy/a.png" &&
+    cmp -s "$W/in/b.png" "$W/in_copy/b.png" && cmp -s "$W/in/c.jpg" "$W/in_copy/c.jpg" && ok=0
+check $ok "--suffix _x2 into the input folder: exit $rc (b.png still bad), files: $outs inputs unchanged"
 exit $fail
