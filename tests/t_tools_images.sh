@@ -137,7 +137,7 @@ print(0 if (h, w) == (h2, w2) == (128, 160) and sum(d) / len(d) < 0.01 else 1,
       "%dx%d, mean |jpeg - png| %.4f, max %.3f" % (w, h, sum(d) / len(d), max(d)))
 EOF
 )
-check $([ $rc = 0 ] && echo "${res%% *}" || echo 1) "JPEG in: upscaled from the JPEG, close to the same from PNG (< 0.01 mean): exit $rc, ${res#* } ($(cat "$W/e"))"
+check "$([ $rc = 0 ] && echo "${res%% *}" || echo 1)" "JPEG in: upscaled from the JPEG, close to the same from PNG (< 0.01 mean): exit $rc, ${res#* } ($(cat "$W/e"))"
 
 # ---- 16-bit PNG round trip: 16 bits kept, the values the network's
 up "$W/rgb16.png" "$W/o16.png" 2> "$W/e" && up "$W/rgb16.png" "$W/o16.npy" 2>> "$W/e" &&
@@ -158,7 +158,7 @@ print(0 if depth == 16 and ctype == 2 and (w, h) == (nw, nh) == (80, 64) and off
       % (w, h, depth, off, 100 * wide, d8))
 EOF
 )
-check $([ $rc = 0 ] && echo "${res%% *}" || echo 1) "16-bit PNG in -> 16-bit PNG out: exit $rc, ${res#* } ($(cat "$W/e"))"
+check "$([ $rc = 0 ] && echo "${res%% *}" || echo 1)" "16-bit PNG in -> 16-bit PNG out: exit $rc, ${res#* } ($(cat "$W/e"))"
 
 # ---- RGBA: colour from the network, alpha the bicubic of the input's alpha
 up "$W/rgba.png" "$W/oa.png" 2> "$W/e" && up "$W/rgba.png" "$W/oa.npy" 2> "$W/e_npy"; rc=$?
@@ -168,6 +168,8 @@ sys.path.insert(0, sys.argv[1])
 from img import read_png, read_npy, bicubic
 w0, h0, _, _, src = read_png(sys.argv[1] + "/rgba.png")
 w, h, depth, ctype, px = read_png(sys.argv[1] + "/oa.png")
+if ctype != 6:
+    sys.exit(print(1, "%dx%d colour type %d, not RGBA: the alpha is lost" % (w, h, ctype)))
 (nh, nw), f = read_npy(sys.argv[1] + "/oa.npy")
 n = w * h
 ref_c = [round(min(max(f[c * n + i], 0.0), 1.0) * 255) for i in range(n) for c in range(3)]
@@ -181,7 +183,7 @@ print(0 if ctype == 6 and depth == 8 and (w, h) == (80, 64) and off_c <= 1 and o
       % (w, h, ctype, off_c, off_a, len(set(alpha))))
 EOF
 )
-check $([ $rc = 0 ] && echo "${res%% *}" || echo 1) "RGBA in -> RGBA out: exit $rc, ${res#* } ($(cat "$W/e"))"
+check "$([ $rc = 0 ] && echo "${res%% *}" || echo 1)" "RGBA in -> RGBA out: exit $rc, ${res#* } ($(cat "$W/e"))"
 ok=1; grep -q "alpha channel is not kept: NPY has none" "$W/e_npy" && ok=0
 check $ok "RGBA in, NPY out: alpha dropped with a warning ($(cat "$W/e_npy"))"
 
