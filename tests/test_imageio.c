@@ -8,7 +8,8 @@
  *     keep_alpha the same files give three planes (what training reads)
  *   - catanet_raster_write PNG: RGBA 16-bit and 8-bit, RGB 16-bit read back exactly
  *   - JPEG: an 8-bit smooth image at quality 95 reads back within JPEG's error (mean < 1.5, max < 24 of
- *     255); quality 20 makes a smaller file than 95; a 16-bit raster is written as its 8-bit rounding; an
+ *     255); quality 20 makes a file clearly smaller than 85; from quality 90 up the chroma is not
+ *     subsampled (the luma's sampling factors in the SOF are 1x1, 2x2 below); a 16-bit raster is written as its 8-bit rounding; an
  *     RGBA raster's colour is written, its alpha not; quality 0 and 101 and a BMP kind are refused
  *   - image_write_as PNG rounds as the engine's RGB conversion does (catanet_image_from_rgb), ties
  *     included, so a tool's PNG equals the filter's rgb24 output; 16-bit floats k/65535 round trip exactly
@@ -178,6 +179,25 @@ static long file_size(const char *path)
     return stat(path, &st) == 0 ? (long)st.st_size : -1;
 }
 
+/* the first component's sampling factors (h << 4 | v) from a baseline JPEG's SOF0, -1 when not found */
+static int luma_sampling(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    uint8_t b[4096];
+    size_t n = f ? fread(b, 1, sizeof(b), f) : 0;
+    if (f)
+        fclose(f);
+    for (size_t i = 2; i + 4 < n;) {
+        if (b[i] != 0xFF)
+            return -1;
+        size_t len = (size_t)b[i + 2] << 8 | b[i + 3];
+        if (b[i + 1] == 0xC0 && i + 11 < n)
+            return b[i + 11];   /* FF C0, length, precision, height, width, count, then id and factors */
+        i += 2 + len;
+    }
+    return -1;
+}
+
 static void test_write(void)
 {
     char err[512];
@@ -213,9 +233,21 @@ static void test_write(void)
     test_check(ret == 0 && b.w == a.w && b.h == a.h && b.maxval == 255 && !b.alpha && sum / n < 1.5 && mx < 24,
                "JPEG q95 read back: %dx%d, mean |diff| %.2f, max %.0f of 255 (%s)", b.w, b.h, sum / n, mx,
                ret ? err : "ok");
-    ret = catanet_raster_write(tmp("q20.jpg"), &a, CATANET_IMG_JPEG, 20, err, sizeof(err));
-    test_check(ret == 0 && file_size(tmp("q20.jpg")) < file_size(tmp("q95.jpg")),
-               "JPEG quality 20: %ld bytes, quality 95: %ld bytes", file_size(tmp("q20.jpg")), file_size(tmp("q95.jpg")));
+    /* the quality is used: 20 and 85 share their chroma subsampling (4:2:0); on a textured image (the
+     * coefficients outweigh the tables) 20 must be clearly smaller */
+    CatanetRaster tex;
+    catanet_raster_alloc(&tex, 64, 48, 255);
+    fill(&tex, 0);
+    ret = catanet_raster_write(tmp("q20.jpg"), &tex, CATANET_IMG_JPEG, 20, err, sizeof(err));
+    int r85 = catanet_raster_write(tmp("q85.jpg"), &tex, CATANET_IMG_JPEG, 85, err, sizeof(err));
+    catanet_raster_free(&tex);
+    long s20 = file_size(tmp("q20.jpg")), s85 = file_size(tmp("q85.jpg"));
+    test_check(ret == 0 && r85 == 0 && s20 < s85 * 4 / 5, "JPEG quality 20: %ld bytes, quality 85: %ld bytes", s20,
+               s85);
+    /* chroma at full resolution from quality 90 up: the luma's sampling factors are 1x1 there, 2x2 below */
+    int f95 = luma_sampling(tmp("q95.jpg")), f85 = luma_sampling(tmp("q85.jpg"));
+    test_check(f95 == 0x11 && f85 == 0x22, "JPEG luma sampling factors: quality 95 %02x (want 11), 85 %02x (want 22)",
+               f95, f85);
 
     /* 16-bit samples: written as their 8-bit rounding (the same image as the 8-bit one, decoded alike) */
     CatanetRaster w16;
@@ -310,7 +342,7 @@ int main(void)
     test_png_layouts();
     test_write();
     test_float_rounding();
-    static const char *const names[] = { "layout.png", "w.png", "q95.jpg", "q20.jpg", "w16.jpg", "rgba.jpg",
+    static const char *const names[] = { "layout.png", "w.png", "q95.jpg", "q20.jpg", "q85.jpg", "w16.jpg", "rgba.jpg",
                                          "r.png", "r16.png" };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         unlink(tmp(names[i]));
