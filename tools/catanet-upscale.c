@@ -319,8 +319,12 @@ static int plan(const char *in, const char *out, Options *o, Job **jobs_out, int
     if (*folder) {
         if (!o->format)
             o->format = IMAGE_PNG;
-        if ((rc = check_out_folder(out)) || (rc = list_folder(in, &ins, &n) < 0))
+        if ((rc = check_out_folder(out)))
+            return rc;
+        if (list_folder(in, &ins, &n) < 0) {
+            rc = 1;
             goto fail;
+        }
         if (!n) {
             fprintf(stderr, PROG ": no images (.png, .jpg, .jpeg, .bmp, .npy) in the folder '%s'\n", in);
             rc = 1;
@@ -336,6 +340,7 @@ static int plan(const char *in, const char *out, Options *o, Job **jobs_out, int
         if (!out_is_dir && (rc = file_format(out, o)))
             return rc;
         if (!(ins = malloc(sizeof(char *))) || !(ins[0] = strdup(in))) {
+            fprintf(stderr, PROG ": out of memory\n");
             rc = 1;
             goto fail;
         }
@@ -347,7 +352,12 @@ static int plan(const char *in, const char *out, Options *o, Job **jobs_out, int
         goto fail;
     }
     Job *jobs = calloc((size_t)n, sizeof(Job));
-    for (int i = 0; jobs && i < n; i++) {
+    if (!jobs) {
+        fprintf(stderr, PROG ": out of memory\n");
+        rc = 1;
+        goto fail;
+    }
+    for (int i = 0; i < n; i++) {
         jobs[i].in = ins[i];
         jobs[i].name = base_name(ins[i]);
         jobs[i].out = *folder || out_is_dir ? out_in_folder(out, ins[i], o) : strdup(out);
@@ -355,14 +365,13 @@ static int plan(const char *in, const char *out, Options *o, Job **jobs_out, int
             rc = 1;
     }
     free(ins);
-    ins = NULL;
-    if (!jobs || rc)
+    if (rc)
         fprintf(stderr, PROG ": out of memory\n");
     else
         rc = check_names(jobs, n);
     *jobs_out = jobs;
     *count = n;
-    return rc ? rc : 0;
+    return rc;
 fail:
     for (int i = 0; ins && i < n; i++)
         free(ins[i]);
