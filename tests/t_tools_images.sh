@@ -11,6 +11,7 @@
 #     check made before opening it can answer): a .bmp OUT, -f disagreeing with OUT, -f bmp, --bits 16
 #     with JPEG, an OUT folder equal to IN whose names would overwrite the inputs, two inputs with one
 #     output name, OUT equal to IN; with --suffix the same folder works and the inputs stay as they were
+#   - an output past the readers' caps (16385x1 at x2: a side over 32768): refused before the network runs
 B=${BUILDDIR:-build}
 SHARED=${CATANET_SHARED:-../shared}
 U=$B/tools/catanet-upscale
@@ -238,6 +239,18 @@ refuse "r_x.png', the output of '.*r.png', is an input too" --suffix _x "$W/same
 up "$W/rgb.png" "$W/run/x.bmp" 2> "$W/e"; rc=$?
 ok=1; [ $rc = 2 ] && [ -z "$(ls "$W/run")" ] && ok=0
 check $ok "a .bmp OUT with a real model: exit $rc, nothing written ($(cat "$W/e"))"
+
+# ---- an output past the caps every image read must meet (32768 a side): refused before the network runs
+python3 - "$W" <<'PY'
+import sys
+sys.path.insert(0, sys.argv[1])
+from img import write_png
+write_png(sys.argv[1] + "/wide.png", 16385, 1, 8, 2, [(x * 3 + c) % 256 for x in range(16385) for c in range(3)])
+PY
+up "$W/wide.png" "$W/wide_x2.png" 2> "$W/e"; rc=$?
+ok=1; [ $rc = 1 ] && [ ! -e "$W/wide_x2.png" ] &&
+    grep -q "the output, 32770x2, cannot be written as PNG: a side exceeds 32768" "$W/e" && ok=0
+check $ok "a 16385x1 PNG at x2: exit $rc, no file ($(cat "$W/e"))"
 
 # ---- the same folder with --suffix: outputs beside the inputs, the inputs unchanged
 cp -r "$W/in" "$W/in_copy"

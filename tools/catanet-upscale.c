@@ -102,6 +102,14 @@ static int upscale_one(CatanetEngine *e, const Job *j, const Options *o, int dim
         return ret;
     dims[0] = w;
     dims[1] = h;
+    /* an output the format cannot hold is refused before the network runs for it */
+    const char *why = image_write_refusal(o->format, w * s, h * s);
+    if (why) {
+        snprintf(err, es, "'%s': the output, %dx%d, cannot be written as %s: %s", j->in, w * s, h * s,
+                 o->format == IMAGE_JPEG ? "JPEG" : "PNG", why);
+        ret = CATANET_ERR_INVALID_ARG;
+        goto done;
+    }
     size_t plane = (size_t)w * h * s * s;
     out = malloc(sizeof(float) * (3 + alpha) * plane);
     if (!out) {

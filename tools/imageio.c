@@ -37,6 +37,11 @@ const char *image_format_ext(int format)
     return format == IMAGE_PNG ? "png" : format == IMAGE_JPEG ? "jpg" : format == IMAGE_NPY ? "npy" : "bmp";
 }
 
+const char *image_write_refusal(int format, int w, int h)
+{
+    return format == IMAGE_NPY ? (w < 1 || h < 1 ? "empty image" : NULL) : catanet_raster_size_refusal(w, h);
+}
+
 /* PNG, JPEG and BMP: the one codec, training/imgload.c, with its size caps checked before allocating */
 static int raster_read(const char *path, float **px, int *w, int *h, int *bits, int *alpha, char *err, size_t es)
 {
@@ -68,9 +73,12 @@ static int raster_write(const char *path, int format, const float *px, int w, in
 {
     CatanetRaster r;
     int maxval = bits == 16 && format == IMAGE_PNG ? 65535 : 255;
+    const char *why = image_write_refusal(format, w, h);
+    if (why)
+        return catanet_errf(err, es, CATANET_ERR_INVALID_ARG, "'%s': %dx%d: %s", path, w, h, why);
     int ret = catanet_raster_alloc_planes(&r, w, h, maxval, alpha && format == IMAGE_PNG);
     if (ret < 0)
-        return catanet_errf(err, es, ret, "'%s': %s", path, ret == CATANET_ERR_NOMEM ? "out of memory" : "bad size");
+        return catanet_errf(err, es, ret, "'%s': out of memory", path);
     size_t n = (3 + (size_t)r.alpha) * w * h;
     for (size_t i = 0; i < n; i++) {
         float v = px[i] > 0.0f ? (px[i] < 1.0f ? px[i] : 1.0f) : 0.0f;

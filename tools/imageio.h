@@ -24,6 +24,9 @@ int image_read(const char *path, float **rgb, int *w, int *h, int *bits, char *e
  * follows the three: [4][h][w]. */
 int image_read_alpha(const char *path, float **px, int *w, int *h, int *bits, int *alpha, char *err, size_t es);
 
+/* NULL when a w x h image can be written as format, else why not: PNG and JPEG have the reader's caps
+ * (training/imgload.h: 32768 a side, 64 Mpixel), so that every image written can be read back. */
+const char *image_write_refusal(int format, int w, int h);
 /* Writes planar float [3 + alpha][h][w] as format: IMAGE_NPY raw [1,3,h,w] float32 (alpha not written);
  * IMAGE_PNG clamped and rounded at `bits` (8 or 16), RGBA with alpha; IMAGE_JPEG 8-bit at quality
  * 1..100, alpha not written (JPEG has none). Any other format is refused. */
