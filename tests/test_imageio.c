@@ -10,7 +10,8 @@
  *   - JPEG: an 8-bit smooth image at quality 95 reads back within JPEG's error (mean < 1.5, max < 24 of
  *     255); quality 20 makes a file clearly smaller than 85; from quality 90 up the chroma is not
  *     subsampled (the luma's sampling factors in the SOF are 1x1, 2x2 below); a 16-bit raster is written as its 8-bit rounding; an
- *     RGBA raster's colour is written, its alpha not; quality 0 and 101 and a BMP kind are refused
+ *     RGBA raster's colour is written, its alpha not; a JPEG cut short is refused (libjpeg would fill the
+ *     rest with grey); quality 0 and 101 and a BMP kind are refused
  *   - image_write_as PNG rounds as the engine's RGB conversion does (catanet_image_from_rgb), ties
  *     included, so a tool's PNG equals the filter's rgb24 output; 16-bit floats k/65535 round trip exactly
  */
@@ -278,6 +279,23 @@ static void test_write(void)
         catanet_raster_free(&c);
     catanet_raster_free(&rgba);
 
+    /* a JPEG whose data ends before its image: an error, not an image filled with grey */
+    FILE *f = fopen(tmp("q95.jpg"), "rb");
+    uint8_t buf[4096];
+    size_t got = f ? fread(buf, 1, sizeof(buf), f) : 0;
+    if (f)
+        fclose(f);
+    f = fopen(tmp("cut.jpg"), "wb");
+    if (f) {
+        fwrite(buf, 1, got * 3 / 5, f);
+        fclose(f);
+    }
+    ret = catanet_raster_load(tmp("cut.jpg"), &c, err, sizeof(err));
+    test_check(ret == CATANET_ERR_FORMAT && !c.px && strstr(err, "Premature end"),
+               "a JPEG cut at 60%% of its %zu bytes: refused (%s)", got, ret ? err : "decoded");
+    if (ret == 0)
+        catanet_raster_free(&c);
+
     /* refused */
     ret = catanet_raster_write(tmp("q0.jpg"), &a, CATANET_IMG_JPEG, 0, err, sizeof(err));
     test_check(ret == CATANET_ERR_INVALID_ARG && access(tmp("q0.jpg"), F_OK) != 0, "JPEG quality 0 refused: %s", err);
@@ -342,7 +360,7 @@ int main(void)
     test_png_layouts();
     test_write();
     test_float_rounding();
-    static const char *const names[] = { "layout.png", "w.png", "q95.jpg", "q20.jpg", "q85.jpg", "w16.jpg", "rgba.jpg",
+    static const char *const names[] = { "layout.png", "w.png", "q95.jpg", "q20.jpg", "q85.jpg", "cut.jpg", "w16.jpg", "rgba.jpg",
                                          "r.png", "r16.png" };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         unlink(tmp(names[i]));

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <jpeglib.h>   /* after stdio.h and stddef.h: it uses FILE and size_t without including them */
+#include <jerror.h>
 
 #include "catanet.h"
 #include "error.h"
@@ -192,8 +193,11 @@ static void jpeg_on_error(j_common_ptr cinfo)
 
 static void jpeg_on_message(j_common_ptr cinfo, int level)
 {
-    (void)cinfo;
-    (void)level;   /* corrupt-data warnings: libjpeg decodes on; the library never prints */
+    /* Data that ends before the image does is an error: libjpeg would fill the rest with grey, a silent
+     * wrong image, and a few hundred bytes claiming 60 Mpixel would cost the whole decode. Other
+     * corrupt-data warnings: libjpeg decodes on; the library never prints. */
+    if (level < 0 && cinfo->err->msg_code == JWRN_JPEG_EOF)
+        jpeg_on_error(cinfo);
 }
 
 static int load_jpeg(FILE *f, const char *path, CatanetRaster *img, char *err, size_t es)
