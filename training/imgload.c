@@ -249,9 +249,12 @@ static int load_jpeg(FILE *f, const char *path, CatanetRaster *img, char *err, s
             snprintf(je.msg, sizeof(je.msg), "truncated");
             longjmp(je.jb, 1);
         }
-        for (int x = 0; x < w; x++)
-            for (int c = 0; c < 3; c++)
-                px[c * plane + y * w + x] = row[x * nc + (nc == 1 ? 0 : c)];
+        uint16_t *r = px + y * w, *g = r + plane, *b = g + plane;   /* grey: three equal planes */
+        for (int x = 0, s = nc == 1 ? 0 : 1; x < w; x++) {
+            r[x] = row[x * nc];
+            g[x] = row[x * nc + s];
+            b[x] = row[x * nc + 2 * s];
+        }
     }
     jpeg_finish_decompress(&cinfo);
     jpeg_destroy_decompress(&cinfo);
