@@ -127,7 +127,7 @@ FUZZ_LIBS := $(shell pkg-config --libs jansson 2>/dev/null || echo -ljansson) -l
 FUZZ_LIB_SRCS := engine/safetensors.c $(wildcard engine/pth/*.c) engine/model.c engine/modelpath.c engine/error.c
 FUZZ_REF := $(CATANET_SHARED)/reference/catanet/weights_x2_random.pth
 FUZZ_SHORT_TIME ?= 20
-FUZZ_IMG_SRCS := tools/imageio.c training/imgload.c engine/image.c engine/error.c
+FUZZ_IMG_SRCS := tools/imageio.c training/imgload.c training/bicubic.c engine/image.c engine/error.c
 FUZZ_IMG_FLAGS := -Itools -Itraining $(shell pkg-config --cflags libpng 2>/dev/null)
 FUZZ_IMG_LIBS := $(shell pkg-config --libs libpng 2>/dev/null || echo -lpng) -ljpeg -lm
 FUZZ_IMG_RUN = ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 $(FUZZ_B)/fuzz_images -max_len=16384 \
@@ -276,7 +276,8 @@ $(EMU_B)/model_train_cuda.o: training/model_train_cuda.c $(EMU_B)/config.h $(wil
 $(EMU_B)/backend_cuda.o: engine/backend_cuda.c $(EMU_B)/config.h $(wildcard tests/cuda_emu/include/*.h)
 	$(CC) $(EMU_INC) $(CPPFLAGS) $(CFLAGS) $(EMU_SANITIZE) -c $< -o $@
 
-$(EMU_B)/test_twins: $(EMU_B)/test_twins.o $(EMU_OBJS) $(EMU_ENGINE_OBJS) $(TEST_COMMON) $(B)/training/imgload.o
+$(EMU_B)/test_twins: $(EMU_B)/test_twins.o $(EMU_OBJS) $(EMU_ENGINE_OBJS) $(TEST_COMMON) $(B)/training/imgload.o \
+		$(B)/training/bicubic.o
 	$(EMU_CXX) $(LDFLAGS) $(EMU_SANITIZE) $^ $(LIBS) $(PNG_LIBS) $(TRAIN_EXTRA_LIBS) -lpthread -o $@
 
 # the CUDA training step against the CPU one (training/*.o from $(B), model_train_cuda.c emulated)

@@ -42,6 +42,10 @@ refuse catanet-upscale "--bits: '12'" -m m.safetensors --bits 12 in.png out.png
 refuse catanet-upscale "--tile: '-5'" -m m.safetensors --tile -5 in.png out.png
 refuse catanet-upscale "-p: 'fp64'" -m m.safetensors -p fp64 in.png out.png
 refuse catanet-upscale "-d: 'gpu'" -m m.safetensors -d gpu in.png out.png
+refuse catanet-upscale "-q: '0'" -m m.safetensors -q 0 in.png out.jpg
+refuse catanet-upscale "-q: '9x'" -m m.safetensors -q 9x in.png out.jpg
+refuse catanet-upscale "-f: 'webp'" -m m.safetensors -f webp in.png out
+refuse catanet-upscale "--suffix: 'x/y'" -m m.safetensors --suffix x/y in out
 refuse catanet-bench "-t: 'abc'" -m m.safetensors -t abc
 refuse catanet-bench "-n: '0'" -m m.safetensors -n 0
 refuse catanet-bench "-s: '64' is not a size" -m m.safetensors -s 64

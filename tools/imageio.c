@@ -1,5 +1,6 @@
-/* imageio.c: PNG (libpng) and NPY images for the command-line tools and tests. */
-#include <png.h>
+/* imageio.c: images as planar float for the command-line tools and tests: PNG, JPEG and BMP through the
+ * project's codec (training/imgload.c), NPY here. */
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "catanet.h"
+#include "bicubic.h"
 #include "error.h"
 #include "imageio.h"
 #include "imgload.h"
@@ -17,65 +19,74 @@ int has_ext(const char *path, const char *ext)
     return n >= e && !strcasecmp(path + n - e, ext);
 }
 
-/* the training loader's PNG reader: one decoder, with its size caps checked before allocating */
-static int png_read(const char *path, float **rgb, int *w, int *h, int *bits, char *err, size_t es)
+int image_format(const char *path)
+{
+    if (has_ext(path, ".png"))
+        return IMAGE_PNG;
+    if (has_ext(path, ".jpg") || has_ext(path, ".jpeg"))
+        return IMAGE_JPEG;
+    if (has_ext(path, ".npy"))
+        return IMAGE_NPY;
+    if (has_ext(path, ".bmp"))
+        return IMAGE_BMP;
+    return IMAGE_UNKNOWN;
+}
+
+const char *image_format_ext(int format)
+{
+    return format == IMAGE_PNG ? "png" : format == IMAGE_JPEG ? "jpg" : format == IMAGE_NPY ? "npy" : "bmp";
+}
+
+const char *image_write_refusal(int format, int w, int h)
+{
+    return format == IMAGE_NPY ? (w < 1 || h < 1 ? "empty image" : NULL) : catanet_raster_size_refusal(w, h);
+}
+
+/* PNG, JPEG and BMP: the one codec, training/imgload.c, with its size caps checked before allocating */
+static int raster_read(const char *path, float **px, int *w, int *h, int *bits, int *alpha, char *err, size_t es)
 {
     CatanetRaster r;
-    int ret = catanet_raster_load(path, &r, err, es);
+    int ret = catanet_raster_load_alpha(path, &r, alpha != NULL, err, es);
     if (ret < 0)
         return ret;
-    float *out = malloc(sizeof(float) * 3 * (size_t)r.w * r.h);
+    float *out = malloc(sizeof(float) * (3 + r.alpha) * (size_t)r.w * r.h);
     if (!out) {
         catanet_raster_free(&r);
         return catanet_errf(err, es, CATANET_ERR_NOMEM, "'%s': out of memory", path);
     }
     catanet_raster_to_float(&r, out);
-    *rgb = out;
+    *px = out;
     *w = r.w;
     *h = r.h;
     *bits = r.maxval == 65535 ? 16 : 8;
+    if (alpha)
+        *alpha = r.alpha;
     catanet_raster_free(&r);
     return 0;
 }
 
-static int png_write(const char *path, const float *rgb, int w, int h, int bits, char *err, size_t es)
+/* Quantised as the engine's image conversion does (engine/image.c: clamp to [0,1], scale, round to
+ * nearest even), so that a PNG from here equals, byte for byte, the filter's rgb24 output of the same
+ * frame. NaN becomes 0. */
+static int raster_write(const char *path, int format, const float *px, int w, int h, int alpha, int bits,
+                        int quality, char *err, size_t es)
 {
-    FILE *f = fopen(path, "wb");
-    if (!f)
-        return catanet_errf(err, es, CATANET_ERR_IO, "cannot create '%s'", path);
-    int bpp = bits == 16 ? 6 : 3;
-    uint8_t *buf = malloc((size_t)w * h * bpp);
-    png_bytep *rows = malloc(sizeof(png_bytep) * h);
-    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
-    png_infop info = png ? png_create_info_struct(png) : NULL;
-    if (!buf || !rows || !png || !info || setjmp(png_jmpbuf(png))) {
-        png_destroy_write_struct(&png, &info);
-        fclose(f);
-        free(buf);
-        free(rows);
-        return catanet_errf(err, es, CATANET_ERR_IO, "cannot write '%s'", path);
+    CatanetRaster r;
+    int maxval = bits == 16 && format == IMAGE_PNG ? 65535 : 255;
+    const char *why = image_write_refusal(format, w, h);
+    if (why)
+        return catanet_errf(err, es, CATANET_ERR_INVALID_ARG, "'%s': %dx%d: %s", path, w, h, why);
+    int ret = catanet_raster_alloc_planes(&r, w, h, maxval, alpha && format == IMAGE_PNG);
+    if (ret < 0)
+        return catanet_errf(err, es, ret, "'%s': out of memory", path);
+    size_t n = (3 + (size_t)r.alpha) * w * h;
+    for (size_t i = 0; i < n; i++) {
+        float v = px[i] > 0.0f ? (px[i] < 1.0f ? px[i] : 1.0f) : 0.0f;
+        r.px[i] = (uint16_t)lrintf(v * (float)maxval);
     }
-    CatanetImage im = { .format = bits == 16 ? CATANET_PIX_RGB48 : CATANET_PIX_RGB24, .bits = bits, .width = w,
-                        .height = h, .data = { buf }, .linesize = { (ptrdiff_t)w * bpp } };
-    catanet_image_from_rgb(rgb, &im);
-    if (bits == 16) /* PNG is big-endian */
-        for (size_t i = 0; i < (size_t)w * h * 3; i++) {
-            uint16_t v = ((uint16_t *)buf)[i];
-            buf[2 * i] = (uint8_t)(v >> 8);
-            buf[2 * i + 1] = (uint8_t)v;
-        }
-    for (int y = 0; y < h; y++)
-        rows[y] = buf + (size_t)y * w * bpp;
-    png_init_io(png, f);
-    png_set_IHDR(png, info, w, h, bits, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
-                 PNG_FILTER_TYPE_DEFAULT);
-    png_set_rows(png, info, rows);
-    png_write_png(png, info, PNG_TRANSFORM_IDENTITY, NULL);
-    png_destroy_write_struct(&png, &info);
-    int bad = fclose(f) != 0;
-    free(buf);
-    free(rows);
-    return bad ? catanet_errf(err, es, CATANET_ERR_IO, "cannot write '%s'", path) : 0;
+    ret = catanet_raster_write(path, &r, format == IMAGE_PNG ? CATANET_IMG_PNG : CATANET_IMG_JPEG, quality, err, es);
+    catanet_raster_free(&r);
+    return ret;
 }
 
 /* NPY v1/v2/v3: little-endian float32, C order, shape (3,H,W) or (1,3,H,W) */
@@ -187,21 +198,56 @@ static int npy_write(const char *path, const float *rgb, int w, int h, char *err
     return bad ? catanet_errf(err, es, CATANET_ERR_IO, "cannot write '%s'", path) : 0;
 }
 
-int image_read(const char *path, float **rgb, int *w, int *h, int *bits, char *err, size_t es)
+int image_read_alpha(const char *path, float **px, int *w, int *h, int *bits, int *alpha, char *err, size_t es)
 {
     *bits = 8;
-    if (has_ext(path, ".npy"))
-        return npy_read(path, rgb, w, h, err, es);
-    if (has_ext(path, ".png"))
-        return png_read(path, rgb, w, h, bits, err, es);
-    return catanet_errf(err, es, CATANET_ERR_UNSUPPORTED, "'%s': input must be .png or .npy", path);
+    if (alpha)
+        *alpha = 0;
+    switch (image_format(path)) {
+    case IMAGE_NPY: return npy_read(path, px, w, h, err, es);
+    case IMAGE_UNKNOWN:
+        return catanet_errf(err, es, CATANET_ERR_UNSUPPORTED, "'%s': input must be .png, .jpg, .jpeg, .bmp or .npy",
+                            path);
+    default: return raster_read(path, px, w, h, bits, alpha, err, es);
+    }
+}
+
+int image_read(const char *path, float **rgb, int *w, int *h, int *bits, char *err, size_t es)
+{
+    return image_read_alpha(path, rgb, w, h, bits, NULL, err, es);
+}
+
+int image_write_as(const char *path, int format, const float *px, int w, int h, int alpha, int bits, int quality,
+                   char *err, size_t es)
+{
+    switch (format) {
+    case IMAGE_NPY: return npy_write(path, px, w, h, err, es);
+    case IMAGE_PNG: case IMAGE_JPEG: return raster_write(path, format, px, w, h, alpha, bits, quality, err, es);
+    default:
+        return catanet_errf(err, es, CATANET_ERR_UNSUPPORTED, "'%s': output must be .png, .jpg, .jpeg or .npy", path);
+    }
 }
 
 int image_write(const char *path, const float *rgb, int w, int h, int bits, char *err, size_t es)
 {
-    if (has_ext(path, ".npy"))
-        return npy_write(path, rgb, w, h, err, es);
-    if (has_ext(path, ".png"))
-        return png_write(path, rgb, w, h, bits == 16 ? 16 : 8, err, es);
-    return catanet_errf(err, es, CATANET_ERR_UNSUPPORTED, "'%s': output must be .png or .npy", path);
+    return image_write_as(path, image_format(path), rgb, w, h, 0, bits, IMAGE_JPEG_QUALITY, err, es);
+}
+
+int image_alpha_upscale(const float *a, int w, int h, int s, float *out)
+{
+    size_t n = (size_t)w * h, m = n * s * s;
+    double *in = calloc(n, sizeof(double)), *res = malloc(sizeof(double) * m);
+    if (!in || !res) {
+        free(in);
+        free(res);
+        return CATANET_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < n; i++)
+        in[i] = a[i];
+    int ret = catanet_imresize_f64(in, w, h, s, CATANET_RESIZE_MATLAB, res);
+    for (size_t i = 0; !ret && i < m; i++)
+        out[i] = (float)res[i];   /* overshoot past [0,1] is clamped when written */
+    free(in);
+    free(res);
+    return ret;
 }

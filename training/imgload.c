@@ -6,10 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <jpeglib.h>   /* after stdio.h and stddef.h: it uses FILE and size_t without including them */
+#include <jerror.h>
 
 #include "catanet.h"
 #include "error.h"
@@ -32,18 +34,24 @@ int catanet_is_image_file(const char *path)
     return CATANET_IMG_UNKNOWN;
 }
 
-int catanet_raster_alloc(CatanetRaster *img, int w, int h, int maxval)
+int catanet_raster_alloc_planes(CatanetRaster *img, int w, int h, int maxval, int alpha)
 {
     img->px = NULL;
     if (catanet_raster_size_refusal(w, h))
         return CATANET_ERR_INVALID_ARG;
-    img->px = malloc(sizeof(uint16_t) * 3 * (size_t)w * h);
+    img->px = malloc(sizeof(uint16_t) * (3 + !!alpha) * (size_t)w * h);
     if (!img->px)
         return CATANET_ERR_NOMEM;
     img->w = w;
     img->h = h;
     img->maxval = maxval;
+    img->alpha = !!alpha;
     return 0;
+}
+
+int catanet_raster_alloc(CatanetRaster *img, int w, int h, int maxval)
+{
+    return catanet_raster_alloc_planes(img, w, h, maxval, 0);
 }
 
 void catanet_raster_free(CatanetRaster *img)
@@ -52,12 +60,12 @@ void catanet_raster_free(CatanetRaster *img)
         return;
     free(img->px);
     img->px = NULL;
-    img->w = img->h = 0;
+    img->w = img->h = img->alpha = 0;
 }
 
 void catanet_raster_to_float(const CatanetRaster *img, float *rgb)
 {
-    size_t n = 3 * (size_t)img->w * img->h;
+    size_t n = (3 + (size_t)img->alpha) * img->w * img->h;
     /* a division, not a multiplication by 1/maxval: 8-bit values then give exactly the k/255.0f
      * that the engine's image conversion and the other tools compute */
     for (size_t i = 0; i < n; i++)
@@ -66,7 +74,7 @@ void catanet_raster_to_float(const CatanetRaster *img, float *rgb)
 
 void catanet_raster_from_float(const float *rgb, CatanetRaster *img)
 {
-    size_t n = 3 * (size_t)img->w * img->h;
+    size_t n = (3 + (size_t)img->alpha) * img->w * img->h;
     for (size_t i = 0; i < n; i++) {
         float v = rgb[i];
         v = v > 0.0f ? v : 0.0f;   /* NaN becomes 0 here */
@@ -95,7 +103,7 @@ static void png_on_warning(png_structp png, png_const_charp msg)
     (void)msg;   /* the library never prints; warnings do not stop decoding */
 }
 
-static int load_png(FILE *f, const char *path, CatanetRaster *img, char *err, size_t es)
+static int load_png(FILE *f, const char *path, CatanetRaster *img, int keep_alpha, char *err, size_t es)
 {
     PngErr pe = { "" };
     png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &pe, png_on_error, png_on_warning);
@@ -128,17 +136,21 @@ static int load_png(FILE *f, const char *path, CatanetRaster *img, char *err, si
         snprintf(pe.msg, sizeof(pe.msg), "%dx%d: %s", w, h, why);
         longjmp(png_jmpbuf(png), 1);
     }
+    /* palette, grey below 8 bits and tRNS expanded: grey, grey+alpha, RGB or RGBA at 8 or 16 bits */
     png_set_expand(png);
-    png_set_strip_alpha(png);
+    int alpha = keep_alpha && ((png_get_color_type(png, info) & PNG_COLOR_MASK_ALPHA) ||
+                               png_get_valid(png, info, PNG_INFO_tRNS));
+    if (!alpha)
+        png_set_strip_alpha(png);
     png_set_gray_to_rgb(png);
     png_set_interlace_handling(png);
     png_read_update_info(png, info);
-    int depth = png_get_bit_depth(png, info);
-    if (png_get_channels(png, info) != 3 || (depth != 8 && depth != 16))
+    int depth = png_get_bit_depth(png, info), nc = 3 + alpha;
+    if (png_get_channels(png, info) != nc || (depth != 8 && depth != 16))
         png_error(png, "unexpected layout after expansion");
     size_t rb = png_get_rowbytes(png, info);
     rowbuf = malloc(sizeof(png_bytep) * h + rb * h); /* the row pointers, then the rows */
-    px = malloc(sizeof(uint16_t) * 3 * (size_t)w * h);
+    px = malloc(sizeof(uint16_t) * nc * (size_t)w * h);
     if (!rowbuf || !px)
         png_error(png, "out of memory");
     png_bytepp rows = (png_bytepp)rowbuf;
@@ -149,15 +161,17 @@ static int load_png(FILE *f, const char *path, CatanetRaster *img, char *err, si
     for (int y = 0; y < h; y++) {
         const png_byte *r = rows[y];
         for (int x = 0; x < w; x++)
-            for (int c = 0; c < 3; c++)
-                px[c * plane + (size_t)y * w + x] =
-                    depth == 16 ? (uint16_t)(r[6 * x + 2 * c] << 8 | r[6 * x + 2 * c + 1]) : r[3 * x + c];
+            for (int c = 0; c < nc; c++) {
+                size_t i = (size_t)x * nc + c;
+                px[c * plane + (size_t)y * w + x] = depth == 16 ? (uint16_t)(r[2 * i] << 8 | r[2 * i + 1]) : r[i];
+            }
     }
     png_destroy_read_struct(&png, &info, NULL);
     free(rowbuf);
     img->w = w;
     img->h = h;
     img->maxval = depth == 16 ? 65535 : 255;
+    img->alpha = alpha;
     img->px = px;
     return 0;
 }
@@ -179,8 +193,11 @@ static void jpeg_on_error(j_common_ptr cinfo)
 
 static void jpeg_on_message(j_common_ptr cinfo, int level)
 {
-    (void)cinfo;
-    (void)level;   /* corrupt-data warnings: libjpeg decodes on; the library never prints */
+    /* Data that ends before the image does is an error: libjpeg would fill the rest with grey, a silent
+     * wrong image, and a few hundred bytes claiming 60 Mpixel would cost the whole decode. Other
+     * corrupt-data warnings: libjpeg decodes on; the library never prints. */
+    if (level < 0 && cinfo->err->msg_code == JWRN_JPEG_EOF)
+        jpeg_on_error(cinfo);
 }
 
 static int load_jpeg(FILE *f, const char *path, CatanetRaster *img, char *err, size_t es)
@@ -232,9 +249,12 @@ static int load_jpeg(FILE *f, const char *path, CatanetRaster *img, char *err, s
             snprintf(je.msg, sizeof(je.msg), "truncated");
             longjmp(je.jb, 1);
         }
-        for (int x = 0; x < w; x++)
-            for (int c = 0; c < 3; c++)
-                px[c * plane + y * w + x] = row[x * nc + (nc == 1 ? 0 : c)];
+        uint16_t *r = px + y * w, *g = r + plane, *b = g + plane;   /* grey: three equal planes */
+        for (int x = 0, s = nc == 1 ? 0 : 1; x < w; x++) {
+            r[x] = row[x * nc];
+            g[x] = row[x * nc + s];
+            b[x] = row[x * nc + 2 * s];
+        }
     }
     jpeg_finish_decompress(&cinfo);
     jpeg_destroy_decompress(&cinfo);
@@ -357,8 +377,13 @@ done:
 
 int catanet_raster_load(const char *path, CatanetRaster *img, char *err, size_t es)
 {
+    return catanet_raster_load_alpha(path, img, 0, err, es);
+}
+
+int catanet_raster_load_alpha(const char *path, CatanetRaster *img, int keep_alpha, char *err, size_t es)
+{
     img->px = NULL;
-    img->w = img->h = 0;
+    img->w = img->h = img->alpha = 0;
     FILE *f = fopen(path, "rb");
     if (!f)
         return catanet_errf(err, es, CATANET_ERR_IO, "cannot open '%s'", path);
@@ -367,7 +392,7 @@ int catanet_raster_load(const char *path, CatanetRaster *img, char *err, size_t 
     rewind(f);
     int ret;
     if (got == 8 && !png_sig_cmp(sig, 0, 8))
-        ret = load_png(f, path, img, err, es);
+        ret = load_png(f, path, img, keep_alpha, err, es);
     else if (got >= 3 && sig[0] == 0xFF && sig[1] == 0xD8 && sig[2] == 0xFF)
         ret = load_jpeg(f, path, img, err, es);
     else if (got >= 2 && sig[0] == 'B' && sig[1] == 'M')
@@ -378,42 +403,36 @@ int catanet_raster_load(const char *path, CatanetRaster *img, char *err, size_t 
     return ret;
 }
 
-int catanet_raster_save_png(const char *path, const CatanetRaster *img, char *err, size_t es)
+/* ---- writing: PNG (8/16-bit, RGB or RGBA) and JPEG (8-bit RGB) ---- */
+
+static int save_png(FILE *f, const CatanetRaster *img, char *msg, size_t ms)
 {
-    if (!img || !img->px || (img->maxval != 255 && img->maxval != 65535))
-        return catanet_errf(err, es, CATANET_ERR_INVALID_ARG, "'%s': only 8- or 16-bit rasters can be written", path);
-    char tmp[4096];
-    if (snprintf(tmp, sizeof(tmp), "%s.tmp%ld", path, (long)getpid()) >= (int)sizeof(tmp))
-        return catanet_errf(err, es, CATANET_ERR_INVALID_ARG, "path too long");
-    FILE *f = fopen(tmp, "wb");
-    if (!f)
-        return catanet_errf(err, es, CATANET_ERR_IO, "cannot create '%s'", tmp);
-    int w = img->w, h = img->h, bytes = img->maxval == 255 ? 1 : 2;
+    int w = img->w, h = img->h, bytes = img->maxval == 255 ? 1 : 2, nc = 3 + img->alpha;
     PngErr pe = { "" };
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &pe, png_on_error, png_on_warning);
     png_infop info = png ? png_create_info_struct(png) : NULL;
-    uint8_t *volatile row = malloc((size_t)w * 3 * bytes);
+    uint8_t *volatile row = malloc((size_t)w * nc * bytes);
     if (!png || !info || !row || setjmp(png_jmpbuf(png))) {
         png_destroy_write_struct(&png, &info);
-        fclose(f);
         free(row);
-        remove(tmp);
-        return catanet_errf(err, es, CATANET_ERR_IO, "cannot write '%s' (%s)", path, pe.msg);
+        snprintf(msg, ms, "%s", pe.msg[0] ? pe.msg : "out of memory");
+        return -1;
     }
     png_init_io(png, f);
-    png_set_IHDR(png, info, w, h, bytes * 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
-                 PNG_FILTER_TYPE_DEFAULT);
+    png_set_IHDR(png, info, w, h, bytes * 8, img->alpha ? PNG_COLOR_TYPE_RGBA : PNG_COLOR_TYPE_RGB,
+                 PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     png_write_info(png, info);
     size_t plane = (size_t)w * h;
     for (int y = 0; y < h; y++) {
         for (int x = 0; x < w; x++)
-            for (int c = 0; c < 3; c++) {
+            for (int c = 0; c < nc; c++) {
                 uint16_t v = img->px[c * plane + (size_t)y * w + x];
+                size_t i = (size_t)x * nc + c;
                 if (bytes == 1)
-                    row[3 * x + c] = (uint8_t)v;
+                    row[i] = (uint8_t)v;
                 else {
-                    row[6 * x + 2 * c] = (uint8_t)(v >> 8);   /* PNG is big-endian */
-                    row[6 * x + 2 * c + 1] = (uint8_t)v;
+                    row[2 * i] = (uint8_t)(v >> 8);   /* PNG is big-endian */
+                    row[2 * i + 1] = (uint8_t)v;
                 }
             }
         png_write_row(png, row);
@@ -421,11 +440,95 @@ int catanet_raster_save_png(const char *path, const CatanetRaster *img, char *er
     png_write_end(png, NULL);
     png_destroy_write_struct(&png, &info);
     free(row);
-    int bad = fflush(f) != 0 || fsync(fileno(f)) != 0;
-    bad = fclose(f) != 0 || bad;
-    if (bad || rename(tmp, path) != 0) {
-        remove(tmp);
-        return catanet_errf(err, es, CATANET_ERR_IO, "cannot write '%s'", path);
-    }
     return 0;
+}
+
+static int save_jpeg(FILE *f, const CatanetRaster *img, int quality, char *msg, size_t ms)
+{
+    struct jpeg_compress_struct cinfo;
+    JpegErr je;
+    JSAMPLE *volatile row = malloc((size_t)img->w * 3);
+    if (!row) {
+        snprintf(msg, ms, "out of memory");
+        return -1;
+    }
+    cinfo.err = jpeg_std_error(&je.mgr);
+    je.mgr.error_exit = jpeg_on_error;
+    je.mgr.emit_message = jpeg_on_message;
+    je.msg[0] = 0;
+    if (setjmp(je.jb)) {
+        jpeg_destroy_compress(&cinfo);
+        free(row);
+        snprintf(msg, ms, "%s", je.msg);
+        return -1;
+    }
+    jpeg_create_compress(&cinfo);
+    jpeg_stdio_dest(&cinfo, f);
+    cinfo.image_width = (JDIMENSION)img->w;
+    cinfo.image_height = (JDIMENSION)img->h;
+    cinfo.input_components = 3;
+    cinfo.in_color_space = JCS_RGB;
+    jpeg_set_defaults(&cinfo);
+    jpeg_set_quality(&cinfo, quality, TRUE);
+    /* at high qualities full-resolution chroma (4:4:4), as ImageMagick does: halving the chroma of an
+     * upscaled image would throw away part of what the upscale made */
+    if (quality >= 90)
+        cinfo.comp_info[0].h_samp_factor = cinfo.comp_info[0].v_samp_factor = 1;
+    jpeg_start_compress(&cinfo, TRUE);
+    size_t plane = (size_t)img->w * img->h;
+    unsigned mv = (unsigned)img->maxval;
+    while (cinfo.next_scanline < cinfo.image_height) {
+        size_t y = cinfo.next_scanline;
+        for (int x = 0; x < img->w; x++)
+            for (int c = 0; c < 3; c++) {
+                unsigned v = img->px[c * plane + y * img->w + x];
+                row[3 * x + c] = (JSAMPLE)(mv == 255 ? v : (v * 255 + mv / 2) / mv);
+            }
+        JSAMPROW rp = row;
+        jpeg_write_scanlines(&cinfo, &rp, 1);
+    }
+    jpeg_finish_compress(&cinfo);
+    jpeg_destroy_compress(&cinfo);
+    free(row);
+    return 0;
+}
+
+int catanet_raster_write(const char *path, const CatanetRaster *img, int kind, int quality, char *err, size_t es)
+{
+    if (!img || !img->px || (img->maxval != 255 && img->maxval != 65535))
+        return catanet_errf(err, es, CATANET_ERR_INVALID_ARG, "'%s': only 8- or 16-bit rasters can be written", path);
+    if (kind != CATANET_IMG_PNG && kind != CATANET_IMG_JPEG)
+        return catanet_errf(err, es, CATANET_ERR_UNSUPPORTED, "'%s': only PNG and JPEG can be written", path);
+    if (kind == CATANET_IMG_JPEG && (quality < 1 || quality > 100))
+        return catanet_errf(err, es, CATANET_ERR_INVALID_ARG, "'%s': JPEG quality %d is not in 1..100", path, quality);
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return catanet_errf(err, es, CATANET_ERR_IO, "cannot create '%s'", path);
+    char msg[JMSG_LENGTH_MAX + 200] = "";
+    int bad = kind == CATANET_IMG_PNG ? save_png(f, img, msg, sizeof(msg)) : save_jpeg(f, img, quality, msg, sizeof(msg));
+    bad = fflush(f) != 0 || bad;
+    bad = fclose(f) != 0 || bad;
+    if (bad)
+        return catanet_errf(err, es, CATANET_ERR_IO, "cannot write '%s'%s%s%s", path, msg[0] ? " (" : "", msg,
+                            msg[0] ? ")" : "");
+    return 0;
+}
+
+int catanet_raster_save_png(const char *path, const CatanetRaster *img, char *err, size_t es)
+{
+    char tmp[4096];
+    if (snprintf(tmp, sizeof(tmp), "%s.tmp%ld", path, (long)getpid()) >= (int)sizeof(tmp))
+        return catanet_errf(err, es, CATANET_ERR_INVALID_ARG, "path too long");
+    int ret = catanet_raster_write(tmp, img, CATANET_IMG_PNG, 0, err, es);
+    /* durable before the rename: a crash leaves the old file or the new one, never an empty one */
+    int fd = ret < 0 ? -1 : open(tmp, O_RDONLY);
+    if (ret >= 0 && (fd < 0 || fsync(fd) != 0))
+        ret = catanet_errf(err, es, CATANET_ERR_IO, "cannot write '%s'", path);
+    if (fd >= 0)
+        close(fd);
+    if (ret >= 0 && rename(tmp, path) != 0)
+        ret = catanet_errf(err, es, CATANET_ERR_IO, "cannot write '%s'", path);
+    if (ret < 0)
+        remove(tmp);
+    return ret;
 }

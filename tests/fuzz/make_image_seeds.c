@@ -1,7 +1,8 @@
 /*
  * make_image_seeds.c: the seed corpus of fuzz_images: small images of every kind the readers take.
- * PNG 8/16-bit RGB, grey, palette, RGBA and Adam7-interlaced (libpng); JPEG baseline, progressive and
- * greyscale (libjpeg); BMP 24-bit and 8-bit palette, bottom-up and top-down; NPY (3,H,W) and (1,3,H,W).
+ * PNG 8/16-bit RGB, grey, grey+alpha, palette (with and without tRNS), RGBA and Adam7-interlaced
+ * (libpng); JPEG baseline, progressive, greyscale, 4:4:4 with restart markers, arithmetic-coded and
+ * CMYK (libjpeg); BMP 24-bit and 8-bit palette, bottom-up and top-down; NPY (3,H,W) and (1,3,H,W).
  *   make_image_seeds OUTDIR
  */
 #include <png.h>
@@ -33,7 +34,8 @@ static int sample(int x, int y, int c, int maxv)
     return (int)((long)(x * 37 + y * 23 + c * 71) * maxv / (W * 37 + H * 23 + 2 * 71));
 }
 
-static void png(const char *name, int color, int depth, int interlace)
+/* trns: a palette with transparency (tRNS) */
+static void png(const char *name, int color, int depth, int interlace, int trns)
 {
     FILE *f = create(name);
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
@@ -47,8 +49,13 @@ static void png(const char *name, int color, int depth, int interlace)
         for (int i = 0; i < 16; i++)
             pal[i] = (png_color){ (png_byte)(i * 16), (png_byte)(255 - i * 16), (png_byte)(i * 7) };
         png_set_PLTE(png, info, pal, 16);
+        png_byte alpha[16];
+        for (int i = 0; i < 16; i++)
+            alpha[i] = (png_byte)(i * 17);
+        if (trns)
+            png_set_tRNS(png, info, alpha, 16, NULL);
     }
-    int ch = color == PNG_COLOR_TYPE_RGB ? 3 : color == PNG_COLOR_TYPE_RGBA ? 4 : 1, bps = depth == 16 ? 2 : 1;
+    int ch = color == PNG_COLOR_TYPE_RGB ? 3 : color == PNG_COLOR_TYPE_RGBA ? 4 : color == PNG_COLOR_TYPE_GRAY_ALPHA ? 2 : 1, bps = depth == 16 ? 2 : 1;
     uint8_t buf[H][W * 4 * 2];
     png_bytep rows[H];
     for (int y = 0; y < H; y++) {
@@ -70,7 +77,9 @@ static void png(const char *name, int color, int depth, int interlace)
     fclose(f);
 }
 
-static void jpeg(const char *name, int grey, int progressive)
+/* kind: 0 baseline 4:2:0, 1 progressive, 2 4:4:4 with restart markers and a comment, 3 arithmetic-coded,
+ * 4 CMYK (refused by the reader: its refusal path) */
+static void jpeg(const char *name, int grey, int kind)
 {
     FILE *f = create(name);
     struct jpeg_compress_struct c;
@@ -80,14 +89,22 @@ static void jpeg(const char *name, int grey, int progressive)
     jpeg_stdio_dest(&c, f);
     c.image_width = W;
     c.image_height = H;
-    c.input_components = grey ? 1 : 3;
-    c.in_color_space = grey ? JCS_GRAYSCALE : JCS_RGB;
+    c.input_components = grey ? 1 : kind == 4 ? 4 : 3;
+    c.in_color_space = grey ? JCS_GRAYSCALE : kind == 4 ? JCS_CMYK : JCS_RGB;
     jpeg_set_defaults(&c);
     jpeg_set_quality(&c, 80, TRUE);
-    if (progressive)
+    if (kind == 1)
         jpeg_simple_progression(&c);
+    if (kind == 2) {
+        c.comp_info[0].h_samp_factor = c.comp_info[0].v_samp_factor = 1;
+        c.restart_interval = 1;
+    }
+    if (kind == 3)
+        c.arith_code = TRUE;
     jpeg_start_compress(&c, TRUE);
-    JSAMPLE row[W * 3];
+    if (kind == 2)
+        jpeg_write_marker(&c, JPEG_COM, (const JOCTET *)"seed", 4);
+    JSAMPLE row[W * 4];
     while (c.next_scanline < H) {
         for (int x = 0; x < W; x++)
             for (int k = 0; k < c.input_components; k++)
@@ -167,14 +184,21 @@ int main(int argc, char **argv)
         return 2;
     }
     dir = argv[1];
-    png("rgb8.png", PNG_COLOR_TYPE_RGB, 8, PNG_INTERLACE_NONE);
-    png("rgb16.png", PNG_COLOR_TYPE_RGB, 16, PNG_INTERLACE_NONE);
-    png("grey8.png", PNG_COLOR_TYPE_GRAY, 8, PNG_INTERLACE_NONE);
-    png("pal4.png", PNG_COLOR_TYPE_PALETTE, 4, PNG_INTERLACE_NONE);
-    png("rgba8_adam7.png", PNG_COLOR_TYPE_RGBA, 8, PNG_INTERLACE_ADAM7);
+    png("rgb8.png", PNG_COLOR_TYPE_RGB, 8, PNG_INTERLACE_NONE, 0);
+    png("rgb16.png", PNG_COLOR_TYPE_RGB, 16, PNG_INTERLACE_NONE, 0);
+    png("grey8.png", PNG_COLOR_TYPE_GRAY, 8, PNG_INTERLACE_NONE, 0);
+    png("pal4.png", PNG_COLOR_TYPE_PALETTE, 4, PNG_INTERLACE_NONE, 0);
+    png("rgba8_adam7.png", PNG_COLOR_TYPE_RGBA, 8, PNG_INTERLACE_ADAM7, 0);
+    png("greya8.png", PNG_COLOR_TYPE_GRAY_ALPHA, 8, PNG_INTERLACE_NONE, 0);
+    png("greya16.png", PNG_COLOR_TYPE_GRAY_ALPHA, 16, PNG_INTERLACE_NONE, 0);
+    png("rgba16.png", PNG_COLOR_TYPE_RGBA, 16, PNG_INTERLACE_NONE, 0);
+    png("pal4_trns.png", PNG_COLOR_TYPE_PALETTE, 4, PNG_INTERLACE_NONE, 1);
     jpeg("rgb.jpg", 0, 0);
     jpeg("prog.jpg", 0, 1);
     jpeg("grey.jpg", 1, 0);
+    jpeg("444_restart.jpg", 0, 2);
+    jpeg("arith.jpg", 0, 3);
+    jpeg("cmyk.jpg", 0, 4);
     bmp("rgb24.bmp", 24, 0);
     bmp("pal8_topdown.bmp", 8, 1);
     npy("chw.npy", 0);
