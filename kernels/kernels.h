@@ -128,6 +128,11 @@ void catanet_dwconv_bwd_cpu(const CatanetCpu *cpu, const CatanetDwconvArgs *a, c
 /* x [N,C] -> y [N,C]; mean/rstd [N] may be NULL (kept for backward) */
 void catanet_layernorm_fwd_ref(int n, int c, const float *x, const float *g, const float *b,
                                float *y, float *mean, float *rstd);
+/* the fast rows on the calling thread (for callers' own parallel tasks) */
+void catanet_layernorm_fwd_serial_cpu(int n, int c, const float *x, const float *g, const float *b, float *y,
+                                      float *mean, float *rstd);
+void catanet_layernorm_bwd_serial_cpu(int n, int c, const float *x, const float *g, const float *mean,
+                                      const float *rstd, const float *dy, float *dx, float *dg, float *db);
 void catanet_layernorm_fwd_cpu(const CatanetCpu *cpu, int n, int c, const float *x,
                                const float *g, const float *b, float *y);
 void catanet_layernorm_bwd_ref(int n, int c, const float *x, const float *g, const float *mean,

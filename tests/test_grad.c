@@ -312,6 +312,17 @@ static void test_layernorm(Rng *r)
     twin_check("layernorm dx", dx2, dx1, nn, 1e-6);
     twin_check("layernorm dw", dw2, dw1, ch, 1e-5);
     twin_check("layernorm db", db2, db1, ch, 1e-5);
+    /* the serial rows (inside LRSA's tasks) are the same rows */
+    memset(dx2, 0, sizeof(float) * nn);
+    memset(dw2, 0, sizeof(float) * ch);
+    memset(db2, 0, sizeof(float) * ch);
+    catanet_layernorm_fwd_serial_cpu(rows, ch, x, w, b, y2, m2, r2);
+    twin_check("layernorm serial y", y2, y, nn, 1e-6);
+    twin_check("layernorm serial rstd", r2, r1, rows, 1e-6);
+    catanet_layernorm_bwd_serial_cpu(rows, ch, x, w, m1, r1, dy, dx2, dw2, db2);
+    twin_check("layernorm serial dx", dx2, dx1, nn, 1e-6);
+    twin_check("layernorm serial dw", dw2, dw1, ch, 1e-5);
+    twin_check("layernorm serial db", db2, db1, ch, 1e-5);
     free(cpu.work); free(scr); free(x); free(w); free(b); free(dy); free(y); free(y2);
     free(m1); free(r1); free(m2); free(r2); free(dx1); free(dw1); free(db1); free(dx2); free(dw2); free(db2);
     free(c.x); free(c.w); free(c.b); free(c.y); free(g); free(dx); free(dw); free(db);

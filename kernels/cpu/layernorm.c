@@ -1,7 +1,8 @@
 /*
  * layernorm.c: LayerNorm over the channel (last) dim, eps 1e-5, with affine weight and bias.
  * defines: catanet_layernorm_fwd_ref, catanet_layernorm_fwd_cpu, catanet_layernorm_fwd_stats_cpu,
- *          catanet_layernorm_bwd_ref, catanet_layernorm_bwd_scratch, catanet_layernorm_bwd_cpu
+ *          catanet_layernorm_fwd_serial_cpu, catanet_layernorm_bwd_ref, catanet_layernorm_bwd_scratch,
+ *          catanet_layernorm_bwd_cpu, catanet_layernorm_bwd_serial_cpu
  */
 #include <math.h>
 
@@ -171,4 +172,21 @@ void catanet_layernorm_bwd_cpu(const CatanetCpu *cpu, int n, int c, const float 
                 db[i] += pb[i];
         }
     }
+}
+
+/* the fast rows on the calling thread (inside a caller's parallel task): the forward keeping the
+ * statistics, and the backward accumulating into dx, dg and db as the reference does */
+void catanet_layernorm_fwd_serial_cpu(int n, int c, const float *x, const float *g, const float *b, float *y,
+                                      float *mean, float *rstd)
+{
+    for (int r = 0; r < n; r++)
+        ln_row_fast(c, x + (size_t)r * c, g, b, y + (size_t)r * c, mean + r, rstd + r);
+}
+
+void catanet_layernorm_bwd_serial_cpu(int n, int c, const float *x, const float *g, const float *mean,
+                                      const float *rstd, const float *dy, float *dx, float *dg, float *db)
+{
+    for (int r = 0; r < n; r++)
+        ln_bwd_row_fast(c, x + (size_t)r * c, g, mean[r], rstd[r], dy + (size_t)r * c, dx ? dx + (size_t)r * c : NULL,
+                        dg, db);
 }

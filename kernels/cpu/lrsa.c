@@ -417,7 +417,7 @@ static void patch_bwd_cpu(const CatanetLrsaArgs *a, const CatanetLrsaWeights *wt
                 dst[ch] = src[ch] * f;
         }
     }
-    catanet_layernorm_fwd_ref(T, C, P, wt->norm_w, wt->norm_b, Pn, mean, rstd);
+    catanet_layernorm_fwd_serial_cpu(T, C, P, wt->norm_w, wt->norm_b, Pn, mean, rstd);
     catanet_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, hq, C, 1.0f, Pn, C, wt->wq, C, 0.0f, Qm, hq);
     catanet_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, hq, C, 1.0f, Pn, C, wt->wk, C, 0.0f, Km, hq);
     catanet_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, hv, C, 1.0f, Pn, C, wt->wv, C, 0.0f, Vm, hv);
@@ -465,7 +465,7 @@ static void patch_bwd_cpu(const CatanetLrsaArgs *a, const CatanetLrsaWeights *wt
     catanet_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hq, C, T, 1.0f, dK, hq, Pn, C, 0.0f, gk, C);
     catanet_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, hv, C, T, 1.0f, dV, hv, Pn, C, 0.0f, gv, C);
     memset(gnw, 0, sizeof(float) * 2 * C);
-    catanet_layernorm_bwd_ref(T, C, P, wt->norm_w, mean, rstd, dPn, dY, gnw, gnb);
+    catanet_layernorm_bwd_serial_cpu(T, C, P, wt->norm_w, mean, rstd, dPn, dY, gnw, gnb);
 }
 
 void catanet_lrsa_bwd_cpu(const CatanetCpu *cpu, const CatanetLrsaArgs *a,
