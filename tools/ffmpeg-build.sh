@@ -28,7 +28,7 @@ log() { echo "ffmpeg-build: $*" >&2; }
 [ -f "$B/catanet.pc" ] && [ -f "$B/libcatanet.a" ] ||
     { log "$B/catanet.pc or $B/libcatanet.a missing: run ./configure && make first"; exit 1; }
 src=${FFMPEG_SOURCE:-$(sed -n 's/^FFMPEG_SOURCE *= *//p' "$B/config.mk")}
-prefix=$(sed -n 's/^PREFIX *= *//p' "$B/config.mk")
+datadir=$(sed -n 's/^DATADIR *= *//p' "$B/config.mk")
 if [ -n "$SUITE" ] || [ -z "$src" ]; then
     tag=${SUITE:-default}
     src=$(ls -d "$B/ffmpeg-src-$tag"/ffmpeg-[0-9]*/ 2>/dev/null | head -n 1)
@@ -46,7 +46,9 @@ pdir=$top/patches/ffmpeg-$series
 log "FFmpeg $version from $src, patches $pdir"
 
 # libcatanet as an installed package would look, pointing at this build (symlinks: a rebuilt
-# library or header is seen without restaging)
+# library or header is seen without restaging). The static library only: ffmpeg carries libcatanet
+# and, through catanet.pc's private fields (pkg-config --static), its dependencies, none of them CUDA:
+# the CUDA plugin is loaded at run time (from $B beside $B/ffmpeg/ffmpeg when run in the tree).
 stage=$OUT.stage
 mkdir -p "$stage/include" "$stage/lib/pkgconfig"
 ln -sf "$top/include/catanet.h" "$stage/include/catanet.h"
@@ -98,7 +100,8 @@ flags="--disable-everything --disable-doc --disable-autodetect --disable-ffplay 
  --enable-bsf=h264_mp4toannexb,hevc_mp4toannexb,aac_adtstoasc,extract_extradata
  --enable-indev=lavfi
  --enable-filter=catanet_xs,scale,format,null,testsrc,testsrc2,setsar,setparams,fps,trim,concat,split,hstack,psnr,ssim,crop,pad,select,setpts,showinfo,hwupload,hwdownload,anull,aformat,aresample,atrim,anullsrc
- --extra-cflags=-DCATANET_XS_DATADIR=$prefix/share/catanet"
+ --pkg-config-flags=--static
+ --extra-cflags=-DCATANET_XS_DATADIR=$datadir/catanet"
 # a machine without some optional packages (e.g. a bare GPU machine): build without them
 if ! pkg-config --exists x264 2>/dev/null; then
     log "libx264 not found: building without it (no H.264 software encoder)"

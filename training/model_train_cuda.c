@@ -166,8 +166,12 @@ int catanet_train_cuda_create(CatanetTrainCuda **out, CatanetModel *m, int batch
         return catanet_errf(err, es, CATANET_ERR_INVALID_ARG,
                             "training batch %d of %dx%d: need batch >= 1 and sides in %d..4096 (the largest LRSA patch)",
                             batch, w, h, min_side);
-    if (cudaGetDeviceCount(&n_dev) != cudaSuccess || n_dev < 1)
-        return catanet_errf(err, es, CATANET_ERR_NO_DEVICE, "no usable CUDA device");
+    cudaError_t st = cudaGetDeviceCount(&n_dev);
+    if (st != cudaSuccess || n_dev < 1) {
+        cudaGetLastError(); /* no driver / no device: not an error state for later calls */
+        return catanet_errf(err, es, CATANET_ERR_NO_DEVICE, "no CUDA device: cudaGetDeviceCount says: %s",
+                            st != cudaSuccess ? cudaGetErrorString(st) : "none present");
+    }
     CatanetTrainCuda *p = calloc(1, sizeof(*p));
     if (!p)
         return catanet_errf(err, es, CATANET_ERR_NOMEM, "out of memory");
