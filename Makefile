@@ -278,14 +278,14 @@ EMU_CPU_OBJS := $(LIB_OBJS)
 # test_twins' engine parts: libcatanet's engine with engine/backend_cuda.c compiled against the emulator
 EMU_ENGINE_OBJS := $(filter-out $(B)/engine/cuda_dl.o,$(EMU_CPU_OBJS)) $(EMU_B)/backend_cuda.o
 EMU_INC := -Itests/cuda_emu/include -I$(EMU_B) -I$(EMU_B)/src -Iinclude -Ikernels -Iengine
-EMU_CXXFLAGS := -std=c++17 -O2 -g -ffp-contract=off -Wall -Wno-unknown-pragmas -Wno-unused-function -Wno-unused-parameter $(EMU_SANITIZE)
+EMU_CXXFLAGS := -std=c++17 -O2 -g -fPIC -ffp-contract=off -Wall -Wno-unknown-pragmas -Wno-unused-function -Wno-unused-parameter $(EMU_SANITIZE)
 
 .PHONY: check-emu emu-build
 check-emu: emu-build
 	@sh tests/t_cuda_emu.sh --run-only
 
 emu-build: $(EMU_B)/test_twins $(EMU_B)/test_train_cuda $(EMU_B)/catanet-train $(EMU_B)/wmma_selftest \
-           $(EMU_B)/exp2_selftest $(EMU_B)/catanet-gpubench $(EMU_B)/census
+           $(EMU_B)/exp2_selftest $(EMU_B)/catanet-gpubench $(EMU_B)/census $(EMU_PLUGIN)
 
 $(EMU_B)/config.h: $(CONFIG)
 	@mkdir -p $(dir $@)
@@ -326,6 +326,18 @@ $(EMU_B)/backend_cuda.o: engine/backend_cuda.c $(EMU_B)/config.h $(wildcard test
 
 $(EMU_B)/test_twins: $(EMU_B)/test_twins.o $(EMU_OBJS) $(EMU_ENGINE_OBJS) $(TEST_COMMON) $(B)/training/imgload.o
 	$(EMU_CXX) $(LDFLAGS) $(EMU_SANITIZE) $^ $(LIBS) $(PNG_LIBS) $(TRAIN_EXTRA_LIBS) -lpthread -o $@
+
+# the CUDA plugin made of the emulated backend (hence -fPIC above): $(B)'s own programs load it through
+# CATANET_CUDA_PLUGIN, so t_cuda_emu.sh runs the dlopen path, the plugin's table and the forwarding of
+# engine and training calls end to end without a GPU
+EMU_PLUGIN := $(EMU_B)/plugin/libcatanet-cuda.so.$(SOMAJOR)
+$(EMU_B)/cuda_plugin.o: engine/cuda_plugin.c $(EMU_B)/config.h $(wildcard tests/cuda_emu/include/*.h)
+	$(CC) $(EMU_INC) $(CPPFLAGS) $(CFLAGS) $(EMU_SANITIZE) -c $< -o $@
+$(EMU_PLUGIN): $(EMU_B)/cuda_plugin.o $(EMU_B)/backend_cuda.o $(EMU_B)/model_train_cuda.o $(EMU_OBJS) $(TRAIN_LIB) $(LIB) \
+		engine/cuda_plugin.map
+	@mkdir -p $(dir $@)
+	$(EMU_CXX) -shared $(LDFLAGS) $(EMU_SANITIZE) -Wl,--version-script=engine/cuda_plugin.map -Wl,--exclude-libs,ALL \
+		$(filter %.o,$^) $(TRAIN_LIB) $(LIB) $(LIBS) -lpthread -o $@
 
 # the CUDA training step against the CPU one (training/*.o from $(B), model_train_cuda.c emulated)
 EMU_TRAIN_OBJS := $(filter-out $(B)/training/train_cuda_dl.o,$(TRAIN_OBJS)) $(EMU_B)/model_train_cuda.o

@@ -38,6 +38,9 @@ soname=$(readelf -d "$L/libcatanet.so.$VERSION" | sed -n 's/.*(SONAME).*\[\(.*\)
 check "$([ "$soname" = "libcatanet.so.$SOMAJOR" ] && [ "$(readlink "$L/libcatanet.so")" = "libcatanet.so.$SOMAJOR" ]; echo $?)" \
     "SONAME $soname; libcatanet.so -> $(readlink "$L/libcatanet.so") -> $(readlink "$L/libcatanet.so.$SOMAJOR")"
 sed -n 's/^CATANET_API .*[ *]\(catanet_[a-z_0-9]*\)(.*/\1/p' "$R$PREFIX/include/catanet.h" | sort > "$W/api"
+# a function declared without CATANET_API would be neither listed nor exported: there must be none
+unmarked=$(grep -E '^[A-Za-z_].*[ *]catanet_[a-z_0-9]*\(' "$R$PREFIX/include/catanet.h" | grep -Ev '^(CATANET_API |typedef |#)')
+check "$([ -z "$unmarked" ]; echo $?)" "every function in catanet.h is marked CATANET_API (unmarked: ${unmarked:-none})"
 nm -D --defined-only "$L/libcatanet.so.$VERSION" | awk '{ print $3 }' | sort > "$W/exported"
 check "$(cmp -s "$W/api" "$W/exported"; echo $?)" "libcatanet.so exports exactly the $(wc -l < "$W/api") CATANET_API functions (extra: $(comm -13 "$W/api" "$W/exported" | tr '\n' ' '); missing: $(comm -23 "$W/api" "$W/exported" | tr '\n' ' '))"
 pc=$L/pkgconfig/catanet.pc
