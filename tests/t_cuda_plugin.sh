@@ -86,6 +86,7 @@ check "CUDA hidden: catanet-train --device cuda fails naming the missing library
     sh -c "[ $rc != 0 ] && grep -q '$why' '$TMP/err'"
 src="testsrc2=size=24x16:rate=5,format=rgb24"
 for dev in cpu auto; do
+    rm -f "$TMP/ff.md5"
     hidden "$FF" -nostdin -hide_banner -v error -f lavfi -i "$src" -frames:v 2 -vf "catanet_xs=model=$XS:device=$dev" \
         -f framemd5 "$TMP/ff.md5" 2> "$TMP/err"
     rc=$?
