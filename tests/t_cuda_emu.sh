@@ -167,7 +167,7 @@ fi
 # through the plugin's table, and catanet-train --device cuda trains through it
 P=$B/emu/plugin/libcatanet-cuda.so.$(sed -n 's/^SOMAJOR *= *//p' "$B/config.mk")
 if [ -f "$P" ] && [ -x "$B/tests/test_cuda_plugin" ] && [ -x "$B/training/catanet-train" ]; then
-    CATANET_CUDA_PLUGIN=$P run "$B/tests/test_cuda_plugin"
+    CATANET_CUDA_PLUGIN=$P run "$B/tests/test_cuda_plugin" --available
     out=$(CATANET_CUDA_PLUGIN=$P "$B/training/catanet-train" bench --device cuda --dim 8 --qk-dim 8 --heads 2 \
         --mlp-dim 16 --groups 1 --tokens 4 --group-size 64 --patch-size 8 --batch 1 --patch 16 --iters 1 2>&1)
     rc=$?

@@ -6,6 +6,7 @@
  *                                         and device=cuda fails with CATANET_ERR_NO_DEVICE and a reason
  *   test_cuda_plugin --unavailable TEXT   CUDA must be unusable here (tests/t_cuda_plugin.sh hides the
  *                                         CUDA libraries or the plugin) and every reason must hold TEXT
+ *   test_cuda_plugin --available          CUDA must be usable (tests/t_cuda_emu.sh: the emulated plugin)
  *
  * Runs the shipped XS model on a 5x4 frame: the CPU path must work whatever happens to CUDA.
  */
@@ -46,13 +47,16 @@ static int run_frame(CatanetEngine *e)
 int main(int argc, char **argv)
 {
     const char *want = argc == 3 && !strcmp(argv[1], "--unavailable") ? argv[2] : NULL;
-    if (argc != 1 && !want) {
-        fprintf(stderr, "usage: test_cuda_plugin [--unavailable TEXT]\n");
+    int need = argc == 2 && !strcmp(argv[1], "--available");
+    if (argc != 1 && !want && !need) {
+        fprintf(stderr, "usage: test_cuda_plugin [--unavailable TEXT | --available]\n");
         return 2;
     }
     int ndev = catanet_cuda_device_count();
     if (want)
         test_check(ndev == 0, "CUDA made unreachable: catanet_cuda_device_count() = %d (want 0)", ndev);
+    if (need)
+        test_check(ndev > 0, "CUDA must be usable here: catanet_cuda_device_count() = %d", ndev);
 
     /* auto: the choice, logged at INFO, and what the engine reports */
     CatanetConfig cfg;
