@@ -12,20 +12,31 @@ export CATANET_SHARED
 B := $(BUILDDIR)
 CPPFLAGS := -Iinclude -Ikernels -Iengine -Itraining -Itools -I$(B) -MMD -MP
 
-LIB_SRCS := $(wildcard engine/*.c engine/pth/*.c) $(wildcard kernels/cpu/*.c)
-ifeq ($(HAVE_CUDA),1)
-LIB_SRCS := $(filter-out engine/backend_nocuda.c,$(LIB_SRCS))
-CU_SRCS := $(wildcard kernels/cuda/*.cu)
-else
-LIB_SRCS := $(filter-out engine/backend_cuda.c,$(LIB_SRCS))
-CU_SRCS :=
-endif
-LIB_OBJS := $(LIB_SRCS:%.c=$(B)/%.o) $(CU_SRCS:%.cu=$(B)/%.cu.o)
+# libcatanet (static and shared) holds everything but the CUDA backend: engine/cuda_dl.c dlopens
+# the CUDA plugin, libcatanet-cuda.so.$(SOMAJOR) (engine/cuda_plugin.h), on demand. The plugin is the
+# backend (PLUGIN_C), the training plan's CUDA twin and kernels/cuda/*.cu, linked with cudart and
+# cuBLAS and with its own copy of the library code it calls; it exports one symbol.
+PLUGIN_C := engine/backend_cuda.c engine/cuda_plugin.c training/model_train_cuda.c
+LIB_SRCS := $(filter-out $(PLUGIN_C),$(wildcard engine/*.c engine/pth/*.c kernels/cpu/*.c))
+LIB_OBJS := $(LIB_SRCS:%.c=$(B)/%.o)
 LIB := $(B)/libcatanet.a
-ALL_LIBS = $(LIB) $(LIBS) $(if $(filter 1,$(HAVE_CUDA)),$(CUDA_LIBS) -lstdc++)
+SOLIB := $(B)/libcatanet.so.$(VERSION)
+SOLINKS := $(B)/libcatanet.so.$(SOMAJOR) $(B)/libcatanet.so
+ALL_LIBS = $(LIB) $(LIBS)
+ifeq ($(HAVE_CUDA),1)
+CU_OBJS := $(patsubst %.cu,$(B)/%.cu.o,$(wildcard kernels/cuda/*.cu))
+PLUGIN := $(B)/libcatanet-cuda.so.$(SOMAJOR)
+PLUGIN_OBJS := $(PLUGIN_C:%.c=$(B)/%.o) $(CU_OBJS)
+# the programs that call CUDA themselves besides the engine (the GPU twin test, the GPU benchmark)
+CUDA_DIRECT_LIBS := $(CUDA_LIBS) -lstdc++
+else
+CU_OBJS :=
+PLUGIN :=
+CUDA_DIRECT_LIBS :=
+endif
 
 # the training module: training/*.c is a library (libcatanet_train.a) plus training/main.c
-TRAIN_SRCS := $(filter-out training/main.c,$(wildcard training/*.c))
+TRAIN_SRCS := $(filter-out training/main.c $(PLUGIN_C),$(wildcard training/*.c))
 TRAIN_OBJS := $(TRAIN_SRCS:%.c=$(B)/%.o)
 TRAIN_LIB := $(B)/libcatanet_train.a
 TRAIN_BIN := $(if $(wildcard training/main.c),$(B)/training/catanet-train)
@@ -40,7 +51,7 @@ TEST_COMMON := $(B)/tests/testutil.o $(B)/tools/imageio.o $(B)/tools/cli.o
 
 .PHONY: all check install uninstall clean distclean check-twins
 
-all: $(LIB) $(TRAIN_LIB) $(TRAIN_BIN) $(TOOL_BINS) $(TEST_BINS) $(B)/tests/blas_threads
+all: $(LIB) $(SOLIB) $(SOLINKS) $(PLUGIN) $(TRAIN_LIB) $(TRAIN_BIN) $(TOOL_BINS) $(TEST_BINS) $(B)/tests/blas_threads
 
 # keep the objects of programs (make would otherwise delete them as intermediates)
 .SECONDARY:
@@ -60,6 +71,22 @@ $(LIB): $(LIB_OBJS)
 	@rm -f $@
 	$(AR) rcs $@ $^
 
+# only the public API is exported: everything is compiled with -fvisibility=hidden and catanet.h marks
+# the API CATANET_API; the version script made from those declarations also hides what GCC exports
+# regardless (the ifunc symbols of target_clones functions)
+$(B)/libcatanet.map: include/catanet.h
+	{ echo '{ global:'; sed -n 's/^CATANET_API .*[ *]\(catanet_[a-z_0-9]*\)(.*/    \1;/p' $<; echo '  local: *; };'; } > $@
+$(SOLIB): $(LIB_OBJS) $(B)/libcatanet.map
+	$(CC) -shared -Wl,-soname,libcatanet.so.$(SOMAJOR) -Wl,--version-script=$(B)/libcatanet.map -Wl,-z,defs \
+		$(LDFLAGS) $(LIB_OBJS) $(LIBS) -o $@
+$(SOLINKS): $(SOLIB)
+	ln -sf $(notdir $(if $(filter %.so,$@),$(B)/libcatanet.so.$(SOMAJOR),$(SOLIB))) $@
+
+# the version script keeps the nvcc objects' symbols local too; no SONAME users link against
+$(PLUGIN): $(PLUGIN_OBJS) $(TRAIN_LIB) $(LIB) engine/cuda_plugin.map
+	$(CC) -shared -Wl,-soname,$(notdir $@) -Wl,--version-script=engine/cuda_plugin.map -Wl,--exclude-libs,ALL \
+		-Wl,-z,defs $(LDFLAGS) $(PLUGIN_OBJS) $(TRAIN_LIB) $(LIB) $(LIBS) $(CUDA_LIBS) -lstdc++ -o $@
+
 $(TRAIN_LIB): $(TRAIN_OBJS)
 	@rm -f $@
 	$(AR) rcs $@ $^
@@ -68,10 +95,16 @@ $(B)/training/catanet-train: $(B)/training/main.o $(TOOL_COMMON) $(TRAIN_LIB) $(
 	$(CC) $(LDFLAGS) $< $(TOOL_COMMON) $(TRAIN_LIB) $(ALL_LIBS) $(PNG_LIBS) $(TRAIN_EXTRA_LIBS) -lpthread -o $@
 
 $(B)/tools/%: $(B)/tools/%.o $(TOOL_COMMON) $(TRAIN_LIB) $(LIB)
-	$(CC) $(LDFLAGS) $< $(TOOL_COMMON) $(TRAIN_LIB) $(ALL_LIBS) $(PNG_LIBS) $(TRAIN_EXTRA_LIBS) -lpthread -o $@
+	$(CC) $(LDFLAGS) $< $(TOOL_COMMON) $(TRAIN_LIB) $(ALL_LIBS) $(PNG_LIBS) $(TRAIN_EXTRA_LIBS) $(DIRECT) -lpthread -o $@
 
 $(B)/tests/test_%: $(B)/tests/test_%.o $(TEST_COMMON) $(TRAIN_LIB) $(LIB)
-	$(CC) $(LDFLAGS) $< $(TEST_COMMON) $(TRAIN_LIB) $(ALL_LIBS) $(PNG_LIBS) $(TRAIN_EXTRA_LIBS) -lpthread -o $@
+	$(CC) $(LDFLAGS) $< $(TEST_COMMON) $(TRAIN_LIB) $(ALL_LIBS) $(PNG_LIBS) $(TRAIN_EXTRA_LIBS) $(DIRECT) -lpthread -o $@
+
+# test_twins runs the kernels itself (the op table) and the engine through the plugin; it and
+# test_train_cuda and catanet-gpubench also call the CUDA runtime: they alone link it (not installed)
+$(B)/tests/test_twins: $(CU_OBJS)
+$(B)/tests/test_twins: DIRECT = $(CU_OBJS) $(CUDA_DIRECT_LIBS)
+$(B)/tests/test_train_cuda $(B)/tools/catanet-gpubench: DIRECT = $(CUDA_DIRECT_LIBS)
 
 # run by tests/t_blas_threads.sh under each OpenBLAS build (not a test_ program: it needs its arguments)
 $(B)/tests/blas_threads: $(B)/tests/blas_threads.o $(TEST_COMMON) $(TRAIN_LIB) $(LIB)
@@ -84,22 +117,37 @@ check: all
 check-twins:
 	@sh tests/check_twins.sh
 
-install: $(LIB)
-	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig \
-		$(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/catanet
-	install -m 644 $(LIB) $(DESTDIR)$(PREFIX)/lib/
+# make install [DESTDIR=...]: builds and installs the libraries (static, shared with its SONAME
+# links, the CUDA plugin in LIBDIR/catanet), the header, catanet.pc, the tools (linked with the
+# static library; not catanet-gpubench, a GPU developer benchmark that links the CUDA runtime) and
+# the models (DATADIR/catanet). make uninstall removes exactly those (and the two catanet folders).
+INST_TOOLS := $(filter-out catanet-gpubench,$(TOOLS)) $(if $(TRAIN_BIN),catanet-train)
+INST_MODELS := $(notdir $(wildcard weights/*.safetensors))
+INST_LIBS := libcatanet.a libcatanet.so.$(VERSION) libcatanet.so.$(SOMAJOR) libcatanet.so
+D_LIB := $(DESTDIR)$(LIBDIR)
+D_PLUGIN := $(DESTDIR)$(LIBDIR)/catanet
+D_MODELS := $(DESTDIR)$(DATADIR)/catanet
+install: $(LIB) $(SOLIB) $(SOLINKS) $(PLUGIN) $(B)/catanet.pc $(filter-out $(B)/tools/catanet-gpubench,$(TOOL_BINS)) \
+		$(TRAIN_BIN)
+	install -d $(D_LIB)/pkgconfig $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin $(D_MODELS)
+	install -m 644 $(LIB) $(D_LIB)/
+	install -m 755 $(SOLIB) $(D_LIB)/
+	ln -sf libcatanet.so.$(VERSION) $(D_LIB)/libcatanet.so.$(SOMAJOR)
+	ln -sf libcatanet.so.$(SOMAJOR) $(D_LIB)/libcatanet.so
+	$(if $(PLUGIN),install -d $(D_PLUGIN) && install -m 755 $(PLUGIN) $(D_PLUGIN)/)
 	install -m 644 include/catanet.h $(DESTDIR)$(PREFIX)/include/
-	install -m 644 $(B)/catanet.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
-	install -m 755 $(TOOL_BINS) $(TRAIN_BIN) $(DESTDIR)$(PREFIX)/bin/
-	for f in weights/*.safetensors; do [ -f "$$f" ] && install -m 644 "$$f" $(DESTDIR)$(PREFIX)/share/catanet/; done; true
+	install -m 644 $(B)/catanet.pc $(D_LIB)/pkgconfig/
+	install -m 755 $(filter-out $(B)/tools/catanet-gpubench,$(TOOL_BINS)) $(TRAIN_BIN) $(DESTDIR)$(PREFIX)/bin/
+	$(if $(INST_MODELS),install -m 644 $(INST_MODELS:%=weights/%) $(D_MODELS)/)
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/lib/libcatanet.a $(DESTDIR)$(PREFIX)/include/catanet.h \
-		$(DESTDIR)$(PREFIX)/lib/pkgconfig/catanet.pc $(TOOLS:%=$(DESTDIR)$(PREFIX)/bin/%) \
-		$(DESTDIR)$(PREFIX)/bin/catanet-train
+	rm -f $(INST_LIBS:%=$(D_LIB)/%) $(D_PLUGIN)/libcatanet-cuda.so.$(SOMAJOR) $(D_LIB)/pkgconfig/catanet.pc \
+		$(DESTDIR)$(PREFIX)/include/catanet.h $(INST_TOOLS:%=$(DESTDIR)$(PREFIX)/bin/%) \
+		$(INST_MODELS:%=$(D_MODELS)/%)
+	-rmdir $(D_PLUGIN) $(D_MODELS) 2>/dev/null || true
 
 clean:
-	rm -rf $(B)/engine $(B)/kernels $(B)/tools $(B)/tests $(B)/emu $(LIB)
+	rm -rf $(B)/engine $(B)/kernels $(B)/tools $(B)/tests $(B)/emu $(LIB) $(SOLIB) $(SOLINKS) $(PLUGIN)
 
 distclean:
 	rm -rf $(B)
@@ -217,7 +265,8 @@ check-sanitize:
 # against the emulator (its CUDA graph captured and replayed, caller streams and CUcontext), on the
 # subset test_twins.c's EMU_SUBSET names (what is left prints SKIP): the op table ~20 s and the
 # engine parts ~140 s of one core. The CPU twins come from $(B)'s objects (engine/*.c, engine/pth/*.c,
-# kernels/cpu/*.c; backend_nocuda.c but in test_twins), whatever HAVE_CUDA is there.
+# kernels/cpu/*.c; the plugin loader cuda_dl.c but in test_twins), whatever HAVE_CUDA is there. The
+# emulated programs link the backend directly: no plugin, no dlopen.
 # EMU_SANITIZE=-fsanitize=address also catches out-of-bounds accesses past a host allocation.
 EMU_B := $(B)/emu
 EMU_CXX ?= g++
@@ -226,18 +275,18 @@ EMU_CU := $(wildcard kernels/cuda/*.cu)
 EMU_SRC := $(patsubst kernels/cuda/%,$(EMU_B)/src/%,$(EMU_CU) $(wildcard kernels/cuda/*.cuh))
 EMU_RT := $(EMU_B)/emu.o $(EMU_B)/emu_runtime.o
 EMU_OBJS := $(EMU_CU:kernels/cuda/%.cu=$(EMU_B)/%.o) $(EMU_RT)
-EMU_CPU_OBJS := $(patsubst %.c,$(B)/%.o,$(filter-out engine/backend_cuda.c,$(wildcard engine/*.c engine/pth/*.c kernels/cpu/*.c)))
+EMU_CPU_OBJS := $(LIB_OBJS)
 # test_twins' engine parts: libcatanet's engine with engine/backend_cuda.c compiled against the emulator
-EMU_ENGINE_OBJS := $(filter-out $(B)/engine/backend_nocuda.o,$(EMU_CPU_OBJS)) $(EMU_B)/backend_cuda.o
+EMU_ENGINE_OBJS := $(filter-out $(B)/engine/cuda_dl.o,$(EMU_CPU_OBJS)) $(EMU_B)/backend_cuda.o
 EMU_INC := -Itests/cuda_emu/include -I$(EMU_B) -I$(EMU_B)/src -Iinclude -Ikernels -Iengine
-EMU_CXXFLAGS := -std=c++17 -O2 -g -ffp-contract=off -Wall -Wno-unknown-pragmas -Wno-unused-function -Wno-unused-parameter $(EMU_SANITIZE)
+EMU_CXXFLAGS := -std=c++17 -O2 -g -fPIC -ffp-contract=off -Wall -Wno-unknown-pragmas -Wno-unused-function -Wno-unused-parameter $(EMU_SANITIZE)
 
 .PHONY: check-emu emu-build
 check-emu: emu-build
 	@sh tests/t_cuda_emu.sh --run-only
 
 emu-build: $(EMU_B)/test_twins $(EMU_B)/test_train_cuda $(EMU_B)/catanet-train $(EMU_B)/wmma_selftest \
-           $(EMU_B)/exp2_selftest $(EMU_B)/catanet-gpubench $(EMU_B)/census
+           $(EMU_B)/exp2_selftest $(EMU_B)/catanet-gpubench $(EMU_B)/census $(EMU_PLUGIN)
 
 $(EMU_B)/config.h: $(CONFIG)
 	@mkdir -p $(dir $@)
@@ -280,8 +329,20 @@ $(EMU_B)/test_twins: $(EMU_B)/test_twins.o $(EMU_OBJS) $(EMU_ENGINE_OBJS) $(TEST
 		$(B)/training/bicubic.o
 	$(EMU_CXX) $(LDFLAGS) $(EMU_SANITIZE) $^ $(LIBS) $(PNG_LIBS) $(TRAIN_EXTRA_LIBS) -lpthread -o $@
 
+# the CUDA plugin made of the emulated backend (hence -fPIC above): $(B)'s own programs load it through
+# CATANET_CUDA_PLUGIN, so t_cuda_emu.sh runs the dlopen path, the plugin's table and the forwarding of
+# engine and training calls end to end without a GPU
+EMU_PLUGIN := $(EMU_B)/plugin/libcatanet-cuda.so.$(SOMAJOR)
+$(EMU_B)/cuda_plugin.o: engine/cuda_plugin.c $(EMU_B)/config.h $(wildcard tests/cuda_emu/include/*.h)
+	$(CC) $(EMU_INC) $(CPPFLAGS) $(CFLAGS) $(EMU_SANITIZE) -c $< -o $@
+$(EMU_PLUGIN): $(EMU_B)/cuda_plugin.o $(EMU_B)/backend_cuda.o $(EMU_B)/model_train_cuda.o $(EMU_OBJS) $(TRAIN_LIB) $(LIB) \
+		engine/cuda_plugin.map
+	@mkdir -p $(dir $@)
+	$(EMU_CXX) -shared $(LDFLAGS) $(EMU_SANITIZE) -Wl,--version-script=engine/cuda_plugin.map -Wl,--exclude-libs,ALL \
+		$(filter %.o,$^) $(TRAIN_LIB) $(LIB) $(LIBS) -lpthread -o $@
+
 # the CUDA training step against the CPU one (training/*.o from $(B), model_train_cuda.c emulated)
-EMU_TRAIN_OBJS := $(filter-out $(B)/training/model_train_cuda.o,$(TRAIN_OBJS)) $(EMU_B)/model_train_cuda.o
+EMU_TRAIN_OBJS := $(filter-out $(B)/training/train_cuda_dl.o,$(TRAIN_OBJS)) $(EMU_B)/model_train_cuda.o
 $(EMU_B)/test_train_cuda: $(EMU_B)/test_train_cuda.o $(EMU_TRAIN_OBJS) $(EMU_OBJS) $(EMU_CPU_OBJS) $(TEST_COMMON)
 	$(EMU_CXX) $(LDFLAGS) $(EMU_SANITIZE) $^ $(LIBS) $(PNG_LIBS) $(TRAIN_EXTRA_LIBS) -lpthread -o $@
 # catanet-train with its CUDA parts emulated (main.c has no CUDA code: $(B)'s main.o), for
@@ -344,9 +405,9 @@ gpu-stage:
 CATANET_MODEL ?= weights/catanet_xs_x2.safetensors
 DEMO_CLIP ?= tests/data/flutter_bee_720p.mp4
 .PHONY: ffmpeg ffmpeg-new patches demo fps
-ffmpeg: $(LIB)
+ffmpeg: $(LIB) $(PLUGIN)
 	sh tools/ffmpeg-build.sh $(B) ffmpeg
-ffmpeg-new: $(LIB)
+ffmpeg-new: $(LIB) $(PLUGIN)
 	sh tools/ffmpeg-build.sh $(B) ffmpeg-new trixie
 patches:
 	@test -d $(B)/ffmpeg-src-default || sh tools/ffmpeg-fetch.sh $(B) > /dev/null

@@ -165,6 +165,19 @@ int catanet_cuda_device_count(void)
     return n;
 }
 
+int catanet_cuda_usable(char *why, size_t size)
+{
+    int n = 0;
+    cudaError_t st = cudaGetDeviceCount(&n);
+    if (st != cudaSuccess || n < 1) {
+        cudaGetLastError(); /* no driver / no device: not an error state for later calls */
+        snprintf(why, size, "no CUDA device: the CUDA plugin loaded, but cudaGetDeviceCount says: %s",
+                 st != cudaSuccess ? cudaGetErrorString(st) : "none present");
+        return 0;
+    }
+    return n;
+}
+
 static float *dev_w(const CudaState *s, const CatanetModel *m, const float *host)
 {
     return host ? s->wdev + (host - m->arena) : NULL;
@@ -282,9 +295,10 @@ int catanet_cuda_open(CatanetEngine *e)
 {
     const CatanetModel *m = e->model;
     const CatanetModelInfo *a = &m->info;
-    int ret = 0, count = catanet_cuda_device_count(), entered = 0;
+    char why[512];
+    int ret = 0, count = catanet_cuda_usable(why, sizeof(why)), entered = 0;
     if (count < 1)
-        return catanet_engine_fail(e, CATANET_ERR_NO_DEVICE, "no CUDA device (cudaGetDeviceCount found none)");
+        return catanet_engine_fail(e, CATANET_ERR_NO_DEVICE, "%s", why);
     if (e->cfg.gpu >= count)
         return catanet_engine_fail(e, CATANET_ERR_NO_DEVICE, "CUDA device %d requested, %d present", e->cfg.gpu,
                                    count);

@@ -1,9 +1,12 @@
-/* backend_cuda.h: the engine's CUDA backend (backend_cuda.c when built with CUDA, stubs otherwise). */
+/* backend_cuda.h: the engine's CUDA backend: backend_cuda.c in the CUDA plugin; in libcatanet,
+ * cuda_dl.c's functions of the same names, which load the plugin and forward to it. */
 #ifndef CATANET_BACKEND_CUDA_H
 #define CATANET_BACKEND_CUDA_H
 
 #include "engine_internal.h"
 
+/* the number of usable CUDA devices; 0 with the reason (the plugin's loader's, cudart's) in why */
+int catanet_cuda_usable(char *why, size_t size);
 int catanet_cuda_open(CatanetEngine *e);
 void catanet_cuda_close(CatanetEngine *e);
 int catanet_cuda_prepare(CatanetEngine *e, int width, int height);

@@ -26,26 +26,16 @@ void catanet_config_default(CatanetConfig *cfg)
     cfg->log_level = CATANET_LOG_INFO;
 }
 
-void catanet_log(const CatanetEngine *e, int level, const char *fmt, ...)
+/* CATANET_DEVICE_AUTO: CUDA when the plugin loads and finds a device, else the CPU, said at INFO */
+static CatanetDevice choose_device(CatanetEngine *e)
 {
-    if (!e->cfg.log || level > e->cfg.log_level)
-        return;
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    e->cfg.log(e->cfg.log_opaque, level, msg);
-}
-
-int catanet_engine_fail(CatanetEngine *e, int code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(e->err, sizeof(e->err), fmt, ap);
-    va_end(ap);
-    catanet_log(e, CATANET_LOG_ERROR, "%s", e->err);
-    return code;
+    char why[1024];
+    if (catanet_cuda_usable(why, sizeof(why)) < 1) {
+        catanet_log(e, CATANET_LOG_INFO, "catanet: device auto: the CPU (%s)", why);
+        return CATANET_DEVICE_CPU;
+    }
+    catanet_log(e, CATANET_LOG_INFO, "catanet: device auto: CUDA");
+    return CATANET_DEVICE_CUDA;
 }
 
 int catanet_engine_open(CatanetEngine **out, const char *model_path, const CatanetConfig *cfg, char *err,
@@ -58,18 +48,23 @@ int catanet_engine_open(CatanetEngine **out, const char *model_path, const Catan
     *out = NULL;
     if (!model_path || !cfg)
         return catanet_errf(err, es, CATANET_ERR_INVALID_ARG, "model path or config is NULL");
-    if (cfg->device != CATANET_DEVICE_CPU && cfg->device != CATANET_DEVICE_CUDA)
+    if (cfg->device != CATANET_DEVICE_CPU && cfg->device != CATANET_DEVICE_CUDA && cfg->device != CATANET_DEVICE_AUTO)
         return catanet_errf(err, es, CATANET_ERR_INVALID_ARG, "unknown device %d", (int)cfg->device);
     if (cfg->threads < 0 || cfg->tile < 0 || cfg->gpu < 0)
         return catanet_errf(err, es, CATANET_ERR_INVALID_ARG, "negative threads, tile or gpu");
     if (cfg->kernels < CATANET_KERNELS_AUTO || cfg->kernels > CATANET_KERNELS_FALLBACK)
         return catanet_errf(err, es, CATANET_ERR_INVALID_ARG, "unknown kernels choice %d", (int)cfg->kernels);
-    if (cfg->precision == CATANET_PRECISION_FP16 && cfg->device == CATANET_DEVICE_CPU)
-        return catanet_errf(err, es, CATANET_ERR_UNSUPPORTED, "fp16 runs on CUDA only; the CPU path is fp32");
     CatanetEngine *e = calloc(1, sizeof(*e));
     if (!e)
         return catanet_errf(err, es, CATANET_ERR_NOMEM, "out of memory");
     e->cfg = *cfg;
+    if (cfg->device == CATANET_DEVICE_AUTO)
+        e->cfg.device = choose_device(e);
+    cfg = &e->cfg;
+    if (cfg->precision == CATANET_PRECISION_FP16 && cfg->device == CATANET_DEVICE_CPU) {
+        catanet_engine_close(&e);
+        return catanet_errf(err, es, CATANET_ERR_UNSUPPORTED, "fp16 runs on CUDA only; the CPU path is fp32");
+    }
     /* a model name becomes its file here, so that messages and the log name the file */
     char path[PATH_MAX];
     int ret = catanet_model_resolve(model_path, path, sizeof(path), e->err, sizeof(e->err));

@@ -25,9 +25,7 @@ const char *catanet_strerror(int err)
 
 const char *catanet_version(void)
 {
-#define STR2(x) #x
-#define STR(x) STR2(x)
-    return STR(CATANET_VERSION_MAJOR) "." STR(CATANET_VERSION_MINOR) "." STR(CATANET_VERSION_MICRO);
+    return CATANET_VERSION_STRING;
 }
 
 int catanet_errf(char *buf, size_t size, int code, const char *fmt, ...)

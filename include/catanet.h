@@ -29,6 +29,18 @@ extern "C" {
 #define CATANET_VERSION_MAJOR 0
 #define CATANET_VERSION_MINOR 2
 #define CATANET_VERSION_MICRO 0
+#define CATANET_VERSION_STR2_(x) #x
+#define CATANET_VERSION_STR_(a, b, c) CATANET_VERSION_STR2_(a) "." CATANET_VERSION_STR2_(b) "." CATANET_VERSION_STR2_(c)
+/** "MAJOR.MINOR.MICRO" of this header (catanet_version() gives the linked library's). */
+#define CATANET_VERSION_STRING \
+    CATANET_VERSION_STR_(CATANET_VERSION_MAJOR, CATANET_VERSION_MINOR, CATANET_VERSION_MICRO)
+
+/* Marks the public API: the only symbols libcatanet.so exports (it is built with -fvisibility=hidden). */
+#if defined(__GNUC__)
+#define CATANET_API __attribute__((visibility("default")))
+#else
+#define CATANET_API
+#endif
 
 /** Error codes: 0 is success, every error is negative. Values are stable. */
 typedef enum CatanetError {
@@ -46,14 +58,16 @@ typedef enum CatanetError {
 } CatanetError;
 
 /** A static string for an error code (never NULL). */
-const char *catanet_strerror(int err);
+CATANET_API const char *catanet_strerror(int err);
 
 /** "MAJOR.MINOR.MICRO" of the library that is linked. */
-const char *catanet_version(void);
+CATANET_API const char *catanet_version(void);
 
 typedef enum CatanetDevice {
     CATANET_DEVICE_CPU = 0,
     CATANET_DEVICE_CUDA = 1,
+    CATANET_DEVICE_AUTO = 2,       /**< CUDA when the CUDA plugin loads and a device is present, else the CPU;
+                                        the choice is logged at INFO (catanet_engine_device tells it) */
 } CatanetDevice;
 
 typedef enum CatanetPrecision {
@@ -85,7 +99,7 @@ typedef void (*CatanetLogFn)(void *opaque, int level, const char *msg);
 
 /** Engine configuration. Fill with catanet_config_default, then set fields. */
 typedef struct CatanetConfig {
-    CatanetDevice device;          /**< explicit: the library never falls back by itself */
+    CatanetDevice device;          /**< CUDA never falls back to the CPU by itself; AUTO chooses once, at open */
     int gpu;                       /**< CUDA device index (ignored on CPU) */
     int threads;                   /**< CPU threads; 0 = all available */
     CatanetPrecision precision;
@@ -99,10 +113,11 @@ typedef struct CatanetConfig {
     CatanetKernels kernels;        /**< CUDA: which kernel of a pair runs an op (default AUTO) */
 } CatanetConfig;
 
-void catanet_config_default(CatanetConfig *cfg);
+CATANET_API void catanet_config_default(CatanetConfig *cfg);
 
-/** Number of usable CUDA devices; 0 when built without CUDA or none is present. */
-int catanet_cuda_device_count(void);
+/** Number of usable CUDA devices; 0 when the CUDA plugin (libcatanet-cuda.so), the CUDA runtime
+ *  or a device is missing. The first call loads the plugin (once per process). */
+CATANET_API int catanet_cuda_device_count(void);
 
 /** The network a weight file describes (read from its metadata or its tensor shapes). */
 #define CATANET_MAX_GROUPS 64
@@ -137,10 +152,10 @@ typedef struct CatanetModelInfo {
  * malformed name or a path that does not fit; CATANET_ERR_IO when no folder holds the name, with
  * err (when not NULL) listing the folders looked in. catanet_engine_open applies the same rule.
  */
-int catanet_model_resolve(const char *model, char *path, size_t path_size, char *err, size_t err_size);
+CATANET_API int catanet_model_resolve(const char *model, char *path, size_t path_size, char *err, size_t err_size);
 
 /** The installed model folder, last in the lookup (PREFIX/share/catanet unless configured). */
-const char *catanet_model_dir(void);
+CATANET_API const char *catanet_model_dir(void);
 
 /** Called by catanet_model_list for each model; a non-zero return stops the listing. */
 typedef int (*CatanetModelFn)(void *opaque, const char *name, const char *path);
@@ -153,14 +168,14 @@ typedef int (*CatanetModelFn)(void *opaque, const char *name, const char *path);
  * folder is read with scandir (allocated and freed while the call runs; nothing is kept).
  * Returns 0 after the last one, fn's non-zero value when it stopped, or CATANET_ERR_INVALID_ARG.
  */
-int catanet_model_list(CatanetModelFn fn, void *opaque);
+CATANET_API int catanet_model_list(CatanetModelFn fn, void *opaque);
 
 /**
  * Read the architecture of a model (a name or a path, as catanet_model_resolve resolves it; safetensors
  * or an official PyTorch .pth checkpoint) without creating an engine. The whole file is read and
  * checked as catanet_engine_open would; err (when not NULL) gets the reason of a failure.
  */
-int catanet_model_probe(const char *model, CatanetModelInfo *info, char *err, size_t err_size);
+CATANET_API int catanet_model_probe(const char *model, CatanetModelInfo *info, char *err, size_t err_size);
 
 typedef struct CatanetEngine CatanetEngine;
 
@@ -171,32 +186,32 @@ typedef struct CatanetEngine CatanetEngine;
  * On failure *out is NULL; when err_msg is not NULL it receives a detail message
  * (up to err_msg_size bytes, NUL-terminated).
  */
-int catanet_engine_open(CatanetEngine **out, const char *model_path, const CatanetConfig *cfg,
+CATANET_API int catanet_engine_open(CatanetEngine **out, const char *model_path, const CatanetConfig *cfg,
                         char *err_msg, size_t err_msg_size);
 
 /** Close and free; NULL-safe; sets *e to NULL. */
-void catanet_engine_close(CatanetEngine **e);
+CATANET_API void catanet_engine_close(CatanetEngine **e);
 
-const CatanetModelInfo *catanet_engine_model(const CatanetEngine *e);
-int catanet_engine_scale(const CatanetEngine *e);
-CatanetDevice catanet_engine_device(const CatanetEngine *e);
+CATANET_API const CatanetModelInfo *catanet_engine_model(const CatanetEngine *e);
+CATANET_API int catanet_engine_scale(const CatanetEngine *e);
+CATANET_API CatanetDevice catanet_engine_device(const CatanetEngine *e);
 /** The precision actually used (never AUTO). */
-CatanetPrecision catanet_engine_precision(const CatanetEngine *e);
+CATANET_API CatanetPrecision catanet_engine_precision(const CatanetEngine *e);
 
 /** What runs the network: "cpu (N threads)" or the GPU's name. */
-const char *catanet_engine_device_name(const CatanetEngine *e);
+CATANET_API const char *catanet_engine_device_name(const CatanetEngine *e);
 
 /** Detail of the last error on this engine ("" when none). */
-const char *catanet_engine_last_error(const CatanetEngine *e);
+CATANET_API const char *catanet_engine_last_error(const CatanetEngine *e);
 
 /**
  * Plan and allocate every buffer for inputs of width x height (any size >= 1).
  * Call again when the size changes; process never allocates.
  */
-int catanet_engine_prepare(CatanetEngine *e, int width, int height);
+CATANET_API int catanet_engine_prepare(CatanetEngine *e, int width, int height);
 
 /** Bytes of working memory planned for the prepared size (device memory on CUDA, host on CPU), weights included. */
-int64_t catanet_engine_memory_bytes(const CatanetEngine *e);
+CATANET_API int64_t catanet_engine_memory_bytes(const CatanetEngine *e);
 
 /**
  * CUDA engines, after prepare: run the forward once, eagerly (not the graph), with a timing event
@@ -204,7 +219,7 @@ int64_t catanet_engine_memory_bytes(const CatanetEngine *e);
  * groups: calls, ms, share of the frame, largest first). A benchmarking diagnostic: it creates
  * events (allocates) and leaves the prepared plan as it was. CPU engines: CATANET_ERR_UNSUPPORTED.
  */
-int catanet_engine_profile(CatanetEngine *e, char *report, size_t report_size);
+CATANET_API int catanet_engine_profile(CatanetEngine *e, char *report, size_t report_size);
 
 /**
  * Upscale one frame. in: planar float RGB [3][height][width] in [0,1];
@@ -212,7 +227,7 @@ int catanet_engine_profile(CatanetEngine *e, char *report, size_t report_size);
  * network output). Host memory on a CPU engine; on a CUDA engine host memory
  * too (the engine copies); see catanet_engine_process_image for device frames.
  */
-int catanet_engine_process(CatanetEngine *e, const float *in, float *out);
+CATANET_API int catanet_engine_process(CatanetEngine *e, const float *in, float *out);
 
 /* ---- images: the strided 8/10/16-bit formats a video filter meets ---- */
 
@@ -261,20 +276,20 @@ typedef struct CatanetImage {
 } CatanetImage;
 
 /** Convert a host image to planar float RGB [3][h][w] in [0,1] (YUV with its matrix and range). */
-int catanet_image_to_rgb(const CatanetImage *src, float *rgb);
+CATANET_API int catanet_image_to_rgb(const CatanetImage *src, float *rgb);
 
 /**
  * Convert planar float RGB [3][h][w] to a host image of the same size: clamp to [0,1],
  * convert, round to nearest. Subsampled chroma is filtered at the format's siting.
  */
-int catanet_image_from_rgb(const float *rgb, CatanetImage *dst);
+CATANET_API int catanet_image_from_rgb(const float *rgb, CatanetImage *dst);
 
 /**
  * Upscale one frame from any supported format to any supported format (usually the
  * same one): in is width x height as prepared, out is scale times that. A CUDA engine
  * accepts device images (on_device = 1) and never copies them to the host.
  */
-int catanet_engine_process_image(CatanetEngine *e, const CatanetImage *in, CatanetImage *out);
+CATANET_API int catanet_engine_process_image(CatanetEngine *e, const CatanetImage *in, CatanetImage *out);
 
 #ifdef __cplusplus
 }

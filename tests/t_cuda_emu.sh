@@ -162,6 +162,26 @@ else
     echo "FAIL: t_cuda_emu: $B/emu/census or $B/tools/catanet-mkmodel is not built"
     fail=1
 fi
+# the plugin path without a GPU: $B's own test_cuda_plugin and catanet-train (libcatanet, no CUDA
+# linked) load the emulated backend as their CUDA plugin: device=auto picks CUDA and runs a frame
+# through the plugin's table, and catanet-train --device cuda trains through it
+P=$B/emu/plugin/libcatanet-cuda.so.$(sed -n 's/^SOMAJOR *= *//p' "$B/config.mk")
+if [ -f "$P" ] && [ -x "$B/tests/test_cuda_plugin" ] && [ -x "$B/training/catanet-train" ]; then
+    CATANET_CUDA_PLUGIN=$P run "$B/tests/test_cuda_plugin" --available
+    out=$(CATANET_CUDA_PLUGIN=$P "$B/training/catanet-train" bench --device cuda --dim 8 --qk-dim 8 --heads 2 \
+        --mlp-dim 16 --groups 1 --tokens 4 --group-size 64 --patch-size 8 --batch 1 --patch 16 --iters 1 2>&1)
+    rc=$?
+    if [ $rc = 0 ] && echo "$out" | grep -q '^bench: .*cuda (host emulation'; then
+        echo "PASS: catanet-train bench --device cuda through the CUDA plugin (emulated backend)"
+    else
+        echo "$out" | tail -n 5
+        echo "FAIL: catanet-train bench --device cuda through the CUDA plugin (emulated backend): exit $rc"
+        fail=1
+    fi
+else
+    echo "FAIL: t_cuda_emu: the emulated plugin $P, $B/tests/test_cuda_plugin or $B/training/catanet-train is not built"
+    fail=1
+fi
 # the CUDA training loop against the CPU loop (tests/train_cuda_loop.sh; gpu-check runs it on the GPU)
 start=$(date +%s)
 sh tests/train_cuda_loop.sh "$B/emu/catanet-train"

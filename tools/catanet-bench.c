@@ -1,6 +1,6 @@
 /*
  * catanet-bench: time the engine on a frame size; one JSON line per result.
- *   catanet-bench -m MODEL [-d cpu|cuda] [-p auto|fp32|fp16] [-t THREADS] [-W w -H h | -s WxH ...]
+ *   catanet-bench -m MODEL [-d cpu|cuda|auto] [-p auto|fp32|fp16] [-t THREADS] [-W w -H h | -s WxH ...]
  *                 [-n RUNS] [-w WARMUP] [--tile N]
  * Reports the median ms per frame over RUNS after WARMUP runs, fps, and the planned memory.
  */
@@ -30,7 +30,7 @@ static int cmp_double(const void *a, const void *b)
 
 static int usage(FILE *f, int rc)
 {
-    fprintf(f, "usage: catanet-bench -m MODEL [-d cpu|cuda] [-p auto|fp32|fp16] [-t THREADS] [--tile N]\n"
+    fprintf(f, "usage: catanet-bench -m MODEL [-d cpu|cuda|auto] [-p auto|fp32|fp16] [-t THREADS] [--tile N]\n"
                     "                     [-k auto|primary|fallback] (CUDA: which kernel of a pair runs)\n"
                     "                     [-s WxH]... (default 64x64) [-n RUNS (5)] [-w WARMUP (1)]\n"
                     "  -t 0..1024 (0: all cores), --tile 0..32768, -s up to 32768x32768 (32 at most),\n"

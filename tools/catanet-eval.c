@@ -2,7 +2,7 @@
  * catanet-eval: PSNR/SSIM of a CATANet model on benchmark sets, the paper's protocol (Y channel,
  * border = scale, per image then averaged; training/metrics.h), with the bicubic baseline.
  *
- *   catanet-eval -m MODEL [-d cpu|cuda] [-p auto|fp32|fp16] [-t N] [--json] [--per-image] [--no-bicubic] DIR...
+ *   catanet-eval -m MODEL [-d cpu|cuda|auto] [-p auto|fp32|fp16] [-t N] [--json] [--per-image] [--no-bicubic] DIR...
  *   catanet-eval -s SCALE [--json] [--per-image] DIR...          (bicubic baseline only)
  *
  * DIR: a folder of HR images, or a benchmark layout: DIR/GTmod12 or DIR/HR, with LR images in
@@ -24,7 +24,7 @@
 static int usage(FILE *f, int rc)
 {
     fprintf(f,
-            "usage: catanet-eval -m MODEL [-d cpu|cuda] [-p auto|fp32|fp16] [-t THREADS] [--json] [--per-image]\n"
+            "usage: catanet-eval -m MODEL [-d cpu|cuda|auto] [-p auto|fp32|fp16] [-t THREADS] [--json] [--per-image]\n"
             "                    [--no-bicubic] DIR...\n"
             "       catanet-eval -s SCALE [--json] [--per-image] DIR...   (bicubic baseline only)\n"
             "  DIR: HR images, or a set with HR/ or GTmod12/ and LR_bicubic/X{s}/ or LRbicx{s}/ (LR made by\n"

@@ -1,7 +1,7 @@
 /*
  * catanet-upscale: upscale images with a CATANet model: one file, or every image of a folder.
  *   catanet-upscale -m MODEL [-f png|jpg|npy] [-q QUALITY] [--bits 8|16] [--suffix S]
- *                   [-d cpu|cuda] [-p auto|fp32|fp16] [-t THREADS] [--tile N] IN OUT
+ *                   [-d cpu|cuda|auto] [-p auto|fp32|fp16] [-t THREADS] [--tile N] IN OUT
  * IN: PNG (8/16-bit, grey, RGB, palette, with or without alpha), JPEG, BMP or NPY (float32 [3,H,W] or
  * [1,3,H,W] in [0,1]), or a folder of them. OUT: a file, or a folder (files keep their base names).
  * Everything that can be refused without the pixels (the output format, names that would overwrite an
@@ -28,7 +28,7 @@ static int usage(FILE *f, int rc)
 {
     fprintf(f,
             "usage: catanet-upscale -m MODEL [-f png|jpg|npy] [-q QUALITY] [--bits 8|16] [--suffix S]\n"
-            "                       [-d cpu|cuda] [-p auto|fp32|fp16] [-t THREADS] [--tile N] IN OUT\n"
+            "                       [-d cpu|cuda|auto] [-p auto|fp32|fp16] [-t THREADS] [--tile N] IN OUT\n"
             "  IN   an image: .png (8/16-bit; grey, RGB, palette; with or without alpha), .jpg/.jpeg, .bmp,\n"
             "       .npy (float32 [3,H,W] or [1,3,H,W] in [0,1]); or a folder: each such file in it, by name\n"
             "       (other files and sub-folders are skipped)\n"

@@ -99,13 +99,13 @@ int cli_size(const char *prog, const char *opt, const char *s, int max, int *w, 
 
 int cli_engine_option(const char *prog, int opt, const char *arg, CatanetConfig *cfg)
 {
-    static const char *const devices[] = { "cpu", "cuda", NULL }, *const precisions[] = { "auto", "fp32", "fp16", NULL };
+    static const char *const devices[] = { "cpu", "cuda", "auto", NULL }, *const precisions[] = { "auto", "fp32", "fp16", NULL };
     int k;
     switch (opt) {
     case 'd':
         if (cli_choice(prog, "-d", arg, devices, &k) < 0)
             return -1;
-        cfg->device = k ? CATANET_DEVICE_CUDA : CATANET_DEVICE_CPU;
+        cfg->device = k == 1 ? CATANET_DEVICE_CUDA : k == 2 ? CATANET_DEVICE_AUTO : CATANET_DEVICE_CPU;
         return 1;
     case 'p':
         if (cli_choice(prog, "-p", arg, precisions, &k) < 0)

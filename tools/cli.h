@@ -19,7 +19,7 @@ int cli_double(const char *prog, const char *opt, const char *s, double lo, doub
 int cli_choice(const char *prog, const char *opt, const char *s, const char *const *names, int *out);
 /* "WxH", each side in [1, max] */
 int cli_size(const char *prog, const char *opt, const char *s, int max, int *w, int *h);
-/* The engine options of every tool that runs the network: -d cpu|cuda, -p auto|fp32|fp16, -t THREADS
+/* The engine options of every tool that runs the network: -d cpu|cuda|auto, -p auto|fp32|fp16, -t THREADS
  * (0..1024, 0 = all cores) and --tile N (0..32768; its getopt code is CLI_OPT_TILE). Returns 1 when
  * opt is one of them (cfg updated), 0 when it is not, -1 after printing why its value is refused. */
 #define CLI_OPT_TILE 'T'

@@ -45,7 +45,9 @@ pdir=$top/patches/ffmpeg-$series
 log "FFmpeg $version from $src, patches $pdir"
 
 # libcatanet as an installed package would look, pointing at this build (symlinks: a rebuilt
-# library or header is seen without restaging)
+# library or header is seen without restaging). The static library only: ffmpeg carries libcatanet
+# and, through catanet.pc's private fields (pkg-config --static), its dependencies, none of them CUDA:
+# the CUDA plugin is loaded at run time (from $B beside $B/ffmpeg/ffmpeg when run in the tree).
 stage=$OUT.stage
 mkdir -p "$stage/include" "$stage/lib/pkgconfig"
 ln -sf "$top/include/catanet.h" "$stage/include/catanet.h"
@@ -96,7 +98,8 @@ flags="--disable-everything --disable-doc --disable-autodetect --disable-ffplay 
  --enable-parser=h264,hevc,mpegvideo,mpeg4video,vp9,png,aac,mpegaudio
  --enable-bsf=h264_mp4toannexb,hevc_mp4toannexb,aac_adtstoasc,extract_extradata
  --enable-indev=lavfi
- --enable-filter=catanet_xs,scale,format,null,testsrc,testsrc2,setsar,setparams,fps,trim,concat,split,hstack,psnr,ssim,crop,pad,select,setpts,showinfo,hwupload,hwdownload,anull,aformat,aresample,atrim,anullsrc"
+ --enable-filter=catanet_xs,scale,format,null,testsrc,testsrc2,setsar,setparams,fps,trim,concat,split,hstack,psnr,ssim,crop,pad,select,setpts,showinfo,hwupload,hwdownload,anull,aformat,aresample,atrim,anullsrc
+ --pkg-config-flags=--static"
 # a machine without some optional packages (e.g. a bare GPU machine): build without them
 if ! pkg-config --exists x264 2>/dev/null; then
     log "libx264 not found: building without it (no H.264 software encoder)"

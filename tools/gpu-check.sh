@@ -181,7 +181,8 @@ step build 240 make BUILDDIR="$B" -j"$JOBS"
 if [ $rc != 0 ]; then
     # the CUDA library and the GPU tools may still build when something unrelated fails
     say "FAIL build: rc $rc in $dt s (build.log: $(grep -m1 -i 'error' "$LOG/build.log"))"
-    step build2 120 make BUILDDIR="$B" -j"$JOBS" -k "$B/libcatanet.a" "$B/tests/test_twins" "$B/tools/catanet-mkmodel" \
+    step build2 120 make BUILDDIR="$B" -j"$JOBS" -k "$B/libcatanet.a" \
+        "$B/libcatanet-cuda.so.$(sed -n 's/^SOMAJOR *= *//p' "$B/config.mk")" "$B/tests/test_twins" "$B/tools/catanet-mkmodel" \
         "$B/tools/catanet-gpubench" "$B/tools/catanet-bench"
     status=1
 else

@@ -9,47 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
 #include "error.h"
 #include "model_train_cuda.h"
 
-#if !HAVE_CUDA
-
-int catanet_train_cuda_create(CatanetTrainCuda **out, CatanetModel *m, int batch, int h, int w, char *err,
-                              size_t es)
-{
-    *out = NULL;
-    return catanet_errf(err, es, CATANET_ERR_NO_DEVICE, "this build has no CUDA backend");
-}
-void catanet_train_cuda_free(CatanetTrainCuda *p) {}
-int catanet_train_cuda_forward(CatanetTrainCuda *p, const float *lr, const float *hr, float *out, double *loss)
-{
-    return CATANET_ERR_NO_DEVICE;
-}
-int catanet_train_cuda_backward(CatanetTrainCuda *p) { return CATANET_ERR_NO_DEVICE; }
-int catanet_train_cuda_zero_grads(CatanetTrainCuda *p) { return CATANET_ERR_NO_DEVICE; }
-int catanet_train_cuda_get_weights(CatanetTrainCuda *p, CatanetModel *m) { return CATANET_ERR_NO_DEVICE; }
-int catanet_train_cuda_set_weights(CatanetTrainCuda *p, const CatanetModel *m) { return CATANET_ERR_NO_DEVICE; }
-int catanet_train_cuda_get_grads(CatanetTrainCuda *p, CatanetModel *grads) { return CATANET_ERR_NO_DEVICE; }
-int catanet_train_cuda_adam(CatanetTrainCuda *p, float lr, float b1, float b2, float eps, int64_t t, float gscale)
-{
-    return CATANET_ERR_NO_DEVICE;
-}
-int catanet_train_cuda_step(CatanetTrainCuda *p, const float *lr, const float *hr, double *loss, double *gnorm)
-{
-    return CATANET_ERR_NO_DEVICE;
-}
-int catanet_train_cuda_undo(CatanetTrainCuda *p) { return CATANET_ERR_NO_DEVICE; }
-int catanet_train_cuda_get_adam(CatanetTrainCuda *p, CatanetModel *m, CatanetModel *v) { return CATANET_ERR_NO_DEVICE; }
-int catanet_train_cuda_set_adam(CatanetTrainCuda *p, const CatanetModel *m, const CatanetModel *v)
-{
-    return CATANET_ERR_NO_DEVICE;
-}
-int catanet_train_cuda_sync(CatanetTrainCuda *p) { return CATANET_ERR_NO_DEVICE; }
-const char *catanet_train_cuda_device(const CatanetTrainCuda *p) { return "none"; }
-const char *catanet_train_cuda_error(const CatanetTrainCuda *p) { return "this build has no CUDA backend"; }
-
-#else
 
 #include "kernels_cuda.h"
 #include "model_train.h"
@@ -204,8 +166,12 @@ int catanet_train_cuda_create(CatanetTrainCuda **out, CatanetModel *m, int batch
         return catanet_errf(err, es, CATANET_ERR_INVALID_ARG,
                             "training batch %d of %dx%d: need batch >= 1 and sides in %d..4096 (the largest LRSA patch)",
                             batch, w, h, min_side);
-    if (cudaGetDeviceCount(&n_dev) != cudaSuccess || n_dev < 1)
-        return catanet_errf(err, es, CATANET_ERR_NO_DEVICE, "no usable CUDA device");
+    cudaError_t st = cudaGetDeviceCount(&n_dev);
+    if (st != cudaSuccess || n_dev < 1) {
+        cudaGetLastError(); /* no driver / no device: not an error state for later calls */
+        return catanet_errf(err, es, CATANET_ERR_NO_DEVICE, "no CUDA device: cudaGetDeviceCount says: %s",
+                            st != cudaSuccess ? cudaGetErrorString(st) : "none present");
+    }
     CatanetTrainCuda *p = calloc(1, sizeof(*p));
     if (!p)
         return catanet_errf(err, es, CATANET_ERR_NOMEM, "out of memory");
@@ -741,4 +707,3 @@ int catanet_train_cuda_backward(CatanetTrainCuda *p)
     return 0;
 }
 
-#endif /* HAVE_CUDA */

@@ -8,7 +8,8 @@
  * catanet-train's train/resume --device cuda loop (training/main.c) runs on catanet_train_cuda_step,
  * _adam (with the clipping factor) and _undo, and reads weights and Adam moments back for checkpoints.
  * Not covered: the pruning/distillation hooks (gates, feature gradients, KD target).
- * Without a CUDA build every function fails with CATANET_ERR_NO_DEVICE.
+ * The code lives in the CUDA plugin (engine/cuda_plugin.h; training/train_cuda_dl.c forwards): without
+ * it, or without the CUDA runtime, catanet_train_cuda_create fails with CATANET_ERR_NO_DEVICE and the reason.
  */
 #ifndef CATANET_MODEL_TRAIN_CUDA_H
 #define CATANET_MODEL_TRAIN_CUDA_H
