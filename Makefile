@@ -285,6 +285,8 @@ EMU_CXXFLAGS := -std=c++17 -O2 -g -fPIC -ffp-contract=off -Wall -Wno-unknown-pra
 check-emu: emu-build
 	@sh tests/t_cuda_emu.sh --run-only
 
+# (defined before emu-build: a rule's prerequisites are expanded when make reads it)
+EMU_PLUGIN := $(EMU_B)/plugin/libcatanet-cuda.so.$(SOMAJOR)
 emu-build: $(EMU_B)/test_twins $(EMU_B)/test_train_cuda $(EMU_B)/catanet-train $(EMU_B)/wmma_selftest \
            $(EMU_B)/exp2_selftest $(EMU_B)/catanet-gpubench $(EMU_B)/census $(EMU_PLUGIN)
 
@@ -332,7 +334,6 @@ $(EMU_B)/test_twins: $(EMU_B)/test_twins.o $(EMU_OBJS) $(EMU_ENGINE_OBJS) $(TEST
 # the CUDA plugin made of the emulated backend (hence -fPIC above): $(B)'s own programs load it through
 # CATANET_CUDA_PLUGIN, so t_cuda_emu.sh runs the dlopen path, the plugin's table and the forwarding of
 # engine and training calls end to end without a GPU
-EMU_PLUGIN := $(EMU_B)/plugin/libcatanet-cuda.so.$(SOMAJOR)
 $(EMU_B)/cuda_plugin.o: engine/cuda_plugin.c $(EMU_B)/config.h $(wildcard tests/cuda_emu/include/*.h)
 	$(CC) $(EMU_INC) $(CPPFLAGS) $(CFLAGS) $(EMU_SANITIZE) -c $< -o $@
 $(EMU_PLUGIN): $(EMU_B)/cuda_plugin.o $(EMU_B)/backend_cuda.o $(EMU_B)/model_train_cuda.o $(EMU_OBJS) $(TRAIN_LIB) $(LIB) \

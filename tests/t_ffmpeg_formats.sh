@@ -13,10 +13,11 @@
 need_ffmpeg
 M=$MODEL
 
-# the library reference, built against this tree's libcatanet
+# the library reference, built against this tree's libcatanet (the static archive the ffmpeg stage
+# holds: --static brings catanet.pc's private dependencies)
 PC=$B/ffmpeg.stage/lib/pkgconfig
 if ! cc -std=c11 -O2 $(PKG_CONFIG_PATH=$PC pkg-config --cflags catanet) tests/ffmpeg_ref.c \
-        $(PKG_CONFIG_PATH=$PC pkg-config --libs catanet) -o "$TMP/ffmpeg_ref" 2> "$TMP/cc.log"; then
+        $(PKG_CONFIG_PATH=$PC pkg-config --static --libs catanet) -o "$TMP/ffmpeg_ref" 2> "$TMP/cc.log"; then
     cat "$TMP/cc.log"
     fail "compiling tests/ffmpeg_ref.c"
     finish
