@@ -89,8 +89,11 @@ static void load_plugin(void)
         try_load(installed);
         return;
     }
-    snprintf(plugin_err, sizeof(plugin_err), "the CUDA plugin %s is not installed (looked in %s and beside the "
-             "program; CATANET_CUDA_PLUGIN may name it)", CATANET_CUDA_PLUGIN_NAME, CATANET_PLUGINDIR);
+    /* A CPU-only build makes no plugin; saying so spares the user a search for a missing file. */
+    snprintf(plugin_err, sizeof(plugin_err), "%sthe CUDA plugin %s is not installed (looked in %s and beside the "
+             "program; CATANET_CUDA_PLUGIN may name it)",
+             HAVE_CUDA ? "" : "this libcatanet was built without CUDA, and ",
+             CATANET_CUDA_PLUGIN_NAME, CATANET_PLUGINDIR);
 }
 
 const CatanetCudaPlugin *catanet_cuda_plugin(char *err, size_t es)
