@@ -6,10 +6,7 @@ X=$B/tools/catanet-cost
 SHARED=${CATANET_SHARED:-../shared}
 MODEL=$SHARED/reference/catanet/weights_x2_trained.safetensors
 [ -x "$X" ] || { echo "FAIL: $X not built"; exit 1; }
-fail=0
-check() {  # check OK MESSAGE
-    if [ "$1" = 0 ]; then echo "PASS: $2"; else echo "FAIL: $2"; fail=1; fi
-}
+. "$(dirname "$0")/check_lib.sh"
 out=$($X -m "$MODEL" -s 960x540 --json)
 echo "$out"
 # closed forms for CATANet-L x2 (dim 40, qk 36, mlp 96, 8 groups) on 960x540: N = 518400

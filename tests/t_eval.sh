@@ -9,10 +9,7 @@ MODEL=$SHARED/reference/catanet/weights_x2_trained.safetensors
 [ -f "$MODEL" ] || { echo "FAIL: $MODEL missing"; exit 1; }
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
-fail=0
-check() {  # check OK MESSAGE
-    if [ "$1" = 0 ]; then echo "PASS: $2"; else echo "FAIL: $2"; fail=1; fi
-}
+. "$(dirname "$0")/check_lib.sh"
 
 # 1. baseline only: the published bicubic number for Set5 x2 is 33.66 dB
 $E -s 2 "$SHARED/data/eval/Set5" > "$W/t1.txt" 2>&1

@@ -7,10 +7,7 @@
 B=${BUILDDIR:-build}
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
-fail=0
-check() {  # check OK MESSAGE
-    if [ "$1" = 0 ]; then echo "PASS: $2"; else echo "FAIL: $2"; fail=1; fi
-}
+. "$(dirname "$0")/check_lib.sh"
 cfg() { sed -n "s/^$1 *= *//p" "$B/config.mk"; }
 PREFIX=$(cfg PREFIX) LIBDIR=$(cfg LIBDIR) DATADIR=$(cfg DATADIR) VERSION=$(cfg VERSION) SOMAJOR=$(cfg SOMAJOR)
 HAVE_CUDA=$(cfg HAVE_CUDA)

@@ -13,10 +13,7 @@ DATA=$SHARED/data/eval/Set5/HR
 [ -d "$DATA" ] || { echo "FAIL: $DATA missing"; exit 1; }
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
-fail=0
-check() { # check OK-STATUS message
-    if [ "$1" = 0 ]; then echo "PASS: $2"; else echo "FAIL: $2"; fail=1; fi
-}
+. "$(dirname "$0")/check_lib.sh"
 $T train --data "$DATA" --scale 2 --dim 8 --qk-dim 8 --heads 2 --mlp-dim 16 --groups 4 --tokens 4 \
     --group-size 64 --patch-size 8,12 --batch 2 --patch 16 --iters 2 --lr 1e-3 --seed 7 --threads 1 \
     --val-every 0 --ckpt "$W/t.ckpt" --quiet >/dev/null 2>&1 && $T export "$W/t.ckpt" "$W/t.safetensors" ||

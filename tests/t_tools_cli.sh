@@ -5,10 +5,7 @@
 B=${BUILDDIR:-build}
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
-fail=0
-check() {  # check OK MESSAGE
-    if [ "$1" = 0 ]; then echo "PASS: $2"; else echo "FAIL: $2"; fail=1; fi
-}
+. "$(dirname "$0")/check_lib.sh"
 version=$(sed -n 's/^#define CATANET_VERSION_\(MAJOR\|MINOR\|MICRO\) \([0-9]*\)$/\2/p' include/catanet.h | paste -sd.)
 tools=$(ls tools/catanet-*.c | sed 's|tools/\(.*\)\.c|\1|')
 [ -n "$tools" ] && [ -n "$version" ] || { echo "FAIL: no tools or no version found (run from the source tree)"; exit 1; }

@@ -17,10 +17,7 @@ for t in "$U" "$E" "$C" "$K"; do [ -x "$t" ] || { echo "FAIL: $t not built"; exi
 command -v python3 > /dev/null || { echo "FAIL: python3 missing (tools/install-deps.sh installs it)"; exit 1; }
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
-fail=0
-check() {  # check OK MESSAGE
-    if [ "$1" = 0 ]; then echo "PASS: $2"; else echo "FAIL: $2"; fail=1; fi
-}
+. "$(dirname "$0")/check_lib.sh"
 # peak NAME CMD...: runs CMD (stdout to $W/NAME.out, stderr to $W/NAME.err), prints "EXIT PEAK_KB"
 peak() {
     name=$1

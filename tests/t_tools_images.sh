@@ -21,10 +21,7 @@ MODEL=$SHARED/reference/catanet/weights_x2_trained.safetensors
 command -v python3 > /dev/null || { echo "FAIL: python3 missing (tools/install-deps.sh installs it)"; exit 1; }
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
-fail=0
-check() {  # check OK MESSAGE
-    if [ "$1" = 0 ]; then echo "PASS: $2"; else echo "FAIL: $2"; fail=1; fi
-}
+. "$(dirname "$0")/check_lib.sh"
 up() { "$U" -m "$MODEL" -t 1 "$@"; }
 
 # ---- the oracles: a PNG writer and reader (zlib and the five filters) and NPY, independent of libpng

@@ -13,10 +13,7 @@ SHARED=${CATANET_SHARED:-../shared}
 [ -x "$E" ] && [ -x "$BENCH" ] || { echo "FAIL: $E or $BENCH not built"; exit 1; }
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
-fail=0
-check() {  # check OK MESSAGE
-    if [ "$1" = 0 ]; then echo "PASS: $2"; else echo "FAIL: $2"; fail=1; fi
-}
+. "$(dirname "$0")/check_lib.sh"
 
 # a one-image set in the benchmark layout, LR given for every scale
 mkdir -p "$W/bird/HR"
