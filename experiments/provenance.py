@@ -30,17 +30,26 @@ XS_X2 = [
     {"op": "train", "iters": 3000, "lr": 2e-4},
     {"op": "train", "iters": 3000, "lr": 1e-4, "milestones": [1500], "gamma": 0.5},
 ]
+# the shipped XS x2: the pipeline's XS (7,120 student iterations) trained on, HR-only, to S's 40,713
+XS_X2_CONTINUED = XS_X2 + [
+    {"op": "train", "iters": 33593, "lr": 2e-4, "milestones": [30593, 32093], "gamma": 0.5},
+]
 S_X2 = [{"op": "train", "iters": 40713, "lr": 2e-4, "milestones": [37713, 39213], "gamma": 0.5}]
 MODELS = {
     "l_x2": {"recipe": "sh experiments/teacher-x2/run.sh", "from": None, "stages": L_X2,
              "budget_iters": 33593},
-    "xs_x2": {"recipe": "sh experiments/xs-pipeline/run.sh",
-              "from": {"model": "catanet_l_x2.safetensors", "trained_steps": 31328}, "stages": XS_X2,
-              "budget_iters": 40713},
+    "xs_x2": {"recipe": "sh experiments/xs-continued/run.sh",
+              "from": {"model": "catanet_l_x2.safetensors", "trained_steps": 31328},
+              "stages": XS_X2_CONTINUED, "budget_iters": 74306, "student_iters": 40713,
+              "budget_note": "the teacher's 33,593 iterations and the student's 40,713 (S's budget)"},
+    # the pipeline's own XS x2 (shipped before the continued run; the start of xs-continued)
+    "xs_x2_pipeline": {"recipe": "sh experiments/xs-pipeline/run.sh",
+                       "from": {"model": "catanet_l_x2.safetensors", "trained_steps": 31328}, "stages": XS_X2,
+                       "budget_iters": 40713, "student_iters": 7120},
     "s_x2": {"recipe": "sh experiments/equal-budget-baseline/run.sh", "from": None, "stages": S_X2,
              "budget_iters": 40713},
 }
-for name, x2, iters, budget in (("l", "l_x2", 250, 250), ("xs", "xs_x2", 250, 250), ("s", "s_x2", 500, 500)):
+for name, x2, iters, budget in (("l", "l_x2", 250, 250), ("xs", "xs_x2", 500, 500), ("s", "s_x2", 500, 500)):
     for s in (3, 4):
         MODELS["%s_x%d" % (name, s)] = {
             "recipe": "sh experiments/x3-x4-finetune/run.sh %s" % name,

@@ -31,4 +31,4 @@ finetune $W/ft1.ckpt.safetensors $W/xs_hr.safetensors $W/xs_ft1.safetensors 3000
 finetune $W/ft2.ckpt.safetensors $W/xs_ft1.safetensors $W/xs_ft2.safetensors 3000 1e-4 1500 $X/ft2.csv --val-every 1000
 python3 experiments/set-provenance.py $W/xs_ft2.safetensors $W/catanet_xs_x2.safetensors -catanet_note \
     "catanet_teacher=the xs-pipeline's stage-2 student (CATANet-L groups 0,2,3,6)" \
-    "catanet_provenance=$(python3 experiments/provenance.py xs_x2)"
+    "catanet_provenance=$(python3 experiments/provenance.py xs_x2_pipeline)"
