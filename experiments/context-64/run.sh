@@ -11,7 +11,7 @@
 #
 # usage (any folder): [N=1000] [THREADS=2] sh experiments/context-64/run.sh [l|xs|s]...  (all three
 # by default). Resumable: each arm keeps its one checkpoint beside this script while it runs
-# (MODEL_ARM.ckpt.safetensors, committed when a session stops) and exports
+# (MODEL_ARM.ckpt.safetensors, committed while the run is in progress) and exports
 # build/experiments/context-64/MODEL_ARM.safetensors when finished.
 set -e
 cd "$(dirname "$0")/../.."
