@@ -20,17 +20,17 @@ ckpt_step() {
 }
 
 # finetune CKPT FROM OUT ITERS LR MILESTONES LOG [OPTIONS]: `train --from FROM` (or resume CKPT),
-# batch 4 of 32x32, HR-only L1, one thread, then export to OUT once CKPT reached ITERS; nothing to do
-# when OUT exists
+# batch 4 of 32x32 (OPTIONS come last and may change it), HR-only L1, THREADS threads (default one),
+# then export to OUT once CKPT reached ITERS; nothing to do when OUT exists
 finetune() {
     [ -f "$3" ] && return 0
     ck=$1 from=$2 out=$3 it=$4 lr=$5 ms=$6 log=$7
     shift 7
     if [ -f "$ck" ]; then
-        $T resume "$ck" $DATA $VAL --threads 1 --quiet
+        $T resume "$ck" $DATA $VAL --threads ${THREADS:-1} --quiet
     else
         $T train --from "$from" $DATA $VAL --batch 4 --patch 32 --iters "$it" --lr "$lr" --milestones "$ms" \
-            --gamma 0.5 --threads 1 --ckpt "$ck" --log "$log" --cache "$CACHE" --quiet "$@"
+            --gamma 0.5 --threads ${THREADS:-1} --ckpt "$ck" --log "$log" --cache "$CACHE" --quiet "$@"
     fi
     [ "$(ckpt_step "$ck")" = "$it" ] || { echo "$0: $ck stopped before step $it; run it again to go on" >&2; exit 1; }
     $T export "$ck" "$out"

@@ -24,17 +24,7 @@ for m in "$@"; do
     case $m in l|xs|s) ;; *) echo "$0: $m: not l, xs or s" >&2; exit 2 ;; esac
     for arm in wide control; do
         case $arm in wide) p=64 it=$N ;; control) p=32 it=$((4 * N)) ;; esac
-        C=$X/${m}_$arm.ckpt.safetensors
-        [ -f $W/${m}_$arm.safetensors ] && continue
-        if [ -f $C ]; then
-            $T resume $C $DATA $VAL --iters $it --threads ${THREADS:-1} --log $X/${m}_$arm.csv --cache "$CACHE" \
-                --quiet
-        else
-            $T train --from weights/catanet_${m}_x2.safetensors $DATA $VAL --batch 4 --patch $p --iters $it \
-                --lr 5e-5 --milestones $((3 * it / 4)) --gamma 0.5 --threads ${THREADS:-1} \
-                --val-every $((it / 4)) --ckpt $C --log $X/${m}_$arm.csv --cache "$CACHE" --quiet
-        fi
-        [ "$(ckpt_step $C)" = $it ] || { echo "$0: $C stopped before step $it; run it again to go on" >&2; exit 1; }
-        $T export $C $W/${m}_$arm.safetensors
+        finetune $X/${m}_$arm.ckpt.safetensors weights/catanet_${m}_x2.safetensors $W/${m}_$arm.safetensors $it \
+            5e-5 $((3 * it / 4)) $X/${m}_$arm.csv --patch $p --val-every $((it / 4))
     done
 done
