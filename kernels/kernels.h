@@ -45,13 +45,14 @@ const char *catanet_blas_describe(void);
 /* ---------------- attention.c: fused softmax attention of a block of query rows ----------------
  * out[r][e] (+)= sum_t softmax_t(scale q_r . k_t) v_t[e] for r < rows, t < T, e < dv; q [rows][ldq],
  * keys [T][ldk], values [T][ldv]; accumulate: add into out instead of overwriting it.
- * work: 16 T floats (ref: T doubles). */
+ * lse (NULL: not wanted) gets each row's log sum_t exp(scale q_r . k_t), for a backward that needs
+ * no second pass over the scores. work: 16 T floats (ref: T doubles). */
 void catanet_attention_fwd_ref(int rows, int T, int dqk, int dv, float scale, const float *q, int ldq,
                                const float *k, int ldk, const float *v, int ldv, float *out, int ldo,
-                               int accumulate, double *work);
+                               int accumulate, double *work, float *lse);
 void catanet_attention_fwd_cpu(int rows, int T, int dqk, int dv, float scale, const float *q, int ldq,
                                const float *k, int ldk, const float *v, int ldv, float *out, int ldo,
-                               int accumulate, float *work);
+                               int accumulate, float *work, float *lse);
 
 /* Backward of the fused attention (dqk, dv <= 16), given dA = dL/dout [rows][ldda]: writes out
  * (recomputed) and dq = dL/dq (acc_dq: added into dq); leaves the probabilities and dL/dscores
@@ -62,6 +63,12 @@ void catanet_attention_fwd_cpu(int rows, int T, int dqk, int dv, float scale, co
 int catanet_attention_bwd_cpu(int rows, int T, int dqk, int dv, float scale, const float *q, int ldq,
                               const float *k, int ldk, const float *v, int ldv, const float *da, int ldda,
                               float *out, int ldo, float *dq, int lddq, int acc_dq, float *pt, float *dst);
+/* the same from the forward's output out and its lse (catanet_attention_fwd_cpu): nothing but the
+ * scores is recomputed; dq is overwritten */
+int catanet_attention_bwd_lse_cpu(int rows, int T, int dqk, int dv, float scale, const float *q, int ldq,
+                                  const float *k, int ldk, const float *v, int ldv, const float *da, int ldda,
+                                  const float *out, int ldo, const float *lse, float *dq, int lddq, float *pt,
+                                  float *dst);
 
 /* rows per GEMM chunk in the fast paths: fixed, so results do not depend on the thread count */
 #define CATANET_ROW_CHUNK 256
@@ -262,19 +269,26 @@ size_t catanet_lrsa_work(const CatanetLrsaArgs *a);
 void catanet_lrsa_fwd_cpu(const CatanetCpu *cpu, const CatanetLrsaArgs *a,
                           const CatanetLrsaWeights *wt, const float *x, float *out);
 
-/* Backward of catanet_lrsa_fwd (activations recomputed from x): dx and the weight gradients
- * accumulate; the band factors apply to dout, patch gradients scatter-add into dx. */
+/* Backward: dx and the weight gradients accumulate; the band factors apply to dout, patch
+ * gradients scatter-add into dx. The reference recomputes the activations from x. */
 typedef struct CatanetLrsaGrads {
     float *norm_w, *norm_b, *wq, *wk, *wv, *wproj;
 } CatanetLrsaGrads;
 void catanet_lrsa_bwd_ref(const CatanetLrsaArgs *a, const CatanetLrsaWeights *wt, const float *x,
                           const float *dout, float *dx, const CatanetLrsaGrads *g);
-/* per thread: catanet_lrsa_bwd_work; task_work: catanet_lrsa_bwd_task_work floats; H, W <= 4096 */
-size_t catanet_lrsa_bwd_work(const CatanetLrsaArgs *a);
-size_t catanet_lrsa_bwd_task_work(const CatanetLrsaArgs *a);
-void catanet_lrsa_bwd_cpu(const CatanetCpu *cpu, const CatanetLrsaArgs *a,
-                          const CatanetLrsaWeights *wt, const float *x, const float *dout,
-                          float *dx, const CatanetLrsaGrads *g, float *task_work);
+/* Training on a batch x [B,H,W,C], one patch per task: the forward computes what
+ * catanet_lrsa_fwd_cpu does and keeps per patch what the backward needs (Q, K, V, the attention
+ * output and its log-sum-exp: catanet_lrsa_saved floats per image), so that the backward
+ * recomputes only the LayerNorm and the scores. per thread: catanet_lrsa_train_work floats;
+ * task_work: batch * catanet_lrsa_task_work floats; H, W <= 4096. */
+size_t catanet_lrsa_saved(const CatanetLrsaArgs *a);
+size_t catanet_lrsa_train_work(const CatanetLrsaArgs *a);
+size_t catanet_lrsa_task_work(const CatanetLrsaArgs *a);
+void catanet_lrsa_fwd_train_cpu(const CatanetCpu *cpu, const CatanetLrsaArgs *a, const CatanetLrsaWeights *wt,
+                                int batch, const float *x, float *out, float *saved, float *task_work);
+void catanet_lrsa_bwd_cpu(const CatanetCpu *cpu, const CatanetLrsaArgs *a, const CatanetLrsaWeights *wt,
+                          int batch, const float *x, const float *saved, const float *dout, float *dx,
+                          const CatanetLrsaGrads *g, float *task_work);
 
 /* ---------------- center_iter.c: token centers in training mode (spec §1.3, §1.7) ---------------- */
 #define CATANET_NORM_EPS 1e-12 /* F.normalize */

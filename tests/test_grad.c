@@ -253,14 +253,17 @@ static void test_attention(Rng *r)
             float *vt = rnd(r, (size_t)T * ldv, 1), *o1 = rnd(r, (size_t)rows * ldo, 1);
             float *o2 = malloc(sizeof(float) * rows * ldo), *work = zeros(16 * (size_t)T);
             double *dwork = malloc(sizeof(double) * T);
+            float *lse1 = zeros(rows), *lse2 = zeros(rows);
             memcpy(o2, o1, sizeof(float) * rows * ldo);
-            catanet_attention_fwd_ref(rows, T, dqk, dv, 0.33f, q, ldq, kt, ldk, vt, ldv, o1, ldo, acc, dwork);
-            catanet_attention_fwd_cpu(rows, T, dqk, dv, 0.33f, q, ldq, kt, ldk, vt, ldv, o2, ldo, acc, work);
+            catanet_attention_fwd_ref(rows, T, dqk, dv, 0.33f, q, ldq, kt, ldk, vt, ldv, o1, ldo, acc, dwork, lse1);
+            catanet_attention_fwd_cpu(rows, T, dqk, dv, 0.33f, q, ldq, kt, ldk, vt, ldv, o2, ldo, acc, work, lse2);
             char name[80];
             snprintf(name, sizeof(name), "attention rows %d T %d dqk %d dv %d%s", rows, T, dqk, dv,
                      acc ? " accumulate" : "");
             twin_check(name, o2, o1, (size_t)rows * ldo, 1e-5);
-            free(q); free(kt); free(vt); free(o1); free(o2); free(work); free(dwork);
+            snprintf(name, sizeof(name), "attention rows %d T %d dqk %d dv %d: lse", rows, T, dqk, dv);
+            twin_check(name, lse2, lse1, rows, 1e-5);
+            free(q); free(kt); free(vt); free(o1); free(o2); free(work); free(dwork); free(lse1); free(lse2);
         }
 }
 
@@ -532,6 +535,19 @@ static void lr_fwd(void *p)
     catanet_lrsa_fwd_ref(&c->a, &c->w, c->x, c->out);
 }
 
+/* the fast training pair on a batch: the forward (out) keeps its activations, the backward of
+ * dout accumulates into dx and g */
+static void lrsa_train_cpu(const CatanetLrsaArgs *a, const CatanetLrsaWeights *wt, int batch, const float *x,
+                           float *out, const float *dout, float *dx, const CatanetLrsaGrads *g)
+{
+    float *saved = zeros((size_t)batch * catanet_lrsa_saved(a));
+    float *tw = zeros((size_t)batch * catanet_lrsa_task_work(a));
+    CatanetCpu cpu = make_cpu(2, catanet_lrsa_train_work(a));
+    catanet_lrsa_fwd_train_cpu(&cpu, a, wt, batch, x, out, saved, tw);
+    catanet_lrsa_bwd_cpu(&cpu, a, wt, batch, x, saved, dout, dx, g, tw);
+    free(cpu.work); free(saved); free(tw);
+}
+
 static void test_lrsa(Rng *r, int h, int w, int ps)
 {
     int C = 8, hq = 6, hv = 8;
@@ -570,14 +586,14 @@ static void test_lrsa(Rng *r, int h, int w, int ps)
     snprintf(name, sizeof(name), "lrsa %dx%d ps %d forward", h, w, ps);
     twin_check(name, out2, out1, n, 1e-5);
     free(fcpu.work); free(out1); free(out2);
-    float *dx2 = zeros(n), *g2[6];
+    float *dx2 = zeros(n), *g2[6], *out3 = zeros(n);
     size_t sz[6] = { C, C, hq * C, hq * C, hv * C, C * hv };
     for (int i = 0; i < 6; i++)
         g2[i] = zeros(sz[i]);
     CatanetLrsaGrads gr2 = { g2[0], g2[1], g2[2], g2[3], g2[4], g2[5] };
-    float *tw = zeros(catanet_lrsa_bwd_task_work(&c.a));
-    CatanetCpu cpu = make_cpu(2, catanet_lrsa_bwd_work(&c.a));
-    catanet_lrsa_bwd_cpu(&cpu, &c.a, &c.w, c.x, g, dx2, &gr2, tw);
+    lrsa_train_cpu(&c.a, &c.w, 1, c.x, out3, g, dx2, &gr2);
+    snprintf(name, sizeof(name), "lrsa %dx%d ps %d training forward", h, w, ps);
+    twin_check(name, out3, c.out, n, 1e-5);
     twin_check("lrsa dx", dx2, dx, n, 1e-4);
     const float *g1[6] = { gnw, gnb, gq, gk, gv, gp };
     const char *nm[6] = { "lrsa dnorm.weight", "lrsa dnorm.bias", "lrsa dto_q", "lrsa dto_k", "lrsa dto_v", "lrsa dproj" };
@@ -585,7 +601,7 @@ static void test_lrsa(Rng *r, int h, int w, int ps)
         twin_check(nm[i], g2[i], g1[i], sz[i], 1e-4);
         free(g2[i]);
     }
-    free(cpu.work); free(tw); free(dx2);
+    free(dx2); free(out3);
     free(nw); free(nb); free(wq); free(wk); free(wv); free(wp); free(c.x); free(c.out); free(g); free(dx);
     free(gnw); free(gnb); free(gq); free(gk); free(gv); free(gp);
 }
@@ -594,7 +610,7 @@ static void test_lrsa(Rng *r, int h, int w, int ps)
  * of a 64-row block and a partial one (T = 100), and where heads wider than 16 take the GEMMs */
 static void test_lrsa_bwd_twin(Rng *r, int h, int w, int ps, int heads, int dqk, int dv)
 {
-    int C = 8, hq = heads * dqk, hv = heads * dv;
+    int C = 8, hq = heads * dqk, hv = heads * dv, B = 2;
     CatanetLrsaArgs a = { h, w, C, ps, heads, dqk, dv };
     float *nw = rnd(r, C, 0.3f), *nb = rnd(r, C, 0.3f), *wq = rnd(r, hq * C, 0.5f);
     float *wk = rnd(r, hq * C, 0.5f), *wv = rnd(r, hv * C, 0.5f), *wp = rnd(r, C * hv, 0.5f);
@@ -602,28 +618,33 @@ static void test_lrsa_bwd_twin(Rng *r, int h, int w, int ps, int heads, int dqk,
         nw[i] += 1.0f;
     CatanetLrsaWeights wt = { nw, nb, wq, wk, wv, wp };
     size_t n = (size_t)h * w * C, sz[6] = { C, C, hq * C, hq * C, hv * C, C * hv };
-    float *x = rnd(r, n, 1), *g = rnd(r, n, 1), *dx1 = zeros(n), *dx2 = zeros(n), *g1[6], *g2[6];
+    float *x = rnd(r, B * n, 1), *g = rnd(r, B * n, 1), *dx1 = zeros(B * n), *dx2 = zeros(B * n), *g1[6], *g2[6];
+    float *out1 = zeros(B * n), *out2 = zeros(B * n);
     for (int i = 0; i < 6; i++) {
         g1[i] = zeros(sz[i]);
         g2[i] = zeros(sz[i]);
     }
     CatanetLrsaGrads gr1 = { g1[0], g1[1], g1[2], g1[3], g1[4], g1[5] };
     CatanetLrsaGrads gr2 = { g2[0], g2[1], g2[2], g2[3], g2[4], g2[5] };
-    catanet_lrsa_bwd_ref(&a, &wt, x, g, dx1, &gr1);
-    float *tw = zeros(catanet_lrsa_bwd_task_work(&a));
-    CatanetCpu cpu = make_cpu(2, catanet_lrsa_bwd_work(&a));
-    catanet_lrsa_bwd_cpu(&cpu, &a, &wt, x, g, dx2, &gr2, tw);
+    for (int b = 0; b < B; b++) {
+        catanet_lrsa_fwd_ref(&a, &wt, x + b * n, out1 + b * n);
+        catanet_lrsa_bwd_ref(&a, &wt, x + b * n, g + b * n, dx1 + b * n, &gr1);
+    }
+    lrsa_train_cpu(&a, &wt, B, x, out2, g, dx2, &gr2);
     char name[96];
-    snprintf(name, sizeof(name), "lrsa bwd %dx%d ps %d heads %d dqk %d dv %d: dx", h, w, ps, heads, dqk, dv);
-    twin_check(name, dx2, dx1, n, 1e-4);
+    snprintf(name, sizeof(name), "lrsa train %d x %dx%d ps %d heads %d dqk %d dv %d: forward", B, h, w, ps, heads, dqk, dv);
+    twin_check(name, out2, out1, B * n, 1e-5);
+    snprintf(name, sizeof(name), "lrsa train %d x %dx%d ps %d heads %d dqk %d dv %d: dx", B, h, w, ps, heads, dqk, dv);
+    twin_check(name, dx2, dx1, B * n, 1e-4);
     const char *nm[6] = { "dnorm.weight", "dnorm.bias", "dto_q", "dto_k", "dto_v", "dproj" };
     for (int i = 0; i < 6; i++) {
-        snprintf(name, sizeof(name), "lrsa bwd %dx%d ps %d heads %d dqk %d dv %d: %s", h, w, ps, heads, dqk, dv, nm[i]);
+        snprintf(name, sizeof(name), "lrsa train %d x %dx%d ps %d heads %d dqk %d dv %d: %s", B, h, w, ps, heads, dqk,
+                 dv, nm[i]);
         twin_check(name, g2[i], g1[i], sz[i], 1e-4);
         free(g1[i]);
         free(g2[i]);
     }
-    free(cpu.work); free(tw); free(x); free(g); free(dx1); free(dx2);
+    free(x); free(g); free(dx1); free(dx2); free(out1); free(out2);
     free(nw); free(nb); free(wq); free(wk); free(wv); free(wp);
 }
 

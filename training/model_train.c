@@ -22,6 +22,7 @@ void catanet_train_plan_free(CatanetTrainPlan *p)
     if (!p)
         return;
     free(p->block);
+    free(p->lrsa_saved_block);
     free(p->scratch);
     free(p->cpu.work);
     free(p->g);
@@ -163,7 +164,7 @@ int catanet_train_plan_create(CatanetTrainPlan **out, CatanetModel *m, int batch
     p->g = calloc(a->num_groups ? a->num_groups : 1, sizeof(*p->g));
     int N = h * w, C = a->dim;
     /* per-thread work and shared scratch: the largest any op needs */
-    size_t work = 16, scr = 16;
+    size_t work = 16, scr = 16, saved = 0;
     CatanetConv2dArgs convs[5];
     catanet_train_conv_shapes(a, batch, h, w, convs);
     for (int i = 0; i < 5; i++) {
@@ -181,11 +182,12 @@ int catanet_train_plan_create(CatanetTrainPlan **out, CatanetModel *m, int batch
         work = mx(work, catanet_iasa_work(&ia));
         work = mx(work, catanet_iasa_bwd_work(&ia));
         work = mx(work, catanet_lrsa_work(&la));
-        work = mx(work, catanet_lrsa_bwd_work(&la));
+        work = mx(work, catanet_lrsa_train_work(&la));
         work = mx(work, catanet_cluster_work(C, gi->num_tokens));
         work = mx(work, catanet_center_iter_work(gi->num_tokens));
         scr = mx(scr, catanet_iasa_bwd_task_work(&ia));
-        scr = mx(scr, catanet_lrsa_bwd_task_work(&la));
+        scr = mx(scr, batch * catanet_lrsa_task_work(&la));
+        saved += use_ref ? 0 : (batch * catanet_lrsa_saved(&la) + 15) & ~(size_t)15;
     }
     p->cpu.work_per_thread = (work + 15) & ~(size_t)15;
     p->cpu.work = aligned_alloc(64, sizeof(float) * p->cpu.work_per_thread * p->cpu.threads);
@@ -193,10 +195,16 @@ int catanet_train_plan_create(CatanetTrainPlan **out, CatanetModel *m, int batch
     p->scratch = aligned_alloc(64, sizeof(float) * p->scratch_floats);
     size_t total = p->g ? catanet_train_plan_layout(p, NULL, 16) : 0;
     p->block = p->g ? aligned_alloc(64, sizeof(float) * (total ? total : 16)) : NULL;
-    if (!p->g || !p->cpu.work || !p->scratch || !p->block) {
+    p->lrsa_saved_block = saved ? aligned_alloc(64, sizeof(float) * saved) : NULL;
+    if (!p->g || !p->cpu.work || !p->scratch || !p->block || (saved && !p->lrsa_saved_block)) {
         catanet_train_plan_free(p);
         return catanet_errf(err, es, CATANET_ERR_NOMEM, "out of memory planning training on %d x %dx%d (%zu MiB)",
-                            batch, w, h, (total * sizeof(float)) >> 20);
+                            batch, w, h, ((total + saved + scr) * sizeof(float)) >> 20);
+    }
+    for (size_t g = 0, off = 0; saved && g < (size_t)a->num_groups; g++) {
+        CatanetLrsaArgs la = { h, w, C, a->groups[g].patch_size, a->heads, a->qk_dim / a->heads, C / a->heads };
+        p->g[g].lrsa_saved = p->lrsa_saved_block + off;
+        off += (batch * catanet_lrsa_saved(&la) + 15) & ~(size_t)15;
     }
     memset(p->block, 0, sizeof(float) * total);
     catanet_train_plan_layout(p, p->block, 16);
@@ -502,13 +510,11 @@ static void lrsa_fwd(CatanetTrainPlan *p, int gi, const float *x, float *out)
     memcpy(g->lrsa_in, x, sizeof(float) * (size_t)p->batch * N * C);
     CatanetLrsaArgs la = { p->h, p->w, C, a->groups[gi].patch_size, a->heads, a->qk_dim / a->heads, C / a->heads };
     CatanetLrsaWeights lw = { w->norm_w, w->norm_b, w->q, w->k, w->v, w->proj };
-    for (int b = 0; b < p->batch; b++) {
-        size_t o = (size_t)b * N * C;
-        if (p->use_ref)
-            catanet_lrsa_fwd_ref(&la, &lw, x + o, g->x1 + o);
-        else
-            catanet_lrsa_fwd_cpu(&p->cpu, &la, &lw, x + o, g->x1 + o);
-    }
+    if (p->use_ref)
+        for (int b = 0; b < p->batch; b++)
+            catanet_lrsa_fwd_ref(&la, &lw, x + (size_t)b * N * C, g->x1 + (size_t)b * N * C);
+    else
+        catanet_lrsa_fwd_train_cpu(&p->cpu, &la, &lw, p->batch, x, g->x1, g->lrsa_saved, p->scratch);
     ffn_fwd(p, &w->ffn, &g->ffn2, g->x1, out);
 }
 
@@ -525,13 +531,13 @@ static void lrsa_bwd(CatanetTrainPlan *p, int gi, const float *dout, float *dx, 
     CatanetLrsaArgs la = { p->h, p->w, C, a->groups[gi].patch_size, a->heads, a->qk_dim / a->heads, C / a->heads };
     CatanetLrsaWeights lw = { w->norm_w, w->norm_b, w->q, w->k, w->v, w->proj };
     CatanetLrsaGrads lg = { gw->norm_w, gw->norm_b, gw->q, gw->k, gw->v, gw->proj };
-    for (int b = 0; b < p->batch; b++) {
-        size_t o = (size_t)b * N * C;
-        if (p->use_ref)
+    if (p->use_ref)
+        for (int b = 0; b < p->batch; b++) {
+            size_t o = (size_t)b * N * C;
             catanet_lrsa_bwd_ref(&la, &lw, g->lrsa_in + o, dx1 + o, dx + o, &lg);
-        else
-            catanet_lrsa_bwd_cpu(&p->cpu, &la, &lw, g->lrsa_in + o, dx1 + o, dx + o, &lg, p->scratch);
-    }
+        }
+    else
+        catanet_lrsa_bwd_cpu(&p->cpu, &la, &lw, p->batch, g->lrsa_in, g->lrsa_saved, dx1, dx, &lg, p->scratch);
 }
 
 /* ---- the whole network ---- */

@@ -10,7 +10,8 @@
  * AVX-512, AVX2+FMA and SSE2 clones, with FMA contraction.
  * Lane reductions (max, sums) run in a fixed order: the result does not depend on the thread
  * count, only on the clone the CPU picks.
- * defines: catanet_attention_fwd_ref, catanet_attention_fwd_cpu
+ * defines: catanet_attention_fwd_ref, catanet_attention_fwd_cpu, catanet_attention_bwd_cpu,
+ *          catanet_attention_bwd_lse_cpu
  */
 #include <math.h>
 #include <string.h>
@@ -23,7 +24,7 @@
 /* ---- reference: plain loops, double sums, libm's exp ---- */
 void catanet_attention_fwd_ref(int rows, int T, int dqk, int dv, float scale, const float *q, int ldq,
                                const float *k, int ldk, const float *v, int ldv, float *out, int ldo,
-                               int accumulate, double *work)
+                               int accumulate, double *work, float *lse)
 {
     for (int r = 0; r < rows; r++) {
         const float *qr = q + (size_t)r * ldq;
@@ -46,6 +47,8 @@ void catanet_attention_fwd_ref(int rows, int T, int dqk, int dv, float scale, co
             float *dst = out + (size_t)r * ldo + e;
             *dst = (float)(o / sum) + (accumulate ? *dst : 0.0f);
         }
+        if (lse)
+            lse[r] = (float)(mx + log(sum));
     }
 }
 
@@ -58,12 +61,15 @@ FAST_BEGIN
 #define DMAX 16
 /* keys per step of the score loop: independent FMA chains */
 #define KU 8
+/* keys per tile of the backward's two steps (16 KT floats of p and ds stay in L1) */
+#define KT 64
 
 /* scores and softmax numerators of up to RB rows (nr) against all T keys, keys row-major
  * (k + t ldk): P + t stride gets exp(s_t - max) as a vector of the block's rows, *sum the row sums.
  * The forward and the backward both start here. */
 CLONES_FMA static void block_exp_scores(int nr, int T, int dqk, float scale, const float *q, int ldq,
-                                        const float *k, int ldk, float *P, size_t stride, vf *sum_out)
+                                        const float *k, int ldk, float *P, size_t stride, vf *sum_out,
+                                        vf *max_out)
 {
     vf qt[DMAX];
     for (int d = 0; d < DMAX; d++)
@@ -103,16 +109,17 @@ CLONES_FMA static void block_exp_scores(int nr, int T, int dqk, float scale, con
         VSTORE(P + (size_t)t * stride, e);
     }
     *sum_out = sum;
+    *max_out = mx;
 }
 
 /* up to RB rows (nr) against all T keys: keys and values row-major (k + t ldk, v + t ldv),
  * P: RB T floats for the scores, kept key by key as vectors of the block's rows */
 CLONES_FMA static void block_fwd(int nr, int T, int dqk, int dv, float scale, const float *q, int ldq,
                                  const float *k, int ldk, const float *v, int ldv, float *out, int ldo,
-                                 int accumulate, float *P)
+                                 int accumulate, float *P, float *lse)
 {
-    vf sum;
-    block_exp_scores(nr, T, dqk, scale, q, ldq, k, ldk, P, RB, &sum);
+    vf sum, mx;
+    block_exp_scores(nr, T, dqk, scale, q, ldq, k, ldk, P, RB, &sum, &mx);
     vf acc[DMAX] = { 0 };
     for (int t = 0; t < T; t++) {
         vf p;
@@ -131,11 +138,14 @@ CLONES_FMA static void block_fwd(int nr, int T, int dqk, int dv, float scale, co
             *dst = o[r] + (accumulate ? *dst : 0.0f);
         }
     }
+    if (lse)
+        for (int r = 0; r < nr; r++)
+            lse[r] = mx[r] + logf(sum[r]);
 }
 
 /* heads wider than DMAX: one row at a time, the same steps in scalar code */
 static void row_fwd(int T, int dqk, int dv, float scale, const float *q, const float *k, int ldk, const float *v,
-                    int ldv, float *out, int accumulate, float *w)
+                    int ldv, float *out, int accumulate, float *w, float *lse)
 {
     float mx = -INFINITY, sum = 0.0f;
     for (int t = 0; t < T; t++) {
@@ -155,20 +165,23 @@ static void row_fwd(int T, int dqk, int dv, float scale, const float *q, const f
             o += w[t] * v[(size_t)t * ldv + e];
         out[e] = o / sum + (accumulate ? out[e] : 0.0f);
     }
+    if (lse)
+        *lse = mx + logf(sum);
 }
 
 void catanet_attention_fwd_cpu(int rows, int T, int dqk, int dv, float scale, const float *q, int ldq,
                                const float *k, int ldk, const float *v, int ldv, float *out, int ldo,
-                               int accumulate, float *work)
+                               int accumulate, float *work, float *lse)
 {
     if (dqk > DMAX || dv > DMAX) {
         for (int r = 0; r < rows; r++)
-            row_fwd(T, dqk, dv, scale, q + (size_t)r * ldq, k, ldk, v, ldv, out + (size_t)r * ldo, accumulate, work);
+            row_fwd(T, dqk, dv, scale, q + (size_t)r * ldq, k, ldk, v, ldv, out + (size_t)r * ldo, accumulate, work,
+                    lse ? lse + r : NULL);
         return;
     }
     for (int r = 0; r < rows; r += RB)
         block_fwd(rows - r < RB ? rows - r : RB, T, dqk, dv, scale, q + (size_t)r * ldq, ldq, k, ldk, v, ldv,
-                  out + (size_t)r * ldo, ldo, accumulate, work);
+                  out + (size_t)r * ldo, ldo, accumulate, work, lse ? lse + r : NULL);
 }
 /* ---- backward: the same 16-row blocks, four passes ----
  * scores and softmax as in the forward; then out = p V (recomputed: the weight gradient of the
@@ -178,8 +191,8 @@ CLONES_FMA static void block_bwd(int nr, int T, int dqk, int dv, float scale, co
                                  const float *k, int ldk, const float *v, int ldv, const float *da, int ldda,
                                  float *out, int ldo, float *dq, int lddq, int acc_dq, float *pt, float *dst, int R)
 {
-    vf sum;
-    block_exp_scores(nr, T, dqk, scale, q, ldq, k, ldk, pt, R, &sum);
+    vf sum, mx;
+    block_exp_scores(nr, T, dqk, scale, q, ldq, k, ldk, pt, R, &sum, &mx);
     vf inv = 1.0f / sum, acc[DMAX] = { 0 };
     for (int t = 0; t < T; t++) {
         vf p;
@@ -234,6 +247,115 @@ int catanet_attention_bwd_cpu(int rows, int T, int dqk, int dv, float scale, con
         block_bwd(rows - r < RB ? rows - r : RB, T, dqk, dv, scale, q + (size_t)r * ldq, ldq, k, ldk, v, ldv,
                   da + (size_t)r * ldda, ldda, out + (size_t)r * ldo, ldo, dq + (size_t)r * lddq, lddq, acc_dq,
                   pt + r, dst + r, R);
+    return R;
+}
+/* ---- backward from the forward's log-sum-exp: two passes, nothing recomputed but the scores ----
+ * With lse_r = log sum_t exp(s_rt) kept by the forward and out (the forward's output) given,
+ * p_t = exp(s_t - lse) needs no row maximum or sum, and D = dA . out needs no second product with
+ * V. Pass 1, per tile of keys: s_t and p_t, then dp_t = dA . v_t and ds_t = p_t (dp_t - D),
+ * leaving p and ds behind transposed as block_bwd does; pass 2: dq = scale sum_t ds_t k_t (apart,
+ * so that the head dimensions of q, dA and dq are not all live at once). */
+CLONES_FMA static void block_bwd_lse(int nr, int T, int dqk, int dv, float scale, const float *q, int ldq,
+                                     const float *k, int ldk, const float *v, int ldv, const float *da, int ldda,
+                                     const float *out, int ldo, const float *lse, float *dq, int lddq,
+                                     float *pt, float *dst, int R)
+{
+    vf qt[DMAX], dat[DMAX], l, D = { 0 };
+    for (int d = 0; d < DMAX; d++)
+        for (int r = 0; r < RB; r++)
+            qt[d][r] = d < dqk && r < nr ? q[(size_t)r * ldq + d] * scale : 0.0f;
+    for (int r = 0; r < RB; r++)
+        l[r] = r < nr ? lse[r] : 0.0f;
+    for (int e = 0; e < DMAX; e++) {
+        vf o;
+        for (int r = 0; r < RB; r++) {
+            dat[e][r] = e < dv && r < nr ? da[(size_t)r * ldda + e] : 0.0f;
+            o[r] = e < dv && r < nr ? out[(size_t)r * ldo + e] : 0.0f;
+        }
+        D += dat[e] * o;
+    }
+    /* keys in tiles that stay in L1 between the two steps; KU keys at a time, so that the dot
+     * products are independent FMA chains */
+    for (int t0 = 0; t0 < T; t0 += KT) {
+        int te = T - t0 < KT ? T : t0 + KT, t = t0;
+        for (; t + KU <= te; t += KU) {
+            vf s[KU] = { 0 };
+#pragma GCC unroll 16
+            for (int d = 0; d < DMAX; d++)
+                if (d < dqk)
+#pragma GCC unroll 8
+                    for (int u = 0; u < KU; u++)
+                        s[u] += qt[d] * k[(size_t)(t + u) * ldk + d];
+#pragma GCC unroll 8
+            for (int u = 0; u < KU; u++) {
+                vf p;
+                VEXP(p, s[u] - l);
+                VSTORE(pt + (size_t)(t + u) * R, p);
+            }
+        }
+        for (; t < te; t++) {
+            vf s = { 0 }, p;
+#pragma GCC unroll 16
+            for (int d = 0; d < DMAX; d++)
+                if (d < dqk)
+                    s += qt[d] * k[(size_t)t * ldk + d];
+            VEXP(p, s - l);
+            VSTORE(pt + (size_t)t * R, p);
+        }
+        for (t = t0; t + KU <= te; t += KU) {
+            vf dp[KU] = { 0 };
+#pragma GCC unroll 16
+            for (int e = 0; e < DMAX; e++)
+                if (e < dv)
+#pragma GCC unroll 8
+                    for (int u = 0; u < KU; u++)
+                        dp[u] += dat[e] * v[(size_t)(t + u) * ldv + e];
+#pragma GCC unroll 8
+            for (int u = 0; u < KU; u++) {
+                vf p;
+                VLOAD(p, pt + (size_t)(t + u) * R);
+                vf ds = p * (dp[u] - D);
+                VSTORE(dst + (size_t)(t + u) * R, ds);
+            }
+        }
+        for (; t < te; t++) {
+            vf dp = { 0 }, p;
+#pragma GCC unroll 16
+            for (int e = 0; e < DMAX; e++)
+                if (e < dv)
+                    dp += dat[e] * v[(size_t)t * ldv + e];
+            VLOAD(p, pt + (size_t)t * R);
+            vf ds = p * (dp - D);
+            VSTORE(dst + (size_t)t * R, ds);
+        }
+    }
+    vf dqa[DMAX] = { 0 };
+    for (int t = 0; t < T; t++) {
+        const float *kr = k + (size_t)t * ldk;
+        vf ds;
+        VLOAD(ds, dst + (size_t)t * R);
+#pragma GCC unroll 16
+        for (int d = 0; d < DMAX; d++)
+            if (d < dqk)
+                dqa[d] += ds * kr[d];
+    }
+    for (int r = 0; r < nr; r++)
+        for (int d = 0; d < dqk; d++)
+            dq[(size_t)r * lddq + d] = dqa[d][r] * scale;
+}
+
+int catanet_attention_bwd_lse_cpu(int rows, int T, int dqk, int dv, float scale, const float *q, int ldq,
+                                  const float *k, int ldk, const float *v, int ldv, const float *da, int ldda,
+                                  const float *out, int ldo, const float *lse, float *dq, int lddq, float *pt,
+                                  float *dst)
+{
+    if (dqk > DMAX || dv > DMAX)
+        return -1;
+    int R = (rows + RB - 1) / RB * RB;
+    for (int r = 0; r < rows; r += RB)
+        block_bwd_lse(rows - r < RB ? rows - r : RB, T, dqk, dv, scale, q + (size_t)r * ldq, ldq, k, ldk, v, ldv,
+                      da + (size_t)r * ldda, ldda, out + (size_t)r * ldo, ldo, lse + r, dq + (size_t)r * lddq, lddq,
+                      pt + r, dst + r, R);
     return R;
 }
 FAST_END

@@ -130,9 +130,9 @@ void catanet_iasa_fwd_cpu(const CatanetCpu *cpu, const CatanetIasaArgs *a, const
         for (int h = 0; h < a->heads; h++) {
             const float *qh = Q + h * a->dqk;
             catanet_attention_fwd_cpu(rows, W, a->dqk, a->dv, scale, qh, hq, K + h * a->dqk, hq, V + h * a->dv, hv,
-                                      O + h * a->dv, hv, 0, S);
+                                      O + h * a->dv, hv, 0, S, NULL);
             catanet_attention_fwd_cpu(rows, m, a->dqk, a->dv, scale, qh, hq, kg + h * a->dqk, hq, vg + h * a->dv, hv,
-                                      O + h * a->dv, hv, 1, S);
+                                      O + h * a->dv, hv, 1, S, NULL);
         }
         for (int i = 0; i < rows; i++)
             memcpy(out + (size_t)ord[j * gs + i] * hv, O + (size_t)i * hv, sizeof(float) * hv);

@@ -4,7 +4,9 @@
  * P + proj(MHSA(LN(P))), summed back into the image and divided band by band exactly as the
  * official patch_reverse does (weights 0.5, and 0.75/0.5625 at the quirk sizes, spec §1.4).
  * defines: catanet_lrsa_starts, catanet_lrsa_band_weights, catanet_lrsa_fwd_ref,
- *          catanet_lrsa_work, catanet_lrsa_fwd_cpu
+ *          catanet_lrsa_work, catanet_lrsa_fwd_cpu, catanet_lrsa_bwd_ref, catanet_lrsa_saved,
+ *          catanet_lrsa_train_work, catanet_lrsa_task_work, catanet_lrsa_fwd_train_cpu,
+ *          catanet_lrsa_bwd_cpu
  */
 #include "blas.h"
 #include <math.h>
@@ -203,7 +205,7 @@ void catanet_lrsa_fwd_cpu(const CatanetCpu *cpu, const CatanetLrsaArgs *a,
                     int rows = T - r0 < LRSA_ROW_BLOCK ? T - r0 : LRSA_ROW_BLOCK;
                     catanet_attention_fwd_cpu(rows, T, a->dqk, a->dv, scale, Qm + (size_t)r0 * hq + h * a->dqk, hq,
                                               Km + h * a->dqk, hq, Vm + h * a->dv, hv, A + (size_t)r0 * hv + h * a->dv,
-                                              hv, 0, S);
+                                              hv, 0, S, NULL);
                 }
                 /* P + proj(A), added into the image (the rows of one patch are distinct pixels) */
 #pragma omp for schedule(static)
@@ -363,45 +365,144 @@ void catanet_lrsa_bwd_ref(const CatanetLrsaArgs *a, const CatanetLrsaWeights *wt
     free(s);
 }
 
-/* the fast path: per patch task, scratch per thread and a result slice per patch */
-static size_t lrsa_wsize(const CatanetLrsaArgs *a)
-{
-    size_t hq = (size_t)a->heads * a->dqk, hv = (size_t)a->heads * a->dv;
-    return 2 * (size_t)a->c + 2 * hq * a->c + 2 * hv * a->c;
-}
+/* ---------------- training: the forward keeps what the backward needs ----------------
+ * Both run one patch per task, over all the batch's patches (dynamic schedule, serial BLAS). A
+ * task writes only its own slices (its saved activations, its result in task_work), which are then
+ * added in patch order, so the result does not depend on the thread count. The forward keeps per
+ * patch Q, K, V, the attention output A and each row's log-sum-exp; the backward recomputes only
+ * the LayerNorm (cheap) and the scores, not the softmax's maximum and sum nor A. */
 
 /* query rows per block of the fast backward: a block's score rows stay in cache */
 #define LRSA_BWD_ROWS CATANET_ATT_BWD_ROWS
 
-size_t catanet_lrsa_bwd_work(const CatanetLrsaArgs *a)
+/* floats saved per patch: Q, K [T][hq], V, A [T][hv], lse [heads][T] */
+static size_t patch_saved(const CatanetLrsaArgs *a)
 {
-    size_t T = (size_t)a->ps * a->ps, hq = (size_t)a->heads * a->dqk, hv = (size_t)a->heads * a->dv;
-    return T * a->c * 3 + 2 * T + T * (4 * hq + 4 * hv) + 2 * (size_t)LRSA_BWD_ROWS * T;
+    size_t T = (size_t)a->ps * a->ps;
+    return T * (2 * (size_t)a->heads * a->dqk + 2 * (size_t)a->heads * a->dv + a->heads);
 }
 
-size_t catanet_lrsa_bwd_task_work(const CatanetLrsaArgs *a)
+/* a task's slice of task_work: the patch's result (forward) or input gradient (backward) [T][C],
+ * then its weight gradients (norm w, norm b, q, k, v, proj) */
+static size_t task_size(const CatanetLrsaArgs *a)
+{
+    size_t hq = (size_t)a->heads * a->dqk, hv = (size_t)a->heads * a->dv;
+    return (size_t)a->ps * a->ps * a->c + 2 * (size_t)a->c + 2 * hq * a->c + 2 * hv * a->c;
+}
+
+static int patch_grid(const CatanetLrsaArgs *a, int *rs, int *cs, int *nc)
 {
     int step = lrsa_step(a->h, a->w, a->ps);
-    size_t np = (size_t)starts_with_step(a->h, a->ps, step, NULL, 0) *
-                starts_with_step(a->w, a->ps, step, NULL, 0);
-    return np * ((size_t)a->ps * a->ps * a->c + lrsa_wsize(a));
+    int nr = starts_with_step(a->h, a->ps, step, rs, rs ? LRSA_MAX_STARTS : 0);
+    *nc = starts_with_step(a->w, a->ps, step, cs, cs ? LRSA_MAX_STARTS : 0);
+    return nr * *nc;
 }
 
-/* One patch, recomputed and differentiated a block of query rows at a time (flash-attention
- * style): per head and block, S = softmax(Q K^T s), A = S V, dV += S^T dA, dS = S (dA V^T -
- * rowsum), dQ = s dS K, dK += s dS^T Q. dPout gets the patch input's gradient, gw this
- * patch's weight gradients (norm w, norm b, q, k, v, proj). */
-static void patch_bwd_cpu(const CatanetLrsaArgs *a, const CatanetLrsaWeights *wt, const float *x,
-                          const float *dout, const float *wr, const float *wc, int top, int left,
-                          float *buf, float *dPout, float *gw)
+size_t catanet_lrsa_saved(const CatanetLrsaArgs *a)
+{
+    int nc;
+    return (size_t)patch_grid(a, NULL, NULL, &nc) * patch_saved(a);
+}
+
+size_t catanet_lrsa_task_work(const CatanetLrsaArgs *a)
+{
+    int nc;
+    return (size_t)patch_grid(a, NULL, NULL, &nc) * task_size(a);
+}
+
+size_t catanet_lrsa_train_work(const CatanetLrsaArgs *a)
+{
+    size_t T = (size_t)a->ps * a->ps, hq = (size_t)a->heads * a->dqk, hv = (size_t)a->heads * a->dv;
+    return T * a->c * 3 + 2 * T + T * (2 * hq + 2 * hv) + 2 * (size_t)LRSA_BWD_ROWS * T;
+}
+
+/* img (one image [H,W,C]) += its patches' [T][C] slices (task_sz apart), per pixel in patch order;
+ * then, with wr, every pixel times wr[row] wc[col]. Inside a parallel region: rows are split. */
+static void add_patches(const CatanetLrsaArgs *a, int np, int nc, const int *rs, const int *cs,
+                        const float *tasks, size_t task_sz, float *img, const float *wr, const float *wc)
+{
+    int W = a->w, C = a->c, ps = a->ps;
+#pragma omp for schedule(static)
+    for (int y = 0; y < a->h; y++) {
+        for (int i = 0; i < np; i++) {
+            int top = rs[i / nc], left = cs[i % nc];
+            if (y < top || y >= top + ps)
+                continue;
+            float *d = img + ((size_t)y * W + left) * C;
+            const float *s = tasks + (size_t)i * task_sz + (size_t)(y - top) * ps * C;
+            for (int j = 0; j < ps * C; j++)
+                d[j] += s[j];
+        }
+        if (wr)
+            for (int xx = 0; xx < W; xx++) {
+                float f = wr[y] * wc[xx];
+                float *o = img + ((size_t)y * W + xx) * C;
+                for (int ch = 0; ch < C; ch++)
+                    o[ch] *= f;
+            }
+    }
+}
+
+/* one patch of the forward: Y = P + A Wproj^T into Y [T][C]; Q, K, V, A, lse into saved */
+static void patch_fwd_train(const CatanetLrsaArgs *a, const CatanetLrsaWeights *wt, const float *x, int top,
+                            int left, float *buf, float *saved, float *Y)
 {
     int W = a->w, C = a->c, ps = a->ps, T = ps * ps, dqk = a->dqk, dvd = a->dv;
     int hq = a->heads * dqk, hv = a->heads * dvd;
+    float *P = buf, *Pn = P + (size_t)T * C, *mean = Pn + (size_t)T * C, *rstd = mean + T, *S = rstd + T;
+    float *Qm = saved, *Km = Qm + (size_t)T * hq, *Vm = Km + (size_t)T * hq, *A = Vm + (size_t)T * hv;
+    float *lse = A + (size_t)T * hv;
+    float scale = 1.0f / sqrtf((float)dqk);
+    for (int r = 0; r < ps; r++)
+        memcpy(P + (size_t)r * ps * C, x + ((size_t)(top + r) * W + left) * C, sizeof(float) * ps * C);
+    catanet_layernorm_fwd_serial_cpu(T, C, P, wt->norm_w, wt->norm_b, Pn, mean, rstd);
+    catanet_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, hq, C, 1.0f, Pn, C, wt->wq, C, 0.0f, Qm, hq);
+    catanet_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, hq, C, 1.0f, Pn, C, wt->wk, C, 0.0f, Km, hq);
+    catanet_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, hv, C, 1.0f, Pn, C, wt->wv, C, 0.0f, Vm, hv);
+    for (int h = 0; h < a->heads; h++)
+        catanet_attention_fwd_cpu(T, T, dqk, dvd, scale, Qm + h * dqk, hq, Km + h * dqk, hq, Vm + h * dvd, hv,
+                                  A + h * dvd, hv, 0, S, lse + (size_t)h * T);
+    memcpy(Y, P, sizeof(float) * (size_t)T * C);
+    catanet_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, C, hv, 1.0f, A, hv, wt->wproj, hv, 1.0f, Y, C);
+}
+
+void catanet_lrsa_fwd_train_cpu(const CatanetCpu *cpu, const CatanetLrsaArgs *a, const CatanetLrsaWeights *wt,
+                                int batch, const float *x, float *out, float *saved, float *task_work)
+{
+    int rs[LRSA_MAX_STARTS], cs[LRSA_MAX_STARTS], nc;
+    int np = patch_grid(a, rs, cs, &nc), step = lrsa_step(a->h, a->w, a->ps);
+    size_t img = (size_t)a->h * a->w * a->c, tsz = task_size(a), ssz = patch_saved(a);
+    float wr[4096], wc[4096]; /* H, W <= 4096 is checked by the caller's plan */
+    band_weights_with_step(a->h, a->ps, step, wr);
+    band_weights_with_step(a->w, a->ps, step, wc);
+    memset(out, 0, sizeof(float) * img * batch);
+#pragma omp parallel num_threads(cpu->threads)
+    {
+        CATANET_BLAS_SERIAL();
+        float *buf = cpu->work + (size_t)omp_get_thread_num() * cpu->work_per_thread;
+#pragma omp for schedule(dynamic, 1)
+        for (int t = 0; t < batch * np; t++)
+            patch_fwd_train(a, wt, x + (size_t)(t / np) * img, rs[t % np / nc], cs[t % np % nc], buf,
+                            saved + (size_t)t * ssz, task_work + (size_t)t * tsz);
+        for (int b = 0; b < batch; b++)
+            add_patches(a, np, nc, rs, cs, task_work + (size_t)b * np * tsz, tsz, out + (size_t)b * img, wr, wc);
+    }
+}
+
+/* One patch of the backward from its saved activations: per head and block of query rows,
+ * dQ = s dS K from the fused kernel, dV += S^T dA and dK += s dS^T Q by GEMMs from its transposed
+ * S and dS. dPout gets the patch input's gradient, gw this patch's weight gradients. */
+static void patch_bwd_cpu(const CatanetLrsaArgs *a, const CatanetLrsaWeights *wt, const float *x,
+                          const float *saved, const float *dout, const float *wr, const float *wc, int top,
+                          int left, float *buf, float *dPout, float *gw)
+{
+    int W = a->w, C = a->c, ps = a->ps, T = ps * ps, dqk = a->dqk, dvd = a->dv;
+    int hq = a->heads * dqk, hv = a->heads * dvd;
+    const float *Qm = saved, *Km = Qm + (size_t)T * hq, *Vm = Km + (size_t)T * hq, *A = Vm + (size_t)T * hv;
+    const float *lse = A + (size_t)T * hv;
     float *P = buf, *Pn = P + (size_t)T * C, *mean = Pn + (size_t)T * C, *rstd = mean + T;
-    float *Qm = rstd + T, *Km = Qm + (size_t)T * hq, *dQ = Km + (size_t)T * hq, *dK = dQ + (size_t)T * hq;
-    float *Vm = dK + (size_t)T * hq, *A = Vm + (size_t)T * hv, *dA = A + (size_t)T * hv;
-    float *dV = dA + (size_t)T * hv, *dPn = dV + (size_t)T * hv, *S = dPn + (size_t)T * C;
-    float *dS = S + (size_t)LRSA_BWD_ROWS * T;
+    float *dQ = rstd + T, *dK = dQ + (size_t)T * hq, *dA = dK + (size_t)T * hq, *dV = dA + (size_t)T * hv;
+    float *dPn = dV + (size_t)T * hv, *S = dPn + (size_t)T * C, *dS = S + (size_t)LRSA_BWD_ROWS * T;
     float *gnw = gw, *gnb = gnw + C, *gq = gnb + C, *gk = gq + (size_t)hq * C, *gv = gk + (size_t)hq * C;
     float *gp = gv + (size_t)hv * C;
     float *dY = dPout; /* becomes dP in place */
@@ -418,9 +519,6 @@ static void patch_bwd_cpu(const CatanetLrsaArgs *a, const CatanetLrsaWeights *wt
         }
     }
     catanet_layernorm_fwd_serial_cpu(T, C, P, wt->norm_w, wt->norm_b, Pn, mean, rstd);
-    catanet_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, hq, C, 1.0f, Pn, C, wt->wq, C, 0.0f, Qm, hq);
-    catanet_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, hq, C, 1.0f, Pn, C, wt->wk, C, 0.0f, Km, hq);
-    catanet_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, hv, C, 1.0f, Pn, C, wt->wv, C, 0.0f, Vm, hv);
     /* Y = P + A Wproj^T: dA = dY Wproj */
     catanet_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hv, C, 1.0f, dY, C, wt->wproj, hv, 0.0f,
                 dA, hv);
@@ -429,10 +527,10 @@ static void patch_bwd_cpu(const CatanetLrsaArgs *a, const CatanetLrsaWeights *wt
         for (int r0 = 0; r0 < T; r0 += LRSA_BWD_ROWS) {
             int rows = T - r0 < LRSA_BWD_ROWS ? T - r0 : LRSA_BWD_ROWS;
             float beta = r0 ? 1.0f : 0.0f;
-            /* fused: scores, softmax, A and dQ in one kernel; dV and dK from its transposed P, dS */
-            int R = catanet_attention_bwd_cpu(rows, T, dqk, dvd, scale, Qh + (size_t)r0 * hq, hq, Kh, hq, Vh, hv,
-                                              dAh + (size_t)r0 * hv, hv, A + (size_t)r0 * hv + h * dvd, hv,
-                                              dQ + (size_t)r0 * hq + h * dqk, hq, 0, S, dS);
+            int R = catanet_attention_bwd_lse_cpu(rows, T, dqk, dvd, scale, Qh + (size_t)r0 * hq, hq, Kh, hq, Vh,
+                                                  hv, dAh + (size_t)r0 * hv, hv, A + (size_t)r0 * hv + h * dvd, hv,
+                                                  lse + (size_t)h * T + r0, dQ + (size_t)r0 * hq + h * dqk, hq, S,
+                                                  dS);
             if (R > 0) {
                 catanet_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, dvd, rows, 1.0f, S, R,
                             dAh + (size_t)r0 * hv, hv, beta, dV + h * dvd, hv);
@@ -440,11 +538,10 @@ static void patch_bwd_cpu(const CatanetLrsaArgs *a, const CatanetLrsaWeights *wt
                             Qh + (size_t)r0 * hq, hq, beta, dK + h * dqk, hq);
                 continue;
             }
+            /* heads wider than the fused kernel takes: GEMMs and the row softmax */
             catanet_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, T, dqk, scale,
                         Qh + (size_t)r0 * hq, hq, Kh, hq, 0.0f, S, T);
             catanet_softmax_rows_cpu(rows, T, S);
-            catanet_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, dvd, T, 1.0f, S, T, Vh, hv, 0.0f,
-                        A + (size_t)r0 * hv + h * dvd, hv);
             catanet_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, dvd, rows, 1.0f, S, T,
                         dAh + (size_t)r0 * hv, hv, beta, dV + h * dvd, hv);
             catanet_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, T, dvd, 1.0f, dAh + (size_t)r0 * hv,
@@ -468,40 +565,34 @@ static void patch_bwd_cpu(const CatanetLrsaArgs *a, const CatanetLrsaWeights *wt
     catanet_layernorm_bwd_serial_cpu(T, C, P, wt->norm_w, mean, rstd, dPn, dY, gnw, gnb);
 }
 
-void catanet_lrsa_bwd_cpu(const CatanetCpu *cpu, const CatanetLrsaArgs *a,
-                          const CatanetLrsaWeights *wt, const float *x, const float *dout,
-                          float *dx, const CatanetLrsaGrads *g, float *task_work)
+void catanet_lrsa_bwd_cpu(const CatanetCpu *cpu, const CatanetLrsaArgs *a, const CatanetLrsaWeights *wt,
+                          int batch, const float *x, const float *saved, const float *dout, float *dx,
+                          const CatanetLrsaGrads *g, float *task_work)
 {
-    int H = a->h, W = a->w, C = a->c, ps = a->ps, T = ps * ps;
-    int hq = a->heads * a->dqk, hv = a->heads * a->dv;
-    int step = lrsa_step(H, W, ps);
-    int rs[LRSA_MAX_STARTS], cs[LRSA_MAX_STARTS];
-    int nr = starts_with_step(H, ps, step, rs, LRSA_MAX_STARTS);
-    int nc = starts_with_step(W, ps, step, cs, LRSA_MAX_STARTS);
-    size_t wsz = lrsa_wsize(a), task_sz = (size_t)T * C + wsz;
+    int C = a->c, hq = a->heads * a->dqk, hv = a->heads * a->dv;
+    int rs[LRSA_MAX_STARTS], cs[LRSA_MAX_STARTS], nc;
+    int np = patch_grid(a, rs, cs, &nc), step = lrsa_step(a->h, a->w, a->ps);
+    size_t img = (size_t)a->h * a->w * C, tsz = task_size(a), ssz = patch_saved(a);
+    size_t pix = (size_t)a->ps * a->ps * C;
     float wr[4096], wc[4096]; /* H, W <= 4096 is checked by the caller's plan */
-    band_weights_with_step(H, ps, step, wr);
-    band_weights_with_step(W, ps, step, wc);
-    int np = nr * nc;
+    band_weights_with_step(a->h, a->ps, step, wr);
+    band_weights_with_step(a->w, a->ps, step, wc);
 #pragma omp parallel num_threads(cpu->threads)
     {
-    CATANET_BLAS_SERIAL();
-#pragma omp for schedule(dynamic, 1)
-    for (int t = 0; t < np; t++) {
+        CATANET_BLAS_SERIAL();
         float *buf = cpu->work + (size_t)omp_get_thread_num() * cpu->work_per_thread;
-        float *dP = task_work + (size_t)t * task_sz;
-        patch_bwd_cpu(a, wt, x, dout, wr, wc, rs[t / nc], cs[t % nc], buf, dP, dP + (size_t)T * C);
-    }
-    }
-    for (int t = 0; t < np; t++) {
-        const float *dP = task_work + (size_t)t * task_sz, *gw = dP + (size_t)T * C;
-        int top = rs[t / nc], left = cs[t % nc];
-        for (int r = 0; r < ps; r++) {
-            float *d = dx + ((size_t)(top + r) * W + left) * C;
-            const float *s = dP + (size_t)r * ps * C;
-            for (int i = 0; i < ps * C; i++)
-                d[i] += s[i];
+#pragma omp for schedule(dynamic, 1)
+        for (int t = 0; t < batch * np; t++) {
+            float *dP = task_work + (size_t)t * tsz;
+            patch_bwd_cpu(a, wt, x + (size_t)(t / np) * img, saved + (size_t)t * ssz, dout + (size_t)(t / np) * img,
+                          wr, wc, rs[t % np / nc], cs[t % np % nc], buf, dP, dP + pix);
         }
+        for (int b = 0; b < batch; b++)
+            add_patches(a, np, nc, rs, cs, task_work + (size_t)b * np * tsz, tsz, dx + (size_t)b * img, NULL, NULL);
+    }
+    /* the weight gradients, in patch order */
+    for (int t = 0; t < batch * np; t++) {
+        const float *gw = task_work + (size_t)t * tsz + pix;
         const float *gnb = gw + C, *gq = gnb + C, *gk = gq + (size_t)hq * C, *gv = gk + (size_t)hq * C;
         const float *gp = gv + (size_t)hv * C;
         for (int i = 0; i < C; i++) {
