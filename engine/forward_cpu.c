@@ -245,7 +245,7 @@ static void tab(CatanetCpuPlan *p, int g, float *x)
     if (p->use_ref)
         catanet_iasa_fwd_ref(&ia, p->q, p->k, p->v, p->ord, p->kg[g], p->vg[g], p->att);
     else
-        catanet_iasa_fwd_cpu(&p->cpu, &ia, p->q, p->k, p->v, p->ord, p->kg[g], p->vg[g], p->att);
+        catanet_iasa_fwd_cpu(&p->cpu, &ia, p->q, p->k, p->v, p->ord, p->kg[g], p->vg[g], p->att, NULL);
     linear(p, N, d, d, p->att, w->proj, NULL, p->y);
     linear(p, N, d, d, p->y, w->conv1x1, NULL, p->att); /* the 1x1 conv is a channel linear */
     add_inplace(p, (size_t)N * d, x, p->att);

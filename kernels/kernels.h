@@ -54,21 +54,17 @@ void catanet_attention_fwd_cpu(int rows, int T, int dqk, int dv, float scale, co
                                const float *k, int ldk, const float *v, int ldv, float *out, int ldo,
                                int accumulate, float *work, float *lse);
 
-/* Backward of the fused attention (dqk, dv <= 16), given dA = dL/dout [rows][ldda]: writes out
- * (recomputed) and dq = dL/dq (acc_dq: added into dq); leaves the probabilities and dL/dscores
- * transposed in pt, dst [T][R], R = rows rounded up to 16, for the caller's GEMMs dv += pt dA
- * (over the rows) and dk += scale dst q. Returns R, or -1 for a shape it does not take (the
- * caller then uses GEMMs). pt, dst: T R floats each. */
+/* Backward of the fused attention (dqk, dv <= 16) from the forward's output out and its lse,
+ * given dA = dL/dout [rows][ldda]: writes dq = dL/dq (acc_dq: adds into dq); leaves the
+ * probabilities and dL/dscores transposed in pt, dst [T][R], R = rows rounded up to 16, for the
+ * caller's GEMMs dv += pt dA (over the rows) and dk += scale dst q. Only the scores are
+ * recomputed. Returns R, or -1 for a shape it does not take (the caller then uses GEMMs).
+ * pt, dst: T R floats each. */
 #define CATANET_ATT_BWD_ROWS 64 /* the row block LRSA's backward gives it */
-int catanet_attention_bwd_cpu(int rows, int T, int dqk, int dv, float scale, const float *q, int ldq,
-                              const float *k, int ldk, const float *v, int ldv, const float *da, int ldda,
-                              float *out, int ldo, float *dq, int lddq, int acc_dq, float *pt, float *dst);
-/* the same from the forward's output out and its lse (catanet_attention_fwd_cpu): nothing but the
- * scores is recomputed; dq is overwritten */
 int catanet_attention_bwd_lse_cpu(int rows, int T, int dqk, int dv, float scale, const float *q, int ldq,
                                   const float *k, int ldk, const float *v, int ldv, const float *da, int ldda,
-                                  const float *out, int ldo, const float *lse, float *dq, int lddq, float *pt,
-                                  float *dst);
+                                  const float *out, int ldo, const float *lse, float *dq, int lddq, int acc_dq,
+                                  float *pt, float *dst);
 
 /* rows per GEMM chunk in the fast paths: fixed, so results do not depend on the thread count */
 #define CATANET_ROW_CHUNK 256
@@ -228,23 +224,26 @@ typedef struct CatanetIasaArgs {
 int catanet_mirror_index(int64_t i, int n);
 void catanet_iasa_fwd_ref(const CatanetIasaArgs *a, const float *q, const float *k, const float *v,
                           const int32_t *ord, const float *kg, const float *vg, float *out);
-/* per thread: see catanet_iasa_work */
+/* per thread: see catanet_iasa_work. saved (NULL outside training): catanet_iasa_saved floats,
+ * what the fast backward needs besides out (the window's output, both softmaxes' log-sum-exps) */
 size_t catanet_iasa_work(const CatanetIasaArgs *a);
+size_t catanet_iasa_saved(const CatanetIasaArgs *a);
 void catanet_iasa_fwd_cpu(const CatanetCpu *cpu, const CatanetIasaArgs *a, const float *q,
                           const float *k, const float *v, const int32_t *ord, const float *kg,
-                          const float *vg, float *out);
-/* Backward (softmaxes recomputed): dq, dk, dv [N,...] and dkg, dvg [M,...] accumulate.
+                          const float *vg, float *out, float *saved);
+/* Backward: dq, dk, dv [N,...] and dkg, dvg [M,...] accumulate (the reference recomputes the forward).
  * Every copy of a key/value (two windows, mirror duplicates) adds into its token. */
 void catanet_iasa_bwd_ref(const CatanetIasaArgs *a, const float *q, const float *k, const float *v,
                           const int32_t *ord, const float *kg, const float *vg, const float *dout,
                           float *dq, float *dk, float *dv, float *dkg, float *dvg);
-/* per thread: catanet_iasa_bwd_work; task_work: catanet_iasa_bwd_task_work floats */
+/* the fast backward from the forward's out and saved (catanet_iasa_fwd_cpu): only the scores
+ * are recomputed. per thread: catanet_iasa_bwd_work; task_work: catanet_iasa_bwd_task_work floats */
 size_t catanet_iasa_bwd_work(const CatanetIasaArgs *a);
 size_t catanet_iasa_bwd_task_work(const CatanetIasaArgs *a);
 void catanet_iasa_bwd_cpu(const CatanetCpu *cpu, const CatanetIasaArgs *a, const float *q,
                           const float *k, const float *v, const int32_t *ord, const float *kg,
-                          const float *vg, const float *dout, float *dq, float *dk, float *dv,
-                          float *dkg, float *dvg, float *task_work);
+                          const float *vg, const float *out, const float *saved, const float *dout, float *dq,
+                          float *dk, float *dv, float *dkg, float *dvg, float *task_work);
 
 /* ---------------- lrsa.c: local-region self-attention over overlapping patches ----------------
  * One image x [H,W,C] (NHWC). For each ps x ps patch P (step ps-2, last one shifted to the edge):

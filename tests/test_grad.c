@@ -500,18 +500,23 @@ static void test_iasa(Rng *r, int n, int gs)
     fd_check(&f, name, "kg", c.kg, (size_t)m * hq, dkg, 1e-2f);
     fd_check(&f, name, "vg", c.vg, (size_t)m * hv, dvg, 1e-2f);
     /* the fast path: forward (fused attention), then backward */
-    float *out1 = zeros((size_t)n * hv), *out2 = zeros((size_t)n * hv);
+    float *out1 = zeros((size_t)n * hv), *out2 = zeros((size_t)n * hv), *out3 = zeros((size_t)n * hv);
+    float *saved = zeros(catanet_iasa_saved(&c.a));
     CatanetCpu fcpu = make_cpu(2, catanet_iasa_work(&c.a));
     catanet_iasa_fwd_ref(&c.a, c.q, c.k, c.v, c.ord, c.kg, c.vg, out1);
-    catanet_iasa_fwd_cpu(&fcpu, &c.a, c.q, c.k, c.v, c.ord, c.kg, c.vg, out2);
+    catanet_iasa_fwd_cpu(&fcpu, &c.a, c.q, c.k, c.v, c.ord, c.kg, c.vg, out2, NULL);
     snprintf(name, sizeof(name), "iasa N=%d gs=%d forward", n, gs);
     twin_check(name, out2, out1, (size_t)n * hv, 1e-5);
-    free(fcpu.work); free(out1); free(out2);
+    /* training's forward keeps its activations and gives the same bits */
+    catanet_iasa_fwd_cpu(&fcpu, &c.a, c.q, c.k, c.v, c.ord, c.kg, c.vg, out3, saved);
+    test_check(memcmp(out3, out2, sizeof(float) * n * hv) == 0, "iasa N=%d gs=%d forward keeping its activations: "
+               "the same bits", n, gs);
+    free(fcpu.work); free(out1); free(out3);
     float *dq2 = zeros((size_t)n * hq), *dk2 = zeros((size_t)n * hq), *dv2 = zeros((size_t)n * hv);
     float *dkg2 = zeros((size_t)m * hq), *dvg2 = zeros((size_t)m * hv);
     float *tw = zeros(catanet_iasa_bwd_task_work(&c.a));
     CatanetCpu cpu = make_cpu(2, catanet_iasa_bwd_work(&c.a));
-    catanet_iasa_bwd_cpu(&cpu, &c.a, c.q, c.k, c.v, c.ord, c.kg, c.vg, g, dq2, dk2, dv2, dkg2, dvg2, tw);
+    catanet_iasa_bwd_cpu(&cpu, &c.a, c.q, c.k, c.v, c.ord, c.kg, c.vg, out2, saved, g, dq2, dk2, dv2, dkg2, dvg2, tw);
     snprintf(name, sizeof(name), "iasa N=%d gs=%d dq", n, gs);
     twin_check(name, dq2, dq, (size_t)n * hq, 1e-4);
     snprintf(name, sizeof(name), "iasa N=%d gs=%d dk", n, gs);
@@ -522,7 +527,7 @@ static void test_iasa(Rng *r, int n, int gs)
     twin_check(name, dkg2, dkg, (size_t)m * hq, 1e-4);
     snprintf(name, sizeof(name), "iasa N=%d gs=%d dvg", n, gs);
     twin_check(name, dvg2, dvg, (size_t)m * hv, 1e-4);
-    free(cpu.work); free(tw); free(dq2); free(dk2); free(dv2); free(dkg2); free(dvg2);
+    free(cpu.work); free(tw); free(out2); free(saved); free(dq2); free(dk2); free(dv2); free(dkg2); free(dvg2);
     free(g); free(dq); free(dk); free(dv); free(dkg); free(dvg);
     free(c.q); free(c.k); free(c.v); free(c.kg); free(c.vg); free(c.out); free(c.ord);
 }

@@ -22,7 +22,7 @@ void catanet_train_plan_free(CatanetTrainPlan *p)
     if (!p)
         return;
     free(p->block);
-    free(p->lrsa_saved_block);
+    free(p->saved_block);
     free(p->scratch);
     free(p->cpu.work);
     free(p->g);
@@ -187,7 +187,9 @@ int catanet_train_plan_create(CatanetTrainPlan **out, CatanetModel *m, int batch
         work = mx(work, catanet_center_iter_work(gi->num_tokens));
         scr = mx(scr, catanet_iasa_bwd_task_work(&ia));
         scr = mx(scr, batch * catanet_lrsa_task_work(&la));
-        saved += use_ref ? 0 : (batch * catanet_lrsa_saved(&la) + 15) & ~(size_t)15;
+        if (!use_ref)
+            saved += ((batch * catanet_iasa_saved(&ia) + 15) & ~(size_t)15) +
+                     ((batch * catanet_lrsa_saved(&la) + 15) & ~(size_t)15);
     }
     p->cpu.work_per_thread = (work + 15) & ~(size_t)15;
     p->cpu.work = aligned_alloc(64, sizeof(float) * p->cpu.work_per_thread * p->cpu.threads);
@@ -195,15 +197,19 @@ int catanet_train_plan_create(CatanetTrainPlan **out, CatanetModel *m, int batch
     p->scratch = aligned_alloc(64, sizeof(float) * p->scratch_floats);
     size_t total = p->g ? catanet_train_plan_layout(p, NULL, 16) : 0;
     p->block = p->g ? aligned_alloc(64, sizeof(float) * (total ? total : 16)) : NULL;
-    p->lrsa_saved_block = saved ? aligned_alloc(64, sizeof(float) * saved) : NULL;
-    if (!p->g || !p->cpu.work || !p->scratch || !p->block || (saved && !p->lrsa_saved_block)) {
+    p->saved_block = saved ? aligned_alloc(64, sizeof(float) * saved) : NULL;
+    if (!p->g || !p->cpu.work || !p->scratch || !p->block || (saved && !p->saved_block)) {
         catanet_train_plan_free(p);
         return catanet_errf(err, es, CATANET_ERR_NOMEM, "out of memory planning training on %d x %dx%d (%zu MiB)",
                             batch, w, h, ((total + saved + scr) * sizeof(float)) >> 20);
     }
     for (size_t g = 0, off = 0; saved && g < (size_t)a->num_groups; g++) {
-        CatanetLrsaArgs la = { h, w, C, a->groups[g].patch_size, a->heads, a->qk_dim / a->heads, C / a->heads };
-        p->g[g].lrsa_saved = p->lrsa_saved_block + off;
+        const CatanetGroupInfo *gi = &a->groups[g];
+        CatanetIasaArgs ia = { N, gi->group_size, gi->num_tokens, a->heads, a->qk_dim / a->heads, C / a->heads };
+        CatanetLrsaArgs la = { h, w, C, gi->patch_size, a->heads, a->qk_dim / a->heads, C / a->heads };
+        p->g[g].iasa_saved = p->saved_block + off;
+        off += (batch * catanet_iasa_saved(&ia) + 15) & ~(size_t)15;
+        p->g[g].lrsa_saved = p->saved_block + off;
         off += (batch * catanet_lrsa_saved(&la) + 15) & ~(size_t)15;
     }
     memset(p->block, 0, sizeof(float) * total);
@@ -421,7 +427,7 @@ static void tab_fwd(CatanetTrainPlan *p, int gi, const float *x, float *out)
                                  g->att + ov);
         else
             catanet_iasa_fwd_cpu(&p->cpu, &ia, g->q + oq, g->k + oq, g->v + ov, g->ord + (size_t)b * N, g->kg,
-                                 g->vg, g->att + ov);
+                                 g->vg, g->att + ov, g->iasa_saved + b * catanet_iasa_saved(&ia));
     }
     linear(p, BN, C, C, g->att, w->proj, NULL, g->y1);
     linear(p, BN, C, C, g->y1, w->conv1x1, NULL, p->tc[1]); /* the 1x1 conv is a channel linear */
@@ -479,7 +485,8 @@ static void tab_bwd(CatanetTrainPlan *p, int gi, const float *dout, float *dx, C
                                  datt + ov, p->dq + oq, p->dk + oq, p->dv + ov, p->dkg, p->dvg);
         else
             catanet_iasa_bwd_cpu(&p->cpu, &ia, g->q + oq, g->k + oq, g->v + ov, g->ord + (size_t)b * N, g->kg,
-                                 g->vg, datt + ov, p->dq + oq, p->dk + oq, p->dv + ov, p->dkg, p->dvg, p->scratch);
+                                 g->vg, g->att + ov, g->iasa_saved + b * catanet_iasa_saved(&ia), datt + ov,
+                                 p->dq + oq, p->dk + oq, p->dv + ov, p->dkg, p->dvg, p->scratch);
     }
     /* q, k, v = xn W^T: dxn in tc[0] */
     float *dxn = p->tc[0];

@@ -35,8 +35,9 @@ typedef struct CatanetGroupAct {
     float *x1;                 /* [BN,C] after the patch attention */
     CatanetFfnAct ffn2;
     float *mid_in;             /* [BN,C] the LRSA output */
-    float *lrsa_saved;         /* the fast LRSA forward's saved activations for its backward
-                                * (catanet_lrsa_saved per image; in lrsa_saved_block, not the layout) */
+    float *iasa_saved, *lrsa_saved; /* what the fast IASA and LRSA forwards keep for their backward
+                                * (catanet_iasa_saved, catanet_lrsa_saved per image; in saved_block,
+                                * not in the layout) */
 } CatanetGroupAct;
 
 typedef struct CatanetTrainPlan {
@@ -46,7 +47,7 @@ typedef struct CatanetTrainPlan {
     CatanetCpu cpu;
     float *scratch;            /* shared scratch of the fast backward ops */
     size_t scratch_floats;
-    float *lrsa_saved_block;   /* the groups' lrsa_saved (fast CPU path only) */
+    float *saved_block;        /* the groups' iasa_saved and lrsa_saved (fast CPU path only) */
     CatanetGroupAct *g;
     float *xin, *f0, *fsum;    /* [BN,3], [BN,C], [BN,C] */
     float *up_in[2], *up_u[2], *up_s[2]; /* upsampler stage input, conv output, shuffled+lrelu */
@@ -80,7 +81,7 @@ void catanet_train_plan_free(CatanetTrainPlan *p);
 
 /* The buffer layout of a training step, shared with the device plan (model_train_cuda.c): sets
  * p->g[*] and every activation/temporary pointer above (not model, use_ref, cpu, scratch, block,
- * the LRSA saved activations or the hooks) to slices of one block at base, each rounded up to `align` floats (a power of two),
+ * the attentions' saved activations or the hooks) to slices of one block at base, each rounded up to `align` floats (a power of two),
  * from p->model's architecture and p->batch, h, w, scale; base NULL only counts. Returns the
  * floats the block needs. The pointers may be device addresses: nothing is dereferenced. */
 size_t catanet_train_plan_layout(CatanetTrainPlan *p, float *base, size_t align);

@@ -10,8 +10,7 @@
  * AVX-512, AVX2+FMA and SSE2 clones, with FMA contraction.
  * Lane reductions (max, sums) run in a fixed order: the result does not depend on the thread
  * count, only on the clone the CPU picks.
- * defines: catanet_attention_fwd_ref, catanet_attention_fwd_cpu, catanet_attention_bwd_cpu,
- *          catanet_attention_bwd_lse_cpu
+ * defines: catanet_attention_fwd_ref, catanet_attention_fwd_cpu, catanet_attention_bwd_lse_cpu
  */
 #include <math.h>
 #include <string.h>
@@ -183,82 +182,18 @@ void catanet_attention_fwd_cpu(int rows, int T, int dqk, int dv, float scale, co
         block_fwd(rows - r < RB ? rows - r : RB, T, dqk, dv, scale, q + (size_t)r * ldq, ldq, k, ldk, v, ldv,
                   out + (size_t)r * ldo, ldo, accumulate, work, lse ? lse + r : NULL);
 }
-/* ---- backward: the same 16-row blocks, four passes ----
- * scores and softmax as in the forward; then out = p V (recomputed: the weight gradient of the
- * projection needs it) and dp_t = dA . v_t; D = dA . out; ds_t = p_t (dp_t - D); dq = scale sum_t
- * ds_t k_t. p and ds stay behind transposed (pt, dst [T][R]) for the caller's dV and dK GEMMs. */
-CLONES_FMA static void block_bwd(int nr, int T, int dqk, int dv, float scale, const float *q, int ldq,
-                                 const float *k, int ldk, const float *v, int ldv, const float *da, int ldda,
-                                 float *out, int ldo, float *dq, int lddq, int acc_dq, float *pt, float *dst, int R)
-{
-    vf sum, mx;
-    block_exp_scores(nr, T, dqk, scale, q, ldq, k, ldk, pt, R, &sum, &mx);
-    vf inv = 1.0f / sum, acc[DMAX] = { 0 };
-    for (int t = 0; t < T; t++) {
-        vf p;
-        VLOAD(p, pt + (size_t)t * R);
-        p *= inv;
-        VSTORE(pt + (size_t)t * R, p);
-        const float *vr = v + (size_t)t * ldv;
-#pragma GCC unroll 16
-        for (int e = 0; e < DMAX; e++)
-            if (e < dv)
-                acc[e] += p * vr[e];
-    }
-    vf dat[DMAX], D = { 0 };
-    for (int e = 0; e < DMAX; e++) {
-        for (int r = 0; r < RB; r++)
-            dat[e][r] = e < dv && r < nr ? da[(size_t)r * ldda + e] : 0.0f;
-        if (e < dv)
-            D += dat[e] * acc[e];
-    }
-    vf dqa[DMAX] = { 0 };
-    for (int t = 0; t < T; t++) {
-        const float *vr = v + (size_t)t * ldv, *kr = k + (size_t)t * ldk;
-        vf dp = { 0 }, p;
-#pragma GCC unroll 16
-        for (int e = 0; e < DMAX; e++)
-            if (e < dv)
-                dp += dat[e] * vr[e];
-        VLOAD(p, pt + (size_t)t * R);
-        vf ds = p * (dp - D);
-        VSTORE(dst + (size_t)t * R, ds);
-#pragma GCC unroll 16
-        for (int d = 0; d < DMAX; d++)
-            if (d < dqk)
-                dqa[d] += ds * kr[d];
-    }
-    for (int r = 0; r < nr; r++) {
-        for (int e = 0; e < dv; e++)
-            out[(size_t)r * ldo + e] = acc[e][r];
-        for (int d = 0; d < dqk; d++)
-            dq[(size_t)r * lddq + d] = dqa[d][r] * scale + (acc_dq ? dq[(size_t)r * lddq + d] : 0.0f);
-    }
-}
 
-int catanet_attention_bwd_cpu(int rows, int T, int dqk, int dv, float scale, const float *q, int ldq,
-                              const float *k, int ldk, const float *v, int ldv, const float *da, int ldda,
-                              float *out, int ldo, float *dq, int lddq, int acc_dq, float *pt, float *dst)
-{
-    if (dqk > DMAX || dv > DMAX)
-        return -1;
-    int R = (rows + RB - 1) / RB * RB;
-    for (int r = 0; r < rows; r += RB)
-        block_bwd(rows - r < RB ? rows - r : RB, T, dqk, dv, scale, q + (size_t)r * ldq, ldq, k, ldk, v, ldv,
-                  da + (size_t)r * ldda, ldda, out + (size_t)r * ldo, ldo, dq + (size_t)r * lddq, lddq, acc_dq,
-                  pt + r, dst + r, R);
-    return R;
-}
-/* ---- backward from the forward's log-sum-exp: two passes, nothing recomputed but the scores ----
+/* ---- backward, from the forward's output and log-sum-exp: the same 16-row blocks ----
  * With lse_r = log sum_t exp(s_rt) kept by the forward and out (the forward's output) given,
- * p_t = exp(s_t - lse) needs no row maximum or sum, and D = dA . out needs no second product with
- * V. Pass 1, per tile of keys: s_t and p_t, then dp_t = dA . v_t and ds_t = p_t (dp_t - D),
- * leaving p and ds behind transposed as block_bwd does; pass 2: dq = scale sum_t ds_t k_t (apart,
- * so that the head dimensions of q, dA and dq are not all live at once). */
+ * p_t = exp(s_t - lse) needs no row maximum or sum, and D = dA . out no second product with V;
+ * only the scores are recomputed (keeping them would cost T floats per row and head).
+ * Pass 1, per tile of keys: s_t and p_t, then dp_t = dA . v_t and ds_t = p_t (dp_t - D), leaving
+ * p and ds behind transposed ([T][R]) for the caller's dV and dK GEMMs; pass 2: dq = scale sum_t
+ * ds_t k_t (apart, so that the head dimensions of q, dA and dq are not all live at once). */
 CLONES_FMA static void block_bwd_lse(int nr, int T, int dqk, int dv, float scale, const float *q, int ldq,
                                      const float *k, int ldk, const float *v, int ldv, const float *da, int ldda,
                                      const float *out, int ldo, const float *lse, float *dq, int lddq,
-                                     float *pt, float *dst, int R)
+                                     int acc_dq, float *pt, float *dst, int R)
 {
     vf qt[DMAX], dat[DMAX], l, D = { 0 };
     for (int d = 0; d < DMAX; d++)
@@ -341,13 +276,13 @@ CLONES_FMA static void block_bwd_lse(int nr, int T, int dqk, int dv, float scale
     }
     for (int r = 0; r < nr; r++)
         for (int d = 0; d < dqk; d++)
-            dq[(size_t)r * lddq + d] = dqa[d][r] * scale;
+            dq[(size_t)r * lddq + d] = dqa[d][r] * scale + (acc_dq ? dq[(size_t)r * lddq + d] : 0.0f);
 }
 
 int catanet_attention_bwd_lse_cpu(int rows, int T, int dqk, int dv, float scale, const float *q, int ldq,
                                   const float *k, int ldk, const float *v, int ldv, const float *da, int ldda,
-                                  const float *out, int ldo, const float *lse, float *dq, int lddq, float *pt,
-                                  float *dst)
+                                  const float *out, int ldo, const float *lse, float *dq, int lddq, int acc_dq,
+                                  float *pt, float *dst)
 {
     if (dqk > DMAX || dv > DMAX)
         return -1;
@@ -355,7 +290,7 @@ int catanet_attention_bwd_lse_cpu(int rows, int T, int dqk, int dv, float scale,
     for (int r = 0; r < rows; r += RB)
         block_bwd_lse(rows - r < RB ? rows - r : RB, T, dqk, dv, scale, q + (size_t)r * ldq, ldq, k, ldk, v, ldv,
                       da + (size_t)r * ldda, ldda, out + (size_t)r * ldo, ldo, lse + r, dq + (size_t)r * lddq, lddq,
-                      pt + r, dst + r, R);
+                      acc_dq, pt + r, dst + r, R);
     return R;
 }
 FAST_END

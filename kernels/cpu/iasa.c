@@ -2,7 +2,9 @@
  * iasa.c: the attention of the Token Aggregation Block, fused: IASA (intra-group self-attention
  * over the cluster-sorted token sequence, each subgroup attending to itself and the next one)
  * plus IRCA (cross-attention to the token centers), two separate softmaxes summed per head.
- * defines: catanet_mirror_index, catanet_iasa_fwd_ref, catanet_iasa_work, catanet_iasa_fwd_cpu
+ * defines: catanet_mirror_index, catanet_iasa_fwd_ref, catanet_iasa_work, catanet_iasa_saved,
+ *          catanet_iasa_fwd_cpu, catanet_iasa_bwd_ref, catanet_iasa_bwd_work, catanet_iasa_bwd_task_work,
+ *          catanet_iasa_bwd_cpu
  */
 #include "blas.h"
 #include <math.h>
@@ -99,26 +101,34 @@ size_t catanet_iasa_work(const CatanetIasaArgs *a)
     return gs * hq                          /* Q of the subgroup */
            + 2 * gs * (hq + hv)             /* K and V window */
            + 16 * (2 * gs > m ? 2 * gs : m) /* the attention's scores of 16 rows */
-           + gs * hv;                       /* output of the subgroup */
+           + gs * hv                        /* output of the subgroup */
+           + 2 * (size_t)a->heads * gs;     /* its rows' log-sum-exps (training) */
+}
+
+size_t catanet_iasa_saved(const CatanetIasaArgs *a)
+{
+    return (size_t)a->n * ((size_t)a->heads * a->dv + 2 * (size_t)a->heads);
 }
 
 
 /* One task per subgroup: gather its queries and its 2gs-wide key/value window, then per head the
  * window's and the centers' attention (fused: no score matrix), summed, and scatter the real rows
- * back. */
+ * back. For training (saved), the window's output and both softmaxes' log-sum-exps are kept per
+ * token: saved [N][heads*dv] then [N][2*heads]. */
 void catanet_iasa_fwd_cpu(const CatanetCpu *cpu, const CatanetIasaArgs *a, const float *q,
                           const float *k, const float *v, const int32_t *ord, const float *kg,
-                          const float *vg, float *out)
+                          const float *vg, float *out, float *saved)
 {
     int n = a->n, gs = a->group_size < n ? a->group_size : n;
-    int ng = (n + gs - 1) / gs, W = 2 * gs;
-    int hq = a->heads * a->dqk, hv = a->heads * a->dv, m = a->m;
+    int ng = (n + gs - 1) / gs, W = 2 * gs, H = a->heads;
+    int hq = H * a->dqk, hv = H * a->dv, m = a->m;
     float scale = 1.0f / sqrtf((float)a->dqk);
+    float *O1s = saved, *Ls = saved ? saved + (size_t)n * hv : NULL;
 #pragma omp parallel for num_threads(cpu->threads) schedule(dynamic, 1)
     for (int j = 0; j < ng; j++) {
         float *Q = cpu->work + (size_t)omp_get_thread_num() * cpu->work_per_thread;
         float *K = Q + (size_t)gs * hq, *V = K + (size_t)W * hq;
-        float *S = V + (size_t)W * hv, *O = S + 16 * (size_t)(W > m ? W : m);
+        float *S = V + (size_t)W * hv, *O = S + 16 * (size_t)(W > m ? W : m), *L = O + (size_t)gs * hv;
         int rows = n - j * gs < gs ? n - j * gs : gs; /* real query rows */
         for (int i = 0; i < rows; i++)
             memcpy(Q + (size_t)i * hq, q + (size_t)ord[j * gs + i] * hq, sizeof(float) * hq);
@@ -127,15 +137,23 @@ void catanet_iasa_fwd_cpu(const CatanetCpu *cpu, const CatanetIasaArgs *a, const
             memcpy(K + (size_t)p * hq, k + (size_t)t * hq, sizeof(float) * hq);
             memcpy(V + (size_t)p * hv, v + (size_t)t * hv, sizeof(float) * hv);
         }
-        for (int h = 0; h < a->heads; h++) {
-            const float *qh = Q + h * a->dqk;
-            catanet_attention_fwd_cpu(rows, W, a->dqk, a->dv, scale, qh, hq, K + h * a->dqk, hq, V + h * a->dv, hv,
-                                      O + h * a->dv, hv, 0, S, NULL);
-            catanet_attention_fwd_cpu(rows, m, a->dqk, a->dv, scale, qh, hq, kg + h * a->dqk, hq, vg + h * a->dv, hv,
-                                      O + h * a->dv, hv, 1, S, NULL);
-        }
-        for (int i = 0; i < rows; i++)
+        /* the window, then the centers added (heads are disjoint columns of O) */
+        for (int h = 0; h < H; h++)
+            catanet_attention_fwd_cpu(rows, W, a->dqk, a->dv, scale, Q + h * a->dqk, hq, K + h * a->dqk, hq,
+                                      V + h * a->dv, hv, O + h * a->dv, hv, 0, S, saved ? L + (size_t)h * gs : NULL);
+        if (saved)
+            for (int i = 0; i < rows; i++)
+                memcpy(O1s + (size_t)ord[j * gs + i] * hv, O + (size_t)i * hv, sizeof(float) * hv);
+        for (int h = 0; h < H; h++)
+            catanet_attention_fwd_cpu(rows, m, a->dqk, a->dv, scale, Q + h * a->dqk, hq, kg + h * a->dqk, hq,
+                                      vg + h * a->dv, hv, O + h * a->dv, hv, 1, S,
+                                      saved ? L + (size_t)(H + h) * gs : NULL);
+        for (int i = 0; i < rows; i++) {
             memcpy(out + (size_t)ord[j * gs + i] * hv, O + (size_t)i * hv, sizeof(float) * hv);
+            if (saved)
+                for (int h = 0; h < 2 * H; h++)
+                    Ls[(size_t)ord[j * gs + i] * 2 * H + h] = L[(size_t)h * gs + i];
+        }
     }
 }
 
@@ -243,7 +261,8 @@ size_t catanet_iasa_bwd_work(const CatanetIasaArgs *a)
     size_t R = (gs + 15) / 16 * 16; /* the fused attention's rows, padded to whole vectors */
     return gs * hq * 2            /* Q, dQ */
            + 2 * gs * (hq + hv)   /* K, V window */
-           + gs * hv * 2          /* dO, the recomputed output */
+           + gs * hv * 3          /* dO, the window's and the centers' outputs */
+           + 2 * a->heads * gs    /* the rows' log-sum-exps */
            + 2 * 2 * gs * R       /* P, dP */
            + 2 * a->m * R         /* G, dG */
            + gs;                  /* row sums */
@@ -263,9 +282,11 @@ size_t catanet_iasa_bwd_task_work(const CatanetIasaArgs *a)
  * the result does not depend on the thread count. dq rows belong to one task each. */
 void catanet_iasa_bwd_cpu(const CatanetCpu *cpu, const CatanetIasaArgs *a, const float *q,
                           const float *k, const float *v, const int32_t *ord, const float *kg,
-                          const float *vg, const float *dout, float *dq, float *dk, float *dv,
-                          float *dkg, float *dvg, float *task_work)
+                          const float *vg, const float *out, const float *saved, const float *dout, float *dq,
+                          float *dk, float *dv, float *dkg, float *dvg, float *task_work)
 {
+    int H = a->heads;
+    const float *O1s = saved, *Ls = saved + (size_t)a->n * H * a->dv;
     int n = a->n, gs = a->group_size < n ? a->group_size : n;
     int ng = (n + gs - 1) / gs;
     int hq = a->heads * a->dqk, hv = a->heads * a->dv, m = a->m, dqk = a->dqk, dvd = a->dv;
@@ -280,13 +301,22 @@ void catanet_iasa_bwd_cpu(const CatanetCpu *cpu, const CatanetIasaArgs *a, const
         float *dQ = Q + (size_t)gs * hq, *K = dQ + (size_t)gs * hq, *V = K + (size_t)2 * gs * hq;
         float *dO = V + (size_t)2 * gs * hv, *P = dO + (size_t)gs * hv, *dP = P + (size_t)2 * gs * ((gs + 15) / 16 * 16);
         size_t R = (size_t)(gs + 15) / 16 * 16;
-        float *G = dP + (size_t)2 * gs * R, *dG = G + (size_t)m * R, *Os = dG + (size_t)m * R;
+        float *G = dP + (size_t)2 * gs * R, *dG = G + (size_t)m * R, *O1 = dG + (size_t)m * R;
+        float *O2 = O1 + (size_t)gs * hv, *L = O2 + (size_t)gs * hv;
         float *dK = task_work + (size_t)j * task_sz, *dV = dK + (size_t)2 * gs * hq;
         float *dkgp = dV + (size_t)2 * gs * hv, *dvgp = dkgp + (size_t)m * hq;
         int rows = n - j * gs < gs ? n - j * gs : gs;
         for (int i = 0; i < rows; i++) {
-            memcpy(Q + (size_t)i * hq, q + (size_t)ord[j * gs + i] * hq, sizeof(float) * hq);
-            memcpy(dO + (size_t)i * hv, dout + (size_t)ord[j * gs + i] * hv, sizeof(float) * hv);
+            int t = ord[j * gs + i];
+            memcpy(Q + (size_t)i * hq, q + (size_t)t * hq, sizeof(float) * hq);
+            memcpy(dO + (size_t)i * hv, dout + (size_t)t * hv, sizeof(float) * hv);
+            /* the window's output and the centers' (the rest of out) */
+            for (int e = 0; e < hv; e++) {
+                O1[(size_t)i * hv + e] = O1s[(size_t)t * hv + e];
+                O2[(size_t)i * hv + e] = out[(size_t)t * hv + e] - O1s[(size_t)t * hv + e];
+            }
+            for (int h = 0; h < 2 * H; h++)
+                L[(size_t)h * gs + i] = Ls[(size_t)t * 2 * H + h];
         }
         for (int p = 0; p < 2 * gs; p++) {
             int t = token_at(a, ord, (int64_t)j * gs + p);
@@ -295,18 +325,19 @@ void catanet_iasa_bwd_cpu(const CatanetCpu *cpu, const CatanetIasaArgs *a, const
         }
         for (int h = 0; h < a->heads; h++) {
             const float *Qh = Q + h * dqk, *Kh = K + h * dqk, *Vh = V + h * dvd, *dOh = dO + h * dvd;
-            /* fused: each softmax's scores, probabilities and dQ in one kernel (the output of both is
-             * out = O1 + O2, so each gets dO); dK, dV of the window and of the centers by GEMMs from
-             * its transposed P and dS */
-            int Rl = catanet_attention_bwd_cpu(rows, 2 * gs, dqk, dvd, scale, Qh, hq, Kh, hq, Vh, hv, dOh, hv, Os,
-                                               hv, dQ + h * dqk, hq, 0, P, dP);
+            /* fused: each softmax's probabilities and dQ in one kernel from the forward's outputs and
+             * log-sum-exps (the output is out = O1 + O2, so each gets dO); dK, dV of the window and
+             * of the centers by GEMMs from its transposed P and dS */
+            int Rl = catanet_attention_bwd_lse_cpu(rows, 2 * gs, dqk, dvd, scale, Qh, hq, Kh, hq, Vh, hv, dOh, hv,
+                                                   O1 + h * dvd, hv, L + (size_t)h * gs, dQ + h * dqk, hq, 0, P, dP);
             if (Rl > 0) {
                 catanet_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 2 * gs, dvd, rows, 1.0f, P, Rl, dOh, hv,
                             0.0f, dV + h * dvd, hv);
                 catanet_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 2 * gs, dqk, rows, scale, dP, Rl, Qh, hq,
                             0.0f, dK + h * dqk, hq);
-                catanet_attention_bwd_cpu(rows, m, dqk, dvd, scale, Qh, hq, kg + h * dqk, hq, vg + h * dvd, hv, dOh,
-                                          hv, Os, hv, dQ + h * dqk, hq, 1, G, dG);
+                catanet_attention_bwd_lse_cpu(rows, m, dqk, dvd, scale, Qh, hq, kg + h * dqk, hq, vg + h * dvd, hv,
+                                              dOh, hv, O2 + h * dvd, hv, L + (size_t)(H + h) * gs, dQ + h * dqk, hq,
+                                              1, G, dG);
                 catanet_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, dvd, rows, 1.0f, G, Rl, dOh, hv, 0.0f,
                             dvgp + h * dvd, hv);
                 catanet_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, dqk, rows, scale, dG, Rl, Qh, hq, 0.0f,

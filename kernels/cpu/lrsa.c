@@ -529,8 +529,8 @@ static void patch_bwd_cpu(const CatanetLrsaArgs *a, const CatanetLrsaWeights *wt
             float beta = r0 ? 1.0f : 0.0f;
             int R = catanet_attention_bwd_lse_cpu(rows, T, dqk, dvd, scale, Qh + (size_t)r0 * hq, hq, Kh, hq, Vh,
                                                   hv, dAh + (size_t)r0 * hv, hv, A + (size_t)r0 * hv + h * dvd, hv,
-                                                  lse + (size_t)h * T + r0, dQ + (size_t)r0 * hq + h * dqk, hq, S,
-                                                  dS);
+                                                  lse + (size_t)h * T + r0, dQ + (size_t)r0 * hq + h * dqk, hq, 0,
+                                                  S, dS);
             if (R > 0) {
                 catanet_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, dvd, rows, 1.0f, S, R,
                             dAh + (size_t)r0 * hv, hv, beta, dV + h * dvd, hv);
