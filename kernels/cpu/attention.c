@@ -63,6 +63,31 @@ FAST_BEGIN
 /* keys per tile of the backward's two steps (16 KT floats of p and ds stay in L1) */
 #define KT 64
 
+/* x[d] = column d of the block's rows (times scale) as a vector over the rows, for d < DMAX;
+ * zero past nr rows or n columns */
+static inline __attribute__((always_inline)) void rows_to_lanes(int nr, int n, const float *src, int ld, float scale,
+                                                               vf *x)
+{
+    for (int d = 0; d < DMAX; d++)
+        for (int r = 0; r < RB; r++)
+            x[d][r] = d < n && r < nr ? src[(size_t)r * ld + d] * scale : 0.0f;
+}
+
+/* s[u] = sum_{d < n} x[d] key_u[d] for the nk keys (KU or 1) at keys + u ld: the dot products of
+ * the block's rows with nk keys, as nk independent FMA chains */
+static inline __attribute__((always_inline)) void key_dots(int nk, int n, const vf *x, const float *keys, int ld,
+                                                          vf *s)
+{
+    for (int u = 0; u < nk; u++)
+        s[u] = (vf){ 0 };
+#pragma GCC unroll 16
+    for (int d = 0; d < DMAX; d++)
+        if (d < n)
+#pragma GCC unroll 8
+            for (int u = 0; u < nk; u++)
+                s[u] += x[d] * keys[(size_t)u * ld + d];
+}
+
 /* scores and softmax numerators of up to RB rows (nr) against all T keys, keys row-major
  * (k + t ldk): P + t stride gets exp(s_t - max) as a vector of the block's rows, *sum the row sums.
  * The forward and the backward both start here. */
@@ -71,19 +96,12 @@ CLONES_FMA static void block_exp_scores(int nr, int T, int dqk, float scale, con
                                         vf *max_out)
 {
     vf qt[DMAX];
-    for (int d = 0; d < DMAX; d++)
-        for (int r = 0; r < RB; r++)
-            qt[d][r] = d < dqk && r < nr ? q[(size_t)r * ldq + d] * scale : 0.0f;
+    rows_to_lanes(nr, dqk, q, ldq, scale, qt);
     vf mx = (vf){ 0 } - INFINITY;
     int t = 0;
     for (; t + KU <= T; t += KU) {
-        vf s[KU] = { 0 };
-#pragma GCC unroll 16
-        for (int d = 0; d < DMAX; d++)
-            if (d < dqk)
-#pragma GCC unroll 8
-                for (int u = 0; u < KU; u++)
-                    s[u] += qt[d] * k[(size_t)(t + u) * ldk + d];
+        vf s[KU];
+        key_dots(KU, dqk, qt, k + (size_t)t * ldk, ldk, s);
 #pragma GCC unroll 8
         for (int u = 0; u < KU; u++) {
             VSTORE(P + (size_t)(t + u) * stride, s[u]);
@@ -91,11 +109,8 @@ CLONES_FMA static void block_exp_scores(int nr, int T, int dqk, float scale, con
         }
     }
     for (; t < T; t++) {
-        vf s = { 0 };
-#pragma GCC unroll 16
-        for (int d = 0; d < DMAX; d++)
-            if (d < dqk)
-                s += qt[d] * k[(size_t)t * ldk + d];
+        vf s;
+        key_dots(1, dqk, qt, k + (size_t)t * ldk, ldk, &s);
         VSTORE(P + (size_t)t * stride, s);
         mx = VSELECT(s > mx, s, mx);
     }
@@ -190,78 +205,63 @@ void catanet_attention_fwd_cpu(int rows, int T, int dqk, int dv, float scale, co
  * Pass 1, per tile of keys: s_t and p_t, then dp_t = dA . v_t and ds_t = p_t (dp_t - D), leaving
  * p and ds behind transposed ([T][R]) for the caller's dV and dK GEMMs; pass 2: dq = scale sum_t
  * ds_t k_t (apart, so that the head dimensions of q, dA and dq are not all live at once). */
+/* p = exp(s - lse) into *pt */
+static inline __attribute__((always_inline)) void bwd_p(vf s, vf lse, float *pt)
+{
+    vf p;
+    VEXP(p, s - lse);
+    VSTORE(pt, p);
+}
+
+/* ds = p (dp - D) into *dst, p from *pt */
+static inline __attribute__((always_inline)) void bwd_ds(vf dp, vf D, const float *pt, float *dst)
+{
+    vf p;
+    VLOAD(p, pt);
+    vf ds = p * (dp - D);
+    VSTORE(dst, ds);
+}
+
 CLONES_FMA static void block_bwd_lse(int nr, int T, int dqk, int dv, float scale, const float *q, int ldq,
                                      const float *k, int ldk, const float *v, int ldv, const float *da, int ldda,
                                      const float *out, int ldo, const float *lse, float *dq, int lddq,
                                      int acc_dq, float *pt, float *dst, int R)
 {
-    vf qt[DMAX], dat[DMAX], l, D = { 0 };
-    for (int d = 0; d < DMAX; d++)
-        for (int r = 0; r < RB; r++)
-            qt[d][r] = d < dqk && r < nr ? q[(size_t)r * ldq + d] * scale : 0.0f;
+    vf qt[DMAX], dat[DMAX], o[DMAX], l, D = { 0 };
+    rows_to_lanes(nr, dqk, q, ldq, scale, qt);
+    rows_to_lanes(nr, dv, da, ldda, 1.0f, dat);
+    rows_to_lanes(nr, dv, out, ldo, 1.0f, o);
     for (int r = 0; r < RB; r++)
         l[r] = r < nr ? lse[r] : 0.0f;
-    for (int e = 0; e < DMAX; e++) {
-        vf o;
-        for (int r = 0; r < RB; r++) {
-            dat[e][r] = e < dv && r < nr ? da[(size_t)r * ldda + e] : 0.0f;
-            o[r] = e < dv && r < nr ? out[(size_t)r * ldo + e] : 0.0f;
-        }
-        D += dat[e] * o;
-    }
+    for (int e = 0; e < dv; e++)
+        D += dat[e] * o[e];
     /* keys in tiles that stay in L1 between the two steps; KU keys at a time, so that the dot
      * products are independent FMA chains */
     for (int t0 = 0; t0 < T; t0 += KT) {
         int te = T - t0 < KT ? T : t0 + KT, t = t0;
         for (; t + KU <= te; t += KU) {
-            vf s[KU] = { 0 };
-#pragma GCC unroll 16
-            for (int d = 0; d < DMAX; d++)
-                if (d < dqk)
+            vf s[KU];
+            key_dots(KU, dqk, qt, k + (size_t)t * ldk, ldk, s);
 #pragma GCC unroll 8
-                    for (int u = 0; u < KU; u++)
-                        s[u] += qt[d] * k[(size_t)(t + u) * ldk + d];
-#pragma GCC unroll 8
-            for (int u = 0; u < KU; u++) {
-                vf p;
-                VEXP(p, s[u] - l);
-                VSTORE(pt + (size_t)(t + u) * R, p);
-            }
+            for (int u = 0; u < KU; u++)
+                bwd_p(s[u], l, pt + (size_t)(t + u) * R);
         }
         for (; t < te; t++) {
-            vf s = { 0 }, p;
-#pragma GCC unroll 16
-            for (int d = 0; d < DMAX; d++)
-                if (d < dqk)
-                    s += qt[d] * k[(size_t)t * ldk + d];
-            VEXP(p, s - l);
-            VSTORE(pt + (size_t)t * R, p);
+            vf s;
+            key_dots(1, dqk, qt, k + (size_t)t * ldk, ldk, &s);
+            bwd_p(s, l, pt + (size_t)t * R);
         }
         for (t = t0; t + KU <= te; t += KU) {
-            vf dp[KU] = { 0 };
-#pragma GCC unroll 16
-            for (int e = 0; e < DMAX; e++)
-                if (e < dv)
+            vf dp[KU];
+            key_dots(KU, dv, dat, v + (size_t)t * ldv, ldv, dp);
 #pragma GCC unroll 8
-                    for (int u = 0; u < KU; u++)
-                        dp[u] += dat[e] * v[(size_t)(t + u) * ldv + e];
-#pragma GCC unroll 8
-            for (int u = 0; u < KU; u++) {
-                vf p;
-                VLOAD(p, pt + (size_t)(t + u) * R);
-                vf ds = p * (dp[u] - D);
-                VSTORE(dst + (size_t)(t + u) * R, ds);
-            }
+            for (int u = 0; u < KU; u++)
+                bwd_ds(dp[u], D, pt + (size_t)(t + u) * R, dst + (size_t)(t + u) * R);
         }
         for (; t < te; t++) {
-            vf dp = { 0 }, p;
-#pragma GCC unroll 16
-            for (int e = 0; e < DMAX; e++)
-                if (e < dv)
-                    dp += dat[e] * v[(size_t)t * ldv + e];
-            VLOAD(p, pt + (size_t)t * R);
-            vf ds = p * (dp - D);
-            VSTORE(dst + (size_t)t * R, ds);
+            vf dp;
+            key_dots(1, dv, dat, v + (size_t)t * ldv, ldv, &dp);
+            bwd_ds(dp, D, pt + (size_t)t * R, dst + (size_t)t * R);
         }
     }
     vf dqa[DMAX] = { 0 };
