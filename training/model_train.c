@@ -164,7 +164,7 @@ int catanet_train_plan_create(CatanetTrainPlan **out, CatanetModel *m, int batch
     p->g = calloc(a->num_groups ? a->num_groups : 1, sizeof(*p->g));
     int N = h * w, C = a->dim;
     /* per-thread work and shared scratch: the largest any op needs */
-    size_t work = 16, scr = 16, saved = 0;
+    size_t work = 16, scr = 16, saved = 0, saved_at[2 * (a->num_groups ? a->num_groups : 1)];
     CatanetConv2dArgs convs[5];
     catanet_train_conv_shapes(a, batch, h, w, convs);
     for (int i = 0; i < 5; i++) {
@@ -187,9 +187,10 @@ int catanet_train_plan_create(CatanetTrainPlan **out, CatanetModel *m, int batch
         work = mx(work, catanet_center_iter_work(gi->num_tokens));
         scr = mx(scr, catanet_iasa_bwd_task_work(&ia));
         scr = mx(scr, batch * catanet_lrsa_task_work(&la));
-        if (!use_ref)
-            saved += ((batch * catanet_iasa_saved(&ia) + 15) & ~(size_t)15) +
-                     ((batch * catanet_lrsa_saved(&la) + 15) & ~(size_t)15);
+        saved_at[2 * g] = saved; /* the attentions' saved activations: offsets in saved_block */
+        saved += use_ref ? 0 : (batch * catanet_iasa_saved(&ia) + 15) & ~(size_t)15;
+        saved_at[2 * g + 1] = saved;
+        saved += use_ref ? 0 : (batch * catanet_lrsa_saved(&la) + 15) & ~(size_t)15;
     }
     p->cpu.work_per_thread = (work + 15) & ~(size_t)15;
     p->cpu.work = aligned_alloc(64, sizeof(float) * p->cpu.work_per_thread * p->cpu.threads);
@@ -203,14 +204,9 @@ int catanet_train_plan_create(CatanetTrainPlan **out, CatanetModel *m, int batch
         return catanet_errf(err, es, CATANET_ERR_NOMEM, "out of memory planning training on %d x %dx%d (%zu MiB)",
                             batch, w, h, ((total + saved + scr) * sizeof(float)) >> 20);
     }
-    for (size_t g = 0, off = 0; saved && g < (size_t)a->num_groups; g++) {
-        const CatanetGroupInfo *gi = &a->groups[g];
-        CatanetIasaArgs ia = { N, gi->group_size, gi->num_tokens, a->heads, a->qk_dim / a->heads, C / a->heads };
-        CatanetLrsaArgs la = { h, w, C, gi->patch_size, a->heads, a->qk_dim / a->heads, C / a->heads };
-        p->g[g].iasa_saved = p->saved_block + off;
-        off += (batch * catanet_iasa_saved(&ia) + 15) & ~(size_t)15;
-        p->g[g].lrsa_saved = p->saved_block + off;
-        off += (batch * catanet_lrsa_saved(&la) + 15) & ~(size_t)15;
+    for (int g = 0; saved && g < a->num_groups; g++) {
+        p->g[g].iasa_saved = p->saved_block + saved_at[2 * g];
+        p->g[g].lrsa_saved = p->saved_block + saved_at[2 * g + 1];
     }
     memset(p->block, 0, sizeof(float) * total);
     catanet_train_plan_layout(p, p->block, 16);
